@@ -1,0 +1,30 @@
+# fsbarge: every target creates what it needs (the virtualenv at .venv/) itself.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test demo lint bench bench-smoke clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@scripts/bootstrap.sh "$(PY)" "$(VENV)"
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+demo: install
+	$(BIN)/python -m fsbarge.demo
+
+lint: install
+	$(BIN)/python -m compileall -q fsbarge tests bench
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_architecture.py
+
+bench: install
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,400 @@
+"""Pure presentation of stored rows: the SPEC.md audit record, its JSON / CSV / table renderings,
+live-channel listings, and parsing of the CLI's --since/--until times.
+
+No database, no clock (an active record's `seconds_by_mode` runs to the `now` it is given).
+Time values may be naive-UTC datetimes, aware datetimes or float epoch seconds; every output time
+is UTC ISO 8601 with milliseconds and a "Z" suffix. Every render_* function returns text without a
+trailing newline (print() it).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from tabulate import tabulate
+
+EPOCH = datetime(1970, 1, 1)
+
+RECORD_FIELDS = (
+    "id",
+    "node",
+    "supervisor",
+    "supervisor_uuid",
+    "agent",
+    "target_uuid",
+    "customer",
+    "requested_mode",
+    "outcome",
+    "reason",
+    "started_at",
+    "ended_at",
+    "end_reason",
+    "modes",
+    "seconds_by_mode",
+)
+_TIME_FIELDS = ("started_at", "ended_at")
+
+CHANNEL_FIELDS = (
+    "node",
+    "uuid",
+    "name",
+    "direction",
+    "state",
+    "answer_state",
+    "user",
+    "caller_number",
+    "callee_number",
+    "peer_uuid",
+    "call_uuid",
+    "application",
+    "created_at",
+    "answered_at",
+)
+_CHANNEL_TIME_FIELDS = ("created_at", "answered_at")
+
+# outcomes of an attempt that never started eavesdrop (SPEC: ended_at == started_at)
+REFUSED_OUTCOMES = frozenset({"denied", "no_active_call"})
+
+
+# --------------------------------------------------------------------------- time
+
+
+def to_ms(value: Any) -> int | None:
+    """datetime (naive = UTC), epoch seconds or an ISO 8601 string -> integer epoch ms."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = parse_time(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return round((value - EPOCH) / timedelta(microseconds=1) / 1000)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return round(value * 1000)
+    raise TypeError(f"expected a datetime or epoch seconds, got {type(value).__name__}")
+
+
+def iso_ms(ms: int) -> str:
+    """Epoch milliseconds -> '2026-11-22T10:00:00.123Z'."""
+    moment = EPOCH + timedelta(milliseconds=ms)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+
+
+def iso(value: Any) -> str | None:
+    """datetime / epoch seconds / None -> UTC ISO 8601 with milliseconds and Z, or None."""
+    ms = to_ms(value)
+    return None if ms is None else iso_ms(ms)
+
+
+def parse_time(text: str) -> datetime:
+    """ISO 8601 date or date-time ('2026-11-22', '2026-11-22T10:00', '...Z', '...+01:00')
+    -> naive UTC datetime. A time without an offset is taken as UTC."""
+    stripped = text.strip() if isinstance(text, str) else ""
+    try:
+        if not stripped:
+            raise ValueError
+        moment = datetime.fromisoformat(stripped)
+    except ValueError:
+        raise ValueError(
+            f"invalid time {text!r}: expected ISO 8601 such as 2026-11-22, "
+            "2026-11-22T10:00 or 2026-11-22T10:00:00Z"
+        ) from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+# --------------------------------------------------------------------------- the audit record
+
+
+def _timeline(modes: Sequence[Mapping[str, Any]], end: Any) -> list[tuple[int, int]]:
+    """(index into modes, milliseconds) for every non-refused entry, in time order; segments are
+    clamped to [first mode, end] so that they add up exactly to end - first."""
+    active = sorted(
+        ((to_ms(m["at"]), i) for i, m in enumerate(modes) if not m.get("refused")),
+        key=lambda pair: pair[0],  # stable: equal times keep history order
+    )
+    if not active:
+        return []
+    start = active[0][0]
+    end_ms = to_ms(end)
+    end_ms = start if end_ms is None else max(end_ms, start)
+    out: list[tuple[int, int]] = []
+    prev_at, prev_index = start, active[0][1]
+    for at, index in active[1:]:
+        at = min(max(at, prev_at), end_ms)
+        out.append((prev_index, at - prev_at))
+        prev_at, prev_index = at, index
+    out.append((prev_index, end_ms - prev_at))
+    return out
+
+
+def seconds_by_mode(modes: Sequence[Mapping[str, Any]], end: Any) -> dict[str, float]:
+    """Seconds spent in each mode from the first non-refused entry to `end`. Refused entries do
+    not count. Summed in integer milliseconds, so the values add up exactly to the duration."""
+    totals: dict[str, int] = {}
+    for index, ms in _timeline(modes, end):
+        mode = modes[index]["mode"]
+        totals[mode] = totals.get(mode, 0) + ms
+    return {mode: round(ms / 1000, 3) for mode, ms in totals.items()}
+
+
+def record(
+    row: Mapping[str, Any], modes: Sequence[Mapping[str, Any]], now: Any = None
+) -> dict[str, Any]:
+    """A stored intervention row and its mode history (each {mode, at, source, refused}, in
+    history order) -> the SPEC.md audit record. `now` ends the timeline of an active record."""
+    ordered = sorted(modes, key=lambda m: to_ms(m["at"]))  # type: ignore[arg-type, return-value]
+    out: dict[str, Any] = {}
+    for field in RECORD_FIELDS[:-2]:
+        value = row.get(field)
+        out[field] = iso(value) if field in _TIME_FIELDS else value
+    entries = []
+    for m in ordered:
+        entry: dict[str, Any] = {"mode": m["mode"], "at": iso(m["at"]), "source": m["source"]}
+        if m.get("refused"):
+            entry["refused"] = True
+        entries.append(entry)
+    out["modes"] = entries
+    end = row.get("ended_at")
+    if end is None:
+        end = now
+    out["seconds_by_mode"] = seconds_by_mode(ordered, end) if end is not None else {}
+    return out
+
+
+# --------------------------------------------------------------------------- formatting helpers
+
+
+def _clock(value: Any) -> str:
+    """'10:00:00.200Z' (time of day, UTC)."""
+    text = iso(value)
+    return "" if text is None else text.split("T", 1)[1]
+
+
+def _short_time(value: Any) -> str:
+    text = iso(value)
+    return "" if text is None else text.replace("T", " ")
+
+
+def _fmt_seconds(seconds: float) -> str:
+    ms = round(seconds * 1000)
+    if ms < 60_000:
+        return f"{ms / 1000:.1f}s"
+    total_s, rest_ms = divmod(ms, 1000)
+    hours, rem = divmod(total_s, 3600)
+    minutes, secs = divmod(rem, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    return f"{minutes}m{secs + rest_ms / 1000:04.1f}s"
+
+
+def _duration(rec: Mapping[str, Any]) -> str:
+    if rec.get("outcome") in REFUSED_OUTCOMES:
+        return "-"
+    if rec.get("ended_at") is None:
+        spent = sum(rec.get("seconds_by_mode", {}).values())
+        return f"running {_fmt_seconds(spent)}" if rec.get("modes") else "running"
+    start, end = to_ms(rec["started_at"]), to_ms(rec["ended_at"])
+    return _fmt_seconds(max(0, (end or 0) - (start or 0)) / 1000)
+
+
+def _outcome(rec: Mapping[str, Any]) -> str:
+    text = str(rec.get("outcome") or "")
+    if rec.get("reason"):
+        text += f": {rec['reason']}"
+    if rec.get("end_reason"):
+        text += f" ({rec['end_reason']})"
+    return text
+
+
+def _modes_summary(rec: Mapping[str, Any]) -> str:
+    parts = [f"{mode} {_fmt_seconds(s)}" for mode, s in rec.get("seconds_by_mode", {}).items()]
+    refused = sum(1 for m in rec.get("modes", ()) if m.get("refused"))
+    if refused:
+        parts.append(f"{refused} refused")
+    return ", ".join(parts)
+
+
+def _check_format(fmt: str, allowed: Sequence[str]) -> None:
+    if fmt not in allowed:
+        raise ValueError(f"unknown format {fmt!r}: expected one of {', '.join(allowed)}")
+
+
+# --------------------------------------------------------------------------- audit renderings
+
+
+def render_json(records: Sequence[Mapping[str, Any]]) -> str:
+    """A JSON array of audit records, indent 2."""
+    return json.dumps(list(records), indent=2, ensure_ascii=False)
+
+
+def _flat_modes(rec: Mapping[str, Any]) -> str:
+    parts = []
+    for m in rec.get("modes", ()):
+        text = f"{m['mode']}@{_clock(m['at'])}"
+        if m.get("refused"):
+            text += "(refused)"
+        parts.append(text)
+    return ";".join(parts)
+
+
+def _flat_seconds(rec: Mapping[str, Any]) -> str:
+    return ";".join(f"{mode}={_number(s)}" for mode, s in rec.get("seconds_by_mode", {}).items())
+
+
+def _number(seconds: float) -> str:
+    """78.4 -> '78.4', 12.0 -> '12', 12345.678 -> '12345.678' (no exponent, no rounding)."""
+    return f"{seconds:.3f}".rstrip("0").rstrip(".")
+
+
+def render_csv(records: Sequence[Mapping[str, Any]]) -> str:
+    """One CSV row per intervention: the record's scalar fields, then `modes` flattened to
+    'listen@10:00:00.200Z;whisper@10:00:12.000Z' (refused entries marked '(refused)') and
+    `seconds_by_mode` as 'listen=11.8;whisper=78.4'."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(RECORD_FIELDS)
+    for rec in records:
+        row = ["" if rec.get(f) is None else rec.get(f) for f in RECORD_FIELDS[:-2]]
+        writer.writerow([*row, _flat_modes(rec), _flat_seconds(rec)])
+    return buf.getvalue().rstrip("\n")
+
+
+def render_table(records: Sequence[Mapping[str, Any]]) -> str:
+    """A readable table, one line per intervention."""
+    if not records:
+        return "(no interventions)"
+    headers = [
+        "id",
+        "started (UTC)",
+        "supervisor",
+        "agent",
+        "customer",
+        "requested",
+        "outcome",
+        "duration",
+        "modes",
+    ]
+    rows = [
+        [
+            rec.get("id"),
+            _short_time(rec.get("started_at")),
+            rec.get("supervisor") or "",
+            rec.get("agent") or "",
+            rec.get("customer") or "",
+            rec.get("requested_mode") or "",
+            _outcome(rec),
+            _duration(rec),
+            _modes_summary(rec),
+        ]
+        for rec in records
+    ]
+    return tabulate(rows, headers=headers, disable_numparse=True)
+
+
+def render_show(rec: Mapping[str, Any], fmt: str = "table") -> str:
+    """One intervention: a JSON object, or its fields and its mode history as tables."""
+    _check_format(fmt, ("table", "json"))
+    if fmt == "json":
+        return json.dumps(dict(rec), indent=2, ensure_ascii=False)
+
+    def uuid_suffix(value: Any) -> str:
+        return f"  ({value})" if value else ""
+
+    fields = [
+        ("id", rec.get("id")),
+        ("node", rec.get("node")),
+        ("supervisor", f"{rec.get('supervisor') or '-'}{uuid_suffix(rec.get('supervisor_uuid'))}"),
+        ("agent", f"{rec.get('agent') or '-'}{uuid_suffix(rec.get('target_uuid'))}"),
+        ("customer", rec.get("customer") or "-"),
+        ("requested", rec.get("requested_mode") or "-"),
+        ("outcome", rec.get("outcome")),
+        ("reason", rec.get("reason") or "-"),
+        ("started", rec.get("started_at")),
+        ("ended", rec.get("ended_at") or "-"),
+        ("end reason", rec.get("end_reason") or "-"),
+        ("duration", _duration(rec)),
+        ("time by mode", _modes_summary(rec) or "-"),
+    ]
+    out = tabulate(fields, tablefmt="plain", disable_numparse=True)
+    modes = list(rec.get("modes", ()))
+    if not modes:
+        return out + "\n\nmode history: (none)"
+    running = rec.get("ended_at") is None
+    end = rec.get("ended_at")
+    if running:  # the current mode's segment is still open: show it as "current"
+        end = max((m["at"] for m in modes if not m.get("refused")), key=to_ms, default=None)
+    timeline = _timeline(modes, end)
+    spans = dict(timeline)
+    last_counted = timeline[-1][0] if timeline else None
+    history = []
+    for i, m in enumerate(modes, 1):
+        if m.get("refused"):
+            seconds, note = "", "refused"
+        elif running and i - 1 == last_counted:
+            seconds, note = "", "current"
+        else:
+            seconds, note = f"{spans.get(i - 1, 0) / 1000:.3f}", ""
+        history.append([i, m["mode"], m["at"], m["source"], seconds, note])
+    table = tabulate(
+        history,
+        headers=["#", "mode", "at (UTC)", "source", "seconds", ""],
+        disable_numparse=True,
+    )
+    return out + "\n\nmode history:\n" + table
+
+
+# --------------------------------------------------------------------------- live channels
+
+
+def channel_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        f: iso(row.get(f)) if f in _CHANNEL_TIME_FIELDS else row.get(f) for f in CHANNEL_FIELDS
+    }
+
+
+def render_channels(rows: Sequence[Mapping[str, Any]], fmt: str = "table") -> str:
+    """`fsbarge calls`: a JSON array of channel objects, or a table."""
+    _check_format(fmt, ("table", "json"))
+    if fmt == "json":
+        return json.dumps([channel_json(r) for r in rows], indent=2, ensure_ascii=False)
+    if not rows:
+        return "(no live channels)"
+    headers = [
+        "node",
+        "uuid",
+        "name",
+        "direction",
+        "state",
+        "answer",
+        "user",
+        "caller",
+        "callee",
+        "peer uuid",
+        "application",
+        "created (UTC)",
+    ]
+    table = [
+        [
+            r.get("node"),
+            r.get("uuid"),
+            r.get("name") or "",
+            r.get("direction") or "",
+            r.get("state") or "",
+            r.get("answer_state") or "",
+            r.get("user") or "",
+            r.get("caller_number") or "",
+            r.get("callee_number") or "",
+            r.get("peer_uuid") or "",
+            r.get("application") or "",
+            _clock(r.get("created_at")),
+        ]
+        for r in rows
+    ]
+    return tabulate(table, headers=headers, disable_numparse=True)

@@ -1,0 +1,415 @@
+"""The intervention state machine: event in, effects out. Pure: no IO, no clock, no ids of its own.
+
+One machine per FreeSWITCH node. It reads the node's channel table (already
+updated with the event) and returns effects that the service carries out in
+order: audit writes first (committed), then commands to FreeSWITCH.
+
+How an intervention runs, as observed on a real FreeSWITCH (captures 03/04/05):
+the feature code parks the supervisor with ``fsbarge_mode``/``fsbarge_target``
+set (CHANNEL_PARK); we ``set`` the start variables and ``eavesdrop <agent leg>``;
+CHANNEL_EXECUTE on the supervisor, then MEDIA_BUG_START on the target, means
+audio flows; DTMF events on the supervisor are the keys eavesdrop read (it has
+already applied them); eavesdrop ends with MEDIA_BUG_STOP then
+CHANNEL_EXECUTE_COMPLETE, after the hang-up of whichever leg ended it, and a
+parked supervisor then goes back to park (so we hang it up). A target that is
+gone gives EXECUTE and EXECUTE_COMPLETE at once with no media bug.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .channels import ChannelTable
+from .events import Event
+from .policy import Policy
+
+__all__ = [
+    "AddMode",
+    "CloseAudit",
+    "Effect",
+    "Execute",
+    "Intervention",
+    "BargeMachine",
+    "OpenAudit",
+    "SendKey",
+    "KEY_MODES",
+    "MODE_KEYS",
+]
+
+KEY_MODES = {"0": "listen", "1": "customer_whisper", "2": "whisper", "3": "barge"}
+MODE_KEYS = {mode: key for key, mode in KEY_MODES.items()}
+EAVESDROP_APPS = ("eavesdrop", "three_way")
+
+# Channel variables that make eavesdrop *start* in a mode (captures 08, README).
+# whisper_bleg: the eavesdropped leg (agent) hears the supervisor, like key 2;
+# whisper_aleg: the other party (customer) hears, like key 1; both: three-way.
+START_VARS: dict[str, tuple[str, str]] = {
+    "listen": ("false", "false"),
+    "whisper": ("false", "true"),
+    "barge": ("true", "true"),
+}
+
+
+# -- effects ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenAudit:
+    """Create the audit record (committed before anything else happens)."""
+
+    key: str
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class AddMode:
+    key: str
+    mode: str
+    at: float
+    source: str
+    refused: bool = False
+
+
+@dataclass(frozen=True)
+class CloseAudit:
+    key: str
+    outcome: str
+    ended_at: float
+    end_reason: str | None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Execute:
+    """``sendmsg <uuid>`` executing an application on a channel."""
+
+    uuid: str
+    app: str
+    arg: str | None = None
+    event_uuid: str | None = None
+
+
+@dataclass(frozen=True)
+class SendKey:
+    """``sendevent`` with ``eavesdrop-command``: switch a running eavesdrop's mode."""
+
+    uuid: str
+    key: str
+
+
+Effect = OpenAudit | AddMode | CloseAudit | Execute | SendKey
+
+
+# -- state -----------------------------------------------------------------
+
+
+@dataclass
+class Intervention:
+    """One supervisor's running (or starting) intervention, keyed by the supervisor's uuid."""
+
+    sup_uuid: str
+    supervisor: str
+    agent: str
+    target_uuid: str
+    requested_mode: str
+    started_at: float
+    app_uuid: str | None = None
+    phase: str = "starting"  # starting -> active -> ending
+    mode: str | None = None
+    executing: bool = False  # CHANNEL_EXECUTE eavesdrop seen
+    star: bool = False  # the supervisor pressed '*'
+    ending: tuple[str, str | None] | None = None  # (end_reason, tone) decided, waiting for EXECUTE_COMPLETE
+    sup_gone: bool = False
+
+
+@dataclass
+class Tones:
+    error: str
+    ended: str
+
+
+@dataclass
+class BargeMachine:
+    """Interventions of one node."""
+
+    node: str
+    policy: Policy
+    channels: ChannelTable
+    tones: Tones
+    new_id: Callable[[], str]
+    active: dict[str, Intervention] = field(default_factory=dict)
+    # A parked supervisor's channel keeps the fsbarge variables; remember whose
+    # request we already decided so that a second CHANNEL_PARK cannot start another.
+    decided: dict[str, None] = field(default_factory=dict)
+    remember: int = 10000
+
+    # -- entry point -------------------------------------------------------
+
+    def handle(self, ev: Event, now: float) -> list[Effect]:
+        name = ev.name
+        if name == "CHANNEL_PARK":
+            if ev.fsbarge_target is not None and ev.uuid and ev.uuid not in self.decided:
+                self.decided[ev.uuid] = None
+                if len(self.decided) > self.remember:
+                    del self.decided[next(iter(self.decided))]
+                return self._request(ev, now)
+            return []
+        if name == "SHUTDOWN":
+            return self.close_all("freeswitch_shutdown", now)
+        if not self.active:
+            return []
+        uuid = ev.uuid
+        iv = self.active.get(uuid) if uuid else None
+        if iv is not None:
+            if name == "DTMF":
+                return self._dtmf(iv, ev, now)
+            if name == "CHANNEL_EXECUTE" and ev.application in EAVESDROP_APPS:
+                iv.executing = True
+                return []
+            if name == "CHANNEL_EXECUTE_COMPLETE" and ev.application in EAVESDROP_APPS:
+                return self._eavesdrop_done(iv, now)
+            if name == "CHANNEL_HANGUP":
+                return self._supervisor_hangup(iv, ev, now)
+            return []
+        if name == "MEDIA_BUG_START" and ev.media_bug_function == "eavesdrop":
+            return self._audio_started(ev.uuid, now)
+        if name == "CHANNEL_HANGUP":
+            return self._target_hangup(ev, now)
+        return []
+
+    # -- a request from the dialplan --------------------------------------
+
+    def _request(self, ev: Event, now: float) -> list[Effect]:
+        sup_uuid = ev.uuid or ""
+        mode = (ev.fsbarge_mode or "").strip()
+        agent = (ev.fsbarge_target or "").strip()
+        # Only the digest-authenticated directory user identifies a supervisor;
+        # caller-ID is whatever the phone says.
+        supervisor = ev.user_name if ev.has_variables else None
+        record: dict[str, Any] = {
+            "node": self.node,
+            "supervisor": supervisor or (ev.caller_number or None),
+            "supervisor_uuid": sup_uuid,
+            "agent": agent,
+            "target_uuid": None,
+            "customer": None,
+            "requested_mode": mode,
+            "started_at": now,
+        }
+        reason = self.policy.refusal(supervisor, agent, mode)
+        if reason is not None:
+            return self._refuse(sup_uuid, record, "denied", reason, now)
+        leg = self.channels.agent_leg(agent)
+        if leg is None:
+            return self._refuse(sup_uuid, record, "no_active_call", None, now)
+        record["target_uuid"] = leg.uuid
+        record["customer"] = self._customer_of(leg)
+        if mode == "barge" and not self.policy.allow_second_barge and self._barged_by_other(leg.uuid, sup_uuid):
+            return self._refuse(sup_uuid, record, "denied", "already_barged", now)
+        app_uuid = self.new_id()
+        record["application_uuid"] = app_uuid
+        record["outcome"] = "active"
+        self.active[sup_uuid] = Intervention(
+            sup_uuid=sup_uuid,
+            supervisor=supervisor or "",
+            agent=agent,
+            target_uuid=leg.uuid,
+            requested_mode=mode,
+            started_at=now,
+            app_uuid=app_uuid,
+        )
+        aleg, bleg = START_VARS[mode]
+        return [
+            OpenAudit(sup_uuid, record),
+            Execute(sup_uuid, "set", "eavesdrop_enable_dtmf=true"),
+            Execute(sup_uuid, "set", f"eavesdrop_whisper_aleg={aleg}"),
+            Execute(sup_uuid, "set", f"eavesdrop_whisper_bleg={bleg}"),
+            Execute(sup_uuid, "eavesdrop", leg.uuid, event_uuid=app_uuid),
+        ]
+
+    def _refuse(self, sup_uuid: str, record: dict[str, Any], outcome: str, reason: str | None, now: float) -> list[Effect]:
+        record.update(outcome=outcome, reason=reason, ended_at=now)
+        return [
+            OpenAudit(sup_uuid, record),
+            Execute(sup_uuid, "playback", self.tones.error),
+            Execute(sup_uuid, "hangup", "CALL_REJECTED"),
+        ]
+
+    def _customer_of(self, leg: Any) -> str | None:
+        peer = self.channels.get(leg.peer_uuid)
+        if peer is None:
+            # Not bridged (yet): the far end's number is what the agent leg shows.
+            return leg.caller_number if leg.direction == "outbound" else (leg.destination or leg.callee_number)
+        if peer.user:
+            return peer.user
+        if peer.direction == "inbound":
+            return peer.caller_number
+        return peer.destination or peer.callee_number
+
+    def _barged_by_other(self, target_uuid: str, sup_uuid: str) -> bool:
+        return any(
+            iv.target_uuid == target_uuid and iv.mode == "barge" and iv.sup_uuid != sup_uuid and iv.ending is None
+            for iv in self.active.values()
+        )
+
+    # -- while it runs ----------------------------------------------------
+
+    def _start(self, iv: Intervention, now: float) -> list[Effect]:
+        iv.phase = "active"
+        iv.executing = True
+        iv.mode = iv.requested_mode
+        return [AddMode(iv.sup_uuid, iv.mode, now, "feature_code")]
+
+    def _audio_started(self, target_uuid: str | None, now: float) -> list[Effect]:
+        effects: list[Effect] = []
+        for iv in self.active.values():
+            if iv.target_uuid == target_uuid and iv.phase == "starting" and iv.executing:
+                effects += self._start(iv, now)
+        return effects
+
+    def _dtmf(self, iv: Intervention, ev: Event, now: float) -> list[Effect]:
+        digit = ev.dtmf_digit or ""
+        if iv.ending is not None:
+            return []
+        effects: list[Effect] = []
+        if iv.phase == "starting":
+            # A DTMF event is fired by a running eavesdrop: it has started even if
+            # its EXECUTE / MEDIA_BUG_START has not reached us yet.
+            effects += self._start(iv, now)
+        if digit == "*":
+            iv.star = True
+            return effects
+        mode = KEY_MODES.get(digit)
+        if mode is None or mode == iv.mode:
+            return effects
+        refused = not self.policy.mode_allowed(iv.supervisor, iv.agent, mode) or (
+            mode == "barge" and not self.policy.allow_second_barge and self._barged_by_other(iv.target_uuid, iv.sup_uuid)
+        )
+        if refused:
+            # FreeSWITCH has already applied the key; put the previous mode back.
+            effects.append(AddMode(iv.sup_uuid, mode, now, "dtmf", refused=True))
+            effects.append(SendKey(iv.sup_uuid, MODE_KEYS[iv.mode or "listen"]))
+            return effects
+        iv.mode = mode
+        effects.append(AddMode(iv.sup_uuid, mode, now, "dtmf"))
+        return effects
+
+    # -- endings ------------------------------------------------------------
+
+    def _finish(self, iv: Intervention, end_reason: str, now: float) -> list[Effect]:
+        return [CloseAudit(iv.sup_uuid, "completed", now, end_reason)]
+
+    def _eavesdrop_done(self, iv: Intervention, now: float) -> list[Effect]:
+        del self.active[iv.sup_uuid]
+        if iv.ending is not None:
+            _reason, tone = iv.ending
+            return self._hangup_supervisor(iv, tone)
+        if iv.phase == "starting":
+            # EXECUTE_COMPLETE with no media bug: the target vanished between our
+            # lookup and the execute (captures 04).
+            return [
+                CloseAudit(iv.sup_uuid, "failed", now, None, reason="target_gone"),
+                *self._hangup_supervisor(iv, self.tones.error),
+            ]
+        target_alive = self.channels.get(iv.target_uuid) is not None
+        if iv.star or target_alive:
+            return [*self._finish(iv, "supervisor_left", now), *self._hangup_supervisor(iv, None)]
+        return [*self._finish(iv, "call_ended", now), *self._hangup_supervisor(iv, self.tones.ended)]
+
+    def _hangup_supervisor(self, iv: Intervention, tone: str | None) -> list[Effect]:
+        if iv.sup_gone:
+            return []
+        effects: list[Effect] = []
+        if tone:
+            effects.append(Execute(iv.sup_uuid, "playback", tone))
+        effects.append(Execute(iv.sup_uuid, "hangup", "NORMAL_CLEARING"))
+        return effects
+
+    def _supervisor_hangup(self, iv: Intervention, ev: Event, now: float) -> list[Effect]:
+        del self.active[iv.sup_uuid]
+        iv.sup_gone = True
+        if iv.ending is not None:
+            return []  # already closed when the call ended
+        reason = "freeswitch_shutdown" if ev.hangup_cause == "SYSTEM_SHUTDOWN" else "supervisor_hangup"
+        return self._finish(iv, reason, now)
+
+    def _target_hangup(self, ev: Event, now: float) -> list[Effect]:
+        effects: list[Effect] = []
+        shutdown = ev.hangup_cause == "SYSTEM_SHUTDOWN"
+        for iv in list(self.active.values()):
+            if iv.target_uuid != ev.uuid or iv.ending is not None:
+                continue
+            reason = "freeswitch_shutdown" if shutdown else "call_ended"
+            if iv.phase == "starting" and not iv.executing:
+                continue  # eavesdrop will return at once: handled as target_gone
+            if iv.phase == "starting":
+                iv.phase = "active"
+            # The call is over: close the record now (its true end), and hang the
+            # supervisor up once eavesdrop has returned them to park.
+            iv.ending = (reason, self.tones.ended)
+            effects += self._finish(iv, reason, now)
+        return effects
+
+    def close_all(self, end_reason: str, now: float) -> list[Effect]:
+        """Close every open intervention (FreeSWITCH shut down or restarted under them)."""
+        effects: list[Effect] = []
+        for iv in list(self.active.values()):
+            if iv.ending is None:
+                effects += self._finish(iv, end_reason, now)
+        self.active.clear()
+        return effects
+
+    # -- after a (re)connect ---------------------------------------------
+
+    def reattach(self, records: Iterable[Mapping[str, Any]], now: float, *, restarted: bool, last_seen: float | None) -> list[Effect]:
+        """Match open audit records against the channels FreeSWITCH shows after a (re)connect.
+
+        A supervisor channel still running eavesdrop on the recorded target is
+        re-attached and its recorded mode re-asserted (keys pressed while we were
+        away left no trace). Otherwise the record is closed: ``daemon_restart``
+        after our own restart (we cannot know how it ended), or, after a mere
+        reconnect, by what the channels show.
+        """
+        effects: list[Effect] = []
+        seen = set()
+        for rec in records:
+            sup_uuid = rec["supervisor_uuid"]
+            seen.add(sup_uuid)
+            sup = self.channels.get(sup_uuid)
+            target = rec.get("target_uuid")
+            running = sup is not None and sup.eavesdropping and sup.application_data == target
+            iv = self.active.get(sup_uuid)
+            if running and target:
+                mode = rec.get("current_mode") or rec.get("requested_mode") or "listen"
+                if iv is None:
+                    iv = Intervention(
+                        sup_uuid=sup_uuid,
+                        supervisor=rec.get("supervisor") or "",
+                        agent=rec.get("agent") or "",
+                        target_uuid=target,
+                        requested_mode=rec.get("requested_mode") or mode,
+                        started_at=rec.get("started_at") or now,
+                        app_uuid=rec.get("application_uuid"),
+                    )
+                    self.active[sup_uuid] = iv
+                    self.decided[sup_uuid] = None
+                iv.phase, iv.executing, iv.mode = "active", True, mode
+                effects.append(SendKey(sup_uuid, MODE_KEYS.get(mode, "0")))
+                effects.append(AddMode(sup_uuid, mode, now, "reattach"))
+                continue
+            self.active.pop(sup_uuid, None)
+            if restarted:
+                ended = max(t for t in (rec.get("last_mode_at"), last_seen, rec.get("started_at")) if t is not None)
+                effects.append(CloseAudit(sup_uuid, "completed", ended, "daemon_restart"))
+            else:
+                reason = "supervisor_hangup" if target and self.channels.get(target) is not None else "call_ended"
+                effects.append(CloseAudit(sup_uuid, "completed", now, reason))
+                if sup is not None:
+                    effects += self._hangup_supervisor(Intervention(sup_uuid, "", "", "", "", now), self.tones.ended)
+        # In memory but with no open record (should not happen): forget it.
+        for sup_uuid in [u for u in self.active if u not in seen]:
+            del self.active[sup_uuid]
+        return effects
+

@@ -1,0 +1,354 @@
+"""The live channel table of one FreeSWITCH node: apply events, answer "which leg is agent X's call".
+
+Pure and in memory; the service copies the changes into the database in batches
+(``take_changes``). Every operation is a dict lookup, so the cost of an event
+does not grow with the number of live channels.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .events import Event
+from .wire import decode
+
+__all__ = ["Channel", "ChannelTable", "attribute_user", "channel_from_row"]
+
+# How strongly a leg is tied to its directory user: the authenticated user of an
+# inbound leg beats the dialled user of an outbound leg, which beats presence_id
+# (FreeSWITCH copies dialed_user onto the *caller's* A-leg too when it bridges to
+# user/<ext>, so dialed_user is only trusted on outbound legs).
+RANK_NONE, RANK_PRESENCE, RANK_DIALED, RANK_AUTH = 0, 1, 2, 3
+
+EAVESDROP_APPS = frozenset({"eavesdrop", "three_way"})
+
+# Events that never change the mirror: skip them before any work.
+_NO_MIRROR = frozenset({"DTMF", "MEDIA_BUG_START", "MEDIA_BUG_STOP", "HEARTBEAT", "BACKGROUND_JOB", "SHUTDOWN"})
+_ENDING = frozenset({"CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"})
+
+COLUMNS = (
+    "uuid",
+    "name",
+    "direction",
+    "state",
+    "answer_state",
+    "user",
+    "dialed_user",
+    "user_name",
+    "presence_id",
+    "caller_number",
+    "callee_number",
+    "destination",
+    "peer_uuid",
+    "call_uuid",
+    "application",
+    "application_data",
+    "created_at",
+    "answered_at",
+)
+
+
+class Channel:
+    """One live leg, with the fields the mirror stores."""
+
+    __slots__ = COLUMNS + ("rank", "apps")
+
+    def __init__(self, uuid: str) -> None:
+        for slot in COLUMNS:
+            setattr(self, slot, None)
+        self.uuid = uuid
+        self.rank = RANK_NONE
+        self.apps: list[tuple[str, str | None]] = []  # running applications, innermost last
+
+    def to_row(self) -> dict[str, Any]:
+        return {c: getattr(self, c) for c in COLUMNS}
+
+    @property
+    def answered(self) -> bool:
+        return self.answer_state == "answered"
+
+    @property
+    def eavesdropping(self) -> bool:
+        return self.application in EAVESDROP_APPS
+
+    def __repr__(self) -> str:
+        return f"<Channel {self.uuid} {self.name} user={self.user}>"
+
+
+def _user_part(presence_id: str | None) -> str | None:
+    if not presence_id:
+        return None
+    user = presence_id.split("@", 1)[0]
+    return user or None
+
+
+def attribute_user(ch: Channel) -> None:
+    """Set ``ch.user`` and ``ch.rank`` from the clues the leg carries."""
+    if ch.direction == "inbound" and ch.user_name:
+        ch.user, ch.rank = ch.user_name, RANK_AUTH
+    elif ch.direction == "outbound" and ch.dialed_user:
+        ch.user, ch.rank = ch.dialed_user, RANK_DIALED
+    elif (user := _user_part(ch.presence_id)) is not None:
+        ch.user, ch.rank = user, RANK_PRESENCE
+    else:
+        ch.user, ch.rank = None, RANK_NONE
+
+
+_CALLSTATE_TO_ANSWER = {"ACTIVE": "answered", "HELD": "answered", "RINGING": "ringing", "EARLY": "early"}
+
+
+def channel_from_row(row: Mapping[str, str]) -> Channel:
+    """A channel from one row of ``show channels as json`` (values URL-encoded where FS escapes)."""
+    ch = Channel(row["uuid"])
+    ch.name = decode(row.get("name"))
+    ch.direction = row.get("direction") or None
+    ch.state = row.get("state") or None
+    ch.answer_state = _CALLSTATE_TO_ANSWER.get(row.get("callstate", ""), "ringing")
+    ch.presence_id = decode(row.get("presence_id")) or None
+    ch.caller_number = decode(row.get("cid_num")) or None
+    ch.callee_number = decode(row.get("callee_num")) or None
+    ch.destination = decode(row.get("dest")) or None
+    ch.call_uuid = row.get("call_uuid") or None
+    app = row.get("application") or None
+    if app:
+        ch.application = app
+        ch.application_data = decode(row.get("application_data")) or None
+        ch.apps = [(app, ch.application_data)]
+    epoch = row.get("created_epoch")
+    ch.created_at = float(epoch) if epoch and epoch.isdigit() else None
+    # show channels has no answer time; the best known is "answered by the resync".
+    attribute_user(ch)
+    return ch
+
+
+class ChannelTable:
+    """Live channels of one node, plus the changes not yet written to the database."""
+
+    def __init__(self, node: str, remember_ended: int = 20000) -> None:
+        self.node = node
+        self.channels: dict[str, Channel] = {}
+        self._by_user: dict[str, set[str]] = {}
+        self._dirty: set[str] = set()
+        self._removed: set[str] = set()
+        # Events keep arriving for a leg after CHANNEL_HANGUP (HANGUP_COMPLETE,
+        # EXECUTE_COMPLETE, DESTROY...): remember recent ends so they do not resurrect it.
+        self._ended: set[str] = set()
+        self._ended_order: deque[str] = deque()
+        self._remember = remember_ended
+
+    def __len__(self) -> int:
+        return len(self.channels)
+
+    def get(self, uuid: str | None) -> Channel | None:
+        return self.channels.get(uuid) if uuid else None
+
+    # -- applying events -------------------------------------------------
+
+    def apply(self, ev: Event) -> Channel | None:
+        """Apply one event; return the channel it touched (None if none)."""
+        name = ev.name
+        if name in _NO_MIRROR:
+            return None
+        uuid = ev.uuid
+        if not uuid:
+            return None
+        if name == "CHANNEL_UUID" and ev.old_uuid:
+            self._rename(ev.old_uuid, uuid)
+        if name in _ENDING or ev.answer_state == "hangup":
+            self._end(uuid)
+            return None
+        ch = self.channels.get(uuid)
+        if ch is None:
+            if uuid in self._ended:
+                return None
+            ch = Channel(uuid)
+            self.channels[uuid] = ch
+            ch.created_at = ev.created_time or ev.timestamp
+        self._update_common(ch, ev)
+        if ch.answered_at is None and (name == "CHANNEL_ANSWER" or ev.answer_state == "answered"):
+            ch.answered_at = ev.answered_time or ev.timestamp
+        if name == "CHANNEL_EXECUTE":
+            ch.apps.append((ev.application or "", ev.application_data))
+            ch.application, ch.application_data = ev.application, ev.application_data
+        elif name == "CHANNEL_EXECUTE_COMPLETE":
+            self._app_done(ch, ev.application)
+        elif name == "CHANNEL_BRIDGE":
+            self._bridge(ev.bridge_a or uuid, ev.bridge_b or ev.other_uuid)
+        elif name == "CHANNEL_UNBRIDGE":
+            self._unbridge(ev.bridge_a or uuid, ev.bridge_b or ev.other_uuid)
+        self._dirty.add(uuid)
+        return ch
+
+    def _update_common(self, ch: Channel, ev: Event) -> None:
+        if ev.channel_name:
+            ch.name = ev.channel_name
+        if ev.direction:
+            ch.direction = ev.direction
+        if ev.state:
+            ch.state = ev.state
+        if ev.answer_state:
+            ch.answer_state = ev.answer_state
+        if ev.call_uuid:
+            ch.call_uuid = ev.call_uuid
+        if ev.caller_number:
+            ch.caller_number = ev.caller_number
+        if ev.callee_number:
+            ch.callee_number = ev.callee_number
+        if ev.destination:
+            ch.destination = ev.destination
+        if ev.presence_id:
+            ch.presence_id = ev.presence_id
+        if ev.has_variables:
+            ch.user_name = ev.user_name
+            ch.dialed_user = ev.dialed_user
+        old = ch.user
+        attribute_user(ch)
+        if ch.user != old:
+            self._index(ch.uuid, old, ch.user)
+
+    def _app_done(self, ch: Channel, app: str | None) -> None:
+        for i in range(len(ch.apps) - 1, -1, -1):
+            if ch.apps[i][0] == app:
+                del ch.apps[i]
+                break
+        ch.application, ch.application_data = ch.apps[-1] if ch.apps else (None, None)
+
+    def _bridge(self, a: str | None, b: str | None) -> None:
+        ca, cb = self.get(a), self.get(b)
+        if ca is not None and b:
+            ca.peer_uuid = b
+            self._dirty.add(ca.uuid)
+        if cb is not None and a:
+            cb.peer_uuid = a
+            self._dirty.add(cb.uuid)
+
+    def _unbridge(self, a: str | None, b: str | None) -> None:
+        for leg in (self.get(a), self.get(b)):
+            if leg is not None:
+                leg.peer_uuid = None
+                self._dirty.add(leg.uuid)
+
+    def _index(self, uuid: str, old: str | None, new: str | None) -> None:
+        if old is not None:
+            members = self._by_user.get(old)
+            if members is not None:
+                members.discard(uuid)
+                if not members:
+                    del self._by_user[old]
+        if new is not None:
+            self._by_user.setdefault(new, set()).add(uuid)
+
+    def _forget(self, uuid: str) -> Channel | None:
+        ch = self.channels.pop(uuid, None)
+        if ch is not None:
+            self._index(uuid, ch.user, None)
+        self._dirty.discard(uuid)
+        return ch
+
+    def _end(self, uuid: str) -> None:
+        ch = self._forget(uuid)
+        if uuid not in self._ended:
+            self._ended.add(uuid)
+            self._ended_order.append(uuid)
+            if len(self._ended_order) > self._remember:
+                self._ended.discard(self._ended_order.popleft())
+        if ch is not None:
+            self._removed.add(uuid)
+            peer = self.get(ch.peer_uuid)
+            if peer is not None and peer.peer_uuid == uuid:
+                peer.peer_uuid = None
+                self._dirty.add(peer.uuid)
+
+    def _rename(self, old: str, new: str) -> None:
+        ch = self._forget(old)
+        if ch is None:
+            return
+        self._removed.add(old)
+        ch.uuid = new
+        self.channels[new] = ch
+        self._index(new, None, ch.user)
+        self._dirty.add(new)
+
+    # -- resync ----------------------------------------------------------
+
+    def replace_all(self, channels: Iterable[Channel]) -> list[str]:
+        """Make the table exactly ``channels`` (a resync); return uuids that vanished."""
+        fresh = {ch.uuid: ch for ch in channels}
+        by_call: dict[str, list[Channel]] = {}
+        for ch in fresh.values():
+            if ch.call_uuid:
+                by_call.setdefault(ch.call_uuid, []).append(ch)
+        for legs in by_call.values():
+            # show channels has no peer column; two legs sharing a call uuid are bridged.
+            if len(legs) == 2:
+                legs[0].peer_uuid, legs[1].peer_uuid = legs[1].uuid, legs[0].uuid
+        vanished = [u for u in self.channels if u not in fresh]
+        for uuid in vanished:
+            self._end(uuid)
+        for uuid, ch in fresh.items():
+            old = self.channels.get(uuid)
+            if old is not None:
+                # Keep what events told us and a snapshot cannot (answer time, dialed user).
+                ch.answered_at = old.answered_at
+                ch.user_name = ch.user_name or old.user_name
+                ch.dialed_user = ch.dialed_user or old.dialed_user
+                attribute_user(ch)
+                self._forget(uuid)
+            self._ended.discard(uuid)
+            if ch.answered and ch.answered_at is None:
+                ch.answered_at = ch.created_at
+            self.channels[uuid] = ch
+            self._index(uuid, None, ch.user)
+        self._dirty = set(self.channels)
+        return vanished
+
+    def set_user_vars(self, uuid: str, user_name: str | None, dialed_user: str | None) -> None:
+        """Fill in what ``uuid_getvar`` told us about a leg that presence_id did not attribute."""
+        ch = self.get(uuid)
+        if ch is None:
+            return
+        ch.user_name = user_name or ch.user_name
+        ch.dialed_user = dialed_user or ch.dialed_user
+        old = ch.user
+        attribute_user(ch)
+        if ch.user != old:
+            self._index(uuid, old, ch.user)
+        self._dirty.add(uuid)
+
+    # -- queries ---------------------------------------------------------
+
+    def take_changes(self) -> tuple[list[dict[str, Any]], list[str]]:
+        """Rows to upsert and uuids to delete since the last call."""
+        upserts = [self.channels[u].to_row() for u in self._dirty if u in self.channels]
+        removed = list(self._removed)
+        self._dirty = set()
+        self._removed = set()
+        return upserts, removed
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self._dirty or self._removed)
+
+    def legs_of(self, user: str) -> list[Channel]:
+        return [self.channels[u] for u in self._by_user.get(user, ())]
+
+    def agent_leg(self, ext: str) -> Channel | None:
+        """Extension ``ext``'s own live, answered call leg, or None.
+
+        Eavesdrop must target exactly this leg: key 2 audio goes to the eavesdropped
+        leg, so picking the customer's leg would whisper to the customer.
+        """
+        best: Channel | None = None
+        best_key: tuple[int, int, float] | None = None
+        for ch in self.legs_of(ext):
+            if not ch.answered or ch.eavesdropping:
+                continue
+            peer = self.get(ch.peer_uuid)
+            if peer is not None and peer.user == ext and peer.rank > ch.rank:
+                continue  # the other leg of this call is more surely ext's own
+            key = (ch.rank, 1 if ch.peer_uuid else 0, ch.answered_at or 0.0)
+            if best_key is None or key > best_key:
+                best, best_key = ch, key
+        return best

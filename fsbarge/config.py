@@ -1,0 +1,534 @@
+"""The daemon's configuration: one TOML file, validated into frozen dataclasses.
+
+Where the file is: ``--config PATH``, else ``$FSBARGE_CONFIG``, else
+``/etc/fsbarge/fsbarge.toml`` (`resolve_config_path`).
+
+Secrets from the environment (so that a systemd ``EnvironmentFile`` can hold them):
+
+- ``FSBARGE_ESL_PASSWORD`` overrides every ``[[freeswitch]]`` node's ``password``; the key may then be
+  left out of the file.
+- ``FSBARGE_DATABASE_URL`` overrides ``[database] url`` (for a PostgreSQL URL carrying a password).
+
+An empty environment variable counts as unset.
+
+Every problem is reported as a `ConfigError` whose ``str()`` is one line, ``<file>: <key>: <problem>``,
+e.g. ``/etc/fsbarge/fsbarge.toml: freeswitch[1].port: must be an integer 1-65535, got "80x"``. Keys are
+written as paths into the document (``teams[0].agents[2]``, indexes from 0). Only the first problem is
+reported. A password is never shown: not in an error, not in a ``repr``.
+
+This module only reads the file; `parse_config` is pure.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, NoReturn, get_args
+from urllib.parse import urlsplit
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "DEFAULT_DATABASE_URL",
+    "ENV_CONFIG",
+    "ENV_DATABASE_URL",
+    "ENV_ESL_PASSWORD",
+    "LOG_LEVELS",
+    "MODES",
+    "Config",
+    "ConfigError",
+    "DatabaseConfig",
+    "Mode",
+    "NodeConfig",
+    "PolicyConfig",
+    "TeamConfig",
+    "TonesConfig",
+    "load_config",
+    "parse_config",
+    "resolve_config_path",
+]
+
+# Every mode a supervisor can be in: the three a feature code starts, plus
+# customer_whisper, reachable only with DTMF key 1. A team without it in `modes`
+# has key 1 undone by the daemon. Default: all of them.
+Mode = Literal["listen", "whisper", "barge", "customer_whisper"]
+"""The feature-code modes a team may allow (``*33`` listen, ``*34`` whisper, ``*35`` barge)."""
+
+MODES: tuple[Mode, ...] = get_args(Mode)
+LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
+
+DEFAULT_CONFIG_PATH = "/etc/fsbarge/fsbarge.toml"
+DEFAULT_DATABASE_URL = "sqlite:////var/lib/fsbarge/fsbarge.db"
+ENV_CONFIG = "FSBARGE_CONFIG"
+ENV_ESL_PASSWORD = "FSBARGE_ESL_PASSWORD"
+ENV_DATABASE_URL = "FSBARGE_DATABASE_URL"
+
+# A secret shorter than this is not scrubbed out of error text (it would mangle "freeswitch[1]" etc.);
+# the password field itself is never echoed whatever its length.
+_MIN_SCRUB_LEN = 4
+
+
+# --------------------------------------------------------------------------------------------- model
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """One FreeSWITCH node reached over the inbound Event Socket."""
+
+    name: str
+    host: str
+    port: int = 8021
+    password: str = field(repr=False, kw_only=True)
+    connect_timeout: float = 5.0
+    command_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """Any SQLAlchemy URL; SQLite by default."""
+
+    url: str = DEFAULT_DATABASE_URL
+
+    def __repr__(self) -> str:  # the URL may carry a password (postgresql://user:pw@host/db)
+        return f"DatabaseConfig(url={_mask_url(self.url)!r})"
+
+    @property
+    def password(self) -> str | None:
+        """The password inside the URL, if any."""
+        return _url_password(self.url)
+
+
+@dataclass(frozen=True)
+class TeamConfig:
+    """Supervisors may eavesdrop on the team's agents, starting in one of ``modes``."""
+
+    name: str
+    agents: tuple[str, ...]
+    supervisors: tuple[str, ...]
+    modes: tuple[Mode, ...] = MODES
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    protect_supervisors: bool = True  # nobody barges a supervisor...
+    protected: tuple[str, ...] = ()  # ...nor these extensions
+    allow_second_barge: bool = False  # may a second supervisor join an agent already being eavesdropped?
+
+
+@dataclass(frozen=True)
+class TonesConfig:
+    """What the supervisor hears (``playback``) on a refusal and when the agent's call ends."""
+
+    error: str = "tone_stream://%(200,100,480,620);loops=3"
+    ended: str = "tone_stream://%(300,100,440);loops=2"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    nodes: tuple[NodeConfig, ...]
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    teams: tuple[TeamConfig, ...] = ()
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    tones: TonesConfig = field(default_factory=TonesConfig)
+    log_level: str = "info"
+
+    def teams_supervised_by(self, ext: str) -> tuple[TeamConfig, ...]:
+        """The teams in which ``ext`` is a supervisor, in file order."""
+        return tuple(team for team in self.teams if ext in team.supervisors)
+
+    def is_supervisor(self, ext: str) -> bool:
+        """Whether ``ext`` supervises any team."""
+        return any(ext in team.supervisors for team in self.teams)
+
+    def all_passwords(self) -> set[str]:
+        """Every secret in the configuration (ESL passwords, database password), for log redaction."""
+        secrets = {node.password for node in self.nodes if node.password}
+        db_password = self.database.password
+        if db_password:
+            secrets.add(db_password)
+        return secrets
+
+
+class ConfigError(Exception):
+    """An unusable configuration. ``str()`` is one line: ``<file>: <key>: <problem>``."""
+
+    def __init__(self, path: str, key: str | None, problem: str) -> None:
+        self.path = path
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{path}: {key}: {problem}" if key else f"{path}: {problem}")
+
+
+# ------------------------------------------------------------------------------------------ loading
+
+
+def resolve_config_path(cli_path: str | None, env: Mapping[str, str]) -> str:
+    """``--config``, else ``$FSBARGE_CONFIG``, else ``/etc/fsbarge/fsbarge.toml`` (empty counts as unset)."""
+    if cli_path:
+        return cli_path
+    return env.get(ENV_CONFIG) or DEFAULT_CONFIG_PATH
+
+
+def load_config(path: str, env: Mapping[str, str] = os.environ) -> Config:
+    """Read and validate the file at ``path``; raise `ConfigError` on any problem."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ConfigError(path, None, "file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(path, None, "is a directory, not a file") from None
+    except PermissionError:
+        raise ConfigError(path, None, "permission denied (cannot read the file)") from None
+    except OSError as e:
+        raise ConfigError(path, None, f"cannot read the file: {e.strerror or e}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(path, f"line {line}", "not valid UTF-8") from None
+    return parse_config(text, path, env)
+
+
+_TOML_POS = re.compile(r"^(?P<msg>.*?)\s*\(at line (?P<line>\d+), column (?P<col>\d+)\)$", re.S)
+
+
+def parse_config(text: str, path: str, env: Mapping[str, str]) -> Config:
+    """Validate TOML ``text`` (read from ``path``, which is only used in messages) into a `Config`."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        msg = str(e)
+        m = _TOML_POS.match(msg)
+        if m:
+            raise ConfigError(
+                path, f"line {m['line']}, column {m['col']}", f"invalid TOML: {m['msg']}"
+            ) from None
+        raise ConfigError(path, None, f"invalid TOML: {msg}") from None
+
+    secrets = _secrets_in(doc, env)
+    try:
+        return _Parser(path, env).config(doc)
+    except ConfigError as e:
+        # Belt and braces: even a password typed into the wrong key is never echoed.
+        scrubbed = _scrub(e.problem, secrets)
+        if scrubbed != e.problem:
+            raise ConfigError(e.path, e.key, scrubbed) from None
+        raise
+
+
+# ------------------------------------------------------------------------------------------ parsing
+
+_EXTENSION = re.compile(r"[0-9]+")
+_NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+_TOP_KEYS = ("freeswitch", "database", "teams", "policy", "tones", "log")
+_NODE_KEYS = ("name", "host", "port", "password", "connect_timeout", "command_timeout")
+_DATABASE_KEYS = ("url",)
+_TEAM_KEYS = ("name", "agents", "supervisors", "modes")
+_POLICY_KEYS = ("protect_supervisors", "protected", "allow_second_barge")
+_TONES_KEYS = ("error", "ended")
+_LOG_KEYS = ("level",)
+_LOG_ALIASES = {"warn": "warning", "fatal": "critical"}
+
+
+class _Parser:
+    def __init__(self, path: str, env: Mapping[str, str]) -> None:
+        self.path = path
+        self.env = env
+
+    def fail(self, key: str, problem: str) -> NoReturn:
+        raise ConfigError(self.path, key, problem)
+
+    # -- generic checks
+
+    def table(self, value: Any, key: str, allowed: tuple[str, ...], header: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(key, f"must be a table ({header}), got {_show(value)}")
+        for k in value:
+            if k not in allowed:
+                where = f"{key}.{k}" if key else k
+                hint = difflib.get_close_matches(k, allowed, n=1, cutoff=0.6)
+                self.fail(where, "unknown key" + (f' (did you mean "{hint[0]}"?)' if hint else ""))
+        return value
+
+    def tables(self, value: Any, key: str) -> list[Any]:
+        if isinstance(value, dict):
+            self.fail(key, f"must be an array of tables: write [[{key}]], not [{key}]")
+        if not isinstance(value, list):
+            self.fail(key, f"must be an array of tables ([[{key}]]), got {_show(value)}")
+        return value
+
+    def string(self, value: Any, key: str, *, secret: bool = False) -> str:
+        if not isinstance(value, str):
+            self.fail(key, "must be a string" if secret else f"must be a string, got {_show(value)}")
+        return value
+
+    def text(self, table: dict[str, Any], name: str, key: str, default: str | None = None) -> str:
+        """A required (when ``default`` is None) non-empty one-line string."""
+        if name not in table:
+            if default is None:
+                self.fail(key, "missing")
+            return default
+        value = self.string(table[name], key).strip()
+        if not value:
+            self.fail(key, "must not be empty")
+        if _CONTROL.search(value):
+            self.fail(key, "must not contain line breaks or control characters")
+        return value
+
+    def boolean(self, table: dict[str, Any], name: str, key: str, default: bool) -> bool:
+        value = table.get(name, default)
+        if not isinstance(value, bool):
+            self.fail(key, f"must be true or false, got {_show(value)}")
+        return value
+
+    def seconds(self, table: dict[str, Any], name: str, key: str, default: float) -> float:
+        value = table.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
+            self.fail(key, f"must be a number of seconds greater than 0 (at most 3600), got {_show(value)}")
+        return float(value)
+
+    def extensions(self, table: dict[str, Any], name: str, key: str, *, required: bool) -> tuple[str, ...]:
+        if name not in table:
+            if required:
+                self.fail(key, 'missing (a list of extensions like ["1000", "1001"])')
+            return ()
+        value = table[name]
+        if not isinstance(value, list):
+            self.fail(key, f'must be an array of extensions like ["1000", "1001"], got {_show(value)}')
+        seen: set[str] = set()
+        for i, ext in enumerate(value):
+            if not isinstance(ext, str) or not _EXTENSION.fullmatch(ext):
+                self.fail(f"{key}[{i}]", f'must be a string of digits like "1000", got {_show(ext)}')
+            if ext in seen:
+                self.fail(f"{key}[{i}]", f'"{ext}" is listed twice')
+            seen.add(ext)
+        return tuple(value)
+
+    # -- sections
+
+    def config(self, doc: dict[str, Any]) -> Config:
+        self.table(doc, "", _TOP_KEYS, "the document")
+        nodes = self.nodes(doc)
+        database = self.database(doc)
+        teams = self.teams(doc)
+        policy = self.policy(doc)
+        tones = self.tones(doc)
+        log_level = self.log_level(doc)
+        return Config(
+            path=self.path,
+            nodes=nodes,
+            database=database,
+            teams=teams,
+            policy=policy,
+            tones=tones,
+            log_level=log_level,
+        )
+
+    def nodes(self, doc: dict[str, Any]) -> tuple[NodeConfig, ...]:
+        if "freeswitch" not in doc:
+            self.fail("freeswitch", "missing: define at least one [[freeswitch]] node")
+        raw = self.tables(doc["freeswitch"], "freeswitch")
+        if not raw:
+            self.fail("freeswitch", "no nodes: define at least one [[freeswitch]] node")
+        env_password = self.env.get(ENV_ESL_PASSWORD) or None
+        nodes: list[NodeConfig] = []
+        names: dict[str, int] = {}
+        addresses: dict[tuple[str, int], int] = {}
+        for i, item in enumerate(raw):
+            key = f"freeswitch[{i}]"
+            t = self.table(item, key, _NODE_KEYS, "[[freeswitch]]")
+            name = self.text(t, "name", f"{key}.name")
+            if not _NODE_NAME.fullmatch(name):
+                self.fail(f"{key}.name", f"must be letters, digits, '.', '_' or '-', got {_show(name)}")
+            if name in names:
+                self.fail(f"{key}.name", f'duplicate node name "{name}" (also freeswitch[{names[name]}])')
+            names[name] = i
+            host = self.text(t, "host", f"{key}.host")
+            if any(c.isspace() for c in host):
+                self.fail(f"{key}.host", f"must be a host name or IP address, got {_show(host)}")
+            port = t.get("port", 8021)
+            if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+                self.fail(f"{key}.port", f"must be an integer 1-65535, got {_show(port)}")
+            if (host, port) in addresses:
+                self.fail(
+                    f"{key}.host",
+                    f"{host}:{port} is already node freeswitch[{addresses[host, port]}]",
+                )
+            addresses[host, port] = i
+            password = self.password(t, f"{key}.password", env_password)
+            nodes.append(
+                NodeConfig(
+                    name=name,
+                    host=host,
+                    port=port,
+                    password=password,
+                    connect_timeout=self.seconds(t, "connect_timeout", f"{key}.connect_timeout", 5.0),
+                    command_timeout=self.seconds(t, "command_timeout", f"{key}.command_timeout", 5.0),
+                )
+            )
+        return tuple(nodes)
+
+    def password(self, t: dict[str, Any], key: str, env_password: str | None) -> str:
+        # Never show the value, whatever is wrong with it.
+        in_file = None
+        if "password" in t:
+            in_file = self.string(t["password"], key, secret=True)
+        if env_password is not None:
+            if _CONTROL.search(env_password):
+                self.fail(ENV_ESL_PASSWORD, "must not contain line breaks or control characters")
+            return env_password
+        if in_file is None:
+            self.fail(key, f"missing: set password or {ENV_ESL_PASSWORD}")
+        if not in_file:
+            self.fail(key, f"must not be empty: set password or {ENV_ESL_PASSWORD}")
+        if _CONTROL.search(in_file):
+            self.fail(key, "must not contain line breaks or control characters")
+        return in_file
+
+    def database(self, doc: dict[str, Any]) -> DatabaseConfig:
+        t = self.table(doc.get("database", {}), "database", _DATABASE_KEYS, "[database]")
+        key = "database.url"
+        url = self.string(t.get("url", DEFAULT_DATABASE_URL), key, secret=True).strip()
+        if self.env.get(ENV_DATABASE_URL):
+            key, url = ENV_DATABASE_URL, self.env[ENV_DATABASE_URL].strip()
+        if "://" not in url or _CONTROL.search(url):
+            self.fail(key, f'must be an SQLAlchemy URL like "{DEFAULT_DATABASE_URL}"')
+        return DatabaseConfig(url=url)
+
+    def teams(self, doc: dict[str, Any]) -> tuple[TeamConfig, ...]:
+        if "teams" not in doc:
+            self.fail("teams", "missing: define at least one [[teams]] table, or nobody may eavesdrop")
+        raw = self.tables(doc["teams"], "teams")
+        if not raw:
+            self.fail("teams", "no teams: define at least one [[teams]] table, or nobody may eavesdrop")
+        teams: list[TeamConfig] = []
+        names: dict[str, int] = {}
+        for i, item in enumerate(raw):
+            key = f"teams[{i}]"
+            t = self.table(item, key, _TEAM_KEYS, "[[teams]]")
+            name = self.text(t, "name", f"{key}.name")
+            if name in names:
+                self.fail(f"{key}.name", f'duplicate team name "{name}" (also teams[{names[name]}])')
+            names[name] = i
+            agents = self.extensions(t, "agents", f"{key}.agents", required=True)
+            supervisors = self.extensions(t, "supervisors", f"{key}.supervisors", required=True)
+            for j, ext in enumerate(supervisors):
+                if ext in agents:
+                    self.fail(
+                        f"{key}.supervisors[{j}]",
+                        f'"{ext}" is also an agent of team "{name}"; a person is one or the other in a team',
+                    )
+            teams.append(
+                TeamConfig(name=name, agents=agents, supervisors=supervisors, modes=self.modes(t, key))
+            )
+        return tuple(teams)
+
+    def modes(self, t: dict[str, Any], team_key: str) -> tuple[Mode, ...]:
+        key = f"{team_key}.modes"
+        if "modes" not in t:
+            return MODES
+        value = t["modes"]
+        allowed = ", ".join(f'"{m}"' for m in MODES)
+        if not isinstance(value, list):
+            self.fail(key, f"must be an array of modes from {allowed}, got {_show(value)}")
+        if not value:
+            self.fail(key, f"must list at least one of {allowed} (leave modes out to allow all)")
+        modes: list[Mode] = []
+        for i, mode in enumerate(value):
+            if mode not in MODES:  # also rejects non-strings
+                self.fail(f"{key}[{i}]", f"unknown mode {_show(mode)}; modes are {allowed}")
+            if mode in modes:
+                self.fail(f"{key}[{i}]", f'"{mode}" is listed twice')
+            modes.append(mode)
+        return tuple(modes)
+
+    def policy(self, doc: dict[str, Any]) -> PolicyConfig:
+        t = self.table(doc.get("policy", {}), "policy", _POLICY_KEYS, "[policy]")
+        return PolicyConfig(
+            protect_supervisors=self.boolean(t, "protect_supervisors", "policy.protect_supervisors", True),
+            protected=self.extensions(t, "protected", "policy.protected", required=False),
+            allow_second_barge=self.boolean(t, "allow_second_barge", "policy.allow_second_barge", False),
+        )
+
+    def tones(self, doc: dict[str, Any]) -> TonesConfig:
+        t = self.table(doc.get("tones", {}), "tones", _TONES_KEYS, "[tones]")
+        default = TonesConfig()
+        return TonesConfig(
+            error=self.text(t, "error", "tones.error", default.error),
+            ended=self.text(t, "ended", "tones.ended", default.ended),
+        )
+
+    def log_level(self, doc: dict[str, Any]) -> str:
+        t = self.table(doc.get("log", {}), "log", _LOG_KEYS, "[log]")
+        value = t.get("level", "info")
+        level = value.strip().lower() if isinstance(value, str) else value
+        level = _LOG_ALIASES.get(level, level) if isinstance(level, str) else level
+        if level not in LOG_LEVELS:
+            self.fail("log.level", f"must be one of {', '.join(LOG_LEVELS)}, got {_show(value)}")
+        return level
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def _show(value: Any) -> str:
+    """A value as the TOML author wrote it, short, for 'got ...' in messages."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value if len(value) <= 40 else value[:37] + "...", ensure_ascii=False)
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return f"a {type(value).__name__}"  # dates and times
+
+
+def _url_password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+def _mask_url(url: str) -> str:
+    password = _url_password(url)
+    if not password:
+        return url
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hostpart = rest.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***{at}{hostpart}"
+
+
+def _secrets_in(doc: dict[str, Any], env: Mapping[str, str]) -> set[str]:
+    """Every password-looking string in the raw document and the environment, valid or not."""
+    found: set[str] = set()
+    if env.get(ENV_ESL_PASSWORD):
+        found.add(env[ENV_ESL_PASSWORD])
+    nodes = doc.get("freeswitch")
+    for node in nodes if isinstance(nodes, list) else ():
+        if isinstance(node, dict) and isinstance(node.get("password"), str):
+            found.add(node["password"])
+    database = doc.get("database")
+    if isinstance(database, dict) and isinstance(database.get("url"), str):
+        found.add(_url_password(database["url"]) or "")
+    if env.get(ENV_DATABASE_URL):
+        found.add(_url_password(env[ENV_DATABASE_URL]) or "")
+    return {s for s in found if len(s) >= _MIN_SCRUB_LEN}
+
+
+def _scrub(text: str, secrets: set[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text

@@ -1,0 +1,282 @@
+"""Engine construction, SQLite pragmas, Alembic migrations run programmatically, error translation.
+
+SQLite is used in WAL mode so that CLI readers in other processes never block the daemon (the one
+writer) and vice versa. pysqlite's own transaction handling is switched off (isolation_level=None)
+and SQLAlchemy's "begin" event emits the BEGIN itself (the recipe from the SQLAlchemy SQLite
+dialect docs): reads get a real snapshot, DDL in migrations is transactional, and writers can ask
+for `BEGIN IMMEDIATE` (see `writer()`), which takes the write lock up front and so waits on
+busy_timeout instead of failing half-way through a transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy.exc as sa_exc
+from sqlalchemy import URL, Engine, create_engine, event, make_url
+
+import fsbarge
+
+MIGRATIONS_DIR = Path(fsbarge.__file__).resolve().parent.parent / "migrations"
+
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+NOT_INITIALISED = "database not initialised: run `fsbarge db upgrade`"
+
+# execution option read by the SQLite "begin" listener
+_BEGIN_OPTION = "fsbarge_sqlite_begin"
+
+
+class DatabaseError(Exception):
+    """A database problem, described in one line fit for an operator's terminal."""
+
+
+# --------------------------------------------------------------------------- engines
+
+
+def make_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> Engine:
+    """Create an Engine. For a SQLite file: create its directory; every connection gets
+    journal_mode=WAL, busy_timeout, synchronous=NORMAL and foreign_keys=ON."""
+    try:
+        parsed = make_url(url)
+    except (sa_exc.ArgumentError, ValueError, TypeError):
+        raise DatabaseError(
+            "invalid database URL (expected e.g. sqlite:////var/lib/fsbarge/fsbarge.db)"
+        ) from None
+
+    if parsed.get_backend_name() != "sqlite":
+        try:
+            return create_engine(parsed, pool_pre_ping=True)
+        except (ImportError, sa_exc.NoSuchModuleError) as exc:
+            raise DatabaseError(
+                f"cannot use database {_describe_url(parsed)}: driver not installed ({_first_line(exc)})"
+            ) from exc
+
+    path = _sqlite_path(parsed)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseError(
+                f"cannot create directory {path.parent} for database {path}: "
+                f"{exc.strerror or exc}"
+            ) from exc
+
+    timeout_ms = int(busy_timeout_ms)
+    engine = create_engine(
+        parsed,
+        connect_args={"check_same_thread": False, "timeout": timeout_ms / 1000},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see "begin" below)
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(f"PRAGMA busy_timeout={timeout_ms}")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get(_BEGIN_OPTION) == "immediate":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine (same pool), but transactions take SQLite's write lock when they begin
+    (BEGIN IMMEDIATE), so a writer waits for the lock on busy_timeout instead of failing when it
+    upgrades a read transaction. No effect on other databases."""
+    return engine.execution_options(**{_BEGIN_OPTION: "immediate"})
+
+
+def _sqlite_path(url: URL) -> Path | None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    if url.query.get("mode") == "memory":
+        return None
+    return Path(database).expanduser()
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _describe_url(url: URL) -> str:
+    if url.get_backend_name() == "sqlite":
+        path = _sqlite_path(url)
+        return str(path) if path is not None else "(in-memory SQLite)"
+    return url.render_as_string(hide_password=True)
+
+
+def _where(target: Engine | URL | str | None) -> str:
+    if target is None:
+        return "the database"
+    try:
+        url = target.url if isinstance(target, Engine) else make_url(target)
+    except Exception:
+        return "the database"
+    return _describe_url(url)
+
+
+def describe_error(exc: BaseException, where: str = "the database") -> str:
+    """One readable line for a SQLAlchemy / DBAPI exception."""
+    orig = getattr(exc, "orig", None) or exc
+    text = _first_line(orig)
+    low = text.lower()
+    if "database is locked" in low or "database table is locked" in low:
+        return f"database is locked: {where} is held by another writer (gave up waiting)"
+    if "unable to open database" in low:
+        return f"cannot open database {where}: {text}"
+    if "file is not a database" in low:
+        return f"cannot open database {where}: not a SQLite database"
+    if "no such table" in low or ("relation" in low and "does not exist" in low):
+        return NOT_INITIALISED
+    if "no such column" in low or ("column" in low and "does not exist" in low):
+        return "database schema is out of date: run `fsbarge db upgrade`"
+    if "readonly database" in low or "read-only" in low:
+        return f"cannot write database {where}: {text}"
+    return f"database error on {where}: {text}"
+
+
+@contextmanager
+def translate_errors(target: Engine | URL | str | None = None) -> Iterator[None]:
+    """Re-raise SQLAlchemy errors inside the block as DatabaseError with a one-line message."""
+    try:
+        yield
+    except DatabaseError:
+        raise
+    except sa_exc.SQLAlchemyError as exc:
+        raise DatabaseError(describe_error(exc, _where(target))) from exc
+
+
+# --------------------------------------------------------------------------- migrations
+
+
+def _engine_of(target: Engine | URL | str) -> tuple[Engine, bool]:
+    if isinstance(target, Engine):
+        return target, False
+    return make_engine(target), True
+
+
+def alembic_config(connection: Any = None) -> Any:
+    """An Alembic Config without alembic.ini: script_location = the repository's migrations/."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("path_separator", "os")
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _raw_pragma(conn: Any, pragma: str) -> None:
+    # outside any transaction (PRAGMA foreign_keys is a no-op inside one)
+    conn.connection.driver_connection.execute(f"PRAGMA {pragma}")
+
+
+def _migrate(target: Engine | URL | str, direction: str, revision: str) -> None:
+    from alembic import command
+    from alembic.util import CommandError
+
+    engine, owned = _engine_of(target)
+    try:
+        with translate_errors(engine), engine.connect() as conn:
+            sqlite = conn.dialect.name == "sqlite"
+            if sqlite:
+                # SQLite's procedure for schema changes: foreign keys off around the transaction
+                # (batch migrations copy and drop tables), then foreign_key_check before commit.
+                _raw_pragma(conn, "foreign_keys=OFF")
+            try:
+                conn.execution_options(**{_BEGIN_OPTION: "immediate"})
+                with conn.begin():
+                    getattr(command, direction)(alembic_config(conn), revision)
+                    if sqlite:
+                        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                        if broken:
+                            raise DatabaseError(
+                                f"migration to {revision} would break {len(broken)} foreign "
+                                f"key(s) (first in table {broken[0][0]}); nothing was changed"
+                            )
+            finally:
+                if sqlite and not conn.invalidated:
+                    _raw_pragma(conn, "foreign_keys=ON")
+    except CommandError as exc:
+        raise DatabaseError(f"migration failed: {_first_line(exc)}") from exc
+    finally:
+        if owned:
+            engine.dispose()
+
+
+def upgrade(target: Engine | URL | str, revision: str = "head") -> None:
+    """Apply migrations up to `revision` (all of them by default), in one transaction."""
+    _migrate(target, "upgrade", revision)
+
+
+def downgrade(target: Engine | URL | str, revision: str) -> None:
+    """Revert migrations down to `revision` ("base" removes every table), in one transaction."""
+    _migrate(target, "downgrade", revision)
+
+
+def head_revision() -> str:
+    """The newest migration this code ships."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(target: Engine | URL | str) -> str | None:
+    """The database's migration revision, None if it was never migrated."""
+    from alembic.runtime.migration import MigrationContext
+
+    engine, owned = _engine_of(target)
+    try:
+        with translate_errors(engine), engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        if owned:
+            engine.dispose()
+
+
+def is_up_to_date(target: Engine | URL | str) -> bool:
+    return current_revision(target) == head_revision()
+
+
+def ensure_up_to_date(target: Engine | URL | str) -> None:
+    """Raise DatabaseError (one line, says what to do) unless the schema is at head."""
+    from alembic.script import ScriptDirectory
+
+    current = current_revision(target)
+    head = head_revision()
+    if current == head:
+        return
+    if current is None:
+        raise DatabaseError(NOT_INITIALISED)
+    script = ScriptDirectory.from_config(alembic_config())
+    known = {rev.revision for rev in script.walk_revisions()}
+    if current not in known:
+        raise DatabaseError(
+            f"database schema revision {current} is newer than this fsbarge (which knows up to "
+            f"{head}): upgrade fsbarge"
+        )
+    raise DatabaseError(
+        f"database schema is at revision {current}, this fsbarge needs {head}: "
+        "run `fsbarge db upgrade`"
+    )

@@ -1,0 +1,364 @@
+"""The supervised Event Socket connection to one FreeSWITCH node (the only greenswitch user).
+
+greenswitch (v0.0.19) gives us the inbound handshake (connect, wait for
+auth/request, auth) and its command/reply bookkeeping; it gives no reconnect, no
+timeouts, and reads the socket a line at a time and URL-decodes whole events
+before splitting them (slow, and a ``%0A`` in a caller-controlled header can
+forge another header). So:
+
+- its reader is replaced by ours: big ``recv`` calls into :class:`wire.FrameReader`;
+- every command runs under a timeout; a timed-out command drops the connection
+  (replies are matched in order, so after a lost reply nothing can be trusted);
+- the connection is supervised: after EOF, a disconnect notice, a refused
+  connection, a timeout or a rejected password it reconnects with capped
+  exponential backoff (a rejected password waits longer, so a wrong secret does
+  not hammer FreeSWITCH), re-subscribes, and hands the fresh session to
+  ``on_connected`` (where the service resyncs) before events are trusted again.
+"""
+
+from __future__ import annotations
+
+import socket as _stdsocket
+from collections.abc import Callable, Iterable
+import gevent
+import gevent.event
+import gevent.lock
+import greenswitch
+import structlog
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
+from tenacity.wait import wait_base, wait_exponential_jitter
+
+from .config import NodeConfig
+from .events import SUBSCRIBED_EVENTS, Event, from_plain
+from .wire import BadFrame, Frame, FrameReader, ProtocolError
+
+__all__ = [
+    "AuthRejected",
+    "CommandTimeout",
+    "ConnectError",
+    "ConnectionLost",
+    "EslSession",
+    "NodeLink",
+]
+
+log = structlog.get_logger("fsbarge.esl")
+
+RECV_BYTES = 256 * 1024
+
+
+class ConnectError(Exception):
+    """Could not (re)establish a session; the supervisor retries with backoff."""
+
+
+class AuthRejected(ConnectError):
+    """FreeSWITCH refused the password (or the ACL refused us)."""
+
+
+class ConnectionLost(ConnectError):
+    """The socket closed, a disconnect notice came, or a reply never came."""
+
+
+class CommandTimeout(ConnectionLost):
+    """A command got no reply in time; the session is dropped."""
+
+
+class _Inbound(greenswitch.InboundESL):
+    """greenswitch's InboundESL with our reader, sendall, and a loss callback."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        password: str,
+        timeout: float,
+        on_event: Callable[[Event], None],
+        on_lost: Callable[[str], None],
+    ) -> None:
+        super().__init__(host, port, password, timeout=timeout)
+        self._on_event = on_event
+        self._on_lost = on_lost
+        self._send_lock = gevent.lock.Semaphore()
+        self.lost_reason: str | None = None
+
+    # greenswitch spawns a line reader and a polling dispatcher; we want neither.
+    def start_event_handlers(self) -> None:
+        self._receive_events_greenlet = gevent.spawn(self.receive_events)
+
+    def receive_events(self) -> None:
+        reader = FrameReader()
+        recv = self.sock.recv
+        reason = "connection closed by FreeSWITCH"
+        try:
+            while self._run:
+                data = recv(RECV_BYTES)
+                if not data:
+                    break
+                for frame in reader.feed(data):
+                    if not self._dispatch(frame):
+                        reason = "disconnect notice from FreeSWITCH"
+                        return
+        except ProtocolError as exc:
+            reason = f"protocol error: {exc}"
+        except (OSError, _stdsocket.error) as exc:
+            reason = f"socket error: {exc}"
+        finally:
+            self._lose(reason)
+
+    def _dispatch(self, frame: Frame | BadFrame) -> bool:
+        if isinstance(frame, BadFrame):
+            log.warning("malformed ESL frame skipped", reason=frame.reason, excerpt=frame.excerpt[:80])
+            return True
+        ctype = frame.headers.get("Content-Type", "")
+        if ctype == "text/event-plain":
+            try:
+                event = from_plain(frame.body)
+            except Exception as exc:  # one bad event must not cost the connection
+                log.warning("unparseable event skipped", error=str(exc))
+                return True
+            if not event.name:
+                log.warning("event without Event-Name skipped", excerpt=frame.body[:80])
+                return True
+            self._on_event(event)
+        elif ctype in ("command/reply", "api/response"):
+            if self._commands_sent:
+                self._commands_sent.pop(0).set(frame)
+            else:
+                log.warning("reply with no command waiting", content_type=ctype)
+        elif ctype == "auth/request":
+            self._auth_request_event.set()
+        elif ctype == "text/disconnect-notice":
+            if frame.headers.get("Content-Disposition") == "linger":
+                return True
+            return False
+        elif ctype == "text/rude-rejection":
+            self.lost_reason = "rejected by FreeSWITCH's ACL"
+            self.connected = False
+            self._auth_request_event.set()
+            return False
+        else:
+            log.debug("ESL frame ignored", content_type=ctype)
+        return True
+
+    def _lose(self, reason: str) -> None:
+        if self.lost_reason is None:
+            self.lost_reason = reason
+        self.connected = False
+        self._run = False
+        pending, self._commands_sent = self._commands_sent, []
+        for result in pending:
+            result.set_exception(ConnectionLost(self.lost_reason))
+        self._auth_request_event.set()  # unblock a connect() waiting for auth/request
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self._on_lost(self.lost_reason)
+
+    def send_many(self, texts: Iterable[str], timeout: float) -> list[Frame]:
+        """Write commands in one go (pipelined) and wait for their replies in order."""
+        if not self.connected:
+            raise ConnectionLost(self.lost_reason or "not connected")
+        results = []
+        payload = []
+        with self._send_lock:
+            for text in texts:
+                result = gevent.event.AsyncResult()
+                self._commands_sent.append(result)
+                results.append(result)
+                payload.append(text.encode("utf-8") + b"\n\n")
+            try:
+                self.sock.sendall(b"".join(payload))
+            except OSError as exc:
+                self._lose(f"socket error: {exc}")
+                raise ConnectionLost(str(exc)) from exc
+        replies = []
+        with gevent.Timeout(timeout, CommandTimeout(f"no reply within {timeout:g}s")):
+            for result in results:
+                replies.append(result.get())
+        return replies
+
+    def send(self, data: str) -> Frame:  # greenswitch's authenticate() calls this
+        return self.send_many([data], self.timeout)[0]
+
+    def close(self) -> None:
+        self._run = False
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class EslSession:
+    """One authenticated, subscribed connection. Commands raise ConnectionLost when it is gone."""
+
+    def __init__(self, inbound: _Inbound, node: NodeConfig) -> None:
+        self._esl = inbound
+        self.node = node
+        self.lost = gevent.event.Event()
+
+    @property
+    def connected(self) -> bool:
+        return self._esl.connected
+
+    def _send(self, texts: list[str], timeout: float | None = None) -> list[Frame]:
+        try:
+            return self._esl.send_many(texts, timeout or self.node.command_timeout)
+        except CommandTimeout:
+            self._esl._lose("command timed out; reconnecting to resynchronise")
+            raise
+
+    def command(self, text: str, timeout: float | None = None) -> str:
+        """Send one command; return its Reply-Text (``+OK ...`` / ``-ERR ...``)."""
+        return self._send([text], timeout)[0].headers.get("Reply-Text", "")
+
+    def commands(self, texts: list[str], timeout: float | None = None) -> list[str]:
+        """Pipeline several commands (one write); return their Reply-Texts in order."""
+        return [f.headers.get("Reply-Text", "") for f in self._send(texts, timeout)]
+
+    def api(self, cmd: str, timeout: float | None = None) -> str:
+        """``api`` command; returns the body (FreeSWITCH reports failures as ``-ERR ...`` bodies)."""
+        frame = self._send([f"api {cmd}"], timeout)[0]
+        return frame.body.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        self._esl.close()
+
+
+class _Backoff(wait_base):
+    """Capped exponential backoff with jitter; a rejected password waits at least ``auth_wait``."""
+
+    def __init__(self, initial: float, maximum: float, auth_wait: float) -> None:
+        self._exp = wait_exponential_jitter(initial=initial, max=maximum, jitter=initial)
+        self._auth_wait = auth_wait
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        delay = self._exp(retry_state)
+        outcome = retry_state.outcome
+        if outcome is not None and isinstance(outcome.exception(), AuthRejected):
+            return max(delay, self._auth_wait)
+        return delay
+
+
+class NodeLink:
+    """Keeps one node connected for as long as it runs; calls back on every (re)connect."""
+
+    def __init__(
+        self,
+        node: NodeConfig,
+        *,
+        on_event: Callable[[Event], None],
+        on_connected: Callable[[EslSession], None],
+        on_disconnected: Callable[[str], None] = lambda reason: None,
+        events: Iterable[str] = SUBSCRIBED_EVENTS,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        auth_wait: float = 30.0,
+    ) -> None:
+        self.node = node
+        self._on_event = on_event
+        self._on_connected = on_connected
+        self._on_disconnected = on_disconnected
+        self._events = tuple(events)
+        self._wait = _Backoff(backoff_initial, backoff_max, auth_wait)
+        self._stop = gevent.event.Event()
+        self.session: EslSession | None = None
+        self.connects = 0
+        self.log = log.bind(node=node.name)
+
+    def _open(self) -> EslSession:
+        node = self.node
+        lost = gevent.event.Event()
+        inbound = _Inbound(
+            node.host, node.port, node.password, node.connect_timeout, self._on_event, lambda r: lost.set()
+        )
+        try:
+            with gevent.Timeout(node.connect_timeout, ConnectError(f"no answer within {node.connect_timeout:g}s")):
+                inbound.connect()
+        except greenswitch.esl.NotConnectedError as exc:
+            reason = inbound.lost_reason or str(exc) or "connection closed during handshake"
+            if reason.startswith("rejected by"):
+                raise AuthRejected(reason) from exc
+            raise ConnectError(reason) from exc
+        except ValueError as exc:  # greenswitch's "Invalid password."
+            inbound.close()
+            raise AuthRejected("password rejected") from exc
+        except ConnectionLost as exc:
+            raise ConnectError(str(exc)) from exc
+        except OSError as exc:
+            raise ConnectError(exc.strerror or str(exc)) from exc
+        except gevent.Timeout as exc:  # pragma: no cover - Timeout always carries our exception
+            inbound.close()
+            raise ConnectError("handshake timed out") from exc
+        except ConnectError:
+            inbound.close()
+            raise
+        session = EslSession(inbound, node)
+        session.lost = lost
+        reply = session.command("event plain " + " ".join(self._events))
+        if not reply.startswith("+OK"):
+            session.close()
+            raise ConnectError(f"subscription refused: {reply}")
+        return session
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        delay = state.upcoming_sleep
+        if isinstance(exc, AuthRejected):
+            self.log.error(
+                "FreeSWITCH rejected the ESL password; check the node's password or FSBARGE_ESL_PASSWORD",
+                host=self.node.host,
+                port=self.node.port,
+                retry_in=round(delay, 1),
+            )
+        else:
+            self.log.warning(
+                "cannot connect to FreeSWITCH", host=self.node.host, port=self.node.port, error=str(exc), retry_in=round(delay, 2)
+            )
+
+    def _connect(self) -> EslSession | None:
+        retrying = Retrying(
+            retry=retry_if_exception_type(ConnectError),
+            wait=self._wait,
+            sleep=lambda s: self._stop.wait(s),
+            stop=lambda state: self._stop.is_set(),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    if self._stop.is_set():
+                        return None
+                    session = self._open()
+                    try:
+                        self._on_connected(session)
+                    except ConnectError:
+                        session.close()
+                        raise
+                    return session
+        except ConnectError:
+            return None  # only when stopping
+        return None
+
+    def run(self) -> None:
+        """Connect, serve until the session is lost, reconnect; until :meth:`stop`."""
+        while not self._stop.is_set():
+            session = self._connect()
+            if session is None:
+                break
+            self.session = session
+            self.connects += 1
+            self.log.info("connected to FreeSWITCH", host=self.node.host, port=self.node.port)
+            gevent.wait([session.lost, self._stop], count=1)
+            self.session = None
+            if self._stop.is_set():
+                session.close()
+                break
+            reason = session._esl.lost_reason or "connection lost"
+            self.log.warning("lost FreeSWITCH connection", reason=reason)
+            self._on_disconnected(reason)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.session is not None:
+            self.session.close()

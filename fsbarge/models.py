@@ -1,0 +1,178 @@
+"""SQLAlchemy tables (typed declarative). The schema itself is created only by Alembic migrations
+(migrations/versions/); tests/test_db_migrations.py checks that these models and the migrations agree.
+
+Times are naive UTC datetimes with millisecond precision. `UtcDateTime` also accepts float epoch
+seconds and timezone-aware datetimes when binding, so the hot path can hand it the core's floats.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    false,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+EPOCH = datetime(1970, 1, 1)
+
+
+def epoch_to_datetime(seconds: float) -> datetime:
+    """Float epoch seconds -> naive UTC datetime, rounded to the millisecond."""
+    return EPOCH + timedelta(milliseconds=round(seconds * 1000))
+
+
+def datetime_to_epoch(value: datetime) -> float:
+    """Naive-UTC (or aware) datetime -> float epoch seconds (millisecond precision)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return round((value - EPOCH) / timedelta(microseconds=1) / 1000) / 1000
+
+
+def _to_naive_utc_ms(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        if value.microsecond % 1000:
+            base = value.replace(microsecond=0)
+            value = base + timedelta(milliseconds=round(value.microsecond / 1000))
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return epoch_to_datetime(value)
+    raise TypeError(f"expected a datetime or epoch seconds, got {type(value).__name__}")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Naive UTC DATETIME with millisecond precision; binds datetimes or float epoch seconds."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
+        return _to_naive_utc_ms(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Channel(Base):
+    """A live FreeSWITCH channel (one leg), mirrored from the daemon's in-memory channel table."""
+
+    __tablename__ = "channels"
+
+    node: Mapped[str] = mapped_column(String, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String, primary_key=True)
+    name: Mapped[str | None] = mapped_column(String)
+    direction: Mapped[str | None] = mapped_column(String)
+    state: Mapped[str | None] = mapped_column(String)
+    answer_state: Mapped[str | None] = mapped_column(String)
+    user: Mapped[str | None] = mapped_column(String)  # directory user the leg belongs to
+    dialed_user: Mapped[str | None] = mapped_column(String)
+    user_name: Mapped[str | None] = mapped_column(String)
+    presence_id: Mapped[str | None] = mapped_column(String)
+    caller_number: Mapped[str | None] = mapped_column(String)
+    callee_number: Mapped[str | None] = mapped_column(String)
+    destination: Mapped[str | None] = mapped_column(String)
+    peer_uuid: Mapped[str | None] = mapped_column(String)
+    call_uuid: Mapped[str | None] = mapped_column(String)
+    application: Mapped[str | None] = mapped_column(String)
+    application_data: Mapped[str | None] = mapped_column(String)
+    created_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+    __table_args__ = (
+        Index("ix_channels_user", "user"),
+        Index("ix_channels_node_peer_uuid", "node", "peer_uuid"),
+    )
+
+
+class Node(Base):
+    """One FreeSWITCH node the daemon connects to."""
+
+    __tablename__ = "nodes"
+
+    name: Mapped[str] = mapped_column(String, primary_key=True)
+    core_uuid: Mapped[str | None] = mapped_column(String)
+    connected: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
+    last_event_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    resynced_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Intervention(Base):
+    """One intervention attempt: the audit record (SPEC.md "The audit record")."""
+
+    __tablename__ = "interventions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    node: Mapped[str] = mapped_column(String, nullable=False)
+    supervisor: Mapped[str | None] = mapped_column(String)
+    supervisor_uuid: Mapped[str | None] = mapped_column(String)
+    agent: Mapped[str | None] = mapped_column(String)
+    target_uuid: Mapped[str | None] = mapped_column(String)
+    customer: Mapped[str | None] = mapped_column(String)
+    requested_mode: Mapped[str | None] = mapped_column(String)
+    outcome: Mapped[str] = mapped_column(String, nullable=False)
+    reason: Mapped[str | None] = mapped_column(String)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String)
+    # internal: the last non-refused mode (re-asserted on re-attach)
+    current_mode: Mapped[str | None] = mapped_column(String)
+    # internal: Event-UUID of the eavesdrop sendmsg (comes back as Application-UUID)
+    application_uuid: Mapped[str | None] = mapped_column(String)
+
+    __table_args__ = (
+        Index("ix_interventions_started_at", "started_at"),
+        Index("ix_interventions_supervisor", "supervisor"),
+        Index("ix_interventions_agent", "agent"),
+        Index("ix_interventions_outcome", "outcome"),
+        Index("ix_interventions_outcome_node", "outcome", "node"),
+    )
+
+
+class ModeChange(Base):
+    """One entry of an intervention's mode history (refused DTMF changes included)."""
+
+    __tablename__ = "mode_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    intervention_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("interventions.id"), nullable=False
+    )
+    mode: Mapped[str] = mapped_column(String, nullable=False)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    source: Mapped[str] = mapped_column(String, nullable=False)
+    refused: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
+
+    __table_args__ = (Index("ix_mode_changes_intervention_id", "intervention_id"),)
+
+
+channels = Channel.__table__
+nodes = Node.__table__
+interventions = Intervention.__table__
+mode_changes = ModeChange.__table__

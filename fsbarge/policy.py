@@ -1,0 +1,52 @@
+"""Who may barge whom, in which modes (SPEC.md "Who may barge whom"). Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import Config
+
+__all__ = ["ALL_MODES", "DIAL_MODES", "Policy"]
+
+# Modes a feature code can start in, and every mode a DTMF key can reach.
+DIAL_MODES = ("listen", "whisper", "barge")
+ALL_MODES = ("listen", "whisper", "barge", "customer_whisper")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Decisions over the configured teams; built once from the configuration."""
+
+    config: Config
+
+    def refusal(self, supervisor: str | None, agent: str, mode: str) -> str | None:
+        """Why ``supervisor`` may not start ``mode`` on ``agent`` (a SPEC reason), or None."""
+        if not supervisor:
+            return "unauthenticated"
+        if supervisor == agent:
+            return "self_target"
+        teams = self.config.teams_supervised_by(supervisor)
+        if not teams:
+            return "not_supervisor"
+        if self.is_protected(agent):
+            return "protected_target"
+        mine = [t for t in teams if agent in t.agents]
+        if not mine:
+            return "not_in_team"
+        if mode not in DIAL_MODES or not any(mode in t.modes for t in mine):
+            return "mode_not_allowed"
+        return None
+
+    def mode_allowed(self, supervisor: str, agent: str, mode: str) -> bool:
+        """May this supervisor be in ``mode`` on this agent (used for DTMF switches)?"""
+        return any(mode in t.modes for t in self.config.teams_supervised_by(supervisor) if agent in t.agents)
+
+    def is_protected(self, ext: str) -> bool:
+        pol = self.config.policy
+        if ext in pol.protected:
+            return True
+        return pol.protect_supervisors and self.config.is_supervisor(ext)
+
+    @property
+    def allow_second_barge(self) -> bool:
+        return self.config.policy.allow_second_barge

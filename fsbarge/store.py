@@ -1,0 +1,446 @@
+"""Repositories over an Engine: the live channel mirror and the audit trail.
+
+Used by the daemon (the one writer) and by CLI readers in other processes. Every write runs in one
+short transaction (SQLite: BEGIN IMMEDIATE) that has committed when the method returns, so what the
+daemon has decided is durable. Reads run in one transaction too, so a record and its mode history
+come from the same snapshot. SQLAlchemy errors surface as fsbarge.db.DatabaseError (one line).
+
+Times go in as float epoch seconds (UTC) and are stored as naive UTC datetimes with millisecond
+precision. ChannelStore.list() and AuditStore.open_interventions() give them back as floats;
+AuditStore.get()/list() return SPEC.md audit records (ISO 8601 strings, see fsbarge.auditview).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, exists, insert, or_, select, update
+
+from fsbarge import auditview
+from fsbarge.db import translate_errors, writer
+from fsbarge.models import channels, datetime_to_epoch, interventions, mode_changes, nodes
+
+OUTCOMES = ("active", "completed", "denied", "no_active_call", "failed")
+
+CHANNEL_COLUMNS = tuple(c.name for c in channels.c)
+_CHANNEL_DATA_COLUMNS = tuple(c for c in CHANNEL_COLUMNS if c not in ("node", "updated_at"))
+_CHANNEL_TIMES = ("created_at", "answered_at", "updated_at")
+_NODE_TIMES = ("last_event_at", "resynced_at")
+_INTERVENTION_TIMES = ("started_at", "ended_at")
+
+_CHUNK = 500  # keys per IN (...) list, well under every backend's parameter limit
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _epoch(value: datetime | None) -> float | None:
+    return None if value is None else datetime_to_epoch(value)
+
+
+def _plain(row: Any, time_fields: Iterable[str]) -> dict[str, Any]:
+    out = dict(row._mapping)
+    for field in time_fields:
+        if field in out:
+            out[field] = _epoch(out[field])
+    return out
+
+
+def _upsert_insert(dialect: str) -> Any:
+    """The dialect's INSERT construct that supports ON CONFLICT, or None."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        return None
+    return dialect_insert
+
+
+# --------------------------------------------------------------------------- channels
+
+
+class ChannelStore:
+    """The daemon's mirror of live FreeSWITCH channels, for `fsbarge calls` and for resync."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._writer = writer(engine)
+        self._dialect_insert = _upsert_insert(engine.dialect.name)
+        self._upsert = None
+        if self._dialect_insert is not None:
+            stmt = self._dialect_insert(channels)
+            self._upsert = stmt.on_conflict_do_update(
+                index_elements=[channels.c.node, channels.c.uuid],
+                set_={
+                    c.name: stmt.excluded[c.name] for c in channels.c if not c.primary_key
+                },
+            )
+
+    @staticmethod
+    def _row(node: str, row: Mapping[str, Any], now: float) -> dict[str, Any]:
+        out = {c: row.get(c) for c in _CHANNEL_DATA_COLUMNS}
+        if not out["uuid"]:
+            raise ValueError("channel row without a uuid")
+        out["node"] = node
+        out["updated_at"] = row.get("updated_at") or now
+        return out
+
+    def _write_rows(self, conn: Connection, node: str, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if self._upsert is not None:
+            conn.execute(self._upsert, rows)
+            return
+        # other backends: delete the keys, then insert
+        for chunk in _chunks([r["uuid"] for r in rows]):
+            conn.execute(
+                delete(channels).where(channels.c.node == node, channels.c.uuid.in_(chunk))
+            )
+        conn.execute(insert(channels), rows)
+
+    def _apply(
+        self, conn: Connection, node: str, rows: list[dict[str, Any]], deletes: Sequence[str]
+    ) -> None:
+        self._write_rows(conn, node, rows)
+        for chunk in _chunks(list(deletes)):
+            conn.execute(
+                delete(channels).where(channels.c.node == node, channels.c.uuid.in_(chunk))
+            )
+
+    def apply(
+        self,
+        node: str,
+        upserts: Sequence[Mapping[str, Any]],
+        deletes: Sequence[str],
+        conn: Connection | None = None,
+    ) -> None:
+        """Upsert and delete this node's channels in one transaction (committed on return unless
+        `conn` is given, in which case the caller owns the transaction).
+
+        Each upsert is the channel's full row: columns missing from it become NULL, keys that are
+        not columns are ignored, times are float epoch seconds or None, `updated_at` defaults to
+        now. Upserts are applied before deletes, so a uuid in both ends up deleted."""
+        if not upserts and not deletes:
+            return
+        now = time.time()
+        rows = [self._row(node, r, now) for r in upserts]
+        with translate_errors(self._engine):
+            if conn is not None:
+                self._apply(conn, node, rows, deletes)
+                return
+            with self._writer.begin() as c:
+                self._apply(c, node, rows, deletes)
+
+    def replace_node(self, node: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Resync: the node's channels become exactly `rows`, in one transaction."""
+        now = time.time()
+        prepared = [self._row(node, r, now) for r in rows]
+        with translate_errors(self._engine), self._writer.begin() as c:
+            c.execute(delete(channels).where(channels.c.node == node))
+            self._write_rows(c, node, prepared)
+
+    def list(self, node: str | None = None) -> list[dict[str, Any]]:
+        """The mirrored channels (all nodes, or one), as plain dicts with float epoch times,
+        ordered by node, creation time and uuid."""
+        stmt = select(channels).order_by(channels.c.node, channels.c.created_at, channels.c.uuid)
+        if node is not None:
+            stmt = stmt.where(channels.c.node == node)
+        with translate_errors(self._engine), self._engine.connect() as c:
+            return [_plain(r, _CHANNEL_TIMES) for r in c.execute(stmt)]
+
+    def set_node_status(
+        self,
+        node: str,
+        *,
+        core_uuid: str | None = None,
+        connected: bool | None = None,
+        last_event_at: float | None = None,
+        resynced_at: float | None = None,
+    ) -> None:
+        """Create the node's row if needed and set the given fields (None = leave unchanged)."""
+        values = {
+            k: v
+            for k, v in (
+                ("core_uuid", core_uuid),
+                ("connected", connected),
+                ("last_event_at", last_event_at),
+                ("resynced_at", resynced_at),
+            )
+            if v is not None
+        }
+        with translate_errors(self._engine), self._writer.begin() as c:
+            if self._dialect_insert is not None:
+                stmt = self._dialect_insert(nodes).values(name=node, **values)
+                if values:
+                    stmt = stmt.on_conflict_do_update(index_elements=[nodes.c.name], set_=values)
+                else:
+                    stmt = stmt.on_conflict_do_nothing(index_elements=[nodes.c.name])
+                c.execute(stmt)
+                return
+            result = c.execute(update(nodes).where(nodes.c.name == node).values(**values))
+            if result.rowcount == 0:
+                c.execute(insert(nodes).values(name=node, **values))
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """Every node's status row (name, core_uuid, connected, last_event_at, resynced_at)."""
+        with translate_errors(self._engine), self._engine.connect() as c:
+            rows = c.execute(select(nodes).order_by(nodes.c.name))
+            return [_plain(r, _NODE_TIMES) for r in rows]
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def _check_outcome(outcome: str) -> None:
+    if outcome not in OUTCOMES:
+        raise ValueError(f"unknown outcome {outcome!r}: expected one of {', '.join(OUTCOMES)}")
+
+
+class AuditStore:
+    """The audit trail: one record per intervention attempt plus its mode history.
+
+    Append-only: records are created, get mode changes while open, and are closed once; nothing
+    here deletes or rewrites a closed record."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._writer = writer(engine)
+
+    # ------------------------------------------------------------------ writes
+
+    def create(
+        self,
+        *,
+        node: str,
+        supervisor: str | None,
+        supervisor_uuid: str | None,
+        agent: str | None,
+        target_uuid: str | None,
+        customer: str | None,
+        requested_mode: str | None,
+        outcome: str,
+        reason: str | None,
+        started_at: float,
+        ended_at: float | None = None,
+        application_uuid: str | None = None,
+    ) -> int:
+        """Record an attempt; returns its id once committed. A record created with any outcome
+        other than `active` is closed at once: `ended_at` defaults to `started_at` (SPEC: a
+        refused attempt has ended_at == started_at)."""
+        _check_outcome(outcome)
+        if outcome == "active":
+            if ended_at is not None:
+                raise ValueError("an active intervention has no ended_at")
+        elif ended_at is None:
+            ended_at = started_at
+        values = dict(
+            node=node,
+            supervisor=supervisor,
+            supervisor_uuid=supervisor_uuid,
+            agent=agent,
+            target_uuid=target_uuid,
+            customer=customer,
+            requested_mode=requested_mode,
+            outcome=outcome,
+            reason=reason,
+            started_at=started_at,
+            ended_at=ended_at,
+            application_uuid=application_uuid,
+        )
+        with translate_errors(self._engine), self._writer.begin() as c:
+            result = c.execute(insert(interventions).values(**values))
+            return int(result.inserted_primary_key[0])
+
+    def _require_open(self, c: Connection, intervention_id: int) -> None:
+        row = c.execute(
+            select(interventions.c.outcome, interventions.c.ended_at).where(
+                interventions.c.id == intervention_id
+            )
+        ).first()
+        if row is None:
+            raise LookupError(f"no intervention {intervention_id}")
+        if row.ended_at is not None:
+            raise ValueError(f"intervention {intervention_id} is closed ({row.outcome})")
+
+    def add_mode(
+        self, intervention_id: int, mode: str, at: float, source: str, refused: bool = False
+    ) -> None:
+        """Append a mode change (refused ones too) to an open record; a change that is not
+        refused also becomes the record's current_mode. LookupError for an unknown id,
+        ValueError for a closed record."""
+        with translate_errors(self._engine), self._writer.begin() as c:
+            self._require_open(c, intervention_id)
+            c.execute(
+                insert(mode_changes).values(
+                    intervention_id=intervention_id,
+                    mode=mode,
+                    at=at,
+                    source=source,
+                    refused=bool(refused),
+                )
+            )
+            if not refused:
+                c.execute(
+                    update(interventions)
+                    .where(interventions.c.id == intervention_id)
+                    .values(current_mode=mode)
+                )
+
+    def set_outcome(self, intervention_id: int, outcome: str, reason: str | None = None) -> None:
+        """Change an open record's outcome and reason (it stays open: close() ends a record).
+        LookupError for an unknown id, ValueError for a closed record."""
+        _check_outcome(outcome)
+        with translate_errors(self._engine), self._writer.begin() as c:
+            self._require_open(c, intervention_id)
+            c.execute(
+                update(interventions)
+                .where(interventions.c.id == intervention_id)
+                .values(outcome=outcome, reason=reason)
+            )
+
+    def set_application_uuid(self, intervention_id: int, application_uuid: str | None) -> None:
+        """Remember the Event-UUID of the eavesdrop sendmsg of an open record."""
+        with translate_errors(self._engine), self._writer.begin() as c:
+            self._require_open(c, intervention_id)
+            c.execute(
+                update(interventions)
+                .where(interventions.c.id == intervention_id)
+                .values(application_uuid=application_uuid)
+            )
+
+    def close(
+        self,
+        intervention_id: int,
+        *,
+        outcome: str,
+        ended_at: float,
+        end_reason: str | None,
+        reason: str | None = None,
+    ) -> bool:
+        """Close an open record (e.g. outcome completed, or failed with a reason; `reason=None`
+        keeps the stored reason). Returns False, changing nothing, if it was already closed: the
+        first close stands. LookupError for an unknown id."""
+        _check_outcome(outcome)
+        if outcome == "active":
+            raise ValueError("close() needs a final outcome, not 'active'")
+        values: dict[str, Any] = dict(outcome=outcome, ended_at=ended_at, end_reason=end_reason)
+        if reason is not None:
+            values["reason"] = reason
+        with translate_errors(self._engine), self._writer.begin() as c:
+            result = c.execute(
+                update(interventions)
+                .where(interventions.c.id == intervention_id, interventions.c.ended_at.is_(None))
+                .values(**values)
+            )
+            if result.rowcount:
+                return True
+            found = c.execute(
+                select(interventions.c.id).where(interventions.c.id == intervention_id)
+            ).first()
+            if found is None:
+                raise LookupError(f"no intervention {intervention_id}")
+            return False
+
+    # ------------------------------------------------------------------ reads
+
+    @staticmethod
+    def _modes_for(c: Connection, ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+        out: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+        for chunk in _chunks(list(ids)):
+            rows = c.execute(
+                select(
+                    mode_changes.c.intervention_id,
+                    mode_changes.c.mode,
+                    mode_changes.c.at,
+                    mode_changes.c.source,
+                    mode_changes.c.refused,
+                )
+                .where(mode_changes.c.intervention_id.in_(chunk))
+                .order_by(mode_changes.c.at, mode_changes.c.id)
+            )
+            for r in rows:
+                out[r.intervention_id].append(
+                    {"mode": r.mode, "at": r.at, "source": r.source, "refused": bool(r.refused)}
+                )
+        return out
+
+    def open_interventions(self, node: str | None = None) -> list[dict[str, Any]]:
+        """Records still `active` (all nodes, or one), oldest first, as plain dicts with float
+        epoch times, the internal current_mode / application_uuid, and `modes`: the history as
+        [{mode, at, source, refused}]."""
+        stmt = select(interventions).where(interventions.c.outcome == "active")
+        if node is not None:
+            stmt = stmt.where(interventions.c.node == node)
+        stmt = stmt.order_by(interventions.c.id)
+        with translate_errors(self._engine), self._engine.connect() as c:
+            rows = [_plain(r, _INTERVENTION_TIMES) for r in c.execute(stmt)]
+            modes = self._modes_for(c, [r["id"] for r in rows])
+        for r in rows:
+            r["modes"] = [{**m, "at": _epoch(m["at"])} for m in modes[r["id"]]]
+        return rows
+
+    def get(self, intervention_id: int, *, now: float | None = None) -> dict[str, Any] | None:
+        """The SPEC.md audit record, or None. An active record's seconds_by_mode runs to `now`
+        (default: the current time)."""
+        with translate_errors(self._engine), self._engine.connect() as c:
+            row = c.execute(
+                select(interventions).where(interventions.c.id == intervention_id)
+            ).first()
+            if row is None:
+                return None
+            modes = self._modes_for(c, [intervention_id])[intervention_id]
+        return auditview.record(row._mapping, modes, time.time() if now is None else now)
+
+    def list(
+        self,
+        *,
+        supervisor: str | None = None,
+        agent: str | None = None,
+        since: datetime | float | None = None,
+        until: datetime | float | None = None,
+        mode: str | None = None,
+        outcome: str | None = None,
+        limit: int | None = 100,
+        node: str | None = None,
+        now: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Audit records, newest first (started_at, then id). Filters combine with AND:
+        `since` <= started_at < `until` (naive datetimes are UTC); `mode` matches the requested
+        mode or any non-refused mode in the history; `limit` None = all."""
+        if limit is not None and limit < 0:
+            raise ValueError("limit must be zero or more")
+        i = interventions
+        stmt = select(i)
+        if supervisor is not None:
+            stmt = stmt.where(i.c.supervisor == supervisor)
+        if agent is not None:
+            stmt = stmt.where(i.c.agent == agent)
+        if node is not None:
+            stmt = stmt.where(i.c.node == node)
+        if outcome is not None:
+            stmt = stmt.where(i.c.outcome == outcome)
+        if since is not None:
+            stmt = stmt.where(i.c.started_at >= since)
+        if until is not None:
+            stmt = stmt.where(i.c.started_at < until)
+        if mode is not None:
+            used = exists().where(
+                mode_changes.c.intervention_id == i.c.id,
+                mode_changes.c.mode == mode,
+                mode_changes.c.refused == False,  # noqa: E712
+            )
+            stmt = stmt.where(or_(i.c.requested_mode == mode, used))
+        stmt = stmt.order_by(i.c.started_at.desc(), i.c.id.desc())
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with translate_errors(self._engine), self._engine.connect() as c:
+            rows = c.execute(stmt).all()
+            modes = self._modes_for(c, [r.id for r in rows])
+        moment = time.time() if now is None else now
+        return [auditview.record(r._mapping, modes[r.id], moment) for r in rows]

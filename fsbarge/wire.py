@@ -1,0 +1,165 @@
+"""Event Socket framing without IO: bytes in, frames out; commands out.
+
+Every event FreeSWITCH sends passes through here, so the reader works on whole
+buffers (no per-line reads) and leaves URL-decoding to whoever reads a value:
+an event-plain body is split into lines *before* any value is decoded, so a
+value containing ``%0A`` can never forge another header (greenswitch decodes
+the whole event first and is open to exactly that).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+__all__ = [
+    "BadFrame",
+    "Frame",
+    "FrameReader",
+    "ProtocolError",
+    "decode",
+    "parse_plain",
+]
+
+# A frame larger than this cannot be a real event (the largest in the captures is
+# ~12 kB); treating it as a desynchronised stream is safer than buffering it.
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+
+
+class ProtocolError(Exception):
+    """The byte stream cannot be resynchronised; the connection must be dropped."""
+
+
+class Frame:
+    """One ESL message: outer headers (never URL-encoded) and an optional body."""
+
+    __slots__ = ("headers", "body")
+
+    def __init__(self, headers: dict[str, str], body: bytes) -> None:
+        self.headers = headers
+        self.body = body
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "")
+
+    def __repr__(self) -> str:
+        return f"Frame({self.headers!r}, {len(self.body)} body bytes)"
+
+
+class BadFrame:
+    """A frame that could not be understood; the reader skipped it and went on."""
+
+    __slots__ = ("reason", "excerpt")
+
+    def __init__(self, reason: str, excerpt: bytes) -> None:
+        self.reason = reason
+        self.excerpt = excerpt[:120]
+
+    def __repr__(self) -> str:
+        return f"BadFrame({self.reason!r})"
+
+
+def _split_headers(block: bytes) -> dict[str, str] | None:
+    text = block.decode("utf-8", "replace")
+    headers: dict[str, str] = {}
+    for line in text.split("\n"):
+        name, sep, value = line.partition(": ")
+        if not sep:
+            name, sep, value = line.partition(":")
+            if not sep or not name:
+                return None
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+class FrameReader:
+    """Incremental ESL frame parser: ``feed(bytes) -> [Frame | BadFrame]``."""
+
+    __slots__ = ("_buf", "_pending")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._pending: dict[str, str] | None = None  # headers waiting for their body
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[Frame | BadFrame]:
+        buf = self._buf + data if self._buf else data
+        out: list[Frame | BadFrame] = []
+        pos = 0
+        end = len(buf)
+        pending = self._pending
+        while True:
+            if pending is not None:
+                length = int(pending["Content-Length"])
+                if end - pos < length:
+                    break
+                out.append(Frame(pending, buf[pos : pos + length]))
+                pos += length
+                pending = None
+                continue
+            # FreeSWITCH never sends blank lines between frames, but a peer might.
+            while pos < end and buf[pos] == 10:
+                pos += 1
+            sep = buf.find(b"\n\n", pos)
+            if sep < 0:
+                if end - pos > MAX_FRAME_BYTES:
+                    raise ProtocolError("header block exceeds %d bytes" % MAX_FRAME_BYTES)
+                break
+            block = buf[pos:sep]
+            pos = sep + 2
+            headers = _split_headers(block)
+            if headers is None:
+                out.append(BadFrame("header line without ':'", block))
+                continue
+            length_text = headers.get("Content-Length")
+            if length_text is None:
+                out.append(Frame(headers, b""))
+                continue
+            try:
+                length = int(length_text)
+                if length < 0:
+                    raise ValueError
+            except ValueError:
+                out.append(BadFrame(f"bad Content-Length {length_text[:20]!r}", block))
+                continue
+            if length > MAX_FRAME_BYTES:
+                raise ProtocolError(f"Content-Length {length} exceeds the frame limit")
+            pending = headers
+        self._pending = pending
+        self._buf = buf[pos:] if pos < end else b""
+        return out
+
+
+def parse_plain(body: bytes) -> tuple[dict[str, str], bytes]:
+    """Split a text/event-plain body into raw (still URL-encoded) headers and its own body.
+
+    Values stay encoded: :func:`decode` them when read. Lines are split first,
+    so an encoded newline inside a value stays inside that value.
+    """
+    sep = body.find(b"\n\n")
+    head = body if sep < 0 else body[:sep]
+    text = head.decode("utf-8", "replace")
+    try:
+        headers = dict(line.split(": ", 1) for line in text.split("\n"))  # type: ignore[misc]
+    except ValueError:
+        headers = {}
+        for line in text.split("\n"):
+            name, found, value = line.partition(":")
+            if found and name:
+                headers[name] = value[1:] if value.startswith(" ") else value
+    inner = b""
+    if sep >= 0:
+        length = headers.get("Content-Length")
+        if length is not None and length.isdigit():
+            inner = body[sep + 2 : sep + 2 + int(length)]
+    return headers, inner
+
+
+def decode(value: str | None) -> str | None:
+    """URL-decode one header value (cheap when there is nothing to decode)."""
+    if value is None or "%" not in value:
+        return value
+    return unquote(value)

@@ -1,0 +1,282 @@
+"""The intervention state machine, table-driven: event in, effects out."""
+
+from __future__ import annotations
+
+import pytest
+
+from fsbarge.barge import AddMode, CloseAudit, Execute, OpenAudit, SendKey
+from tests.factories import (
+    AGENT,
+    CUSTOMER,
+    ENDED_TONE,
+    ERROR_TONE,
+    SUP,
+    SUP2,
+    Rig,
+    bug,
+    complete,
+    dtmf,
+    execute,
+    hangup,
+    park,
+)
+
+
+def started(rig: Rig, mode: str = "listen", sup: str = SUP, supervisor: str = "1002", target: str = "1000") -> None:
+    """Bring an intervention to the point where audio flows."""
+    rig.feed(park(mode, target, supervisor, uuid=sup))
+    rig.feed(execute("eavesdrop", sup), bug())
+
+
+def of(effects: list, kind: type) -> list:
+    return [e for e in effects if isinstance(e, kind)]
+
+
+@pytest.mark.parametrize(
+    ("mode", "aleg", "bleg"),
+    [("listen", "false", "false"), ("whisper", "false", "true"), ("barge", "true", "true")],
+)
+def test_feature_code_starts_eavesdrop_on_the_agent_leg_in_its_mode(mode: str, aleg: str, bleg: str) -> None:
+    rig = Rig()
+    rig.call()
+    effects = rig.feed(park(mode))
+    opened = effects[0]
+    assert isinstance(opened, OpenAudit)
+    assert opened.fields["outcome"] == "active"
+    assert (opened.fields["supervisor"], opened.fields["agent"], opened.fields["customer"]) == ("1002", "1000", "1001")
+    assert opened.fields["target_uuid"] == AGENT  # the agent's own leg, never the customer's
+    assert effects[1:] == [
+        Execute(SUP, "set", "eavesdrop_enable_dtmf=true"),
+        Execute(SUP, "set", f"eavesdrop_whisper_aleg={aleg}"),
+        Execute(SUP, "set", f"eavesdrop_whisper_bleg={bleg}"),
+        Execute(SUP, "eavesdrop", AGENT, event_uuid="app-1"),
+    ]
+    # The first mode is recorded when audio starts (MEDIA_BUG_START on the target).
+    assert rig.feed(execute("eavesdrop", app_uuid="app-1")) == []
+    assert rig.feed(bug()) == [AddMode(SUP, mode, rig.now, "feature_code")]
+
+
+KEYS = {"0": "listen", "1": "customer_whisper", "2": "whisper", "3": "barge"}
+
+
+@pytest.mark.parametrize("start", ["listen", "whisper", "barge"])
+@pytest.mark.parametrize("digit", ["0", "1", "2", "3"])
+def test_each_key_in_each_mode(start: str, digit: str) -> None:
+    rig = Rig()
+    rig.call()
+    started(rig, start)
+    effects = rig.feed(dtmf(digit))
+    if KEYS[digit] == start:
+        assert effects == []
+    else:
+        assert effects == [AddMode(SUP, KEYS[digit], rig.now, "dtmf")]
+
+
+@pytest.mark.parametrize("digit", ["4", "5", "9", "#"])
+def test_keys_without_a_mode_change_nothing(digit: str) -> None:
+    rig = Rig()
+    rig.call()
+    started(rig)
+    assert rig.feed(dtmf(digit)) == []
+
+
+@pytest.mark.parametrize(("digit", "mode"), [("3", "barge"), ("1", "customer_whisper")])
+def test_a_key_into_a_mode_the_team_does_not_allow_is_undone(digit: str, mode: str) -> None:
+    rig = Rig()
+    rig.call(customer="1001", agent="1010")
+    started(rig, "whisper", supervisor="1012", target="1010")
+    effects = rig.feed(dtmf(digit))
+    assert effects == [AddMode(SUP, mode, rig.now, "dtmf", refused=True), SendKey(SUP, "2")]
+    # and the machine still believes the previous mode
+    assert rig.feed(dtmf("0")) == [AddMode(SUP, "listen", rig.now, "dtmf")]
+
+
+def test_star_leaves_and_hangs_the_supervisor_up() -> None:
+    rig = Rig()
+    rig.call()
+    started(rig)
+    assert rig.feed(dtmf("*")) == []
+    rig.feed(bug("MEDIA_BUG_STOP"))
+    effects = rig.feed(complete("eavesdrop"))
+    assert effects == [CloseAudit(SUP, "completed", rig.now, "supervisor_left"), Execute(SUP, "hangup", "NORMAL_CLEARING")]
+
+
+def test_supervisor_hangs_up() -> None:
+    rig = Rig()
+    rig.call()
+    started(rig, "barge")
+    effects = rig.feed(hangup(SUP))
+    assert effects == [CloseAudit(SUP, "completed", rig.now, "supervisor_hangup")]
+    # the events that follow the hang-up change nothing
+    assert rig.feed(bug("MEDIA_BUG_STOP"), complete("eavesdrop", answer_state="hangup")) == []
+
+
+def test_agent_hangs_up_mid_barge_closes_then_tones_and_hangs_up_the_supervisor() -> None:
+    rig = Rig()
+    rig.call()
+    started(rig, "barge")
+    closed = rig.feed(hangup(AGENT))
+    assert closed == [CloseAudit(SUP, "completed", rig.now, "call_ended")]
+    rig.feed(bug("MEDIA_BUG_STOP"))
+    # Back in park: the supervisor hears a short tone and is hung up, not left in silence.
+    assert rig.feed(complete("eavesdrop")) == [Execute(SUP, "playback", ENDED_TONE), Execute(SUP, "hangup", "NORMAL_CLEARING")]
+
+
+def test_customer_hangs_up_mid_barge() -> None:
+    rig = Rig()
+    rig.call()
+    started(rig, "barge")
+    assert rig.feed(hangup(CUSTOMER)) == []  # the customer's leg is not the target
+    closed = rig.feed(hangup(AGENT))  # hangup_after_bridge takes the agent leg down
+    assert closed == [CloseAudit(SUP, "completed", rig.now, "call_ended")]
+    assert of(rig.feed(complete("eavesdrop")), Execute)[-1] == Execute(SUP, "hangup", "NORMAL_CLEARING")
+
+
+def test_freeswitch_shutdown_hangup_cause() -> None:
+    rig = Rig()
+    rig.call()
+    started(rig)
+    assert rig.feed(hangup(SUP, "SYSTEM_SHUTDOWN")) == [CloseAudit(SUP, "completed", rig.now, "freeswitch_shutdown")]
+
+
+def test_shutdown_event_closes_everything() -> None:
+    rig = Rig()
+    rig.call()
+    started(rig)
+    from tests.factories import ev
+
+    assert rig.feed(ev("SHUTDOWN", None)) == [CloseAudit(SUP, "completed", rig.now, "freeswitch_shutdown")]
+
+
+REFUSALS = [
+    # (why, park arguments, outcome, reason)
+    ("unauthenticated phone (no user_name)", dict(mode="listen", target="1000", supervisor=None), "denied", "unauthenticated"),
+    ("not a supervisor", dict(mode="listen", target="1000", supervisor="1001"), "denied", "not_supervisor"),
+    ("not in the supervisor's team", dict(mode="listen", target="1000", supervisor="1012"), "denied", "not_in_team"),
+    ("unknown extension", dict(mode="listen", target="4242", supervisor="1002"), "denied", "not_in_team"),
+    ("mode not allowed", dict(mode="barge", target="1010", supervisor="1012"), "denied", "mode_not_allowed"),
+    ("protected target (a supervisor)", dict(mode="listen", target="1005", supervisor="1002"), "denied", "protected_target"),
+    ("self target", dict(mode="listen", target="1002", supervisor="1002"), "denied", "self_target"),
+    ("agent with no call", dict(mode="listen", target="1004", supervisor="1002"), "no_active_call", None),
+]
+
+
+@pytest.mark.parametrize(("why", "req", "outcome", "reason"), REFUSALS, ids=[r[0] for r in REFUSALS])
+def test_refusals_are_audited_and_audible(why: str, req: dict, outcome: str, reason: str | None) -> None:
+    rig = Rig()
+    rig.call()
+    effects = rig.feed(park(**req))
+    opened = effects[0]
+    assert isinstance(opened, OpenAudit)
+    assert (opened.fields["outcome"], opened.fields["reason"]) == (outcome, reason)
+    assert opened.fields["ended_at"] == opened.fields["started_at"] == rig.now
+    assert effects[1:] == [Execute(SUP, "playback", ERROR_TONE), Execute(SUP, "hangup", "CALL_REJECTED")]
+    assert rig.machine.active == {}
+
+
+def test_two_supervisors_may_listen_to_the_same_call() -> None:
+    rig = Rig()
+    rig.call()
+    started(rig, "listen", SUP, "1002")
+    effects = rig.feed(park("listen", "1000", "1005", uuid=SUP2))
+    assert of(effects, OpenAudit)[0].fields["outcome"] == "active"
+    assert Execute(SUP2, "eavesdrop", AGENT, event_uuid="app-2") in effects
+
+
+def test_a_second_barger_is_refused() -> None:
+    rig = Rig()
+    rig.call()
+    started(rig, "barge", SUP, "1002")
+    effects = rig.feed(park("barge", "1000", "1005", uuid=SUP2))
+    assert (of(effects, OpenAudit)[0].fields["outcome"], of(effects, OpenAudit)[0].fields["reason"]) == ("denied", "already_barged")
+
+
+def test_a_listener_cannot_key_into_barge_while_another_barges() -> None:
+    rig = Rig()
+    rig.call()
+    started(rig, "barge", SUP, "1002")
+    rig.feed(park("listen", "1000", "1005", uuid=SUP2))
+    rig.feed(execute("eavesdrop", SUP2), bug())
+    assert rig.feed(dtmf("3", SUP2)) == [AddMode(SUP2, "barge", rig.now, "dtmf", refused=True), SendKey(SUP2, "0")]
+
+
+def test_a_second_barger_is_allowed_when_configured() -> None:
+    rig = Rig(allow_second_barge=True)
+    rig.call()
+    started(rig, "barge", SUP, "1002")
+    effects = rig.feed(park("barge", "1000", "1005", uuid=SUP2))
+    assert of(effects, OpenAudit)[0].fields["outcome"] == "active"
+
+
+def test_target_vanished_between_lookup_and_execute() -> None:
+    rig = Rig()
+    rig.call()
+    rig.feed(park("listen"))
+    # FreeSWITCH returns execute and complete at once, no media bug (captures 04).
+    assert rig.feed(execute("eavesdrop")) == []
+    effects = rig.feed(complete("eavesdrop"))
+    assert effects == [
+        CloseAudit(SUP, "failed", rig.now, None, reason="target_gone"),
+        Execute(SUP, "playback", ERROR_TONE),
+        Execute(SUP, "hangup", "NORMAL_CLEARING"),
+    ]
+
+
+def test_dtmf_before_the_execute_event_still_counts() -> None:
+    rig = Rig()
+    rig.call()
+    rig.feed(park("listen"))
+    effects = rig.feed(dtmf("2"))
+    assert effects == [AddMode(SUP, "listen", rig.now, "feature_code"), AddMode(SUP, "whisper", rig.now, "dtmf")]
+    # the late EXECUTE / MEDIA_BUG_START do not restart it
+    assert rig.feed(execute("eavesdrop"), bug()) == []
+
+
+def test_a_second_park_of_the_same_channel_starts_nothing() -> None:
+    rig = Rig()
+    rig.call()
+    rig.feed(park("listen"))
+    assert rig.feed(park("listen")) == []
+
+
+def test_supervisor_hangs_up_before_eavesdrop_starts() -> None:
+    rig = Rig()
+    rig.call()
+    rig.feed(park("whisper"))
+    assert rig.feed(hangup(SUP)) == [CloseAudit(SUP, "completed", rig.now, "supervisor_hangup")]
+
+
+def test_reattach_after_restart_reasserts_the_recorded_mode() -> None:
+    rig = Rig()
+    rig.call()
+    # the supervisor's channel as show channels presents it after a restart
+    rig.feed(execute("eavesdrop", SUP, AGENT))
+    records = [
+        {"id": 7, "supervisor_uuid": SUP, "target_uuid": AGENT, "supervisor": "1002", "agent": "1000",
+         "requested_mode": "listen", "current_mode": "whisper", "started_at": 900.0, "last_mode_at": 950.0}
+    ]
+    effects = rig.machine.reattach(records, 2000.0, restarted=True, last_seen=990.0)
+    assert effects == [SendKey(SUP, "2"), AddMode(SUP, "whisper", 2000.0, "reattach")]
+    assert rig.feed(hangup(SUP)) == [CloseAudit(SUP, "completed", rig.now, "supervisor_hangup")]
+
+
+def test_record_whose_supervisor_is_gone_after_restart_closes_as_daemon_restart() -> None:
+    rig = Rig()
+    rig.call()
+    records = [
+        {"id": 7, "supervisor_uuid": SUP, "target_uuid": AGENT, "supervisor": "1002", "agent": "1000",
+         "requested_mode": "listen", "current_mode": "listen", "started_at": 900.0, "last_mode_at": 950.0}
+    ]
+    effects = rig.machine.reattach(records, 2000.0, restarted=True, last_seen=990.0)
+    assert effects == [CloseAudit(SUP, "completed", 990.0, "daemon_restart")]
+
+
+def test_record_whose_supervisor_left_during_a_reconnect_is_closed_by_what_channels_show() -> None:
+    rig = Rig()
+    rig.call()
+    started(rig)
+    rig.table.replace_all([c for c in rig.table.channels.values() if c.uuid != SUP])
+    records = [{"id": 7, "supervisor_uuid": SUP, "target_uuid": AGENT, "current_mode": "listen", "started_at": 900.0}]
+    effects = rig.machine.reattach(records, 2000.0, restarted=False, last_seen=None)
+    assert effects == [CloseAudit(SUP, "completed", 2000.0, "supervisor_hangup")]
+    assert rig.machine.active == {}
