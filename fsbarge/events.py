@@ -8,7 +8,7 @@ URL-decoded, once, when the event is built.
 
 from __future__ import annotations
 
-from .wire import decode, parse_plain
+from .wire import decode, parse_event
 
 __all__ = ["Event", "from_headers", "from_plain", "SUBSCRIBED_EVENTS", "FSBARGE_VARS"]
 
@@ -163,7 +163,22 @@ def from_headers(h: dict[str, str], body: bytes = b"") -> Event:
     return ev
 
 
+# The only channel variables the daemon reads (see from_headers).
+_VARIABLES = tuple(
+    b"\n" + name.encode() + b": "
+    for name in (
+        "variable_uuid",
+        "variable_user_name",
+        "variable_dialed_user",
+        "variable_sip_authorized",
+        "variable_presence_id",
+        "variable_fsbarge_mode",
+        "variable_fsbarge_target",
+    )
+)
+
+
 def from_plain(body: bytes) -> Event:
-    """Parse a text/event-plain body into an Event."""
-    headers, inner = parse_plain(body)
+    """Parse a text/event-plain body into an Event (reading only the variables we use)."""
+    headers, inner = parse_event(body, _VARIABLES)
     return from_headers(headers, inner)

@@ -84,7 +84,7 @@ class NodeService:
         self.last_progress = clock()
         self.log = log.bind(node=node.name)
         self._db_wait = wait_exponential(multiplier=0.05, max=db_retry_max)
-        # Hooks for benchmarks and tests: called after a command is written / a batch is committed.
+        # Hooks for benchmarks and tests: after a command is written / a batch is applied and committed.
         self.on_command_written: Callable[[str], None] | None = None
         self.on_batch_committed: Callable[[int], None] | None = None
 
@@ -146,14 +146,14 @@ class NodeService:
                 self._db(lambda: self.channel_store.set_node_status(self.name, connected=False))
         self._flush()
         self.last_progress = self.clock()
+        if self.on_batch_committed is not None:
+            self.on_batch_committed(len(batch))
 
     def _flush(self) -> None:
         if not self.channels.has_changes:
             return
         upserts, deletes = self.channels.take_changes()
         self._db(lambda: self.channel_store.apply(self.name, upserts, deletes))
-        if self.on_batch_committed is not None:
-            self.on_batch_committed(len(upserts) + len(deletes))
 
     def _db(self, write: Callable[[], Any]) -> Any:
         """Run a database write; while the database is locked or unreachable, wait and retry.

@@ -17,6 +17,7 @@ __all__ = [
     "FrameReader",
     "ProtocolError",
     "decode",
+    "parse_event",
     "parse_plain",
 ]
 
@@ -141,15 +142,56 @@ def parse_plain(body: bytes) -> tuple[dict[str, str], bytes]:
     """
     sep = body.find(b"\n\n")
     head = body if sep < 0 else body[:sep]
-    text = head.decode("utf-8", "replace")
-    try:
-        headers = dict(line.split(": ", 1) for line in text.split("\n"))  # type: ignore[misc]
-    except ValueError:
-        headers = {}
-        for line in text.split("\n"):
-            name, found, value = line.partition(":")
-            if found and name:
-                headers[name] = value[1:] if value.startswith(" ") else value
+    headers: dict[str, str] = {}
+    _pairs(head.decode("utf-8", "replace"), headers)
+    inner = b""
+    if sep >= 0:
+        length = headers.get("Content-Length")
+        if length is not None and length.isdigit():
+            inner = body[sep + 2 : sep + 2 + int(length)]
+    return headers, inner
+
+
+def _pairs(text: str, into: dict[str, str]) -> None:
+    # Values are URL-encoded (a space is %20, a colon %3A), so ": " appears once per
+    # line, as the separator: one replace and one split give key, value, key, value...
+    # When the counts disagree (a malformed line), take the careful path instead.
+    if text.count(": ") == text.count("\n") + 1:
+        parts = text.replace(": ", "\n").split("\n")
+        into.update(zip(parts[::2], parts[1::2]))
+        return
+    for line in text.split("\n"):
+        name, found, value = line.partition(":")
+        if found and name:
+            into[name] = value[1:] if value.startswith(" ") else value
+
+
+def parse_event(body: bytes, variables: tuple[bytes, ...]) -> tuple[dict[str, str], bytes]:
+    """Like :func:`parse_plain`, but of the ``variable_*`` lines only those named are read.
+
+    The hot path: FreeSWITCH puts every channel variable (most of an 8 kB event)
+    between the channel headers and the application headers, and fsbarge needs a
+    handful of them. ``variables`` are search keys like ``b"\\nvariable_user_name: "``.
+    Only whole lines can match: a newline inside a value is always encoded.
+    """
+    sep = body.find(b"\n\n")
+    end = len(body) if sep < 0 else sep
+    vstart = body.find(b"\nvariable_", 0, end)
+    headers: dict[str, str] = {}
+    if vstart < 0:
+        _pairs(body[:end].decode("utf-8", "replace"), headers)
+    else:
+        _pairs(body[:vstart].decode("utf-8", "replace"), headers)
+        last = body.rfind(b"\nvariable_", vstart, end)
+        tail = body.find(b"\n", last + 1, end)
+        if tail >= 0:
+            _pairs(body[tail + 1 : end].decode("utf-8", "replace"), headers)
+        for key in variables:
+            i = body.find(key, vstart - 1 if vstart else 0, end)
+            if i >= 0:
+                i += len(key)
+                j = body.find(b"\n", i, end)
+                headers[key[1:-2].decode()] = body[i : j if j >= 0 else end].decode("utf-8", "replace")
     inner = b""
     if sep >= 0:
         length = headers.get("Content-Length")

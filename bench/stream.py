@@ -1,0 +1,90 @@
+"""A realistic event stream for benchmarks, built from the real captures with fresh uuids.
+
+Each simulated call replays the events of capture 02's customer -> agent call (and,
+for one call in ``barge_every``, capture 03's supervisor leg too) restricted to the
+events fsbarge subscribes to, in the order and proportions FreeSWITCH sent them,
+with every channel uuid replaced by a fresh one. Calls are interleaved the way a
+busy node interleaves them: many calls set up, talk, and hang up concurrently.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from fsbarge.events import SUBSCRIBED_EVENTS
+
+_FRAME = re.compile(rb"Content-Length: (\d+)\nContent-Type: text/event-plain\n\n")
+_UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_SUBSCRIBED = {n.encode() for n in SUBSCRIBED_EVENTS}
+
+
+def captures_dir() -> Path:
+    here = Path(__file__).resolve().parent.parent
+    return here.parent / "shared" / "fixtures" / "esl-captures"
+
+
+def _events(path: Path) -> list[bytes]:
+    data = path.read_bytes()
+    out = []
+    for m in _FRAME.finditer(data):
+        body = data[m.end() : m.end() + int(m.group(1))]
+        name = re.search(rb"Event-Name: (\S+)", body)
+        if name and name.group(1) in _SUBSCRIBED:
+            out.append(body)
+    return out
+
+
+def _legs(events: list[bytes]) -> list[bytes]:
+    found = (re.search(rb"\nUnique-ID: (\S+)", e) for e in events)
+    return list(dict.fromkeys(m.group(1) for m in found if m))
+
+
+@dataclass
+class Template:
+    """The events of one call (bodies) and the channel uuids to replace in them."""
+
+    events: list[bytes]
+    uuids: list[bytes]
+
+    def instance(self) -> list[bytes]:
+        fresh = {u: str(uuid.uuid4()).encode() for u in self.uuids}
+        pattern = re.compile(b"|".join(re.escape(u) for u in self.uuids))
+        return [pattern.sub(lambda m: fresh[m.group(0)], e) for e in self.events]
+
+
+def templates() -> tuple[Template, Template]:
+    """(plain call, call with a supervisor barging) from the captures."""
+    base = captures_dir()
+    call = _events(base / "02-barge-dialplan-dtmf" / "events-plain.raw")
+    legs = _legs(call)
+    customer, agent = legs[0], legs[1]
+    plain = [e for e in call if re.search(rb"\nUnique-ID: (" + customer + b"|" + agent + rb")\n", e)]
+    barge = _events(base / "03-barge-esl-park-sendmsg" / "events-plain.raw")
+    return Template(plain, [customer, agent]), Template(barge, _legs(barge))
+
+
+def frame(body: bytes) -> bytes:
+    return b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % len(body) + body
+
+
+def build(n_events: int, *, concurrent: int = 200, barge_every: int = 50) -> list[bytes]:
+    """About ``n_events`` framed events: ``concurrent`` calls in flight, interleaved round-robin."""
+    plain, barge = templates()
+    out: list[bytes] = []
+    active: list[list[bytes]] = []
+    calls = 0
+    while len(out) < n_events:
+        while len(active) < concurrent:
+            calls += 1
+            tpl = barge if barge_every and calls % barge_every == 0 else plain
+            active.append(tpl.instance())
+        for call in list(active):
+            out.append(frame(call.pop(0)))
+            if not call:
+                active.remove(call)
+            if len(out) >= n_events:
+                break
+    return out

@@ -1,0 +1,561 @@
+"""FreeSwitchSim: the public control API of the simulator (calls, waiters, failure modes).
+
+Runs in the caller's gevent hub by default: every method returns without blocking the hub, and
+the waiters use gevent events with timeouts. With ``threaded=True`` the simulator gets its own OS
+thread and hub instead, so a test that blocks its own thread (subprocess.run, time.sleep, plain
+stdlib sockets) cannot starve it; public methods are then marshalled into that thread.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+import gevent
+import gevent.event
+from gevent import monkey
+
+from .api import Api
+from .headers import CoreInfo
+from .model import Channel, User, default_directory, new_uuid
+from .pbx import Call, Pbx
+from .server import Connection, EslServer, handle_event_command, handle_filter_command
+from .wire import (DISCONNECT_MESSAGE, Command, Event, api_response, command_reply, disconnect_notice)
+
+T = TypeVar("T")
+
+# Real OS-thread primitives even if the caller monkey-patched threading.
+_start_thread = monkey.get_original("_thread", "start_new_thread")
+_allocate_lock = monkey.get_original("_thread", "allocate_lock")
+_get_ident = monkey.get_original("_thread", "get_ident")
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """A connected ESL client as the simulator sees it."""
+
+    id: int
+    peer: tuple
+    authed: bool
+    events: frozenset[str]
+    all_events: bool
+    format: str
+
+
+def _in_sim(method: Callable[..., T]) -> Callable[..., T]:
+    """Run a public method inside the simulator's hub (only matters with threaded=True)."""
+
+    @functools.wraps(method)
+    def wrapper(self: "FreeSwitchSim", *args: Any, **kwargs: Any) -> T:
+        return self._call(method, self, *args, **kwargs)
+
+    return wrapper
+
+
+class FreeSwitchSim:
+    """A FreeSWITCH 1.11 stand-in speaking the inbound Event Socket protocol on 127.0.0.1."""
+
+    def __init__(
+        self,
+        password: str = "ClueCon",
+        core_uuid: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        hostname: str = "fsbarge-sim",
+        clock: Callable[[], float] = time.time,
+        users: dict[str, User] | None = None,
+        playback_seconds: float = 0.0,
+        auto_answer: bool = True,
+        threaded: bool = False,
+    ) -> None:
+        self.password = password
+        self.clock = clock
+        self.reject_auth = False
+        self.disconnect_on_next_command = False
+        self.received_commands: list[tuple[int, str]] = []
+        self.events: list[Event] = []
+        self.directory = users if users is not None else default_directory()
+        self._hostname = hostname
+        self._core = CoreInfo(core_uuid or new_uuid(), hostname, started=clock())
+        self._pbx = self._new_pbx()
+        self._pbx.playback_seconds = playback_seconds
+        self._pbx.auto_answer = auto_answer
+        self._extensions: list = []
+        self._server = EslServer(self, host, port)
+        self._unstalled = gevent.event.Event()
+        self._unstalled.set()
+        self._change = gevent.event.Event()
+        self._threaded = threaded
+        self._thread_id: int | None = None
+        self._sim_loop: Any = None
+        self._stop_async: Any = None
+        self._started = False
+
+    def _new_pbx(self) -> Pbx:
+        pbx = Pbx(self._core, self.directory, self._emit, self.clock)
+        self._api = Api(pbx)
+        return pbx
+
+    # -- life cycle ------------------------------------------------------------------------
+    def start(self) -> "FreeSwitchSim":
+        """Start listening (port 0 picks a free port; see ``port``)."""
+        if self._started:
+            return self
+        if self._threaded:
+            self._start_thread()
+        else:
+            self._server.listen()
+        self._started = True
+        return self
+
+    def stop(self) -> None:
+        """Close the listener and every connection."""
+        if not self._started:
+            return
+        self._started = False
+        if self._threaded and self._thread_id is not None:
+            self._call(self._server.stop)
+            self._stop_async.send()
+            self._thread_id = None
+        else:
+            self._server.stop()
+
+    def __enter__(self) -> "FreeSwitchSim":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def host(self) -> str:
+        return self._server.host
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self._server.host, self._server.port
+
+    @property
+    def core_uuid(self) -> str:
+        return self._core.core_uuid
+
+    @property
+    def hostname(self) -> str:
+        return self._core.hostname
+
+    # -- threaded mode ------------------------------------------------------------------------
+    def _start_thread(self) -> None:
+        ready = _allocate_lock()
+        ready.acquire()
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            hub = gevent.get_hub()
+            self._sim_loop = hub.loop
+            done = gevent.event.Event()
+            self._stop_async = hub.loop.async_()
+            self._stop_async.start(done.set)
+            self._unstalled = gevent.event.Event()
+            self._unstalled.set()
+            self._change = gevent.event.Event()
+            try:
+                self._server.listen()
+            except BaseException as exc:  # pragma: no cover - reported to the caller
+                errors.append(exc)
+                ready.release()
+                return
+            self._thread_id = _get_ident()
+            ready.release()
+            done.wait()
+            self._server.stop()
+            gevent.sleep(0)
+            self._stop_async.close()
+
+        _start_thread(run, ())
+        ready.acquire()
+        if errors:
+            raise errors[0]
+
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if not self._threaded or self._thread_id is None or _get_ident() == self._thread_id:
+            return fn(*args, **kwargs)
+        done = _allocate_lock()
+        done.acquire()
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["result"] = fn(*args, **kwargs)
+            except BaseException as exc:
+                box["error"] = exc
+            finally:
+                done.release()
+
+        self._sim_loop.run_callback_threadsafe(lambda: gevent.spawn(run))
+        while not done.acquire(False):
+            gevent.sleep(0.001)  # cooperative in the caller's hub while the sim thread works
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
+    # -- events and commands (internal hooks used by the server and the PBX) -------------------
+    def _emit(self, event: Event) -> None:
+        self.events.append(event)
+        self._server.broadcast(event)
+        self._changed()
+
+    def _changed(self) -> None:
+        old, self._change = self._change, gevent.event.Event()
+        old.set()
+
+    def _record_command(self, conn_id: int, cmd: Command) -> None:
+        self.received_commands.append((conn_id, cmd.text))
+        self._changed()
+
+    def _dispatch(self, conn: Connection, cmd: Command) -> None:
+        """parse_command(): the reply, then whatever the command sets in motion."""
+        line = cmd.line.strip()
+        low = line.lower()
+        if low.startswith("exit") or low.startswith("..."):
+            conn.send(command_reply("+OK bye"))
+            conn.send(disconnect_notice())
+            conn.close_after_flush()
+            return
+        if not conn.authed:
+            if low.startswith("auth "):
+                if not self.reject_auth and line[5:] == self.password:
+                    conn.authed = True
+                    conn.send(command_reply("+OK accepted"))
+                else:
+                    # mod_event_socket: '-ERR invalid', then the disconnect notice, then close.
+                    conn.send(command_reply("-ERR invalid"))
+                    conn.send(disconnect_notice())
+                    conn.close_after_flush()
+                self._changed()
+                return
+            if low.startswith("userauth "):
+                conn.send(command_reply("-ERR invalid"))
+                conn.send(disconnect_notice())
+                conn.close_after_flush()
+                return
+            conn.send(command_reply("-ERR command not found"))
+            return
+        verb = low.split(" ", 1)[0]
+        if verb in ("event", "nixevent", "noevents"):
+            conn.send(command_reply(handle_event_command(conn, cmd)))
+            self._changed()
+        elif verb == "filter":
+            conn.send(command_reply(handle_filter_command(conn, cmd)))
+        elif verb == "myevents":
+            conn.myevents = line[9:].split()[0] if len(line) > 9 else None
+            conn.all_events = True
+            conn.events_on = True
+            if "json" in low:
+                conn.fmt = "json"
+            conn.send(command_reply("+OK Events Enabled"))
+        elif verb == "sendmsg":
+            reply, ch = self._pbx.queue_sendmsg(cmd)
+            conn.send(command_reply(reply))
+            if ch is not None:
+                self._pbx.pump(ch)
+        elif verb == "sendevent":
+            conn.send(command_reply(f"+OK {self._pbx.sendevent(cmd)}"))
+        elif verb == "api":
+            api_cmd, _, arg = line[4:].strip().partition(" ")
+            output, _found = self._api.execute(api_cmd, arg or None)
+            conn.send(api_response(output or "-ERR no reply\n"))
+        elif verb == "bgapi":
+            api_cmd, _, arg = line[6:].strip().partition(" ")
+            job = cmd.get("Job-UUID") or new_uuid()
+            conn.send(command_reply(f"~Reply-Text: +OK Job-UUID: {job}\nJob-UUID: {job}\n\n"))
+            output, _found = self._api.execute(api_cmd, arg or None)
+            post = [("Job-UUID", job), ("Job-Command", api_cmd)]
+            if arg:
+                post.append(("Job-Command-Arg", arg))
+            self._pbx.fire("BACKGROUND_JOB", None, post=post, body=output or "Command returned no output!")
+        elif verb == "log":
+            conn.send(command_reply("+OK log level  [7]"))
+        elif verb == "nolog":
+            conn.send(command_reply("-ERR not loging"))
+        elif verb in ("linger", "nolinger"):
+            conn.send(command_reply("-ERR not controlling a session"))
+        elif verb == "divert_events":
+            conn.send(command_reply("-ERR not controlling a session."))
+        else:
+            conn.send(command_reply("-ERR command not found"))
+
+    # -- waiters -----------------------------------------------------------------------------
+    def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0) -> T:
+        """Wait until predicate() is truthy (checked after every change); TimeoutError otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            change = self._change
+            value = self._call(predicate) if self._threaded else predicate()
+            if value:
+                return value
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"condition not met within {timeout}s")
+            if self._threaded and self._thread_id is not None and _get_ident() != self._thread_id:
+                gevent.sleep(min(0.005, remaining))
+            else:
+                change.wait(remaining)
+
+    def wait_for_command(self, predicate: Callable[[str], bool], timeout: float = 5.0,
+                         start: int = 0) -> tuple[int, str]:
+        """First received (connection id, command text) from index ``start`` that matches."""
+
+        def find() -> tuple[int, str] | None:
+            for item in self.received_commands[start:]:
+                if predicate(item[1]):
+                    return item
+            return None
+
+        return self.wait_for(find, timeout)
+
+    def wait_for_event(self, name: str | None = None, predicate: Callable[[Event], bool] | None = None,
+                       timeout: float = 5.0, start: int = 0) -> Event:
+        """First fired event from index ``start`` with this Event-Name that matches."""
+
+        def find() -> Event | None:
+            for ev in self.events[start:]:
+                if (name is None or ev.name == name) and (predicate is None or predicate(ev)):
+                    return ev
+            return None
+
+        return self.wait_for(find, timeout)
+
+    def wait_for_clients(self, count: int = 1, authed: bool = True, subscribed: bool = False,
+                         timeout: float = 5.0) -> list[ClientInfo]:
+        def enough() -> list[ClientInfo] | None:
+            cl = [c for c in self.clients() if (c.authed or not authed) and (c.events or c.all_events or not subscribed)]
+            return cl if len(cl) >= count else None
+
+        return self.wait_for(enough, timeout)
+
+    # -- observation -------------------------------------------------------------------------
+    @_in_sim
+    def clients(self) -> list[ClientInfo]:
+        return [ClientInfo(c.id, c.addr, c.authed, frozenset(c.events), c.all_events, c.fmt)
+                for c in self._server.connections.values() if not c.closing]
+
+    @_in_sim
+    def channels(self) -> list[Channel]:
+        return list(self._pbx.channels.values())
+
+    @_in_sim
+    def channel(self, uuid: str) -> Channel | None:
+        return self._pbx.channels.get(uuid)
+
+    @_in_sim
+    def eavesdrop_mode(self, uuid: str) -> str | None:
+        """'listen' | 'whisper' | 'barge' | 'customer_whisper' while ``uuid`` eavesdrops, else None."""
+        ch = self._pbx.channels.get(uuid)
+        return ch.eavesdrop.mode if ch is not None and ch.eavesdrop is not None else None
+
+    @_in_sim
+    def eavesdrop_target(self, uuid: str) -> str | None:
+        ch = self._pbx.channels.get(uuid)
+        return ch.eavesdrop.target if ch is not None and ch.eavesdrop is not None else None
+
+    @_in_sim
+    def eavesdroppers(self, target_uuid: str) -> list[str]:
+        return [c.uuid for c in self._pbx.channels.values()
+                if c.eavesdrop is not None and c.eavesdrop.target == target_uuid]
+
+    @_in_sim
+    def hears_supervisor(self, uuid: str) -> set[str]:
+        """Channels that hear the eavesdropping ``uuid``: key 2 -> target, 1 -> its peer, 3 -> both."""
+        ch = self._pbx.channels.get(uuid)
+        if ch is None or ch.eavesdrop is None:
+            return set()
+        ed = ch.eavesdrop
+        target = self._pbx.channels.get(ed.target)
+        out = set()
+        if ed.mux_write:
+            out.add(ed.target)
+        if ed.mux_read and target is not None and target.peer:
+            out.add(target.peer)
+        return out
+
+    @_in_sim
+    def supervisor_hears(self, uuid: str) -> set[str]:
+        """Channels whose audio the eavesdropper hears (eavesdrop_bridge_aleg/_bleg)."""
+        ch = self._pbx.channels.get(uuid)
+        if ch is None or ch.eavesdrop is None:
+            return set()
+        ed = ch.eavesdrop
+        target = self._pbx.channels.get(ed.target)
+        out = {ed.target} if ed.bridge_read else set()
+        if ed.bridge_write and target is not None and target.peer:
+            out.add(target.peer)
+        return out
+
+    # -- the phones --------------------------------------------------------------------------
+    @_in_sim
+    def place_call(self, caller: str, dest: str, authenticated: bool = True, a_uuid: str | None = None,
+                   b_uuid: str | None = None, caller_id_name: str | None = None) -> Call:
+        """Phone ``caller`` dials ``dest``; a user extension is bridged to user/<dest>."""
+        return self._pbx.place_call(caller, dest, authenticated, a_uuid, b_uuid, caller_id_name)
+
+    @_in_sim
+    def dial(self, ext: str, dest: str, authenticated: bool = True, uuid: str | None = None,
+             caller_id_name: str | None = None) -> str:
+        """Phone ``ext`` dials ``dest`` (e.g. '*331000'); returns the PBX leg's uuid."""
+        return self._pbx.dial(ext, dest, authenticated, uuid, caller_id_name=caller_id_name).uuid
+
+    @_in_sim
+    def answer(self, uuid: str) -> None:
+        """A ringing agent phone answers (only with auto_answer off)."""
+        ch = self._require(uuid)
+        if ch.direction == "outbound":
+            self._pbx.answer_outbound(ch)
+
+    @_in_sim
+    def hangup(self, uuid: str, cause: str = "NORMAL_CLEARING") -> None:
+        """The phone on this leg hangs up (SIP BYE); bridged peers follow as FreeSWITCH does."""
+        self._pbx.hangup_channel(self._require(uuid), cause, remote=True)
+
+    @_in_sim
+    def press(self, uuid: str, digits: str, source: str = "RTP", duration: int | None = None) -> None:
+        """DTMF from the phone: RTP (RFC2833), ENDPOINT (SIP INFO), APP, UNKNOWN."""
+        self._pbx.press(self._require(uuid), digits, source, duration)
+
+    @_in_sim
+    def set_var(self, uuid: str, name: str, value: str | None) -> None:
+        self._require(uuid).set_var(name, value)
+
+    def _require(self, uuid: str) -> Channel:
+        ch = self._pbx.channels.get(uuid)
+        if ch is None:
+            raise KeyError(f"no such channel {uuid}")
+        return ch
+
+    @_in_sim
+    def add_user(self, ext: str, name: str | None = None, effective_name: str | None = None,
+                 callgroup: str = "default", registered: bool = True) -> User:
+        user = User(ext, name or f"Extension {ext}", effective_name or f"{name or 'Extension'} {ext}",
+                    callgroup, registered)
+        self.directory[ext] = user
+        return user
+
+    @_in_sim
+    def set_registered(self, ext: str, registered: bool) -> None:
+        self.directory[ext].registered = registered
+
+    @_in_sim
+    def add_extension(self, pattern: str, apps: list[tuple[str, str]]) -> None:
+        """Extra dialplan extension tried first; '$1'.. in app data are replaced by groups."""
+        regex = re.compile(pattern)
+
+        def build(ch: Channel, m: re.Match[str]) -> list[tuple[str, str]]:
+            out = []
+            for app, data in apps:
+                for i, g in enumerate(m.groups(), 1):
+                    data = data.replace(f"${i}", g or "")
+                out.append((app, data))
+            return out
+
+        self._extensions.append((regex, build))
+        self._pbx.extensions.append((regex, build))
+
+    @property
+    def playback_seconds(self) -> float:
+        return self._pbx.playback_seconds
+
+    @playback_seconds.setter
+    def playback_seconds(self, value: float) -> None:
+        self._pbx.playback_seconds = value
+
+    @property
+    def auto_answer(self) -> bool:
+        return self._pbx.auto_answer
+
+    @auto_answer.setter
+    def auto_answer(self, value: bool) -> None:
+        self._pbx.auto_answer = value
+
+    # -- failure modes -------------------------------------------------------------------------
+    @_in_sim
+    def drop_connections(self, rst: bool = False) -> int:
+        """Close every client socket without a disconnect notice (rst=True: RST instead of FIN)."""
+        conns = list(self._server.connections.values())
+        for conn in conns:
+            conn.abort(rst=rst)
+        return len(conns)
+
+    @_in_sim
+    def send_disconnect_notice(self, message: str = DISCONNECT_MESSAGE, close: bool = True) -> int:
+        """Send text/disconnect-notice to every client (and close, as FreeSWITCH does)."""
+        conns = [c for c in self._server.connections.values() if not c.closing]
+        for conn in conns:
+            conn.send(disconnect_notice(message))
+            if close:
+                conn.close_after_flush()
+        return len(conns)
+
+    @_in_sim
+    def stall_replies(self, on: bool = True) -> None:
+        """While on, commands are received (and recorded) but neither run nor answered."""
+        if on:
+            self._unstalled.clear()
+        else:
+            self._unstalled.set()
+
+    @property
+    def stalled(self) -> bool:
+        return not self._unstalled.is_set()
+
+    @_in_sim
+    def send_raw(self, data: bytes, authed_only: bool = False) -> int:
+        """Write raw bytes to every client (malformed frames: see fsbarge.sim.malformed)."""
+        return self._server.send_all(data, authed_only)
+
+    @property
+    def refuse_connections(self) -> bool:
+        return not self._call(lambda: self._server.listening)
+
+    @refuse_connections.setter
+    def refuse_connections(self, refuse: bool) -> None:
+        def apply() -> None:
+            if refuse and self._server.listening:
+                self._server.close_listener()
+            elif not refuse and not self._server.listening and self._started:
+                self._server.listen()
+
+        self._call(apply)
+
+    @_in_sim
+    def shutdown_restart(self, new_core_uuid: str | None = None, hangup_channels: bool = True) -> str:
+        """FreeSWITCH stops and comes back: SHUTDOWN, SYSTEM_SHUTDOWN hang-ups, sockets dropped,
+        a new Core-UUID, no channels, Event-Sequence from 1 again. Returns the new Core-UUID."""
+        self._pbx.fire("SHUTDOWN", None, post=[("Event-Info", "System Shutting Down")])
+        if hangup_channels:
+            for ch in list(self._pbx.channels.values()):
+                if ch.alive and not ch.destroyed:
+                    self._pbx.hangup_channel(ch, "SYSTEM_SHUTDOWN")
+        for conn in list(self._server.connections.values()):
+            conn.close_after_flush()  # what was fired reaches the client, then the socket closes (no notice)
+        self._core = CoreInfo(new_core_uuid or new_uuid(), self._hostname, started=self.clock())
+        self._pbx = self._new_pbx()
+        self._pbx.extensions = list(self._extensions)
+        self._changed()
+        return self._core.core_uuid
+
+    @_in_sim
+    def heartbeat(self) -> Event:
+        """Fire a HEARTBEAT event like the core does every 20 s."""
+        up = int(self.clock() - self._core.started)
+        return self._pbx.fire("HEARTBEAT", None, post=[
+            ("Event-Info", "System Ready"), ("Up-Time", f"0 years, 0 days, 0 hours, 0 minutes, {up} seconds"),
+            ("FreeSWITCH-Version", "1.11.1-release~64bit"), ("Uptime-msec", str(up * 1000)),
+            ("Session-Count", str(len(self._pbx.channels))), ("Max-Sessions", "100"),
+            ("Session-Per-Sec", "30"), ("Session-Since-Startup", str(self._pbx.sessions_since_startup)),
+            ("Idle-CPU", "99.733333")])
