@@ -196,6 +196,7 @@ class BargeMachine:
             "target_uuid": None,
             "customer": None,
             "requested_mode": mode,
+            "reason": None,
             "started_at": now,
         }
         reason = self.policy.refusal(supervisor, agent, mode)

@@ -77,7 +77,6 @@ class Event:
         "answered_time",
         "user_name",
         "dialed_user",
-        "sip_authorized",
         "application",
         "application_data",
         "application_uuid",
@@ -132,7 +131,7 @@ def from_headers(h: dict[str, str], body: bytes = b"") -> Event:
     ev.caller_number = decode(g("Caller-Caller-ID-Number"))
     ev.callee_number = decode(g("Caller-Callee-ID-Number"))
     ev.destination = decode(g("Caller-Destination-Number"))
-    ev.presence_id = decode(g("Channel-Presence-ID") or g("variable_presence_id"))
+    ev.presence_id = decode(g("Channel-Presence-ID"))
     ev.call_uuid = g("Channel-Call-UUID")
     ev.other_uuid = g("Other-Leg-Unique-ID")
     ev.bridge_a = g("Bridge-A-Unique-ID")
@@ -146,7 +145,6 @@ def from_headers(h: dict[str, str], body: bytes = b"") -> Event:
     ev.has_variables = "variable_uuid" in h
     ev.user_name = decode(g("variable_user_name"))
     ev.dialed_user = decode(g("variable_dialed_user"))
-    ev.sip_authorized = g("variable_sip_authorized") == "true"
     ev.application = g("Application")
     ev.application_data = decode(g("Application-Data"))
     ev.application_uuid = g("Application-UUID")
@@ -163,22 +161,13 @@ def from_headers(h: dict[str, str], body: bytes = b"") -> Event:
     return ev
 
 
-# The only channel variables the daemon reads (see from_headers).
-_VARIABLES = tuple(
-    b"\n" + name.encode() + b": "
-    for name in (
-        "variable_uuid",
-        "variable_user_name",
-        "variable_dialed_user",
-        "variable_sip_authorized",
-        "variable_presence_id",
-        "variable_fsbarge_mode",
-        "variable_fsbarge_target",
-    )
-)
+# The only channel variables the daemon reads (see from_headers); the fsbarge ones
+# matter only on CHANNEL_PARK, the hand-off from the dialplan.
+_VARIABLES = (b"\nvariable_user_name: ", b"\nvariable_dialed_user: ")
+_PARK_VARIABLES = (b"\nvariable_fsbarge_mode: ", b"\nvariable_fsbarge_target: ")
 
 
 def from_plain(body: bytes) -> Event:
     """Parse a text/event-plain body into an Event (reading only the variables we use)."""
-    headers, inner = parse_event(body, _VARIABLES)
+    headers, inner = parse_event(body, _VARIABLES, _PARK_VARIABLES)
     return from_headers(headers, inner)

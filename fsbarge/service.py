@@ -128,10 +128,15 @@ class NodeService:
                 self.events_seen += 1
                 if ev.core_uuid and ev.core_uuid != self.core_uuid:
                     self._core_changed(ev.core_uuid, now)
-                table.apply(ev)
-                effects = handle(ev, now)
-                if effects:
-                    self._carry_out(effects)
+                try:
+                    table.apply(ev)
+                    effects = handle(ev, now)
+                    if effects:
+                        self._carry_out(effects)
+                except DatabaseError:
+                    raise
+                except Exception:  # a bug must cost one event, not the daemon
+                    self.log.exception("internal error while handling an event", event=ev.name, uuid=ev.uuid)
             elif isinstance(item, _Resync):
                 try:
                     self._flush()

@@ -9,6 +9,7 @@ the whole event first and is open to exactly that).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import unquote
 
 __all__ = [
@@ -166,13 +167,17 @@ def _pairs(text: str, into: dict[str, str]) -> None:
             into[name] = value[1:] if value.startswith(" ") else value
 
 
-def parse_event(body: bytes, variables: tuple[bytes, ...]) -> tuple[dict[str, str], bytes]:
+def parse_event(
+    body: bytes, variables: tuple[bytes, ...], park_variables: tuple[bytes, ...] = ()
+) -> tuple[dict[str, str], bytes]:
     """Like :func:`parse_plain`, but of the ``variable_*`` lines only those named are read.
 
     The hot path: FreeSWITCH puts every channel variable (most of an 8 kB event)
     between the channel headers and the application headers, and fsbarge needs a
-    handful of them. ``variables`` are search keys like ``b"\\nvariable_user_name: "``.
-    Only whole lines can match: a newline inside a value is always encoded.
+    handful of them. ``variables`` are search keys like ``b"\\nvariable_user_name: "``;
+    ``park_variables`` are looked for in CHANNEL_PARK events only. The result has
+    ``variable_uuid`` when the event carries channel variables at all. Only whole
+    lines can match: a newline inside a value is always encoded.
     """
     sep = body.find(b"\n\n")
     end = len(body) if sep < 0 else sep
@@ -186,8 +191,11 @@ def parse_event(body: bytes, variables: tuple[bytes, ...]) -> tuple[dict[str, st
         tail = body.find(b"\n", last + 1, end)
         if tail >= 0:
             _pairs(body[tail + 1 : end].decode("utf-8", "replace"), headers)
+        headers["variable_uuid"] = headers.get("Unique-ID", "")
+        if park_variables and headers.get("Event-Name") == "CHANNEL_PARK":
+            variables = variables + park_variables
         for key in variables:
-            i = body.find(key, vstart - 1 if vstart else 0, end)
+            i = body.find(key, vstart, end)
             if i >= 0:
                 i += len(key)
                 j = body.find(b"\n", i, end)
@@ -200,8 +208,14 @@ def parse_event(body: bytes, variables: tuple[bytes, ...]) -> tuple[dict[str, st
     return headers, inner
 
 
+@lru_cache(maxsize=8192)
+def _unquote(value: str) -> str:
+    # Channel names and presence ids repeat in every event of a channel.
+    return unquote(value)
+
+
 def decode(value: str | None) -> str | None:
     """URL-decode one header value (cheap when there is nothing to decode)."""
     if value is None or "%" not in value:
         return value
-    return unquote(value)
+    return _unquote(value)

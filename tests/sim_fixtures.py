@@ -215,6 +215,7 @@ def sim() -> Iterator[FreeSwitchSim]:
         yield s
     finally:
         s.stop()
+    assert not s.errors, f"the simulator failed while serving commands: {s.errors!r}"
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ import pytest
 from fsbarge.sim import FreeSwitchSim, malformed
 from tests.sim_fixtures import (  # noqa: F401
     EslClient, disconnect_notice, drop_connections, esl_client, named, parse_plain, restart_freeswitch,
-    send_garbage, sim, sim_disconnect_on_command, sim_refusing, sim_reject_auth, sim_stalled, split_frames,
-    threaded_sim,
+    send_garbage, sim, sim_disconnect_on_command, sim_refusing, sim_reject_auth, sim_stalled, threaded_sim,
 )
 
 

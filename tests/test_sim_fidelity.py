@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from fsbarge.sim import FreeSwitchSim
-from tests.sim_fixtures import EslClient, PlainEvent, esl_client, named, parse_plain, sim, split_frames  # noqa: F401
+from tests.sim_fixtures import EslClient, PlainEvent, named, parse_plain, sim, split_frames  # noqa: F401
 
 CAPTURES = Path(os.environ.get("FSBARGE_CAPTURES",
                                Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "esl-captures"))

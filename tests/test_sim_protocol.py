@@ -9,7 +9,7 @@ import pytest
 
 from fsbarge.sim import FreeSwitchSim
 from fsbarge.sim.wire import CommandReader, url_encode
-from tests.sim_fixtures import EslClient, esl_client, named, parse_plain, sim, split_frames  # noqa: F401
+from tests.sim_fixtures import EslClient, esl_client, named, sim, split_frames  # noqa: F401
 from tests.test_sim_fidelity import CAPTURES, load_events
 
 GOODBYE = b"Content-Type: text/disconnect-notice\nContent-Length: 67\n\nDisconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
@@ -283,3 +283,30 @@ def test_greenswitch_inbound_client_works_against_the_simulator(sim: FreeSwitchS
         assert r.headers["Content-Type"] == "api/response"
     finally:
         fs.stop()
+
+
+def test_standalone_command_line_simulator() -> None:
+    """python -m fsbarge.sim serves ESL on the given port and takes console commands."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "fsbarge.sim", "--port", "0", "--password", "secret"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        banner = proc.stdout.readline()
+        assert banner.startswith("FreeSWITCH simulator on 127.0.0.1:")
+        port = int(banner.split(":")[1].split()[0])
+        c = EslClient("127.0.0.1", port)
+        assert c.auth("secret").headers["Reply-Text"] == "+OK accepted"
+        c.command("event plain CHANNEL_PARK")
+        proc.stdin.write("dial 1002 *351000\n")
+        proc.stdin.flush()
+        park = c.wait_event(named("CHANNEL_PARK"))
+        assert park["variable_fsbarge_mode"] == "barge"
+        proc.stdin.write("quit\n")
+        proc.stdin.flush()
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

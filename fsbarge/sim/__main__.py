@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 out = f"error: {exc}"
             if out:
                 print(out, flush=True)
-        stop.set()
+        # stdin closed (e.g. started in the background): keep serving until a signal arrives.
 
     if not args.no_console:
         gevent.spawn(console)

@@ -138,7 +138,7 @@ class Profile:
         return Profile(**data)
 
 
-@dataclass
+@dataclass(eq=False)  # identity matters: two runs of one app are different frames
 class Frame:
     """An application running on a channel (dialplan or sendmsg), innermost last."""
 
@@ -148,7 +148,7 @@ class Frame:
     private: list[tuple[str, str]] | None = None  # the sendmsg packet, re-fired as PRIVATE_COMMAND
 
 
-@dataclass
+@dataclass(eq=False)
 class Eavesdrop:
     """State of switch_ivr_eavesdrop_session() on the supervisor's channel."""
 
@@ -172,7 +172,7 @@ class Eavesdrop:
         }[(self.mux_read, self.mux_write)]
 
 
-@dataclass
+@dataclass(eq=False)
 class Channel:
     """One FreeSWITCH session (sofia leg) and everything the event headers print about it."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import re
 import socket
+import traceback
 from typing import TYPE_CHECKING
 
 import gevent
@@ -16,8 +17,8 @@ import gevent.event
 import gevent.queue
 from gevent.server import StreamServer
 
-from .model import EVENT_NAMES
-from .wire import Command, CommandReader, Event, api_response, auth_request, command_reply, disconnect_notice, event_frame
+from .protocol import dispatch
+from .wire import Command, CommandReader, Event, auth_request, command_reply, disconnect_notice, event_frame
 
 if TYPE_CHECKING:  # pragma: no cover
     from .simulator import FreeSwitchSim
@@ -226,7 +227,12 @@ class EslServer:
                 return
             if conn.closing:
                 continue
-            self.sim._dispatch(conn, cmd)
+            try:
+                dispatch(self.sim, conn, cmd)
+            except Exception as exc:  # a simulator bug: answer, record it, keep serving
+                self.sim.errors.append(exc)
+                traceback.print_exc()
+                conn.send(command_reply(f"-ERR simulator error: {exc!r}"))
 
     def broadcast(self, event: Event) -> None:
         for conn in list(self.connections.values()):
@@ -243,81 +249,4 @@ class EslServer:
         return n
 
 
-def handle_event_command(conn: Connection, cmd: Command) -> str:
-    """'event [plain|json|xml] <names...>' (accumulates), 'nixevent', 'noevents'."""
-    words = cmd.line.split()
-    verb = words[0].lower()
-    if verb == "noevents":
-        if conn.events_on:
-            conn.events_on = False
-            conn.all_events = False
-            conn.events.clear()
-            conn.customs.clear()
-            return "+OK no longer listening for events"
-        return "-ERR not listening for events"
-    names = words[1:]
-    keys = 0
-    custom = False
-    if verb == "nixevent":
-        for name in names:
-            if custom:
-                conn.customs.discard(name)
-                continue
-            up = name.upper()
-            if up in EVENT_NAMES:
-                keys += 1
-                if up == "CUSTOM":
-                    custom = True
-                elif up == "ALL":
-                    conn.all_events = False
-                    conn.events.clear()
-                else:
-                    if conn.all_events:
-                        conn.all_events = False
-                        conn.events = set(EVENT_NAMES) - {"ALL"}
-                    conn.events.discard(up)
-        if not keys:
-            return "-ERR no keywords supplied"
-        conn.events_on = True
-        return "+OK events nixed"
-    for i, name in enumerate(names):
-        if i == 0 and name.lower() in ("plain", "json", "xml"):
-            conn.fmt = name.lower()
-            continue
-        if custom:
-            conn.customs.add(name)
-            continue
-        up = name[13:].upper() if name.upper().startswith("SWITCH_EVENT_") else name.upper()
-        if up in EVENT_NAMES:
-            keys += 1
-            if up == "ALL":
-                conn.all_events = True
-            conn.events.add(up)
-            if up == "CUSTOM":
-                custom = True
-    if not keys:
-        return "-ERR no keywords supplied"
-    conn.events_on = True
-    return f"+OK event listener enabled {conn.fmt}"
-
-
-def handle_filter_command(conn: Connection, cmd: Command) -> str:
-    rest = cmd.line[7:].strip()
-    name, _, value = rest.partition(" ")
-    if name.lower() == "delete" and value:
-        name, _, value = value.partition(" ")
-        if name.lower() == "all":
-            conn.filters.clear()
-        else:
-            conn.filters = [(k, v) for k, v in conn.filters if not (k == name and (not value or v == value))]
-        return f"+OK filter deleted. [{name}][{value}]"
-    if value:
-        if name.lower() == "add":
-            name, _, value = value.partition(" ")
-        conn.filters.append((name, value))
-        return f"+OK filter added. [{name}]=[{value}]"
-    return "-ERR invalid syntax"
-
-
-__all__ = ["Connection", "EslServer", "api_response", "command_reply", "disconnect_notice",
-           "handle_event_command", "handle_filter_command"]
+__all__ = ["Connection", "EslServer"]

@@ -10,28 +10,22 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 import gevent
 import gevent.event
-from gevent import monkey
 
 from .api import Api
 from .headers import CoreInfo
+from .hub import HubThread
 from .model import Channel, User, default_directory, new_uuid
 from .pbx import Call, Pbx
-from .server import Connection, EslServer, handle_event_command, handle_filter_command
-from .wire import (DISCONNECT_MESSAGE, Command, Event, api_response, command_reply, disconnect_notice)
+from .server import EslServer
+from .wire import DISCONNECT_MESSAGE, Command, Event, disconnect_notice
 
 T = TypeVar("T")
-
-# Real OS-thread primitives even if the caller monkey-patched threading.
-_start_thread = monkey.get_original("_thread", "start_new_thread")
-_allocate_lock = monkey.get_original("_thread", "allocate_lock")
-_get_ident = monkey.get_original("_thread", "get_ident")
 
 
 @dataclass(frozen=True)
@@ -78,6 +72,7 @@ class FreeSwitchSim:
         self.disconnect_on_next_command = False
         self.received_commands: list[tuple[int, str]] = []
         self.events: list[Event] = []
+        self.errors: list[BaseException] = []  # exceptions raised while serving a command (bugs)
         self.directory = users if users is not None else default_directory()
         self._hostname = hostname
         self._core = CoreInfo(core_uuid or new_uuid(), hostname, started=clock())
@@ -90,9 +85,7 @@ class FreeSwitchSim:
         self._unstalled.set()
         self._change = gevent.event.Event()
         self._threaded = threaded
-        self._thread_id: int | None = None
-        self._sim_loop: Any = None
-        self._stop_async: Any = None
+        self._hub = HubThread()
         self._started = False
 
     def _new_pbx(self) -> Pbx:
@@ -106,7 +99,7 @@ class FreeSwitchSim:
         if self._started:
             return self
         if self._threaded:
-            self._start_thread()
+            self._hub.start(self._setup_in_hub, self._server.stop)
         else:
             self._server.listen()
         self._started = True
@@ -117,10 +110,9 @@ class FreeSwitchSim:
         if not self._started:
             return
         self._started = False
-        if self._threaded and self._thread_id is not None:
+        if self._hub.running:
             self._call(self._server.stop)
-            self._stop_async.send()
-            self._thread_id = None
+            self._hub.stop()
         else:
             self._server.stop()
 
@@ -151,59 +143,15 @@ class FreeSwitchSim:
         return self._core.hostname
 
     # -- threaded mode ------------------------------------------------------------------------
-    def _start_thread(self) -> None:
-        ready = _allocate_lock()
-        ready.acquire()
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            hub = gevent.get_hub()
-            self._sim_loop = hub.loop
-            done = gevent.event.Event()
-            self._stop_async = hub.loop.async_()
-            self._stop_async.start(done.set)
-            self._unstalled = gevent.event.Event()
-            self._unstalled.set()
-            self._change = gevent.event.Event()
-            try:
-                self._server.listen()
-            except BaseException as exc:  # pragma: no cover - reported to the caller
-                errors.append(exc)
-                ready.release()
-                return
-            self._thread_id = _get_ident()
-            ready.release()
-            done.wait()
-            self._server.stop()
-            gevent.sleep(0)
-            self._stop_async.close()
-
-        _start_thread(run, ())
-        ready.acquire()
-        if errors:
-            raise errors[0]
+    def _setup_in_hub(self) -> None:
+        # gevent primitives belong to the hub that waits on them: recreate them in the sim's hub.
+        self._unstalled = gevent.event.Event()
+        self._unstalled.set()
+        self._change = gevent.event.Event()
+        self._server.listen()
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        if not self._threaded or self._thread_id is None or _get_ident() == self._thread_id:
-            return fn(*args, **kwargs)
-        done = _allocate_lock()
-        done.acquire()
-        box: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                box["result"] = fn(*args, **kwargs)
-            except BaseException as exc:
-                box["error"] = exc
-            finally:
-                done.release()
-
-        self._sim_loop.run_callback_threadsafe(lambda: gevent.spawn(run))
-        while not done.acquire(False):
-            gevent.sleep(0.001)  # cooperative in the caller's hub while the sim thread works
-        if "error" in box:
-            raise box["error"]
-        return box["result"]
+        return self._hub.call(fn, *args, **kwargs)
 
     # -- events and commands (internal hooks used by the server and the PBX) -------------------
     def _emit(self, event: Event) -> None:
@@ -219,92 +167,20 @@ class FreeSwitchSim:
         self.received_commands.append((conn_id, cmd.text))
         self._changed()
 
-    def _dispatch(self, conn: Connection, cmd: Command) -> None:
-        """parse_command(): the reply, then whatever the command sets in motion."""
-        line = cmd.line.strip()
-        low = line.lower()
-        if low.startswith("exit") or low.startswith("..."):
-            conn.send(command_reply("+OK bye"))
-            conn.send(disconnect_notice())
-            conn.close_after_flush()
-            return
-        if not conn.authed:
-            if low.startswith("auth "):
-                if not self.reject_auth and line[5:] == self.password:
-                    conn.authed = True
-                    conn.send(command_reply("+OK accepted"))
-                else:
-                    # mod_event_socket: '-ERR invalid', then the disconnect notice, then close.
-                    conn.send(command_reply("-ERR invalid"))
-                    conn.send(disconnect_notice())
-                    conn.close_after_flush()
-                self._changed()
-                return
-            if low.startswith("userauth "):
-                conn.send(command_reply("-ERR invalid"))
-                conn.send(disconnect_notice())
-                conn.close_after_flush()
-                return
-            conn.send(command_reply("-ERR command not found"))
-            return
-        verb = low.split(" ", 1)[0]
-        if verb in ("event", "nixevent", "noevents"):
-            conn.send(command_reply(handle_event_command(conn, cmd)))
-            self._changed()
-        elif verb == "filter":
-            conn.send(command_reply(handle_filter_command(conn, cmd)))
-        elif verb == "myevents":
-            conn.myevents = line[9:].split()[0] if len(line) > 9 else None
-            conn.all_events = True
-            conn.events_on = True
-            if "json" in low:
-                conn.fmt = "json"
-            conn.send(command_reply("+OK Events Enabled"))
-        elif verb == "sendmsg":
-            reply, ch = self._pbx.queue_sendmsg(cmd)
-            conn.send(command_reply(reply))
-            if ch is not None:
-                self._pbx.pump(ch)
-        elif verb == "sendevent":
-            conn.send(command_reply(f"+OK {self._pbx.sendevent(cmd)}"))
-        elif verb == "api":
-            api_cmd, _, arg = line[4:].strip().partition(" ")
-            output, _found = self._api.execute(api_cmd, arg or None)
-            conn.send(api_response(output or "-ERR no reply\n"))
-        elif verb == "bgapi":
-            api_cmd, _, arg = line[6:].strip().partition(" ")
-            job = cmd.get("Job-UUID") or new_uuid()
-            conn.send(command_reply(f"~Reply-Text: +OK Job-UUID: {job}\nJob-UUID: {job}\n\n"))
-            output, _found = self._api.execute(api_cmd, arg or None)
-            post = [("Job-UUID", job), ("Job-Command", api_cmd)]
-            if arg:
-                post.append(("Job-Command-Arg", arg))
-            self._pbx.fire("BACKGROUND_JOB", None, post=post, body=output or "Command returned no output!")
-        elif verb == "log":
-            conn.send(command_reply("+OK log level  [7]"))
-        elif verb == "nolog":
-            conn.send(command_reply("-ERR not loging"))
-        elif verb in ("linger", "nolinger"):
-            conn.send(command_reply("-ERR not controlling a session"))
-        elif verb == "divert_events":
-            conn.send(command_reply("-ERR not controlling a session."))
-        else:
-            conn.send(command_reply("-ERR command not found"))
-
     # -- waiters -----------------------------------------------------------------------------
     def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0) -> T:
         """Wait until predicate() is truthy (checked after every change); TimeoutError otherwise."""
         deadline = time.monotonic() + timeout
         while True:
             change = self._change
-            value = self._call(predicate) if self._threaded else predicate()
+            value = self._call(predicate)
             if value:
                 return value
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"condition not met within {timeout}s")
-            if self._threaded and self._thread_id is not None and _get_ident() != self._thread_id:
-                gevent.sleep(min(0.005, remaining))
+            if self._hub.running and not self._hub.in_thread():
+                gevent.sleep(min(0.005, remaining))  # another thread changes the state: poll
             else:
                 change.wait(remaining)
 

@@ -1,0 +1,113 @@
+"""Helpers for end-to-end tests: the daemon against the simulator over real TCP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import gevent
+
+from fsbarge.config import load_config
+from fsbarge.daemon import Daemon
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent.parent
+
+TEAMS = """
+[[teams]]
+name = "sales"
+agents = ["1000", "1004"]
+supervisors = ["1002", "1005"]
+
+[[teams]]
+name = "support"
+agents = ["1010"]
+supervisors = ["1012"]
+modes = ["listen", "whisper"]
+"""
+
+
+def write_config(tmp: Path, port: int, *, password: str = "ClueCon", extra: str = "") -> Path:
+    path = tmp / "fsbarge.toml"
+    path.write_text(
+        f"""
+[[freeswitch]]
+name = "pbx1"
+host = "127.0.0.1"
+port = {port}
+password = "{password}"
+connect_timeout = 2.0
+command_timeout = 2.0
+
+[database]
+url = "sqlite:///{tmp / 'fsbarge.db'}"
+
+[tones]
+error = "tone_stream://%(100,0,480);loops=1"
+ended = "tone_stream://%(100,0,440);loops=1"
+{TEAMS}
+{extra}
+"""
+    )
+    return path
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 5.0, what: str = "condition") -> T:
+    """Wait for a condition (checked every few ms, yielding to gevent); fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        gevent.sleep(0.005)
+
+
+class InProcessDaemon:
+    """The daemon in this process's gevent hub, with fast reconnects for tests."""
+
+    def __init__(self, config_path: Path) -> None:
+        self.config = load_config(str(config_path))
+        self.daemon = Daemon(self.config, backoff_initial=0.02, backoff_max=0.3, auth_wait=0.3, watchdog_interval=0.2)
+        self.service = self.daemon.services[0]
+        self.link = self.daemon.links[0]
+
+    def __enter__(self) -> "InProcessDaemon":
+        self.daemon.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.daemon.stop(timeout=2)
+
+    def wait_connected(self, count: int = 1, timeout: float = 5.0) -> None:
+        wait_until(lambda: self.service.resyncs >= count and self.service.session is not None, timeout, f"resync #{count}")
+
+    def wait_idle(self, timeout: float = 5.0) -> None:
+        """Every queued event applied and every queued command written."""
+        wait_until(lambda: self.service.queue.empty() and self.service.commands.empty(), timeout, "an idle daemon")
+        gevent.sleep(0)
+
+    def audit(self) -> list[dict]:
+        return self.daemon.audit_store.list(limit=None)
+
+
+def cli(config_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the fsbarge command in another process, as a QA script or an operator would."""
+    env = dict(os.environ, FSBARGE_CONFIG=str(config_path))
+    proc = subprocess.run(
+        [sys.executable, "-m", "fsbarge", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"fsbarge {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+def audit_json(config_path: Path, *filters: str) -> list[dict]:
+    return json.loads(cli(config_path, "audit", "list", "--format", "json", *filters).stdout)

@@ -1,0 +1,160 @@
+"""End to end: the daemon drives the simulator over TCP; QA reads the audit through the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fsbarge.sim import FreeSwitchSim
+from tests.e2e import InProcessDaemon, audit_json, wait_until, write_config
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def sim() -> Iterator[FreeSwitchSim]:
+    s = FreeSwitchSim(password="ClueCon").start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def config(tmp_path: Path, sim: FreeSwitchSim) -> Path:
+    return write_config(tmp_path, sim.port)
+
+
+@pytest.fixture
+def daemon(config: Path) -> Iterator[InProcessDaemon]:
+    with InProcessDaemon(config) as d:
+        d.wait_connected()
+        yield d
+
+
+def barge_in(sim: FreeSwitchSim, daemon: InProcessDaemon, code: str, supervisor: str = "1002", **kw) -> str:
+    sup = sim.dial(supervisor, code, **kw)
+    wait_until(lambda: sim.eavesdrop_mode(sup) is not None, what="eavesdrop running")
+    daemon.wait_idle()
+    return sup
+
+
+def only_record(config: Path, **filters: str) -> dict:
+    args = [f"--{k}={v}" for k, v in filters.items()]
+    [rec] = audit_json(config, *args)
+    return rec
+
+
+@pytest.mark.parametrize(
+    ("code", "mode", "hears"),
+    [("*331000", "listen", set()), ("*341000", "whisper", {"agent"}), ("*351000", "barge", {"agent", "customer"})],
+)
+def test_feature_codes_route_audio_as_promised(sim, daemon, config, code: str, mode: str, hears: set) -> None:
+    call = sim.place_call("1001", "1000")
+    sup = barge_in(sim, daemon, code)
+    assert sim.eavesdrop_target(sup) == call.b_uuid  # the agent's own leg
+    assert sim.eavesdrop_mode(sup) == mode
+    names = {call.b_uuid: "agent", call.a_uuid: "customer"}
+    assert {names[u] for u in sim.hears_supervisor(sup)} == hears
+    sim.hangup(sup)
+    wait_until(lambda: daemon.audit() and daemon.audit()[0]["outcome"] == "completed", what="record closed")
+    rec = only_record(config)
+    assert (rec["supervisor"], rec["agent"], rec["customer"], rec["target_uuid"]) == ("1002", "1000", "1001", call.b_uuid)
+    assert (rec["requested_mode"], rec["outcome"], rec["end_reason"]) == (mode, "completed", "supervisor_hangup")
+    assert [m["mode"] for m in rec["modes"]] == [mode] and rec["modes"][0]["source"] == "feature_code"
+
+
+def test_dtmf_keys_switch_and_are_audited(sim, daemon, config) -> None:
+    call = sim.place_call("1001", "1000")
+    sup = barge_in(sim, daemon, "*331000")
+    for key, mode in [("2", "whisper"), ("1", "customer_whisper"), ("3", "barge"), ("0", "listen")]:
+        sim.press(sup, key)
+        assert sim.eavesdrop_mode(sup) == mode
+        daemon.wait_idle()
+    sim.hangup(call.a_uuid)  # the customer ends the call
+    wait_until(lambda: sim.channel(sup) is None, what="the supervisor hung up by the daemon")
+    rec = only_record(config)
+    assert [(m["mode"], m["source"]) for m in rec["modes"]] == [
+        ("listen", "feature_code"), ("whisper", "dtmf"), ("customer_whisper", "dtmf"), ("barge", "dtmf"), ("listen", "dtmf"),
+    ]
+    assert rec["end_reason"] == "call_ended"
+    total = sum(rec["seconds_by_mode"].values())
+    assert set(rec["seconds_by_mode"]) == {"listen", "whisper", "customer_whisper", "barge"}
+    assert total == pytest.approx(_seconds(rec["ended_at"]) - _seconds(rec["modes"][0]["at"]), abs=0.0015)
+
+
+def _seconds(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def test_star_leaves_the_call(sim, daemon, config) -> None:
+    call = sim.place_call("1001", "1000")
+    sup = barge_in(sim, daemon, "*351000")
+    sim.press(sup, "*")
+    wait_until(lambda: sim.channel(sup) is None, what="the supervisor hung up")
+    rec = only_record(config)
+    assert (rec["outcome"], rec["end_reason"]) == ("completed", "supervisor_left")
+    assert sim.channel(call.b_uuid) is not None  # the call goes on
+
+
+@pytest.mark.parametrize("who", ["agent", "customer"])
+def test_call_ending_under_a_barge_plays_a_tone_and_hangs_up_the_supervisor(sim, daemon, config, who: str) -> None:
+    call = sim.place_call("1001", "1000")
+    sup = barge_in(sim, daemon, "*351000")
+    start = len(sim.received_commands)
+    sim.hangup(call.b_uuid if who == "agent" else call.a_uuid)
+    wait_until(lambda: sim.channel(sup) is None, what="the supervisor hung up")
+    sent = [text for _, text in sim.received_commands[start:]]
+    assert any("execute-app-name: playback" in t and "tone_stream://%(100,0,440)" in t for t in sent)
+    rec = only_record(config)
+    assert (rec["outcome"], rec["end_reason"]) == ("completed", "call_ended")
+
+
+REFUSALS = [
+    ("1001", "*331000", {}, "denied", "not_supervisor"),
+    ("1012", "*331000", {}, "denied", "not_in_team"),
+    ("1002", "*339999", {}, "denied", "not_in_team"),
+    ("1012", "*351010", {}, "denied", "mode_not_allowed"),
+    ("1002", "*331005", {}, "denied", "protected_target"),
+    ("1002", "*331002", {}, "denied", "self_target"),
+    ("1002", "*331004", {}, "no_active_call", None),
+    ("1002", "*331000", {"authenticated": False}, "denied", "unauthenticated"),
+]
+
+
+@pytest.mark.parametrize(("who", "code", "kw", "outcome", "reason"), REFUSALS, ids=[f"{r[4] or r[3]}-{r[1]}" for r in REFUSALS])
+def test_refused_attempts_hear_an_error_tone_and_are_audited(sim, daemon, config, who, code, kw, outcome, reason) -> None:
+    sim.place_call("1001", "1000")
+    sup = sim.dial(who, code, **kw)
+    wait_until(lambda: sim.channel(sup) is None, what="the refused supervisor hung up")
+    assert sim.eavesdrop_mode(sup) is None
+    rec = only_record(config)
+    assert (rec["outcome"], rec["reason"]) == (outcome, reason)
+    assert rec["ended_at"] == rec["started_at"] and rec["modes"] == [] and rec["seconds_by_mode"] == {}
+    assert rec["end_reason"] is None
+    assert any("execute-app-name: playback" in t and "tone_stream://%(100,0,480)" in t for _, t in sim.received_commands)
+
+
+def test_two_listeners_and_a_refused_second_barger(sim, daemon, config) -> None:
+    call = sim.place_call("1001", "1000")
+    first = barge_in(sim, daemon, "*351000", "1002")
+    second = barge_in(sim, daemon, "*331000", "1005")
+    assert set(sim.eavesdroppers(call.b_uuid)) == {first, second}
+    third = sim.dial("1005", "*351000")
+    wait_until(lambda: sim.channel(third) is None, what="the second barger refused")
+    refused = only_record(config, outcome="denied")
+    assert (refused["supervisor"], refused["reason"]) == ("1005", "already_barged")
+    assert len(audit_json(config, "--outcome=active")) == 2
+
+
+def test_a_key_into_a_mode_the_team_does_not_allow_is_undone(sim, daemon, config) -> None:
+    sim.place_call("1001", "1010")
+    sup = barge_in(sim, daemon, "*341010", "1012")
+    sim.press(sup, "3")
+    wait_until(lambda: sim.eavesdrop_mode(sup) == "whisper", what="the barge key undone")
+    daemon.wait_idle()
+    rec = only_record(config)
+    assert rec["modes"][-1] == {"mode": "barge", "at": rec["modes"][-1]["at"], "source": "dtmf", "refused": True}
+    assert "barge" not in rec["seconds_by_mode"]

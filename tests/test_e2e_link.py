@@ -1,0 +1,155 @@
+"""The supervised connection end to end: every failure mode, then a correct mirror."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fsbarge.logs import configure_logging
+from fsbarge.sim import FreeSwitchSim
+from tests.e2e import InProcessDaemon, audit_json, cli, wait_until, write_config
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def sim() -> Iterator[FreeSwitchSim]:
+    s = FreeSwitchSim(password="ClueCon").start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def logs() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    configure_logging("debug", stream=stream, json=True, secrets=["ClueCon", "Wr0ngPass"])
+    yield stream
+    configure_logging("warning", stream=io.StringIO(), json=True)
+
+
+def lines(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def mirror(d: InProcessDaemon) -> set[str]:
+    return {row["uuid"] for row in d.daemon.channel_store.list()}
+
+
+def sim_uuids(sim: FreeSwitchSim) -> set[str]:
+    return {c.uuid for c in sim.channels()}
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, sim: FreeSwitchSim, logs) -> Iterator[InProcessDaemon]:
+    with InProcessDaemon(write_config(tmp_path, sim.port)) as d:
+        d.wait_connected()
+        yield d
+
+
+def break_and_change_calls(sim: FreeSwitchSim, how: str) -> tuple[set[str], set[str]]:
+    """Cut the connection, and while the daemon is away end one call and start another."""
+    old = sim.place_call("1001", "1000")
+    sim.refuse_connections = True
+    if how == "drop":
+        sim.drop_connections()
+    elif how == "notice":
+        sim.send_disconnect_notice()
+    elif how == "rst":
+        sim.drop_connections(rst=True)
+    sim.hangup(old.a_uuid)
+    new = sim.place_call("1001", "1004")
+    return {old.a_uuid, old.b_uuid}, {new.a_uuid, new.b_uuid}
+
+
+@pytest.mark.parametrize("how", ["drop", "notice", "rst"])
+def test_reconnect_resyncs_and_closes_channels_that_ended_meanwhile(sim, daemon, tmp_path, how: str) -> None:
+    gone, new = break_and_change_calls(sim, how)
+    wait_until(lambda: daemon.service.session is None, what="the daemon noticing the loss")
+    sim.refuse_connections = False
+    daemon.wait_connected(count=2)
+    daemon.wait_idle()
+    assert mirror(daemon) == sim_uuids(sim) == new
+    # an operator's view from another process agrees
+    rows = json.loads(cli(tmp_path / "fsbarge.toml", "calls", "--format", "json").stdout)
+    assert {r["uuid"] for r in rows} == new
+    agent = [r for r in rows if r["user"] == "1004" and r["direction"] == "outbound"]
+    assert len(agent) == 1 and agent[0]["name"] == "sofia/internal/gw+1004@127.0.0.1:5070"
+
+
+def test_a_stalled_reply_times_out_and_the_daemon_reconnects(sim, daemon) -> None:
+    call = sim.place_call("1001", "1000")
+    sim.stall_replies(True)
+    sup = sim.dial("1002", "*331000")  # the daemon's sendmsg gets no reply
+    wait_until(lambda: daemon.link.connects >= 1 and daemon.service.session is None, timeout=10, what="command timeout")
+    sim.stall_replies(False)
+    daemon.wait_connected(count=2, timeout=10)
+    daemon.wait_idle()
+    assert mirror(daemon) == sim_uuids(sim)
+    assert call.b_uuid in mirror(daemon) and sup in mirror(daemon) or sup not in sim_uuids(sim)
+
+
+def test_malformed_frames_are_skipped_and_the_connection_kept(sim, daemon, logs) -> None:
+    connects = daemon.link.connects
+    sim.send_raw(b"this line has no colon\n\n")
+    sim.send_raw(b"Content-Type: text/event-plain\nContent-Length: 12x\n\n")
+    sim.send_raw(b"Content-Type: text/event-plain\nContent-Length: 12\n\nNo-Name: x\n\n")
+    call = sim.place_call("1001", "1000")
+    wait_until(lambda: call.b_uuid in mirror(daemon), what="events after the garbage applied")
+    assert daemon.link.connects == connects
+    warnings = [l for l in lines(logs) if l["level"] == "warning"]
+    assert any("malformed" in l["event"] for l in warnings)
+    assert any("without Event-Name" in l["event"] for l in warnings)
+
+
+def test_hostile_caller_id_cannot_forge_a_header(sim, daemon) -> None:
+    call = sim.place_call("1001", "1000", caller_id_name="Evil\nUnique-ID: 00000000-0000-0000-0000-000000000000")
+    daemon.wait_idle()
+    wait_until(lambda: call.b_uuid in mirror(daemon))
+    assert "00000000-0000-0000-0000-000000000000" not in mirror(daemon)
+    assert mirror(daemon) == sim_uuids(sim)
+
+
+def test_wrong_password_is_logged_clearly_retried_slowly_and_never_logged(sim, tmp_path, logs) -> None:
+    config = write_config(tmp_path, sim.port, password="Wr0ngPass")
+    with InProcessDaemon(config) as d:
+        wait_until(lambda: any("password" in l["event"] for l in lines(logs) if l["level"] == "error"), what="an error line")
+        attempts = lambda: sum(1 for _, t in sim.received_commands if t.startswith("auth "))  # noqa: E731
+        assert d.service.session is None
+        first = attempts()
+        # the retry waits at least auth_wait (0.3 s here; 30 s by default), not a hot loop
+        gevent_sleep(0.2)
+        assert attempts() - first <= 1
+    text = logs.getvalue()
+    assert "Wr0ngPass" not in text and "ClueCon" not in text
+
+
+def gevent_sleep(seconds: float) -> None:
+    import gevent
+
+    gevent.sleep(seconds)
+
+
+def test_auth_rejected_then_accepted(sim, tmp_path, logs) -> None:
+    sim.reject_auth = True
+    with InProcessDaemon(write_config(tmp_path, sim.port)) as d:
+        wait_until(lambda: any(l["level"] == "error" for l in lines(logs)), what="the rejection logged")
+        sim.reject_auth = False
+        d.wait_connected(timeout=5)
+    assert "ClueCon" not in logs.getvalue()
+
+
+def test_freeswitch_restart_closes_running_interventions(sim, daemon, tmp_path) -> None:
+    sim.place_call("1001", "1000")
+    sup = sim.dial("1002", "*331000")
+    wait_until(lambda: sim.eavesdrop_mode(sup) == "listen")
+    daemon.wait_idle()
+    sim.shutdown_restart()
+    wait_until(lambda: daemon.audit()[0]["outcome"] == "completed", timeout=10, what="the record closed")
+    [rec] = audit_json(tmp_path / "fsbarge.toml")
+    assert rec["end_reason"] == "freeswitch_shutdown"
+    daemon.wait_connected(count=2)
+    assert mirror(daemon) == sim_uuids(sim) == set()

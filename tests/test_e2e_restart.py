@@ -1,0 +1,105 @@
+"""The daemon is SIGKILLed mid-intervention and restarted: nothing audited is lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fsbarge.sim import FreeSwitchSim
+from tests.e2e import ROOT, audit_json, wait_until, write_config
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def sim() -> Iterator[FreeSwitchSim]:
+    # Its own thread: this test blocks on subprocesses while the simulator keeps serving.
+    s = FreeSwitchSim(password="ClueCon", threaded=True).start()
+    yield s
+    s.stop()
+
+
+class DaemonProcess:
+    def __init__(self, config: Path, log: Path) -> None:
+        self.log = log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fsbarge", "run", "--config", str(config)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=dict(os.environ, NOTIFY_SOCKET=""),
+        )
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.log.close()
+
+    def terminate(self) -> int:
+        self.proc.terminate()
+        code = self.proc.wait(timeout=10)
+        self.log.close()
+        return code
+
+
+def record(config: Path) -> dict:
+    [rec] = audit_json(config)
+    return rec
+
+
+def start(config: Path, tmp: Path, sim: FreeSwitchSim, clients: int) -> DaemonProcess:
+    d = DaemonProcess(config, tmp / "daemon.log")
+    sim.wait_for(lambda: sum(1 for c in sim.clients() if c.events) >= clients, timeout=20)
+    return d
+
+
+def test_sigkill_mid_intervention_reattaches_and_closes_on_hangup(sim, tmp_path) -> None:
+    config = write_config(tmp_path, sim.port)
+    first = start(config, tmp_path, sim, 1)
+    call = sim.place_call("1001", "1000")
+    sup = sim.dial("1002", "*331000")
+    sim.wait_for(lambda: sim.eavesdrop_mode(sup) == "listen")
+    sim.press(sup, "2")
+    wait_until(lambda: [m["mode"] for m in record(config)["modes"]] == ["listen", "whisper"], timeout=10)
+    first.kill()
+    sim.wait_for(lambda: not sim.clients(), timeout=10)
+    sim.press(sup, "3")  # pressed while the daemon is dead: no trace reaches the audit
+    assert sim.eavesdrop_mode(sup) == "barge"
+
+    second = start(config, tmp_path, sim, 1)
+    # the daemon re-asserts the mode it had recorded
+    sim.wait_for(lambda: sim.eavesdrop_mode(sup) == "whisper", timeout=20)
+    rec = wait_until(lambda: (r := record(config))["modes"][-1]["source"] == "reattach" and r, timeout=10)
+    assert rec["outcome"] == "active" and rec["target_uuid"] == call.b_uuid
+    assert [(m["mode"], m["source"]) for m in rec["modes"]] == [("listen", "feature_code"), ("whisper", "dtmf"), ("whisper", "reattach")]
+
+    sim.hangup(sup)
+    rec = wait_until(lambda: (r := record(config))["outcome"] == "completed" and r, timeout=10)
+    assert rec["end_reason"] == "supervisor_hangup"
+    assert second.terminate() == 0
+
+
+def test_supervisor_hangs_up_while_the_daemon_is_down(sim, tmp_path) -> None:
+    config = write_config(tmp_path, sim.port)
+    first = start(config, tmp_path, sim, 1)
+    sim.place_call("1001", "1000")
+    sup = sim.dial("1002", "*351000")
+    sim.wait_for(lambda: sim.eavesdrop_mode(sup) == "barge")
+    wait_until(lambda: record(config)["modes"], timeout=10)
+    first.kill()
+    sim.wait_for(lambda: not sim.clients(), timeout=10)
+    sim.hangup(sup)
+
+    second = start(config, tmp_path, sim, 1)
+    rec = wait_until(lambda: (r := record(config))["outcome"] == "completed" and r, timeout=20)
+    assert rec["end_reason"] == "daemon_restart"
+    # the best end known: not before the last thing recorded, not after the restart
+    assert rec["ended_at"] >= rec["modes"][-1]["at"]
+    assert sum(rec["seconds_by_mode"].values()) >= 0
+    assert second.terminate() == 0
