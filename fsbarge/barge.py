@@ -401,14 +401,22 @@ class BargeMachine:
                 effects.append(AddMode(sup_uuid, mode, now, "reattach"))
                 continue
             self.active.pop(sup_uuid, None)
-            if restarted:
+            if not rec.get("modes") and not rec.get("current_mode"):
+                # Eavesdrop never started (the connection went while we were starting it).
+                effects.append(
+                    CloseAudit(sup_uuid, "failed", now, None, reason="daemon_restart" if restarted else "connection_lost")
+                )
+                tone = self.tones.error
+            elif restarted:
                 ended = max(t for t in (rec.get("last_mode_at"), last_seen, rec.get("started_at")) if t is not None)
                 effects.append(CloseAudit(sup_uuid, "completed", ended, "daemon_restart"))
+                tone = self.tones.ended
             else:
                 reason = "supervisor_hangup" if target and self.channels.get(target) is not None else "call_ended"
                 effects.append(CloseAudit(sup_uuid, "completed", now, reason))
-                if sup is not None:
-                    effects += self._hangup_supervisor(Intervention(sup_uuid, "", "", "", "", now), self.tones.ended)
+                tone = self.tones.ended
+            if sup is not None:
+                effects += self._hangup_supervisor(Intervention(sup_uuid, "", "", "", "", now), tone)
         # In memory but with no open record (should not happen): forget it.
         for sup_uuid in [u for u in self.active if u not in seen]:
             del self.active[sup_uuid]

@@ -228,7 +228,7 @@ class _Backoff(wait_base):
     """Capped exponential backoff with jitter; a rejected password waits at least ``auth_wait``."""
 
     def __init__(self, initial: float, maximum: float, auth_wait: float) -> None:
-        self._exp = wait_exponential_jitter(initial=initial, max=maximum, jitter=initial)
+        self._exp = wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)
         self._auth_wait = auth_wait
 
     def __call__(self, retry_state: RetryCallState) -> float:

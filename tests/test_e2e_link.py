@@ -87,9 +87,11 @@ def test_a_stalled_reply_times_out_and_the_daemon_reconnects(sim, daemon) -> Non
     wait_until(lambda: daemon.link.connects >= 1 and daemon.service.session is None, timeout=10, what="command timeout")
     sim.stall_replies(False)
     daemon.wait_connected(count=2, timeout=10)
-    daemon.wait_idle()
-    assert mirror(daemon) == sim_uuids(sim)
-    assert call.b_uuid in mirror(daemon) and sup in mirror(daemon) or sup not in sim_uuids(sim)
+    # the intervention never started: audited as failed, and the supervisor is not left hanging
+    wait_until(lambda: sup not in sim_uuids(sim), what="the supervisor hung up")
+    wait_until(lambda: mirror(daemon) == sim_uuids(sim) == {call.a_uuid, call.b_uuid}, what="the mirror to settle")
+    [rec] = daemon.audit()
+    assert (rec["outcome"], rec["reason"]) == ("failed", "connection_lost")
 
 
 def test_malformed_frames_are_skipped_and_the_connection_kept(sim, daemon, logs) -> None:

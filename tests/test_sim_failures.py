@@ -201,3 +201,16 @@ def test_threaded_sim_serves_a_blocking_stdlib_client(threaded_sim: FreeSwitchSi
     rows = json.loads(frame()[1])["rows"]
     assert {r["uuid"] for r in rows} == {call.a_uuid, call.b_uuid, sup}
     s.close()
+
+
+def test_heartbeat_events_every_interval() -> None:
+    """heartbeat_interval fires HEARTBEAT like the core's 20 s timer (here 10 ms)."""
+    with FreeSwitchSim(heartbeat_interval=0.01) as sim:
+        c = EslClient(sim.host, sim.port)
+        c.auth()
+        c.command("event plain HEARTBEAT")
+        first = c.wait_event(named("HEARTBEAT"))
+        second = c.wait_event(named("HEARTBEAT"), start=c.events.index(first) + 1)
+        assert int(second["Event-Sequence"]) > int(first["Event-Sequence"])
+        assert first["Event-Info"] == "System Ready" and first["Core-UUID"] == sim.core_uuid
+        c.close()

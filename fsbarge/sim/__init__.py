@@ -2,7 +2,20 @@
 
 Independent of the rest of fsbarge on purpose (stdlib + gevent only), so that the daemon's parser
 is tested against a second implementation of the wire format. Held to the real captures in
-../shared/fixtures/esl-captures.
+../shared/fixtures/esl-captures (tests/test_sim_fidelity.py).
+
+    sim = FreeSwitchSim(password="ClueCon").start()      # 127.0.0.1, ephemeral sim.port
+    call = sim.place_call("1001", "1000")                # customer -> agent: call.a_uuid, call.b_uuid
+    sup = sim.dial("1002", "*331000")                    # answer, set fsbarge_*, park
+    ... the daemon sends sendmsg <sup> execute eavesdrop <call.b_uuid> ...
+    sim.wait_for(lambda: sim.eavesdrop_mode(sup) == "listen")
+    sim.press(sup, "2")                                  # RFC2833 digit: DTMF event, mode 'whisper'
+    sim.hangup(sup); sim.stop()
+
+Modules: wire (framing, URL-encoding), headers (event header layout), model (data), legs (leg
+variables), pbx/apps/hangup (call behaviour), api (api commands), protocol (ESL commands),
+server (sockets), simulator (control API, failure modes), hub (threaded mode), malformed
+(hostile frames).
 """
 
 from .model import Channel, User

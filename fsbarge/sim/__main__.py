@@ -80,10 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--password", default="ClueCon")
     parser.add_argument("--core-uuid", default=None)
     parser.add_argument("--playback-seconds", type=float, default=0.5)
+    parser.add_argument("--heartbeat", type=float, default=20.0, help="HEARTBEAT interval in seconds (0: none)")
     parser.add_argument("--no-console", action="store_true", help="do not read commands from stdin")
     args = parser.parse_args(argv)
     sim = FreeSwitchSim(password=args.password, core_uuid=args.core_uuid, host=args.host, port=args.port,
-                        playback_seconds=args.playback_seconds).start()
+                        playback_seconds=args.playback_seconds, heartbeat_interval=args.heartbeat or None).start()
     print(f"FreeSWITCH simulator on {sim.host}:{sim.port} (Core-UUID {sim.core_uuid})", flush=True)
     stop = gevent.event.Event()
     gevent.signal_handler(signal.SIGINT, stop.set)

@@ -58,6 +58,7 @@ class HangupMixin:
             if after_mark:
                 after_mark()
             self._mark_hangup(b, cause, False)
+            self._unwind(b)  # apps sendmsg'd to the agent leg (rare) return first
             self._t_hangup(b)
             self.stop_eavesdroppers(b)
             self.stop_eavesdroppers(a)
@@ -75,6 +76,7 @@ class HangupMixin:
         self._mark_hangup(b, cause, remote)
         if after_mark:
             after_mark()
+        self._unwind(b)
         self._t_hangup(b)
         self._t_report(b)
         self._t_complete(b)

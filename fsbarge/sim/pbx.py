@@ -192,6 +192,7 @@ class Pbx(HangupMixin, AppsMixin):
         b.state_number = 2
         self.fire("CHANNEL_CREATE", b)
         self.fire("CHANNEL_ORIGINATE", b)
+        b.bridged_call_uuid = a.uuid  # the core db sets channels.call_uuid on CHANNEL_ORIGINATE
         self._set_state(b, "CS_ROUTING", 2)
         b.state_number = 7
         self._presence(b, "CS_ROUTING", "progressing")

@@ -1,4 +1,4 @@
-"""The inbound Event Socket listener (mod_event_socket.c listener_run / parse_command).
+"""The inbound Event Socket listener (mod_event_socket.c listener_run and event_handler).
 
 One reader greenlet, one command worker and one writer per connection. Replies and events share
 one ordered output queue, so a reply always precedes the events its command caused.
@@ -9,22 +9,21 @@ from __future__ import annotations
 import itertools
 import re
 import socket
+import struct
 import traceback
 from typing import TYPE_CHECKING
 
 import gevent
-import gevent.event
 import gevent.queue
 from gevent.server import StreamServer
 
 from .protocol import dispatch
-from .wire import Command, CommandReader, Event, auth_request, command_reply, disconnect_notice, event_frame
+from .wire import CommandReader, Event, auth_request, command_reply, disconnect_notice, event_frame
 
 if TYPE_CHECKING:  # pragma: no cover
     from .simulator import FreeSwitchSim
 
 _CLOSE = object()
-_ABORT = object()
 
 
 class Connection:
@@ -67,7 +66,7 @@ class Connection:
         self.closing = True
         if rst:
             try:
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             except OSError:
                 pass
         self._close_socket()
@@ -147,7 +146,7 @@ class Connection:
 
 
 class EslServer:
-    """Accepts ESL clients on host:port; command semantics live in ``FreeSwitchSim``."""
+    """Accepts ESL clients on host:port; what commands do lives in protocol.py."""
 
     def __init__(self, sim: "FreeSwitchSim", host: str, port: int) -> None:
         self.sim = sim

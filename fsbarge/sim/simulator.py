@@ -65,6 +65,7 @@ class FreeSwitchSim:
         playback_seconds: float = 0.0,
         auto_answer: bool = True,
         threaded: bool = False,
+        heartbeat_interval: float | None = None,
     ) -> None:
         self.password = password
         self.clock = clock
@@ -87,6 +88,8 @@ class FreeSwitchSim:
         self._threaded = threaded
         self._hub = HubThread()
         self._started = False
+        self._heartbeat_interval = heartbeat_interval
+        self._heartbeat: gevent.Greenlet | None = None
 
     def _new_pbx(self) -> Pbx:
         pbx = Pbx(self._core, self.directory, self._emit, self.clock)
@@ -99,11 +102,27 @@ class FreeSwitchSim:
         if self._started:
             return self
         if self._threaded:
-            self._hub.start(self._setup_in_hub, self._server.stop)
+            self._hub.start(self._setup_in_hub, self._teardown_in_hub)
         else:
             self._server.listen()
+            self._start_heartbeat()
         self._started = True
         return self
+
+    def _start_heartbeat(self) -> None:
+        """HEARTBEAT every ``heartbeat_interval`` seconds, as the core does every 20 s."""
+        if self._heartbeat_interval:
+            def beat() -> None:
+                while True:
+                    gevent.sleep(self._heartbeat_interval)
+                    self.heartbeat()
+
+            self._heartbeat = gevent.spawn(beat)
+
+    def _teardown_in_hub(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.kill()
+        self._server.stop()
 
     def stop(self) -> None:
         """Close the listener and every connection."""
@@ -111,10 +130,10 @@ class FreeSwitchSim:
             return
         self._started = False
         if self._hub.running:
-            self._call(self._server.stop)
+            self._call(self._teardown_in_hub)
             self._hub.stop()
         else:
-            self._server.stop()
+            self._teardown_in_hub()
 
     def __enter__(self) -> "FreeSwitchSim":
         return self.start()
@@ -149,6 +168,7 @@ class FreeSwitchSim:
         self._unstalled.set()
         self._change = gevent.event.Event()
         self._server.listen()
+        self._start_heartbeat()
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return self._hub.call(fn, *args, **kwargs)
@@ -419,9 +439,11 @@ class FreeSwitchSim:
                     self._pbx.hangup_channel(ch, "SYSTEM_SHUTDOWN")
         for conn in list(self._server.connections.values()):
             conn.close_after_flush()  # what was fired reaches the client, then the socket closes (no notice)
+        old = self._pbx
         self._core = CoreInfo(new_core_uuid or new_uuid(), self._hostname, started=self.clock())
         self._pbx = self._new_pbx()
         self._pbx.extensions = list(self._extensions)
+        self._pbx.playback_seconds, self._pbx.auto_answer = old.playback_seconds, old.auto_answer
         self._changed()
         return self._core.core_uuid
 
