@@ -200,8 +200,11 @@ class ChannelTable:
             ch.destination = ev.destination
         if ev.presence_id:
             ch.presence_id = ev.presence_id
-        if ev.has_variables:
+        # Channel variables are sticky in FreeSWITCH; an event that lacks one (DTMF
+        # events carry none at all) does not mean it was unset.
+        if ev.user_name:
             ch.user_name = ev.user_name
+        if ev.dialed_user:
             ch.dialed_user = ev.dialed_user
         old = ch.user
         attribute_user(ch)
