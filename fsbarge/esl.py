@@ -79,6 +79,7 @@ class _Inbound(greenswitch.InboundESL):
         self._on_lost = on_lost
         self._send_lock = gevent.lock.Semaphore()
         self.lost_reason: str | None = None
+        self.on_written: Callable[[list[str]], None] | None = None  # benchmarks: commands hit the socket
 
     # greenswitch spawns a line reader and a polling dispatcher; we want neither.
     def start_event_handlers(self) -> None:
@@ -154,7 +155,7 @@ class _Inbound(greenswitch.InboundESL):
             pass
         self._on_lost(self.lost_reason)
 
-    def send_many(self, texts: Iterable[str], timeout: float) -> list[Frame]:
+    def send_many(self, texts: list[str], timeout: float) -> list[Frame]:
         """Write commands in one go (pipelined) and wait for their replies in order."""
         if not self.connected:
             raise ConnectionLost(self.lost_reason or "not connected")
@@ -171,6 +172,8 @@ class _Inbound(greenswitch.InboundESL):
             except OSError as exc:
                 self._lose(f"socket error: {exc}")
                 raise ConnectionLost(str(exc)) from exc
+            if self.on_written is not None:
+                self.on_written(texts)
         replies = []
         with gevent.Timeout(timeout, CommandTimeout(f"no reply within {timeout:g}s")):
             for result in results:
@@ -199,6 +202,10 @@ class EslSession:
     @property
     def connected(self) -> bool:
         return self._esl.connected
+
+    def set_write_hook(self, hook: Callable[[list[str]], None] | None) -> None:
+        """Call ``hook(commands)`` right after commands are written (benchmarks measure with it)."""
+        self._esl.on_written = hook
 
     def _send(self, texts: list[str], timeout: float | None = None) -> list[Frame]:
         try:

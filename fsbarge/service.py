@@ -84,8 +84,7 @@ class NodeService:
         self.last_progress = clock()
         self.log = log.bind(node=node.name)
         self._db_wait = wait_exponential(multiplier=0.05, max=db_retry_max)
-        # Hooks for benchmarks and tests: after a command is written / a batch is applied and committed.
-        self.on_command_written: Callable[[str], None] | None = None
+        # Hook for benchmarks and tests: after a batch is applied and committed.
         self.on_batch_committed: Callable[[int], None] | None = None
 
     # -- called from the ESL side (reader greenlet / link greenlet) ----------
@@ -217,22 +216,31 @@ class NodeService:
                     self.commands.put((eff.uuid, text))
 
     def run_commands(self) -> None:
-        """The command greenlet: write commands in order; a lost session drops what it cannot send."""
+        """The command greenlet: write queued commands in order, pipelined in one write.
+
+        A lost session drops what it cannot send (the audit was written first).
+        """
+        queue = self.commands
         while True:
-            uuid, text = self.commands.get()
+            batch = [queue.get()]
+            while True:
+                try:
+                    batch.append(queue.get_nowait())
+                except gevent.queue.Empty:
+                    break
             session = self.session
             if session is None:
-                self.log.warning("not connected; command not sent", uuid=uuid, command=text.split("\n", 1)[0])
+                for uuid, text in batch:
+                    self.log.warning("not connected; command not sent", uuid=uuid, command=text.split("\n", 1)[0])
                 continue
             try:
-                reply = session.command(text)
+                replies = session.commands([text for _, text in batch])
             except ConnectionLost as exc:
-                self.log.warning("command lost with the connection", uuid=uuid, error=str(exc))
+                self.log.warning("commands lost with the connection", count=len(batch), error=str(exc))
                 continue
-            if self.on_command_written is not None:
-                self.on_command_written(text)
-            if not reply.startswith("+OK"):
-                self.log.warning("FreeSWITCH refused a command", uuid=uuid, command=text.split("\n")[2:3], reply=reply)
+            for (uuid, text), reply in zip(batch, replies, strict=True):
+                if not reply.startswith("+OK"):
+                    self.log.warning("FreeSWITCH refused a command", uuid=uuid, command=text.split("\n")[:3], reply=reply)
 
     # -- (re)connect ------------------------------------------------------------
 

@@ -280,3 +280,17 @@ def test_record_whose_supervisor_left_during_a_reconnect_is_closed_by_what_chann
     effects = rig.machine.reattach(records, 2000.0, restarted=False, last_seen=None)
     assert effects == [CloseAudit(SUP, "completed", 2000.0, "supervisor_hangup")]
     assert rig.machine.active == {}
+
+
+@pytest.mark.parametrize(("restarted", "reason"), [(True, "daemon_restart"), (False, "connection_lost")])
+def test_record_that_never_started_is_failed_after_a_reconnect(restarted: bool, reason: str) -> None:
+    rig = Rig()
+    rig.call()
+    rig.feed(park("listen"))  # the supervisor is parked, eavesdrop never ran
+    records = [{"id": 7, "supervisor_uuid": SUP, "target_uuid": AGENT, "current_mode": None, "modes": [], "started_at": 900.0}]
+    effects = rig.machine.reattach(records, 2000.0, restarted=restarted, last_seen=None)
+    assert effects == [
+        CloseAudit(SUP, "failed", 2000.0, None, reason=reason),
+        Execute(SUP, "playback", ERROR_TONE),
+        Execute(SUP, "hangup", "NORMAL_CLEARING"),
+    ]

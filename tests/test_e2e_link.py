@@ -83,15 +83,19 @@ def test_reconnect_resyncs_and_closes_channels_that_ended_meanwhile(sim, daemon,
 def test_a_stalled_reply_times_out_and_the_daemon_reconnects(sim, daemon) -> None:
     call = sim.place_call("1001", "1000")
     sim.stall_replies(True)
-    sup = sim.dial("1002", "*331000")  # the daemon's sendmsg gets no reply
-    wait_until(lambda: daemon.link.connects >= 1 and daemon.service.session is None, timeout=10, what="command timeout")
+    sup = sim.dial("1002", "*331000")  # the daemon's sendmsgs get no reply
+    wait_until(lambda: daemon.service.session is None, timeout=10, what="the command timeout to drop the session")
+    # FreeSWITCH still runs the commands it had read; the eavesdrop starts after all.
     sim.stall_replies(False)
     daemon.wait_connected(count=2, timeout=10)
-    # the intervention never started: audited as failed, and the supervisor is not left hanging
-    wait_until(lambda: sup not in sim_uuids(sim), what="the supervisor hung up")
-    wait_until(lambda: mirror(daemon) == sim_uuids(sim) == {call.a_uuid, call.b_uuid}, what="the mirror to settle")
+    wait_until(lambda: mirror(daemon) == sim_uuids(sim) == {call.a_uuid, call.b_uuid, sup}, what="the mirror to settle")
+    assert sim.eavesdrop_mode(sup) == "listen"
+    # the resync found it running: re-attached, not lost
     [rec] = daemon.audit()
-    assert (rec["outcome"], rec["reason"]) == ("failed", "connection_lost")
+    assert rec["outcome"] == "active" and [(m["mode"], m["source"]) for m in rec["modes"]] == [("listen", "reattach")]
+    sim.hangup(sup)
+    wait_until(lambda: daemon.audit()[0]["outcome"] == "completed", what="the record closed")
+    assert daemon.audit()[0]["end_reason"] == "supervisor_hangup"
 
 
 def test_malformed_frames_are_skipped_and_the_connection_kept(sim, daemon, logs) -> None:

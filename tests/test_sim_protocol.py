@@ -310,3 +310,14 @@ def test_standalone_command_line_simulator() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_global_getvar_core_uuid_changes_with_a_restart(sim: FreeSwitchSim, esl_client) -> None:
+    """The daemon tells a FreeSWITCH restart from a reconnect by `global_getvar core_uuid`."""
+    c = esl_client(events=None)
+    before = c.api("global_getvar core_uuid")
+    # an empty api result comes back as "-ERR no reply" (mod_event_socket)
+    assert before == sim.core_uuid and c.api("global_getvar no_such_var") == "-ERR no reply\n"
+    new = sim.shutdown_restart()
+    c2 = esl_client(events=None)
+    assert c2.api("global_getvar core_uuid") == new != before

@@ -111,6 +111,7 @@ class Api:
             "show": self.show,
             "uuid_exists": self.uuid_exists,
             "uuid_getvar": self.uuid_getvar,
+            "global_getvar": self.global_getvar,
             "uuid_setvar": self.uuid_setvar,
             "uuid_kill": self.uuid_kill,
             "uuid_recv_dtmf": self.uuid_recv_dtmf,
@@ -131,6 +132,11 @@ class Api:
         if handler is None:
             return f"-ERR {cmd} Command not found!\n", False
         return handler((arg or "").strip()), True
+
+    def global_getvar(self, arg: str) -> str:
+        """mod_commands prints the value with no newline; an unset variable prints nothing.
+        switch_core.c sets ``core_uuid`` at start-up."""
+        return self.pbx.core.core_uuid if arg == "core_uuid" else ""
 
     def status(self, arg: str) -> str:
         up = max(0.0, self.pbx.clock() - self.pbx.core.started)
