@@ -22,14 +22,15 @@ from fsbarge.service import NodeService
 from fsbarge.store import AuditStore, ChannelStore
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
 class Peer:
     """The stream server in its own process, so it does not share our CPU time slices."""
 
-    def __init__(self, n_events: int) -> None:
-        root = Path(__file__).resolve().parent.parent
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.server", str(n_events)], stdout=subprocess.PIPE, cwd=root, text=True
-        )
+    def __init__(self, mode: str, n_events: int, rate: float | None = None) -> None:
+        args = [sys.executable, "-m", "bench.server", mode, str(n_events)] + ([str(rate)] if rate else [])
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, cwd=ROOT, text=True)
         self.port = int(self.proc.stdout.readline())
 
     def close(self) -> None:
@@ -61,8 +62,8 @@ def greenswitch_bare(port: int, n: int, timeout: float = 300) -> float:
     return elapsed
 
 
-def make_service(db_path: Path, port: int) -> tuple[NodeService, NodeLink]:
-    node = NodeConfig("bench", "127.0.0.1", port, password="ClueCon")
+def make_service(db_path: Path, port: int, command_timeout: float = 5.0) -> tuple[NodeService, NodeLink]:
+    node = NodeConfig("bench", "127.0.0.1", port, password="ClueCon", command_timeout=command_timeout)
     config = Config(path="bench", nodes=(node,), teams=(TeamConfig("t", ("1000",), ("1002",)),))
     engine = make_engine(f"sqlite:///{db_path}")
     upgrade(engine)
@@ -73,18 +74,20 @@ def make_service(db_path: Path, port: int) -> tuple[NodeService, NodeLink]:
     return svc, link
 
 
+def wait_drained(link: NodeLink, svc: NodeService, n: int, timeout: float) -> None:
+    """Until n event frames have arrived and every one of them is applied and committed."""
+    deadline = time.perf_counter() + timeout
+    while not (link.counts["events"] >= n and svc.queue.empty() and not svc.processing):
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"fsbarge received {link.counts['events']}/{n} events, {svc.queue.qsize()} queued")
+        gevent.sleep(0.001)
+
+
 def fsbarge_pipeline(port: int, n: int, timeout: float = 300) -> float:
     """Seconds for fsbarge to parse, mirror and commit n events."""
     with tempfile.TemporaryDirectory() as tmp:
         svc, link = make_service(Path(tmp) / "bench.db", port)
-        done = gevent.event.Event()
         start = 0.0
-
-        def on_batch(_rows: int) -> None:
-            if svc.events_seen >= n and svc.queue.empty():
-                done.set()
-
-        svc.on_batch_committed = on_batch
         greenlets = [gevent.spawn(svc.run), gevent.spawn(svc.run_commands)]
         original = svc.on_connected
 
@@ -95,8 +98,7 @@ def fsbarge_pipeline(port: int, n: int, timeout: float = 300) -> float:
 
         link._on_connected = connected
         greenlets.append(gevent.spawn(link.run))
-        if not done.wait(timeout):
-            raise RuntimeError(f"fsbarge processed {svc.events_seen}/{n} events")
+        wait_drained(link, svc, n, timeout)
         elapsed = time.perf_counter() - start
         link.stop()
         gevent.killall(greenlets, timeout=2)
@@ -104,7 +106,7 @@ def fsbarge_pipeline(port: int, n: int, timeout: float = 300) -> float:
 
 
 def run(n: int) -> dict[str, float]:
-    peer = Peer(n)
+    peer = Peer("blast", n)
     try:
         bare = greenswitch_bare(peer.port, n)
         ours = fsbarge_pipeline(peer.port, n)
@@ -114,4 +116,7 @@ def run(n: int) -> dict[str, float]:
 
 
 if __name__ == "__main__":
+    from fsbarge.logs import configure_logging
+
+    configure_logging("warning")
     print(run(int(sys.argv[1]) if len(sys.argv) > 1 else 20000))

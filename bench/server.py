@@ -99,6 +99,8 @@ class StreamPeer:
                 elif first.startswith("event "):
                     self._reply(sock, "+OK event listener enabled plain")
                     self.subscribed.set()
+                elif first.startswith("api status"):
+                    self._api(sock, "UP 0 years\n")
                 elif first.startswith("api show channels"):
                     self._api(sock, json.dumps(self.show_channels(), separators=(",", ":")))
                 elif first.startswith("api global_getvar core_uuid"):
@@ -120,7 +122,7 @@ class StreamPeer:
                 self.send(sock, chunk)
 
     def paced(self, frames: Sequence[bytes], rate: float, on_sent: Callable[[int, float], None] | None = None) -> None:
-        """Send frames at ``rate`` per second (in 1 ms slices), calling on_sent(index, time)."""
+        """Send frames at ``rate`` per second (in 1 ms slices) to every client, calling on_sent(index, time)."""
         start = time.perf_counter()
         sent = 0
         n = len(frames)
@@ -139,28 +141,38 @@ class StreamPeer:
 
 
 def main() -> None:
-    """``python -m bench.server N``: serve a stream of N events to every client that subscribes."""
+    """``python -m bench.server MODE N [RATE]``, one process beside the client being measured.
+
+    blast N: every client that subscribes gets N events at full speed.
+    paced N RATE: every client that has resynced gets N events at RATE per second.
+    scale N: ``show channels`` answers N live channels; ``api status`` starts 20000
+    ordinary events on top of them.
+    """
     import sys
 
-    from bench.stream import build
+    from bench.stream import build, core_uuid, snapshot_rows
 
-    n = int(sys.argv[1])
-    frames = build(n)
-    peer = StreamPeer()
+    mode, n = sys.argv[1], int(sys.argv[2])
+    snapshot = snapshot_rows(n) if mode == "scale" else {"row_count": 0}
+    peer = StreamPeer(show_channels=lambda: snapshot)
+    peer.core_uuid = core_uuid()  # the events say so; anything else would look like a restart
+    first = batches(build(20000 if mode == "scale" else n))
 
-    def on_command(text: str, _t: float, sock) -> None:
-        if text.startswith("event "):
-            # Every client gets the same stream, right after it subscribes.
-            gevent.spawn(_send, sock)
-
-    chunks = batches(frames)
-
-    def _send(sock) -> None:
+    def send_all(sock, chunks: list[bytes]) -> None:
         try:
             for chunk in chunks:
                 peer.send(sock, chunk)
         except OSError:
             pass
+
+    def on_command(text: str, _t: float, sock) -> None:
+        if mode == "blast" and text.startswith("event "):
+            gevent.spawn(send_all, sock, first)
+        elif mode == "scale" and text.startswith("api status"):
+            gevent.spawn(send_all, sock, first)
+        elif mode == "paced" and text.startswith("api show channels"):
+            frames = build(n)
+            gevent.spawn_later(0.05, peer.paced, frames, float(sys.argv[3]))
 
     peer.on_command = on_command
     peer.start()

@@ -63,7 +63,36 @@ def templates() -> tuple[Template, Template]:
     customer, agent = legs[0], legs[1]
     plain = [e for e in call if re.search(rb"\nUnique-ID: (" + customer + b"|" + agent + rb")\n", e)]
     barge = _events(base / "03-barge-esl-park-sendmsg" / "events-plain.raw")
+    # The capture's dialplan used its own variable names; ours are fsbarge_target/fsbarge_mode.
+    barge = [
+        e.replace(b"\nvariable_barge_target_ext: ", b"\nvariable_fsbarge_target: ").replace(
+            b"\nvariable_barge_mode: ", b"\nvariable_fsbarge_mode: "
+        )
+        for e in barge
+    ]
     return Template(plain, [customer, agent]), Template(barge, _legs(barge))
+
+
+def snapshot_rows(n_channels: int) -> dict:
+    """A ``show channels as json`` answer with ``n_channels`` rows (bridged pairs, fresh uuids)."""
+    import json
+
+    rows = json.loads((captures_dir() / "02-barge-dialplan-dtmf" / "show_channels_as_json_bridged.json").read_text())["rows"]
+    out = []
+    for _ in range(max(1, n_channels // 2)):
+        a, b = (dict(r) for r in rows)
+        ua, ub = str(uuid.uuid4()), str(uuid.uuid4())
+        a.update(uuid=ua, call_uuid=ua, application_data=a["application_data"].replace(rows[1]["uuid"], ub))
+        b.update(uuid=ub, call_uuid=ua)
+        out += [a, b]
+    return {"row_count": len(out), "rows": out}
+
+
+def core_uuid() -> str:
+    """The Core-UUID the captured events carry (the bench peer answers with the same one)."""
+    plain, _ = templates()
+    m = re.search(rb"\nCore-UUID: (\S+)", plain.events[0])
+    return m.group(1).decode() if m else ""
 
 
 def frame(body: bytes) -> bytes:

@@ -144,6 +144,10 @@ class BargeMachine:
     # request we already decided so that a second CHANNEL_PARK cannot start another.
     decided: dict[str, None] = field(default_factory=dict)
     remember: int = 10000
+    # Interventions given up before eavesdrop started (the connection went while we
+    # were starting them). FreeSWITCH may still run the eavesdrop it had already
+    # read: if it does, it is stopped at once, since nothing audits it any more.
+    abandoned: set[str] = field(default_factory=set)
 
     # -- entry point -------------------------------------------------------
 
@@ -158,6 +162,10 @@ class BargeMachine:
             return []
         if name == "SHUTDOWN":
             return self.close_all("freeswitch_shutdown", now)
+        if name == "CHANNEL_EXECUTE" and ev.uuid in self.abandoned and ev.application in EAVESDROP_APPS:
+            return [SendKey(ev.uuid, "*")]
+        if name == "CHANNEL_HANGUP" and ev.uuid in self.abandoned:
+            self.abandoned.discard(ev.uuid)
         if not self.active:
             return []
         uuid = ev.uuid
@@ -407,6 +415,8 @@ class BargeMachine:
                     CloseAudit(sup_uuid, "failed", now, None, reason="daemon_restart" if restarted else "connection_lost")
                 )
                 tone = self.tones.error
+                if sup is not None:
+                    self.abandoned.add(sup_uuid)
             elif restarted:
                 ended = max(t for t in (rec.get("last_mode_at"), last_seen, rec.get("started_at")) if t is not None)
                 effects.append(CloseAudit(sup_uuid, "completed", ended, "daemon_restart"))

@@ -29,11 +29,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    config_help = "configuration file (default: $FSBARGE_CONFIG, else /etc/fsbarge/fsbarge.toml)"
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="PATH", help="configuration file (default: $FSBARGE_CONFIG, else /etc/fsbarge/fsbarge.toml)")
+    # SUPPRESS: a --config given before the subcommand is not overwritten by this default.
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=config_help)
 
     p = _Parser(prog="fsbarge", description="Supervisor listen / whisper / barge for FreeSWITCH, with an audit trail.")
     p.add_argument("--version", action="version", version=f"fsbarge {__version__}")
+    p.add_argument("--config", metavar="PATH", default=None, help=config_help)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sub.add_parser("run", parents=[common], help="run the daemon in the foreground (systemd runs this)")
@@ -73,11 +76,9 @@ def _config(args: argparse.Namespace) -> Any:
 
 def _reader_engine(args: argparse.Namespace) -> Any:
     """An engine for reading what the daemon wrote; refuses a database that was never created."""
-    from .db import ensure_up_to_date, make_engine
+    from .db import open_existing
 
-    engine = make_engine(_config(args).database.url)
-    ensure_up_to_date(engine)
-    return engine
+    return open_existing(_config(args).database.url)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -126,8 +127,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         if args.limit < 0:
             raise UsageError("--limit must be 0 or more")
         try:
-            since = parse_time(args.since) if args.since else None
-            until = parse_time(args.until) if args.until else None
+            since = parse_time(args.since) if args.since is not None else None
+            until = parse_time(args.until) if args.until is not None else None
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         records = AuditStore(_reader_engine(args)).list(
@@ -143,7 +144,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         out = render(records)
         sys.stdout.write(out if out.endswith("\n") else out + "\n")
         return 0
-    record = AuditStore(_reader_engine(args)).get(args.id)
+    record = AuditStore(_reader_engine(args)).get(args.id) if 0 < args.id < 2**63 else None
     if record is None:
         print(f"fsbarge: no intervention with id {args.id}", file=sys.stderr)
         return 1

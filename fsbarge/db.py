@@ -259,6 +259,22 @@ def is_up_to_date(target: Engine | URL | str) -> bool:
     return current_revision(target) == head_revision()
 
 
+def open_existing(url: str | URL) -> Engine:
+    """An engine for readers (the CLI): the database must exist and be migrated.
+
+    Unlike make_engine, a missing SQLite file is an error, not a new empty file."""
+    try:
+        parsed = make_url(url)
+    except (sa_exc.ArgumentError, ValueError, TypeError):
+        raise DatabaseError("invalid database URL (expected e.g. sqlite:////var/lib/fsbarge/fsbarge.db)") from None
+    path = _sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
+    if path is not None and not path.exists():
+        raise DatabaseError(f"no database at {path}: {NOT_INITIALISED}")
+    engine = make_engine(parsed)
+    ensure_up_to_date(engine)
+    return engine
+
+
 def ensure_up_to_date(target: Engine | URL | str) -> None:
     """Raise DatabaseError (one line, says what to do) unless the schema is at head."""
     from alembic.script import ScriptDirectory

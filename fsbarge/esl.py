@@ -19,6 +19,7 @@ forge another header). So:
 from __future__ import annotations
 
 import socket as _stdsocket
+import time
 from collections.abc import Callable, Iterable
 import gevent
 import gevent.event
@@ -44,6 +45,8 @@ __all__ = [
 log = structlog.get_logger("fsbarge.esl")
 
 RECV_BYTES = 256 * 1024
+STABLE_SECONDS = 10.0  # a session that lasted this long resets the reconnect backoff
+YIELD_EVERY = 500
 
 
 class ConnectError(Exception):
@@ -73,9 +76,11 @@ class _Inbound(greenswitch.InboundESL):
         timeout: float,
         on_event: Callable[[Event], None],
         on_lost: Callable[[str], None],
+        counts: dict[str, int] | None = None,
     ) -> None:
         super().__init__(host, port, password, timeout=timeout)
         self._on_event = on_event
+        self._counts = counts if counts is not None else {"events": 0, "skipped": 0}
         self._on_lost = on_lost
         self._send_lock = gevent.lock.Semaphore()
         self.lost_reason: str | None = None
@@ -89,15 +94,24 @@ class _Inbound(greenswitch.InboundESL):
         reader = FrameReader()
         recv = self.sock.recv
         reason = "connection closed by FreeSWITCH"
+        since_yield = 0
         try:
             while self._run:
                 data = recv(RECV_BYTES)
                 if not data:
                     break
-                for frame in reader.feed(data):
+                frames = reader.feed(data)
+                for frame in frames:
                     if not self._dispatch(frame):
                         reason = "disconnect notice from FreeSWITCH"
                         return
+                # recv() does not yield while data is waiting: after a few hundred events,
+                # give the service a turn, so events do not pile up in memory (and batches
+                # stay big enough to keep commits cheap).
+                since_yield += len(frames)
+                if since_yield >= YIELD_EVERY:
+                    since_yield = 0
+                    gevent.sleep(0)
         except ProtocolError as exc:
             reason = f"protocol error: {exc}"
         except (OSError, _stdsocket.error) as exc:
@@ -111,10 +125,14 @@ class _Inbound(greenswitch.InboundESL):
             return True
         ctype = frame.headers.get("Content-Type", "")
         if ctype == "text/event-plain":
+            self._counts["events"] += 1
             try:
                 event = from_plain(frame.body)
             except Exception as exc:  # one bad event must not cost the connection
                 log.warning("unparseable event skipped", error=str(exc))
+                return True
+            if event is None:  # an instant application's execute/complete: nothing to track
+                self._counts["skipped"] += 1
                 return True
             if not event.name:
                 log.warning("event without Event-Name skipped", excerpt=frame.body[:80])
@@ -149,10 +167,7 @@ class _Inbound(greenswitch.InboundESL):
         for result in pending:
             result.set_exception(ConnectionLost(self.lost_reason))
         self._auth_request_event.set()  # unblock a connect() waiting for auth/request
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        self.close()
         self._on_lost(self.lost_reason)
 
     def send_many(self, texts: list[str], timeout: float) -> list[Frame]:
@@ -184,11 +199,22 @@ class _Inbound(greenswitch.InboundESL):
         return self.send_many([data], self.timeout)[0]
 
     def close(self) -> None:
+        """Really close: greenswitch's makefile() holds a second reference to the socket,
+        so close() alone would leave the descriptor (and FreeSWITCH's listener) open."""
         self._run = False
+        sock = getattr(self, "sock", None)
+        if sock is None:
+            return
         try:
-            self.sock.close()
+            sock.shutdown(_stdsocket.SHUT_RDWR)
         except OSError:
             pass
+        for closable in (getattr(self, "sock_file", None), sock):
+            try:
+                if closable is not None:
+                    closable.close()
+            except OSError:
+                pass
 
 
 class EslSession:
@@ -224,8 +250,11 @@ class EslSession:
 
     def api(self, cmd: str, timeout: float | None = None) -> str:
         """``api`` command; returns the body (FreeSWITCH reports failures as ``-ERR ...`` bodies)."""
-        frame = self._send([f"api {cmd}"], timeout)[0]
-        return frame.body.decode("utf-8", "replace")
+        return self.api_bytes(cmd, timeout).decode("utf-8", "replace")
+
+    def api_bytes(self, cmd: str, timeout: float | None = None) -> bytes:
+        """``api`` command, raw body (a 10,000-channel ``show channels`` is megabytes: no copies)."""
+        return self._send([f"api {cmd}"], timeout)[0].body
 
     def close(self) -> None:
         self._esl.close()
@@ -267,16 +296,19 @@ class NodeLink:
         self._on_disconnected = on_disconnected
         self._events = tuple(events)
         self._wait = _Backoff(backoff_initial, backoff_max, auth_wait)
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
         self._stop = gevent.event.Event()
         self.session: EslSession | None = None
         self.connects = 0
+        self.counts = {"events": 0, "skipped": 0}  # event frames received / dropped unparsed
         self.log = log.bind(node=node.name)
 
     def _open(self) -> EslSession:
         node = self.node
         lost = gevent.event.Event()
         inbound = _Inbound(
-            node.host, node.port, node.password, node.connect_timeout, self._on_event, lambda r: lost.set()
+            node.host, node.port, node.password, node.connect_timeout, self._on_event, lambda r: lost.set(), self.counts
         )
         try:
             with gevent.Timeout(node.connect_timeout, ConnectError(f"no answer within {node.connect_timeout:g}s")):
@@ -310,7 +342,14 @@ class NodeLink:
     def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         delay = state.upcoming_sleep
-        if isinstance(exc, AuthRejected):
+        if isinstance(exc, AuthRejected) and "ACL" in str(exc):
+            self.log.error(
+                "FreeSWITCH's event socket ACL refused this host; check apply-inbound-acl in event_socket.conf.xml",
+                host=self.node.host,
+                port=self.node.port,
+                retry_in=round(delay, 1),
+            )
+        elif isinstance(exc, AuthRejected):
             self.log.error(
                 "FreeSWITCH rejected the ESL password; check the node's password or FSBARGE_ESL_PASSWORD",
                 host=self.node.host,
@@ -348,7 +387,13 @@ class NodeLink:
         return None
 
     def run(self) -> None:
-        """Connect, serve until the session is lost, reconnect; until :meth:`stop`."""
+        """Connect, serve until the session is lost, reconnect; until :meth:`stop`.
+
+        A session that dies soon after it was set up counts as a failure too: the
+        pause before the next attempt grows, so a node that accepts and then drops
+        every connection is not hammered.
+        """
+        quick_losses = 0
         while not self._stop.is_set():
             session = self._connect()
             if session is None:
@@ -356,6 +401,7 @@ class NodeLink:
             self.session = session
             self.connects += 1
             self.log.info("connected to FreeSWITCH", host=self.node.host, port=self.node.port)
+            up_since = time.monotonic()
             gevent.wait([session.lost, self._stop], count=1)
             self.session = None
             if self._stop.is_set():
@@ -364,6 +410,8 @@ class NodeLink:
             reason = session._esl.lost_reason or "connection lost"
             self.log.warning("lost FreeSWITCH connection", reason=reason)
             self._on_disconnected(reason)
+            quick_losses = quick_losses + 1 if time.monotonic() - up_since < STABLE_SECONDS else 0
+            self._stop.wait(min(self._backoff_max, self._backoff_initial * 2 ** max(0, quick_losses - 1)))
 
     def stop(self) -> None:
         self._stop.set()

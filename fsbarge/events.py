@@ -167,7 +167,35 @@ _VARIABLES = (b"\nvariable_user_name: ", b"\nvariable_dialed_user: ")
 _PARK_VARIABLES = (b"\nvariable_fsbarge_mode: ", b"\nvariable_fsbarge_target: ")
 
 
-def from_plain(body: bytes) -> Event:
-    """Parse a text/event-plain body into an Event (reading only the variables we use)."""
+# Applications that run and return at once. Their CHANNEL_EXECUTE / _COMPLETE pairs
+# (a third of a call's events: every set/export/hash of a dialplan) change nothing
+# fsbarge tracks, so they are dropped before the costly parse.
+INSTANT_APPS = frozenset(
+    {
+        b"set", b"unset", b"multiset", b"export", b"bridge_export", b"set_global", b"set_profile_var",
+        b"set_user", b"hash", b"log", b"info", b"event", b"db", b"limit", b"answer", b"pre_answer",
+        b"ring_ready", b"sched_hangup", b"sched_transfer", b"bind_meta_app", b"unbind_meta_app",
+        b"set_audio_level", b"set_mute", b"send_display", b"privacy", b"set_name", b"strftime",
+        b"presence", b"respond", b"redirect", b"deflect", b"send_info", b"verbose_events",
+        b"session_loglevel", b"enable_heartbeat", b"enable_keepalive", b"sleep_ms", b"capture",
+    }
+)
+_EXECUTE = b"Event-Name: CHANNEL_EXECUTE"
+_APPLICATION = b"\nApplication: "
+
+
+def from_plain(body: bytes) -> Event | None:
+    """Parse a text/event-plain body into an Event (reading only the variables we use).
+
+    None for the execution events of instant applications (see INSTANT_APPS).
+    """
+    if body.startswith(_EXECUTE):
+        # Application comes after the channel variables, near the end: look from there.
+        i = body.rfind(_APPLICATION)
+        if i >= 0:
+            i += len(_APPLICATION)
+            j = body.find(b"\n", i)
+            if body[i:j] in INSTANT_APPS:
+                return None
     headers, inner = parse_event(body, _VARIABLES, _PARK_VARIABLES)
     return from_headers(headers, inner)

@@ -26,7 +26,7 @@ import structlog
 from tenacity import Retrying, retry_if_exception_type, wait_exponential
 
 from .barge import AddMode, BargeMachine, CloseAudit, Effect, OpenAudit, Tones
-from .channels import ChannelTable, attribute_user, channel_from_row
+from .channels import Channel, ChannelTable, attribute_user, channel_from_row
 from .commands import to_command
 from .config import NodeConfig
 from .db import DatabaseError
@@ -81,6 +81,7 @@ class NodeService:
         self.core_uuid: str | None = None
         self.resyncs = 0
         self.events_seen = 0
+        self.processing = False
         self.last_progress = clock()
         self.log = log.bind(node=node.name)
         self._db_wait = wait_exponential(multiplier=0.05, max=db_retry_max)
@@ -115,7 +116,11 @@ class NodeService:
                     batch.append(queue.get_nowait())
                 except gevent.queue.Empty:
                     break
-            self.process(batch)
+            self.processing = True
+            try:
+                self.process(batch)
+            finally:
+                self.processing = False
 
     def process(self, batch: list[Any]) -> None:
         """Apply a batch of queued items in order, then write the mirror once."""
@@ -260,25 +265,10 @@ class NodeService:
         core = session.api("global_getvar core_uuid").strip()
         if not core or core.startswith("-ERR"):
             core = None
-        body = session.api("show channels as json")
-        try:
-            data = json.loads(body) if body.strip() else {}
-        except ValueError as exc:
-            raise ConnectError(f"unreadable 'show channels as json' reply: {body[:60]!r}") from exc
-        if not isinstance(data, dict):
-            raise ConnectError("unexpected 'show channels as json' reply")
-        rows = [r for r in data.get("rows", []) if isinstance(r, dict) and r.get("uuid")]
-        fresh = [channel_from_row(r) for r in rows]
-        # show channels carries presence_id but not dialed_user; ask about the legs
-        # it does not attribute, one by one.
-        for ch in [c for c in fresh if c.user is None]:
-            replies = [session.api(f"uuid_getvar {ch.uuid} {var}").strip() for var in ("user_name", "dialed_user")]
-            user_name, dialed = (None if (r == "_undef_" or r.startswith("-ERR") or not r) else r for r in replies)
-            ch.user_name, ch.dialed_user = user_name, dialed
-            attribute_user(ch)
+        fresh = self._snapshot(session)
         vanished = self.channels.replace_all(fresh)
         self.channels.take_changes()
-        self._db(lambda: self.channel_store.replace_node(self.name, [c.to_row() for c in fresh]))
+        self._db(lambda: self.channel_store.replace_node(self.name, (c.to_row() for c in fresh)))
         known_core = self.core_uuid or status.get("core_uuid")
         restarted_fs = bool(core and known_core and core != known_core)
         if core:
@@ -308,6 +298,34 @@ class NodeService:
             vanished=len(vanished),
             open_interventions=len(records),
         )
+
+    def _snapshot(self, session: EslSession) -> list[Channel]:
+        """``show channels as json`` as channels, attributing legs presence_id does not."""
+        body = session.api_bytes("show channels as json")
+
+        def row_to_channel(obj: dict[str, Any]) -> Any:
+            # Turn each row into a Channel as soon as it is parsed: with 10,000 rows,
+            # holding every row dict at once would double the daemon's peak memory.
+            if "uuid" in obj and "callstate" in obj and isinstance(obj["uuid"], str) and obj["uuid"]:
+                return channel_from_row(obj)
+            return obj
+
+        try:
+            data = json.loads(body, object_hook=row_to_channel) if body.strip() else {}
+        except ValueError as exc:
+            raise ConnectError(f"unreadable 'show channels as json' reply: {body[:60]!r}") from exc
+        del body
+        if not isinstance(data, dict):
+            raise ConnectError("unexpected 'show channels as json' reply")
+        fresh = [c for c in data.get("rows", []) if isinstance(c, Channel)]
+        del data
+        # show channels carries presence_id but not dialed_user; ask about the legs
+        # it does not attribute, one by one.
+        for ch in [c for c in fresh if c.user is None]:
+            replies = [session.api(f"uuid_getvar {ch.uuid} {var}").strip() for var in ("user_name", "dialed_user")]
+            ch.user_name, ch.dialed_user = (None if (r == "_undef_" or r.startswith("-ERR") or not r) else r for r in replies)
+            attribute_user(ch)
+        return fresh
 
     def note_alive(self) -> None:
         """Record that events were processed up to now (the best end time after a crash)."""

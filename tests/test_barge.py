@@ -294,3 +294,16 @@ def test_record_that_never_started_is_failed_after_a_reconnect(restarted: bool, 
         Execute(SUP, "playback", ERROR_TONE),
         Execute(SUP, "hangup", "NORMAL_CLEARING"),
     ]
+
+
+def test_an_eavesdrop_that_starts_after_the_record_was_given_up_is_stopped() -> None:
+    rig = Rig()
+    rig.call()
+    rig.feed(park("listen"))
+    records = [{"id": 7, "supervisor_uuid": SUP, "target_uuid": AGENT, "current_mode": None, "modes": [], "started_at": 900.0}]
+    rig.machine.reattach(records, 2000.0, restarted=False, last_seen=None)
+    # FreeSWITCH runs the eavesdrop it had read before the connection went: stop it,
+    # the queued tone and hang-up then run.
+    assert rig.feed(execute("eavesdrop")) == [SendKey(SUP, "*")]
+    assert rig.feed(hangup(SUP)) == []
+    assert rig.machine.abandoned == set()

@@ -1,0 +1,90 @@
+"""Mirror lag and barge latency under a steady event rate (default 5,000 events/s)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import gevent
+
+from bench.ingest import ROOT, Peer, make_service, wait_drained
+from fsbarge.events import Event
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def run(rate: float = 5000, seconds: float = 6.0) -> dict[str, float]:
+    n = int(rate * seconds)
+    created: dict[str, float] = {}
+    parked: dict[str, float] = {}
+    eavesdrop_written: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "bench.db"
+        peer = Peer("paced", n, rate)
+        svc, link = make_service(db, peer.port)
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "bench.watcher", str(db), str(Path(tmp) / "seen.json")],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        )
+        watcher.stdout.readline()
+        original = svc.on_event
+
+        def on_event(ev: Event) -> None:
+            if ev.name == "CHANNEL_CREATE" and ev.uuid:
+                created.setdefault(ev.uuid, time.monotonic())
+            elif ev.name == "CHANNEL_PARK" and ev.uuid:
+                parked[ev.uuid] = time.monotonic()
+            original(ev)
+
+        def on_written(texts: list[str]) -> None:
+            now = time.monotonic()
+            for text in texts:
+                if "execute-app-name: eavesdrop" in text:
+                    eavesdrop_written.setdefault(text.split("\n", 1)[0].split()[1], now)
+
+        def on_connected(session) -> None:
+            session.set_write_hook(on_written)
+            svc.on_connected(session)
+
+        link._on_event = on_event
+        link._on_connected = on_connected
+        greenlets = [gevent.spawn(svc.run), gevent.spawn(svc.run_commands), gevent.spawn(link.run)]
+        try:
+            wait_drained(link, svc, n, seconds * 10 + 30)
+            gevent.sleep(0.1)  # let the watcher see the last commit
+        finally:
+            watcher.send_signal(signal.SIGTERM)
+            watcher.wait(timeout=10)
+            link.stop()
+            gevent.killall(greenlets, timeout=2)
+            peer.close()
+        seen = json.loads((Path(tmp) / "seen.json").read_text())
+    lags = [seen[u] - t for u, t in created.items() if u in seen]
+    barge = [eavesdrop_written[u] - t for u, t in parked.items() if u in eavesdrop_written]
+    return {
+        "rate": rate,
+        "events": n,
+        "lag_samples": len(lags),
+        "lag_p50_ms": percentile(lags, 50) * 1000,
+        "lag_p99_ms": percentile(lags, 99) * 1000,
+        "barge_samples": len(barge),
+        "barge_p50_ms": percentile(barge, 50) * 1000,
+        "barge_p99_ms": percentile(barge, 99) * 1000,
+    }
+
+
+if __name__ == "__main__":
+    from fsbarge.logs import configure_logging
+
+    configure_logging("warning")
+    print(run(float(sys.argv[1]) if len(sys.argv) > 1 else 5000, float(sys.argv[2]) if len(sys.argv) > 2 else 6.0))
