@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 class Peer:
     """The stream server in its own process, so it does not share our CPU time slices."""
 
-    def __init__(self, mode: str, n_events: int, rate: float | None = None) -> None:
-        args = [sys.executable, "-m", "bench.server", mode, str(n_events)] + ([str(rate)] if rate else [])
+    def __init__(self, mode: str, n_events: int, *extra: object) -> None:
+        args = [sys.executable, "-m", "bench.server", mode, str(n_events), *map(str, extra)]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, cwd=ROOT, text=True)
         self.port = int(self.proc.stdout.readline())
 

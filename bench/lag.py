@@ -23,14 +23,14 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def run(rate: float = 5000, seconds: float = 6.0) -> dict[str, float]:
+def run(rate: float = 5000, seconds: float = 6.0, barge_every: int = 50) -> dict[str, float]:
     n = int(rate * seconds)
     created: dict[str, float] = {}
     parked: dict[str, float] = {}
     eavesdrop_written: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
-        peer = Peer("paced", n, rate)
+        peer = Peer("paced", n, rate, barge_every)
         svc, link = make_service(db, peer.port)
         watcher = subprocess.Popen(
             [sys.executable, "-m", "bench.watcher", str(db), str(Path(tmp) / "seen.json")],

@@ -1,7 +1,8 @@
 """``python -m bench.scale N``: one daemon process with N live channels (run alone, so RSS is its own).
 
 Prints JSON: peak RSS, the time to resync N channels after a reconnect, and the
-per-event cost of 20,000 ordinary events processed on top of the N live channels.
+per-event cost of 20,000 ordinary events processed on top of the N live channels
+(best of three rounds).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import gevent
 from bench.ingest import Peer, make_service, wait_drained
 
 EVENTS = 20000
+ROUNDS = 3
 
 
 def peak_rss_mb() -> float:
@@ -44,11 +46,13 @@ def main(n: int) -> dict[str, float]:
             while not resync_times:
                 gevent.sleep(0.01)
             live = len(svc.channels)
-            target = link.counts["events"] + EVENTS
-            t0 = time.perf_counter()
-            link.session.api("status")  # the peer starts the ordinary stream
-            wait_drained(link, svc, target, 300)
-            per_event = (time.perf_counter() - t0) / EVENTS
+            per_event = float("inf")
+            for _ in range(ROUNDS):  # best of a few: the machine is shared
+                target = link.counts["events"] + EVENTS
+                t0 = time.perf_counter()
+                link.session.api("status")  # the peer starts the ordinary stream
+                wait_drained(link, svc, target, 300)
+                per_event = min(per_event, (time.perf_counter() - t0) / EVENTS)
             # A reconnect: the resync replaces N channels already mirrored.
             link.session.close()
             while len(resync_times) < 2:

@@ -144,7 +144,8 @@ def main() -> None:
     """``python -m bench.server MODE N [RATE]``, one process beside the client being measured.
 
     blast N: every client that subscribes gets N events at full speed.
-    paced N RATE: every client that has resynced gets N events at RATE per second.
+    paced N RATE [BARGE_EVERY]: every client that has resynced gets N events at RATE per
+    second, one call in BARGE_EVERY (default 50) with a supervisor barging in.
     scale N: ``show channels`` answers N live channels; ``api status`` starts 20000
     ordinary events on top of them.
     """
@@ -171,7 +172,7 @@ def main() -> None:
         elif mode == "scale" and text.startswith("api status"):
             gevent.spawn(send_all, sock, first)
         elif mode == "paced" and text.startswith("api show channels"):
-            frames = build(n)
+            frames = build(n, barge_every=int(sys.argv[4]) if len(sys.argv) > 4 else 50)
             gevent.spawn_later(0.05, peer.paced, frames, float(sys.argv[3]))
 
     peer.on_command = on_command

@@ -9,6 +9,7 @@ busy node interleaves them: many calls set up, talk, and hang up concurrently.
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -22,6 +23,10 @@ _SUBSCRIBED = {n.encode() for n in SUBSCRIBED_EVENTS}
 
 
 def captures_dir() -> Path:
+    """$FSBARGE_CAPTURES, else ../shared/fixtures/esl-captures beside the checkout."""
+    env = os.environ.get("FSBARGE_CAPTURES")
+    if env:
+        return Path(env)
     here = Path(__file__).resolve().parent.parent
     return here.parent / "shared" / "fixtures" / "esl-captures"
 
@@ -99,9 +104,12 @@ def frame(body: bytes) -> bytes:
     return b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % len(body) + body
 
 
-def build(n_events: int, *, concurrent: int = 200, barge_every: int = 50) -> list[bytes]:
-    """About ``n_events`` framed events: ``concurrent`` calls in flight, interleaved round-robin."""
+def build(n_events: int, *, concurrent: int | None = None, barge_every: int = 50) -> list[bytes]:
+    """About ``n_events`` framed events: ``concurrent`` calls in flight (default: up to 200,
+    fewer for short streams so that calls run their course), interleaved round-robin."""
     plain, barge = templates()
+    if concurrent is None:
+        concurrent = max(1, min(200, n_events // 100))
     out: list[bytes] = []
     active: list[list[bytes]] = []
     calls = 0

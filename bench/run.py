@@ -1,0 +1,120 @@
+"""``make bench``: fsbarge measured against the bare library, over real loopback TCP, in one run.
+
+Prints one table: ingest throughput of greenswitch's own InboundESL (a handler that
+does nothing) and of the whole fsbarge pipeline on the same stream, their ratio,
+mirror lag and barge latency under a steady 5,000 events/s, and memory, resync
+time and per-event cost with 1,000 and 10,000 live channels. ``--smoke`` runs the
+same code on tiny sizes in seconds (part of ``make test``, so the benchmark cannot rot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from tabulate import tabulate
+
+from bench import ingest, lag
+from bench.ingest import ROOT
+from bench.stream import templates
+
+
+@dataclass(frozen=True)
+class Sizes:
+    ingest_events: int
+    ingest_rounds: int
+    lag_rate: float
+    lag_seconds: float
+    barge_every: int
+    scale: tuple[int, ...]
+
+
+FULL = Sizes(ingest_events=20000, ingest_rounds=3, lag_rate=5000, lag_seconds=10, barge_every=25, scale=(1000, 10000))
+SMOKE = Sizes(ingest_events=1500, ingest_rounds=1, lag_rate=1000, lag_seconds=1.5, barge_every=3, scale=(200,))
+
+
+def scale(n: int) -> dict[str, float]:
+    """One daemon process with n live channels (its own process: RSS is its own)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.scale", str(n)], cwd=ROOT, capture_output=True, text=True, timeout=600, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(sizes: Sizes) -> dict[str, object]:
+    # Best of a few interleaved rounds for each side: the machine is shared, and the
+    # fastest run is the one least disturbed by anything else.
+    bare: list[float] = []
+    ours: list[float] = []
+    n = sizes.ingest_events
+    for _ in range(sizes.ingest_rounds):
+        peer = ingest.Peer("blast", n)
+        try:
+            bare.append(n / ingest.greenswitch_bare(peer.port, n))
+            ours.append(n / ingest.fsbarge_pipeline(peer.port, n))
+        finally:
+            peer.close()
+    return {
+        "greenswitch_eps": max(bare),
+        "fsbarge_eps": max(ours),
+        "lag": lag.run(sizes.lag_rate, sizes.lag_seconds, sizes.barge_every),
+        "scale": {k: scale(k) for k in sizes.scale},
+    }
+
+
+def table(m: dict[str, object], sizes: Sizes) -> str:
+    g, f = m["greenswitch_eps"], m["fsbarge_eps"]
+    ratio = f / g  # type: ignore[operator]
+    lg = m["lag"]
+    per_call = len(templates()[0].events)
+    rows = [
+        ("ingest: greenswitch InboundESL, no-op handler", f"{g:,.0f} events/s", "the bar", ""),
+        ("ingest: fsbarge (parse, mirror, SQLite commit)", f"{f:,.0f} events/s", "", ""),
+        ("ingest ratio fsbarge / greenswitch", f"{ratio:.2f}x", ">= 3x", _ok(ratio >= 3)),
+        ("calls/s a node can set up and end (at %d events/call)" % per_call, f"{f / per_call:,.0f}", "", ""),  # type: ignore[operator]
+        (f"mirror lag p50 at {lg['rate']:,.0f} events/s", f"{lg['lag_p50_ms']:.1f} ms", "", ""),  # type: ignore[index]
+        (f"mirror lag p99 at {lg['rate']:,.0f} events/s", f"{lg['lag_p99_ms']:.1f} ms", "< 100 ms", _ok(lg["lag_p99_ms"] < 100)),  # type: ignore[index]
+        ("barge latency p50 (CHANNEL_PARK -> eavesdrop written)", f"{lg['barge_p50_ms']:.1f} ms", "", ""),  # type: ignore[index]
+        ("barge latency p99", f"{lg['barge_p99_ms']:.1f} ms", "< 20 ms", _ok(lg["barge_p99_ms"] < 20)),  # type: ignore[index]
+    ]
+    per_event = {}
+    for n, s in m["scale"].items():  # type: ignore[union-attr]
+        per_event[n] = s["us_per_event"]
+        rows += [
+            (f"peak RSS with {s['live_channels']:,} live channels", f"{s['peak_rss_mb']:.0f} MB", "< 150 MB" if n >= 10000 else "", _ok(s["peak_rss_mb"] < 150) if n >= 10000 else ""),
+            (f"resync of {s['live_channels']:,} channels after a reconnect", f"{s['resync_s']:.2f} s", "< 2 s" if n >= 10000 else "", _ok(s["resync_s"] < 2) if n >= 10000 else ""),
+            (f"per-event cost with {s['live_channels']:,} live channels", f"{s['us_per_event']:.0f} us", "", ""),
+        ]
+    if len(per_event) >= 2:
+        lo, hi = min(per_event), max(per_event)
+        growth = per_event[hi] / per_event[lo]
+        rows.append((f"per-event cost growth {lo:,} -> {hi:,} channels", f"{growth:.2f}x", "~1x (flat)", _ok(growth < 1.5)))
+    samples = f"(ingest {sizes.ingest_events:,} events best of {sizes.ingest_rounds}; lag {lg['lag_samples']} / barge {lg['barge_samples']} samples)"  # type: ignore[index]
+    return tabulate(rows, headers=("measure", "result", "target", ""), tablefmt="github") + "\n" + samples
+
+
+def _ok(flag: bool) -> str:
+    return "met" if flag else "NOT MET"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (used by make test)")
+    args = parser.parse_args(argv)
+    from fsbarge.logs import configure_logging
+
+    configure_logging("error")
+    sizes = SMOKE if args.smoke else FULL
+    t0 = time.perf_counter()
+    m = measure(sizes)
+    print(table(m, sizes))
+    print(f"(whole run: {time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
