@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Callable, Sequence
 
 import gevent
-import gevent.event
 import gevent.lock
 import gevent.queue
 from gevent.server import StreamServer
@@ -42,8 +41,6 @@ class StreamPeer:
         self.show_channels = show_channels or (lambda: {"row_count": 0})
         self.server = StreamServer(("127.0.0.1", 0), self._handle)
         self.clients: list[gevent.socket.socket] = []
-        self.connected = gevent.event.Event()
-        self.subscribed = gevent.event.Event()
         self.on_command: Callable[[str, float, object], None] | None = None
         self.locks: dict[object, gevent.lock.Semaphore] = {}
 
@@ -95,10 +92,8 @@ class StreamPeer:
                     self.on_command(text, time.perf_counter(), sock)
                 if first.startswith("auth "):
                     self._reply(sock, "+OK accepted" if first[5:] == self.password else "-ERR invalid")
-                    self.connected.set()
                 elif first.startswith("event "):
                     self._reply(sock, "+OK event listener enabled plain")
-                    self.subscribed.set()
                 elif first.startswith("api status"):
                     self._api(sock, "UP 0 years\n")
                 elif first.startswith("api show channels"):
@@ -115,27 +110,18 @@ class StreamPeer:
                 else:
                     self._reply(sock, "+OK")
 
-    def blast(self, frames: Sequence[bytes]) -> None:
-        """Send every frame to every client as fast as the socket takes them."""
-        for sock in list(self.clients):
-            for chunk in batches(frames):
-                self.send(sock, chunk)
-
-    def paced(self, frames: Sequence[bytes], rate: float, on_sent: Callable[[int, float], None] | None = None) -> None:
-        """Send frames at ``rate`` per second (in 1 ms slices) to every client, calling on_sent(index, time)."""
+    def paced(self, frames: Sequence[bytes], rate: float, sock: object) -> None:
+        """Send frames to ``sock`` at ``rate`` per second, in 1 ms slices; stop when it goes away."""
         start = time.perf_counter()
         sent = 0
         n = len(frames)
         while sent < n:
             due = min(n, int((time.perf_counter() - start) * rate) + 1)
             if due > sent:
-                chunk = b"".join(frames[sent:due])
-                now = time.perf_counter()
-                for sock in list(self.clients):
-                    self.send(sock, chunk)
-                if on_sent is not None:
-                    for i in range(sent, due):
-                        on_sent(i, now)
+                try:
+                    self.send(sock, b"".join(frames[sent:due]))
+                except OSError:
+                    return
                 sent = due
             gevent.sleep(0.001)
 
@@ -173,7 +159,7 @@ def main() -> None:
             gevent.spawn(send_all, sock, first)
         elif mode == "paced" and text.startswith("api show channels"):
             frames = build(n, barge_every=int(sys.argv[4]) if len(sys.argv) > 4 else 50)
-            gevent.spawn_later(0.05, peer.paced, frames, float(sys.argv[3]))
+            gevent.spawn_later(0.05, peer.paced, frames, float(sys.argv[3]), sock)
 
     peer.on_command = on_command
     peer.start()

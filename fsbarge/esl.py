@@ -21,6 +21,7 @@ from __future__ import annotations
 import socket as _stdsocket
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 import gevent
 import gevent.event
 import gevent.lock
@@ -77,8 +78,10 @@ class _Inbound(greenswitch.InboundESL):
         on_event: Callable[[Event], None],
         on_lost: Callable[[str], None],
         counts: dict[str, int] | None = None,
+        logger: Any = None,
     ) -> None:
         super().__init__(host, port, password, timeout=timeout)
+        self._log = logger if logger is not None else log
         self._on_event = on_event
         self._counts = counts if counts is not None else {"events": 0, "skipped": 0}
         self._on_lost = on_lost
@@ -121,7 +124,7 @@ class _Inbound(greenswitch.InboundESL):
 
     def _dispatch(self, frame: Frame | BadFrame) -> bool:
         if isinstance(frame, BadFrame):
-            log.warning("malformed ESL frame skipped", reason=frame.reason, excerpt=frame.excerpt[:80])
+            self._log.warning("malformed ESL frame skipped", reason=frame.reason, excerpt=frame.excerpt[:80])
             return True
         ctype = frame.headers.get("Content-Type", "")
         if ctype == "text/event-plain":
@@ -129,20 +132,20 @@ class _Inbound(greenswitch.InboundESL):
             try:
                 event = from_plain(frame.body)
             except Exception as exc:  # one bad event must not cost the connection
-                log.warning("unparseable event skipped", error=str(exc))
+                self._log.warning("unparseable event skipped", error=str(exc))
                 return True
             if event is None:  # an instant application's execute/complete: nothing to track
                 self._counts["skipped"] += 1
                 return True
             if not event.name:
-                log.warning("event without Event-Name skipped", excerpt=frame.body[:80])
+                self._log.warning("event without Event-Name skipped", excerpt=frame.body[:80])
                 return True
             self._on_event(event)
         elif ctype in ("command/reply", "api/response"):
             if self._commands_sent:
                 self._commands_sent.pop(0).set(frame)
             else:
-                log.warning("reply with no command waiting", content_type=ctype)
+                self._log.warning("reply with no command waiting", content_type=ctype)
         elif ctype == "auth/request":
             self._auth_request_event.set()
         elif ctype == "text/disconnect-notice":
@@ -155,7 +158,7 @@ class _Inbound(greenswitch.InboundESL):
             self._auth_request_event.set()
             return False
         else:
-            log.debug("ESL frame ignored", content_type=ctype)
+            self._log.debug("ESL frame ignored", content_type=ctype)
         return True
 
     def _lose(self, reason: str) -> None:
@@ -308,7 +311,7 @@ class NodeLink:
         node = self.node
         lost = gevent.event.Event()
         inbound = _Inbound(
-            node.host, node.port, node.password, node.connect_timeout, self._on_event, lambda r: lost.set(), self.counts
+            node.host, node.port, node.password, node.connect_timeout, self._on_event, lambda r: lost.set(), self.counts, self.log
         )
         try:
             with gevent.Timeout(node.connect_timeout, ConnectError(f"no answer within {node.connect_timeout:g}s")):

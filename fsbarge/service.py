@@ -186,6 +186,7 @@ class NodeService:
     # -- effects ----------------------------------------------------------------
 
     def _carry_out(self, effects: list[Effect]) -> None:
+        queued = False
         for eff in effects:
             if isinstance(eff, OpenAudit):
                 rec = dict(eff.fields)
@@ -219,6 +220,11 @@ class NodeService:
                 text = to_command(eff)
                 if text is not None:
                     self.commands.put((eff.uuid, text))
+                    queued = True
+        if queued:
+            # A supervisor is waiting: let the command greenlet write now rather than
+            # after the rest of this batch and its mirror commit.
+            gevent.sleep(0)
 
     def run_commands(self) -> None:
         """The command greenlet: write queued commands in order, pipelined in one write.

@@ -158,3 +158,17 @@ def test_a_key_into_a_mode_the_team_does_not_allow_is_undone(sim, daemon, config
     rec = only_record(config)
     assert rec["modes"][-1] == {"mode": "barge", "at": rec["modes"][-1]["at"], "source": "dtmf", "refused": True}
     assert "barge" not in rec["seconds_by_mode"]
+
+
+def test_agent_leg_vanishing_between_lookup_and_eavesdrop_is_audited_as_failed(sim, daemon, config) -> None:
+    call = sim.place_call("1001", "1000")
+    sim.stall_replies(True)  # hold the daemon's commands in FreeSWITCH's queue for a moment
+    start = len(sim.received_commands)
+    sup = sim.dial("1002", "*331000")
+    sim.wait_for_command(lambda t: "execute-app-name: eavesdrop" in t, start=start)
+    sim.hangup(call.b_uuid)  # the agent's leg goes before the eavesdrop runs
+    sim.stall_replies(False)
+    wait_until(lambda: sim.channel(sup) is None, what="the supervisor hung up")
+    rec = only_record(config)
+    assert (rec["outcome"], rec["reason"], rec["modes"]) == ("failed", "target_gone", [])
+    assert any("execute-app-name: playback" in t and "tone_stream://%(100,0,480)" in t for _, t in sim.received_commands[start:])
