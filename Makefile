@@ -20,7 +20,7 @@ demo: install
 	$(BIN)/python -m fsbarge.demo
 
 lint: install
-	$(BIN)/python -m compileall -q fsbarge tests bench
+	$(BIN)/ruff check fsbarge tests bench migrations
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_architecture.py
 
 bench: install

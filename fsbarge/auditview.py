@@ -344,7 +344,7 @@ def render_show(rec: Mapping[str, Any], fmt: str = "table") -> str:
         history.append([i, m["mode"], m["at"], m["source"], seconds, note])
     table = tabulate(
         history,
-        headers=["#", "mode", "at (UTC)", "source", "seconds", ""],
+        headers=["#", "mode", "at (UTC)", "source", "seconds", "note"],
         disable_numparse=True,
     )
     return out + "\n\nmode history:\n" + table

@@ -145,12 +145,15 @@ def parse_plain(body: bytes) -> tuple[dict[str, str], bytes]:
     head = body if sep < 0 else body[:sep]
     headers: dict[str, str] = {}
     _pairs(head.decode("utf-8", "replace"), headers)
-    inner = b""
-    if sep >= 0:
-        length = headers.get("Content-Length")
-        if length is not None and length.isdigit():
-            inner = body[sep + 2 : sep + 2 + int(length)]
-    return headers, inner
+    return headers, _inner(body, sep, headers)
+
+
+def _inner(body: bytes, sep: int, headers: dict[str, str]) -> bytes:
+    """An event's own body: after the blank line, as long as its inner Content-Length says."""
+    length = headers.get("Content-Length")
+    if sep < 0 or length is None or not length.isdigit():
+        return b""
+    return body[sep + 2 : sep + 2 + int(length)]
 
 
 def _pairs(text: str, into: dict[str, str]) -> None:
@@ -200,12 +203,7 @@ def parse_event(
                 i += len(key)
                 j = body.find(b"\n", i, end)
                 headers[key[1:-2].decode()] = body[i : j if j >= 0 else end].decode("utf-8", "replace")
-    inner = b""
-    if sep >= 0:
-        length = headers.get("Content-Length")
-        if length is not None and length.isdigit():
-            inner = body[sep + 2 : sep + 2 + int(length)]
-    return headers, inner
+    return headers, _inner(body, sep, headers)
 
 
 @lru_cache(maxsize=8192)

@@ -284,7 +284,7 @@ def test_render_show_table_has_fields_and_mode_history() -> None:
     assert "supervisor    1002  (c5c83ace-sup)" in text
     assert "end reason    supervisor_hangup" in text
     history = text.split("mode history:\n", 1)[1].splitlines()
-    assert history[0].split() == ["#", "mode", "at", "(UTC)", "source", "seconds"]
+    assert history[0].split() == ["#", "mode", "at", "(UTC)", "source", "seconds", "note"]
     assert history[2].split() == ["1", "listen", "2026-11-22T10:00:00.200Z", "feature_code", "11.800"]
     assert history[3].split() == ["2", "whisper", "2026-11-22T10:00:12.000Z", "dtmf", "78.456"]
 

@@ -8,16 +8,10 @@ from pathlib import Path
 import pytest
 
 from fsbarge.sim import FreeSwitchSim
+from tests.sim_fixtures import sim  # noqa: F401  (fixture)
 from tests.e2e import InProcessDaemon, audit_json, wait_until, write_config
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def sim() -> Iterator[FreeSwitchSim]:
-    s = FreeSwitchSim(password="ClueCon").start()
-    yield s
-    s.stop()
 
 
 @pytest.fixture

@@ -11,16 +11,10 @@ import pytest
 
 from fsbarge.logs import configure_logging
 from fsbarge.sim import FreeSwitchSim
+from tests.sim_fixtures import sim  # noqa: F401  (fixture)
 from tests.e2e import InProcessDaemon, audit_json, cli, wait_until, write_config
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def sim() -> Iterator[FreeSwitchSim]:
-    s = FreeSwitchSim(password="ClueCon").start()
-    yield s
-    s.stop()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -19,29 +18,6 @@ from fsbarge.store import AuditStore
 
 # 2026-11-22T10:00:00Z
 T = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc).timestamp()
-
-
-@pytest.fixture(scope="module")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "fsbarge.db"
-    eng = db.make_engine(f"sqlite:///{path}")
-    db.upgrade(eng)
-    eng.dispose()
-    return path
-
-
-@pytest.fixture
-def db_path(tmp_path: Path, migrated_template: Path) -> Path:
-    path = tmp_path / "fsbarge.db"
-    shutil.copy(migrated_template, path)
-    return path
-
-
-@pytest.fixture
-def engine(db_path: Path):
-    eng = db.make_engine(f"sqlite:///{db_path}")
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture

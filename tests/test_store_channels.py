@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -16,29 +15,6 @@ from fsbarge import db
 from fsbarge.store import CHANNEL_COLUMNS, ChannelStore
 
 T0 = 1795000000.0  # 2026-11-18T11:06:40Z
-
-
-@pytest.fixture(scope="module")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "fsbarge.db"
-    eng = db.make_engine(f"sqlite:///{path}")
-    db.upgrade(eng)
-    eng.dispose()  # last connection closed: WAL checkpointed into the file
-    return path
-
-
-@pytest.fixture
-def db_path(tmp_path: Path, migrated_template: Path) -> Path:
-    path = tmp_path / "fsbarge.db"
-    shutil.copy(migrated_template, path)
-    return path
-
-
-@pytest.fixture
-def engine(db_path: Path):
-    eng = db.make_engine(f"sqlite:///{db_path}")
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture
