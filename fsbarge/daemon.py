@@ -29,6 +29,8 @@ __all__ = ["Daemon"]
 
 log = structlog.get_logger("fsbarge.daemon")
 
+DAEMON_BUSY_TIMEOUT_MS = 250
+
 
 class Daemon:
     """All node services of one configuration, runnable in-process (tests, demo) or as the service."""
@@ -44,7 +46,9 @@ class Daemon:
         watchdog_interval: float = 5.0,
     ) -> None:
         self.config = config
-        self.engine = make_engine(config.database.url)
+        # A short busy timeout: SQLite waits for a lock inside a C call that blocks the
+        # whole gevent hub; the service's own retry waits between attempts yield instead.
+        self.engine = make_engine(config.database.url, busy_timeout_ms=DAEMON_BUSY_TIMEOUT_MS)
         if self.engine.dialect.name == "sqlite":
             upgrade(self.engine)  # SQLite: the daemon owns its file and migrates it on start
         elif not is_up_to_date(self.engine):

@@ -13,6 +13,7 @@ milliseconds.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid as _uuid
 from collections.abc import Callable
@@ -39,6 +40,8 @@ __all__ = ["NodeService"]
 log = structlog.get_logger("fsbarge.service")
 
 MAX_BATCH = 2000
+# The feature codes of freeswitch-conf/ (a parked channel that dialled one is a request).
+FEATURE_CODE = re.compile(r"^\*3[345][0-9]+$")
 
 
 @dataclass
@@ -85,8 +88,6 @@ class NodeService:
         self.last_progress = clock()
         self.log = log.bind(node=node.name)
         self._db_wait = wait_exponential(multiplier=0.05, max=db_retry_max)
-        # Hook for benchmarks and tests: after a batch is applied and committed.
-        self.on_batch_committed: Callable[[int], None] | None = None
 
     # -- called from the ESL side (reader greenlet / link greenlet) ----------
 
@@ -137,8 +138,6 @@ class NodeService:
                     effects = handle(ev, now)
                     if effects:
                         self._carry_out(effects)
-                except DatabaseError:
-                    raise
                 except Exception:  # a bug must cost one event, not the daemon
                     self.log.exception("internal error while handling an event", event=ev.name, uuid=ev.uuid)
             elif isinstance(item, _Resync):
@@ -155,8 +154,6 @@ class NodeService:
                 self._db(lambda: self.channel_store.set_node_status(self.name, connected=False))
         self._flush()
         self.last_progress = self.clock()
-        if self.on_batch_committed is not None:
-            self.on_batch_committed(len(batch))
 
     def _flush(self) -> None:
         if not self.channels.has_changes:
@@ -297,6 +294,7 @@ class NodeService:
             last_seen = status.get("last_event_at")
             effects = self.machine.reattach(records, now, restarted=first, last_seen=last_seen)
         self._carry_out(effects)
+        self._pick_up_waiting_requests(session, now)
         self.resyncs += 1
         self.log.info(
             "resynced from show channels",
@@ -332,6 +330,44 @@ class NodeService:
             ch.user_name, ch.dialed_user = (None if (r == "_undef_" or r.startswith("-ERR") or not r) else r for r in replies)
             attribute_user(ch)
         return fresh
+
+    def _pick_up_waiting_requests(self, session: EslSession, now: float) -> None:
+        """Supervisors who dialled a feature code while we were away are still parked: serve them.
+
+        ``show channels`` does not carry channel variables, so the request is read
+        back with ``uuid_getvar`` and handled as the CHANNEL_PARK we missed.
+        """
+        parked = [
+            c for c in self.channels.channels.values()
+            if c.application == "park" and c.destination and FEATURE_CODE.match(c.destination)
+        ]
+        if not parked:
+            return
+        seen = self._db(lambda: self.audit_store.audited_supervisor_uuids(c.uuid for c in parked))
+        for ch in parked:
+            if ch.uuid in seen or ch.uuid in self.machine.decided:
+                continue
+            values = {}
+            for var in ("fsbarge_mode", "fsbarge_target", "user_name"):
+                reply = session.api(f"uuid_getvar {ch.uuid} {var}").strip()
+                values[var] = None if (not reply or reply == "_undef_" or reply.startswith("-ERR")) else reply
+            if values["fsbarge_target"] is None:
+                continue
+            self.log.info("serving a feature code dialled while fsbarge was away", uuid=ch.uuid)
+            request = Event(
+                "CHANNEL_PARK",
+                ch.uuid,
+                channel_name=ch.name,
+                direction=ch.direction,
+                answer_state=ch.answer_state,
+                caller_number=ch.caller_number,
+                destination=ch.destination,
+                user_name=values["user_name"],
+                fsbarge_mode=values["fsbarge_mode"],
+                fsbarge_target=values["fsbarge_target"],
+                has_variables=True,
+            )
+            self._carry_out(self.machine.handle(request, now))
 
     def note_alive(self) -> None:
         """Record that events were processed up to now (the best end time after a crash)."""

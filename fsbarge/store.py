@@ -404,6 +404,16 @@ class AuditStore:
                 )
         return out
 
+    def audited_supervisor_uuids(self, uuids: Iterable[str]) -> set[str]:
+        """Which of these supervisor channel uuids already have an audit record."""
+        wanted = list(uuids)
+        found: set[str] = set()
+        with translate_errors(self._engine), self._engine.connect() as c:
+            for chunk in _chunks(wanted):
+                stmt = select(interventions.c.supervisor_uuid).where(interventions.c.supervisor_uuid.in_(chunk))
+                found.update(r[0] for r in c.execute(stmt))
+        return found
+
     def open_interventions(self, node: str | None = None) -> list[dict[str, Any]]:
         """Records still `active` (all nodes, or one), oldest first, as plain dicts with float
         epoch times, the internal current_mode / application_uuid, and `modes`: the history as

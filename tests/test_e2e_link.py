@@ -150,3 +150,40 @@ def test_freeswitch_restart_closes_running_interventions(sim, daemon, tmp_path) 
     assert rec["end_reason"] == "freeswitch_shutdown"
     daemon.wait_connected(count=2)
     assert mirror(daemon) == sim_uuids(sim) == set()
+
+
+def test_a_locked_database_delays_but_loses_nothing(sim, daemon, tmp_path, logs) -> None:
+    """Audit first: while another writer holds the database, the barge waits; then it all lands."""
+    import sqlite3
+
+    call = sim.place_call("1001", "1000")
+    daemon.wait_idle()
+    locker = sqlite3.connect(tmp_path / "fsbarge.db", isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    sup = sim.dial("1002", "*331000")
+    wait_until(lambda: any("database write failed" in l["event"] for l in lines(logs)), what="a retry warning")
+    assert sim.eavesdrop_mode(sup) is None  # nothing happens before the audit record is durable
+    locker.execute("COMMIT")
+    locker.close()
+    wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", what="the eavesdrop after the lock")
+    assert sim.eavesdrop_target(sup) == call.b_uuid
+    wait_until(lambda: daemon.audit() and daemon.audit()[0]["modes"], what="the audit record")
+    wait_until(lambda: mirror(daemon) == sim_uuids(sim), what="the mirror caught up")
+
+
+def test_a_feature_code_dialled_while_the_daemon_was_down_is_served_when_it_is_back(sim, tmp_path, logs) -> None:
+    config = write_config(tmp_path, sim.port)
+    call = sim.place_call("1001", "1000")
+    sup = sim.dial("1002", "*341000")  # nobody is listening for CHANNEL_PARK yet: it waits in park
+    with InProcessDaemon(config) as d:
+        d.wait_connected()
+        wait_until(lambda: sim.eavesdrop_mode(sup) == "whisper", what="the waiting request served")
+        assert sim.eavesdrop_target(sup) == call.b_uuid
+        wait_until(lambda: d.audit() and d.audit()[0]["modes"], what="the audit record")
+        [rec] = d.audit()
+        assert (rec["supervisor"], rec["requested_mode"], rec["outcome"]) == ("1002", "whisper", "active")
+    # a second start does not serve it twice
+    with InProcessDaemon(config) as d:
+        d.wait_connected()
+        d.wait_idle()
+        assert len(d.audit()) == 1
