@@ -117,7 +117,7 @@ class _Inbound(greenswitch.InboundESL):
                     gevent.sleep(0)
         except ProtocolError as exc:
             reason = f"protocol error: {exc}"
-        except (OSError, _stdsocket.error) as exc:
+        except OSError as exc:
             reason = f"socket error: {exc}"
         finally:
             self._lose(reason)
