@@ -9,18 +9,15 @@ the daemon reads. The capture reader here is independent of fsbarge.
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
-import pytest
 
 from fsbarge.sim import FreeSwitchSim
+from tests.captures import captures_dir
 from tests.sim_fixtures import EslClient, PlainEvent, named, parse_plain, sim, split_frames  # noqa: F401
 
-CAPTURES = Path(os.environ.get("FSBARGE_CAPTURES",
-                               Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "esl-captures"))
-pytestmark = pytest.mark.skipif(not CAPTURES.is_dir(), reason="esl-captures not available")
+# Missing captures fail loudly (tests.captures): the fidelity check must never be skipped quietly.
+CAPTURES = captures_dir()
 
 DAEMON_EVENTS = {
     "CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_UNBRIDGE", "CHANNEL_PARK",
