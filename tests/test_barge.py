@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fsbarge.barge import AddMode, CloseAudit, Execute, OpenAudit, SendKey
 from tests.factories import (
@@ -307,3 +309,32 @@ def test_an_eavesdrop_that_starts_after_the_record_was_given_up_is_stopped() -> 
     assert rig.feed(execute("eavesdrop")) == [SendKey(SUP, "*")]
     assert rig.feed(hangup(SUP)) == []
     assert rig.machine.abandoned == set()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    start=st.sampled_from(["listen", "whisper"]),
+    digits=st.lists(st.sampled_from(list("0123456789#")), max_size=25),
+)
+def test_any_key_sequence_keeps_the_machine_in_step_with_freeswitch(start: str, digits: list[str]) -> None:
+    """Whatever the keys, the audited modes follow FreeSWITCH, refused keys are undone, and a
+    refused key never becomes the current mode (team support allows listen and whisper only)."""
+    rig = Rig()
+    rig.call(customer="1001", agent="1010")
+    started(rig, start, supervisor="1012", target="1010")
+    fs_mode = start  # what FreeSWITCH's eavesdrop is doing
+    for d in digits:
+        effects = rig.feed(dtmf(d))
+        wanted = KEYS.get(d)
+        if wanted is None or wanted == fs_mode:
+            assert effects == []
+            continue
+        fs_mode = wanted  # FreeSWITCH applies the key before we see it
+        if wanted in ("listen", "whisper"):
+            assert effects == [AddMode(SUP, wanted, rig.now, "dtmf")]
+        else:
+            undo = [e for e in effects if isinstance(e, SendKey)]
+            assert effects[0] == AddMode(SUP, wanted, rig.now, "dtmf", refused=True)
+            assert len(undo) == 1
+            fs_mode = {"0": "listen", "2": "whisper"}[undo[0].key]  # our undo puts it back
+        assert rig.machine.active[SUP].mode == fs_mode
