@@ -173,8 +173,8 @@ class _Inbound(greenswitch.InboundESL):
         self.close()
         self._on_lost(self.lost_reason)
 
-    def send_many(self, texts: list[str], timeout: float) -> list[Frame]:
-        """Write commands in one go (pipelined) and wait for their replies in order."""
+    def write_many(self, texts: list[str]) -> list[gevent.event.AsyncResult]:
+        """Write commands in one go (pipelined); their replies arrive in these results, in order."""
         if not self.connected:
             raise ConnectionLost(self.lost_reason or "not connected")
         results = []
@@ -192,11 +192,16 @@ class _Inbound(greenswitch.InboundESL):
                 raise ConnectionLost(str(exc)) from exc
             if self.on_written is not None:
                 self.on_written(texts)
-        replies = []
+        return results
+
+    @staticmethod
+    def wait_replies(results: list[gevent.event.AsyncResult], timeout: float) -> list[Frame]:
         with gevent.Timeout(timeout, CommandTimeout(f"no reply within {timeout:g}s")):
-            for result in results:
-                replies.append(result.get())
-        return replies
+            return [result.get() for result in results]
+
+    def send_many(self, texts: list[str], timeout: float) -> list[Frame]:
+        """Write commands (pipelined) and wait for their replies in order."""
+        return self.wait_replies(self.write_many(texts), timeout)
 
     def send(self, data: str) -> Frame:  # greenswitch's authenticate() calls this
         return self.send_many([data], self.timeout)[0]
@@ -250,6 +255,23 @@ class EslSession:
     def commands(self, texts: list[str], timeout: float | None = None) -> list[str]:
         """Pipeline several commands (one write); return their Reply-Texts in order."""
         return [f.headers.get("Reply-Text", "") for f in self._send(texts, timeout)]
+
+    def write(self, texts: list[str]) -> Callable[[], list[str]]:
+        """Write commands now; return a function that waits for their Reply-Texts.
+
+        Lets the caller write the next commands before these are answered.
+        """
+        results = self._esl.write_many(texts)
+
+        def replies() -> list[str]:
+            try:
+                frames = self._esl.wait_replies(results, self.node.command_timeout)
+            except CommandTimeout:
+                self._esl._lose("command timed out; reconnecting to resynchronise")
+                raise
+            return [f.headers.get("Reply-Text", "") for f in frames]
+
+        return replies
 
     def api(self, cmd: str, timeout: float | None = None) -> str:
         """``api`` command; returns the body (FreeSWITCH reports failures as ``-ERR ...`` bodies)."""

@@ -224,29 +224,44 @@ class NodeService:
             gevent.sleep(0)
 
     def run_commands(self) -> None:
-        """The command greenlet: write queued commands in order, pipelined in one write.
+        """The command greenlet: write queued commands in order, as soon as they are queued.
 
-        A lost session drops what it cannot send (the audit was written first).
+        Writes do not wait for the replies to earlier writes (FreeSWITCH answers in
+        order); the replies are checked by a greenlet of their own. A lost session
+        drops what it cannot send (the audit was written first).
         """
         queue = self.commands
-        while True:
-            batch = [queue.get()]
+        replies: gevent.queue.Queue[tuple[list[tuple[str, str]], Callable[[], list[str]]]] = gevent.queue.Queue()
+        checker = gevent.spawn(self._check_replies, replies)
+        try:
             while True:
+                batch = [queue.get()]
+                while True:
+                    try:
+                        batch.append(queue.get_nowait())
+                    except gevent.queue.Empty:
+                        break
+                session = self.session
+                if session is None:
+                    for uuid, text in batch:
+                        self.log.warning("not connected; command not sent", uuid=uuid, command=text.split("\n", 1)[0])
+                    continue
                 try:
-                    batch.append(queue.get_nowait())
-                except gevent.queue.Empty:
-                    break
-            session = self.session
-            if session is None:
-                for uuid, text in batch:
-                    self.log.warning("not connected; command not sent", uuid=uuid, command=text.split("\n", 1)[0])
-                continue
+                    replies.put((batch, session.write([text for _, text in batch])))
+                except ConnectionLost as exc:
+                    self.log.warning("commands lost with the connection", count=len(batch), error=str(exc))
+        finally:
+            checker.kill()
+
+    def _check_replies(self, replies: gevent.queue.Queue[tuple[list[tuple[str, str]], Callable[[], list[str]]]]) -> None:
+        while True:
+            batch, wait = replies.get()
             try:
-                replies = session.commands([text for _, text in batch])
+                answers = wait()
             except ConnectionLost as exc:
                 self.log.warning("commands lost with the connection", count=len(batch), error=str(exc))
                 continue
-            for (uuid, text), reply in zip(batch, replies, strict=True):
+            for (uuid, text), reply in zip(batch, answers, strict=True):
                 if not reply.startswith("+OK"):
                     self.log.warning("FreeSWITCH refused a command", uuid=uuid, command=text.split("\n")[:3], reply=reply)
 
