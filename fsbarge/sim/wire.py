@@ -42,6 +42,15 @@ def url_encode(value: str) -> str:
     return out.decode("ascii")
 
 
+
+def header_value(headers: list[tuple[str, str]], name: str, default: str | None = None) -> str | None:
+    """First value of a header, case-insensitively (FreeSWITCH's own lookup rule)."""
+    low = name.lower()
+    for k, v in headers:
+        if k.lower() == low:
+            return v
+    return default
+
 @dataclass
 class Event:
     """One fired event: ordered headers (duplicates allowed, as FreeSWITCH has) and an optional body."""
@@ -55,11 +64,7 @@ class Event:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """First value of a header (case-insensitive, like switch_event_get_header)."""
-        low = name.lower()
-        for k, v in self.headers:
-            if k.lower() == low:
-                return v
-        return default
+        return header_value(self.headers, name, default)
 
     def __getitem__(self, name: str) -> str:
         value = self.get(name)
@@ -161,11 +166,8 @@ class Command:
         return text
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        low = name.lower()
-        for k, v in self.headers:
-            if k.lower() == low:
-                return v
-        return default
+        """First value of a header (case-insensitive, like switch_event_get_header)."""
+        return header_value(self.headers, name, default)
 
 
 class CommandReader:
