@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .wire import decode, parse_event
 
-__all__ = ["Event", "from_headers", "from_plain", "SUBSCRIBED_EVENTS", "FSBARGE_VARS"]
+__all__ = ["Event", "from_headers", "from_plain", "SUBSCRIBED_EVENTS"]
 
 # The events fsbarge needs (never `ALL`: FreeSWITCH drops a listener that falls
 # 500 events behind, so every event we do not read is a risk and a cost).
@@ -34,10 +34,6 @@ SUBSCRIBED_EVENTS: tuple[str, ...] = (
     "HEARTBEAT",
     "SHUTDOWN",
 )
-
-# Channel variables set by freeswitch-conf/'s feature codes (docs/CONTRACTS.md).
-FSBARGE_VARS = ("variable_fsbarge_mode", "variable_fsbarge_target")
-
 
 def _micros(value: str | None) -> float | None:
     """FreeSWITCH times are microseconds since the epoch; 0 means 'not yet'."""
@@ -106,9 +102,6 @@ class Event:
 
     def __repr__(self) -> str:
         return f"<Event {self.name} {self.uuid}>"
-
-    def get(self, field: str) -> object:
-        return getattr(self, field)
 
 
 def from_headers(h: dict[str, str], body: bytes = b"") -> Event:

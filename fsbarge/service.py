@@ -44,6 +44,12 @@ MAX_BATCH = 2000
 FEATURE_CODE = re.compile(r"^\*3[345][0-9]+$")
 
 
+def _getvar(session: EslSession, uuid: str, var: str) -> str | None:
+    """A channel variable by ``uuid_getvar``; None when unset (``_undef_``) or on an error."""
+    reply = session.api(f"uuid_getvar {uuid} {var}").strip()
+    return None if not reply or reply == "_undef_" or reply.startswith("-ERR") else reply
+
+
 @dataclass
 class _Resync:
     session: EslSession
@@ -83,7 +89,6 @@ class NodeService:
         self.audit_ids: dict[str, int] = {}
         self.core_uuid: str | None = None
         self.resyncs = 0
-        self.events_seen = 0
         self.processing = False
         self.last_progress = clock()
         self.log = log.bind(node=node.name)
@@ -130,7 +135,6 @@ class NodeService:
         for item in batch:
             if type(item) is tuple:
                 ev, now = item
-                self.events_seen += 1
                 if ev.core_uuid and ev.core_uuid != self.core_uuid:
                     self._core_changed(ev.core_uuid, now)
                 try:
@@ -341,8 +345,8 @@ class NodeService:
         # show channels carries presence_id but not dialed_user; ask about the legs
         # it does not attribute, one by one.
         for ch in [c for c in fresh if c.user is None]:
-            replies = [session.api(f"uuid_getvar {ch.uuid} {var}").strip() for var in ("user_name", "dialed_user")]
-            ch.user_name, ch.dialed_user = (None if (r == "_undef_" or r.startswith("-ERR") or not r) else r for r in replies)
+            ch.user_name = _getvar(session, ch.uuid, "user_name")
+            ch.dialed_user = _getvar(session, ch.uuid, "dialed_user")
             attribute_user(ch)
         return fresh
 
@@ -362,10 +366,7 @@ class NodeService:
         for ch in parked:
             if ch.uuid in seen or ch.uuid in self.machine.decided:
                 continue
-            values = {}
-            for var in ("fsbarge_mode", "fsbarge_target", "user_name"):
-                reply = session.api(f"uuid_getvar {ch.uuid} {var}").strip()
-                values[var] = None if (not reply or reply == "_undef_" or reply.startswith("-ERR")) else reply
+            values = {var: _getvar(session, ch.uuid, var) for var in ("fsbarge_mode", "fsbarge_target", "user_name")}
             if values["fsbarge_target"] is None:
                 continue
             self.log.info("serving a feature code dialled while fsbarge was away", uuid=ch.uuid)
