@@ -152,23 +152,30 @@ def test_freeswitch_restart_closes_running_interventions(sim, daemon, tmp_path) 
     assert mirror(daemon) == sim_uuids(sim) == set()
 
 
-def test_a_locked_database_delays_but_loses_nothing(sim, daemon, tmp_path, logs) -> None:
-    """Audit first: while another writer holds the database, the barge waits; then it all lands."""
+def test_a_locked_database_delays_nothing_and_loses_nothing(sim, daemon, tmp_path, logs) -> None:
+    """The journal first: while another writer holds the database the barge and a DTMF change go
+    ahead at once; the database gets the complete record once the lock is gone."""
     import sqlite3
 
     call = sim.place_call("1001", "1000")
     daemon.wait_idle()
     locker = sqlite3.connect(tmp_path / "fsbarge.db", isolation_level=None)
     locker.execute("BEGIN EXCLUSIVE")
-    sup = sim.dial("1002", "*331000")
-    wait_until(lambda: any("database write failed" in l["event"] for l in lines(logs)), what="a retry warning")
-    assert sim.eavesdrop_mode(sup) is None  # nothing happens before the audit record is durable
-    locker.execute("COMMIT")
-    locker.close()
-    wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", what="the eavesdrop after the lock")
-    assert sim.eavesdrop_target(sup) == call.b_uuid
-    wait_until(lambda: daemon.audit() and daemon.audit()[0]["modes"], what="the audit record")
-    wait_until(lambda: mirror(daemon) == sim_uuids(sim), what="the mirror caught up")
+    try:
+        sup = sim.dial("1002", "*331000")
+        wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", what="the eavesdrop during the lock")
+        assert sim.eavesdrop_target(sup) == call.b_uuid
+        sim.press(sup, "3")
+        wait_until(lambda: sim.eavesdrop_mode(sup) == "barge", what="the DTMF change during the lock")
+        wait_until(lambda: any("database write failed" in l["event"] for l in lines(logs)), timeout=15, what="a retry warning")
+        assert daemon.daemon.journal.backlog >= 2  # decided, journaled, not yet in the database
+    finally:
+        locker.execute("COMMIT")
+        locker.close()
+    wait_until(lambda: not daemon.daemon.journal.unshipped(1), timeout=15, what="the journal shipped")
+    [rec] = daemon.audit()
+    assert [(m["mode"], m["source"]) for m in rec["modes"]] == [("listen", "feature_code"), ("barge", "dtmf")]
+    wait_until(lambda: mirror(daemon) == sim_uuids(sim), timeout=15, what="the mirror caught up")
 
 
 def test_a_feature_code_dialled_while_the_daemon_was_down_is_served_when_it_is_back(sim, tmp_path, logs) -> None:
