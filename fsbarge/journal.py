@@ -142,7 +142,7 @@ class Journal:
                 {k: v for k, v in change.items() if k in ("core_uuid", "last_seen") and v is not None}
             )
         elif kind == DECIDED:
-            self.decided.extend(change.get("uuids", []))
+            self.decided.extend(u for u in change.get("uuids", []) if u not in self.decided)
 
     # -- appending ------------------------------------------------------------
 
@@ -192,34 +192,34 @@ class Journal:
             out.append(change)
         return out
 
-    def shipped(self, upto_seq: int) -> None:
-        """The database now has every change up to ``upto_seq``."""
-        n = self._shipped
-        while n < len(self._entries) and self._entries[n]["seq"] <= upto_seq:
-            n += 1
-        self._shipped = n
+    def shipped(self, count: int) -> None:
+        """The database now has the first ``count`` entries :meth:`unshipped` returned (appends
+        only add at the end, and only the shipper compacts, so positions are stable between)."""
+        self._shipped = min(len(self._entries), self._shipped + count)
 
     def droppable(self) -> int:
-        """How many lines compaction would remove now."""
-        return len(self._entries) - len(self._kept())
+        """How many lines compaction would remove now (the summaries it rewrites do not count)."""
+        return sum(1 for c in self._entries if not c.get("summary")) - len(self._kept())
 
     def _kept(self) -> list[dict[str, Any]]:
-        """What the file must still hold: unshipped changes and the resumable state."""
-        latest_node: dict[str, int] = {}
-        for i, c in enumerate(self._entries):
-            if c.get("kind") == NODE:
-                latest_node[c["node"]] = i
-        keep_nodes = set(latest_node.values())
+        """The changes the file must still hold: unshipped audit changes and the changes of the
+        interventions still open (node and decided state is rewritten as summaries)."""
         kept = []
         for i, c in enumerate(self._entries):
             kind = c.get("kind")
-            if i >= self._shipped and kind != NODE and kind != DECIDED:
-                kept.append(c)
-            elif kind in SHIPPED_KINDS and c.get("uid") in self.records:
-                kept.append(c)
-            elif i in keep_nodes:
+            if kind not in SHIPPED_KINDS:
+                continue
+            if i >= self._shipped or c.get("uid") in self.records:
                 kept.append(c)
         return kept
+
+    def _summaries(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if self.decided:
+            out.append({"kind": DECIDED, "uuids": list(self.decided), "summary": True})
+        for node, state in self.nodes.items():
+            out.append({"kind": NODE, "node": node, **state, "summary": True})
+        return out
 
     def compact(self) -> int:
         """Rewrite the file with only what is still needed; returns the lines removed."""
@@ -227,14 +227,12 @@ class Journal:
             return self._compact()
 
     def _compact(self) -> int:
-        kept = self._kept()
-        removed = len(self._entries) - len(kept)
-        if removed <= 0:
+        if self.droppable() <= 0:
             return 0
-        kept_ids = {id(c) for c in kept}
-        unshipped_kept = sum(1 for c in self._entries[self._shipped :] if id(c) in kept_ids)
-        decided = {"kind": DECIDED, "seq": self._next_seq, "uuids": list(self.decided)}
-        lines = [decided, *kept] if self.decided else kept
+        kept = self._kept()
+        summaries = [{**c, "seq": self._next_seq + i} for i, c in enumerate(self._summaries())]
+        shipped_ids = {id(c) for c in self._entries[: self._shipped]}
+        lines = summaries + kept
         data = b"".join(_encode(c) for c in lines)
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
@@ -254,15 +252,15 @@ class Journal:
         except OSError as exc:
             log.warning("could not compact the audit journal; it keeps growing", error=_describe(exc, self.path))
             return 0
+        removed = len(self._entries) - len(lines)
         os.close(self._fd)
         self._fd = new_fd
         self._size = len(data)
-        if self.decided:
-            self._next_seq += 1
+        self._next_seq += len(summaries)
         self._entries = lines
-        # Shipped entries kept for the state sit before the unshipped ones in journal order only
-        # if they are older; keep the invariant "a prefix is shipped" by counting from the end.
-        self._shipped = len(lines) - unshipped_kept
+        # Kept changes of open records that were shipped come before the unshipped ones (journal
+        # order), so "a prefix is shipped" still holds: summaries + shipped kept changes.
+        self._shipped = len(summaries) + sum(1 for c in kept if id(c) in shipped_ids)
         return removed
 
     def close(self) -> None:

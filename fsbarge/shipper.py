@@ -56,7 +56,7 @@ class Shipper:
                 return False
             for change_id in skipped:
                 log.error("journal change names an intervention the database does not have; skipped", change=change_id)
-        self.journal.shipped(batch[-1]["seq"])
+        self.journal.shipped(len(batch))
         self.shipped_total += len(changes)
         return True
 
