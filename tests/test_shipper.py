@@ -13,7 +13,7 @@ from fsbarge.journal import Journal
 from fsbarge.mirror import Mirror
 from fsbarge.offload import Retrier
 from fsbarge.shipper import Shipper
-from fsbarge.store import AuditStore, ChannelStore
+from fsbarge.store import AuditStore
 
 from .test_journal import close, mode, opened
 
