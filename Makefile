@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo lint bench bench-smoke clean
+.PHONY: install test demo lint bench bench-smoke faults clean
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ lint: install
 
 bench: install
 	$(BIN)/python -m bench.run
+
+# The full fault campaign: 100 SIGKILLs at random points, database locks across them (make test runs 12).
+faults: install
+	$(BIN)/python -m tests.faults --kills 100
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -144,6 +144,7 @@ class Intervention:
     state: State = State.REQUESTED
     mode: str | None = None  # the mode FreeSWITCH applies now (None before audio)
     end_tone: str | None = None  # CALL_ENDED: the tone the supervisor hears once eavesdrop returns
+    commanded: bool = False  # we have sent this eavesdrop a mode key (a refusal undone, a re-assert)
 
     def ours(self, ev: Event) -> bool:
         """Is this EXECUTE/EXECUTE_COMPLETE our eavesdrop (not another application on the channel)?"""
@@ -326,9 +327,14 @@ class BargeMachine:
             # FreeSWITCH has already applied the key; put the previous mode back.
             effects.append(AddMode(iv.sup_uuid, mode, now, "dtmf", refused=True))
             effects.append(SendKey(iv.sup_uuid, MODE_KEYS[iv.mode or "listen"]))
+            iv.commanded = True
             return effects
         iv.mode = mode
         effects.append(AddMode(iv.sup_uuid, mode, now, "dtmf"))
+        if iv.commanded:
+            # A key and one of our commands may have crossed on the wire, leaving FreeSWITCH in
+            # the command's mode; say the mode we now record (a no-op if FreeSWITCH is there).
+            effects.append(SendKey(iv.sup_uuid, MODE_KEYS[mode]))
         return effects
 
     # -- endings ------------------------------------------------------------
@@ -391,15 +397,38 @@ class BargeMachine:
 
     # -- after a (re)connect ---------------------------------------------
 
-    def reattach(self, records: Iterable[Mapping[str, Any]], now: float, *, restarted: bool, last_seen: float | None) -> list[Effect]:
+    def reassert(self, sup_uuids: Iterable[str], now: float) -> list[Effect]:
+        """Put each re-attached eavesdrop back in the mode we hold for it (``sendevent``), logged as
+        ``reattach``. Called after the events held during the resync were applied: a key pressed
+        in that window is already in ``mode`` (FreeSWITCH applied it before our command)."""
+        effects: list[Effect] = []
+        for sup_uuid in sup_uuids:
+            iv = self.active.get(sup_uuid)
+            if iv is not None and iv.state is State.ACTIVE and iv.mode:
+                iv.commanded = True
+                effects += [AddMode(sup_uuid, iv.mode, now, "reattach"), SendKey(sup_uuid, MODE_KEYS.get(iv.mode, "0"))]
+        return effects
+
+    def reattach(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        now: float,
+        *,
+        restarted: bool,
+        last_seen: float | None,
+        endings: Mapping[str, tuple[str, float]] | None = None,
+    ) -> list[Effect]:
         """Match open audit records against the channels FreeSWITCH shows after a (re)connect.
 
         A supervisor channel still running eavesdrop on the recorded target is
         re-attached and its recorded mode re-asserted (keys pressed while we were
-        away left no trace). Otherwise the record is closed: ``daemon_restart``
-        after our own restart (we cannot know how it ended), or, after a mere
-        reconnect, by what the channels show.
+        away left no trace). Otherwise the record is closed: by the ending read
+        in the events held during the resync when there is one (``endings``:
+        supervisor uuid -> (end_reason, time)); else ``daemon_restart`` after our
+        own restart (we cannot know how it ended), or, after a mere reconnect, by
+        what the channels show.
         """
+        endings = endings or {}
         effects: list[Effect] = []
         seen = set()
         for rec in records:
@@ -407,7 +436,12 @@ class BargeMachine:
             seen.add(sup_uuid)
             sup = self.channels.get(sup_uuid)
             target = rec.get("target_uuid")
-            running = sup is not None and sup.eavesdropping and sup.application_data == target
+            running = (
+                sup is not None
+                and sup.still_eavesdropping
+                and sup.application_data == target
+                and self.channels.get(target) is not None
+            )
             iv = self.active.get(sup_uuid)
             if running and target:
                 mode = rec.get("current_mode") or rec.get("requested_mode") or "listen"
@@ -436,6 +470,10 @@ class BargeMachine:
                 tone = self.tones.error
                 if sup is not None:
                     self.abandoned.add(sup_uuid)
+            elif sup_uuid in endings:
+                reason, at = endings[sup_uuid]
+                effects.append(CloseAudit(sup_uuid, "completed", at, reason))
+                tone = self.tones.ended
             elif restarted:
                 ended = max(t for t in (rec.get("last_mode_at"), last_seen, rec.get("started_at")) if t is not None)
                 effects.append(CloseAudit(sup_uuid, "completed", ended, "daemon_restart"))

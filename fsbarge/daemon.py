@@ -109,10 +109,11 @@ class Daemon:
             log.error("database not available at start; auditing to the journal meanwhile", error=str(exc))
 
     def start(self) -> None:
-        # Unapplied journal entries first: the database then holds every decision made before
-        # this start (a database that is down is retried in the background).
-        if not self.shipper.drain():
-            log.warning("could not bring the database up to date from the journal yet", backlog=self.shipper.backlog)
+        # The shipper starts first and ships in journal order: unapplied entries from before this
+        # start reach the database before anything decided now, without making FreeSWITCH wait
+        # for a database that may be locked or down.
+        if self.journal.backlog:
+            log.info("bringing the database up to date from the journal", backlog=self.journal.backlog)
         self._greenlets += [gevent.spawn(self.shipper.run), gevent.spawn(self.mirror.run)]
         for svc, link in zip(self.services, self.links, strict=True):
             self._greenlets += [gevent.spawn(svc.run), gevent.spawn(svc.run_commands), gevent.spawn(link.run)]

@@ -348,7 +348,7 @@ class NodeService:
 
     def _resync_item(self, item: _Resync) -> None:
         try:
-            self._resync(item.session)
+            reassert, at = self._resync(item.session)
         except Exception as exc:  # the link retries; never kill the loop
             self.log.warning("resync failed", error=str(exc))
             item.done.set_exception(exc if isinstance(exc, ConnectError) else ConnectError(str(exc)))
@@ -357,9 +357,14 @@ class NodeService:
         item.done.set(True)
         for ev, now in held:  # read before the snapshot was applied: applied after it, in order
             self._event(ev, now)
+        if reassert:
+            # Dated at the snapshot: keys read after it sort after the re-assert, as they happened.
+            self._guarded(lambda: self._carry_out(self.machine.reassert(reassert, at)), "re-asserting modes")
 
-    def _resync(self, session: EslSession) -> None:
-        """Take ``show channels`` as the truth, then carry out what :func:`resync.plan` decides."""
+    def _resync(self, session: EslSession) -> tuple[list[str], float]:
+        """Take ``show channels`` as the truth, then carry out what :func:`resync.plan` decides;
+        returns the re-attached supervisors whose mode is re-asserted after the held events, and
+        the time of the snapshot."""
         now = self.clock()
         core = _var(session.api("global_getvar core_uuid"))
         fresh = self._snapshot(session)
@@ -379,6 +384,7 @@ class NodeService:
             last_seen=node_state.get("last_seen"),
             decided=set(self.journal.decided),
             now=now,
+            held=self.held or (),
         )
         if plan.freeswitch_restarted:
             self.log.warning("FreeSWITCH restarted while we were away", old=self._stored_core(), new=core)
@@ -394,6 +400,7 @@ class NodeService:
             "resynced from show channels",
             channels=len(fresh), vanished=len(vanished), open_interventions=len(records), waiting=len(plan.serve),
         )
+        return plan.reassert, now
 
     def _snapshot(self, session: EslSession) -> list[Channel]:
         """``show channels as json`` as channels, attributing legs presence_id does not."""

@@ -30,6 +30,8 @@ def lines(stream: io.StringIO) -> list[dict]:
 
 
 def mirror(d: InProcessDaemon) -> set[str]:
+    """What the database shows (once the mirror greenlet has written what the loop handed it)."""
+    d.settle()
     return {row["uuid"] for row in d.daemon.channel_store.list()}
 
 
