@@ -17,6 +17,8 @@ __all__ = ["main"]
 
 OUTCOMES = ("active", "completed", "denied", "no_active_call", "failed")
 MODES = ("listen", "whisper", "barge", "customer_whisper")
+TABLE_PAGE = 50  # rows `audit list` shows as a table unless --limit says otherwise
+ENV_DATABASE_URL = "FSBARGE_DATABASE_URL"
 
 
 class UsageError(Exception):
@@ -33,10 +35,19 @@ def _build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: a --config given before the subcommand is not overwritten by this default.
     common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=config_help)
+    # read commands: a database URL is all they need (a QA account may not read the daemon's config)
+    reader = argparse.ArgumentParser(add_help=False, parents=[common])
+    reader.add_argument(
+        "--database",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help=f"database to read (default: ${ENV_DATABASE_URL}, else [database] url of the configuration)",
+    )
 
     p = _Parser(prog="fsbarge", description="Supervisor listen / whisper / barge for FreeSWITCH, with an audit trail.")
     p.add_argument("--version", action="version", version=f"fsbarge {__version__}")
     p.add_argument("--config", metavar="PATH", default=None, help=config_help)
+    p.add_argument("--database", metavar="URL", default=None, help=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sub.add_parser("run", parents=[common], help="run the daemon in the foreground (systemd runs this)")
@@ -47,25 +58,72 @@ def _build_parser() -> argparse.ArgumentParser:
     dbsub.add_parser("upgrade", parents=[common], help="apply Alembic migrations to the configured database")
     dbsub.add_parser("current", parents=[common], help="print the database's migration revision")
 
-    calls = sub.add_parser("calls", parents=[common], help="live channels as the daemon mirrors them")
+    calls = sub.add_parser("calls", parents=[reader], help="live channels as the daemon mirrors them")
     calls.add_argument("--format", choices=("table", "json"), default="table")
     calls.add_argument("--node", help="only this FreeSWITCH node")
 
     audit = sub.add_parser("audit", help="query the audit trail")
     asub = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
-    lst = asub.add_parser("list", parents=[common], help="interventions, newest first")
-    lst.add_argument("--supervisor", metavar="EXT")
-    lst.add_argument("--agent", metavar="EXT")
-    lst.add_argument("--since", metavar="ISO8601", help="started at or after (UTC unless an offset is given)")
-    lst.add_argument("--until", metavar="ISO8601", help="started before")
-    lst.add_argument("--mode", choices=MODES, help="requested, or used at any time")
-    lst.add_argument("--outcome", choices=OUTCOMES)
-    lst.add_argument("--limit", type=int, default=100, help="at most this many (default 100; 0 = all)")
+    lst = asub.add_parser("list", parents=[reader], help="interventions, newest first")
+    _add_filters(lst)
+    lst.add_argument(
+        "--limit",
+        type=_count,
+        default=None,
+        help=f"at most this many (default: all for csv and json, {TABLE_PAGE} for the table; 0 = all)",
+    )
+    lst.add_argument("--offset", type=_count, default=0, help="skip this many first (newest) rows")
     lst.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    show = asub.add_parser("show", parents=[common], help="one intervention with its mode history")
+    show = asub.add_parser("show", parents=[reader], help="one intervention with its mode history")
     show.add_argument("id", type=int)
     show.add_argument("--format", choices=("table", "json"), default="table")
     return p
+
+
+def _count(text: str) -> int:
+    """argparse type: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: expected a whole number, 0 or more") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: must be 0 or more")
+    return value
+
+
+def _time_arg(text: str) -> Any:
+    """argparse type: an ISO 8601 date or time (UTC unless it carries an offset)."""
+    from .auditview import parse_time
+
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    """The audit filters shared by `audit list`, `audit stats` and `report`."""
+    parser.add_argument("--supervisor", metavar="EXT")
+    parser.add_argument("--agent", metavar="EXT")
+    parser.add_argument("--since", metavar="ISO8601", type=_time_arg, help="started at or after (UTC unless an offset is given)")
+    parser.add_argument("--until", metavar="ISO8601", type=_time_arg, help="started before")
+    parser.add_argument("--mode", choices=MODES, help="requested, or used at any time")
+    parser.add_argument("--outcome", choices=OUTCOMES)
+    parser.add_argument("--node", help="only this FreeSWITCH node")
+
+
+def _filter(args: argparse.Namespace) -> Any:
+    from .queries import AuditFilter
+
+    return AuditFilter(
+        supervisor=args.supervisor,
+        agent=args.agent,
+        since=args.since,
+        until=args.until,
+        mode=args.mode,
+        outcome=args.outcome,
+        node=args.node,
+    )
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -74,11 +132,26 @@ def _config(args: argparse.Namespace) -> Any:
     return load_config(resolve_config_path(args.config, os.environ))
 
 
-def _reader_engine(args: argparse.Namespace) -> Any:
-    """An engine for reading what the daemon wrote; refuses a database that was never created."""
-    from .db import open_existing
+def _database_url(args: argparse.Namespace) -> str:
+    """--database, else $FSBARGE_DATABASE_URL, else the configuration's [database] url."""
+    url = getattr(args, "database", None) or os.environ.get(ENV_DATABASE_URL, "").strip()
+    if url:
+        return url
+    from .config import ConfigError
 
-    return open_existing(_config(args).database.url)
+    try:
+        return str(_config(args).database.url)
+    except ConfigError as exc:
+        raise ConfigError(
+            exc.path, exc.key, f"{exc.problem} (read commands need only --database URL or ${ENV_DATABASE_URL})"
+        ) from None
+
+
+def _reader_engine(args: argparse.Namespace) -> Any:
+    """A read-only engine on what the daemon wrote; refuses a database that was never created."""
+    from .db import open_reader
+
+    return open_reader(_database_url(args))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -112,39 +185,71 @@ def _cmd_db(args: argparse.Namespace) -> int:
 
 def _cmd_calls(args: argparse.Namespace) -> int:
     from .auditview import render_channels
-    from .store import ChannelStore
+    from .db import translate_errors
+    from .queries import list_channels
 
-    rows = ChannelStore(_reader_engine(args)).list(node=args.node)
+    engine = _reader_engine(args)
+    with translate_errors(engine), engine.connect() as conn:
+        rows = list_channels(conn, node=args.node)
     print(render_channels(rows, args.format))
     return 0
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from .auditview import parse_time, render_csv, render_json, render_show, render_table
-    from .store import AuditStore
+    return {"list": _audit_list, "show": _audit_show}[args.audit_command](args)
 
-    if args.audit_command == "list":
-        if args.limit < 0:
-            raise UsageError("--limit must be 0 or more")
-        try:
-            since = parse_time(args.since) if args.since is not None else None
-            until = parse_time(args.until) if args.until is not None else None
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        records = AuditStore(_reader_engine(args)).list(
-            supervisor=args.supervisor,
-            agent=args.agent,
-            since=since,
-            until=until,
-            mode=args.mode,
-            outcome=args.outcome,
-            limit=args.limit or None,
-        )
-        render = {"json": render_json, "csv": render_csv, "table": render_table}[args.format]
-        out = render(records)
-        sys.stdout.write(out if out.endswith("\n") else out + "\n")
-        return 0
-    record = AuditStore(_reader_engine(args)).get(args.id) if 0 < args.id < 2**63 else None
+
+def _audit_list(args: argparse.Namespace) -> int:
+    """CSV and JSON: every matching row unless --limit; the table: one page, and a note on stderr
+    when rows were left out (an export must never be cut silently)."""
+    from . import auditview
+    from .db import translate_errors
+    from .queries import count_records, iter_records
+
+    limit = args.limit
+    if limit is None and args.format == "table":
+        limit = TABLE_PAGE
+    where = _filter(args)
+    engine = _reader_engine(args)
+    out = sys.stdout
+    with translate_errors(engine), engine.connect() as conn:
+        records = iter_records(conn, where, limit=limit or None, offset=args.offset)
+        if args.format == "csv":
+            shown = auditview.write_csv(records, out)
+        else:
+            rows = list(records)
+            shown = len(rows)
+            render = auditview.render_json if args.format == "json" else auditview.render_table
+            out.write(render(rows) + "\n")
+        full_page = args.format == "table" and ((limit and shown == limit) or args.offset)
+        total = count_records(conn, where) if full_page else shown
+    out.flush()
+    if args.format == "table" and shown < total:
+        print(_left_out(shown, total, args.offset), file=sys.stderr)
+    return 0
+
+
+def _left_out(shown: int, total: int, offset: int) -> str:
+    """'showing 50 of 152; --limit 0 for all' (and where the page starts, when not at the top)."""
+    if not shown:
+        return f"showing none of {total} (--offset {offset} is past the end); --limit 0 for all"
+    if offset:
+        return f"showing {offset + 1}-{offset + shown} of {total}; --limit 0 for all"
+    return f"showing {shown} of {total}; --limit 0 for all"
+
+
+def _audit_show(args: argparse.Namespace) -> int:
+    from .auditview import render_show
+    from .db import translate_errors
+    from .queries import get_record
+
+    record = None
+    if 0 < args.id < 2**63:
+        engine = _reader_engine(args)
+        with translate_errors(engine), engine.connect() as conn:
+            record = get_record(conn, args.id)
+    else:
+        _reader_engine(args)  # a missing or unmigrated database is still the error to report
     if record is None:
         print(f"fsbarge: no intervention with id {args.id}", file=sys.stderr)
         return 1
