@@ -74,6 +74,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     lst.add_argument("--offset", type=_count, default=0, help="skip this many first (newest) rows")
     lst.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    stats = asub.add_parser("stats", parents=[reader], help="interventions, outcomes, refusals and time per group")
+    stats.add_argument("--by", choices=("agent", "supervisor", "team", "day"), required=True,
+                       help="one row per agent, supervisor, team (from the configuration's [[teams]]) or UTC day")
+    _add_filters(stats)
+    stats.add_argument("--format", choices=("table", "json", "csv"), default="table")
     show = asub.add_parser("show", parents=[reader], help="one intervention with its mode history")
     show.add_argument("id", type=int)
     show.add_argument("--format", choices=("table", "json"), default="table")
@@ -196,7 +201,7 @@ def _cmd_calls(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    return {"list": _audit_list, "show": _audit_show}[args.audit_command](args)
+    return {"list": _audit_list, "show": _audit_show, "stats": _audit_stats}[args.audit_command](args)
 
 
 def _audit_list(args: argparse.Namespace) -> int:
@@ -236,6 +241,36 @@ def _left_out(shown: int, total: int, offset: int) -> str:
     if offset:
         return f"showing {offset + 1}-{offset + shown} of {total}; --limit 0 for all"
     return f"showing {shown} of {total}; --limit 0 for all"
+
+
+def _summary(args: argparse.Namespace, by: str) -> Any:
+    """Every record matching the filters, summarised by `by` (fsbarge.auditstats)."""
+    from .auditstats import summarise
+    from .db import translate_errors
+    from .queries import iter_records
+
+    team_of = _team_of(args) if by == "team" else None
+    engine = _reader_engine(args)
+    with translate_errors(engine), engine.connect() as conn:
+        return summarise(iter_records(conn, _filter(args)), by, team_of=team_of)
+
+
+def _team_of(args: argparse.Namespace) -> Any:
+    """Teams are not in the audit: they come from the configuration's [[teams]]."""
+    from .auditstats import team_resolver
+    from .config import ConfigError
+
+    try:
+        return team_resolver(_config(args).teams)
+    except ConfigError as exc:
+        raise ConfigError(exc.path, exc.key, f"{exc.problem} (teams come from the configuration's [[teams]])") from None
+
+
+def _audit_stats(args: argparse.Namespace) -> int:
+    from .auditstats import render_stats
+
+    print(render_stats(_summary(args, args.by), args.format))
+    return 0
 
 
 def _audit_show(args: argparse.Namespace) -> int:
