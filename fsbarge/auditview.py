@@ -244,7 +244,7 @@ def _compact_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _number(seconds: float) -> str:
+def plain_number(seconds: float) -> str:
     """78.4 -> '78.4', 12.0 -> '12', 12345.678 -> '12345.678' (no exponent, no rounding)."""
     return f"{seconds:.3f}".rstrip("0").rstrip(".")
 
@@ -258,7 +258,7 @@ def csv_row(rec: Mapping[str, Any]) -> list[Any]:
     spent = rec.get("seconds_by_mode") or {}
     row.append(_compact_json(list(rec.get("modes") or [])))
     row.append(_compact_json(dict(spent)))
-    row.extend(_number(spent.get(mode, 0)) for mode in MODES)
+    row.extend(plain_number(spent.get(mode, 0)) for mode in MODES)
     return row
 
 

@@ -25,6 +25,10 @@ class UsageError(Exception):
     """Bad command line: exit status 2."""
 
 
+class CommandError(Exception):
+    """A command that could not do its work (e.g. write its output): exit status 1."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # argparse prints usage + error; we want one line
         raise UsageError(f"{message} (see `{self.prog} --help`)")
@@ -82,6 +86,9 @@ def _build_parser() -> argparse.ArgumentParser:
     show = asub.add_parser("show", parents=[reader], help="one intervention with its mode history")
     show.add_argument("id", type=int)
     show.add_argument("--format", choices=("table", "json"), default="table")
+    report = sub.add_parser("report", parents=[reader], help="write a self-contained HTML report with charts")
+    _add_filters(report)
+    report.add_argument("-o", "--output", metavar="FILE.html", required=True, help="where to write it (- for stdout)")
     return p
 
 
@@ -273,6 +280,55 @@ def _audit_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    """Every matching record, summarised into one HTML file (written whole, then renamed into place)."""
+    from datetime import datetime, timezone
+
+    from . import __version__
+    from .auditview import iso
+    from .config import ConfigError
+    from .db import translate_errors
+    from .queries import list_records
+    from .report import build_report
+
+    try:
+        team_of = _team_of(args)
+    except ConfigError as exc:
+        if getattr(args, "config", None) or os.environ.get("FSBARGE_CONFIG"):
+            raise  # asked for this configuration: it must work
+        print(f"fsbarge: report without teams: {exc}", file=sys.stderr)
+        team_of = None
+    engine = _reader_engine(args)
+    with translate_errors(engine), engine.connect() as conn:
+        records = list_records(conn, _filter(args))
+    starts = [r["started_at"] for r in records]
+    first = iso(args.since) if args.since else (min(starts) if starts else "the first record")
+    last = iso(args.until) if args.until else (max(starts) if starts else "the last record")
+    shown = {k: getattr(args, k) for k in ("supervisor", "agent", "mode", "outcome", "node")}
+    filters = ", ".join(f"{k} {v}" for k, v in shown.items() if v) or "none"
+    html = build_report(
+        records,
+        title="fsbarge audit report",
+        period=f"from {first} to {last}" if not args.until else f"from {first}, before {last}",
+        filters=filters,
+        generated=f"{iso(datetime.now(timezone.utc))} by fsbarge {__version__}",
+        team_of=team_of,
+    )
+    if args.output == "-":
+        sys.stdout.write(html)
+        return 0
+    target = os.path.abspath(args.output)
+    partial = f"{target}.partial"
+    try:
+        with open(partial, "w", encoding="utf-8") as f:
+            f.write(html)
+        os.replace(partial, target)
+    except OSError as exc:
+        raise CommandError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    print(f"wrote {args.output}: {len(records)} interventions, {first} to {last}")
+    return 0
+
+
 def _audit_show(args: argparse.Namespace) -> int:
     from .auditview import render_show
     from .db import translate_errors
@@ -304,6 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "db": _cmd_db,
             "calls": _cmd_calls,
             "audit": _cmd_audit,
+            "report": _cmd_report,
         }[args.command]
         return handler(args)
     except UsageError as exc:
@@ -312,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"fsbarge: {exc}", file=sys.stderr)
         return 2
-    except DatabaseError as exc:
+    except (DatabaseError, CommandError) as exc:
         print(f"fsbarge: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
