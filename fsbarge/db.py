@@ -18,9 +18,8 @@ from typing import Any
 import sqlalchemy.exc as sa_exc
 from sqlalchemy import URL, Engine, create_engine, event, make_url
 
-import fsbarge
-
-MIGRATIONS_DIR = Path(fsbarge.__file__).resolve().parent.parent / "migrations"
+# inside the package, so that a wheel install can `fsbarge db upgrade` (pyproject's package-data)
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 # The newest migration, known without importing Alembic, so that read commands start fast. A stale
@@ -217,7 +216,7 @@ def _engine_of(target: Engine | URL | str) -> tuple[Engine, bool]:
 
 
 def alembic_config(connection: Any = None) -> Any:
-    """An Alembic Config without alembic.ini: script_location = the repository's migrations/."""
+    """An Alembic Config without alembic.ini: script_location = the package's migrations/."""
     from alembic.config import Config
 
     cfg = Config()
