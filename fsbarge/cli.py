@@ -86,6 +86,9 @@ def _build_parser() -> argparse.ArgumentParser:
     show = asub.add_parser("show", parents=[reader], help="one intervention with its mode history")
     show.add_argument("id", type=int)
     show.add_argument("--format", choices=("table", "json"), default="table")
+    status = sub.add_parser("status", parents=[reader], help="daemon, nodes and who is monitoring whom now (exit 0 healthy, 1 degraded, 3 not running)")
+    status.add_argument("--format", choices=("table", "json"), default="table")
+    status.add_argument("--watch", action="store_true", help="redraw every second until interrupted")
     report = sub.add_parser("report", parents=[reader], help="write a self-contained HTML report with charts")
     _add_filters(report)
     report.add_argument("-o", "--output", metavar="FILE.html", required=True, help="where to write it (- for stdout)")
@@ -280,6 +283,33 @@ def _audit_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    """Exit 0 healthy, 1 degraded, 3 daemon not running; --watch redraws every second until ^C."""
+    import time
+
+    from .db import translate_errors
+    from .status import EXIT, assess, gather, render_status
+
+    engine = _reader_engine(args)
+    state = None
+    try:
+        while True:
+            with translate_errors(engine), engine.connect() as conn:
+                doc = assess(gather(conn), time.time())
+            state = doc["state"]
+            text = render_status(doc, args.format)
+            if args.watch and sys.stdout.isatty():
+                text = "\x1b[H\x1b[2J" + text  # home and clear: a redraw, not a scroll
+            print(text, flush=True)
+            if not args.watch:
+                return EXIT[state]
+            time.sleep(1.0)  # the --watch period itself, not a wait for something
+    except KeyboardInterrupt:  # the way out of --watch: the last status decides the exit code
+        if state is None:
+            raise
+        return EXIT[state]
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     """Every matching record, summarised into one HTML file (written whole, then renamed into place)."""
     from datetime import datetime, timezone
@@ -361,6 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "calls": _cmd_calls,
             "audit": _cmd_audit,
             "report": _cmd_report,
+            "status": _cmd_status,
         }[args.command]
         return handler(args)
     except UsageError as exc:

@@ -32,8 +32,10 @@ __all__ = [
     "list_channels",
     "list_nodes",
     "list_records",
+    "live_channel_counts",
     "mode_changes",
     "nodes",
+    "running_interventions",
 ]
 
 _CHUNK = 500  # ids per IN (...) list, well under every backend's parameter limit
@@ -240,3 +242,26 @@ def list_nodes(conn: Connection) -> list[dict[str, Any]]:
         row["connected"] = bool(row["connected"])
         out.append(row)
     return out
+
+
+def live_channel_counts(conn: Connection) -> dict[str, int]:
+    """node -> how many channels the daemon mirrors as live."""
+    stmt = select(channels.c.node, func.count()).group_by(channels.c.node)
+    return {node: int(n) for node, n in conn.execute(stmt)}
+
+
+def running_interventions(conn: Connection) -> list[dict[str, Any]]:
+    """Records still `active`, oldest first: id, node, supervisor, agent, current_mode, started_at
+    and mode_since (when the current mode began: the newest change that was not refused)."""
+    i, m = interventions, mode_changes
+    since = (
+        select(func.max(m.c.at))
+        .where(m.c.intervention_id == i.c.id, m.c.refused == False)  # noqa: E712 (SQL, not Python)
+        .scalar_subquery()
+    )
+    stmt = (
+        select(i.c.id, i.c.node, i.c.supervisor, i.c.agent, i.c.current_mode, i.c.started_at, since.label("mode_since"))
+        .where(i.c.outcome == "active")
+        .order_by(i.c.started_at, i.c.id)
+    )
+    return [dict(r._mapping) for r in conn.execute(stmt)]
