@@ -176,8 +176,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = _config(args)
     configure_logging(config.log_level, secrets=config.all_passwords())
     daemon = Daemon(config)
-    daemon.run_forever()
+    metrics = _start_metrics(config)
+    try:
+        daemon.run_forever()
+    finally:
+        if metrics is not None:
+            metrics.shutdown()
+            metrics.server_close()
     return 0
+
+
+def _start_metrics(config: Any) -> Any:
+    """The [metrics] endpoint (None when off); a port that cannot be bound stops the start."""
+    if config.metrics.listen is None:
+        return None
+    from .metrics import start_metrics
+
+    host, port = config.metrics.listen
+    try:
+        return start_metrics(config.metrics.listen, config.database.url)
+    except OSError as exc:
+        raise CommandError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:

@@ -33,8 +33,10 @@ __all__ = [
     "list_nodes",
     "list_records",
     "live_channel_counts",
+    "mode_change_counts",
     "mode_changes",
     "nodes",
+    "outcome_counts",
     "running_interventions",
 ]
 
@@ -265,3 +267,16 @@ def running_interventions(conn: Connection) -> list[dict[str, Any]]:
         .order_by(i.c.started_at, i.c.id)
     )
     return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def outcome_counts(conn: Connection) -> dict[str, int]:
+    """outcome -> how many records (all time)."""
+    stmt = select(interventions.c.outcome, func.count()).group_by(interventions.c.outcome)
+    return {outcome: int(n) for outcome, n in conn.execute(stmt)}
+
+
+def mode_change_counts(conn: Connection) -> dict[tuple[str, bool], int]:
+    """(source, refused) -> how many mode changes (all time)."""
+    m = mode_changes
+    stmt = select(m.c.source, m.c.refused, func.count()).group_by(m.c.source, m.c.refused)
+    return {(source, bool(refused)): int(n) for source, refused, n in conn.execute(stmt)}

@@ -176,7 +176,7 @@ def render_status(doc: Mapping[str, Any], fmt: str) -> str:
          _ago(n["last_event_age_seconds"]), n["live_channels"]]
         for n in doc["nodes"]
     ]
-    lines += ["", tabulate(rows, headers=["node", "connected", "since", "last event", "live channels"], disable_numparse=True)
+    lines += ["", tabulate(rows, headers=["node", "connected", "connected since", "last event", "live channels"], disable_numparse=True)
               if rows else "no node has ever been recorded"]
     lines += ["", "running interventions (who is monitoring whom):"]
     if doc["interventions"]:
