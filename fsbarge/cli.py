@@ -397,10 +397,15 @@ def _audit_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from .config import ConfigError
-    from .db import DatabaseError
+def _loaded(module: str, name: str) -> type[BaseException] | None:
+    """An exception class of an fsbarge module, if that module was imported at all: a command that
+    never loaded the configuration (a read command given --database) cannot have raised its
+    error, and main() need not import it (and SQLAlchemy) just to name it."""
+    loaded = sys.modules.get(f"{__package__}.{module}")
+    return getattr(loaded, name, None) if loaded is not None else None
 
+
+def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _build_parser().parse_args(argv)
         handler = {
@@ -416,10 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"fsbarge: {exc}", file=sys.stderr)
         return 2
-    except ConfigError as exc:
-        print(f"fsbarge: {exc}", file=sys.stderr)
-        return 2
-    except (DatabaseError, CommandError) as exc:
+    except CommandError as exc:
         print(f"fsbarge: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -427,6 +429,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `fsbarge audit list | head`
         return 0
     except Exception as exc:  # never a traceback for an operator
+        config_error, database_error = _loaded("config", "ConfigError"), _loaded("db", "DatabaseError")
+        if config_error is not None and isinstance(exc, config_error):
+            print(f"fsbarge: {exc}", file=sys.stderr)
+            return 2
+        if database_error is not None and isinstance(exc, database_error):
+            print(f"fsbarge: {exc}", file=sys.stderr)
+            return 1
         print(f"fsbarge: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
 

@@ -135,7 +135,8 @@ def test_without_a_url_the_missing_config_error_says_what_read_commands_need() -
 
 
 def test_read_commands_import_neither_alembic_nor_the_orm(big) -> None:
-    """The start-up cost of a query tool: no Alembic and no declarative models on a read path."""
+    """The start-up cost of a query tool: no Alembic and no declarative models on a read path, and
+    with --database not even the configuration module."""
     url, _ = big
     code = (
         "import sys, io, contextlib\n"
@@ -145,7 +146,7 @@ def test_read_commands_import_neither_alembic_nor_the_orm(big) -> None:
         "    with contextlib.redirect_stdout(io.StringIO()):\n"
         f"        assert main([*argv, '--database', {url!r}]) == 0, argv\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] == 'alembic' or m.startswith('sqlalchemy.orm')\n"
-        "               or m == 'fsbarge.models')\n"
+        "               or m in ('fsbarge.models', 'fsbarge.config'))\n"
         "print(heavy)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
