@@ -51,7 +51,6 @@ def _build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fsbarge", description="Supervisor listen / whisper / barge for FreeSWITCH, with an audit trail.")
     p.add_argument("--version", action="version", version=f"fsbarge {__version__}")
     p.add_argument("--config", metavar="PATH", default=None, help=config_help)
-    p.add_argument("--database", metavar="URL", default=None, help=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sub.add_parser("run", parents=[common], help="run the daemon in the foreground (systemd runs this)")
