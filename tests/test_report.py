@@ -169,3 +169,21 @@ def test_an_unwritable_output_is_one_line_and_exit_1(made, tmp_path: Path, capsy
     assert main(["report", "--config", str(made[0]), "-o", str(tmp_path / "no" / "such" / "dir.html")]) == 1
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "cannot write" in err
+
+
+def test_without_a_configuration_the_report_is_written_without_teams(made, tmp_path: Path, capsys, monkeypatch) -> None:
+    """A QA account with only a database URL still gets its report; the team chart says what it needs."""
+    from fsbarge.config import DEFAULT_CONFIG_PATH
+
+    if os.path.exists(DEFAULT_CONFIG_PATH):
+        pytest.skip(f"{DEFAULT_CONFIG_PATH} exists on this machine")
+    for key in ENV_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    out = tmp_path / "r.html"
+    capsys.readouterr()
+    assert main(["report", "--database", f"sqlite:///{made[0].parent / 'fsbarge.db'}", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("fsbarge: report without teams: ") and len(err.splitlines()) == 1
+    html = out.read_text()
+    assert 'id="chart-team-modes"' not in html and "give the configuration (--config)" in html
+    assert 'id="chart-per-day"' in html
