@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -19,6 +21,7 @@ from fsbarge import db
 from fsbarge.config import ConfigError, parse_config
 from fsbarge.metrics import start_metrics
 from fsbarge.sim import FreeSwitchSim
+from fsbarge.store import ChannelStore
 from tests.audit_fill import fill, plan
 from tests.e2e import ROOT, wait_until, write_config
 from tests.sim_fixtures import threaded_sim  # noqa: F401  (fixture)
@@ -54,6 +57,7 @@ def test_a_scrape_reports_the_audit_database(tmp_path: Path) -> None:
     db.upgrade(engine)
     plans = plan(300)
     fill(engine, plans)
+    ChannelStore(engine).set_node_status("pbx1", connected=True, heartbeat_at=time.time())
     engine.dispose()
     server = start_metrics(("127.0.0.1", 0), url)
     try:
@@ -69,6 +73,10 @@ def test_a_scrape_reports_the_audit_database(tmp_path: Path) -> None:
     changes = {(dict(k[1])["source"], dict(k[1])["refused"]): v for k, v in got.items() if k[0] == "fsbarge_mode_changes"}
     assert changes == sources
     assert not any(k[0].endswith("_backlog") for k in got)  # not recorded yet: absent, not a false zero
+    assert got[("fsbarge_up", (("node", "pbx1"),))] == 1
+    # the README's table lists exactly what is exported
+    documented = set(re.findall(r"^\| `(fsbarge_[a-z_]+)", (ROOT / "README.md").read_text(), re.MULTILINE))
+    assert documented == {name for name, _ in got}
 
 
 def test_an_unreadable_database_is_a_metric_not_an_error(tmp_path: Path) -> None:
