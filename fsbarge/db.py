@@ -344,11 +344,16 @@ def ensure_up_to_date(target: Engine | URL | str) -> None:
 
 
 def _sqlite_reader(path: Path, busy_timeout_ms: int) -> Engine:
-    """A read-only SQLite engine: `mode=ro`, so a reader can never write, and a reader that may not
-    create `-shm` beside a copy (a read-only directory or medium) still opens it as `immutable`.
+    """A SQLite engine that cannot write the audit.
 
-    `immutable` ignores the write-ahead log, so it is used only when there is no WAL content to
-    miss; otherwise the permission problem is reported."""
+    A reader allowed to write the file and its directory (root, the daemon's own user) opens it
+    normally with `PRAGMA query_only`: SQLite then removes the `-wal`/`-shm` it may create when it
+    closes, so a read by root never leaves root-owned files that the daemon could not open. Any
+    other reader (a QA group member, a copy on read-only media) opens it `mode=ro`; one that may not
+    create `-shm` beside a copy still opens it as `immutable`, which ignores the write-ahead log and
+    is therefore used only when there is no WAL content to miss (otherwise the permission problem
+    is reported)."""
+    import os
     import sqlite3
     from urllib.parse import quote
 
@@ -357,8 +362,15 @@ def _sqlite_reader(path: Path, busy_timeout_ms: int) -> Engine:
     base = f"file:{quote(str(path.resolve()))}"
     wal = path.with_name(path.name + "-wal")
     state = {"immutable": False}
+    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
 
     def connect() -> sqlite3.Connection:
+        if writable:
+            conn = sqlite3.connect(base, uri=True, check_same_thread=False, timeout=busy_timeout_ms / 1000)
+            conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+            conn.execute("PRAGMA query_only=ON")
+            conn.isolation_level = None  # BEGIN comes from the "begin" listener below
+            return conn
         if not state["immutable"]:
             conn = sqlite3.connect(f"{base}?mode=ro", uri=True, check_same_thread=False, timeout=busy_timeout_ms / 1000)
             try:

@@ -225,3 +225,21 @@ def test_a_read_only_copy_of_a_wal_database_can_be_read(big, shared_dir: Path) -
     proc = fsbarge("audit", "show", "17", "--database", url, user=user)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in copy.iterdir()) == ["fsbarge.db"]  # nothing created beside it
+
+
+def test_a_read_by_an_owner_leaves_no_wal_files_behind(big, tmp_path: Path) -> None:
+    """Root reading a stopped daemon's database must not leave root-owned -wal/-shm files that
+    the daemon's user could then not open; and even an owner's read cannot write."""
+    copy = tmp_path / "fsbarge.db"
+    shutil.copy(big[0].removeprefix("sqlite:///"), copy)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fsbarge.db"]
+    proc = fsbarge("audit", "list", "--format", "json", "--limit", "1", "--database", f"sqlite:///{copy}")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fsbarge.db"]
+    engine = db.open_reader(f"sqlite:///{copy}")
+    try:
+        with pytest.raises(Exception, match="readonly|read-only|query_only|attempt to write"):
+            with engine.begin() as conn:
+                conn.exec_driver_sql("DELETE FROM interventions")
+    finally:
+        engine.dispose()
