@@ -20,7 +20,7 @@ demo: install
 	$(BIN)/python -m fsbarge.demo
 
 lint: install
-	$(BIN)/ruff check fsbarge tests bench migrations
+	$(BIN)/ruff check fsbarge tests bench
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_architecture.py
 
 bench: install

@@ -1,5 +1,5 @@
 """SQLAlchemy tables (typed declarative). The schema itself is created only by Alembic migrations
-(migrations/versions/); tests/test_db_migrations.py checks that these models and the migrations agree.
+(fsbarge/migrations/versions/); tests/test_db_migrations.py checks that these models and the migrations agree.
 
 Times are naive UTC datetimes with millisecond precision. `UtcDateTime` also accepts float epoch
 seconds and timezone-aware datetimes when binding, so the hot path can hand it the core's floats.

@@ -20,7 +20,7 @@ CORE = {
     "barge": {"events", "policy", "channels"},
     "commands": {"barge"},
 }
-ONLY_IN = {"greenswitch": {"esl"}, "sqlalchemy": {"db", "models", "store"}, "alembic": {"db"}}
+ONLY_IN = {"greenswitch": {"esl"}, "sqlalchemy": {"db", "models", "store", "queries"}, "alembic": {"db"}}
 
 
 def imports_of(path: Path) -> tuple[set[str], set[str]]:
@@ -61,6 +61,8 @@ def test_core_modules_are_pure(module: str) -> None:
 def test_libraries_stay_in_their_adapter(package: str) -> None:
     offenders = []
     for path in PKG.rglob("*.py"):
+        if (PKG / "migrations") in path.parents:  # Alembic's own scripts
+            continue
         _, external = imports_of(path)
         name = path.stem
         if package in external and name not in ONLY_IN[package]:

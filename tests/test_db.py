@@ -258,8 +258,13 @@ def test_an_unknown_migration_target_is_a_database_error(engine: Engine) -> None
         db.upgrade(engine, "nosuchrevision")
 
 
-def test_migrations_dir_is_the_repository_top_level_migrations() -> None:
-    assert db.MIGRATIONS_DIR == Path(__file__).resolve().parent.parent / "migrations"
+def test_migrations_dir_is_inside_the_package() -> None:
+    assert db.MIGRATIONS_DIR == Path(__file__).resolve().parent.parent / "fsbarge" / "migrations"
+
+
+def test_the_readers_schema_head_is_the_newest_migration() -> None:
+    """db.SCHEMA_HEAD lets read commands check the schema without Alembic: bump it with each migration."""
+    assert db.SCHEMA_HEAD == db.head_revision()
     assert (db.MIGRATIONS_DIR / "env.py").is_file()
 
 
