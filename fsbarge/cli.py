@@ -221,11 +221,22 @@ def _cmd_calls(args: argparse.Namespace) -> int:
     from .db import translate_errors
     from .queries import list_channels
 
+    import time
+
+    from .status import live_nodes
+
     engine = _reader_engine(args)
     with translate_errors(engine), engine.connect() as conn:
         rows = list_channels(conn, node=args.node)
-    print(render_channels(rows, args.format))
-    return 0
+        live, notes, running = live_nodes(conn, time.time())
+    # Only rows a serving daemon keeps current are live; say what is left out and how old it is.
+    shown = [r for r in rows if r["node"] in live]
+    for note in notes:
+        print(f"fsbarge: {note}", file=sys.stderr)
+    print(render_channels(shown, args.format))
+    if notes and not running:
+        return 3  # no daemon serves any node: nothing here is live
+    return 1 if notes else 0
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ import gevent.event
 import sdnotify
 import structlog
 
+from . import __version__
 from .barge import Tones
 from .config import Config
 from .db import DatabaseError, is_up_to_date, make_engine, upgrade
@@ -160,6 +161,9 @@ class Daemon:
                 else:
                     stalled.discard(svc.name)
                 svc.tick()
+                self.mirror.status(
+                    svc.name, journal_backlog=self.journal.backlog, daemon_version=__version__, daemon_started_at=self.started
+                )
             if healthy:
                 self._notifier.notify("WATCHDOG=1")
                 self.watchdog_fed += 1

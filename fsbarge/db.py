@@ -24,7 +24,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 # The newest migration, known without importing Alembic, so that read commands start fast. A stale
 # value only costs speed (readers then ask Alembic); tests/test_db.py says when to bump it.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 NOT_INITIALISED = "database not initialised: run `fsbarge db upgrade`"
 
 # execution option read by the SQLite "begin" listener

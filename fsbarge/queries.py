@@ -85,6 +85,9 @@ nodes = table(
     column("last_event_at", DateTime),
     column("resynced_at", DateTime),
     column("heartbeat_at", DateTime),
+    column("journal_backlog", Integer),
+    column("daemon_version", String),
+    column("daemon_started_at", DateTime),
 )
 
 # the scalar columns of the SPEC.md audit record, in its order
@@ -239,7 +242,7 @@ def list_nodes(conn: Connection) -> list[dict[str, Any]]:
     out = []
     for r in conn.execute(select(nodes).order_by(nodes.c.name)):
         row = dict(r._mapping)
-        for key in ("last_event_at", "resynced_at", "heartbeat_at"):
+        for key in ("last_event_at", "resynced_at", "heartbeat_at", "daemon_started_at"):
             row[key] = _epoch(row[key])
         row["connected"] = bool(row["connected"])
         out.append(row)

@@ -102,6 +102,7 @@ class NodeService:
         self.uids: dict[str, str] = {}  # supervisor uuid -> journal uid of its open record
         self.core_uuid: str | None = None
         self.held: list[tuple[Event, float]] | None = None
+        self.last_event_at: float | None = None
         self.resyncs = 0
         self.processing = False
         self.last_progress = time.monotonic()
@@ -175,6 +176,8 @@ class NodeService:
             self.log.exception("internal error while " + what, **context)
 
     def _event(self, ev: Event, now: float) -> None:
+        self.last_event_at = now
+
         def handle() -> None:
             if ev.core_uuid and ev.core_uuid != self.core_uuid:
                 self._core_changed(ev.core_uuid, now)
@@ -192,7 +195,7 @@ class NodeService:
 
     def _heartbeat(self) -> None:
         now = self.clock()
-        self.mirror.status(self.name, heartbeat_at=now, last_event_at=now)
+        self.mirror.status(self.name, heartbeat_at=now, last_event_at=self.last_event_at)
         # The best end time of an intervention after a kill: not fsync'd, a heartbeat is cheap to lose.
         self._guarded(lambda: self.journal.append([{"kind": "node", "node": self.name, "last_seen": now}], sync=False), "recording liveness")
         self.on_journaled()
@@ -390,7 +393,7 @@ class NodeService:
             self.log.warning("FreeSWITCH restarted while we were away", old=self._stored_core(), new=core)
         if core and core != self.core_uuid:
             self._remember_core(core)
-        self.mirror.status(self.name, connected=True, resynced_at=now)
+        self.mirror.status(self.name, connected=True, resynced_at=now, heartbeat_at=now)
         self.session = session
         self._carry_out(plan.effects)
         if plan.serve:

@@ -28,12 +28,11 @@ EXIT = {"healthy": 0, "degraded": 1, "not_running": 3}
 # --------------------------------------------------------------------------- hooks for what is not recorded yet
 
 
-def journal_backlog(conn: Any) -> int | None:
-    """Hook: audit changes fsync'd to the daemon's journal but not yet in the database.
-
-    None until the daemon records its backlog where readers can see it (the journal is being built
-    in fsbarge/journal.py); then read it here and `assess` reports a growing one as degraded."""
-    return None
+def journal_backlog(nodes: list[dict[str, Any]]) -> int | None:
+    """Audit changes fsync'd to the daemon's journal but not yet in the database, as the daemon
+    reported with its last heartbeat (None: never reported)."""
+    reported = [n["journal_backlog"] for n in nodes if n.get("journal_backlog") is not None]
+    return max(reported, default=None)
 
 
 def webhook_backlog(conn: Any) -> int | None:
@@ -41,10 +40,11 @@ def webhook_backlog(conn: Any) -> int | None:
     return None
 
 
-def daemon_info(conn: Any) -> dict[str, Any]:
-    """Hook: the running daemon's version and start time. The daemon does not record them yet
-    (that needs a row written at start by daemon.py); until then both are None."""
-    return {"version": None, "started_at": None}
+def daemon_info(nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The version and start time the daemon reported with its newest heartbeat."""
+    beating = [n for n in nodes if n.get("heartbeat_at") is not None]
+    newest = max(beating, key=lambda n: n["heartbeat_at"], default={})
+    return {"version": newest.get("daemon_version"), "started_at": newest.get("daemon_started_at")}
 
 
 # --------------------------------------------------------------------------- gather and assess
@@ -54,14 +54,38 @@ def gather(conn: Any) -> dict[str, Any]:
     """Everything `assess` needs, read on one connection (one transaction, one snapshot)."""
     from fsbarge import queries
 
+    nodes = queries.list_nodes(conn)
     return {
-        "nodes": queries.list_nodes(conn),
+        "nodes": nodes,
         "live_channels": queries.live_channel_counts(conn),
         "interventions": queries.running_interventions(conn),
-        "journal_backlog": journal_backlog(conn),
+        "journal_backlog": journal_backlog(nodes),
         "webhook_backlog": webhook_backlog(conn),
-        "daemon": daemon_info(conn),
+        "daemon": daemon_info(nodes),
     }
+
+
+def live_nodes(conn: Any, now: float) -> tuple[set[str], list[str], bool]:
+    """Nodes whose mirrored channels are live (a daemon beating and connected to FreeSWITCH), one
+    line per node that is not, saying since when its data is stale, and whether any daemon is
+    running at all (for `fsbarge calls`)."""
+    from fsbarge import queries
+
+    live: set[str] = set()
+    notes: list[str] = []
+    running = False
+    for n in queries.list_nodes(conn):
+        beat = n.get("heartbeat_at")
+        fresh = beat is not None and now - beat <= HEARTBEAT_STALE_SECONDS
+        running = running or fresh
+        if not fresh:
+            seen = f"last heartbeat {_ago(_age(now, beat))}" if beat is not None else "never served"
+            notes.append(f"node {n['name']}: daemon not running ({seen}); its channels are not shown")
+        elif not n.get("connected"):
+            notes.append(f"node {n['name']}: not connected to FreeSWITCH (data from {_ago(_age(now, n.get('last_event_at')))}); its channels are not shown")
+        else:
+            live.add(n["name"])
+    return live, notes, running
 
 
 def _age(now: float, at: float | None) -> float | None:

@@ -30,7 +30,7 @@ OUTCOMES = ("active", "completed", "denied", "no_active_call", "failed")
 CHANNEL_COLUMNS = tuple(c.name for c in channels.c)
 _CHANNEL_DATA_COLUMNS = tuple(c for c in CHANNEL_COLUMNS if c not in ("node", "updated_at"))
 _CHANNEL_TIMES = ("created_at", "answered_at", "updated_at")
-_NODE_TIMES = ("last_event_at", "resynced_at", "heartbeat_at")
+_NODE_TIMES = ("last_event_at", "resynced_at", "heartbeat_at", "daemon_started_at")
 _INTERVENTION_TIMES = ("started_at", "ended_at")
 
 _CHUNK = 500  # keys per IN (...) list, well under every backend's parameter limit
@@ -218,6 +218,9 @@ class ChannelStore:
         last_event_at: float | None = None,
         resynced_at: float | None = None,
         heartbeat_at: float | None = None,
+        journal_backlog: int | None = None,
+        daemon_version: str | None = None,
+        daemon_started_at: float | None = None,
         conn: Connection | None = None,
     ) -> None:
         """Create the node's row if needed and set the given fields (None = leave unchanged);
@@ -230,6 +233,9 @@ class ChannelStore:
                 ("last_event_at", last_event_at),
                 ("resynced_at", resynced_at),
                 ("heartbeat_at", heartbeat_at),
+                ("journal_backlog", journal_backlog),
+                ("daemon_version", daemon_version),
+                ("daemon_started_at", daemon_started_at),
             )
             if v is not None
         }
