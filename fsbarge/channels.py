@@ -320,19 +320,6 @@ class ChannelTable:
         self._dirty = set(self.channels)
         return vanished
 
-    def set_user_vars(self, uuid: str, user_name: str | None, dialed_user: str | None) -> None:
-        """Fill in what ``uuid_getvar`` told us about a leg that presence_id did not attribute."""
-        ch = self.get(uuid)
-        if ch is None:
-            return
-        ch.user_name = user_name or ch.user_name
-        ch.dialed_user = dialed_user or ch.dialed_user
-        old = ch.user
-        attribute_user(ch)
-        if ch.user != old:
-            self._index(uuid, old, ch.user)
-        self._dirty.add(uuid)
-
     # -- queries ---------------------------------------------------------
 
     def take_changes(self) -> tuple[list[dict[str, Any]], list[str]]:

@@ -19,8 +19,9 @@ CORE = {
     "policy": {"config"},
     "barge": {"events", "policy", "channels"},
     "commands": {"barge"},
+    "resync": {"barge", "events"},
 }
-ONLY_IN = {"greenswitch": {"esl"}, "sqlalchemy": {"db", "models", "store", "queries"}, "alembic": {"db"}}
+ONLY_IN = {"greenswitch": set(), "sqlalchemy": {"db", "models", "store", "queries"}, "alembic": {"db"}}
 
 
 def imports_of(path: Path) -> tuple[set[str], set[str]]:
