@@ -26,7 +26,7 @@ from fsbarge.auditview import MODES, REFUSED_OUTCOMES, tabulate
 __all__ = ["BY", "OUTCOMES", "NO_TEAM", "render_stats", "summarise", "team_resolver"]
 
 BY = ("agent", "supervisor", "team", "day")
-OUTCOMES = ("completed", "failed", "active", "denied", "no_active_call")
+OUTCOMES = ("completed", "failed", "active", "denied", "no_active_call")  # the display order of terms.OUTCOMES
 NO_TEAM = "(no team)"
 UNKNOWN = "(unknown)"
 

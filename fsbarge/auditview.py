@@ -55,8 +55,7 @@ CHANNEL_FIELDS = (
 )
 _CHANNEL_TIME_FIELDS = ("created_at", "answered_at")
 
-# outcomes of an attempt that never started eavesdrop (SPEC: ended_at == started_at)
-REFUSED_OUTCOMES = frozenset({"denied", "no_active_call"})
+from fsbarge.terms import REFUSED_OUTCOMES  # noqa: E402
 
 
 
@@ -235,7 +234,7 @@ def render_json(records: Sequence[Mapping[str, Any]]) -> str:
     return json.dumps(list(records), indent=2, ensure_ascii=False)
 
 
-MODES = ("listen", "whisper", "barge", "customer_whisper")
+from fsbarge.terms import MODES  # noqa: E402
 # CSV: the record's fields, then one number column per mode for spreadsheets to sum
 CSV_FIELDS = (*RECORD_FIELDS, *(f"seconds_{mode}" for mode in MODES))
 

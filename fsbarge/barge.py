@@ -25,6 +25,7 @@ from typing import Any
 from .channels import ChannelTable
 from .events import Event
 from .policy import Policy
+from .terms import MODES, Mode
 
 __all__ = [
     "AddMode",
@@ -40,7 +41,8 @@ __all__ = [
     "MODE_KEYS",
 ]
 
-KEY_MODES = {"0": "listen", "1": "customer_whisper", "2": "whisper", "3": "barge"}
+KEY_MODES: dict[str, Mode] = {"0": "listen", "1": "customer_whisper", "2": "whisper", "3": "barge"}
+assert set(KEY_MODES.values()) == set(MODES)
 MODE_KEYS = {mode: key for key, mode in KEY_MODES.items()}
 EAVESDROP_APPS = ("eavesdrop", "three_way")
 

@@ -15,8 +15,7 @@ from . import __version__
 
 __all__ = ["main"]
 
-OUTCOMES = ("active", "completed", "denied", "no_active_call", "failed")
-MODES = ("listen", "whisper", "barge", "customer_whisper")
+from .terms import MODES, OUTCOMES  # noqa: E402 - light: no third-party imports
 TABLE_PAGE = 50  # rows `audit list` shows as a table unless --limit says otherwise
 ENV_DATABASE_URL = "FSBARGE_DATABASE_URL"
 

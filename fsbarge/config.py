@@ -29,7 +29,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any, Literal, NoReturn, get_args
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -57,10 +57,7 @@ __all__ = [
 # Every mode a supervisor can be in: the three a feature code starts, plus
 # customer_whisper, reachable only with DTMF key 1. A team without it in `modes`
 # has key 1 undone by the daemon. Default: all of them.
-Mode = Literal["listen", "whisper", "barge", "customer_whisper"]
-"""The feature-code modes a team may allow (``*33`` listen, ``*34`` whisper, ``*35`` barge)."""
-
-MODES: tuple[Mode, ...] = get_args(Mode)
+from .terms import MODES, Mode  # noqa: E402 - the vocabulary, spelled once
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 
 DEFAULT_CONFIG_PATH = "/etc/fsbarge/fsbarge.toml"

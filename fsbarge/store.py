@@ -25,7 +25,7 @@ from fsbarge import queries
 from fsbarge.db import translate_errors, writer
 from fsbarge.models import channels, datetime_to_epoch, interventions, mode_changes, nodes
 
-OUTCOMES = ("active", "completed", "denied", "no_active_call", "failed")
+from fsbarge.terms import OUTCOMES  # noqa: E402
 
 CHANNEL_COLUMNS = tuple(c.name for c in channels.c)
 _CHANNEL_DATA_COLUMNS = tuple(c for c in CHANNEL_COLUMNS if c not in ("node", "updated_at"))

@@ -15,9 +15,10 @@ CORE = {
     "wire": set(),
     "events": {"wire"},
     "channels": {"events", "wire"},
-    "config": set(),
-    "policy": {"config"},
-    "barge": {"events", "policy", "channels"},
+    "terms": set(),
+    "config": {"terms"},
+    "policy": {"config", "terms"},
+    "barge": {"events", "policy", "channels", "terms"},
     "commands": {"barge"},
     "resync": {"barge", "events"},
 }
