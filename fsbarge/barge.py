@@ -183,11 +183,13 @@ class BargeMachine:
     def handle(self, ev: Event, now: float) -> list[Effect]:
         name = ev.name
         if name == "CHANNEL_PARK":
-            if ev.fsbarge_target is not None and ev.uuid and ev.uuid not in self.decided:
-                self.decided[ev.uuid] = None
-                if len(self.decided) > self.remember:
-                    del self.decided[next(iter(self.decided))]
-                return self._request(ev, now)
+            if ev.fsbarge_target is not None and ev.uuid:
+                # Only the digest-authenticated directory user identifies a supervisor;
+                # caller-ID is whatever the phone says.
+                return self.request(
+                    ev.uuid, ev.fsbarge_mode, ev.fsbarge_target, ev.user_name if ev.has_variables else None,
+                    ev.caller_number, now,
+                )
             return []
         if name == "SHUTDOWN":
             return self.close_all("freeswitch_shutdown", now)
@@ -219,16 +221,22 @@ class BargeMachine:
 
     # -- a request from the dialplan --------------------------------------
 
-    def _request(self, ev: Event, now: float) -> list[Effect]:
-        sup_uuid = ev.uuid or ""
-        mode = (ev.fsbarge_mode or "").strip()
-        agent = (ev.fsbarge_target or "").strip()
-        # Only the digest-authenticated directory user identifies a supervisor;
-        # caller-ID is whatever the phone says.
-        supervisor = ev.user_name if ev.has_variables else None
+    def request(
+        self, sup_uuid: str, mode: str | None, agent: str | None, supervisor: str | None, caller_number: str | None, now: float
+    ) -> list[Effect]:
+        """A feature-code request: from CHANNEL_PARK, or read back from a channel still parked
+        after a resync. ``supervisor`` is the authenticated ``user_name`` (None if unknown). A
+        channel already decided starts nothing (a parked channel keeps its variables)."""
+        if sup_uuid in self.decided:
+            return []
+        self.decided[sup_uuid] = None
+        if len(self.decided) > self.remember:
+            del self.decided[next(iter(self.decided))]
+        mode = (mode or "").strip()
+        agent = (agent or "").strip()
         record: dict[str, Any] = {
             "node": self.node,
-            "supervisor": supervisor or (ev.caller_number or None),
+            "supervisor": supervisor or (caller_number or None),
             "supervisor_uuid": sup_uuid,
             "agent": agent,
             "target_uuid": None,
