@@ -8,7 +8,6 @@ of each known frequency in a window, in dB relative to a full-scale sine (dBFS).
 from __future__ import annotations
 
 import math
-import wave
 from array import array
 from pathlib import Path
 
@@ -38,24 +37,44 @@ def level_db(samples: array, freq: float, rate: int = RATE) -> float:
     return 20.0 * math.log10(amplitude / 32768.0) if amplitude > 0 else -200.0
 
 
-def read_samples(path: Path) -> array:
-    """All samples of a finished recording (or of one still being written: header skipped, no length)."""
-    try:
-        with wave.open(str(path), "rb") as w:
-            if w.getframerate() != RATE or w.getsampwidth() != 2 or w.getnchannels() != 1:
-                raise AssertionError(f"{path.name}: expected 8 kHz 16-bit mono, got {w.getparams()}")
-            data = w.readframes(w.getnframes())
-    except (wave.Error, EOFError):
-        data = path.read_bytes()[WAV_HEADER:]
+def _data_offset(head: bytes, name: str) -> int:
+    """Where the samples start in a RIFF/WAVE file (its header may still say length 0 while recording)."""
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        raise AssertionError(f"{name}: not a WAV file")
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk, size = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
+        if chunk == b"fmt ":
+            channels = int.from_bytes(head[pos + 10 : pos + 12], "little")
+            rate = int.from_bytes(head[pos + 12 : pos + 16], "little")
+            bits = int.from_bytes(head[pos + 22 : pos + 24], "little")
+            if (channels, rate, bits) != (1, RATE, 16):
+                raise AssertionError(f"{name}: expected 8 kHz 16-bit mono, got {channels} ch {rate} Hz {bits} bit")
+        if chunk == b"data":
+            return pos + 8
+        pos += 8 + size + (size & 1)
+    raise AssertionError(f"{name}: no data chunk in the WAV header")
+
+
+def read_samples(path: Path, start: int = 0, count: int | None = None) -> array:
+    """Samples ``start``.. of a recording, finished or still being written (read past the header's length)."""
+    with open(path, "rb") as f:
+        offset = _data_offset(f.read(4096), path.name)
+        f.seek(offset + 2 * start)
+        data = f.read(-1 if count is None else 2 * count)
     out = array("h")
     out.frombytes(data[: len(data) // 2 * 2])
     return out
 
 
 def samples_written(path: Path) -> int:
-    """How many samples a recording in progress holds so far (from its size)."""
+    """How many samples a recording holds so far (from its size; FreeSWITCH may still buffer some)."""
     try:
-        return max(0, (path.stat().st_size - WAV_HEADER) // 2)
+        size = path.stat().st_size
+        if size < WAV_HEADER:
+            return 0
+        with open(path, "rb") as f:
+            return max(0, (size - _data_offset(f.read(4096), path.name)) // 2)
     except FileNotFoundError:
         return 0
 

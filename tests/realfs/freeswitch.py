@@ -30,6 +30,7 @@ DROP_INS = ROOT / "freeswitch-conf"
 AGENT, AGENT2, AGENT3, SUP, SUP2, SUP3 = "1000", "1004", "1010", "1002", "1005", "1012"
 PHONE_TONES = {AGENT: 500, AGENT2: 650, AGENT3: 500, SUP: 1700, SUP2: 1250, SUP3: 1700}
 CUSTOMER_TONE, CUSTOMER2_TONE = 850, 1050
+HOLD_TONE = 350  # the PBX's hold music
 CARRIER_DIDS = {"5551212": AGENT, "5551214": AGENT2, "5551210": AGENT3, "5551215": "queue"}
 OUTBOUND_PREFIX = "9"
 
@@ -85,7 +86,7 @@ class FreeSwitch:
         return self.dirs["log"] / "freeswitch.log"
 
     def start(self, timeout: float = 60.0) -> None:
-        args = [self.binary, "-nf", "-nc", "-nonat", "-nocal", "-nort"]
+        args = [self.binary, "-nf", "-nc", "-nonat"]
         for d in ("conf", "log", "run", "db", "temp", "storage", "cache", "recordings", "sounds", "scripts"):
             args += [f"-{d}", str(self.dirs[d])]
         stderr = open(self.dirs["log"] / "stderr.log", "wb")
@@ -162,7 +163,7 @@ def make_pbx_conf(binary: str, pbx: FreeSwitch, *, internal_port: int, external_
     _sub(vars_xml, r'data="external_sip_port=\d+"', f'data="external_sip_port={external_port}"')
     _sub(vars_xml, r'data="internal_tls_port=\d+"', f'data="internal_tls_port={free_port()}"')
     _sub(vars_xml, r'data="external_tls_port=\d+"', f'data="external_tls_port={free_port()}"')
-    _sub(vars_xml, r'data="hold_music=[^"]*"', 'data="hold_music=silence_stream://-1"')
+    _sub(vars_xml, r'data="hold_music=[^"]*"', f'data="hold_music=tone_stream://%(1000,0,{HOLD_TONE});loops=-1"')
     _sub(vars_xml, r'data="global_codec_prefs=[^"]*"', 'data="global_codec_prefs=PCMU"')
     _sub(vars_xml, r'data="outbound_codec_prefs=[^"]*"', 'data="outbound_codec_prefs=PCMU"')
     _sub(conf / "autoload_configs/event_socket.conf.xml", r'name="listen-port" value="\d+"',
@@ -210,7 +211,7 @@ def make_pbx_conf(binary: str, pbx: FreeSwitch, *, internal_port: int, external_
   <queues>
     <queue name="sales@default">
       <param name="strategy" value="longest-idle-agent"/>
-      <param name="moh-sound" value="silence_stream://-1"/>
+      <param name="moh-sound" value="$${{hold_music}}"/>
       <param name="time-base-score" value="system"/>
       <param name="max-wait-time" value="0"/>
       <param name="max-wait-time-with-no-agent" value="0"/>
@@ -267,6 +268,7 @@ def make_phones_conf(phones: FreeSwitch, *, phones_port: int, carrier_port: int,
           <param name="inbound-codec-prefs" value="PCMU"/>
           <param name="outbound-codec-prefs" value="PCMU"/>
           <param name="dtmf-type" value="rfc2833"/>
+          <param name="rtp-timer-name" value="soft"/>
           <param name="rfc2833-pt" value="101"/>
           <param name="manage-presence" value="false"/>
           <param name="inbound-late-negotiation" value="false"/>
@@ -278,6 +280,7 @@ def make_phones_conf(phones: FreeSwitch, *, phones_port: int, carrier_port: int,
         <condition field="destination_number" expression="^speak-{tone}$">
           <action application="answer"/>
           <action application="set" data="RECORD_READ_ONLY=true"/>
+          <action application="set" data="enable_file_write_buffering=320"/>
           <action application="record_session" data="{phones.dirs['recordings']}/${{uuid}}.wav"/>
           <action application="playback" data="tone_stream://%(1000,0,{tone});loops=-1"/>
         </condition>

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import uuid as uuidlib
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -235,22 +236,34 @@ modes = ["listen", "whisper"]
         self.ph.api(f"uuid_kill {leg.uuid}", check=False)
 
     def hold(self, leg: Leg, on: bool = True) -> None:
-        """The phone puts its call on hold (re-INVITE a=sendonly) or takes it off hold."""
-        assert self.ph is not None
+        """The phone puts its call on hold (re-INVITE a=sendonly) or takes it off hold; waits for the
+        PBX to show its leg HELD / ACTIVE."""
+        assert self.ph is not None and self.ctl is not None
+        pbx_leg = self.pbx_uuid_of(leg)
         self.ph.api(f"uuid_hold {'' if on else 'off '}{leg.uuid}")
+        want = "HELD" if on else "ACTIVE"
+
+        def callstate() -> bool:
+            rows = json.loads(self.ctl.api("show channels as json")).get("rows", [])  # type: ignore[union-attr]
+            return any(r["uuid"] == pbx_leg and r.get("callstate") == want for r in rows)
+
+        wait_until(callstate, f"the PBX to show the {leg.role}'s leg {want}", 10)
 
     # -- hearing ------------------------------------------------------------------------------------
-    def listen_window(self, legs: list[Leg]) -> dict[str, list]:
-        """The next WINDOW seconds of what each leg receives, after SETTLE seconds."""
+    def listen_window(self, legs: list[Leg]) -> dict[str, array]:
+        """What each leg receives from SETTLE to SETTLE + WINDOW seconds from now.
+
+        The phones write their recordings in 20 ms steps (enable_file_write_buffering=320), so a
+        recording's length is where "now" is in it; waiting for it to grow is waiting for the audio.
+        """
         starts = {leg.uuid: samples_written(leg.recording) + int(SETTLE * RATE) for leg in legs}
         need = int(WINDOW * RATE)
-        wait_until(lambda: all(samples_written(leg.recording) >= starts[leg.uuid] + need for leg in legs),
-                   "the phones to record another audio window", 10)
-        out = {}
-        for leg in legs:
-            samples = read_samples(leg.recording)
-            out[leg.role] = samples[starts[leg.uuid] : starts[leg.uuid] + need]
-        return out
+        lagging = lambda: [leg.role for leg in legs if samples_written(leg.recording) < starts[leg.uuid] + need]  # noqa: E731
+        try:
+            wait_until(lambda: not lagging(), "audio", 10)
+        except EslError:
+            raise EslError(f"no audio recorded by {', '.join(lagging())} within 10 s (no RTP from the PBX?)") from None
+        return {leg.role: read_samples(leg.recording, starts[leg.uuid], need) for leg in legs}
 
     def assert_hearing(self, legs: list[Leg], expected: dict[str, set[str]], context: str,
                        optional: dict[str, set[str]] | None = None) -> None:

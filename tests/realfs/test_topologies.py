@@ -9,10 +9,12 @@ supervisor's tone; then the audit record must name the agent's own leg and the o
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import pytest
 
 from .freeswitch import AGENT, AGENT2, AGENT3, CUSTOMER2_TONE, PHONE_TONES, SUP, SUP2, SUP3
+from .esl import Esl
 from .lab import HEARS_SUPERVISOR, MODE_KEYS, Call, Lab, Leg, supervisor_leg
 
 TRUNK_CALLER, TRUNK_CALLER2, OUTBOUND_NUMBER = "5550001111", "5550003333", "5550002222"
@@ -42,12 +44,14 @@ def resolve(lab: Lab, call: Call) -> Call:
     return call
 
 
-def barge_and_cycle(lab: Lab, call: Call, name: str, capture, snapshots: dict[str, str],
+def barge_and_cycle(lab: Lab, call: Call, name: str, snapshots: dict[str, str],
                     extra_legs: list[Leg] = (), extra_expected: dict[str, set[str]] | None = None) -> dict:
     """Supervisor 1002 dials *33<agent>, walks 2, 3, 1, 0, hangs up; returns the closed audit record."""
     sup = lab.answered(supervisor_leg(lab, SUP, "*33", call.agent_ext))
     sup_pbx = lab.pbx_uuid_of(sup)
-    lab.wait_record(sup_pbx, "eavesdrop running", lambda r: r["modes"])
+    record = lab.wait_record(sup_pbx, "eavesdrop running", lambda r: r["modes"])
+    assert record["target_uuid"] == call.pbx_agent_uuid, (
+        f"{name}: eavesdropping {record['target_uuid']}, not the agent's own leg {call.pbx_agent_uuid}")
     legs = [call.agent, call.customer, sup, *extra_legs]
     snapshots["eavesdropping"] = lab.ctl.api("show channels as json")
     lab.assert_hearing(legs, {**expected("listen"), **(extra_expected or {})}, f"{name}, listen")
@@ -67,37 +71,37 @@ def barge_and_cycle(lab: Lab, call: Call, name: str, capture, snapshots: dict[st
     return record
 
 
-def finish(lab: Lab, name: str, capture, roles: dict[str, str], snapshots: dict[str, str], *legs: Leg) -> None:
-    for leg in legs:
-        lab.hangup(leg)
-    lab.wait_pbx_idle()
-    lab.save_capture(name, capture, roles, snapshots)
+@dataclass
+class Recorder:
+    """A raw `event plain ALL` capture of the PBX during one topology, who is who, and snapshots."""
+
+    capture: Esl
+    roles: dict[str, str] = field(default_factory=dict)
+    snaps: dict[str, str] = field(default_factory=dict)
+
+    def supervisor(self, record: dict) -> None:
+        self.roles[record["supervisor_uuid"]] = "supervisor"
 
 
-def test_trunk_customer_calls_a_did_routed_to_the_agent(lab: Lab) -> None:
+def test_trunk_customer_calls_a_did_routed_to_the_agent(lab: Lab, rec: Recorder) -> None:
     """SIP trunk (unauthenticated external profile), public context DID 5551212 -> agent 1000."""
-    capture, snaps = lab.start_capture(), {}
     call = resolve(lab, trunk_call_to(lab, "5551212", AGENT))
-    barge_and_cycle(lab, call, "trunk", capture, snaps)
-    finish(lab, "trunk-did-to-agent", capture,
-           {call.pbx_agent_uuid: "agent", call.pbx_customer_uuid: "customer"}, snaps, call.customer)
+    rec.roles.update({call.pbx_agent_uuid: "agent", call.pbx_customer_uuid: "customer"})
+    rec.supervisor(barge_and_cycle(lab, call, "trunk", rec.snaps))
 
 
-def test_agent_dials_out_through_the_carrier_gateway(lab: Lab) -> None:
+def test_agent_dials_out_through_the_carrier_gateway(lab: Lab, rec: Recorder) -> None:
     """Agent 1000 dials 9<number>; the PBX bridges it out through the gateway 'carrier'."""
-    capture, snaps = lab.start_capture(), {}
     start = lab.mark()
     agent = lab.answered(lab.phone_call(AGENT, f"9{OUTBOUND_NUMBER}", "agent"))
     customer = lab.incoming(850, "customer", start)
     call = resolve(lab, Call(AGENT, agent, customer, OUTBOUND_NUMBER))
-    barge_and_cycle(lab, call, "outbound", capture, snaps)
-    finish(lab, "agent-outbound-gateway", capture,
-           {call.pbx_agent_uuid: "agent", call.pbx_customer_uuid: "customer"}, snaps, call.agent)
+    rec.roles.update({call.pbx_agent_uuid: "agent", call.pbx_customer_uuid: "customer"})
+    rec.supervisor(barge_and_cycle(lab, call, "outbound", rec.snaps))
 
 
-def test_blind_transfer_to_the_agent(lab: Lab) -> None:
+def test_blind_transfer_to_the_agent(lab: Lab, rec: Recorder) -> None:
     """A trunk call answered by agent 1004 is blind-transferred (uuid_transfer) to agent 1000."""
-    capture, snaps = lab.start_capture(), {}
     first = trunk_call_to(lab, "5551214", AGENT2)
     pbx_customer = lab.pbx_uuid_of(first.customer)
     start = lab.mark()
@@ -105,15 +109,13 @@ def test_blind_transfer_to_the_agent(lab: Lab) -> None:
     agent = lab.incoming(PHONE_TONES[AGENT], "agent", start)
     call = resolve(lab, Call(AGENT, agent, first.customer, TRUNK_CALLER))
     assert call.pbx_customer_uuid == pbx_customer
-    barge_and_cycle(lab, call, "blind transfer", capture, snaps)
-    finish(lab, "blind-transfer-to-agent", capture,
-           {call.pbx_agent_uuid: "agent", call.pbx_customer_uuid: "customer"}, snaps, call.customer)
+    rec.roles.update({call.pbx_agent_uuid: "agent", call.pbx_customer_uuid: "customer"})
+    rec.supervisor(barge_and_cycle(lab, call, "blind transfer", rec.snaps))
 
 
-def test_attended_transfer_to_the_agent(lab: Lab) -> None:
+def test_attended_transfer_to_the_agent(lab: Lab, rec: Recorder) -> None:
     """Agent 1004 consults agent 1000 with att_xfer (the stock *4 feature), then hangs up: the customer
     is connected to 1000."""
-    capture, snaps = lab.start_capture(), {}
     first = trunk_call_to(lab, "5551214", AGENT2)
     pbx_first_agent = lab.pbx_uuid_of(first.agent)
     start = lab.mark()
@@ -122,41 +124,38 @@ def test_attended_transfer_to_the_agent(lab: Lab) -> None:
     lab.hangup(first.agent)  # the transferring agent hangs up after consulting: transfer completes
     call = resolve(lab, Call(AGENT, agent, first.customer, TRUNK_CALLER))
     lab.ctl.api(f"uuid_exists {call.pbx_customer_uuid}")
-    barge_and_cycle(lab, call, "attended transfer", capture, snaps)
-    finish(lab, "attended-transfer-to-agent", capture,
-           {call.pbx_agent_uuid: "agent", call.pbx_customer_uuid: "customer"}, snaps, call.customer)
+    rec.roles.update({call.pbx_agent_uuid: "agent", call.pbx_customer_uuid: "customer"})
+    rec.supervisor(barge_and_cycle(lab, call, "attended transfer", rec.snaps))
 
 
-def test_callcenter_queue_delivers_to_the_agent(lab: Lab) -> None:
+def test_callcenter_queue_delivers_to_the_agent(lab: Lab, rec: Recorder) -> None:
     """DID 5551215 -> mod_callcenter queue sales@default -> agent 1000@default (contact user/1000)."""
-    capture, snaps = lab.start_capture(), {}
     call = resolve(lab, trunk_call_to(lab, "5551215", AGENT))
-    barge_and_cycle(lab, call, "callcenter", capture, snaps)
-    finish(lab, "callcenter-queue-to-agent", capture,
-           {call.pbx_agent_uuid: "agent", call.pbx_customer_uuid: "customer"}, snaps, call.customer)
+    rec.roles.update({call.pbx_agent_uuid: "agent", call.pbx_customer_uuid: "customer"})
+    rec.supervisor(barge_and_cycle(lab, call, "callcenter", rec.snaps))
 
 
-def test_agent_with_a_call_on_hold_barge_joins_the_active_call(lab: Lab) -> None:
+def test_agent_with_a_call_on_hold_barge_joins_the_active_call(lab: Lab, rec: Recorder) -> None:
     """Agent 1000 holds call 1, takes call 2, then holds call 2 and resumes call 1: the barge joins call 1,
     and the held customer never hears the supervisor."""
-    capture, snaps = lab.start_capture(), {}
+    talking = {"agent": {"customer"}, "customer": {"agent"}}
     call = trunk_call_to(lab, "5551212", AGENT)
+    lab.assert_hearing([call.agent, call.customer], talking, "hold, call 1 before hold")
     lab.hold(call.agent)
     second = trunk_call_to(lab, "5551212", AGENT, TRUNK_CALLER2, CUSTOMER2_TONE)
+    lab.assert_hearing([second.agent, second.customer], talking, "hold, call 2 before hold")
     lab.hold(second.agent)
     lab.hold(call.agent, on=False)
     resolve(lab, call)
     held = Leg(second.customer.uuid, "held_customer", second.customer.tone, second.customer.recording)
     pbx_held_agent = lab.pbx_uuid_of(second.agent)
-    barge_and_cycle(lab, call, "hold", capture, snaps, extra_legs=[held], extra_expected={"held_customer": set()})
-    finish(lab, "agent-with-call-on-hold", capture,
-           {call.pbx_agent_uuid: "agent", call.pbx_customer_uuid: "customer", pbx_held_agent: "agent_held_leg",
-            lab.pbx_uuid_of(second.customer): "held_customer"}, snaps, call.customer, second.customer)
+    rec.supervisor(barge_and_cycle(lab, call, "hold", rec.snaps, extra_legs=[held], extra_expected={"held_customer": set()}))
+    rec.roles.update({call.pbx_agent_uuid: "agent", call.pbx_customer_uuid: "customer", pbx_held_agent: "agent_held_leg",
+            lab.pbx_uuid_of(second.customer): "held_customer"})
 
 
-def test_two_supervisors_listen_and_whisper_side_by_side(lab: Lab) -> None:
+def test_two_supervisors_listen_and_whisper_side_by_side(lab: Lab, rec: Recorder) -> None:
     """1002 listens while 1005 whispers to the same agent; each is audited and leaves independently."""
-    capture, snaps = lab.start_capture(), {}
     call = resolve(lab, trunk_call_to(lab, "5551212", AGENT))
     s1 = lab.answered(supervisor_leg(lab, SUP, "*33", AGENT))
     s1_pbx = lab.pbx_uuid_of(s1)
@@ -164,7 +163,7 @@ def test_two_supervisors_listen_and_whisper_side_by_side(lab: Lab) -> None:
     s2 = lab.answered(supervisor_leg(lab, SUP2, "*34", AGENT))
     s2_pbx = lab.pbx_uuid_of(s2)
     lab.wait_record(s2_pbx, "eavesdrop running", lambda r: r["modes"])
-    snaps["two_eavesdroppers"] = lab.ctl.api("show channels as json")
+    rec.snaps["two_eavesdroppers"] = lab.ctl.api("show channels as json")
     s1.role, s2.role = "supervisor", "supervisor2"
     legs = [call.agent, call.customer, s1, s2]
     both = {"supervisor": {"agent", "customer"}, "supervisor2": {"agent", "customer"}}
@@ -186,19 +185,18 @@ def test_two_supervisors_listen_and_whisper_side_by_side(lab: Lab) -> None:
         assert r["target_uuid"] == call.pbx_agent_uuid and r["customer"] == TRUNK_CALLER, r
     assert [m["mode"] for m in r1["modes"]] == ["listen", "barge"]
     assert [m["mode"] for m in r2["modes"]] == ["whisper"]
-    finish(lab, "two-supervisors", capture, {call.pbx_agent_uuid: "agent", call.pbx_customer_uuid: "customer",
-                                             s1_pbx: "supervisor", s2_pbx: "supervisor2"}, snaps, call.customer)
+    rec.roles.update({call.pbx_agent_uuid: "agent", call.pbx_customer_uuid: "customer",
+                                             s1_pbx: "supervisor", s2_pbx: "supervisor2"})
 
 
-def test_a_key_for_a_mode_the_team_disallows_is_undone(lab: Lab) -> None:
+def test_a_key_for_a_mode_the_team_disallows_is_undone(lab: Lab, rec: Recorder) -> None:
     """Team support allows listen and whisper: 1012's keys 3 and 1 are undone at once, nobody hears
     the supervisor meanwhile, and the history keeps them as refused."""
-    capture, snaps = lab.start_capture(), {}
     call = resolve(lab, trunk_call_to(lab, "5551210", AGENT3))
     sup = lab.answered(supervisor_leg(lab, SUP3, "*33", AGENT3))
     sup_pbx = lab.pbx_uuid_of(sup)
     lab.wait_record(sup_pbx, "eavesdrop running", lambda r: r["modes"])
-    snaps["eavesdropping"] = lab.ctl.api("show channels as json")
+    rec.snaps["eavesdropping"] = lab.ctl.api("show channels as json")
     legs = [call.agent, call.customer, sup]
     lab.assert_hearing(legs, expected("listen"), "refused, listen")
     steps = (("3", "barge", "listen"), ("2", "whisper", "whisper"), ("1", "customer_whisper", "whisper"),
@@ -213,12 +211,27 @@ def test_a_key_for_a_mode_the_team_disallows_is_undone(lab: Lab) -> None:
         ("listen", False), ("barge", True), ("whisper", False), ("customer_whisper", True), ("listen", False)]
     assert record["target_uuid"] == call.pbx_agent_uuid and record["customer"] == TRUNK_CALLER
     assert (record["outcome"], record["end_reason"]) == ("completed", "supervisor_hangup")
-    finish(lab, "refused-key", capture, {call.pbx_agent_uuid: "agent", call.pbx_customer_uuid: "customer",
-                                         sup_pbx: "supervisor"}, snaps, call.customer)
+    rec.roles.update({call.pbx_agent_uuid: "agent", call.pbx_customer_uuid: "customer",
+                                         sup_pbx: "supervisor"})
 
 
-@pytest.fixture(autouse=True)
-def _each_topology_starts_and_ends_idle(lab: Lab) -> Iterator[None]:
+CAPTURES = {
+    "test_trunk_customer_calls_a_did_routed_to_the_agent": "trunk-did-to-agent",
+    "test_agent_dials_out_through_the_carrier_gateway": "agent-outbound-gateway",
+    "test_blind_transfer_to_the_agent": "blind-transfer-to-agent",
+    "test_attended_transfer_to_the_agent": "attended-transfer-to-agent",
+    "test_callcenter_queue_delivers_to_the_agent": "callcenter-queue-to-agent",
+    "test_agent_with_a_call_on_hold_barge_joins_the_active_call": "agent-with-call-on-hold",
+    "test_two_supervisors_listen_and_whisper_side_by_side": "two-supervisors",
+    "test_a_key_for_a_mode_the_team_disallows_is_undone": "refused-key",
+}
+
+
+@pytest.fixture
+def rec(lab: Lab, request: pytest.FixtureRequest) -> Iterator[Recorder]:
+    """Each topology starts and ends with an idle PBX; its capture is kept if FSBARGE_REALFS_CAPTURES is set."""
     lab.wait_pbx_idle()
-    yield
+    recorder = Recorder(lab.start_capture())
+    yield recorder
     lab.hang_up_everything()
+    lab.save_capture(CAPTURES[request.node.name], recorder.capture, recorder.roles, recorder.snaps)
