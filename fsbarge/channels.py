@@ -53,13 +53,14 @@ COLUMNS = (
 class Channel:
     """One live leg, with the fields the mirror stores."""
 
-    __slots__ = COLUMNS + ("rank", "apps")
+    __slots__ = COLUMNS + ("rank", "apps", "ani")
 
     def __init__(self, uuid: str) -> None:
         for slot in COLUMNS:
             setattr(self, slot, None)
         self.uuid = uuid
         self.rank = RANK_NONE
+        self.ani: str | None = None  # the number presented at creation (never swapped with the callee's)
         self.apps: list[tuple[str, str | None]] = []  # running applications, innermost last
 
     def to_row(self) -> dict[str, Any]:
@@ -109,6 +110,7 @@ def channel_from_row(row: Mapping[str, str]) -> Channel:
     ch.presence_id = decode(row.get("presence_id")) or None
     ch.caller_number = decode(row.get("cid_num")) or None
     ch.callee_number = decode(row.get("callee_num")) or None
+    ch.ani = decode(row.get("initial_cid_num")) or None
     ch.destination = decode(row.get("dest")) or None
     ch.call_uuid = row.get("call_uuid") or None
     app = row.get("application") or None
@@ -196,6 +198,8 @@ class ChannelTable:
             ch.caller_number = ev.caller_number
         if ev.callee_number:
             ch.callee_number = ev.callee_number
+        if ev.ani and ch.ani is None:
+            ch.ani = ev.ani
         if ev.destination:
             ch.destination = ev.destination
         if ev.presence_id:

@@ -62,6 +62,7 @@ class Event:
         "answer_state",
         "caller_number",
         "callee_number",
+        "ani",
         "destination",
         "presence_id",
         "call_uuid",
@@ -123,6 +124,9 @@ def from_headers(h: dict[str, str], body: bytes = b"") -> Event:
     ev.answer_state = g("Answer-State")
     ev.caller_number = decode(g("Caller-Caller-ID-Number"))
     ev.callee_number = decode(g("Caller-Callee-ID-Number"))
+    # The number the caller presented when the leg was created. Unlike Caller-ID-Number, FreeSWITCH
+    # never swaps it with the callee's (uuid_bridge, att_xfer and transfers do swap those).
+    ev.ani = decode(g("Caller-ANI"))
     ev.destination = decode(g("Caller-Destination-Number"))
     ev.presence_id = decode(g("Channel-Presence-ID"))
     ev.call_uuid = g("Channel-Call-UUID")
