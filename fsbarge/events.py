@@ -27,6 +27,10 @@ SUBSCRIBED_EVENTS: tuple[str, ...] = (
     "CHANNEL_HANGUP_COMPLETE",
     "CHANNEL_DESTROY",
     "CHANNEL_UUID",
+    # Hold and resume (Channel-Call-State HELD / UNHELD): the agent's held call is not the one a
+    # barge joins. They fire only when a phone holds or resumes, so they cost next to nothing.
+    "CHANNEL_HOLD",
+    "CHANNEL_UNHOLD",
     "DTMF",
     "MEDIA_BUG_START",
     "MEDIA_BUG_STOP",
