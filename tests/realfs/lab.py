@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -89,10 +90,17 @@ class Lab:
         self._start_daemon()
 
     def _all_registered(self) -> bool:
-        assert self.ctl is not None
+        """The PBX lists every phone and every phone's gateway is registered and up."""
+        assert self.ctl is not None and self.ph is not None
         regs = json.loads(self.ctl.api("show registrations as json") or "{}")
         users = {r.get("reg_user") for r in regs.get("rows", [])}
-        return set(PHONE_TONES) <= users
+        if not set(PHONE_TONES) <= users:
+            return False
+        for user in PHONE_TONES:
+            status = self.ph.api(f"sofia status gateway {user}", check=False)
+            if not re.search(r"^State\s+REGED$", status, re.M) or not re.search(r"^Status\s+UP", status, re.M):
+                return False
+        return True
 
     def _start_daemon(self) -> None:
         self.config.write_text(f"""
