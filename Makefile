@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo lint bench bench-smoke faults clean
+.PHONY: install test test-realfs realfs-captures demo lint bench bench-smoke faults clean
 
 install: $(STAMP)
 
@@ -15,6 +15,17 @@ $(STAMP): pyproject.toml
 
 test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The integration suite against a real FreeSWITCH (about 2 minutes); fails if none is on PATH.
+test-realfs: install
+	@command -v freeswitch >/dev/null || { echo "make test-realfs: no freeswitch binary on PATH (see README, Development)"; exit 2; }
+	FSBARGE_REQUIRE_FREESWITCH=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/realfs
+
+# Re-record tests/fixtures/realfs-captures from a run of the suite.
+realfs-captures: install
+	rm -rf tests/fixtures/realfs-captures
+	FSBARGE_REQUIRE_FREESWITCH=1 FSBARGE_REALFS_CAPTURES=$(CURDIR)/tests/fixtures/realfs-captures \
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/realfs
 
 demo: install
 	$(BIN)/python -m fsbarge.demo

@@ -292,7 +292,8 @@ class BargeMachine:
         if peer.user:
             return peer.user
         if peer.direction == "inbound":
-            return peer.caller_number
+            # ANI, not the caller-ID number: a transfer or uuid_bridge swaps caller and callee ID.
+            return peer.ani or peer.caller_number
         return peer.destination or peer.callee_number
 
     def _barged_by_other(self, target_uuid: str, sup_uuid: str) -> bool:

@@ -53,13 +53,15 @@ COLUMNS = (
 class Channel:
     """One live leg, with the fields the mirror stores."""
 
-    __slots__ = COLUMNS + ("rank", "apps", "read_codec")
+    __slots__ = COLUMNS + ("rank", "apps", "ani", "held", "read_codec")
 
     def __init__(self, uuid: str) -> None:
         for slot in COLUMNS:
             setattr(self, slot, None)
         self.uuid = uuid
         self.rank = RANK_NONE
+        self.ani: str | None = None  # the number presented at creation (never swapped with the callee's)
+        self.held = False  # Channel-Call-State HELD: on hold, the agent is not talking on it
         self.read_codec: str | None = None  # from show channels only (not mirrored)
         self.apps: list[tuple[str, str | None]] = []  # running applications, innermost last
 
@@ -121,6 +123,8 @@ def channel_from_row(row: Mapping[str, str]) -> Channel:
     ch.presence_id = decode(row.get("presence_id")) or None
     ch.caller_number = decode(row.get("cid_num")) or None
     ch.callee_number = decode(row.get("callee_num")) or None
+    ch.ani = decode(row.get("initial_cid_num")) or None
+    ch.held = row.get("callstate") == "HELD"
     ch.destination = decode(row.get("dest")) or None
     ch.call_uuid = row.get("call_uuid") or None
     app = row.get("application") or None
@@ -203,12 +207,16 @@ class ChannelTable:
             ch.state = ev.state
         if ev.answer_state:
             ch.answer_state = ev.answer_state
+        if ev.call_state:
+            ch.held = ev.call_state == "HELD"
         if ev.call_uuid:
             ch.call_uuid = ev.call_uuid
         if ev.caller_number:
             ch.caller_number = ev.caller_number
         if ev.callee_number:
             ch.callee_number = ev.callee_number
+        if ev.ani and ch.ani is None:
+            ch.ani = ev.ani
         if ev.destination:
             ch.destination = ev.destination
         if ev.presence_id:
@@ -344,14 +352,16 @@ class ChannelTable:
         leg, so picking the customer's leg would whisper to the customer.
         """
         best: Channel | None = None
-        best_key: tuple[int, int, float] | None = None
+        best_key: tuple[int, int, int, float] | None = None
         for ch in self.legs_of(ext):
             if not ch.answered or ch.eavesdropping:
                 continue
             peer = self.get(ch.peer_uuid)
             if peer is not None and peer.user == ext and peer.rank > ch.rank:
                 continue  # the other leg of this call is more surely ext's own
-            key = (ch.rank, 1 if ch.peer_uuid else 0, ch.answered_at or 0.0)
+            # The call the agent is talking on beats one on hold (the phone's hold makes FreeSWITCH
+            # show the PBX leg HELD), then the surer attribution, then a bridged leg, then the newest.
+            key = (0 if ch.held else 1, ch.rank, 1 if ch.peer_uuid else 0, ch.answered_at or 0.0)
             if best_key is None or key > best_key:
                 best, best_key = ch, key
         return best

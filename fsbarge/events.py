@@ -27,6 +27,10 @@ SUBSCRIBED_EVENTS: tuple[str, ...] = (
     "CHANNEL_HANGUP_COMPLETE",
     "CHANNEL_DESTROY",
     "CHANNEL_UUID",
+    # Hold and resume (Channel-Call-State HELD / UNHELD): the agent's held call is not the one a
+    # barge joins. They fire only when a phone holds or resumes, so they cost next to nothing.
+    "CHANNEL_HOLD",
+    "CHANNEL_UNHOLD",
     "DTMF",
     "MEDIA_BUG_START",
     "MEDIA_BUG_STOP",
@@ -62,6 +66,7 @@ class Event:
         "answer_state",
         "caller_number",
         "callee_number",
+        "ani",
         "destination",
         "presence_id",
         "call_uuid",
@@ -123,6 +128,9 @@ def from_headers(h: dict[str, str], body: bytes = b"") -> Event:
     ev.answer_state = g("Answer-State")
     ev.caller_number = decode(g("Caller-Caller-ID-Number"))
     ev.callee_number = decode(g("Caller-Callee-ID-Number"))
+    # The number the caller presented when the leg was created. Unlike Caller-ID-Number, FreeSWITCH
+    # never swaps it with the callee's (uuid_bridge, att_xfer and transfers do swap those).
+    ev.ani = decode(g("Caller-ANI"))
     ev.destination = decode(g("Caller-Destination-Number"))
     ev.presence_id = decode(g("Channel-Presence-ID"))
     ev.call_uuid = g("Channel-Call-UUID")

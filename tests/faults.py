@@ -232,6 +232,9 @@ class Campaign:
         self.daemon.kill()
         self.daemon = None
         self.kills += 1
+        # the simulator must have seen the old connection go, or the next start would look subscribed
+        if not wait_for(lambda: not any(c.events for c in self.sim.clients()), 10):
+            raise AssertionError("the simulator still lists the killed daemon's connection")
         # while the daemon is down, the world goes on
         for _ in range(self.rng.randint(0, 2)):
             self.act()

@@ -24,15 +24,20 @@ def sdp(port: int, direction: str | None = None) -> str:
 
 def inbound_leg(ext: str, dest: str, uuid: str, user: User | None, authenticated: bool,
                 caller_id_name: str | None, now: float, session_id: str,
-                request_params: list[tuple[str, str]]) -> Channel:
-    """The PBX leg of a phone's INVITE, as sofia_handle_sip_i_invite leaves it before CS_INIT."""
+                request_params: list[tuple[str, str]], trunk: bool = False) -> Channel:
+    """The PBX leg of a phone's INVITE, as sofia_handle_sip_i_invite leaves it before CS_INIT.
+
+    ``trunk``: an INVITE from the carrier on the unauthenticated 'external' profile (as captured in
+    tests/fixtures/realfs-captures/trunk-did-to-agent): ``ext`` is the caller's number, no
+    presence_id, no user_name, no ACL, context 'public'.
+    """
     us = int(now * 1_000_000)
-    name = f"sofia/internal/{ext}@{DOMAIN}"
+    name = f"sofia/{'external' if trunk else 'internal'}/{ext}@{DOMAIN}"
     # The From display name is whatever the phone sends (caller-controlled, may be hostile).
     cid_name = caller_id_name if caller_id_name is not None else (user.name if user else ext)
-    profile = Profile("inbound", ext, cid_name, ext, dest, uuid, name, us)
+    profile = Profile("inbound", ext, cid_name, ext, dest, uuid, name, us, context="public" if trunk else "default")
     ch = Channel(uuid, name, "inbound", profile, ext, now, call_uuid=uuid)
-    ch.presence_id = f"{ext}@{DOMAIN}"
+    ch.presence_id = None if trunk else f"{ext}@{DOMAIN}"
     ch.initial = {"cid_name": cid_name, "cid_num": ext, "ip_addr": DOMAIN, "dest": dest}
     tag = new_uuid()[:13]
     v = ch.variables
@@ -44,7 +49,9 @@ def inbound_leg(ext: str, dest: str, uuid: str, user: User | None, authenticated
         "sip_network_port": "5070", "sip_invite_stamp": str(us), "sip_received_ip": DOMAIN,
         "sip_received_port": "5070", "sip_via_protocol": "udp", "sip_authorized": "true",
     })
-    if authenticated and user is not None:
+    if trunk:
+        pass  # the external profile neither challenges nor applies an ACL
+    elif authenticated and user is not None:
         # Digest-authenticated INVITE: the REQUEST_PARAMS of the directory lookup leak into the
         # channel as variable_Event-Name etc. (a parser must not mistake them for the real ones),
         # then sofia_reg_parse_auth copies the directory user in.
@@ -65,7 +72,7 @@ def inbound_leg(ext: str, dest: str, uuid: str, user: User | None, authenticated
         # Admitted by apply-inbound-acl: authorized, but no user_name (nobody was challenged).
         v["sip_acl_authed_by"] = "domains"
     v.update({
-        "sip_from_user_stripped": ext, "sip_from_tag": tag, "sofia_profile_name": "internal",
+        "sip_from_user_stripped": ext, "sip_from_tag": tag, "sofia_profile_name": "external" if trunk else "internal",
         "sofia_profile_url": f"sip:mod_sofia@{DOMAIN}:5060", "recovery_profile_name": "internal",
         "sip_full_via": f"SIP/2.0/UDP {DOMAIN}:5070;rport=5070;branch=z9hG4bK{tag}",
         "sip_from_display": cid_name, "sip_full_from": f'"{cid_name}" <sip:{ext}@{DOMAIN}>;tag={tag}',
@@ -90,6 +97,8 @@ def inbound_leg(ext: str, dest: str, uuid: str, user: User | None, authenticated
         "write_codec": "PCMU", "write_rate": "8000", "dtmf_type": "rfc2833",
         "endpoint_disposition": "RECEIVED",
     })
+    if trunk:
+        del v["presence_id"]
     return ch
 
 

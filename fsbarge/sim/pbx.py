@@ -119,9 +119,10 @@ class Pbx(HangupMixin, AppsMixin):
 
     # -- phones place calls ---------------------------------------------------------------
     def dial(self, ext: str, dest: str, authenticated: bool = True, uuid: str | None = None,
-             b_uuid: str | None = None, caller_id_name: str | None = None) -> Channel:
-        """A phone sends INVITE <dest>: create the inbound leg, route it, run its dialplan."""
-        ch = self._new_inbound(ext, dest, authenticated, uuid or new_uuid(), caller_id_name)
+             b_uuid: str | None = None, caller_id_name: str | None = None, trunk: bool = False) -> Channel:
+        """A phone (or, with ``trunk``, the carrier) sends INVITE <dest>: create the inbound leg,
+        route it, run its dialplan."""
+        ch = self._new_inbound(ext, dest, authenticated, uuid or new_uuid(), caller_id_name, trunk)
         if b_uuid:
             self._b_uuids[ch.uuid] = b_uuid
         self._set_state(ch, "CS_NEW", 0)
@@ -146,9 +147,21 @@ class Pbx(HangupMixin, AppsMixin):
         self.pump(ch)
         return ch
 
+    def hold(self, ch: Channel, on: bool) -> None:
+        """The phone on ``ch`` holds (re-INVITE a=sendonly) or resumes, as captured in
+        tests/fixtures/realfs-captures/agent-with-call-on-hold: CHANNEL_CALLSTATE HELD then
+        CHANNEL_HOLD; CHANNEL_CALLSTATE UNHELD, CHANNEL_UNHOLD, CHANNEL_CALLSTATE ACTIVE."""
+        if on:
+            self._callstate(ch, "HELD")
+            self.fire("CHANNEL_HOLD", ch)
+        else:
+            self._callstate(ch, "UNHELD")
+            self.fire("CHANNEL_UNHOLD", ch)
+            self._callstate(ch, "ACTIVE")
+
     def place_call(self, caller: str, dest: str, authenticated: bool = True, a_uuid: str | None = None,
-                   b_uuid: str | None = None, caller_id_name: str | None = None) -> Call:
-        ch = self.dial(caller, dest, authenticated, a_uuid, b_uuid, caller_id_name)
+                   b_uuid: str | None = None, caller_id_name: str | None = None, trunk: bool = False) -> Call:
+        ch = self.dial(caller, dest, authenticated, a_uuid, b_uuid, caller_id_name, trunk)
         return Call(ch.uuid, ch.peer or ch.ringing_peer or self._b_uuids.get(ch.uuid), caller, dest)
 
     def route(self, ch: Channel) -> list[tuple[str, str]] | None:
@@ -170,9 +183,9 @@ class Pbx(HangupMixin, AppsMixin):
         return None
 
     def _new_inbound(self, ext: str, dest: str, authenticated: bool, uuid: str,
-                     caller_id_name: str | None = None) -> Channel:
-        ch = inbound_leg(ext, dest, uuid, self.directory.get(ext), authenticated, caller_id_name, self.clock(),
-                         self._session_id(), self.factory.core_headers("REQUEST_PARAMS"))
+                     caller_id_name: str | None = None, trunk: bool = False) -> Channel:
+        ch = inbound_leg(ext, dest, uuid, None if trunk else self.directory.get(ext), authenticated, caller_id_name,
+                         self.clock(), self._session_id(), self.factory.core_headers("REQUEST_PARAMS"), trunk)
         self.channels[uuid] = ch
         self._count_session()
         return ch

@@ -304,9 +304,15 @@ class FreeSwitchSim:
     # -- the phones --------------------------------------------------------------------------
     @_in_sim
     def place_call(self, caller: str, dest: str, authenticated: bool = True, a_uuid: str | None = None,
-                   b_uuid: str | None = None, caller_id_name: str | None = None) -> Call:
-        """Phone ``caller`` dials ``dest``; a user extension is bridged to user/<dest>."""
-        return self._pbx.place_call(caller, dest, authenticated, a_uuid, b_uuid, caller_id_name)
+                   b_uuid: str | None = None, caller_id_name: str | None = None, trunk: bool = False) -> Call:
+        """Phone ``caller`` dials ``dest``; a user extension is bridged to user/<dest>. ``trunk``: the
+        carrier delivers a call from number ``caller`` (unauthenticated 'external' profile)."""
+        return self._pbx.place_call(caller, dest, authenticated, a_uuid, b_uuid, caller_id_name, trunk)
+
+    @_in_sim
+    def hold(self, uuid: str, on: bool = True) -> None:
+        """The phone on this leg puts the call on hold (``on``) or resumes it."""
+        self._pbx.hold(self._require(uuid), on)
 
     @_in_sim
     def dial(self, ext: str, dest: str, authenticated: bool = True, uuid: str | None = None,
