@@ -93,7 +93,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
+    from .config import ENV_DATABASE_URL, ConfigError
+    from .db import DatabaseError, check_driver
+
     config = _config(args)
+    try:
+        check_driver(config.database.url)  # e.g. a PostgreSQL URL without fsbarge[postgresql]
+    except DatabaseError as exc:
+        key = ENV_DATABASE_URL if os.environ.get(ENV_DATABASE_URL) else "database.url"
+        raise ConfigError(config.path, key, str(exc)) from None
     teams = ", ".join(t.name for t in config.teams) or "none"
     nodes = ", ".join(f"{n.name} ({n.host}:{n.port})" for n in config.nodes)
     print(f"{config.path}: OK — nodes: {nodes}; teams: {teams}")

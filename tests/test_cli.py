@@ -284,6 +284,51 @@ def test_check_config_never_echoes_a_password_in_its_error(tmp_path: Path, env, 
     assert PASSWORD not in out + err and ENV_PASSWORD not in out + err
 
 
+@pytest.fixture
+def without_psycopg(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PostgreSQL driver absent, as without `pip install 'fsbarge[postgresql]'`."""
+    for name in [m for m in sys.modules if m == "psycopg" or m.startswith("psycopg.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # `import psycopg` now fails
+
+
+def _postgresql_config(tmp: Path) -> Path:
+    path = write_config(tmp, 8021, password=PASSWORD)
+    path.write_text(
+        path.read_text().replace(f'url = "sqlite:///{tmp / "fsbarge.db"}"', 'url = "postgresql://fsbarge:Db-S3cret@db.example/fsbarge"')
+    )
+    return path
+
+
+def test_check_config_fails_in_one_line_when_the_database_driver_is_missing(
+    tmp_path: Path, env, capsys, without_psycopg
+) -> None:
+    path = _postgresql_config(tmp_path)
+    assert main(["check-config", "--config", str(path)]) == 2
+    out, err = capsys.readouterr()
+    line = assert_one_error_line(err)
+    assert out == ""
+    assert line.startswith(f"fsbarge: {path}: database.url: ")
+    assert "psycopg" in line and "pip install 'fsbarge[postgresql]'" in line
+    assert "Db-S3cret" not in line
+    # the same URL from the environment: the error names the variable
+    env.setenv("FSBARGE_DATABASE_URL", "postgresql://fsbarge:Env-Db-S3cret@db.example/fsbarge")
+    assert main(["check-config", "--config", str(path)]) == 2
+    line = assert_one_error_line(capsys.readouterr().err)
+    assert f"{path}: FSBARGE_DATABASE_URL: " in line and "Env-Db-S3cret" not in line
+    # db upgrade says the same, in one line
+    assert main(["db", "upgrade", "--config", str(path)]) == 1
+    assert "pip install 'fsbarge[postgresql]'" in assert_one_error_line(capsys.readouterr().err)
+
+
+def test_check_config_accepts_a_postgresql_url_when_the_driver_is_installed(tmp_path: Path, env, capsys) -> None:
+    """(The driver comes with `make install`; check-config does not connect.)"""
+    pytest.importorskip("psycopg")
+    path = _postgresql_config(tmp_path)
+    assert main(["check-config", "--config", str(path)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
 # --------------------------------------------------------------------------- db upgrade, empty trail
 
 
