@@ -1,15 +1,111 @@
-"""Fixtures shared by several test modules."""
+"""Fixtures shared by several test modules: databases on SQLite and on a real PostgreSQL.
+
+A test that takes `db_url`, `blank_url` or `engine` runs once per backend (`backend` is
+"sqlite" or "postgresql"). The PostgreSQL variants use one throwaway cluster for the whole
+session, started by scripts/postgres.sh (which installs PostgreSQL from the distribution's
+packages when it is missing) and stopped by its pid at the end; every test gets a database of
+its own. When the cluster cannot be had, those variants skip with the script's one-line reason
+(or fail, when FSBARGE_REQUIRE_POSTGRES=1).
+"""
 
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import URL, Engine, create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 
 from fsbarge import db
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_SCRIPT = ROOT / "scripts" / "postgres.sh"
+REQUIRE_POSTGRES = "FSBARGE_REQUIRE_POSTGRES"
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
+
+
+class PostgresCluster:
+    """The session's PostgreSQL cluster: hands out fresh databases, empty or migrated."""
+
+    def __init__(self, url: str) -> None:
+        self.url = make_url(url)
+        self._admin = create_engine(self.url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        self._names = itertools.count(1)
+        self._template: str | None = None
+
+    def _execute(self, sql: str) -> None:
+        with self._admin.connect() as conn:
+            conn.execute(text(sql))
+
+    def url_of(self, name: str) -> str:
+        return self.url.set(database=name).render_as_string(hide_password=False)
+
+    def create_database(self, *, migrated: bool = False) -> str:
+        """A new database (migrated to head: a copy of a template migrated once); its URL."""
+        name = f"fsbarge_test_{next(self._names)}"
+        template = ""
+        if migrated:
+            if self._template is None:
+                self._template = "fsbarge_migrated"
+                self._execute(f"CREATE DATABASE {self._template}")
+                db.upgrade(self.url_of(self._template))  # the engine is disposed: no session left
+            template = f" TEMPLATE {self._template}"
+        self._execute(f"CREATE DATABASE {name}{template}")
+        return self.url_of(name)
+
+    def drop_database(self, url: str | URL) -> None:
+        """Drop a database handed out by create_database, whoever is still connected to it."""
+        self._execute(f"DROP DATABASE IF EXISTS {make_url(url).database} WITH (FORCE)")
+
+    def close(self) -> None:
+        self._admin.dispose()
+
+
+def _start_postgres(directory: str) -> str:
+    """scripts/postgres.sh start: the cluster's URL, or skip/fail with the script's one line."""
+    try:
+        proc = subprocess.run(
+            [str(POSTGRES_SCRIPT), "start", directory], capture_output=True, text=True, timeout=900
+        )
+        why = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        ok = proc.returncode == 0
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        why, ok = f"{POSTGRES_SCRIPT.name}: {exc}", False
+    if not ok:
+        shutil.rmtree(directory, ignore_errors=True)
+        message = f"PostgreSQL unavailable, its tests skipped: {why}"
+        if os.environ.get(REQUIRE_POSTGRES) == "1":
+            pytest.fail(f"{message} ({REQUIRE_POSTGRES}=1)", pytrace=False)
+        pytest.skip(message)
+    return proc.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """One throwaway cluster for the session, stopped by its pid (scripts/postgres.sh stop)."""
+    # In the system's temp directory, not pytest's private one: the cluster's unprivileged
+    # user must be able to reach it.
+    directory = tempfile.mkdtemp(prefix="fsbarge-pg-")
+    cluster = PostgresCluster(_start_postgres(directory))
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+        subprocess.run([str(POSTGRES_SCRIPT), "stop", directory], check=False, timeout=120)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """"sqlite" or "postgresql": every test that uses a database runs on both."""
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +120,47 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def db_path(tmp_path: Path, migrated_template: Path) -> Path:
+    """A migrated SQLite file (for the tests that are about SQLite itself)."""
     path = tmp_path / "fsbarge.db"
     shutil.copy(migrated_template, path)
     return path
 
 
+def _fresh_url(
+    request: pytest.FixtureRequest, backend: str, *, migrated: bool, name: str = "fsbarge.db"
+) -> Iterator[str]:
+    if backend == "sqlite":
+        if migrated:
+            yield f"sqlite:///{request.getfixturevalue('db_path')}"
+        else:
+            yield f"sqlite:///{request.getfixturevalue('tmp_path') / 'state' / name}"
+        return
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    url = cluster.create_database(migrated=migrated)
+    yield url
+    cluster.drop_database(url)
+
+
 @pytest.fixture
-def engine(db_path: Path) -> Iterator[Engine]:
-    eng = db.make_engine(f"sqlite:///{db_path}")
+def db_url(request: pytest.FixtureRequest, backend: str) -> Iterator[str]:
+    """The URL of a database of its own for this test, migrated to head, on each backend."""
+    yield from _fresh_url(request, backend, migrated=True)
+
+
+@pytest.fixture
+def blank_url(request: pytest.FixtureRequest, backend: str) -> Iterator[str]:
+    """The URL of an empty database of its own for this test (never migrated), on each backend."""
+    yield from _fresh_url(request, backend, migrated=False)
+
+
+@pytest.fixture
+def another_blank_url(request: pytest.FixtureRequest, backend: str) -> Iterator[str]:
+    """A second empty database on the same backend as `blank_url`."""
+    yield from _fresh_url(request, backend, migrated=False, name="another.db")
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = db.make_engine(db_url)
     yield eng
     eng.dispose()

@@ -1,4 +1,4 @@
-"""ChannelStore: the live-channel mirror, on a real migrated SQLite file."""
+"""ChannelStore: the live-channel mirror, on a real migrated database (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -162,9 +161,9 @@ print(json.dumps({"uuids": [r["uuid"] for r in rows]}))
 """
 
 
-def _read_in_another_process(db_path: Path) -> dict[str, object]:
+def _read_in_another_process(db_url: str) -> dict[str, object]:
     proc = subprocess.run(
-        [sys.executable, "-c", _READER, f"sqlite:///{db_path}"],
+        [sys.executable, "-c", _READER, db_url],
         capture_output=True,
         text=True,
         timeout=60,
@@ -174,13 +173,13 @@ def _read_in_another_process(db_path: Path) -> dict[str, object]:
 
 
 def test_a_reader_in_another_process_is_not_blocked_by_an_open_write_transaction(
-    store: ChannelStore, engine: Engine, db_path: Path
+    store: ChannelStore, engine: Engine, db_url: str
 ) -> None:
     store.apply("pbx1", [leg("committed")], [])
     with db.writer(engine).begin() as conn:
         store.apply("pbx1", [leg("pending")], ["committed"], conn=conn)
-        seen = _read_in_another_process(db_path)
+        seen = _read_in_another_process(db_url)
         # the reader sees the last committed state, never the uncommitted change; had it had to
         # wait for the writer it would have failed ("database is locked") after its 0.1 s timeout
         assert seen["uuids"] == ["committed"]
-    assert _read_in_another_process(db_path)["uuids"] == ["pending"]
+    assert _read_in_another_process(db_url)["uuids"] == ["pending"]
