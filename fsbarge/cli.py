@@ -17,6 +17,7 @@ __all__ = ["main"]
 
 OUTCOMES = ("active", "completed", "denied", "no_active_call", "failed")
 MODES = ("listen", "whisper", "barge", "customer_whisper")
+MAX_ID = 2**31 - 1  # the largest id an INTEGER column holds on every backend
 
 
 class UsageError(Exception):
@@ -152,7 +153,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         out = render(records)
         sys.stdout.write(out if out.endswith("\n") else out + "\n")
         return 0
-    record = AuditStore(_reader_engine(args)).get(args.id) if 0 < args.id < 2**63 else None
+    # ids are the schema's INTEGER: 32 bits on PostgreSQL, which refuses to compare a larger number
+    record = AuditStore(_reader_engine(args)).get(args.id) if 0 < args.id <= MAX_ID else None
     if record is None:
         print(f"fsbarge: no intervention with id {args.id}", file=sys.stderr)
         return 1

@@ -59,7 +59,16 @@ def make_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_M
             connect_args["options"] = options
             if "connect_timeout" not in parsed.query:
                 connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
-        return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+        engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+        if engine.dialect.driver == "psycopg":
+            dumpers = _nul_safe_str_dumpers()
+
+            @event.listens_for(engine, "connect")
+            def _on_pg_connect(dbapi_conn: Any, _record: Any) -> None:
+                for dumper in dumpers:  # the text one last: it stays the default for str
+                    dbapi_conn.adapters.register_dumper(str, dumper)
+
+        return engine
 
     path = _sqlite_path(parsed)
     if path is not None:
@@ -133,6 +142,26 @@ def check_driver(url: str | URL) -> None:
             f"cannot use database {_describe_url(parsed)}: its driver (Python module {module}) "
             f"is not installed: {hint}"
         ) from None
+
+
+def _nul_safe_str_dumpers() -> tuple[type, ...]:
+    """psycopg dumpers for str that store a NUL character as U+FFFD.
+
+    PostgreSQL text cannot hold NUL (SQLite can), and FreeSWITCH hands us whatever a caller put in
+    a SIP header (`%00` decodes to NUL): without this a single such value makes every retry of that
+    write fail, and the mirror or the audit stops there."""
+    from psycopg.types.string import StrBinaryDumper, StrDumperUnknown
+
+    def dump(base: type) -> Any:
+        def _dump(self: Any, obj: str) -> Any:
+            return base.dump(self, obj.replace("\x00", "\ufffd") if "\x00" in obj else obj)
+
+        return _dump
+
+    return tuple(
+        type(f"NulSafe{base.__name__}", (base,), {"dump": dump(base)})
+        for base in (StrBinaryDumper, StrDumperUnknown)
+    )
 
 
 def writer(engine: Engine) -> Engine:

@@ -329,6 +329,17 @@ def test_check_config_accepts_a_postgresql_url_when_the_driver_is_installed(tmp_
     assert "OK" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("ident", ["2147483648", "9223372036854775807"])
+def test_audit_show_of_an_id_no_record_can_have_is_not_found_on_every_backend(
+    tmp_path: Path, env, capsys, db_url: str, ident: str
+) -> None:
+    """Ids are INTEGER, 32 bits on PostgreSQL, which refuses to compare a larger number ("integer out
+    of range"): such an id is simply not found, as on SQLite."""
+    path = write_config(tmp_path, 8021, password=PASSWORD, database_url=db_url)
+    assert main(["audit", "show", ident, "--config", str(path)]) == 1
+    assert assert_one_error_line(capsys.readouterr().err) == f"fsbarge: no intervention with id {ident}"
+
+
 # --------------------------------------------------------------------------- db upgrade, empty trail
 
 

@@ -191,6 +191,13 @@ def test_failed_eavesdrop_keeps_its_reason(audit: AuditStore) -> None:
     assert audit.get(j)["reason"] == "kept"  # type: ignore[index]
 
 
+def test_a_nul_character_in_a_callers_number_is_audited(audit: AuditStore, backend: str) -> None:
+    """PostgreSQL cannot store NUL: it becomes U+FFFD there, and the record is written all the same."""
+    i = attempt(audit, customer="10\x0001", outcome="denied", reason="not_in_team")
+    nul = "\ufffd" if backend == "postgresql" else "\x00"
+    assert audit.get(i)["customer"] == f"10{nul}01"  # type: ignore[index]
+
+
 def test_invalid_writes_are_refused_before_touching_the_database(audit: AuditStore) -> None:
     with pytest.raises(ValueError, match="unknown outcome 'won'"):
         attempt(audit, outcome="won")
