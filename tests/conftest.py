@@ -160,6 +160,17 @@ def another_blank_url(request: pytest.FixtureRequest, backend: str) -> Iterator[
 
 
 @pytest.fixture
+def daemon_db_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Iterator[str]:
+    """The database of a daemon under test, on each backend: on SQLite a file that the daemon
+    creates and migrates on start (tmp_path/fsbarge.db), on PostgreSQL a database of this test's
+    own that is already migrated, as `fsbarge db upgrade` leaves it before the first start."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fsbarge.db'}"
+        return
+    yield from _fresh_url(request, backend, migrated=True)
+
+
+@pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     eng = db.make_engine(db_url)
     yield eng

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, make_url, text
 
 from fsbarge.logs import configure_logging
 from fsbarge.sim import FreeSwitchSim
@@ -38,8 +41,9 @@ def sim_uuids(sim: FreeSwitchSim) -> set[str]:
 
 
 @pytest.fixture
-def daemon(tmp_path: Path, sim: FreeSwitchSim, logs) -> Iterator[InProcessDaemon]:
-    with InProcessDaemon(write_config(tmp_path, sim.port)) as d:
+def daemon(tmp_path: Path, sim: FreeSwitchSim, logs, daemon_db_url: str) -> Iterator[InProcessDaemon]:
+    """On SQLite and on PostgreSQL."""
+    with InProcessDaemon(write_config(tmp_path, sim.port, database_url=daemon_db_url)) as d:
         d.wait_connected()
         yield d
 
@@ -110,6 +114,19 @@ def test_hostile_caller_id_cannot_forge_a_header(sim, daemon) -> None:
     assert mirror(daemon) == sim_uuids(sim)
 
 
+def test_a_nul_in_a_callers_number_neither_stops_the_mirror_nor_the_audit(sim, daemon) -> None:
+    """(PostgreSQL cannot store NUL: a write that failed on it would be retried for ever.)"""
+    call = sim.place_call("10\x0001", "1000")
+    wait_until(lambda: call.b_uuid in mirror(daemon), what="the call mirrored")
+    sup = sim.dial("1002", "*331000")
+    wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", what="the barge served")
+    later = sim.place_call("1001", "1004")
+    wait_until(lambda: mirror(daemon) == sim_uuids(sim), what="the mirror to keep up")
+    assert later.b_uuid in mirror(daemon)
+    [rec] = daemon.audit()
+    assert rec["customer"] in ("10\x0001", "10\ufffd01")
+
+
 def test_wrong_password_is_logged_clearly_retried_slowly_and_never_logged(sim, tmp_path, logs) -> None:
     config = write_config(tmp_path, sim.port, password="Wr0ngPass")
     with InProcessDaemon(config) as d:
@@ -152,27 +169,58 @@ def test_freeswitch_restart_closes_running_interventions(sim, daemon, tmp_path) 
     assert mirror(daemon) == sim_uuids(sim) == set()
 
 
-def test_a_locked_database_delays_but_loses_nothing(sim, daemon, tmp_path, logs) -> None:
-    """Audit first: while another writer holds the database, the barge waits; then it all lands."""
-    import sqlite3
+def hold_the_audit_table(database_url: str, give_up_after: float = 15.0) -> Callable[[], None]:
+    """Another session takes the lock a write to the audit table needs and keeps it until the
+    returned function is called: SQLite's write lock, or PostgreSQL's ACCESS EXCLUSIVE table lock
+    (what a migration or a VACUUM FULL takes). A thread lets go after `give_up_after` seconds in
+    any case: a daemon that waited on the lock inside the hub fails the test instead of hanging it."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        locker = sqlite3.connect(str(url.database), isolation_level=None, check_same_thread=False)
+        locker.execute("BEGIN EXCLUSIVE")
+        close = locker.close  # closing rolls back
+    else:
+        engine = create_engine(url)
+        conn = engine.connect()
+        conn.execute(text("LOCK TABLE interventions IN ACCESS EXCLUSIVE MODE"))
 
+        def close() -> None:
+            conn.close()  # rolls back
+            engine.dispose()
+
+    once = threading.Lock()
+
+    def release() -> None:
+        if once.acquire(blocking=False):
+            timer.cancel()
+            close()
+
+    timer = threading.Timer(give_up_after, release)
+    timer.start()
+    return release
+
+
+def test_a_locked_database_delays_but_loses_nothing(sim, daemon, tmp_path, logs, daemon_db_url) -> None:
+    """Audit first: while another writer holds the database, the barge waits; then it all lands.
+    The daemon's writes give up on the lock after a short while and retry, so the hub (simulator
+    included, in this process) keeps running meanwhile."""
     call = sim.place_call("1001", "1000")
     daemon.wait_idle()
-    locker = sqlite3.connect(tmp_path / "fsbarge.db", isolation_level=None)
-    locker.execute("BEGIN EXCLUSIVE")
-    sup = sim.dial("1002", "*331000")
-    wait_until(lambda: any("database write failed" in l["event"] for l in lines(logs)), what="a retry warning")
-    assert sim.eavesdrop_mode(sup) is None  # nothing happens before the audit record is durable
-    locker.execute("COMMIT")
-    locker.close()
+    release = hold_the_audit_table(daemon_db_url)
+    try:
+        sup = sim.dial("1002", "*331000")
+        wait_until(lambda: any("database write failed" in l["event"] for l in lines(logs)), what="a retry warning")
+        assert sim.eavesdrop_mode(sup) is None  # nothing happens before the audit record is durable
+    finally:
+        release()
     wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", what="the eavesdrop after the lock")
     assert sim.eavesdrop_target(sup) == call.b_uuid
     wait_until(lambda: daemon.audit() and daemon.audit()[0]["modes"], what="the audit record")
     wait_until(lambda: mirror(daemon) == sim_uuids(sim), what="the mirror caught up")
 
 
-def test_a_feature_code_dialled_while_the_daemon_was_down_is_served_when_it_is_back(sim, tmp_path, logs) -> None:
-    config = write_config(tmp_path, sim.port)
+def test_a_feature_code_dialled_while_the_daemon_was_down_is_served_when_it_is_back(sim, tmp_path, logs, daemon_db_url) -> None:
+    config = write_config(tmp_path, sim.port, database_url=daemon_db_url)
     call = sim.place_call("1001", "1000")
     sup = sim.dial("1002", "*341000")  # nobody is listening for CHANNEL_PARK yet: it waits in park
     with InProcessDaemon(config) as d:
