@@ -4,8 +4,8 @@ A test that takes `db_url`, `blank_url` or `engine` runs once per backend (`back
 "sqlite" or "postgresql"). The PostgreSQL variants use one throwaway cluster for the whole
 session, started by scripts/postgres.sh (which installs PostgreSQL from the distribution's
 packages when it is missing) and stopped by its pid at the end; every test gets a database of
-its own. When the cluster cannot be had, those variants skip with the script's one-line reason
-(or fail, when FSBARGE_REQUIRE_POSTGRES=1).
+its own (emptied afterwards and handed to a later test). When the cluster cannot be had, those
+variants skip with the script's one-line reason (or fail, when FSBARGE_REQUIRE_POSTGRES=1).
 """
 
 from __future__ import annotations
@@ -31,14 +31,33 @@ REQUIRE_POSTGRES = "FSBARGE_REQUIRE_POSTGRES"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
 
 
+# What a test may not change in a database that goes back to the pool: its tables, indexes,
+# sequences and columns (compared with the template's), and its migration revision.
+_SCHEMA = """
+SELECT coalesce((SELECT string_agg(relname || ':' || relkind::text, ',' ORDER BY relname)
+                 FROM pg_class WHERE relnamespace = 'public'::regnamespace), '')
+    || '|' || coalesce((SELECT string_agg(table_name || '.' || column_name || ':' || data_type || ':' || is_nullable,
+                                          ',' ORDER BY table_name, column_name)
+                        FROM information_schema.columns WHERE table_schema = 'public'), '')
+"""
+
+
 class PostgresCluster:
-    """The session's PostgreSQL cluster: hands out fresh databases, empty or migrated."""
+    """The session's PostgreSQL cluster: hands out databases of a test's own, empty or migrated.
+
+    Creating a database costs a few hundred milliseconds on a busy machine, so one a test has
+    finished with is emptied and handed out again: a migrated one whose schema is still the
+    template's has its tables truncated (identities restarted), an empty one gets a new public
+    schema; anything else is dropped."""
 
     def __init__(self, url: str) -> None:
         self.url = make_url(url)
         self._admin = create_engine(self.url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
         self._names = itertools.count(1)
         self._template: str | None = None
+        self._template_schema = ""
+        self._free: dict[bool, list[str]] = {True: [], False: []}
+        self._migrated: dict[str, bool] = {}
 
     def _execute(self, sql: str) -> None:
         with self._admin.connect() as conn:
@@ -47,22 +66,73 @@ class PostgresCluster:
     def url_of(self, name: str) -> str:
         return self.url.set(database=name).render_as_string(hide_password=False)
 
+    def _ensure_template(self) -> str:
+        if self._template is None:
+            name = "fsbarge_migrated"
+            self._execute(f"CREATE DATABASE {name}")
+            db.upgrade(self.url_of(name))  # its engine is disposed: no session left on the template
+            self._template_schema = self._schema(self.url_of(name))
+            self._template = name
+        return self._template
+
+    @staticmethod
+    def _schema(url: str) -> str:
+        eng = create_engine(url, poolclass=NullPool)
+        try:
+            with eng.connect() as conn:
+                revision = conn.execute(text("SELECT string_agg(version_num, ',') FROM alembic_version")).scalar()
+                return f"{conn.execute(text(_SCHEMA)).scalar()}|{revision}"
+        finally:
+            eng.dispose()
+
     def create_database(self, *, migrated: bool = False) -> str:
-        """A new database (migrated to head: a copy of a template migrated once); its URL."""
+        """A database of the caller's own (migrated to head, or empty); its URL. Give it back
+        with release_database."""
+        if self._free[migrated]:
+            return self._free[migrated].pop()
         name = f"fsbarge_test_{next(self._names)}"
-        template = ""
-        if migrated:
-            if self._template is None:
-                self._template = "fsbarge_migrated"
-                self._execute(f"CREATE DATABASE {self._template}")
-                db.upgrade(self.url_of(self._template))  # the engine is disposed: no session left
-            template = f" TEMPLATE {self._template}"
+        template = f" TEMPLATE {self._ensure_template()}" if migrated else ""
         self._execute(f"CREATE DATABASE {name}{template}")
-        return self.url_of(name)
+        url = self.url_of(name)
+        self._migrated[url] = migrated
+        return url
+
+    def release_database(self, url: str) -> None:
+        """A database from create_database is no longer used: empty it for the next test."""
+        migrated = self._migrated[url]
+        self.terminate_connections(url)
+        eng = create_engine(url, poolclass=NullPool)
+        try:
+            if migrated and self._schema(url) != self._template_schema:
+                raise LookupError("schema changed")
+            with eng.begin() as conn:
+                if migrated:
+                    tables = conn.execute(
+                        text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
+                    ).scalars()
+                    conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+                else:
+                    conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        except Exception:  # whatever the test did to it, no other test gets it
+            eng.dispose()
+            self.drop_database(url)
+            return
+        eng.dispose()
+        self._free[migrated].append(url)
 
     def drop_database(self, url: str | URL) -> None:
-        """Drop a database handed out by create_database, whoever is still connected to it."""
+        """Drop a database, whoever is still connected to it."""
         self._execute(f"DROP DATABASE IF EXISTS {make_url(url).database} WITH (FORCE)")
+
+    def terminate_connections(self, url: str | URL) -> int:
+        """Cut every session on that database (as a server restart would); how many there were."""
+        with self._admin.connect() as conn:
+            return len(
+                conn.execute(
+                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                    {"name": make_url(url).database},
+                ).all()
+            )
 
     def close(self) -> None:
         self._admin.dispose()
@@ -138,7 +208,7 @@ def _fresh_url(
     cluster: PostgresCluster = request.getfixturevalue("postgres")
     url = cluster.create_database(migrated=migrated)
     yield url
-    cluster.drop_database(url)
+    cluster.release_database(url)
 
 
 @pytest.fixture

@@ -309,7 +309,7 @@ def pg_url(postgres) -> Iterator[str]:
     """A migrated PostgreSQL database of this test's own (no SQLite variant)."""
     url = postgres.create_database(migrated=True)
     yield url
-    postgres.drop_database(url)
+    postgres.release_database(url)
 
 
 class _Locker:

@@ -219,6 +219,26 @@ def test_a_locked_database_delays_but_loses_nothing(sim, daemon, tmp_path, logs,
     wait_until(lambda: mirror(daemon) == sim_uuids(sim), what="the mirror caught up")
 
 
+@pytest.mark.postgresql
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_postgresql_cutting_the_daemons_connections_loses_nothing(sim, daemon, daemon_db_url, postgres) -> None:
+    """As when PostgreSQL restarts or a proxy drops idle connections: the next write finds its
+    pooled connection dead, opens another, and nothing is lost."""
+    call = sim.place_call("1001", "1000")
+    wait_until(lambda: mirror(daemon) == sim_uuids(sim), what="the call mirrored")
+    assert postgres.terminate_connections(daemon_db_url) >= 1
+    sup = sim.dial("1002", "*331000")
+    wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", what="the barge served")
+    assert sim.eavesdrop_target(sup) == call.b_uuid
+    sim.press(sup, "2")
+    postgres.terminate_connections(daemon_db_url)
+    later = sim.place_call("1001", "1004")
+    wait_until(lambda: mirror(daemon) == sim_uuids(sim), what="the mirror to catch up")
+    assert later.b_uuid in mirror(daemon)
+    rec = wait_until(lambda: (r := daemon.audit()) and len(r[0]["modes"]) == 2 and r[0], what="both modes audited")
+    assert [m["mode"] for m in rec["modes"]] == ["listen", "whisper"]
+
+
 def test_a_feature_code_dialled_while_the_daemon_was_down_is_served_when_it_is_back(sim, tmp_path, logs, daemon_db_url) -> None:
     config = write_config(tmp_path, sim.port, database_url=daemon_db_url)
     call = sim.place_call("1001", "1000")
