@@ -32,7 +32,7 @@ is_root() { [ "$(id -u)" = 0 ]; }
 
 find_bindir() {
   if [ -n "${FSBARGE_PG_BINDIR:-}" ]; then
-    [ -x "$FSBARGE_PG_BINDIR/initdb" ] || die "FSBARGE_PG_BINDIR=$FSBARGE_PG_BINDIR has no initdb"
+    [ -x "$FSBARGE_PG_BINDIR/initdb" ] || return 1
     echo "$FSBARGE_PG_BINDIR"
     return 0
   fi
@@ -155,6 +155,9 @@ start() {
   if pid=$(server_pid) && [ -s "$DIR/url" ]; then
     cat "$DIR/url"
     return 0
+  fi
+  if [ -n "${FSBARGE_PG_BINDIR:-}" ] && [ ! -x "$FSBARGE_PG_BINDIR/initdb" ]; then
+    die "FSBARGE_PG_BINDIR=$FSBARGE_PG_BINDIR has no initdb"
   fi
   bindir=$(find_bindir) || { install_postgres; bindir=$(find_bindir) || die "PostgreSQL was installed but initdb cannot be found"; }
   pick_user

@@ -5,7 +5,7 @@ A test that takes `db_url`, `blank_url` or `engine` runs once per backend (`back
 session, started by scripts/postgres.sh (which installs PostgreSQL from the distribution's
 packages when it is missing) and stopped by its pid at the end; every test gets a database of
 its own (emptied afterwards and handed to a later test). When the cluster cannot be had, those
-variants skip with the script's one-line reason (or fail, when FSBARGE_REQUIRE_POSTGRES=1).
+variants skip with the script's one-line reason (or stop the run, when FSBARGE_REQUIRE_POSTGRES=1).
 """
 
 from __future__ import annotations
@@ -138,6 +138,20 @@ class PostgresCluster:
         self._admin.dispose()
 
 
+UNAVAILABLE = "PostgreSQL unavailable, its tests skipped: "
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Every PostgreSQL variant skipped for want of a cluster is reported at one place, so that
+    `-ra` sums them up in one line instead of one per test."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    longrepr = report.longrepr
+    if report.skipped and isinstance(longrepr, tuple) and UNAVAILABLE in str(longrepr[2]):
+        report.longrepr = (str(Path(__file__).relative_to(ROOT)), _start_postgres.__code__.co_firstlineno, longrepr[2])
+
+
 def _start_postgres(directory: str) -> str:
     """scripts/postgres.sh start: the cluster's URL, or skip/fail with the script's one line."""
     try:
@@ -150,9 +164,9 @@ def _start_postgres(directory: str) -> str:
         why, ok = f"{POSTGRES_SCRIPT.name}: {exc}", False
     if not ok:
         shutil.rmtree(directory, ignore_errors=True)
-        message = f"PostgreSQL unavailable, its tests skipped: {why}"
+        message = f"{UNAVAILABLE}{why}"
         if os.environ.get(REQUIRE_POSTGRES) == "1":
-            pytest.fail(f"{message} ({REQUIRE_POSTGRES}=1)", pytrace=False)
+            pytest.exit(f"PostgreSQL unavailable and {REQUIRE_POSTGRES}=1: {why}", returncode=1)
         pytest.skip(message)
     return proc.stdout.strip()
 
