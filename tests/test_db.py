@@ -383,3 +383,21 @@ def test_postgresql_takes_a_second_writer_where_sqlite_takes_one(pg_url: str) ->
     assert proc.stdout.strip() == "['from-child']"  # the uncommitted row is invisible to it
     assert sorted(r["uuid"] for r in ChannelStore(engine).list()) == ["from-child", "held"]
     engine.dispose()
+
+
+@pytest.mark.postgresql
+def test_postgresql_session_time_zone_does_not_move_audit_times(pg_url: str) -> None:
+    """Times are naive UTC in `timestamp without time zone`: a server or role whose TimeZone is not
+    UTC neither shifts what the daemon writes nor what QA reads."""
+    far_east = db.make_engine(f"{pg_url}?options=-c%20TimeZone%3DPacific/Kiritimati")
+    far_west = db.make_engine(f"{pg_url}?options=-c%20TimeZone%3DAmerica/Adak")
+    with far_east.connect() as conn:
+        assert conn.execute(text("SHOW TimeZone")).scalar() == "Pacific/Kiritimati"
+    i = AuditStore(far_east).create(**_audit_kwargs(started_at=1795000000.25))
+    AuditStore(far_east).add_mode(i, "listen", 1795000000.5, "feature_code")
+    record = AuditStore(far_west).get(i, now=1795000001.0)
+    assert record is not None
+    assert (record["started_at"], record["modes"][0]["at"]) == ("2026-11-18T11:06:40.250Z", "2026-11-18T11:06:40.500Z")
+    assert AuditStore(far_west).open_interventions()[0]["started_at"] == 1795000000.25
+    far_east.dispose()
+    far_west.dispose()
