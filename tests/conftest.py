@@ -171,13 +171,34 @@ def _start_postgres(directory: str) -> str:
     return proc.stdout.strip()
 
 
+OWNER = "pytest.pid"  # in a cluster's directory: the test process that started it
+
+
+def _stop_orphans(parent: Path) -> None:
+    """Stop the clusters of test sessions that were killed before they could (SIGKILL, a CI
+    timeout): their directory names a pytest process that no longer exists."""
+    for owner in parent.glob(f"fsbarge-pg-*/{OWNER}"):
+        try:
+            os.kill(int(owner.read_text()), 0)
+            continue  # that session is still running
+        except ProcessLookupError:
+            pass
+        except (OSError, ValueError):
+            continue
+        subprocess.run([str(POSTGRES_SCRIPT), "stop", str(owner.parent)], check=False, capture_output=True, timeout=120)
+        shutil.rmtree(owner.parent, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresCluster]:
     """One throwaway cluster for the session, stopped by its pid (scripts/postgres.sh stop)."""
     # In the system's temp directory, not pytest's private one: the cluster's unprivileged
     # user must be able to reach it.
+    _stop_orphans(Path(tempfile.gettempdir()))
     directory = tempfile.mkdtemp(prefix="fsbarge-pg-")
-    cluster = PostgresCluster(_start_postgres(directory))
+    url = _start_postgres(directory)
+    (Path(directory) / OWNER).write_text(str(os.getpid()))
+    cluster = PostgresCluster(url)
     try:
         yield cluster
     finally:

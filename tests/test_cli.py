@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -357,6 +358,37 @@ def test_db_upgrade_creates_the_database_and_is_idempotent(tmp_path: Path, env, 
     assert capsys.readouterr().out == first
     assert main(["db", "current", "--config", str(path)]) == 0
     assert db.head_revision() in capsys.readouterr().out
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_on_postgresql_the_daemon_waits_for_db_upgrade_then_starts(tmp_path: Path, env, capsys, blank_url: str) -> None:
+    """The daemon migrates a SQLite file itself, never a server: on an empty PostgreSQL database
+    `fsbarge run` stops with one line saying to run `fsbarge db upgrade`; after it, it starts."""
+    path = write_config(tmp_path, 8021, password=PASSWORD, database_url=blank_url)
+    proc = run_fsbarge(["run"], clean_env(FSBARGE_CONFIG=str(path)))
+    assert proc.returncode == 1
+    assert "run `fsbarge db upgrade`" in assert_one_error_line(proc.stderr)
+    assert main(["db", "upgrade", "--config", str(path)]) == 0
+    assert main(["db", "upgrade", "--config", str(path)]) == 0
+    assert main(["db", "current", "--config", str(path)]) == 0
+    assert db.head_revision() in capsys.readouterr().out.splitlines()[-1]
+    assert db.is_up_to_date(blank_url)
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "fsbarge", "run"], env=clean_env(FSBARGE_CONFIG=str(path), NOTIFY_SOCKET=""),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+    )
+    guard = threading.Timer(30, daemon.kill)  # no "started" line: end it, so the test fails, not hangs
+    guard.start()
+    try:
+        assert daemon.stdout is not None
+        started = next((line for line in daemon.stdout if "fsbarge started" in line), "")
+        assert "fsbarge started" in started and "fsbarge:***@" in started  # the URL, password hidden
+    finally:
+        guard.cancel()
+        daemon.terminate()
+        daemon.wait(timeout=10)
+    assert daemon.returncode == 0
 
 
 @pytest.fixture
