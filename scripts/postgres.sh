@@ -53,20 +53,20 @@ install_postgres() {
   command -v apt-get >/dev/null 2>&1 || die "PostgreSQL is not installed and there is no apt-get: install its server (initdb, pg_ctl, postgres) or set FSBARGE_PG_BINDIR"
   echo "$PROG: installing PostgreSQL from the distribution's packages" >&2
   local log
-  log=$(mktemp "${TMPDIR:-/tmp}/fsbarge-pg-apt.XXXXXX")
+  log=$(mktemp "${TMPDIR:-/tmp}/fsbarge-apt.XXXXXX.log")
   export DEBIAN_FRONTEND=noninteractive
   if ! apt-get update -q >"$log" 2>&1; then
-    die "apt-get update failed (no network?): $(tail -n 1 "$log")"
+    die "apt-get update failed (no network?): $(tail -n 1 "$log") (log: $log)"
   fi
   # This script makes its own clusters: keep the package from creating (and starting) the
   # distribution's default one, when we are the ones installing postgresql-common.
   if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
     apt-get install -y -q postgresql-common >>"$log" 2>&1 \
-      || die "apt-get install postgresql-common failed: $(tail -n 1 "$log")"
+      || die "apt-get install postgresql-common failed: $(tail -n 1 "$log") (log: $log)"
     pg_conftool /etc/postgresql-common/createcluster.conf set create_main_cluster off >>"$log" 2>&1 || true
   fi
   apt-get install -y -q --no-install-recommends postgresql >>"$log" 2>&1 \
-    || die "apt-get install postgresql failed: $(tail -n 1 "$log")"
+    || die "apt-get install postgresql failed: $(tail -n 1 "$log") (log: $log)"
   rm -f "$log"
 }
 
