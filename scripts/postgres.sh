@@ -53,7 +53,7 @@ install_postgres() {
   command -v apt-get >/dev/null 2>&1 || die "PostgreSQL is not installed and there is no apt-get: install its server (initdb, pg_ctl, postgres) or set FSBARGE_PG_BINDIR"
   echo "$PROG: installing PostgreSQL from the distribution's packages" >&2
   local log
-  log=$(mktemp "${TMPDIR:-/tmp}/fsbarge-apt.XXXXXX.log")
+  log=$(mktemp "${TMPDIR:-/tmp}/fsbarge-apt.XXXXXX")
   export DEBIAN_FRONTEND=noninteractive
   if ! apt-get update -q >"$log" 2>&1; then
     die "apt-get update failed (no network?): $(tail -n 1 "$log") (log: $log)"
