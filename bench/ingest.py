@@ -17,8 +17,11 @@ from fsbarge.config import Config, NodeConfig, TeamConfig
 from fsbarge.db import make_engine, upgrade
 from fsbarge.esl import NodeLink
 from fsbarge.events import SUBSCRIBED_EVENTS
+from fsbarge.journal import Journal
+from fsbarge.mirror import Mirror
 from fsbarge.policy import Policy
 from fsbarge.service import NodeService
+from fsbarge.shipper import Shipper
 from fsbarge.store import AuditStore, ChannelStore
 
 
@@ -63,21 +66,36 @@ def greenswitch_bare(port: int, n: int, timeout: float = 300) -> float:
 
 
 def make_service(db_path: Path, port: int, command_timeout: float = 5.0) -> tuple[NodeService, NodeLink]:
+    """A node service wired as the daemon wires it; ``svc.background`` are the journal shipper's
+    and the mirror's loops, to spawn next to ``svc.run``."""
     node = NodeConfig("bench", "127.0.0.1", port, password="ClueCon", command_timeout=command_timeout)
     config = Config(path="bench", nodes=(node,), teams=(TeamConfig("t", ("1000",), ("1002",)),))
     engine = make_engine(f"sqlite:///{db_path}")
     upgrade(engine)
+    journal = Journal(db_path.with_suffix(".journal"))
+    shipper = Shipper(journal, AuditStore(engine))
+    mirror = Mirror(ChannelStore(engine))
     svc = NodeService(
-        node, channel_store=ChannelStore(engine), audit_store=AuditStore(engine), policy=Policy(config), tones=Tones("e", "x")
+        node, journal=journal, mirror=mirror, policy=Policy(config), tones=Tones("e", "x"), on_journaled=shipper.notify
     )
-    link = NodeLink(node, on_event=svc.on_event, on_connected=svc.on_connected, on_disconnected=svc.on_disconnected)
+    svc.background = [shipper.run, mirror.run]  # type: ignore[attr-defined]
+    svc.settled = lambda: mirror.idle and not journal.unshipped(1)  # type: ignore[attr-defined]
+    link = NodeLink(
+        node, on_event=svc.on_event, on_connected=svc.on_connected, on_disconnected=svc.on_disconnected,
+        on_subscribing=svc.on_subscribing,
+    )
     return svc, link
+
+
+def spawn(svc: NodeService, link: NodeLink | None = None) -> list[gevent.Greenlet]:
+    fns = [svc.run, svc.run_commands, *svc.background]  # type: ignore[attr-defined]
+    return [gevent.spawn(f) for f in fns] + ([gevent.spawn(link.run)] if link is not None else [])
 
 
 def wait_drained(link: NodeLink, svc: NodeService, n: int, timeout: float) -> None:
     """Until n event frames have arrived and every one of them is applied and committed."""
     deadline = time.perf_counter() + timeout
-    while not (link.counts["events"] >= n and svc.queue.empty() and not svc.processing):
+    while not (link.counts["events"] >= n and svc.queue.empty() and not svc.processing and svc.settled()):  # type: ignore[attr-defined]
         if time.perf_counter() > deadline:
             raise RuntimeError(f"fsbarge received {link.counts['events']}/{n} events, {svc.queue.qsize()} queued")
         gevent.sleep(0.001)
@@ -88,7 +106,7 @@ def fsbarge_pipeline(port: int, n: int, timeout: float = 300) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         svc, link = make_service(Path(tmp) / "bench.db", port)
         start = 0.0
-        greenlets = [gevent.spawn(svc.run), gevent.spawn(svc.run_commands)]
+        greenlets = spawn(svc)
         original = svc.on_connected
 
         def connected(session) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import gevent
 
-from bench.ingest import ROOT, Peer, make_service, wait_drained
+from bench.ingest import ROOT, Peer, make_service, spawn, wait_drained
 from fsbarge.events import Event
 
 
@@ -58,7 +58,7 @@ def run(rate: float = 5000, seconds: float = 6.0, barge_every: int = 50) -> dict
 
         link._on_event = on_event
         link._on_connected = on_connected
-        greenlets = [gevent.spawn(svc.run), gevent.spawn(svc.run_commands), gevent.spawn(link.run)]
+        greenlets = spawn(svc, link)
         try:
             wait_drained(link, svc, n, seconds * 10 + 30)
             gevent.sleep(0.1)  # let the watcher see the last commit

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import gevent
 
-from bench.ingest import Peer, make_service, wait_drained
+from bench.ingest import Peer, make_service, spawn, wait_drained
 
 EVENTS = 20000
 ROUNDS = 3
@@ -41,7 +41,7 @@ def main(n: int) -> dict[str, float]:
             resync_times.append(time.perf_counter() - t0)
 
         svc._resync = timed_resync  # type: ignore[method-assign]
-        greenlets = [gevent.spawn(svc.run), gevent.spawn(svc.run_commands), gevent.spawn(link.run)]
+        greenlets = spawn(svc, link)
         try:
             while not resync_times:
                 gevent.sleep(0.01)

@@ -18,6 +18,7 @@ gone gives EXECUTE and EXECUTE_COMPLETE at once with no media bug.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+import enum
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,7 @@ __all__ = [
     "BargeMachine",
     "OpenAudit",
     "SendKey",
+    "State",
     "KEY_MODES",
     "MODE_KEYS",
 ]
@@ -105,6 +107,29 @@ Effect = OpenAudit | AddMode | CloseAudit | Execute | SendKey
 # -- state -----------------------------------------------------------------
 
 
+class State(enum.Enum):
+    """Where one intervention stands. Transitions (event -> next state)::
+
+        REQUESTED  --CHANNEL_EXECUTE (our Application-UUID)-->  EXECUTING
+        REQUESTED/EXECUTING --MEDIA_BUG_START on the target, or a DTMF-->  ACTIVE   (first mode audited)
+        ACTIVE     --DTMF '*'-->  LEAVING
+        EXECUTING/ACTIVE/LEAVING --target hangs up-->  CALL_ENDED  (record closed at the call's end)
+        any        --CHANNEL_EXECUTE_COMPLETE (ours), or the supervisor hangs up-->  gone
+
+    A target that hangs up while REQUESTED needs nothing: eavesdrop returns at once and the
+    EXECUTE_COMPLETE in REQUESTED/EXECUTING closes the record as ``target_gone``.
+    """
+
+    REQUESTED = "requested"
+    EXECUTING = "executing"
+    ACTIVE = "active"
+    LEAVING = "leaving"
+    CALL_ENDED = "call_ended"
+
+
+STARTING = (State.REQUESTED, State.EXECUTING)
+
+
 @dataclass
 class Intervention:
     """One supervisor's running (or starting) intervention, keyed by the supervisor's uuid."""
@@ -115,13 +140,14 @@ class Intervention:
     target_uuid: str
     requested_mode: str
     started_at: float
-    app_uuid: str | None = None
-    phase: str = "starting"  # starting -> active -> ending
-    mode: str | None = None
-    executing: bool = False  # CHANNEL_EXECUTE eavesdrop seen
-    star: bool = False  # the supervisor pressed '*'
-    ending: tuple[str, str | None] | None = None  # (end_reason, tone) decided, waiting for EXECUTE_COMPLETE
-    sup_gone: bool = False
+    app_uuid: str | None = None  # Event-UUID of our eavesdrop sendmsg; FreeSWITCH echoes it as Application-UUID
+    state: State = State.REQUESTED
+    mode: str | None = None  # the mode FreeSWITCH applies now (None before audio)
+    end_tone: str | None = None  # CALL_ENDED: the tone the supervisor hears once eavesdrop returns
+
+    def ours(self, ev: Event) -> bool:
+        """Is this EXECUTE/EXECUTE_COMPLETE our eavesdrop (not another application on the channel)?"""
+        return ev.application in EAVESDROP_APPS and (self.app_uuid is None or ev.application_uuid == self.app_uuid)
 
 
 @dataclass
@@ -173,10 +199,11 @@ class BargeMachine:
         if iv is not None:
             if name == "DTMF":
                 return self._dtmf(iv, ev, now)
-            if name == "CHANNEL_EXECUTE" and ev.application in EAVESDROP_APPS:
-                iv.executing = True
+            if name == "CHANNEL_EXECUTE" and iv.ours(ev):
+                if iv.state is State.REQUESTED:
+                    iv.state = State.EXECUTING
                 return []
-            if name == "CHANNEL_EXECUTE_COMPLETE" and ev.application in EAVESDROP_APPS:
+            if name == "CHANNEL_EXECUTE_COMPLETE" and iv.ours(ev):
                 return self._eavesdrop_done(iv, now)
             if name == "CHANNEL_HANGUP":
                 return self._supervisor_hangup(iv, ev, now)
@@ -240,11 +267,11 @@ class BargeMachine:
 
     def _refuse(self, sup_uuid: str, record: dict[str, Any], outcome: str, reason: str | None, now: float) -> list[Effect]:
         record.update(outcome=outcome, reason=reason, ended_at=now)
-        return [
-            OpenAudit(sup_uuid, record),
-            Execute(sup_uuid, "playback", self.tones.error),
-            Execute(sup_uuid, "hangup", "CALL_REJECTED"),
-        ]
+        return [OpenAudit(sup_uuid, record), *self.refusal_tone(sup_uuid)]
+
+    def refusal_tone(self, sup_uuid: str) -> list[Effect]:
+        """What a refused supervisor gets: the error tone, then a hang-up."""
+        return [Execute(sup_uuid, "playback", self.tones.error), Execute(sup_uuid, "hangup", "CALL_REJECTED")]
 
     def _customer_of(self, leg: Any) -> str | None:
         peer = self.channels.get(leg.peer_uuid)
@@ -259,36 +286,35 @@ class BargeMachine:
 
     def _barged_by_other(self, target_uuid: str, sup_uuid: str) -> bool:
         return any(
-            iv.target_uuid == target_uuid and iv.mode == "barge" and iv.sup_uuid != sup_uuid and iv.ending is None
+            iv.target_uuid == target_uuid and iv.mode == "barge" and iv.sup_uuid != sup_uuid and iv.state is not State.CALL_ENDED
             for iv in self.active.values()
         )
 
     # -- while it runs ----------------------------------------------------
 
     def _start(self, iv: Intervention, now: float) -> list[Effect]:
-        iv.phase = "active"
-        iv.executing = True
+        iv.state = State.ACTIVE
         iv.mode = iv.requested_mode
         return [AddMode(iv.sup_uuid, iv.mode, now, "feature_code")]
 
     def _audio_started(self, target_uuid: str | None, now: float) -> list[Effect]:
         effects: list[Effect] = []
         for iv in self.active.values():
-            if iv.target_uuid == target_uuid and iv.phase == "starting" and iv.executing:
+            if iv.target_uuid == target_uuid and iv.state is State.EXECUTING:
                 effects += self._start(iv, now)
         return effects
 
     def _dtmf(self, iv: Intervention, ev: Event, now: float) -> list[Effect]:
         digit = ev.dtmf_digit or ""
-        if iv.ending is not None:
+        if iv.state in (State.CALL_ENDED, State.LEAVING):
             return []
         effects: list[Effect] = []
-        if iv.phase == "starting":
+        if iv.state in STARTING:
             # A DTMF event is fired by a running eavesdrop: it has started even if
             # its EXECUTE / MEDIA_BUG_START has not reached us yet.
             effects += self._start(iv, now)
         if digit == "*":
-            iv.star = True
+            iv.state = State.LEAVING
             return effects
         mode = KEY_MODES.get(digit)
         if mode is None or mode == iv.mode:
@@ -312,10 +338,9 @@ class BargeMachine:
 
     def _eavesdrop_done(self, iv: Intervention, now: float) -> list[Effect]:
         del self.active[iv.sup_uuid]
-        if iv.ending is not None:
-            _reason, tone = iv.ending
-            return self._hangup_supervisor(iv, tone)
-        if iv.phase == "starting":
+        if iv.state is State.CALL_ENDED:
+            return self._hangup_supervisor(iv, iv.end_tone)
+        if iv.state in STARTING:
             # EXECUTE_COMPLETE with no media bug: the target vanished between our
             # lookup and the execute (captures 04).
             return [
@@ -323,13 +348,12 @@ class BargeMachine:
                 *self._hangup_supervisor(iv, self.tones.error),
             ]
         target_alive = self.channels.get(iv.target_uuid) is not None
-        if iv.star or target_alive:
+        if iv.state is State.LEAVING or target_alive:
             return [*self._finish(iv, "supervisor_left", now), *self._hangup_supervisor(iv, None)]
         return [*self._finish(iv, "call_ended", now), *self._hangup_supervisor(iv, self.tones.ended)]
 
-    def _hangup_supervisor(self, iv: Intervention, tone: str | None) -> list[Effect]:
-        if iv.sup_gone:
-            return []
+    @staticmethod
+    def _hangup_supervisor(iv: Intervention, tone: str | None) -> list[Effect]:
         effects: list[Effect] = []
         if tone:
             effects.append(Execute(iv.sup_uuid, "playback", tone))
@@ -338,8 +362,7 @@ class BargeMachine:
 
     def _supervisor_hangup(self, iv: Intervention, ev: Event, now: float) -> list[Effect]:
         del self.active[iv.sup_uuid]
-        iv.sup_gone = True
-        if iv.ending is not None:
+        if iv.state is State.CALL_ENDED:
             return []  # already closed when the call ended
         reason = "freeswitch_shutdown" if ev.hangup_cause == "SYSTEM_SHUTDOWN" else "supervisor_hangup"
         return self._finish(iv, reason, now)
@@ -348,16 +371,12 @@ class BargeMachine:
         effects: list[Effect] = []
         shutdown = ev.hangup_cause == "SYSTEM_SHUTDOWN"
         for iv in list(self.active.values()):
-            if iv.target_uuid != ev.uuid or iv.ending is not None:
-                continue
+            if iv.target_uuid != ev.uuid or iv.state in (State.CALL_ENDED, State.REQUESTED):
+                continue  # REQUESTED: eavesdrop will return at once, handled as target_gone
             reason = "freeswitch_shutdown" if shutdown else "call_ended"
-            if iv.phase == "starting" and not iv.executing:
-                continue  # eavesdrop will return at once: handled as target_gone
-            if iv.phase == "starting":
-                iv.phase = "active"
             # The call is over: close the record now (its true end), and hang the
             # supervisor up once eavesdrop has returned them to park.
-            iv.ending = (reason, self.tones.ended)
+            iv.state, iv.end_tone = State.CALL_ENDED, self.tones.ended
             effects += self._finish(iv, reason, now)
         return effects
 
@@ -365,7 +384,7 @@ class BargeMachine:
         """Close every open intervention (FreeSWITCH shut down or restarted under them)."""
         effects: list[Effect] = []
         for iv in list(self.active.values()):
-            if iv.ending is None:
+            if iv.state is not State.CALL_ENDED:
                 effects += self._finish(iv, end_reason, now)
         self.active.clear()
         return effects
@@ -404,7 +423,7 @@ class BargeMachine:
                     )
                     self.active[sup_uuid] = iv
                     self.decided[sup_uuid] = None
-                iv.phase, iv.executing, iv.mode = "active", True, mode
+                iv.state, iv.mode = State.ACTIVE, mode
                 effects.append(SendKey(sup_uuid, MODE_KEYS.get(mode, "0")))
                 effects.append(AddMode(sup_uuid, mode, now, "reattach"))
                 continue

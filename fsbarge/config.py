@@ -28,6 +28,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any, Literal, NoReturn, get_args
 from urllib.parse import urlsplit
 
@@ -102,6 +103,26 @@ class DatabaseConfig:
         return _url_password(self.url)
 
 
+DEFAULT_JOURNAL_PATH = "/var/lib/fsbarge/journal"
+
+
+def default_journal_path(database_url: str) -> str:
+    """Beside a SQLite database file (``fsbarge.db`` -> ``fsbarge.journal``), else the state directory."""
+    prefix = "sqlite:///"
+    if database_url.startswith(prefix):
+        db_file = database_url[len(prefix) :].split("?", 1)[0]
+        if db_file and db_file != ":memory:" and not db_file.startswith("file:"):
+            return str(PurePath(db_file).with_suffix(".journal"))
+    return DEFAULT_JOURNAL_PATH
+
+
+@dataclass(frozen=True)
+class JournalConfig:
+    """Where every audit change is fsync'd before FreeSWITCH is told anything (fsbarge.journal)."""
+
+    path: str = DEFAULT_JOURNAL_PATH
+
+
 @dataclass(frozen=True)
 class TeamConfig:
     """Supervisors may eavesdrop on the team's agents, starting in one of ``modes``."""
@@ -116,7 +137,7 @@ class TeamConfig:
 class PolicyConfig:
     protect_supervisors: bool = True  # nobody barges a supervisor...
     protected: tuple[str, ...] = ()  # ...nor these extensions
-    allow_second_barge: bool = False  # may a second supervisor join an agent already being eavesdropped?
+    allow_second_barge: bool = False  # may a supervisor barge an agent another supervisor is barging now?
 
 
 @dataclass(frozen=True)
@@ -133,6 +154,7 @@ class Config:
     nodes: tuple[NodeConfig, ...]
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     teams: tuple[TeamConfig, ...] = ()
+    journal: JournalConfig = field(default_factory=JournalConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     tones: TonesConfig = field(default_factory=TonesConfig)
     log_level: str = "info"
@@ -228,7 +250,8 @@ _EXTENSION = re.compile(r"[0-9]+")
 _NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
-_TOP_KEYS = ("freeswitch", "database", "teams", "policy", "tones", "log")
+_TOP_KEYS = ("freeswitch", "database", "journal", "teams", "policy", "tones", "log")
+_JOURNAL_KEYS = ("path",)
 _NODE_KEYS = ("name", "host", "port", "password", "connect_timeout", "command_timeout")
 _DATABASE_KEYS = ("url",)
 _TEAM_KEYS = ("name", "agents", "supervisors", "modes")
@@ -318,6 +341,7 @@ class _Parser:
         self.table(doc, "", _TOP_KEYS, "the document")
         nodes = self.nodes(doc)
         database = self.database(doc)
+        journal = self.journal(doc, database)
         teams = self.teams(doc)
         policy = self.policy(doc)
         tones = self.tones(doc)
@@ -326,6 +350,7 @@ class _Parser:
             path=self.path,
             nodes=nodes,
             database=database,
+            journal=journal,
             teams=teams,
             policy=policy,
             tones=tones,
@@ -402,6 +427,10 @@ class _Parser:
         if "://" not in url or _CONTROL.search(url):
             self.fail(key, f'must be an SQLAlchemy URL like "{DEFAULT_DATABASE_URL}"')
         return DatabaseConfig(url=url)
+
+    def journal(self, doc: dict[str, Any], database: DatabaseConfig) -> JournalConfig:
+        t = self.table(doc.get("journal", {}), "journal", _JOURNAL_KEYS, "[journal]")
+        return JournalConfig(path=self.text(t, "path", "journal.path", default_journal_path(database.url)))
 
     def teams(self, doc: dict[str, Any]) -> tuple[TeamConfig, ...]:
         if "teams" not in doc:

@@ -37,7 +37,38 @@ _BEGIN_OPTION = "fsbarge_sqlite_begin"
 
 
 class DatabaseError(Exception):
-    """A database problem, described in one line fit for an operator's terminal."""
+    """A database problem, described in one line fit for an operator's terminal.
+
+    ``transient`` says whether waiting can clear it (a lock, a busy server, a lost connection,
+    a serialization failure) or an operator must act (read-only, disk full, schema missing)."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+# PostgreSQL SQLSTATEs that clear by themselves: connection exceptions (class 08), serialization
+# failure, deadlock, lock_not_available (lock_timeout), query_canceled (statement_timeout),
+# admin/crash shutdown, cannot_connect_now, too_many_connections.
+_TRANSIENT_SQLSTATES = ("40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03", "53300")
+_TRANSIENT_SQLITE = ("database is locked", "database table is locked", "database is busy", "disk i/o error")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a SQLAlchemy/DBAPI error is worth retrying soon (see DatabaseError.transient)."""
+    orig = getattr(exc, "orig", None) or exc
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if state:
+        return state.startswith("08") or state in _TRANSIENT_SQLSTATES
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    low = _first_line(orig).lower()
+    if any(text in low for text in _TRANSIENT_SQLITE):
+        return True
+    if "readonly" in low or "read-only" in low or "is full" in low or "no such" in low or "not a database" in low:
+        return False
+    # Lost or refused connections surface as OperationalError without a SQLSTATE.
+    return isinstance(exc, sa_exc.OperationalError) and ("connect" in low or "closed" in low or "terminat" in low)
 
 
 # --------------------------------------------------------------------------- engines
@@ -53,9 +84,12 @@ def make_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_M
         check_driver(parsed)
         connect_args: dict[str, Any] = {}
         if parsed.get_backend_name() == "postgresql":
-            # a lock held by another session is waited for at most this long (then "database
-            # is locked", like SQLite's busy timeout); options given in the URL are kept
-            options = " ".join(filter(None, (f"-c lock_timeout={timeout_ms}", parsed.query.get("options"))))
+            # Nothing may wait unbounded: a lock held by another session is waited for at most
+            # busy_timeout_ms (then "database is locked", a transient error the journal shipper
+            # retries, like SQLite's busy timeout), a statement at most a few times that;
+            # options given in the URL come last and so win
+            ours = f"-c lock_timeout={timeout_ms} -c statement_timeout={max(timeout_ms * 3, 15000)}"
+            options = " ".join(filter(None, (ours, parsed.query.get("options"))))
             connect_args["options"] = options
             if "connect_timeout" not in parsed.query:
                 connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
@@ -223,7 +257,9 @@ def describe_error(exc: BaseException, where: str = "the database") -> str:
     if "no such column" in low or ("column" in low and "does not exist" in low):
         return "database schema is out of date: run `fsbarge db upgrade`"
     if "readonly database" in low or "read-only" in low:
-        return f"cannot write database {where}: {text}"
+        return f"cannot write database {where}: {text} (check the file's permissions and the filesystem)"
+    if "database or disk is full" in low or "no space left" in low or "disk full" in low:
+        return f"cannot write database {where}: the disk is full (free space; fsbarge keeps the audit in its journal meanwhile)"
     return f"database error on {where}: {text}"
 
 
@@ -235,7 +271,7 @@ def translate_errors(target: Engine | URL | str | None = None) -> Iterator[None]
     except DatabaseError:
         raise
     except sa_exc.SQLAlchemyError as exc:
-        raise DatabaseError(describe_error(exc, _where(target))) from exc
+        raise DatabaseError(describe_error(exc, _where(target)), transient=is_transient(exc)) from exc
 
 
 # --------------------------------------------------------------------------- migrations

@@ -277,6 +277,15 @@ class EslSession:
         """``api`` command; returns the body (FreeSWITCH reports failures as ``-ERR ...`` bodies)."""
         return self.api_bytes(cmd, timeout).decode("utf-8", "replace")
 
+    def apis(self, cmds: list[str], chunk: int = 500) -> list[str]:
+        """Several ``api`` commands pipelined (written together, answered in order): one round
+        trip per ``chunk`` instead of one per command."""
+        out: list[str] = []
+        for i in range(0, len(cmds), chunk):
+            frames = self._send([f"api {c}" for c in cmds[i : i + chunk]])
+            out += [f.body.decode("utf-8", "replace") for f in frames]
+        return out
+
     def api_bytes(self, cmd: str, timeout: float | None = None) -> bytes:
         """``api`` command, raw body (a 10,000-channel ``show channels`` is megabytes: no copies)."""
         return self._send([f"api {cmd}"], timeout)[0].body
@@ -310,6 +319,7 @@ class NodeLink:
         on_event: Callable[[Event], None],
         on_connected: Callable[[EslSession], None],
         on_disconnected: Callable[[str], None] = lambda reason: None,
+        on_subscribing: Callable[[], None] = lambda: None,
         events: Iterable[str] = SUBSCRIBED_EVENTS,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
@@ -319,6 +329,7 @@ class NodeLink:
         self._on_event = on_event
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
+        self._on_subscribing = on_subscribing
         self._events = tuple(events)
         self._wait = _Backoff(backoff_initial, backoff_max, auth_wait)
         self._backoff_initial = backoff_initial
@@ -358,6 +369,9 @@ class NodeLink:
             raise
         session = EslSession(inbound, node)
         session.lost = lost
+        # Events start flowing with this reply; the service holds them until the resync
+        # (snapshot) that on_connected triggers has been applied.
+        self._on_subscribing()
         reply = session.command("event plain " + " ".join(self._events))
         if not reply.startswith("+OK"):
             session.close()

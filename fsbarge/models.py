@@ -121,6 +121,8 @@ class Node(Base):
     connected: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
     last_event_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     resynced_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # written while the daemon's loop runs: older than a few intervals means nobody is serving
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class Intervention(Base):
@@ -145,6 +147,8 @@ class Intervention(Base):
     current_mode: Mapped[str | None] = mapped_column(String)
     # internal: Event-UUID of the eavesdrop sendmsg (comes back as Application-UUID)
     application_uuid: Mapped[str | None] = mapped_column(String)
+    # internal: the journal's key for this record (applying its changes twice changes nothing)
+    uid: Mapped[str | None] = mapped_column(String)
 
     __table_args__ = (
         Index("ix_interventions_started_at", "started_at"),
@@ -152,6 +156,7 @@ class Intervention(Base):
         Index("ix_interventions_agent", "agent"),
         Index("ix_interventions_outcome", "outcome"),
         Index("ix_interventions_outcome_node", "outcome", "node"),
+        Index("ix_interventions_uid", "uid", unique=True),
     )
 
 
@@ -168,8 +173,13 @@ class ModeChange(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
     source: Mapped[str] = mapped_column(String, nullable=False)
     refused: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
+    # the journal change that wrote this entry (unique: a change applied twice is one entry)
+    change_id: Mapped[str | None] = mapped_column(String)
 
-    __table_args__ = (Index("ix_mode_changes_intervention_id", "intervention_id"),)
+    __table_args__ = (
+        Index("ix_mode_changes_intervention_id", "intervention_id"),
+        Index("ix_mode_changes_change_id", "change_id", unique=True),
+    )
 
 
 channels = Channel.__table__

@@ -1,19 +1,20 @@
-"""The loop of one node: event in -> channel table + barge machine -> audit, mirror and commands out.
+"""The loop of one node and the interpreter of its effects. Decisions live in the core
+(:mod:`fsbarge.barge`, :mod:`fsbarge.resync`); this module only moves data between them and IO.
 
-Threading model (gevent): the ESL reader greenlet only parses and queues
-(:meth:`NodeService.on_event`), so FreeSWITCH is never kept waiting on us; one
-service greenlet applies events in order, in batches; one command greenlet
-writes commands to FreeSWITCH in order. Audit writes are committed before the
-commands they lead to are queued, and before the next event is looked at, so a
-crash loses nothing already decided. Mirror changes are written once per batch,
-which keeps ingest fast while a reader in another process sees them within
-milliseconds.
+Threading model (gevent): the ESL reader greenlet only parses and queues (:meth:`NodeService.on_event`),
+so FreeSWITCH is never kept waiting on us; one service greenlet applies queued items in order, in
+batches; one command greenlet writes commands to FreeSWITCH in order. The service greenlet never
+touches the database: audit changes are fsync'd to the journal before the commands they lead to
+are queued (the shipper brings the database up to date), and mirror changes are handed to the
+mirror greenlet once per batch. A locked or dead database therefore never delays a supervisor.
+
+A (re)connect is ordered with the events: the link queues a hold marker before it subscribes, so
+events read before the ``show channels`` snapshot is applied are held and applied after it.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid as _uuid
 from collections.abc import Callable
@@ -24,15 +25,15 @@ import gevent
 import gevent.event
 import gevent.queue
 import structlog
-from tenacity import Retrying, retry_if_exception_type, wait_exponential
 
-from .barge import AddMode, BargeMachine, CloseAudit, Effect, OpenAudit, Tones
+from . import resync
+from .barge import AddMode, BargeMachine, CloseAudit, Effect, OpenAudit, SendKey, Tones
 from .channels import Channel, ChannelTable, attribute_user, channel_from_row
 from .commands import to_command
 from .config import NodeConfig
-from .db import DatabaseError
 from .esl import ConnectError, ConnectionLost, EslSession
 from .events import Event
+from .journal import Journal, JournalError
 from .policy import Policy
 
 __all__ = ["NodeService"]
@@ -40,14 +41,19 @@ __all__ = ["NodeService"]
 log = structlog.get_logger("fsbarge.service")
 
 MAX_BATCH = 2000
-# The feature codes of freeswitch-conf/ (a parked channel that dialled one is a request).
-FEATURE_CODE = re.compile(r"^\*3[345][0-9]+$")
+REQUEST_VARS = ("fsbarge_mode", "fsbarge_target", "user_name")
+AUDIT_EFFECTS = (OpenAudit, AddMode, CloseAudit)
 
 
-def _getvar(session: EslSession, uuid: str, var: str) -> str | None:
-    """A channel variable by ``uuid_getvar``; None when unset (``_undef_``) or on an error."""
-    reply = session.api(f"uuid_getvar {uuid} {var}").strip()
+def _var(reply: str) -> str | None:
+    """A ``uuid_getvar`` reply as a value: None when unset (``_undef_``) or an error."""
+    reply = reply.strip()
     return None if not reply or reply == "_undef_" or reply.startswith("-ERR") else reply
+
+
+@dataclass
+class _Hold:
+    """The link is subscribing: hold events until the snapshot is applied."""
 
 
 @dataclass
@@ -61,43 +67,53 @@ class _Disconnected:
     reason: str
 
 
+@dataclass
+class _Tick:
+    """The watchdog's heartbeat: proves the loop runs even when FreeSWITCH is quiet."""
+
+
 class NodeService:
-    """Everything fsbarge does for one FreeSWITCH node, minus the socket."""
+    """Everything fsbarge does for one FreeSWITCH node, minus the socket and the database."""
 
     def __init__(
         self,
         node: NodeConfig,
         *,
-        channel_store: Any,
-        audit_store: Any,
+        journal: Journal,
+        mirror: Any,
         policy: Policy,
         tones: Tones,
+        on_journaled: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: str(_uuid.uuid4()),
-        db_retry_max: float = 5.0,
     ) -> None:
         self.node = node
         self.name = node.name
         self.channels = ChannelTable(node.name)
         self.machine = BargeMachine(node.name, policy, self.channels, tones, new_id)
-        self.channel_store = channel_store
-        self.audit_store = audit_store
+        self.journal = journal
+        self.mirror = mirror
+        self.on_journaled = on_journaled
         self.clock = clock
+        self.new_id = new_id
         self.queue: gevent.queue.Queue[Any] = gevent.queue.Queue()
         self.commands: gevent.queue.Queue[tuple[str, str]] = gevent.queue.Queue()
         self.session: EslSession | None = None
-        self.audit_ids: dict[str, int] = {}
+        self.uids: dict[str, str] = {}  # supervisor uuid -> journal uid of its open record
         self.core_uuid: str | None = None
+        self.held: list[tuple[Event, float]] | None = None
         self.resyncs = 0
         self.processing = False
-        self.last_progress = clock()
+        self.last_progress = time.monotonic()
         self.log = log.bind(node=node.name)
-        self._db_wait = wait_exponential(multiplier=0.05, max=db_retry_max)
 
     # -- called from the ESL side (reader greenlet / link greenlet) ----------
 
     def on_event(self, ev: Event) -> None:
         self.queue.put((ev, self.clock()))
+
+    def on_subscribing(self) -> None:
+        self.queue.put(_Hold())
 
     def on_connected(self, session: EslSession) -> None:
         """Resync in order with the events (raises ConnectError so the link retries)."""
@@ -110,6 +126,9 @@ class NodeService:
 
     def on_disconnected(self, reason: str) -> None:
         self.queue.put(_Disconnected(reason))
+
+    def tick(self) -> None:
+        self.queue.put(_Tick())
 
     # -- the service greenlet ---------------------------------------------------
 
@@ -129,110 +148,146 @@ class NodeService:
                 self.processing = False
 
     def process(self, batch: list[Any]) -> None:
-        """Apply a batch of queued items in order, then write the mirror once."""
-        table = self.channels
-        handle = self.machine.handle
+        """Apply a batch of queued items in order, then hand the mirror its changes once."""
         for item in batch:
             if type(item) is tuple:
-                ev, now = item
-                if ev.core_uuid and ev.core_uuid != self.core_uuid:
-                    self._core_changed(ev.core_uuid, now)
-                try:
-                    table.apply(ev)
-                    effects = handle(ev, now)
-                    if effects:
-                        self._carry_out(effects)
-                except Exception:  # a bug must cost one event, not the daemon
-                    self.log.exception("internal error while handling an event", event=ev.name, uuid=ev.uuid)
-            elif isinstance(item, _Resync):
-                try:
-                    self._flush()
-                    self._resync(item.session)
-                except Exception as exc:  # the link retries; never kill the loop
-                    self.log.warning("resync failed", error=str(exc))
-                    item.done.set_exception(exc if isinstance(exc, ConnectError) else ConnectError(str(exc)))
+                if self.held is not None:
+                    self.held.append(item)
                 else:
-                    item.done.set(True)
+                    self._event(*item)
+            elif isinstance(item, _Resync):
+                self._resync_item(item)
+            elif isinstance(item, _Hold):
+                self.held = []  # events of an earlier, failed attempt are covered by the coming snapshot
             elif isinstance(item, _Disconnected):
                 self.session = None
-                self._db(lambda: self.channel_store.set_node_status(self.name, connected=False))
-        self._flush()
-        self.last_progress = self.clock()
+                self.held = None
+                self.mirror.status(self.name, connected=False)
+            elif isinstance(item, _Tick):
+                self._heartbeat()
+        self._guarded(self._flush, "handing channel changes to the mirror")
+        self.last_progress = time.monotonic()
+
+    def _guarded(self, fn: Callable[[], Any], what: str, **context: Any) -> None:
+        try:
+            fn()
+        except Exception:  # a bug must cost one step, not the daemon
+            self.log.exception("internal error while " + what, **context)
+
+    def _event(self, ev: Event, now: float) -> None:
+        def handle() -> None:
+            if ev.core_uuid and ev.core_uuid != self.core_uuid:
+                self._core_changed(ev.core_uuid, now)
+            self.channels.apply(ev)
+            effects = self.machine.handle(ev, now)
+            if effects:
+                self._carry_out(effects)
+
+        self._guarded(handle, "handling an event", event=ev.name, uuid=ev.uuid)
 
     def _flush(self) -> None:
-        if not self.channels.has_changes:
-            return
-        upserts, deletes = self.channels.take_changes()
-        self._db(lambda: self.channel_store.apply(self.name, upserts, deletes))
+        if self.channels.has_changes:
+            upserts, deletes = self.channels.take_changes()
+            self.mirror.changes(self.name, upserts, deletes)
 
-    def _db(self, write: Callable[[], Any]) -> Any:
-        """Run a database write; while the database is locked or unreachable, wait and retry.
-
-        Events keep queueing in memory meanwhile, so nothing is lost; the
-        operator sees one warning per attempt.
-        """
-        for attempt in Retrying(
-            retry=retry_if_exception_type(DatabaseError),
-            wait=self._db_wait,
-            sleep=gevent.sleep,
-            before_sleep=lambda st: self.log.warning(
-                "database write failed; retrying", error=str(st.outcome.exception()), attempt=st.attempt_number
-            ),
-            reraise=True,
-        ):
-            with attempt:
-                return write()
-        return None  # pragma: no cover
+    def _heartbeat(self) -> None:
+        now = self.clock()
+        self.mirror.status(self.name, heartbeat_at=now, last_event_at=now)
+        # The best end time of an intervention after a kill: not fsync'd, a heartbeat is cheap to lose.
+        self._guarded(lambda: self.journal.append([{"kind": "node", "node": self.name, "last_seen": now}], sync=False), "recording liveness")
+        self.on_journaled()
 
     # -- effects ----------------------------------------------------------------
 
+    def _change(self, eff: Effect) -> dict[str, Any]:
+        """The journal change for an audit effect (its id makes applying it twice a no-op)."""
+        if isinstance(eff, OpenAudit):
+            uid = self.new_id()
+            self.uids[eff.key] = uid
+            return {"kind": "open", "id": uid, "uid": uid, "node": self.name, "record": dict(eff.fields)}
+        if isinstance(eff, AddMode):
+            return {
+                "kind": "mode", "id": self.new_id(), "uid": self.uids.get(eff.key), "node": self.name,
+                "mode": eff.mode, "at": eff.at, "source": eff.source, "refused": eff.refused,
+            }
+        assert isinstance(eff, CloseAudit)
+        return {
+            "kind": "close", "id": self.new_id(), "uid": self.uids.pop(eff.key, None), "node": self.name,
+            "outcome": eff.outcome, "ended_at": eff.ended_at, "end_reason": eff.end_reason, "reason": eff.reason,
+        }
+
     def _carry_out(self, effects: list[Effect]) -> None:
+        """Journal the audit changes (fsync'd), then queue the commands that depend on them."""
+        changes = [self._change(e) for e in effects if isinstance(e, AUDIT_EFFECTS)]
+        changes = [c for c in changes if c["uid"] is not None]
+        if changes:
+            try:
+                self.journal.append(changes)
+            except JournalError as exc:
+                effects = self._unaudited(effects, str(exc))
+            else:
+                self.on_journaled()
+                self._log_changes(changes)
         queued = False
         for eff in effects:
-            if isinstance(eff, OpenAudit):
-                rec = dict(eff.fields)
-                self.audit_ids[eff.key] = self._db(lambda: self.audit_store.create(**rec))
-                self.log.info(
-                    "intervention " + rec["outcome"],
-                    uuid=eff.key,
-                    supervisor=rec.get("supervisor"),
-                    agent=rec.get("agent"),
-                    mode=rec.get("requested_mode"),
-                    reason=rec.get("reason"),
-                    audit_id=self.audit_ids[eff.key],
-                )
-                if rec["outcome"] != "active":
-                    self.audit_ids.pop(eff.key, None)
-            elif isinstance(eff, AddMode):
-                iid = self.audit_ids.get(eff.key)
-                if iid is not None:
-                    self._db(lambda: self.audit_store.add_mode(iid, eff.mode, eff.at, eff.source, eff.refused))
-                    self.log.info("mode " + ("refused" if eff.refused else "changed"), uuid=eff.key, mode=eff.mode, source=eff.source, audit_id=iid)
-            elif isinstance(eff, CloseAudit):
-                iid = self.audit_ids.pop(eff.key, None)
-                if iid is not None:
-                    self._db(
-                        lambda: self.audit_store.close(
-                            iid, outcome=eff.outcome, ended_at=eff.ended_at, end_reason=eff.end_reason, reason=eff.reason
-                        )
-                    )
-                    self.log.info("intervention closed", uuid=eff.key, outcome=eff.outcome, end_reason=eff.end_reason, reason=eff.reason, audit_id=iid)
-            else:
+            if not isinstance(eff, AUDIT_EFFECTS):
                 text = to_command(eff)
                 if text is not None:
                     self.commands.put((eff.uuid, text))
                     queued = True
         if queued:
             # A supervisor is waiting: let the command greenlet write now rather than
-            # after the rest of this batch and its mirror commit.
+            # after the rest of this batch.
             gevent.sleep(0)
+
+    def _unaudited(self, effects: list[Effect], error: str) -> list[Effect]:
+        """The journal could not take these changes: never a barge without an audit trail.
+
+        A starting intervention is refused (error tone, reason ``audit_unavailable``); a mode the
+        supervisor switched to is undone to listen. The refusal itself cannot be journaled: the
+        log line is its only trace.
+        """
+        out: list[Effect] = []
+        refused: set[str] = set()
+        for eff in effects:
+            if isinstance(eff, OpenAudit) and eff.fields.get("outcome") == "active":
+                refused.add(eff.key)
+                self.machine.active.pop(eff.key, None)
+                self.uids.pop(eff.key, None)
+                self.log.error(
+                    "audit journal unavailable: intervention refused", reason="audit_unavailable", error=error,
+                    uuid=eff.key, supervisor=eff.fields.get("supervisor"), agent=eff.fields.get("agent"),
+                )
+                out += self.machine.refusal_tone(eff.key)
+            elif isinstance(eff, AddMode) and not eff.refused and eff.mode != "listen" and eff.key in self.machine.active:
+                self.log.error("audit journal unavailable: mode change undone", mode=eff.mode, uuid=eff.key, error=error)
+                self.machine.active[eff.key].mode = "listen"
+                out.append(SendKey(eff.key, "0"))
+            elif isinstance(eff, AUDIT_EFFECTS):
+                self.log.error("audit journal unavailable: change not recorded", change=repr(eff), error=error)
+            elif getattr(eff, "uuid", None) not in refused:
+                out.append(eff)
+        return out
+
+    def _log_changes(self, changes: list[dict[str, Any]]) -> None:
+        for c in changes:
+            if c["kind"] == "open":
+                rec = c["record"]
+                self.log.info(
+                    "intervention " + rec["outcome"], uuid=rec.get("supervisor_uuid"), supervisor=rec.get("supervisor"),
+                    agent=rec.get("agent"), mode=rec.get("requested_mode"), reason=rec.get("reason"), audit_uid=c["uid"],
+                )
+            elif c["kind"] == "mode":
+                self.log.info("mode " + ("refused" if c["refused"] else "changed"), mode=c["mode"], source=c["source"], audit_uid=c["uid"])
+            else:
+                self.log.info("intervention closed", outcome=c["outcome"], end_reason=c["end_reason"], reason=c["reason"], audit_uid=c["uid"])
 
     def run_commands(self) -> None:
         """The command greenlet: write queued commands in order, as soon as they are queued.
 
         Writes do not wait for the replies to earlier writes (FreeSWITCH answers in
         order); the replies are checked by a greenlet of their own. A lost session
-        drops what it cannot send (the audit was written first).
+        drops what it cannot send (the audit was journaled first).
         """
         queue = self.commands
         replies: gevent.queue.Queue[tuple[list[tuple[str, str]], Callable[[], list[str]]]] = gevent.queue.Queue()
@@ -271,55 +326,73 @@ class NodeService:
 
     # -- (re)connect ------------------------------------------------------------
 
+    def _stored_core(self) -> str | None:
+        return self.core_uuid or self.journal.nodes.get(self.name, {}).get("core_uuid")
+
+    def _remember_core(self, core_uuid: str) -> None:
+        self.core_uuid = core_uuid
+        self.mirror.status(self.name, core_uuid=core_uuid)
+        try:
+            self.journal.append([{"kind": "node", "node": self.name, "core_uuid": core_uuid}])
+            self.on_journaled()
+        except JournalError as exc:  # costs only the restart detection after our own restart
+            self.log.error("cannot record the Core-UUID in the journal", error=str(exc))
+
     def _core_changed(self, core_uuid: str, now: float) -> None:
-        old, self.core_uuid = self.core_uuid, core_uuid
-        if old is not None:
+        old = self._stored_core()
+        if old is not None and old != core_uuid:
             # FreeSWITCH restarted under us: whatever was running is gone.
             self.log.warning("FreeSWITCH restarted (new Core-UUID)", old=old, new=core_uuid)
             self._carry_out(self.machine.close_all("freeswitch_shutdown", now))
-        self._db(lambda: self.channel_store.set_node_status(self.name, core_uuid=core_uuid))
+        self._remember_core(core_uuid)
+
+    def _resync_item(self, item: _Resync) -> None:
+        try:
+            self._resync(item.session)
+        except Exception as exc:  # the link retries; never kill the loop
+            self.log.warning("resync failed", error=str(exc))
+            item.done.set_exception(exc if isinstance(exc, ConnectError) else ConnectError(str(exc)))
+            return
+        held, self.held = self.held or [], None
+        item.done.set(True)
+        for ev, now in held:  # read before the snapshot was applied: applied after it, in order
+            self._event(ev, now)
 
     def _resync(self, session: EslSession) -> None:
-        """Take ``show channels`` as the truth, then re-attach or close open interventions."""
+        """Take ``show channels`` as the truth, then carry out what :func:`resync.plan` decides."""
         now = self.clock()
-        first = self.resyncs == 0
-        status = next((n for n in self._db(self.channel_store.nodes) if n["name"] == self.name), {})
-        core = session.api("global_getvar core_uuid").strip()
-        if not core or core.startswith("-ERR"):
-            core = None
+        core = _var(session.api("global_getvar core_uuid"))
         fresh = self._snapshot(session)
         vanished = self.channels.replace_all(fresh)
         self.channels.take_changes()
-        self._db(lambda: self.channel_store.replace_node(self.name, (c.to_row() for c in fresh)))
-        known_core = self.core_uuid or status.get("core_uuid")
-        restarted_fs = bool(core and known_core and core != known_core)
-        if core:
-            self.core_uuid = core
-        self._db(
-            lambda: self.channel_store.set_node_status(self.name, core_uuid=core, connected=True, resynced_at=now)
-        )
-        self.session = session
-        records = self._db(lambda: self.audit_store.open_interventions(self.name))
+        self.mirror.replace(self.name, [c.to_row() for c in fresh])
+        records = [r for r in self.journal.records.values() if r.get("node") == self.name]
         for rec in records:
-            self.audit_ids[rec["supervisor_uuid"]] = rec["id"]
-            rec["last_mode_at"] = max((m["at"] for m in rec["modes"]), default=None)
-        if restarted_fs:
-            self.log.warning("FreeSWITCH restarted while we were away", old=known_core, new=core)
-            effects: list[Effect] = [
-                CloseAudit(r["supervisor_uuid"], "completed", now, "freeswitch_shutdown") for r in records
-            ]
-            self.machine.active.clear()
-        else:
-            last_seen = status.get("last_event_at")
-            effects = self.machine.reattach(records, now, restarted=first, last_seen=last_seen)
-        self._carry_out(effects)
-        self._pick_up_waiting_requests(session, now)
+            self.uids[rec["supervisor_uuid"]] = rec["uid"]
+        node_state = self.journal.nodes.get(self.name, {})
+        plan = resync.plan(
+            self.machine,
+            records,
+            stored_core=self._stored_core(),
+            core=core,
+            first=self.resyncs == 0,
+            last_seen=node_state.get("last_seen"),
+            decided=set(self.journal.decided),
+            now=now,
+        )
+        if plan.freeswitch_restarted:
+            self.log.warning("FreeSWITCH restarted while we were away", old=self._stored_core(), new=core)
+        if core and core != self.core_uuid:
+            self._remember_core(core)
+        self.mirror.status(self.name, connected=True, resynced_at=now)
+        self.session = session
+        self._carry_out(plan.effects)
+        if plan.serve:
+            self._serve_waiting(session, plan.serve, now)
         self.resyncs += 1
         self.log.info(
             "resynced from show channels",
-            channels=len(fresh),
-            vanished=len(vanished),
-            open_interventions=len(records),
+            channels=len(fresh), vanished=len(vanished), open_interventions=len(records), waiting=len(plan.serve),
         )
 
     def _snapshot(self, session: EslSession) -> list[Channel]:
@@ -342,54 +415,43 @@ class NodeService:
             raise ConnectError("unexpected 'show channels as json' reply")
         fresh = [c for c in data.get("rows", []) if isinstance(c, Channel)]
         del data
-        # show channels carries presence_id but not dialed_user; ask about the legs
-        # it does not attribute, one by one.
-        for ch in [c for c in fresh if c.user is None]:
-            ch.user_name = _getvar(session, ch.uuid, "user_name")
-            ch.dialed_user = _getvar(session, ch.uuid, "dialed_user")
+        # show channels carries presence_id but not dialed_user: ask about the legs it does not
+        # attribute, all in one pipelined write.
+        unknown = [c for c in fresh if c.user is None]
+        replies = session.apis([f"uuid_getvar {c.uuid} {var}" for c in unknown for var in ("user_name", "dialed_user")])
+        for i, ch in enumerate(unknown):
+            ch.user_name, ch.dialed_user = _var(replies[2 * i]), _var(replies[2 * i + 1])
             attribute_user(ch)
         return fresh
 
-    def _pick_up_waiting_requests(self, session: EslSession, now: float) -> None:
+    def _serve_waiting(self, session: EslSession, uuids: list[str], now: float) -> None:
         """Supervisors who dialled a feature code while we were away are still parked: serve them.
 
-        ``show channels`` does not carry channel variables, so the request is read
-        back with ``uuid_getvar`` and handled as the CHANNEL_PARK we missed.
+        ``show channels`` does not carry channel variables, so each request is read back with
+        (pipelined) ``uuid_getvar`` and handled as the CHANNEL_PARK we missed.
         """
-        parked = [
-            c for c in self.channels.channels.values()
-            if c.application == "park" and c.destination and FEATURE_CODE.match(c.destination)
-        ]
-        if not parked:
-            return
-        seen = self._db(lambda: self.audit_store.audited_supervisor_uuids(c.uuid for c in parked))
-        for ch in parked:
-            if ch.uuid in seen or ch.uuid in self.machine.decided:
+        replies = session.apis([f"uuid_getvar {u} {var}" for u in uuids for var in REQUEST_VARS])
+        for i, uuid in enumerate(uuids):
+            values = dict(zip(REQUEST_VARS, (_var(r) for r in replies[i * 3 : i * 3 + 3]), strict=True))
+            ch = self.channels.get(uuid)
+            if values["fsbarge_target"] is None or ch is None:
                 continue
-            values = {var: _getvar(session, ch.uuid, var) for var in ("fsbarge_mode", "fsbarge_target", "user_name")}
-            if values["fsbarge_target"] is None:
-                continue
-            self.log.info("serving a feature code dialled while fsbarge was away", uuid=ch.uuid)
+            self.log.info("serving a feature code dialled while fsbarge was away", uuid=uuid)
             request = Event(
                 "CHANNEL_PARK",
-                ch.uuid,
+                uuid,
                 channel_name=ch.name,
                 direction=ch.direction,
                 answer_state=ch.answer_state,
                 caller_number=ch.caller_number,
                 destination=ch.destination,
-                user_name=values["user_name"],
-                fsbarge_mode=values["fsbarge_mode"],
-                fsbarge_target=values["fsbarge_target"],
                 has_variables=True,
+                **values,
             )
             self._carry_out(self.machine.handle(request, now))
 
-    def note_alive(self) -> None:
-        """Record that events were processed up to now (the best end time after a crash)."""
-        now = self.clock()
-        self._db(lambda: self.channel_store.set_node_status(self.name, last_event_at=now))
+    # -- health -----------------------------------------------------------------
 
-    def healthy(self, max_stall: float = 10.0) -> bool:
-        """False when events are waiting and the loop has not progressed for ``max_stall`` seconds."""
-        return self.queue.empty() or self.clock() - self.last_progress < max_stall
+    def stalled_for(self) -> float:
+        """Seconds since the loop last finished a batch (ticks keep an idle loop progressing)."""
+        return time.monotonic() - self.last_progress

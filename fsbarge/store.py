@@ -30,7 +30,7 @@ OUTCOMES = ("active", "completed", "denied", "no_active_call", "failed")
 CHANNEL_COLUMNS = tuple(c.name for c in channels.c)
 _CHANNEL_DATA_COLUMNS = tuple(c for c in CHANNEL_COLUMNS if c not in ("node", "updated_at"))
 _CHANNEL_TIMES = ("created_at", "answered_at", "updated_at")
-_NODE_TIMES = ("last_event_at", "resynced_at")
+_NODE_TIMES = ("last_event_at", "resynced_at", "heartbeat_at")
 _INTERVENTION_TIMES = ("started_at", "ended_at")
 
 _CHUNK = 500  # keys per IN (...) list, well under every backend's parameter limit
@@ -163,21 +163,42 @@ class ChannelStore:
             with self._writer.begin() as c:
                 self._apply(c, node, rows, deletes)
 
-    def replace_node(self, node: str, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Resync: the node's channels become exactly `rows`, in one transaction.
+    def replace_node(self, node: str, rows: Iterable[Mapping[str, Any]], conn: Connection | None = None) -> None:
+        """Resync: the node's channels become exactly `rows`, in one transaction (the caller's
+        when `conn` is given).
 
         Rows are written in chunks, so a 10,000-channel resync never holds them all as
         parameters at once."""
-        now = time.time()
+        if conn is not None:
+            self._replace(conn, node, rows)
+            return
         with translate_errors(self._engine), self._writer.begin() as c:
-            c.execute(delete(channels).where(channels.c.node == node))
-            chunk: list[dict[str, Any]] = []
-            for r in rows:
-                chunk.append(self._row(node, r, now))
-                if len(chunk) >= _CHUNK:
-                    self._write_rows(c, node, chunk)
-                    chunk = []
-            self._write_rows(c, node, chunk)
+            self._replace(c, node, rows)
+
+    def _replace(self, c: Connection, node: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        now = time.time()
+        c.execute(delete(channels).where(channels.c.node == node))
+        chunk: list[dict[str, Any]] = []
+        for r in rows:
+            chunk.append(self._row(node, r, now))
+            if len(chunk) >= _CHUNK:
+                self._write_rows(c, node, chunk)
+                chunk = []
+        self._write_rows(c, node, chunk)
+
+    def write(self, batch: Iterable[tuple[str, bool, Sequence[Mapping[str, Any]], Sequence[str], Mapping[str, Any]]]) -> None:
+        """The mirror's one transaction: per node ``(node, replace, rows, deletes, status)``.
+
+        ``replace`` makes the node's channels exactly ``rows``; otherwise rows are upserted and
+        ``deletes`` removed. ``status`` holds set_node_status fields."""
+        with translate_errors(self._engine), self._writer.begin() as c:
+            for node, replace, rows, deletes, status in batch:
+                if replace:
+                    self._replace(c, node, rows)
+                elif rows or deletes:
+                    self.apply(node, rows, deletes, conn=c)
+                if status:
+                    self.set_node_status(node, conn=c, **status)
 
     def list(self, node: str | None = None) -> list[dict[str, Any]]:
         """The mirrored channels (all nodes, or one), as plain dicts with float epoch times,
@@ -196,8 +217,11 @@ class ChannelStore:
         connected: bool | None = None,
         last_event_at: float | None = None,
         resynced_at: float | None = None,
+        heartbeat_at: float | None = None,
+        conn: Connection | None = None,
     ) -> None:
-        """Create the node's row if needed and set the given fields (None = leave unchanged)."""
+        """Create the node's row if needed and set the given fields (None = leave unchanged);
+        in the caller's transaction when `conn` is given."""
         values = {
             k: v
             for k, v in (
@@ -205,30 +229,44 @@ class ChannelStore:
                 ("connected", connected),
                 ("last_event_at", last_event_at),
                 ("resynced_at", resynced_at),
+                ("heartbeat_at", heartbeat_at),
             )
             if v is not None
         }
+        if conn is not None:
+            self._set_node_status(conn, node, values)
+            return
         with translate_errors(self._engine), self._writer.begin() as c:
-            if self._dialect_insert is not None:
-                stmt = self._dialect_insert(nodes).values(name=node, **values)
-                if values:
-                    stmt = stmt.on_conflict_do_update(index_elements=[nodes.c.name], set_=values)
-                else:
-                    stmt = stmt.on_conflict_do_nothing(index_elements=[nodes.c.name])
-                c.execute(stmt)
-                return
-            result = c.execute(update(nodes).where(nodes.c.name == node).values(**values))
-            if result.rowcount == 0:
-                c.execute(insert(nodes).values(name=node, **values))
+            self._set_node_status(c, node, values)
+
+    def _set_node_status(self, c: Connection, node: str, values: dict[str, Any]) -> None:
+        if self._dialect_insert is not None:
+            stmt = self._dialect_insert(nodes).values(name=node, **values)
+            if values:
+                stmt = stmt.on_conflict_do_update(index_elements=[nodes.c.name], set_=values)
+            else:
+                stmt = stmt.on_conflict_do_nothing(index_elements=[nodes.c.name])
+            c.execute(stmt)
+            return
+        result = c.execute(update(nodes).where(nodes.c.name == node).values(**values))
+        if result.rowcount == 0:
+            c.execute(insert(nodes).values(name=node, **values))
 
     def nodes(self) -> list[dict[str, Any]]:
-        """Every node's status row (name, core_uuid, connected, last_event_at, resynced_at)."""
+        """Every node's status row (name, core_uuid, connected, last_event_at, resynced_at,
+        heartbeat_at)."""
         with translate_errors(self._engine), self._engine.connect() as c:
             rows = c.execute(select(nodes).order_by(nodes.c.name))
             return [_plain(r, _NODE_TIMES) for r in rows]
 
 
 # --------------------------------------------------------------------------- audit
+
+
+_CREATE_COLUMNS = (
+    "node", "supervisor", "supervisor_uuid", "agent", "target_uuid", "customer", "requested_mode",
+    "outcome", "reason", "started_at", "ended_at", "application_uuid",
+)
 
 
 def _check_outcome(outcome: str) -> None:
@@ -326,28 +364,6 @@ class AuditStore:
                     .values(current_mode=mode)
                 )
 
-    def set_outcome(self, intervention_id: int, outcome: str, reason: str | None = None) -> None:
-        """Change an open record's outcome and reason (it stays open: close() ends a record).
-        LookupError for an unknown id, ValueError for a closed record."""
-        _check_outcome(outcome)
-        with translate_errors(self._engine), self._writer.begin() as c:
-            self._require_open(c, intervention_id)
-            c.execute(
-                update(interventions)
-                .where(interventions.c.id == intervention_id)
-                .values(outcome=outcome, reason=reason)
-            )
-
-    def set_application_uuid(self, intervention_id: int, application_uuid: str | None) -> None:
-        """Remember the Event-UUID of the eavesdrop sendmsg of an open record."""
-        with translate_errors(self._engine), self._writer.begin() as c:
-            self._require_open(c, intervention_id)
-            c.execute(
-                update(interventions)
-                .where(interventions.c.id == intervention_id)
-                .values(application_uuid=application_uuid)
-            )
-
     def close(
         self,
         intervention_id: int,
@@ -380,6 +396,78 @@ class AuditStore:
             if found is None:
                 raise LookupError(f"no intervention {intervention_id}")
             return False
+
+    def apply_changes(self, changes: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Apply journal changes (fsbarge.journal) in order, in one transaction, idempotently.
+
+        Each change has a unique id: a record is keyed by its ``uid``, a mode entry by its
+        ``change_id``, and a close only closes an open record, so applying a batch twice (a
+        commit whose acknowledgement was lost, a kill before the journal was compacted)
+        changes nothing the second time. Kinds other than open/mode/close are ignored. Returns
+        the ids of mode changes skipped because their record is unknown (a damaged journal)."""
+        skipped: list[str] = []
+        with translate_errors(self._engine), self._writer.begin() as c:
+            ids: dict[str, int] = {}
+            for change in changes:
+                kind = change.get("kind")
+                if kind == "open":
+                    self._apply_open(c, change, ids)
+                elif kind == "mode" and not self._apply_mode(c, change, ids):
+                    skipped.append(change["id"])
+                elif kind == "close":
+                    self._apply_close(c, change)
+        return skipped
+
+    def _id_of(self, c: Connection, uid: str, ids: dict[str, int]) -> int | None:
+        if uid not in ids:
+            found = c.execute(select(interventions.c.id).where(interventions.c.uid == uid)).scalar()
+            if found is None:
+                return None
+            ids[uid] = int(found)
+        return ids[uid]
+
+    def _apply_open(self, c: Connection, change: Mapping[str, Any], ids: dict[str, int]) -> None:
+        if self._id_of(c, change["uid"], ids) is not None:
+            return
+        rec = dict(change["record"])
+        _check_outcome(rec["outcome"])
+        if rec["outcome"] != "active" and rec.get("ended_at") is None:
+            rec["ended_at"] = rec["started_at"]
+        columns = {k: rec.get(k) for k in _CREATE_COLUMNS}
+        result = c.execute(insert(interventions).values(uid=change["uid"], **columns))
+        ids[change["uid"]] = int(result.inserted_primary_key[0])
+
+    def _apply_mode(self, c: Connection, change: Mapping[str, Any], ids: dict[str, int]) -> bool:
+        iid = self._id_of(c, change["uid"], ids)
+        if iid is None:
+            return False
+        done = c.execute(select(mode_changes.c.id).where(mode_changes.c.change_id == change["id"])).first()
+        if done is not None:
+            return True
+        c.execute(
+            insert(mode_changes).values(
+                intervention_id=iid,
+                mode=change["mode"],
+                at=change["at"],
+                source=change["source"],
+                refused=bool(change["refused"]),
+                change_id=change["id"],
+            )
+        )
+        if not change["refused"]:
+            c.execute(update(interventions).where(interventions.c.id == iid).values(current_mode=change["mode"]))
+        return True
+
+    def _apply_close(self, c: Connection, change: Mapping[str, Any]) -> None:
+        _check_outcome(change["outcome"])
+        values: dict[str, Any] = dict(outcome=change["outcome"], ended_at=change["ended_at"], end_reason=change.get("end_reason"))
+        if change.get("reason") is not None:
+            values["reason"] = change["reason"]
+        c.execute(
+            update(interventions)
+            .where(interventions.c.uid == change["uid"], interventions.c.ended_at.is_(None))
+            .values(**values)
+        )
 
     # ------------------------------------------------------------------ reads
 

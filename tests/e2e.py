@@ -37,7 +37,8 @@ def write_config(
     tmp: Path, port: int, *, password: str = "ClueCon", extra: str = "", database_url: str | None = None
 ) -> Path:
     """fsbarge.toml in `tmp` for one node on `port`; the database is `database_url`, else a SQLite
-    file in `tmp` (which the daemon creates and migrates on start)."""
+    file in `tmp` (which the daemon creates and migrates on start). The journal is in `tmp` too
+    (for a server URL it would default to the machine's /var/lib/fsbarge/journal)."""
     path = tmp / "fsbarge.toml"
     database_url = database_url or f"sqlite:///{tmp / 'fsbarge.db'}"
     path.write_text(
@@ -52,6 +53,9 @@ command_timeout = 2.0
 
 [database]
 url = "{database_url}"
+
+[journal]
+path = "{tmp / 'fsbarge.journal'}"
 
 [tones]
 error = "tone_stream://%(100,0,480);loops=1"
@@ -75,8 +79,16 @@ def wait_until(predicate: Callable[[], T], timeout: float = 5.0, what: str = "co
         gevent.sleep(0.005)
 
 
+RUNNING: list["InProcessDaemon"] = []
+
+
 class InProcessDaemon:
-    """The daemon in this process's gevent hub, with fast reconnects for tests."""
+    """The daemon in this process's gevent hub, with fast reconnects for tests.
+
+    The database trails the daemon's decisions (the journal shipper and the mirror write in the
+    background), so :func:`cli` first lets every running in-process daemon settle, as a QA
+    analyst's query a moment later would see it.
+    """
 
     def __init__(self, config_path: Path) -> None:
         self.config = load_config(str(config_path))
@@ -86,9 +98,11 @@ class InProcessDaemon:
 
     def __enter__(self) -> "InProcessDaemon":
         self.daemon.start()
+        RUNNING.append(self)
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        RUNNING.remove(self)
         self.daemon.stop(timeout=2)
 
     def wait_connected(self, count: int = 1, timeout: float = 5.0) -> None:
@@ -99,12 +113,21 @@ class InProcessDaemon:
         wait_until(lambda: self.service.queue.empty() and self.service.commands.empty(), timeout, "an idle daemon")
         gevent.sleep(0)
 
+    def settle(self, timeout: float = 5.0) -> None:
+        """Idle, and the database has caught up with the journal and the channel table."""
+        self.wait_idle(timeout)
+        d = self.daemon
+        wait_until(lambda: not d.journal.unshipped(1) and d.mirror.idle, timeout, "the database to catch up")
+
     def audit(self) -> list[dict]:
+        self.settle()
         return self.daemon.audit_store.list(limit=None)
 
 
 def cli(config_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the fsbarge command in another process, as a QA script or an operator would."""
+    for running in RUNNING:
+        running.settle()
     env = dict(os.environ, FSBARGE_CONFIG=str(config_path))
     proc = subprocess.run(
         [sys.executable, "-m", "fsbarge", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60

@@ -130,6 +130,10 @@ class Rig:
         out: list[Any] = []
         for e in events:
             self.now += dt
+            iv = self.machine.active.get(e.uuid or "")
+            if e.name.startswith("CHANNEL_EXECUTE") and e.application_uuid is None and iv is not None:
+                # FreeSWITCH echoes our sendmsg's Event-UUID as Application-UUID (captures 03)
+                e.application_uuid = iv.app_uuid
             self.table.apply(e)
             out += self.machine.handle(e, self.now)
         self.effects += out

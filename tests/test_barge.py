@@ -224,6 +224,19 @@ def test_target_vanished_between_lookup_and_execute() -> None:
     ]
 
 
+def test_another_application_on_the_supervisor_channel_is_not_taken_for_our_eavesdrop() -> None:
+    """Only the Application-UUID of fsbarge's own sendmsg counts (captures 03): an eavesdrop the
+    dialplan or another tool runs on the same channel neither starts nor ends the intervention."""
+    rig = Rig()
+    rig.call()
+    rig.feed(park("listen"))
+    assert rig.feed(execute("eavesdrop", app_uuid="someone-else"), bug()) == []
+    assert rig.feed(complete("eavesdrop", app_uuid="someone-else")) == []
+    assert SUP in rig.machine.active
+    assert rig.feed(execute("eavesdrop", app_uuid="app-1"), bug()) == [AddMode(SUP, "listen", rig.now, "feature_code")]
+    assert of(rig.feed(complete("eavesdrop", app_uuid="app-1")), CloseAudit)[0].end_reason == "supervisor_left"
+
+
 def test_dtmf_before_the_execute_event_still_counts() -> None:
     rig = Rig()
     rig.call()

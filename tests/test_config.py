@@ -10,6 +10,7 @@ from fsbarge.config import (
     DEFAULT_CONFIG_PATH,
     DEFAULT_DATABASE_URL,
     Config,
+    JournalConfig,
     ConfigError,
     DatabaseConfig,
     NodeConfig,
@@ -116,6 +117,7 @@ def test_full_config_parses_into_exactly_these_dataclasses():
         policy=PolicyConfig(protect_supervisors=False, protected=("1999",), allow_second_barge=True),
         tones=TonesConfig(error="tone_stream://%(100,100,350)", ended="silence_stream://500"),
         log_level="debug",
+        journal=JournalConfig(path="/tmp/fsbarge.journal"),  # beside the SQLite file by default
     )
 
 
@@ -129,6 +131,7 @@ def test_minimal_config_gets_the_documented_defaults():
     assert config.tones == TonesConfig()
     assert config.tones.error.startswith("tone_stream://")
     assert config.log_level == "info"
+    assert config.journal.path == "/var/lib/fsbarge/fsbarge.journal"
 
 
 def test_config_is_frozen():

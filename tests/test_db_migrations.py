@@ -20,8 +20,9 @@ AUDIT_TABLES = {
         "ix_interventions_agent",
         "ix_interventions_outcome",
         "ix_interventions_outcome_node",
+        "ix_interventions_uid",
     },
-    "mode_changes": {"ix_mode_changes_intervention_id"},
+    "mode_changes": {"ix_mode_changes_intervention_id", "ix_mode_changes_change_id"},
 }
 
 
@@ -50,7 +51,7 @@ def _revisions() -> list[tuple[str, str]]:
 
 
 def test_the_migration_chain_is_linear_and_named_as_expected() -> None:
-    assert _revisions() == [("0001", "base"), ("0002", "0001")]
+    assert _revisions() == [("0001", "base"), ("0002", "0001"), ("0003", "0002")]
 
 
 def test_upgrade_head_downgrade_base_upgrade_again(engine: sa.Engine) -> None:
@@ -82,7 +83,7 @@ def test_each_migration_goes_up_and_down(engine: sa.Engine, revision: str, down:
 def test_step_by_step_schemas(engine: sa.Engine) -> None:
     db.upgrade(engine, "0001")
     assert _schema(engine) == CHANNEL_TABLES
-    db.upgrade(engine, "0002")
+    db.upgrade(engine, "0003")
     assert _schema(engine) == {**CHANNEL_TABLES, **AUDIT_TABLES}
     db.downgrade(engine, "0001")
     assert _schema(engine) == CHANNEL_TABLES

@@ -1,0 +1,73 @@
+"""The window between subscribing and applying the ``show channels`` snapshot.
+
+Events arrive as soon as the subscription is accepted; the snapshot is asked for afterwards. Events
+read in that window must be judged against the snapshot, not against an empty table, and the
+Core-UUID they carry must not be stored before the resync compares it with the one it knew.
+Each test holds the link greenlet in that window (deterministically: until the event is queued).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fsbarge.sim import FreeSwitchSim
+from tests.e2e import InProcessDaemon, audit_json, wait_until, write_config
+from tests.sim_fixtures import sim  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.e2e
+
+
+def in_the_window(d: InProcessDaemon, act: Callable[[], Any], event: str) -> list[Any]:
+    """Before the first resync: run ``act`` and wait until the link has read its event, then let the resync go."""
+    original_connected, original_event = d.link._on_connected, d.link._on_event  # noqa: SLF001 - our own class
+    results: list[Any] = []
+    read: list[str] = []
+
+    def on_event(ev: Any) -> None:
+        read.append(ev.name)
+        original_event(ev)
+
+    def delayed(session: Any) -> None:
+        if not results:
+            results.append(act())
+            wait_until(lambda: event in read, what=f"{event} read before the resync")
+        original_connected(session)
+
+    d.link._on_connected, d.link._on_event = delayed, on_event  # noqa: SLF001
+    return results
+
+
+def test_a_feature_code_dialled_in_the_resync_window_is_served(sim: FreeSwitchSim, tmp_path: Path) -> None:
+    config = write_config(tmp_path, sim.port)
+    call = sim.place_call("1001", "1000")
+    d = InProcessDaemon(config)
+    dialled = in_the_window(d, lambda: sim.dial("1002", "*331000"), "CHANNEL_PARK")
+    with d:
+        d.wait_connected()
+        [sup] = dialled
+        wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", timeout=10, what="the supervisor connected")
+        assert sim.eavesdrop_target(sup) == call.b_uuid
+        rec = wait_until(lambda: (r := audit_json(config)) and r[0]["modes"] and r[0], timeout=10, what="the record")
+        assert (rec["outcome"], rec["target_uuid"], rec["modes"][0]["mode"]) == ("active", call.b_uuid, "listen")
+
+
+def test_freeswitch_and_the_daemon_restarting_together_is_a_freeswitch_shutdown(sim: FreeSwitchSim, tmp_path: Path) -> None:
+    config = write_config(tmp_path, sim.port)
+    sim.place_call("1001", "1000")
+    with InProcessDaemon(config) as first:
+        first.wait_connected()
+        sup = sim.dial("1002", "*331000")
+        wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", what="eavesdrop running")
+        wait_until(lambda: (r := audit_json(config)) and r[0]["modes"], timeout=10, what="the record")
+    # the daemon stopped (its records stay open, as after a kill) and FreeSWITCH restarts meanwhile
+    sim.shutdown_restart()
+    second = InProcessDaemon(config)
+    in_the_window(second, sim.heartbeat, "HEARTBEAT")  # an event of the new core before the resync
+    with second:
+        second.wait_connected()
+        rec = wait_until(lambda: (r := audit_json(config))[0]["outcome"] == "completed" and r[0], timeout=10, what="closed")
+    assert rec["end_reason"] == "freeswitch_shutdown"

@@ -1,0 +1,99 @@
+"""The resync decisions as a table: (snapshot, open interventions, stored Core-UUID) -> effects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from fsbarge.barge import AddMode, CloseAudit, Execute, SendKey
+from fsbarge.channels import channel_from_row
+from fsbarge.resync import plan
+
+from .factories import AGENT, ENDED_TONE, ERROR_TONE, SUP, Rig
+
+CUSTOMER = "10000000-0000-0000-0000-000000customer"
+OTHER_SUP = "60000000-0000-0000-0000-0000000other"
+
+
+def row(uuid: str, *, app: str | None = None, data: str | None = None, dest: str | None = None, presence: str | None = None) -> dict[str, str]:
+    return {
+        "uuid": uuid, "direction": "inbound", "callstate": "ACTIVE", "name": f"sofia/internal/{uuid[:4]}",
+        "application": app or "", "application_data": data or "", "dest": dest or "", "presence_id": presence or "",
+    }
+
+
+SNAPSHOTS: dict[str, list[dict[str, str]]] = {
+    "eavesdropping": [row(AGENT, presence="1000@pbx"), row(CUSTOMER), row(SUP, app="eavesdrop", data=AGENT, dest="*331000")],
+    "parked": [row(AGENT, presence="1000@pbx"), row(CUSTOMER), row(SUP, app="park", dest="*331000")],
+    "supervisor gone": [row(AGENT, presence="1000@pbx"), row(CUSTOMER)],
+    "call gone": [row(SUP, app="park", dest="*331000")],
+    "everything gone": [],
+}
+
+
+def record(modes: list[str] | None = None, current: str | None = None) -> dict[str, Any]:
+    history = [{"mode": m, "at": 950.0 + i, "source": "dtmf", "refused": False} for i, m in enumerate(modes or [])]
+    return {
+        "uid": "r1", "supervisor_uuid": SUP, "target_uuid": AGENT, "supervisor": "1002", "agent": "1000",
+        "requested_mode": "listen", "current_mode": current, "started_at": 900.0, "modes": history,
+    }
+
+
+NOW = 2000.0
+HANG_UP = Execute(SUP, "hangup", "NORMAL_CLEARING")
+
+CASES = [
+    # snapshot, record (None: no open record), stored core, core, first connection, expected effects
+    ("eavesdropping", record(["listen", "barge"], "barge"), "c1", "c1", True,
+     [SendKey(SUP, "3"), AddMode(SUP, "barge", NOW, "reattach")]),
+    ("eavesdropping", record(["listen", "whisper"], "whisper"), "c1", "c1", False,
+     [SendKey(SUP, "2"), AddMode(SUP, "whisper", NOW, "reattach")]),
+    ("eavesdropping", record(["listen"], "listen"), None, "c1", True,  # first start after an upgrade
+     [SendKey(SUP, "0"), AddMode(SUP, "listen", NOW, "reattach")]),
+    # FreeSWITCH restarted (possibly together with the daemon): the Core-UUID decides, not the channels
+    ("everything gone", record(["listen"], "listen"), "c1", "c2", True,
+     [CloseAudit(SUP, "completed", NOW, "freeswitch_shutdown")]),
+    ("everything gone", record(["listen"], "listen"), "c1", "c2", False,
+     [CloseAudit(SUP, "completed", NOW, "freeswitch_shutdown")]),
+    # our own restart, the supervisor is gone: ended some time after what we last saw
+    ("supervisor gone", record(["listen", "whisper"], "whisper"), "c1", "c1", True,
+     [CloseAudit(SUP, "completed", 990.0, "daemon_restart")]),
+    # a reconnect: what the channels show decides
+    ("supervisor gone", record(["listen"], "listen"), "c1", "c1", False,
+     [CloseAudit(SUP, "completed", NOW, "supervisor_hangup")]),
+    ("call gone", record(["listen"], "listen"), "c1", "c1", False,
+     [CloseAudit(SUP, "completed", NOW, "call_ended"), Execute(SUP, "playback", ENDED_TONE), HANG_UP]),
+    # eavesdrop never started: failed, the parked supervisor hears the error tone
+    ("parked", record(), "c1", "c1", True,
+     [CloseAudit(SUP, "failed", NOW, None, reason="daemon_restart"), Execute(SUP, "playback", ERROR_TONE), HANG_UP]),
+    ("parked", record(), "c1", "c1", False,
+     [CloseAudit(SUP, "failed", NOW, None, reason="connection_lost"), Execute(SUP, "playback", ERROR_TONE), HANG_UP]),
+]
+
+
+@pytest.mark.parametrize(("snapshot", "rec", "stored", "core", "first", "expected"), CASES)
+def test_resync_decides(snapshot: str, rec: dict, stored: str | None, core: str, first: bool, expected: list) -> None:
+    rig = Rig()
+    rig.table.replace_all([channel_from_row(r) for r in SNAPSHOTS[snapshot]])
+    out = plan(rig.machine, [rec], stored_core=stored, core=core, first=first, last_seen=990.0, decided={SUP}, now=NOW)
+    assert out.effects == expected
+    assert out.freeswitch_restarted == (stored is not None and stored != core)
+    assert out.serve == []
+    assert (SUP in rig.machine.active) == any(isinstance(e, SendKey) for e in expected)
+
+
+@pytest.mark.parametrize(
+    ("decided", "expected_serve", "expected_effects"),
+    [
+        (set(), [SUP], []),  # dialled while we were away, or in the resync window: serve it
+        # decided (audited) before, but the tone and hang-up were lost: finish the job
+        ({SUP}, [], [Execute(SUP, "playback", ERROR_TONE), Execute(SUP, "hangup", "CALL_REJECTED")]),
+    ],
+)
+def test_parked_feature_code_calls(decided: set, expected_serve: list, expected_effects: list) -> None:
+    rig = Rig()
+    rig.table.replace_all([channel_from_row(r) for r in SNAPSHOTS["parked"]] + [channel_from_row(row(OTHER_SUP, app="park", dest="5000"))])
+    out = plan(rig.machine, [], stored_core="c1", core="c1", first=False, last_seen=None, decided=decided, now=NOW)
+    assert out.serve == expected_serve  # a call parked on something else is none of ours
+    assert out.effects == expected_effects
