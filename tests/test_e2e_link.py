@@ -33,6 +33,8 @@ def lines(stream: io.StringIO) -> list[dict]:
 
 
 def mirror(d: InProcessDaemon) -> set[str]:
+    """The channels in the database, once the daemon's background mirror has caught up."""
+    d.settle()
     return {row["uuid"] for row in d.daemon.channel_store.list()}
 
 
