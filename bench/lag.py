@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -13,6 +14,15 @@ from pathlib import Path
 import gevent
 
 from bench.ingest import ROOT, Peer, make_service, spawn, wait_drained
+
+
+def wait_queue_empty(link, svc, n: int, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    """Every event read and applied (the database, locked, cannot catch up: not waited for)."""
+    deadline = time.perf_counter() + timeout
+    while not (link.counts["events"] >= n and svc.queue.empty() and not svc.processing and svc.commands.empty()):
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"fsbarge received {link.counts['events']}/{n} events")
+        gevent.sleep(0.001)
 from fsbarge.events import Event
 
 
@@ -23,7 +33,9 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def run(rate: float = 5000, seconds: float = 6.0, barge_every: int = 50) -> dict[str, float]:
+def run(rate: float = 5000, seconds: float = 6.0, barge_every: int = 50, *, locked: bool = False) -> dict[str, float]:
+    """``locked``: another writer holds the database for the whole run (BEGIN EXCLUSIVE), as a
+    backup or a stuck migration would: the barge path must not notice."""
     n = int(rate * seconds)
     created: dict[str, float] = {}
     parked: dict[str, float] = {}
@@ -32,6 +44,10 @@ def run(rate: float = 5000, seconds: float = 6.0, barge_every: int = 50) -> dict
         db = Path(tmp) / "bench.db"
         peer = Peer("paced", n, rate, barge_every)
         svc, link = make_service(db, peer.port)
+        locker = None
+        if locked:
+            locker = sqlite3.connect(db, isolation_level=None)
+            locker.execute("BEGIN EXCLUSIVE")
         watcher = subprocess.Popen(
             [sys.executable, "-m", "bench.watcher", str(db), str(Path(tmp) / "seen.json")],
             cwd=ROOT, stdout=subprocess.PIPE, text=True,
@@ -60,9 +76,15 @@ def run(rate: float = 5000, seconds: float = 6.0, barge_every: int = 50) -> dict
         link._on_connected = on_connected
         greenlets = spawn(svc, link)
         try:
-            wait_drained(link, svc, n, seconds * 10 + 30)
-            gevent.sleep(0.1)  # let the watcher see the last commit
+            if locked:
+                wait_queue_empty(link, svc, n, seconds * 10 + 30)
+            else:
+                wait_drained(link, svc, n, seconds * 10 + 30)
+                gevent.sleep(0.1)  # let the watcher see the last commit
         finally:
+            if locker is not None:
+                locker.execute("COMMIT")
+                locker.close()
             watcher.send_signal(signal.SIGTERM)
             watcher.wait(timeout=10)
             link.stop()

@@ -79,7 +79,10 @@ def templates() -> tuple[Template, Template]:
 
 
 def snapshot_rows(n_channels: int) -> dict:
-    """A ``show channels as json`` answer with ``n_channels`` rows (bridged pairs, fresh uuids)."""
+    """A ``show channels as json`` answer with ``n_channels`` rows (bridged pairs, fresh uuids).
+
+    Every caller leg is a trunk leg (no presence_id), as when customers call in over a SIP trunk:
+    the resync asks FreeSWITCH about each of them (pipelined ``uuid_getvar``)."""
     import json
 
     rows = json.loads((captures_dir() / "02-barge-dialplan-dtmf" / "show_channels_as_json_bridged.json").read_text())["rows"]
@@ -87,7 +90,7 @@ def snapshot_rows(n_channels: int) -> dict:
     for _ in range(max(1, n_channels // 2)):
         a, b = (dict(r) for r in rows)
         ua, ub = str(uuid.uuid4()), str(uuid.uuid4())
-        a.update(uuid=ua, call_uuid=ua, application_data=a["application_data"].replace(rows[1]["uuid"], ub))
+        a.update(uuid=ua, call_uuid=ua, application_data=a["application_data"].replace(rows[1]["uuid"], ub), presence_id="")
         b.update(uuid=ub, call_uuid=ua)
         out += [a, b]
     return {"row_count": len(out), "rows": out}

@@ -12,11 +12,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
-
-from tabulate import tabulate
+from typing import Any, TextIO
 
 EPOCH = datetime(1970, 1, 1)
 
@@ -57,8 +55,16 @@ CHANNEL_FIELDS = (
 )
 _CHANNEL_TIME_FIELDS = ("created_at", "answered_at")
 
-# outcomes of an attempt that never started eavesdrop (SPEC: ended_at == started_at)
-REFUSED_OUTCOMES = frozenset({"denied", "no_active_call"})
+from fsbarge.terms import REFUSED_OUTCOMES  # noqa: E402
+
+
+
+
+def tabulate(rows: Any, **kwargs: Any) -> str:
+    """tabulate.tabulate, imported on first use: the CSV and JSON paths never need it."""
+    from tabulate import tabulate as _tabulate
+
+    return _tabulate(rows, **kwargs)
 
 
 # --------------------------------------------------------------------------- time
@@ -171,15 +177,9 @@ def record(
 # --------------------------------------------------------------------------- formatting helpers
 
 
-def _clock(value: Any) -> str:
-    """'10:00:00.200Z' (time of day, UTC)."""
-    text = iso(value)
-    return "" if text is None else text.split("T", 1)[1]
-
-
-def _short_time(value: Any) -> str:
-    text = iso(value)
-    return "" if text is None else text.replace("T", " ")
+def _time(value: Any) -> str:
+    """'2026-11-22T10:00:00.200Z', or '' for None: the one time format of every output."""
+    return iso(value) or ""
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -234,35 +234,48 @@ def render_json(records: Sequence[Mapping[str, Any]]) -> str:
     return json.dumps(list(records), indent=2, ensure_ascii=False)
 
 
-def _flat_modes(rec: Mapping[str, Any]) -> str:
-    parts = []
-    for m in rec.get("modes", ()):
-        text = f"{m['mode']}@{_clock(m['at'])}"
-        if m.get("refused"):
-            text += "(refused)"
-        parts.append(text)
-    return ";".join(parts)
+from fsbarge.terms import MODES  # noqa: E402
+# CSV: the record's fields, then one number column per mode for spreadsheets to sum
+CSV_FIELDS = (*RECORD_FIELDS, *(f"seconds_{mode}" for mode in MODES))
 
 
-def _flat_seconds(rec: Mapping[str, Any]) -> str:
-    return ";".join(f"{mode}={_number(s)}" for mode, s in rec.get("seconds_by_mode", {}).items())
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _number(seconds: float) -> str:
+def plain_number(seconds: float) -> str:
     """78.4 -> '78.4', 12.0 -> '12', 12345.678 -> '12345.678' (no exponent, no rounding)."""
     return f"{seconds:.3f}".rstrip("0").rstrip(".")
 
 
-def render_csv(records: Sequence[Mapping[str, Any]]) -> str:
-    """One CSV row per intervention: the record's scalar fields, then `modes` flattened to
-    'listen@10:00:00.200Z;whisper@10:00:12.000Z' (refused entries marked '(refused)') and
-    `seconds_by_mode` as 'listen=11.8;whisper=78.4'."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(RECORD_FIELDS)
+def csv_row(rec: Mapping[str, Any]) -> list[Any]:
+    """One record as a CSV row of CSV_FIELDS. `modes` and `seconds_by_mode` hold the same JSON as
+    `--format json` (full timestamps, sources, refusals: a script reads them with one json.loads);
+    the `seconds_<mode>` columns repeat seconds_by_mode as plain numbers (0 when unused) for a
+    spreadsheet."""
+    row: list[Any] = ["" if rec.get(f) is None else rec.get(f) for f in RECORD_FIELDS[:-2]]
+    spent = rec.get("seconds_by_mode") or {}
+    row.append(_compact_json(list(rec.get("modes") or [])))
+    row.append(_compact_json(dict(spent)))
+    row.extend(plain_number(spent.get(mode, 0)) for mode in MODES)
+    return row
+
+
+def write_csv(records: Iterable[Mapping[str, Any]], out: TextIO) -> int:
+    """Write the header and one row per record to `out` as they come; returns the row count."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    count = 0
     for rec in records:
-        row = ["" if rec.get(f) is None else rec.get(f) for f in RECORD_FIELDS[:-2]]
-        writer.writerow([*row, _flat_modes(rec), _flat_seconds(rec)])
+        writer.writerow(csv_row(rec))
+        count += 1
+    return count
+
+
+def render_csv(records: Iterable[Mapping[str, Any]]) -> str:
+    """The whole CSV document (see csv_row) without a trailing newline."""
+    buf = io.StringIO()
+    write_csv(records, buf)
     return buf.getvalue().rstrip("\n")
 
 
@@ -284,7 +297,7 @@ def render_table(records: Sequence[Mapping[str, Any]]) -> str:
     rows = [
         [
             rec.get("id"),
-            _short_time(rec.get("started_at")),
+            _time(rec.get("started_at")),
             rec.get("supervisor") or "",
             rec.get("agent") or "",
             rec.get("customer") or "",
@@ -393,7 +406,7 @@ def render_channels(rows: Sequence[Mapping[str, Any]], fmt: str = "table") -> st
             r.get("callee_number") or "",
             r.get("peer_uuid") or "",
             r.get("application") or "",
-            _clock(r.get("created_at")),
+            _time(r.get("created_at")),
         ]
         for r in rows
     ]

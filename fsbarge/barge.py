@@ -25,6 +25,7 @@ from typing import Any
 from .channels import ChannelTable
 from .events import Event
 from .policy import Policy
+from .terms import MODES, Mode
 
 __all__ = [
     "AddMode",
@@ -40,7 +41,8 @@ __all__ = [
     "MODE_KEYS",
 ]
 
-KEY_MODES = {"0": "listen", "1": "customer_whisper", "2": "whisper", "3": "barge"}
+KEY_MODES: dict[str, Mode] = {"0": "listen", "1": "customer_whisper", "2": "whisper", "3": "barge"}
+assert set(KEY_MODES.values()) == set(MODES)
 MODE_KEYS = {mode: key for key, mode in KEY_MODES.items()}
 EAVESDROP_APPS = ("eavesdrop", "three_way")
 
@@ -144,6 +146,7 @@ class Intervention:
     state: State = State.REQUESTED
     mode: str | None = None  # the mode FreeSWITCH applies now (None before audio)
     end_tone: str | None = None  # CALL_ENDED: the tone the supervisor hears once eavesdrop returns
+    commanded: bool = False  # we have sent this eavesdrop a mode key (a refusal undone, a re-assert)
 
     def ours(self, ev: Event) -> bool:
         """Is this EXECUTE/EXECUTE_COMPLETE our eavesdrop (not another application on the channel)?"""
@@ -180,11 +183,13 @@ class BargeMachine:
     def handle(self, ev: Event, now: float) -> list[Effect]:
         name = ev.name
         if name == "CHANNEL_PARK":
-            if ev.fsbarge_target is not None and ev.uuid and ev.uuid not in self.decided:
-                self.decided[ev.uuid] = None
-                if len(self.decided) > self.remember:
-                    del self.decided[next(iter(self.decided))]
-                return self._request(ev, now)
+            if ev.fsbarge_target is not None and ev.uuid:
+                # Only the digest-authenticated directory user identifies a supervisor;
+                # caller-ID is whatever the phone says.
+                return self.request(
+                    ev.uuid, ev.fsbarge_mode, ev.fsbarge_target, ev.user_name if ev.has_variables else None,
+                    ev.caller_number, now,
+                )
             return []
         if name == "SHUTDOWN":
             return self.close_all("freeswitch_shutdown", now)
@@ -216,16 +221,22 @@ class BargeMachine:
 
     # -- a request from the dialplan --------------------------------------
 
-    def _request(self, ev: Event, now: float) -> list[Effect]:
-        sup_uuid = ev.uuid or ""
-        mode = (ev.fsbarge_mode or "").strip()
-        agent = (ev.fsbarge_target or "").strip()
-        # Only the digest-authenticated directory user identifies a supervisor;
-        # caller-ID is whatever the phone says.
-        supervisor = ev.user_name if ev.has_variables else None
+    def request(
+        self, sup_uuid: str, mode: str | None, agent: str | None, supervisor: str | None, caller_number: str | None, now: float
+    ) -> list[Effect]:
+        """A feature-code request: from CHANNEL_PARK, or read back from a channel still parked
+        after a resync. ``supervisor`` is the authenticated ``user_name`` (None if unknown). A
+        channel already decided starts nothing (a parked channel keeps its variables)."""
+        if sup_uuid in self.decided:
+            return []
+        self.decided[sup_uuid] = None
+        if len(self.decided) > self.remember:
+            del self.decided[next(iter(self.decided))]
+        mode = (mode or "").strip()
+        agent = (agent or "").strip()
         record: dict[str, Any] = {
             "node": self.node,
-            "supervisor": supervisor or (ev.caller_number or None),
+            "supervisor": supervisor or (caller_number or None),
             "supervisor_uuid": sup_uuid,
             "agent": agent,
             "target_uuid": None,
@@ -326,9 +337,14 @@ class BargeMachine:
             # FreeSWITCH has already applied the key; put the previous mode back.
             effects.append(AddMode(iv.sup_uuid, mode, now, "dtmf", refused=True))
             effects.append(SendKey(iv.sup_uuid, MODE_KEYS[iv.mode or "listen"]))
+            iv.commanded = True
             return effects
         iv.mode = mode
         effects.append(AddMode(iv.sup_uuid, mode, now, "dtmf"))
+        if iv.commanded:
+            # A key and one of our commands may have crossed on the wire, leaving FreeSWITCH in
+            # the command's mode; say the mode we now record (a no-op if FreeSWITCH is there).
+            effects.append(SendKey(iv.sup_uuid, MODE_KEYS[mode]))
         return effects
 
     # -- endings ------------------------------------------------------------
@@ -391,15 +407,38 @@ class BargeMachine:
 
     # -- after a (re)connect ---------------------------------------------
 
-    def reattach(self, records: Iterable[Mapping[str, Any]], now: float, *, restarted: bool, last_seen: float | None) -> list[Effect]:
+    def reassert(self, sup_uuids: Iterable[str], now: float) -> list[Effect]:
+        """Put each re-attached eavesdrop back in the mode we hold for it (``sendevent``), logged as
+        ``reattach``. Called after the events held during the resync were applied: a key pressed
+        in that window is already in ``mode`` (FreeSWITCH applied it before our command)."""
+        effects: list[Effect] = []
+        for sup_uuid in sup_uuids:
+            iv = self.active.get(sup_uuid)
+            if iv is not None and iv.state is State.ACTIVE and iv.mode:
+                iv.commanded = True
+                effects += [AddMode(sup_uuid, iv.mode, now, "reattach"), SendKey(sup_uuid, MODE_KEYS.get(iv.mode, "0"))]
+        return effects
+
+    def reattach(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        now: float,
+        *,
+        restarted: bool,
+        last_seen: float | None,
+        endings: Mapping[str, tuple[str, float]] | None = None,
+    ) -> list[Effect]:
         """Match open audit records against the channels FreeSWITCH shows after a (re)connect.
 
         A supervisor channel still running eavesdrop on the recorded target is
         re-attached and its recorded mode re-asserted (keys pressed while we were
-        away left no trace). Otherwise the record is closed: ``daemon_restart``
-        after our own restart (we cannot know how it ended), or, after a mere
-        reconnect, by what the channels show.
+        away left no trace). Otherwise the record is closed: by the ending read
+        in the events held during the resync when there is one (``endings``:
+        supervisor uuid -> (end_reason, time)); else ``daemon_restart`` after our
+        own restart (we cannot know how it ended), or, after a mere reconnect, by
+        what the channels show.
         """
+        endings = endings or {}
         effects: list[Effect] = []
         seen = set()
         for rec in records:
@@ -407,7 +446,12 @@ class BargeMachine:
             seen.add(sup_uuid)
             sup = self.channels.get(sup_uuid)
             target = rec.get("target_uuid")
-            running = sup is not None and sup.eavesdropping and sup.application_data == target
+            running = (
+                sup is not None
+                and sup.still_eavesdropping
+                and sup.application_data == target
+                and self.channels.get(target) is not None
+            )
             iv = self.active.get(sup_uuid)
             if running and target:
                 mode = rec.get("current_mode") or rec.get("requested_mode") or "listen"
@@ -436,6 +480,10 @@ class BargeMachine:
                 tone = self.tones.error
                 if sup is not None:
                     self.abandoned.add(sup_uuid)
+            elif sup_uuid in endings:
+                reason, at = endings[sup_uuid]
+                effects.append(CloseAudit(sup_uuid, "completed", at, reason))
+                tone = self.tones.ended
             elif restarted:
                 ended = max(t for t in (rec.get("last_mode_at"), last_seen, rec.get("started_at")) if t is not None)
                 effects.append(CloseAudit(sup_uuid, "completed", ended, "daemon_restart"))

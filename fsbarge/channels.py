@@ -53,13 +53,14 @@ COLUMNS = (
 class Channel:
     """One live leg, with the fields the mirror stores."""
 
-    __slots__ = COLUMNS + ("rank", "apps")
+    __slots__ = COLUMNS + ("rank", "apps", "read_codec")
 
     def __init__(self, uuid: str) -> None:
         for slot in COLUMNS:
             setattr(self, slot, None)
         self.uuid = uuid
         self.rank = RANK_NONE
+        self.read_codec: str | None = None  # from show channels only (not mirrored)
         self.apps: list[tuple[str, str | None]] = []  # running applications, innermost last
 
     def to_row(self) -> dict[str, Any]:
@@ -72,6 +73,17 @@ class Channel:
     @property
     def eavesdropping(self) -> bool:
         return self.application in EAVESDROP_APPS
+
+    @property
+    def still_eavesdropping(self) -> bool:
+        """In a ``show channels`` row: is eavesdrop really running?
+
+        FreeSWITCH quirk: the ``application`` column is written on CHANNEL_EXECUTE only, so it
+        keeps saying ``eavesdrop`` after eavesdrop returned ('*', the target hung up) and the
+        supervisor is back in park. A running eavesdrop reads the supervisor's audio as L16
+        (switch_ivr_eavesdrop_session sets the read codec; captures 02), and restores the codec
+        when it returns."""
+        return self.eavesdropping and (self.read_codec is None or self.read_codec.upper() == "L16")
 
     def __repr__(self) -> str:
         return f"<Channel {self.uuid} {self.name} user={self.user}>"
@@ -116,6 +128,7 @@ def channel_from_row(row: Mapping[str, str]) -> Channel:
         ch.application = app
         ch.application_data = decode(row.get("application_data")) or None
         ch.apps = [(app, ch.application_data)]
+    ch.read_codec = row.get("read_codec") or None
     epoch = row.get("created_epoch")
     ch.created_at = float(epoch) if epoch and epoch.isdigit() else None
     # show channels has no answer time; the best known is "answered by the resync".
@@ -306,19 +319,6 @@ class ChannelTable:
             self._index(uuid, None, ch.user)
         self._dirty = set(self.channels)
         return vanished
-
-    def set_user_vars(self, uuid: str, user_name: str | None, dialed_user: str | None) -> None:
-        """Fill in what ``uuid_getvar`` told us about a leg that presence_id did not attribute."""
-        ch = self.get(uuid)
-        if ch is None:
-            return
-        ch.user_name = user_name or ch.user_name
-        ch.dialed_user = dialed_user or ch.dialed_user
-        old = ch.user
-        attribute_user(ch)
-        if ch.user != old:
-            self._index(uuid, old, ch.user)
-        self._dirty.add(uuid)
 
     # -- queries ---------------------------------------------------------
 

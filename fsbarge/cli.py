@@ -15,13 +15,18 @@ from . import __version__
 
 __all__ = ["main"]
 
-OUTCOMES = ("active", "completed", "denied", "no_active_call", "failed")
-MODES = ("listen", "whisper", "barge", "customer_whisper")
+from .terms import MODES, OUTCOMES  # noqa: E402 - light: no third-party imports
+TABLE_PAGE = 50  # rows `audit list` shows as a table unless --limit says otherwise
+ENV_DATABASE_URL = "FSBARGE_DATABASE_URL"
 MAX_ID = 2**31 - 1  # the largest id an INTEGER column holds on every backend
 
 
 class UsageError(Exception):
     """Bad command line: exit status 2."""
+
+
+class CommandError(Exception):
+    """A command that could not do its work (e.g. write its output): exit status 1."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,6 +39,14 @@ def _build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: a --config given before the subcommand is not overwritten by this default.
     common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=config_help)
+    # read commands: a database URL is all they need (a QA account may not read the daemon's config)
+    reader = argparse.ArgumentParser(add_help=False, parents=[common])
+    reader.add_argument(
+        "--database",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help=f"database to read (default: ${ENV_DATABASE_URL}, else [database] url of the configuration)",
+    )
 
     p = _Parser(prog="fsbarge", description="Supervisor listen / whisper / barge for FreeSWITCH, with an audit trail.")
     p.add_argument("--version", action="version", version=f"fsbarge {__version__}")
@@ -48,25 +61,83 @@ def _build_parser() -> argparse.ArgumentParser:
     dbsub.add_parser("upgrade", parents=[common], help="apply Alembic migrations to the configured database")
     dbsub.add_parser("current", parents=[common], help="print the database's migration revision")
 
-    calls = sub.add_parser("calls", parents=[common], help="live channels as the daemon mirrors them")
+    calls = sub.add_parser("calls", parents=[reader], help="live channels as the daemon mirrors them")
     calls.add_argument("--format", choices=("table", "json"), default="table")
     calls.add_argument("--node", help="only this FreeSWITCH node")
 
     audit = sub.add_parser("audit", help="query the audit trail")
     asub = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
-    lst = asub.add_parser("list", parents=[common], help="interventions, newest first")
-    lst.add_argument("--supervisor", metavar="EXT")
-    lst.add_argument("--agent", metavar="EXT")
-    lst.add_argument("--since", metavar="ISO8601", help="started at or after (UTC unless an offset is given)")
-    lst.add_argument("--until", metavar="ISO8601", help="started before")
-    lst.add_argument("--mode", choices=MODES, help="requested, or used at any time")
-    lst.add_argument("--outcome", choices=OUTCOMES)
-    lst.add_argument("--limit", type=int, default=100, help="at most this many (default 100; 0 = all)")
+    lst = asub.add_parser("list", parents=[reader], help="interventions, newest first")
+    _add_filters(lst)
+    lst.add_argument(
+        "--limit",
+        type=_count,
+        default=None,
+        help=f"at most this many (default: all for csv and json, {TABLE_PAGE} for the table; 0 = all)",
+    )
+    lst.add_argument("--offset", type=_count, default=0, help="skip this many first (newest) rows")
     lst.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    show = asub.add_parser("show", parents=[common], help="one intervention with its mode history")
+    stats = asub.add_parser("stats", parents=[reader], help="interventions, outcomes, refusals and time per group")
+    stats.add_argument("--by", choices=("agent", "supervisor", "team", "day"), required=True,
+                       help="one row per agent, supervisor, team (from the configuration's [[teams]]) or UTC day")
+    _add_filters(stats)
+    stats.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    show = asub.add_parser("show", parents=[reader], help="one intervention with its mode history")
     show.add_argument("id", type=int)
     show.add_argument("--format", choices=("table", "json"), default="table")
+    status = sub.add_parser("status", parents=[reader], help="daemon, nodes and who is monitoring whom now (exit 0 healthy, 1 degraded, 3 not running)")
+    status.add_argument("--format", choices=("table", "json"), default="table")
+    status.add_argument("--watch", action="store_true", help="redraw every second until interrupted")
+    report = sub.add_parser("report", parents=[reader], help="write a self-contained HTML report with charts")
+    _add_filters(report)
+    report.add_argument("-o", "--output", metavar="FILE.html", required=True, help="where to write it (- for stdout)")
     return p
+
+
+def _count(text: str) -> int:
+    """argparse type: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: expected a whole number, 0 or more") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: must be 0 or more")
+    return value
+
+
+def _time_arg(text: str) -> Any:
+    """argparse type: an ISO 8601 date or time (UTC unless it carries an offset)."""
+    from .auditview import parse_time
+
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    """The audit filters shared by `audit list`, `audit stats` and `report`."""
+    parser.add_argument("--supervisor", metavar="EXT")
+    parser.add_argument("--agent", metavar="EXT")
+    parser.add_argument("--since", metavar="ISO8601", type=_time_arg, help="started at or after (UTC unless an offset is given)")
+    parser.add_argument("--until", metavar="ISO8601", type=_time_arg, help="started before")
+    parser.add_argument("--mode", choices=MODES, help="requested, or used at any time")
+    parser.add_argument("--outcome", choices=OUTCOMES)
+    parser.add_argument("--node", help="only this FreeSWITCH node")
+
+
+def _filter(args: argparse.Namespace) -> Any:
+    from .queries import AuditFilter
+
+    return AuditFilter(
+        supervisor=args.supervisor,
+        agent=args.agent,
+        since=args.since,
+        until=args.until,
+        mode=args.mode,
+        outcome=args.outcome,
+        node=args.node,
+    )
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -75,11 +146,26 @@ def _config(args: argparse.Namespace) -> Any:
     return load_config(resolve_config_path(args.config, os.environ))
 
 
-def _reader_engine(args: argparse.Namespace) -> Any:
-    """An engine for reading what the daemon wrote; refuses a database that was never created."""
-    from .db import open_existing
+def _database_url(args: argparse.Namespace) -> str:
+    """--database, else $FSBARGE_DATABASE_URL, else the configuration's [database] url."""
+    url = getattr(args, "database", None) or os.environ.get(ENV_DATABASE_URL, "").strip()
+    if url:
+        return url
+    from .config import ConfigError
 
-    return open_existing(_config(args).database.url)
+    try:
+        return str(_config(args).database.url)
+    except ConfigError as exc:
+        raise ConfigError(
+            exc.path, exc.key, f"{exc.problem} (read commands need only --database URL or ${ENV_DATABASE_URL})"
+        ) from None
+
+
+def _reader_engine(args: argparse.Namespace) -> Any:
+    """A read-only engine on what the daemon wrote; refuses a database that was never created."""
+    from .db import open_reader
+
+    return open_reader(_database_url(args))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -89,8 +175,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = _config(args)
     configure_logging(config.log_level, secrets=config.all_passwords())
     daemon = Daemon(config)
-    daemon.run_forever()
+    metrics = _start_metrics(config)
+    try:
+        daemon.run_forever()
+    finally:
+        if metrics is not None:
+            metrics.shutdown()
+            metrics.server_close()
     return 0
+
+
+def _start_metrics(config: Any) -> Any:
+    """The [metrics] endpoint (None when off); a port that cannot be bound stops the start."""
+    if config.metrics.listen is None:
+        return None
+    from .metrics import start_metrics
+
+    host, port = config.metrics.listen
+    try:
+        return start_metrics(config.metrics.listen, config.database.url)
+    except OSError as exc:
+        raise CommandError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
@@ -121,40 +226,189 @@ def _cmd_db(args: argparse.Namespace) -> int:
 
 def _cmd_calls(args: argparse.Namespace) -> int:
     from .auditview import render_channels
-    from .store import ChannelStore
+    from .db import translate_errors
+    from .queries import list_channels
 
-    rows = ChannelStore(_reader_engine(args)).list(node=args.node)
-    print(render_channels(rows, args.format))
-    return 0
+    import time
+
+    from .status import live_nodes
+
+    engine = _reader_engine(args)
+    with translate_errors(engine), engine.connect() as conn:
+        rows = list_channels(conn, node=args.node)
+        live, notes, running = live_nodes(conn, time.time())
+    # Only rows a serving daemon keeps current are live; say what is left out and how old it is.
+    shown = [r for r in rows if r["node"] in live]
+    for note in notes:
+        print(f"fsbarge: {note}", file=sys.stderr)
+    print(render_channels(shown, args.format))
+    if notes and not running:
+        return 3  # no daemon serves any node: nothing here is live
+    return 1 if notes else 0
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from .auditview import parse_time, render_csv, render_json, render_show, render_table
-    from .store import AuditStore
+    return {"list": _audit_list, "show": _audit_show, "stats": _audit_stats}[args.audit_command](args)
 
-    if args.audit_command == "list":
-        if args.limit < 0:
-            raise UsageError("--limit must be 0 or more")
-        try:
-            since = parse_time(args.since) if args.since is not None else None
-            until = parse_time(args.until) if args.until is not None else None
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        records = AuditStore(_reader_engine(args)).list(
-            supervisor=args.supervisor,
-            agent=args.agent,
-            since=since,
-            until=until,
-            mode=args.mode,
-            outcome=args.outcome,
-            limit=args.limit or None,
-        )
-        render = {"json": render_json, "csv": render_csv, "table": render_table}[args.format]
-        out = render(records)
-        sys.stdout.write(out if out.endswith("\n") else out + "\n")
+
+def _audit_list(args: argparse.Namespace) -> int:
+    """CSV and JSON: every matching row unless --limit; the table: one page, and a note on stderr
+    when rows were left out (an export must never be cut silently)."""
+    from . import auditview
+    from .db import translate_errors
+    from .queries import count_records, iter_records
+
+    limit = args.limit
+    if limit is None and args.format == "table":
+        limit = TABLE_PAGE
+    where = _filter(args)
+    engine = _reader_engine(args)
+    out = sys.stdout
+    with translate_errors(engine), engine.connect() as conn:
+        records = iter_records(conn, where, limit=limit or None, offset=args.offset)
+        if args.format == "csv":
+            shown = auditview.write_csv(records, out)
+        else:
+            rows = list(records)
+            shown = len(rows)
+            render = auditview.render_json if args.format == "json" else auditview.render_table
+            out.write(render(rows) + "\n")
+        full_page = args.format == "table" and ((limit and shown == limit) or args.offset)
+        total = count_records(conn, where) if full_page else shown
+    out.flush()
+    if args.format == "table" and shown < total:
+        print(_left_out(shown, total, args.offset), file=sys.stderr)
+    return 0
+
+
+def _left_out(shown: int, total: int, offset: int) -> str:
+    """'showing 50 of 152; --limit 0 for all' (and where the page starts, when not at the top)."""
+    if not shown:
+        return f"showing none of {total} (--offset {offset} is past the end); --limit 0 for all"
+    if offset:
+        return f"showing {offset + 1}-{offset + shown} of {total}; --limit 0 for all"
+    return f"showing {shown} of {total}; --limit 0 for all"
+
+
+def _summary(args: argparse.Namespace, by: str) -> Any:
+    """Every record matching the filters, summarised by `by` (fsbarge.auditstats)."""
+    from .auditstats import summarise
+    from .db import translate_errors
+    from .queries import iter_records
+
+    team_of = _team_of(args) if by == "team" else None
+    engine = _reader_engine(args)
+    with translate_errors(engine), engine.connect() as conn:
+        return summarise(iter_records(conn, _filter(args)), by, team_of=team_of)
+
+
+def _team_of(args: argparse.Namespace) -> Any:
+    """Teams are not in the audit: they come from the configuration's [[teams]]."""
+    from .auditstats import team_resolver
+    from .config import ConfigError
+
+    try:
+        return team_resolver(_config(args).teams)
+    except ConfigError as exc:
+        raise ConfigError(exc.path, exc.key, f"{exc.problem} (teams come from the configuration's [[teams]])") from None
+
+
+def _audit_stats(args: argparse.Namespace) -> int:
+    from .auditstats import render_stats
+
+    print(render_stats(_summary(args, args.by), args.format))
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    """Exit 0 healthy, 1 degraded, 3 daemon not running; --watch redraws every second until ^C."""
+    import time
+
+    from .db import translate_errors
+    from .status import EXIT, assess, gather, render_status
+
+    engine = _reader_engine(args)
+    state = None
+    try:
+        while True:
+            with translate_errors(engine), engine.connect() as conn:
+                doc = assess(gather(conn), time.time())
+            state = doc["state"]
+            text = render_status(doc, args.format)
+            if args.watch and sys.stdout.isatty():
+                text = "\x1b[H\x1b[2J" + text  # home and clear: a redraw, not a scroll
+            print(text, flush=True)
+            if not args.watch:
+                return EXIT[state]
+            time.sleep(1.0)  # the --watch period itself, not a wait for something
+    except KeyboardInterrupt:  # the way out of --watch: the last status decides the exit code
+        if state is None:
+            raise
+        return EXIT[state]
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    """Every matching record, summarised into one HTML file (written whole, then renamed into place)."""
+    from datetime import datetime, timezone
+
+    from . import __version__
+    from .auditview import iso
+    from .config import ConfigError
+    from .db import translate_errors
+    from .queries import list_records
+    from .report import build_report
+
+    try:
+        team_of = _team_of(args)
+    except ConfigError as exc:
+        if getattr(args, "config", None) or os.environ.get("FSBARGE_CONFIG"):
+            raise  # asked for this configuration: it must work
+        print(f"fsbarge: report without teams: {exc}", file=sys.stderr)
+        team_of = None
+    engine = _reader_engine(args)
+    with translate_errors(engine), engine.connect() as conn:
+        records = list_records(conn, _filter(args))
+    starts = [r["started_at"] for r in records]
+    first = iso(args.since) if args.since else (min(starts) if starts else "the first record")
+    last = iso(args.until) if args.until else (max(starts) if starts else "the last record")
+    shown = {k: getattr(args, k) for k in ("supervisor", "agent", "mode", "outcome", "node")}
+    filters = ", ".join(f"{k} {v}" for k, v in shown.items() if v) or "none"
+    html = build_report(
+        records,
+        title="fsbarge audit report",
+        period=f"from {first} to {last}" if not args.until else f"from {first}, before {last}",
+        filters=filters,
+        generated=f"{iso(datetime.now(timezone.utc))} by fsbarge {__version__}",
+        team_of=team_of,
+    )
+    if args.output == "-":
+        sys.stdout.write(html)
         return 0
+    target = os.path.abspath(args.output)
+    partial = f"{target}.partial"
+    try:
+        with open(partial, "w", encoding="utf-8") as f:
+            f.write(html)
+        os.replace(partial, target)
+    except OSError as exc:
+        raise CommandError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    print(f"wrote {args.output}: {len(records)} interventions, {first} to {last}")
+    return 0
+
+
+def _audit_show(args: argparse.Namespace) -> int:
+    from .auditview import render_show
+    from .db import translate_errors
+    from .queries import get_record
+
+    record = None
     # ids are the schema's INTEGER: 32 bits on PostgreSQL, which refuses to compare a larger number
-    record = AuditStore(_reader_engine(args)).get(args.id) if 0 < args.id <= MAX_ID else None
+    if 0 < args.id <= MAX_ID:
+        engine = _reader_engine(args)
+        with translate_errors(engine), engine.connect() as conn:
+            record = get_record(conn, args.id)
+    else:
+        _reader_engine(args)  # a missing or unmigrated database is still the error to report
     if record is None:
         print(f"fsbarge: no intervention with id {args.id}", file=sys.stderr)
         return 1
@@ -162,10 +416,15 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from .config import ConfigError
-    from .db import DatabaseError
+def _loaded(module: str, name: str) -> type[BaseException] | None:
+    """An exception class of an fsbarge module, if that module was imported at all: a command that
+    never loaded the configuration (a read command given --database) cannot have raised its
+    error, and main() need not import it (and SQLAlchemy) just to name it."""
+    loaded = sys.modules.get(f"{__package__}.{module}")
+    return getattr(loaded, name, None) if loaded is not None else None
 
+
+def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _build_parser().parse_args(argv)
         handler = {
@@ -174,15 +433,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "db": _cmd_db,
             "calls": _cmd_calls,
             "audit": _cmd_audit,
+            "report": _cmd_report,
+            "status": _cmd_status,
         }[args.command]
         return handler(args)
     except UsageError as exc:
         print(f"fsbarge: {exc}", file=sys.stderr)
         return 2
-    except ConfigError as exc:
-        print(f"fsbarge: {exc}", file=sys.stderr)
-        return 2
-    except DatabaseError as exc:
+    except CommandError as exc:
         print(f"fsbarge: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -190,6 +448,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `fsbarge audit list | head`
         return 0
     except Exception as exc:  # never a traceback for an operator
+        config_error, database_error = _loaded("config", "ConfigError"), _loaded("db", "DatabaseError")
+        if config_error is not None and isinstance(exc, config_error):
+            print(f"fsbarge: {exc}", file=sys.stderr)
+            return 2
+        if database_error is not None and isinstance(exc, database_error):
+            print(f"fsbarge: {exc}", file=sys.stderr)
+            return 1
         print(f"fsbarge: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
 

@@ -15,15 +15,13 @@ def _clean(value: str) -> str:
     return value
 
 
-def sendmsg(uuid: str, app: str, arg: str | None = None, *, event_uuid: str | None = None, lock: bool = False) -> str:
+def sendmsg(uuid: str, app: str, arg: str | None = None, *, event_uuid: str | None = None) -> str:
     """``sendmsg`` executing ``app`` on channel ``uuid`` (FreeSWITCH echoes Event-UUID as Application-UUID)."""
     lines = [f"sendmsg {_clean(uuid)}", "call-command: execute", f"execute-app-name: {_clean(app)}"]
     if arg:
         lines.append(f"execute-app-arg: {_clean(arg)}")
     if event_uuid:
         lines.append(f"Event-UUID: {_clean(event_uuid)}")
-    if lock:
-        lines.append("event-lock: true")
     return "\n".join(lines)
 
 

@@ -29,7 +29,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any, Literal, NoReturn, get_args
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DatabaseConfig",
+    "MetricsConfig",
     "Mode",
     "NodeConfig",
     "PolicyConfig",
@@ -56,10 +57,7 @@ __all__ = [
 # Every mode a supervisor can be in: the three a feature code starts, plus
 # customer_whisper, reachable only with DTMF key 1. A team without it in `modes`
 # has key 1 undone by the daemon. Default: all of them.
-Mode = Literal["listen", "whisper", "barge", "customer_whisper"]
-"""The feature-code modes a team may allow (``*33`` listen, ``*34`` whisper, ``*35`` barge)."""
-
-MODES: tuple[Mode, ...] = get_args(Mode)
+from .terms import MODES, Mode  # noqa: E402 - the vocabulary, spelled once
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 
 DEFAULT_CONFIG_PATH = "/etc/fsbarge/fsbarge.toml"
@@ -149,6 +147,13 @@ class TonesConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """``[metrics] listen = "127.0.0.1:9464"``: where Prometheus scrapes fsbarge (off when None)."""
+
+    listen: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     nodes: tuple[NodeConfig, ...]
@@ -158,6 +163,7 @@ class Config:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     tones: TonesConfig = field(default_factory=TonesConfig)
     log_level: str = "info"
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def teams_supervised_by(self, ext: str) -> tuple[TeamConfig, ...]:
         """The teams in which ``ext`` is a supervisor, in file order."""
@@ -250,7 +256,8 @@ _EXTENSION = re.compile(r"[0-9]+")
 _NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
-_TOP_KEYS = ("freeswitch", "database", "journal", "teams", "policy", "tones", "log")
+_TOP_KEYS = ("freeswitch", "database", "journal", "teams", "policy", "tones", "log", "metrics")
+_METRICS_KEYS = ("listen",)
 _JOURNAL_KEYS = ("path",)
 _NODE_KEYS = ("name", "host", "port", "password", "connect_timeout", "command_timeout")
 _DATABASE_KEYS = ("url",)
@@ -346,6 +353,7 @@ class _Parser:
         policy = self.policy(doc)
         tones = self.tones(doc)
         log_level = self.log_level(doc)
+        metrics = self.metrics(doc)
         return Config(
             path=self.path,
             nodes=nodes,
@@ -355,6 +363,7 @@ class _Parser:
             policy=policy,
             tones=tones,
             log_level=log_level,
+            metrics=metrics,
         )
 
     def nodes(self, doc: dict[str, Any]) -> tuple[NodeConfig, ...]:
@@ -494,6 +503,17 @@ class _Parser:
             error=self.text(t, "error", "tones.error", default.error),
             ended=self.text(t, "ended", "tones.ended", default.ended),
         )
+
+    def metrics(self, doc: dict[str, Any]) -> MetricsConfig:
+        t = self.table(doc.get("metrics", {}), "metrics", _METRICS_KEYS, "[metrics]")
+        if "listen" not in t:
+            return MetricsConfig()
+        value = t["listen"]
+        host, sep, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
+        host = host.strip("[]")  # [::1]:9464
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or _CONTROL.search(host):
+            self.fail("metrics.listen", f'must be "HOST:PORT" such as "127.0.0.1:9464", got {_show(value)}')
+        return MetricsConfig(listen=(host, int(port)))
 
     def log_level(self, doc: dict[str, Any]) -> str:
         t = self.table(doc.get("log", {}), "log", _LOG_KEYS, "[log]")

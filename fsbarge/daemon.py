@@ -21,6 +21,7 @@ import gevent.event
 import sdnotify
 import structlog
 
+from . import __version__
 from .barge import Tones
 from .config import Config
 from .db import DatabaseError, is_up_to_date, make_engine, upgrade
@@ -109,10 +110,11 @@ class Daemon:
             log.error("database not available at start; auditing to the journal meanwhile", error=str(exc))
 
     def start(self) -> None:
-        # Unapplied journal entries first: the database then holds every decision made before
-        # this start (a database that is down is retried in the background).
-        if not self.shipper.drain():
-            log.warning("could not bring the database up to date from the journal yet", backlog=self.shipper.backlog)
+        # The shipper starts first and ships in journal order: unapplied entries from before this
+        # start reach the database before anything decided now, without making FreeSWITCH wait
+        # for a database that may be locked or down.
+        if self.journal.backlog:
+            log.info("bringing the database up to date from the journal", backlog=self.journal.backlog)
         self._greenlets += [gevent.spawn(self.shipper.run), gevent.spawn(self.mirror.run)]
         for svc, link in zip(self.services, self.links, strict=True):
             self._greenlets += [gevent.spawn(svc.run), gevent.spawn(svc.run_commands), gevent.spawn(link.run)]
@@ -159,6 +161,9 @@ class Daemon:
                 else:
                     stalled.discard(svc.name)
                 svc.tick()
+                self.mirror.status(
+                    svc.name, journal_backlog=self.journal.backlog, daemon_version=__version__, daemon_started_at=self.started
+                )
             if healthy:
                 self._notifier.notify("WATCHDOG=1")
                 self.watchdog_fed += 1

@@ -1,12 +1,13 @@
-"""The supervised Event Socket connection to one FreeSWITCH node (the only greenswitch user).
+"""The supervised Event Socket connection to one FreeSWITCH node, owned outright.
 
-greenswitch (v0.0.19) gives us the inbound handshake (connect, wait for
-auth/request, auth) and its command/reply bookkeeping; it gives no reconnect, no
-timeouts, and reads the socket a line at a time and URL-decodes whole events
-before splitting them (slow, and a ``%0A`` in a caller-controlled header can
-forge another header). So:
+fsbarge used to subclass greenswitch's InboundESL (v0.0.19), but it kept only its
+handshake: greenswitch reads the socket a line at a time and URL-decodes whole
+events before splitting them (slow, and a ``%0A`` in a caller-controlled header
+can forge another header), has no reconnect and no timeouts, and replacing its
+reader meant reaching into its private state. The protocol part we need is small
+(connect, ``auth/request``, ``auth``, commands answered in order), so:
 
-- its reader is replaced by ours: big ``recv`` calls into :class:`wire.FrameReader`;
+- the reader is ours: big ``recv`` calls into :class:`wire.FrameReader`;
 - every command runs under a timeout; a timed-out command drops the connection
   (replies are matched in order, so after a lost reply nothing can be trusted);
 - the connection is supervised: after EOF, a disconnect notice, a refused
@@ -25,7 +26,7 @@ from typing import Any
 import gevent
 import gevent.event
 import gevent.lock
-import greenswitch
+import gevent.socket
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 from tenacity.wait import wait_base, wait_exponential_jitter
@@ -66,8 +67,13 @@ class CommandTimeout(ConnectionLost):
     """A command got no reply in time; the session is dropped."""
 
 
-class _Inbound(greenswitch.InboundESL):
-    """greenswitch's InboundESL with our reader, sendall, and a loss callback."""
+class _Inbound:
+    """One inbound Event Socket connection, owned outright (see the module docstring for why).
+
+    connect() opens the socket, starts the reader, waits for ``auth/request`` and authenticates;
+    commands are written pipelined and their replies matched in order; any loss fails every
+    command still waiting and calls ``on_lost`` once.
+    """
 
     def __init__(
         self,
@@ -80,18 +86,37 @@ class _Inbound(greenswitch.InboundESL):
         counts: dict[str, int] | None = None,
         logger: Any = None,
     ) -> None:
-        super().__init__(host, port, password, timeout=timeout)
+        self.host, self.port, self.password, self.timeout = host, port, password, timeout
         self._log = logger if logger is not None else log
         self._on_event = on_event
         self._counts = counts if counts is not None else {"events": 0, "skipped": 0}
         self._on_lost = on_lost
         self._send_lock = gevent.lock.Semaphore()
+        self._waiting: list[gevent.event.AsyncResult] = []  # one per command, in the order written
+        self._auth_request = gevent.event.Event()
+        self._reading = False
+        self.sock: Any = None
+        self.connected = False
         self.lost_reason: str | None = None
         self.on_written: Callable[[list[str]], None] | None = None  # benchmarks: commands hit the socket
 
-    # greenswitch spawns a line reader and a polling dispatcher; we want neither.
-    def start_event_handlers(self) -> None:
-        self._receive_events_greenlet = gevent.spawn(self.receive_events)
+    def connect(self) -> None:
+        """Socket, ``auth/request``, ``auth``: raises AuthRejected or ConnectionLost (the caller bounds the time)."""
+        self.sock = gevent.socket.create_connection((self.host, self.port), timeout=self.timeout)
+        self.sock.settimeout(None)  # the reader blocks in recv; commands have their own timeouts
+        self.connected = True
+        self._reading = True
+        gevent.spawn(self.receive_events)
+        self._auth_request.wait()
+        if not self.connected:
+            reason = self.lost_reason or "connection closed during handshake"
+            if reason.startswith("rejected by"):
+                raise AuthRejected(reason)
+            raise ConnectionLost(reason)
+        reply = self.send_many([f"auth {self.password}"], self.timeout)[0].headers.get("Reply-Text", "")
+        if not reply.startswith("+OK"):
+            self.close()
+            raise AuthRejected("password rejected")
 
     def receive_events(self) -> None:
         reader = FrameReader()
@@ -99,7 +124,7 @@ class _Inbound(greenswitch.InboundESL):
         reason = "connection closed by FreeSWITCH"
         since_yield = 0
         try:
-            while self._run:
+            while self._reading:
                 data = recv(RECV_BYTES)
                 if not data:
                     break
@@ -120,7 +145,7 @@ class _Inbound(greenswitch.InboundESL):
         except OSError as exc:
             reason = f"socket error: {exc}"
         finally:
-            self._lose(reason)
+            self.lose(reason)
 
     def _dispatch(self, frame: Frame | BadFrame) -> bool:
         if isinstance(frame, BadFrame):
@@ -142,36 +167,37 @@ class _Inbound(greenswitch.InboundESL):
                 return True
             self._on_event(event)
         elif ctype in ("command/reply", "api/response"):
-            if self._commands_sent:
-                self._commands_sent.pop(0).set(frame)
+            if self._waiting:
+                self._waiting.pop(0).set(frame)
             else:
                 self._log.warning("reply with no command waiting", content_type=ctype)
         elif ctype == "auth/request":
-            self._auth_request_event.set()
+            self._auth_request.set()
         elif ctype == "text/disconnect-notice":
             if frame.headers.get("Content-Disposition") == "linger":
                 return True
             return False
         elif ctype == "text/rude-rejection":
             self.lost_reason = "rejected by FreeSWITCH's ACL"
-            self.connected = False
-            self._auth_request_event.set()
             return False
         else:
             self._log.debug("ESL frame ignored", content_type=ctype)
         return True
 
-    def _lose(self, reason: str) -> None:
+    def lose(self, reason: str) -> None:
+        """The connection is over (or must be, to resynchronise): fail what waits, tell the owner once."""
+        first = self.lost_reason is None or self.connected
         if self.lost_reason is None:
             self.lost_reason = reason
         self.connected = False
-        self._run = False
-        pending, self._commands_sent = self._commands_sent, []
+        self._reading = False
+        pending, self._waiting = self._waiting, []
         for result in pending:
             result.set_exception(ConnectionLost(self.lost_reason))
-        self._auth_request_event.set()  # unblock a connect() waiting for auth/request
+        self._auth_request.set()  # unblock a connect() waiting for auth/request
         self.close()
-        self._on_lost(self.lost_reason)
+        if first:
+            self._on_lost(self.lost_reason)
 
     def write_many(self, texts: list[str]) -> list[gevent.event.AsyncResult]:
         """Write commands in one go (pipelined); their replies arrive in these results, in order."""
@@ -182,13 +208,13 @@ class _Inbound(greenswitch.InboundESL):
         with self._send_lock:
             for text in texts:
                 result = gevent.event.AsyncResult()
-                self._commands_sent.append(result)
+                self._waiting.append(result)
                 results.append(result)
                 payload.append(text.encode("utf-8") + b"\n\n")
             try:
                 self.sock.sendall(b"".join(payload))
             except OSError as exc:
-                self._lose(f"socket error: {exc}")
+                self.lose(f"socket error: {exc}")
                 raise ConnectionLost(str(exc)) from exc
             if self.on_written is not None:
                 self.on_written(texts)
@@ -203,26 +229,20 @@ class _Inbound(greenswitch.InboundESL):
         """Write commands (pipelined) and wait for their replies in order."""
         return self.wait_replies(self.write_many(texts), timeout)
 
-    def send(self, data: str) -> Frame:  # greenswitch's authenticate() calls this
-        return self.send_many([data], self.timeout)[0]
-
     def close(self) -> None:
-        """Really close: greenswitch's makefile() holds a second reference to the socket,
-        so close() alone would leave the descriptor (and FreeSWITCH's listener) open."""
-        self._run = False
-        sock = getattr(self, "sock", None)
+        self._reading = False
+        self.connected = False
+        sock, self.sock = self.sock, None
         if sock is None:
             return
         try:
             sock.shutdown(_stdsocket.SHUT_RDWR)
         except OSError:
             pass
-        for closable in (getattr(self, "sock_file", None), sock):
-            try:
-                if closable is not None:
-                    closable.close()
-            except OSError:
-                pass
+        try:
+            sock.close()
+        except OSError:
+            pass
 
 
 class EslSession:
@@ -237,6 +257,10 @@ class EslSession:
     def connected(self) -> bool:
         return self._esl.connected
 
+    @property
+    def lost_reason(self) -> str | None:
+        return self._esl.lost_reason
+
     def set_write_hook(self, hook: Callable[[list[str]], None] | None) -> None:
         """Call ``hook(commands)`` right after commands are written (benchmarks measure with it)."""
         self._esl.on_written = hook
@@ -245,16 +269,12 @@ class EslSession:
         try:
             return self._esl.send_many(texts, timeout or self.node.command_timeout)
         except CommandTimeout:
-            self._esl._lose("command timed out; reconnecting to resynchronise")
+            self._esl.lose("command timed out; reconnecting to resynchronise")
             raise
 
     def command(self, text: str, timeout: float | None = None) -> str:
         """Send one command; return its Reply-Text (``+OK ...`` / ``-ERR ...``)."""
         return self._send([text], timeout)[0].headers.get("Reply-Text", "")
-
-    def commands(self, texts: list[str], timeout: float | None = None) -> list[str]:
-        """Pipeline several commands (one write); return their Reply-Texts in order."""
-        return [f.headers.get("Reply-Text", "") for f in self._send(texts, timeout)]
 
     def write(self, texts: list[str]) -> Callable[[], list[str]]:
         """Write commands now; return a function that waits for their Reply-Texts.
@@ -267,7 +287,7 @@ class EslSession:
             try:
                 frames = self._esl.wait_replies(results, self.node.command_timeout)
             except CommandTimeout:
-                self._esl._lose("command timed out; reconnecting to resynchronise")
+                self._esl.lose("command timed out; reconnecting to resynchronise")
                 raise
             return [f.headers.get("Reply-Text", "") for f in frames]
 
@@ -349,14 +369,6 @@ class NodeLink:
         try:
             with gevent.Timeout(node.connect_timeout, ConnectError(f"no answer within {node.connect_timeout:g}s")):
                 inbound.connect()
-        except greenswitch.esl.NotConnectedError as exc:
-            reason = inbound.lost_reason or str(exc) or "connection closed during handshake"
-            if reason.startswith("rejected by"):
-                raise AuthRejected(reason) from exc
-            raise ConnectError(reason) from exc
-        except ValueError as exc:  # greenswitch's "Invalid password."
-            inbound.close()
-            raise AuthRejected("password rejected") from exc
         except ConnectionLost as exc:
             raise ConnectError(str(exc)) from exc
         except OSError as exc:
@@ -446,7 +458,7 @@ class NodeLink:
             if self._stop.is_set():
                 session.close()
                 break
-            reason = session._esl.lost_reason or "connection lost"
+            reason = session.lost_reason or "connection lost"
             self.log.warning("lost FreeSWITCH connection", reason=reason)
             self._on_disconnected(reason)
             quick_losses = quick_losses + 1 if time.monotonic() - up_since < STABLE_SECONDS else 0

@@ -220,3 +220,10 @@ def _route_stdlib(
     root.addHandler(handler)
     root.setLevel(min_level)
     _stdlib_handler = handler
+    for name in QUIET_LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(max(min_level, logging.WARNING))
+
+
+# Library loggers whose INFO lines say nothing to an operator: Alembic announces each of its seven
+# autogenerate plugins ("setup plugin alembic.autogenerate.*") whenever migrations are loaded.
+QUIET_LIBRARY_LOGGERS = ("alembic.runtime.plugins",)

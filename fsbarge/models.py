@@ -1,5 +1,5 @@
 """SQLAlchemy tables (typed declarative). The schema itself is created only by Alembic migrations
-(migrations/versions/); tests/test_db_migrations.py checks that these models and the migrations agree.
+(fsbarge/migrations/versions/); tests/test_db_migrations.py checks that these models and the migrations agree.
 
 Times are naive UTC datetimes with millisecond precision. `UtcDateTime` also accepts float epoch
 seconds and timezone-aware datetimes when binding, so the hot path can hand it the core's floats.
@@ -123,6 +123,10 @@ class Node(Base):
     resynced_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # written while the daemon's loop runs: older than a few intervals means nobody is serving
     heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # what the serving daemon reports with its heartbeat (fsbarge status)
+    journal_backlog: Mapped[int | None] = mapped_column(Integer)
+    daemon_version: Mapped[str | None] = mapped_column(String)
+    daemon_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class Intervention(Base):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import terms
 from .config import Config
 
 __all__ = ["ALL_MODES", "DIAL_MODES", "Policy"]
 
 # Modes a feature code can start in, and every mode a DTMF key can reach.
-DIAL_MODES = ("listen", "whisper", "barge")
-ALL_MODES = ("listen", "whisper", "barge", "customer_whisper")
+DIAL_MODES = terms.DIAL_MODES
+ALL_MODES = terms.MODES
 
 
 @dataclass(frozen=True)

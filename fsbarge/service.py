@@ -14,7 +14,6 @@ events read before the ``show channels`` snapshot is applied are held and applie
 
 from __future__ import annotations
 
-import json
 import time
 import uuid as _uuid
 from collections.abc import Callable
@@ -26,9 +25,9 @@ import gevent.event
 import gevent.queue
 import structlog
 
-from . import resync
+from . import resync, snapshot
 from .barge import AddMode, BargeMachine, CloseAudit, Effect, OpenAudit, SendKey, Tones
-from .channels import Channel, ChannelTable, attribute_user, channel_from_row
+from .channels import ChannelTable
 from .commands import to_command
 from .config import NodeConfig
 from .esl import ConnectError, ConnectionLost, EslSession
@@ -41,14 +40,7 @@ __all__ = ["NodeService"]
 log = structlog.get_logger("fsbarge.service")
 
 MAX_BATCH = 2000
-REQUEST_VARS = ("fsbarge_mode", "fsbarge_target", "user_name")
 AUDIT_EFFECTS = (OpenAudit, AddMode, CloseAudit)
-
-
-def _var(reply: str) -> str | None:
-    """A ``uuid_getvar`` reply as a value: None when unset (``_undef_``) or an error."""
-    reply = reply.strip()
-    return None if not reply or reply == "_undef_" or reply.startswith("-ERR") else reply
 
 
 @dataclass
@@ -102,6 +94,7 @@ class NodeService:
         self.uids: dict[str, str] = {}  # supervisor uuid -> journal uid of its open record
         self.core_uuid: str | None = None
         self.held: list[tuple[Event, float]] | None = None
+        self.last_event_at: float | None = None
         self.resyncs = 0
         self.processing = False
         self.last_progress = time.monotonic()
@@ -175,6 +168,8 @@ class NodeService:
             self.log.exception("internal error while " + what, **context)
 
     def _event(self, ev: Event, now: float) -> None:
+        self.last_event_at = now
+
         def handle() -> None:
             if ev.core_uuid and ev.core_uuid != self.core_uuid:
                 self._core_changed(ev.core_uuid, now)
@@ -192,7 +187,7 @@ class NodeService:
 
     def _heartbeat(self) -> None:
         now = self.clock()
-        self.mirror.status(self.name, heartbeat_at=now, last_event_at=now)
+        self.mirror.status(self.name, heartbeat_at=now, last_event_at=self.last_event_at)
         # The best end time of an intervention after a kill: not fsync'd, a heartbeat is cheap to lose.
         self._guarded(lambda: self.journal.append([{"kind": "node", "node": self.name, "last_seen": now}], sync=False), "recording liveness")
         self.on_journaled()
@@ -348,7 +343,7 @@ class NodeService:
 
     def _resync_item(self, item: _Resync) -> None:
         try:
-            self._resync(item.session)
+            reassert, at = self._resync(item.session)
         except Exception as exc:  # the link retries; never kill the loop
             self.log.warning("resync failed", error=str(exc))
             item.done.set_exception(exc if isinstance(exc, ConnectError) else ConnectError(str(exc)))
@@ -357,12 +352,17 @@ class NodeService:
         item.done.set(True)
         for ev, now in held:  # read before the snapshot was applied: applied after it, in order
             self._event(ev, now)
+        if reassert:
+            # Dated at the snapshot: keys read after it sort after the re-assert, as they happened.
+            self._guarded(lambda: self._carry_out(self.machine.reassert(reassert, at)), "re-asserting modes")
 
-    def _resync(self, session: EslSession) -> None:
-        """Take ``show channels`` as the truth, then carry out what :func:`resync.plan` decides."""
+    def _resync(self, session: EslSession) -> tuple[list[str], float]:
+        """Take ``show channels`` as the truth, then carry out what :func:`resync.plan` decides;
+        returns the re-attached supervisors whose mode is re-asserted after the held events, and
+        the time of the snapshot."""
         now = self.clock()
-        core = _var(session.api("global_getvar core_uuid"))
-        fresh = self._snapshot(session)
+        core = snapshot.core_uuid(session)
+        fresh = snapshot.channels(session)
         vanished = self.channels.replace_all(fresh)
         self.channels.take_changes()
         self.mirror.replace(self.name, [c.to_row() for c in fresh])
@@ -379,12 +379,13 @@ class NodeService:
             last_seen=node_state.get("last_seen"),
             decided=set(self.journal.decided),
             now=now,
+            held=self.held or (),
         )
         if plan.freeswitch_restarted:
             self.log.warning("FreeSWITCH restarted while we were away", old=self._stored_core(), new=core)
         if core and core != self.core_uuid:
             self._remember_core(core)
-        self.mirror.status(self.name, connected=True, resynced_at=now)
+        self.mirror.status(self.name, connected=True, resynced_at=now, heartbeat_at=now)
         self.session = session
         self._carry_out(plan.effects)
         if plan.serve:
@@ -394,61 +395,20 @@ class NodeService:
             "resynced from show channels",
             channels=len(fresh), vanished=len(vanished), open_interventions=len(records), waiting=len(plan.serve),
         )
-
-    def _snapshot(self, session: EslSession) -> list[Channel]:
-        """``show channels as json`` as channels, attributing legs presence_id does not."""
-        body = session.api_bytes("show channels as json")
-
-        def row_to_channel(obj: dict[str, Any]) -> Any:
-            # Turn each row into a Channel as soon as it is parsed: with 10,000 rows,
-            # holding every row dict at once would double the daemon's peak memory.
-            if "uuid" in obj and "callstate" in obj and isinstance(obj["uuid"], str) and obj["uuid"]:
-                return channel_from_row(obj)
-            return obj
-
-        try:
-            data = json.loads(body, object_hook=row_to_channel) if body.strip() else {}
-        except ValueError as exc:
-            raise ConnectError(f"unreadable 'show channels as json' reply: {body[:60]!r}") from exc
-        del body
-        if not isinstance(data, dict):
-            raise ConnectError("unexpected 'show channels as json' reply")
-        fresh = [c for c in data.get("rows", []) if isinstance(c, Channel)]
-        del data
-        # show channels carries presence_id but not dialed_user: ask about the legs it does not
-        # attribute, all in one pipelined write.
-        unknown = [c for c in fresh if c.user is None]
-        replies = session.apis([f"uuid_getvar {c.uuid} {var}" for c in unknown for var in ("user_name", "dialed_user")])
-        for i, ch in enumerate(unknown):
-            ch.user_name, ch.dialed_user = _var(replies[2 * i]), _var(replies[2 * i + 1])
-            attribute_user(ch)
-        return fresh
+        return plan.reassert, now
 
     def _serve_waiting(self, session: EslSession, uuids: list[str], now: float) -> None:
-        """Supervisors who dialled a feature code while we were away are still parked: serve them.
-
-        ``show channels`` does not carry channel variables, so each request is read back with
-        (pipelined) ``uuid_getvar`` and handled as the CHANNEL_PARK we missed.
-        """
-        replies = session.apis([f"uuid_getvar {u} {var}" for u in uuids for var in REQUEST_VARS])
-        for i, uuid in enumerate(uuids):
-            values = dict(zip(REQUEST_VARS, (_var(r) for r in replies[i * 3 : i * 3 + 3]), strict=True))
-            ch = self.channels.get(uuid)
-            if values["fsbarge_target"] is None or ch is None:
+        """Supervisors who dialled a feature code while we were away are still parked: serve them."""
+        for uuid, values in snapshot.waiting_requests(session, uuids).items():
+            if values["fsbarge_target"] is None or self.channels.get(uuid) is None:
                 continue
             self.log.info("serving a feature code dialled while fsbarge was away", uuid=uuid)
-            request = Event(
-                "CHANNEL_PARK",
-                uuid,
-                channel_name=ch.name,
-                direction=ch.direction,
-                answer_state=ch.answer_state,
-                caller_number=ch.caller_number,
-                destination=ch.destination,
-                has_variables=True,
-                **values,
+            self._carry_out(
+                self.machine.request(
+                    uuid, values["fsbarge_mode"], values["fsbarge_target"], values["user_name"],
+                    self.channels.get(uuid).caller_number, now,  # type: ignore[union-attr]
+                )
             )
-            self._carry_out(self.machine.handle(request, now))
 
     # -- health -----------------------------------------------------------------
 

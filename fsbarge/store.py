@@ -19,18 +19,18 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, exists, insert, or_, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 
-from fsbarge import auditview
+from fsbarge import queries
 from fsbarge.db import translate_errors, writer
 from fsbarge.models import channels, datetime_to_epoch, interventions, mode_changes, nodes
 
-OUTCOMES = ("active", "completed", "denied", "no_active_call", "failed")
+from fsbarge.terms import OUTCOMES  # noqa: E402
 
 CHANNEL_COLUMNS = tuple(c.name for c in channels.c)
 _CHANNEL_DATA_COLUMNS = tuple(c for c in CHANNEL_COLUMNS if c not in ("node", "updated_at"))
 _CHANNEL_TIMES = ("created_at", "answered_at", "updated_at")
-_NODE_TIMES = ("last_event_at", "resynced_at", "heartbeat_at")
+_NODE_TIMES = ("last_event_at", "resynced_at", "heartbeat_at", "daemon_started_at")
 _INTERVENTION_TIMES = ("started_at", "ended_at")
 
 _CHUNK = 500  # keys per IN (...) list, well under every backend's parameter limit
@@ -218,6 +218,9 @@ class ChannelStore:
         last_event_at: float | None = None,
         resynced_at: float | None = None,
         heartbeat_at: float | None = None,
+        journal_backlog: int | None = None,
+        daemon_version: str | None = None,
+        daemon_started_at: float | None = None,
         conn: Connection | None = None,
     ) -> None:
         """Create the node's row if needed and set the given fields (None = leave unchanged);
@@ -230,6 +233,9 @@ class ChannelStore:
                 ("last_event_at", last_event_at),
                 ("resynced_at", resynced_at),
                 ("heartbeat_at", heartbeat_at),
+                ("journal_backlog", journal_backlog),
+                ("daemon_version", daemon_version),
+                ("daemon_started_at", daemon_started_at),
             )
             if v is not None
         }
@@ -519,15 +525,9 @@ class AuditStore:
 
     def get(self, intervention_id: int, *, now: float | None = None) -> dict[str, Any] | None:
         """The SPEC.md audit record, or None. An active record's seconds_by_mode runs to `now`
-        (default: the current time)."""
+        (default: the current time). The query lives in fsbarge.queries, shared with the CLI."""
         with translate_errors(self._engine), self._engine.connect() as c:
-            row = c.execute(
-                select(interventions).where(interventions.c.id == intervention_id)
-            ).first()
-            if row is None:
-                return None
-            modes = self._modes_for(c, [intervention_id])[intervention_id]
-        return auditview.record(row._mapping, modes, time.time() if now is None else now)
+            return queries.get_record(c, intervention_id, now=now)
 
     def list(
         self,
@@ -542,37 +542,19 @@ class AuditStore:
         node: str | None = None,
         now: float | None = None,
     ) -> list[dict[str, Any]]:
-        """Audit records, newest first (started_at, then id). Filters combine with AND:
-        `since` <= started_at < `until` (naive datetimes are UTC); `mode` matches the requested
-        mode or any non-refused mode in the history; `limit` None = all."""
+        """Audit records, newest first (started_at, then id); see fsbarge.queries.AuditFilter for
+        the filters (times: naive-UTC datetimes or float epoch seconds); `limit` None = all."""
         if limit is not None and limit < 0:
             raise ValueError("limit must be zero or more")
-        i = interventions
-        stmt = select(i)
-        if supervisor is not None:
-            stmt = stmt.where(i.c.supervisor == supervisor)
-        if agent is not None:
-            stmt = stmt.where(i.c.agent == agent)
-        if node is not None:
-            stmt = stmt.where(i.c.node == node)
-        if outcome is not None:
-            stmt = stmt.where(i.c.outcome == outcome)
-        if since is not None:
-            stmt = stmt.where(i.c.started_at >= since)
-        if until is not None:
-            stmt = stmt.where(i.c.started_at < until)
-        if mode is not None:
-            used = exists().where(
-                mode_changes.c.intervention_id == i.c.id,
-                mode_changes.c.mode == mode,
-                mode_changes.c.refused == False,  # noqa: E712
-            )
-            stmt = stmt.where(or_(i.c.requested_mode == mode, used))
-        stmt = stmt.order_by(i.c.started_at.desc(), i.c.id.desc())
-        if limit is not None:
-            stmt = stmt.limit(limit)
+
+        where = queries.AuditFilter(
+            supervisor=supervisor,
+            agent=agent,
+            since=since,
+            until=until,
+            mode=mode,
+            outcome=outcome,
+            node=node,
+        )
         with translate_errors(self._engine), self._engine.connect() as c:
-            rows = c.execute(stmt).all()
-            modes = self._modes_for(c, [r.id for r in rows])
-        moment = time.time() if now is None else now
-        return [auditview.record(r._mapping, modes[r.id], moment) for r in rows]
+            return queries.list_records(c, where, limit=limit, now=now)

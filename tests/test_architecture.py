@@ -15,12 +15,14 @@ CORE = {
     "wire": set(),
     "events": {"wire"},
     "channels": {"events", "wire"},
-    "config": set(),
-    "policy": {"config"},
-    "barge": {"events", "policy", "channels"},
+    "terms": set(),
+    "config": {"terms"},
+    "policy": {"config", "terms"},
+    "barge": {"events", "policy", "channels", "terms"},
     "commands": {"barge"},
+    "resync": {"barge", "events"},
 }
-ONLY_IN = {"greenswitch": {"esl"}, "sqlalchemy": {"db", "models", "store"}, "alembic": {"db"}}
+ONLY_IN = {"greenswitch": set(), "sqlalchemy": {"db", "models", "store", "queries"}, "alembic": {"db"}}
 
 
 def imports_of(path: Path) -> tuple[set[str], set[str]]:
@@ -61,6 +63,8 @@ def test_core_modules_are_pure(module: str) -> None:
 def test_libraries_stay_in_their_adapter(package: str) -> None:
     offenders = []
     for path in PKG.rglob("*.py"):
+        if (PKG / "migrations") in path.parents:  # Alembic's own scripts
+            continue
         _, external = imports_of(path)
         name = path.stem
         if package in external and name not in ONLY_IN[package]:

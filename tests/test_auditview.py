@@ -235,17 +235,21 @@ def test_render_csv_one_row_per_intervention_with_flattened_modes() -> None:
     text = av.render_csv(records)
     assert not text.endswith("\n")
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert list(rows[0]) == list(av.RECORD_FIELDS)
+    assert list(rows[0]) == list(av.CSV_FIELDS)
     assert len(rows) == 2
     assert rows[0]["id"] == "17"
     assert rows[0]["reason"] == ""  # None -> empty
     assert rows[0]["started_at"] == "2026-11-22T10:00:00.123Z"
-    assert rows[0]["modes"] == (
-        "listen@10:00:00.200Z;barge@10:00:05.500Z(refused);whisper@10:00:12.000Z"
-    )
-    assert rows[0]["seconds_by_mode"] == "listen=11.8;whisper=78.456"
-    assert (rows[1]["outcome"], rows[1]["reason"], rows[1]["modes"]) == (
-        "denied", "mode_not_allowed", "",
+    # a script gets the JSON output's history back, full timestamps, sources and refusals included
+    assert json.loads(rows[0]["modes"]) == records[0]["modes"]
+    assert json.loads(rows[0]["modes"])[1] == {
+        "mode": "barge", "at": "2026-11-22T10:00:05.500Z", "source": "dtmf", "refused": True
+    }
+    assert json.loads(rows[0]["seconds_by_mode"]) == {"listen": 11.8, "whisper": 78.456}
+    # a spreadsheet gets plain numbers per mode
+    assert [rows[0][f"seconds_{m}"] for m in av.MODES] == ["11.8", "78.456", "0", "0"]
+    assert (rows[1]["outcome"], rows[1]["reason"], rows[1]["modes"], rows[1]["seconds_by_mode"]) == (
+        "denied", "mode_not_allowed", "[]", "{}",
     )
 
 
@@ -257,7 +261,7 @@ def test_render_csv_quotes_awkward_values() -> None:
 
 
 def test_render_csv_of_nothing_is_just_the_header() -> None:
-    assert av.render_csv([]) == ",".join(av.RECORD_FIELDS)
+    assert av.render_csv([]) == ",".join(av.CSV_FIELDS)
 
 
 def test_render_table_is_readable() -> None:
@@ -274,7 +278,7 @@ def test_render_table_is_readable() -> None:
     assert "denied: mode_not_allowed" in lines[3]
     assert "completed (supervisor_hangup)" in lines[4]
     assert "1m30.3s" in lines[4] and "listen 11.8s, whisper 1m18.5s" in lines[4]
-    assert "2026-11-22 10:00:00.123Z" in lines[4]
+    assert "2026-11-22T10:00:00.123Z" in lines[4]  # the one time format of every output
     assert av.render_table([]) == "(no interventions)"
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fsbarge.barge import AddMode, CloseAudit, Execute, OpenAudit, SendKey
+from fsbarge.barge import MODE_KEYS, AddMode, CloseAudit, Execute, OpenAudit, SendKey
 from tests.factories import (
     AGENT,
     CUSTOMER,
@@ -89,8 +89,9 @@ def test_a_key_into_a_mode_the_team_does_not_allow_is_undone(digit: str, mode: s
     started(rig, "whisper", supervisor="1012", target="1010")
     effects = rig.feed(dtmf(digit))
     assert effects == [AddMode(SUP, mode, rig.now, "dtmf", refused=True), SendKey(SUP, "2")]
-    # and the machine still believes the previous mode
-    assert rig.feed(dtmf("0")) == [AddMode(SUP, "listen", rig.now, "dtmf")]
+    # and the machine still believes the previous mode; after a command of ours, an accepted key is
+    # followed by its mode, so a key and our command crossing on the wire cannot leave FreeSWITCH elsewhere
+    assert rig.feed(dtmf("0")) == [AddMode(SUP, "listen", rig.now, "dtmf"), SendKey(SUP, "0")]
 
 
 def test_star_leaves_and_hangs_the_supervisor_up() -> None:
@@ -344,7 +345,9 @@ def test_any_key_sequence_keeps_the_machine_in_step_with_freeswitch(start: str, 
             continue
         fs_mode = wanted  # FreeSWITCH applies the key before we see it
         if wanted in ("listen", "whisper"):
-            assert effects == [AddMode(SUP, wanted, rig.now, "dtmf")]
+            assert effects[0] == AddMode(SUP, wanted, rig.now, "dtmf")
+            # once we have sent a key of our own, each accepted key is confirmed with its own mode
+            assert effects[1:] in ([], [SendKey(SUP, MODE_KEYS[wanted])])
         else:
             undo = [e for e in effects if isinstance(e, SendKey)]
             assert effects[0] == AddMode(SUP, wanted, rig.now, "dtmf", refused=True)

@@ -21,6 +21,7 @@ def test_bench_smoke_prints_every_measure() -> None:
         "ingest ratio fsbarge / greenswitch",
         "mirror lag p99",
         "barge latency p99",
+        "barge latency p99 while the database is locked",
         "peak RSS with 200 live channels",
         "resync of 200 channels",
         "per-event cost with 200 live channels",

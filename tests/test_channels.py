@@ -102,3 +102,13 @@ def test_resync_closes_channels_that_vanished_while_disconnected() -> None:
     assert t.get("other").name == "sofia/internal/1004@127.0.0.1" and t.get("other").user == "1004"
     upserts, deletes = t.take_changes()
     assert sorted(deletes) == sorted([CUSTOMER, AGENT]) and [r["uuid"] for r in upserts] == ["other"]
+
+
+def test_a_show_channels_row_says_whether_eavesdrop_still_runs() -> None:
+    """The application column keeps naming eavesdrop after it returned; the L16 read codec does not."""
+    from fsbarge.channels import channel_from_row
+
+    row = {"uuid": "s", "callstate": "ACTIVE", "application": "eavesdrop", "application_data": "t"}
+    assert channel_from_row({**row, "read_codec": "L16"}).still_eavesdropping
+    assert not channel_from_row({**row, "read_codec": "PCMU"}).still_eavesdropping
+    assert not channel_from_row({**row, "application": "park", "read_codec": "L16"}).still_eavesdropping

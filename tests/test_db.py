@@ -109,7 +109,7 @@ def test_current_revision_and_is_up_to_date_follow_the_migrations(blank_url: str
     assert db.current_revision(eng) == "0001"
     assert not db.is_up_to_date(eng)
     db.upgrade(url)  # a URL works too
-    assert db.current_revision(eng) == db.head_revision() == "0003"
+    assert db.current_revision(eng) == db.head_revision() == "0004"
     assert db.is_up_to_date(eng)
     eng.dispose()
 
@@ -119,7 +119,7 @@ def test_ensure_up_to_date_explains_what_to_do(blank_url: str) -> None:
     with pytest.raises(db.DatabaseError, match=r"^database not initialised: run `fsbarge db upgrade`$"):
         db.ensure_up_to_date(eng)
     db.upgrade(eng, "0001")
-    with pytest.raises(db.DatabaseError, match=r"at revision 0001, this fsbarge needs 0003: run `fsbarge db upgrade`"):
+    with pytest.raises(db.DatabaseError, match=r"at revision 0001, this fsbarge needs 0004: run `fsbarge db upgrade`"):
         db.ensure_up_to_date(eng)
     db.upgrade(eng)
     db.ensure_up_to_date(eng)
@@ -264,8 +264,13 @@ def test_an_unknown_migration_target_is_a_database_error(blank_url: str) -> None
     assert db.is_up_to_date(blank_url)
 
 
-def test_migrations_dir_is_the_repository_top_level_migrations() -> None:
-    assert db.MIGRATIONS_DIR == Path(__file__).resolve().parent.parent / "migrations"
+def test_migrations_dir_is_inside_the_package() -> None:
+    assert db.MIGRATIONS_DIR == Path(__file__).resolve().parent.parent / "fsbarge" / "migrations"
+
+
+def test_the_readers_schema_head_is_the_newest_migration() -> None:
+    """db.SCHEMA_HEAD lets read commands check the schema without Alembic: bump it with each migration."""
+    assert db.SCHEMA_HEAD == db.head_revision()
     assert (db.MIGRATIONS_DIR / "env.py").is_file()
 
 

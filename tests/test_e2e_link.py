@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
+from fsbarge import __version__
 from fsbarge.logs import configure_logging
 from fsbarge.sim import FreeSwitchSim
 from tests.sim_fixtures import sim  # noqa: F401  (fixture)
@@ -33,7 +34,7 @@ def lines(stream: io.StringIO) -> list[dict]:
 
 
 def mirror(d: InProcessDaemon) -> set[str]:
-    """The channels in the database, once the daemon's background mirror has caught up."""
+    """What the database shows (once the mirror greenlet has written what the loop handed it)."""
     d.settle()
     return {row["uuid"] for row in d.daemon.channel_store.list()}
 
@@ -261,3 +262,27 @@ def test_a_feature_code_dialled_while_the_daemon_was_down_is_served_when_it_is_b
         d.wait_connected()
         d.wait_idle()
         assert len(d.audit()) == 1
+
+
+def test_calls_never_shows_a_stopped_daemons_leftovers_as_live(sim, tmp_path) -> None:
+    config = write_config(tmp_path, sim.port)
+    call = sim.place_call("1001", "1000")
+    with InProcessDaemon(config) as d:
+        d.wait_connected()
+        wait_until(lambda: mirror(d) == {call.a_uuid, call.b_uuid}, what="the call mirrored")
+        live = cli(config, "calls", "--format", "json")
+        assert {r["uuid"] for r in json.loads(live.stdout)} == {call.a_uuid, call.b_uuid} and live.stderr == ""
+        # the heartbeat also carries the audit journal's backlog and who is serving
+        doc = wait_until(lambda: (s := json.loads(cli(config, "status", "--format", "json", check=False).stdout))["daemon"]["version"] and s)
+        assert (doc["state"], doc["backlogs"]["journal"], doc["daemon"]["version"]) == ("healthy", 0, __version__)
+    stopped = cli(config, "calls", "--format", "json", check=False)
+    assert (stopped.returncode, json.loads(stopped.stdout)) == (1, [])
+    assert "node pbx1: not connected to FreeSWITCH" in stopped.stderr
+    # killed long ago: the heartbeat is stale, the connected flag a leftover
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "fsbarge.db") as db:
+        db.execute("UPDATE nodes SET connected = 1, heartbeat_at = '2026-01-01 00:00:00.000'")
+    dead = cli(config, "calls", check=False)
+    assert dead.returncode == 3
+    assert "node pbx1: daemon not running (last heartbeat" in dead.stderr and call.a_uuid[:8] not in dead.stdout

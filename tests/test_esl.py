@@ -454,7 +454,7 @@ def test_pending_commands_fail_with_connection_lost_when_the_socket_drops(sim, s
     session = rec.wait_sessions(1)
     sim.stall_replies(True)
     try:
-        pipelined = gevent.spawn(session.commands, ["api status", "api global_getvar core_uuid"])
+        pipelined = gevent.spawn(session.apis, ["status", "global_getvar core_uuid"])
         single = gevent.spawn(session.api, "show channels as json")
         for text in ("api global_getvar core_uuid", "api show channels as json"):
             sim.wait_for_command(lambda t, text=text: t == text, timeout=2)
@@ -546,13 +546,6 @@ SUP = "50000000-0000-0000-0000-000000000sup"
 def test_an_effect_becomes_exact_esl_command_text(effect: Any, text: str) -> None:
     """Execute -> sendmsg with call-command/execute-app-*; SendKey -> sendevent with eavesdrop-command."""
     assert commands.to_command(effect) == text
-
-
-def test_sendmsg_with_an_event_lock() -> None:
-    """lock=True adds `event-lock: true` after the application headers."""
-    assert commands.sendmsg("u1", "set", "a=b", lock=True) == (
-        "sendmsg u1\ncall-command: execute\nexecute-app-name: set\nexecute-app-arg: a=b\nevent-lock: true"
-    )
 
 
 @pytest.mark.parametrize("nl", ["\n", "\r", "\r\n"], ids=["LF", "CR", "CRLF"])

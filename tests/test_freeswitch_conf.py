@@ -621,6 +621,19 @@ def test_unit_is_hardened(unit) -> None:
     assert single(unit, "Service", "CapabilityBoundingSet") == ""
 
 
+def test_unit_lets_the_fsbarge_group_read_the_state_directory_and_nobody_else(unit) -> None:
+    """QA access without root: a static user and group, directory 0750, files 0640 (group read only)."""
+    assert single(unit, "Service", "User") == single(unit, "Service", "Group") == "fsbarge"
+    assert dict(unit["Service"]).get("DynamicUser", "no") == "no"  # its state would be under /var/lib/private (0700)
+    directory = int(single(unit, "Service", "StateDirectoryMode"), 8)
+    umask = int(single(unit, "Service", "UMask"), 8)
+    assert directory == 0o750
+    assert 0o666 & ~umask == 0o640  # a new database, -wal, -shm or journal file
+    sysusers = (UNIT.parent / "fsbarge.sysusers").read_text(encoding="utf-8")
+    entries = [line.split() for line in sysusers.splitlines() if line.strip() and not line.startswith("#")]
+    assert entries[0][:3] == ["u", "fsbarge", "-"]
+
+
 def test_unit_is_installed_for_boot(unit) -> None:
     assert "multi-user.target" in words(unit, "Install", "WantedBy")
 

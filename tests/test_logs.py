@@ -6,6 +6,8 @@ import datetime as dt
 import io
 import json
 import logging
+import subprocess
+import sys
 
 import pytest
 import structlog
@@ -250,3 +252,21 @@ def test_the_config_passwords_are_what_the_daemon_registers():
     get_logger().info("connecting", node=config.nodes[0].name, reply=f"-ERR invalid {SECRET}")
     assert SECRET not in stream.getvalue()
     assert json_lines(stream)[0]["reply"] == "-ERR invalid ***"
+
+
+def test_alembic_plugin_chatter_is_silenced_at_start():
+    """A daemon start loads the migrations; Alembic's seven `setup plugin` INFO lines stay out of the log,
+    while Alembic's own migration lines still come through."""
+    code = (
+        "import io, sys\n"
+        "from fsbarge.logs import configure_logging\n"
+        "from fsbarge import db\n"
+        "out = io.StringIO()\n"
+        "configure_logging('info', stream=out, json=True)\n"
+        "db.upgrade('sqlite://')\n"
+        "sys.stdout.write(out.getvalue())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "setup plugin" not in proc.stdout
+    assert "Running upgrade" in proc.stdout  # the same stream, not silenced wholesale

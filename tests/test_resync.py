@@ -10,7 +10,7 @@ from fsbarge.barge import AddMode, CloseAudit, Execute, SendKey
 from fsbarge.channels import channel_from_row
 from fsbarge.resync import plan
 
-from .factories import AGENT, ENDED_TONE, ERROR_TONE, SUP, Rig
+from .factories import AGENT, ENDED_TONE, ERROR_TONE, SUP, Rig, dtmf, hangup
 
 CUSTOMER = "10000000-0000-0000-0000-000000customer"
 OTHER_SUP = "60000000-0000-0000-0000-0000000other"
@@ -45,12 +45,13 @@ HANG_UP = Execute(SUP, "hangup", "NORMAL_CLEARING")
 
 CASES = [
     # snapshot, record (None: no open record), stored core, core, first connection, expected effects
+    # re-attached: the mode is re-asserted once the events held during the resync are applied
     ("eavesdropping", record(["listen", "barge"], "barge"), "c1", "c1", True,
-     [SendKey(SUP, "3"), AddMode(SUP, "barge", NOW, "reattach")]),
+     [AddMode(SUP, "barge", NOW, "reattach"), SendKey(SUP, "3")]),
     ("eavesdropping", record(["listen", "whisper"], "whisper"), "c1", "c1", False,
-     [SendKey(SUP, "2"), AddMode(SUP, "whisper", NOW, "reattach")]),
+     [AddMode(SUP, "whisper", NOW, "reattach"), SendKey(SUP, "2")]),
     ("eavesdropping", record(["listen"], "listen"), None, "c1", True,  # first start after an upgrade
-     [SendKey(SUP, "0"), AddMode(SUP, "listen", NOW, "reattach")]),
+     [AddMode(SUP, "listen", NOW, "reattach"), SendKey(SUP, "0")]),
     # FreeSWITCH restarted (possibly together with the daemon): the Core-UUID decides, not the channels
     ("everything gone", record(["listen"], "listen"), "c1", "c2", True,
      [CloseAudit(SUP, "completed", NOW, "freeswitch_shutdown")]),
@@ -77,10 +78,21 @@ def test_resync_decides(snapshot: str, rec: dict, stored: str | None, core: str,
     rig = Rig()
     rig.table.replace_all([channel_from_row(r) for r in SNAPSHOTS[snapshot]])
     out = plan(rig.machine, [rec], stored_core=stored, core=core, first=first, last_seen=990.0, decided={SUP}, now=NOW)
-    assert out.effects == expected
+    assert out.effects + rig.machine.reassert(out.reassert, NOW) == expected
     assert out.freeswitch_restarted == (stored is not None and stored != core)
     assert out.serve == []
     assert (SUP in rig.machine.active) == any(isinstance(e, SendKey) for e in expected)
+
+
+def test_a_key_pressed_during_the_resync_is_what_gets_re_asserted() -> None:
+    """FreeSWITCH applied the key before our re-assert: the re-assert must carry that key's mode."""
+    rig = Rig()
+    rig.table.replace_all([channel_from_row(r) for r in SNAPSHOTS["eavesdropping"]])
+    out = plan(rig.machine, [record(["listen", "barge"], "barge")], stored_core="c1", core="c1", first=True,
+               last_seen=990.0, decided={SUP}, now=NOW)
+    held = rig.feed(dtmf("0"))  # held while the snapshot was taken, applied after it
+    assert held == [AddMode(SUP, "listen", rig.now, "dtmf")]
+    assert rig.machine.reassert(out.reassert, NOW) == [AddMode(SUP, "listen", NOW, "reattach"), SendKey(SUP, "0")]
 
 
 @pytest.mark.parametrize(
@@ -97,3 +109,21 @@ def test_parked_feature_code_calls(decided: set, expected_serve: list, expected_
     out = plan(rig.machine, [], stored_core="c1", core="c1", first=False, last_seen=None, decided=decided, now=NOW)
     assert out.serve == expected_serve  # a call parked on something else is none of ours
     assert out.effects == expected_effects
+
+
+@pytest.mark.parametrize(
+    ("held", "reason"),
+    [
+        (lambda: hangup(SUP), "supervisor_hangup"),
+        (lambda: hangup(AGENT), "call_ended"),
+        (lambda: hangup(SUP, "SYSTEM_SHUTDOWN"), "freeswitch_shutdown"),
+        (lambda: dtmf("*"), "supervisor_left"),
+    ],
+)
+def test_an_ending_among_the_held_events_beats_a_guess(held, reason: str) -> None:
+    """The snapshot no longer shows the supervisor; the held event says how and when it ended."""
+    rig = Rig()
+    rig.table.replace_all([channel_from_row(r) for r in SNAPSHOTS["everything gone"]])
+    out = plan(rig.machine, [record(["listen"], "listen")], stored_core="c1", core="c1", first=True,
+               last_seen=990.0, decided={SUP}, now=NOW, held=[(held(), 1995.0)])
+    assert out.effects == [CloseAudit(SUP, "completed", 1995.0, reason)]

@@ -175,7 +175,7 @@ class AppsMixin:
         if ch.eavesdrop is not None:
             command = _first(packet, "eavesdrop-command")
             if command:
-                self.eavesdrop_command(ch, command)
+                self.eavesdrop_command(ch, command, cause="command")
             return
         top = ch.running_app
         if top is not None and top.app not in ("park", "bridge"):
@@ -200,7 +200,7 @@ class AppsMixin:
             self.fire("DTMF", ch, with_vars=False, post=[("DTMF-Digit", digit), ("DTMF-Duration", str(dur)),
                                                          ("DTMF-Source", source)])
             if ed is not None:
-                self.eavesdrop_command(ch, digit)
+                self.eavesdrop_command(ch, digit, cause="dtmf")
 
     # -- eavesdrop -------------------------------------------------------------------------
     def start_eavesdrop(self: "Pbx", ch: Channel, frame: Frame, three_way: bool) -> str | None:
@@ -228,6 +228,8 @@ class AppsMixin:
                                      ("channel-read-codec-bit-rate", "128000")])
         self.fire("MEDIA_BUG_START", target, pre=self.bug_headers(target))
         ch.eavesdrop = Eavesdrop(target.uuid, frame, mux_read, mux_write, bread, bwrite, dtmf, target_ch=target)
+        # Ground truth for tests (not something FreeSWITCH reports): every mode this session applied.
+        self.eavesdrop_log[ch.uuid] = {"target": target.uuid, "modes": [(ch.eavesdrop.mode, "start")], "end": None}
         # SWITCH_MESSAGE_INDICATE_DISPLAY with the target's caller id -> CALL_UPDATE if it changed.
         name, num = target.profile.caller_id_name, target.profile.caller_id_number
         if (ch.sent_callee_name, ch.sent_callee_num) != (name, num):
@@ -243,23 +245,24 @@ class AppsMixin:
                 break
             command = _first(packet, "eavesdrop-command")
             if command:
-                self.eavesdrop_command(ch, command)
+                self.eavesdrop_command(ch, command, cause="command")
         return RUNNING
 
     @staticmethod
     def bug_headers(target: Channel) -> list[tuple[str, str]]:
         return [("Media-Bug-Function", "eavesdrop"), ("Media-Bug-Target", target.uuid)]
 
-    def eavesdrop_command(self: "Pbx", ch: Channel, command: str) -> None:
+    def eavesdrop_command(self: "Pbx", ch: Channel, command: str, cause: str = "command") -> None:
         """The eavesdrop loop's switch on each character; '*' ends it, 4/5/6 only touch video."""
         ed = ch.eavesdrop
         for digit in command:
             if ed is None or ch.eavesdrop is not ed:
                 return
             if digit == "*":
-                self.end_eavesdrop(ch)
+                self.end_eavesdrop(ch, "star")
                 self.pump(ch)
                 return
+            before = ed.mode
             if digit == "0":
                 ed.mux_read, ed.mux_write = False, False
             elif digit == "1":
@@ -268,13 +271,19 @@ class AppsMixin:
                 ed.mux_read, ed.mux_write = False, True
             elif digit == "3":
                 ed.mux_read, ed.mux_write = True, True
+            log = self.eavesdrop_log.get(ch.uuid)
+            if log is not None and ed.mode != before:
+                log["modes"].append((ed.mode, cause))
 
-    def end_eavesdrop(self: "Pbx", ch: Channel) -> None:
+    def end_eavesdrop(self: "Pbx", ch: Channel, cause: str = "supervisor_hangup") -> None:
         """Eavesdrop returns: MEDIA_BUG_STOP on the target, then EXECUTE_COMPLETE (captures 02-07)."""
         ed = ch.eavesdrop
         if ed is None:
             return
         ch.eavesdrop = None
+        log = self.eavesdrop_log.get(ch.uuid)
+        if log is not None and log["end"] is None:
+            log["end"] = cause
         target = ed.target_ch or self.channels.get(ed.target)
         if target is not None:
             self.fire("MEDIA_BUG_STOP", target, pre=self.bug_headers(target))
@@ -289,7 +298,7 @@ class AppsMixin:
         """The eavesdropped channel went down: every supervisor's eavesdrop returns."""
         for sup in list(self.channels.values()):
             if sup.eavesdrop is not None and sup.eavesdrop.target == target.uuid:
-                self.end_eavesdrop(sup)
+                self.end_eavesdrop(sup, "target_hangup")
                 self.pump(sup)
 
     # -- playback ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from .apps import AppsMixin
 from .hangup import HangupMixin
@@ -50,6 +50,8 @@ class Pbx(HangupMixin, AppsMixin):
         self.clock = clock
         self.factory = EventFactory(core, clock)
         self.channels: dict[str, Channel] = {}
+        # supervisor uuid -> {"target", "modes": [(mode, cause)], "end": cause}: what eavesdrop really did
+        self.eavesdrop_log: dict[str, dict[str, Any]] = {}
         self.sessions_since_startup = 0
         self.peak_sessions = 0
         self.playback_seconds = 0.0

@@ -257,6 +257,13 @@ class FreeSwitchSim:
         return ch.eavesdrop.mode if ch is not None and ch.eavesdrop is not None else None
 
     @_in_sim
+    def eavesdrop_log(self) -> dict[str, dict]:
+        """Ground truth for tests: per supervisor uuid, the eavesdrop's target, every mode it applied
+        as (mode, cause: start | dtmf | command) and how it ended (star, target_hangup,
+        supervisor_hangup, shutdown; None while running). Not something FreeSWITCH reports."""
+        return {k: {**v, "modes": list(v["modes"])} for k, v in self._pbx.eavesdrop_log.items()}
+
+    @_in_sim
     def eavesdrop_target(self, uuid: str) -> str | None:
         ch = self._pbx.channels.get(uuid)
         return ch.eavesdrop.target if ch is not None and ch.eavesdrop is not None else None
@@ -433,6 +440,10 @@ class FreeSwitchSim:
         """FreeSWITCH stops and comes back: SHUTDOWN, SYSTEM_SHUTDOWN hang-ups, sockets dropped,
         a new Core-UUID, no channels, Event-Sequence from 1 again. Returns the new Core-UUID."""
         self._pbx.fire("SHUTDOWN", None, post=[("Event-Info", "System Shutting Down")])
+        for ch in self._pbx.channels.values():
+            log = self._pbx.eavesdrop_log.get(ch.uuid)
+            if ch.eavesdrop is not None and log is not None and log["end"] is None:
+                log["end"] = "shutdown"
         if hangup_channels:
             for ch in list(self._pbx.channels.values()):
                 if ch.alive and not ch.destroyed:
@@ -444,6 +455,7 @@ class FreeSwitchSim:
         self._pbx = self._new_pbx()
         self._pbx.extensions = list(self._extensions)
         self._pbx.playback_seconds, self._pbx.auto_answer = old.playback_seconds, old.auto_answer
+        self._pbx.eavesdrop_log = old.eavesdrop_log
         self._changed()
         return self._core.core_uuid
 

@@ -1,0 +1,214 @@
+"""`fsbarge status`: is the daemon alive, is every node connected, who is monitoring whom right now.
+
+Read from what the daemon writes to the database (no socket to the daemon, so it works from any
+host that can read the database): each node's row (connected, resynced_at, last_event_at and the
+heartbeat written every few seconds while its loop runs), the live channel mirror and the records
+still `active`. `assess()` is pure; the CLI gathers its inputs with `gather()`.
+
+A daemon whose newest heartbeat is older than HEARTBEAT_STALE_SECONDS is not running: what it left
+in the database is then shown as its last word, never as live state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fsbarge.auditview import iso, tabulate
+
+__all__ = ["EXIT", "HEARTBEAT_STALE_SECONDS", "assess", "gather", "render_status"]
+
+# The daemon ticks every node's loop every 5 s (daemon.py's watchdog interval) and each tick writes a
+# heartbeat through the mirror; three missed ticks and a margin mean nobody is serving that node.
+HEARTBEAT_STALE_SECONDS = 20.0
+
+EXIT = {"healthy": 0, "degraded": 1, "not_running": 3}
+
+
+# --------------------------------------------------------------------------- hooks for what is not recorded yet
+
+
+def journal_backlog(nodes: list[dict[str, Any]]) -> int | None:
+    """Audit changes fsync'd to the daemon's journal but not yet in the database, as the daemon
+    reported with its last heartbeat (None: never reported)."""
+    reported = [n["journal_backlog"] for n in nodes if n.get("journal_backlog") is not None]
+    return max(reported, default=None)
+
+
+def webhook_backlog(conn: Any) -> int | None:
+    """Hook: webhook deliveries pending (SPEC "Webhooks"); None until the outbox exists."""
+    return None
+
+
+def daemon_info(nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The version and start time the daemon reported with its newest heartbeat."""
+    beating = [n for n in nodes if n.get("heartbeat_at") is not None]
+    newest = max(beating, key=lambda n: n["heartbeat_at"], default={})
+    return {"version": newest.get("daemon_version"), "started_at": newest.get("daemon_started_at")}
+
+
+# --------------------------------------------------------------------------- gather and assess
+
+
+def gather(conn: Any) -> dict[str, Any]:
+    """Everything `assess` needs, read on one connection (one transaction, one snapshot)."""
+    from fsbarge import queries
+
+    nodes = queries.list_nodes(conn)
+    return {
+        "nodes": nodes,
+        "live_channels": queries.live_channel_counts(conn),
+        "interventions": queries.running_interventions(conn),
+        "journal_backlog": journal_backlog(nodes),
+        "webhook_backlog": webhook_backlog(conn),
+        "daemon": daemon_info(nodes),
+    }
+
+
+def live_nodes(conn: Any, now: float) -> tuple[set[str], list[str], bool]:
+    """Nodes whose mirrored channels are live (a daemon beating and connected to FreeSWITCH), one
+    line per node that is not, saying since when its data is stale, and whether any daemon is
+    running at all (for `fsbarge calls`)."""
+    from fsbarge import queries
+
+    live: set[str] = set()
+    notes: list[str] = []
+    running = False
+    for n in queries.list_nodes(conn):
+        beat = n.get("heartbeat_at")
+        fresh = beat is not None and now - beat <= HEARTBEAT_STALE_SECONDS
+        running = running or fresh
+        if not fresh:
+            seen = f"last heartbeat {_ago(_age(now, beat))}" if beat is not None else "never served"
+            notes.append(f"node {n['name']}: daemon not running ({seen}); its channels are not shown")
+        elif not n.get("connected"):
+            notes.append(f"node {n['name']}: not connected to FreeSWITCH (data from {_ago(_age(now, n.get('last_event_at')))}); its channels are not shown")
+        else:
+            live.add(n["name"])
+    return live, notes, running
+
+
+def _age(now: float, at: float | None) -> float | None:
+    return None if at is None else round(max(0.0, now - at), 1)
+
+
+def _epoch(value: Any) -> float | None:
+    from fsbarge.auditview import to_ms
+
+    ms = to_ms(value)
+    return None if ms is None else ms / 1000
+
+
+def assess(facts: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """The status document (what `--format json` prints) from `gather()`'s facts at `now`."""
+    nodes = facts["nodes"]
+    beats = [n["heartbeat_at"] for n in nodes if n.get("heartbeat_at") is not None]
+    newest = max(beats, default=None)
+    running = newest is not None and now - newest <= HEARTBEAT_STALE_SECONDS
+    problems: list[str] = []
+    out_nodes = []
+    for n in nodes:
+        beat_age = _age(now, n.get("heartbeat_at"))
+        served = beat_age is not None and beat_age <= HEARTBEAT_STALE_SECONDS
+        connected = bool(n.get("connected")) and served
+        if running and not served:
+            problems.append(f"node {n['name']}: no heartbeat for {beat_age if beat_age is not None else 'ever'} s")
+        elif running and not connected:
+            problems.append(f"node {n['name']}: not connected to FreeSWITCH")
+        out_nodes.append({
+            "name": n["name"],
+            "connected": connected if running else None,  # unknown: nobody is looking
+            "connected_since": iso(n.get("resynced_at")) if connected else None,
+            "last_event_at": iso(n.get("last_event_at")),
+            "last_event_age_seconds": _age(now, n.get("last_event_at")),
+            "heartbeat_age_seconds": beat_age,
+            "live_channels": int(facts["live_channels"].get(n["name"], 0)),
+        })
+    interventions = [
+        {
+            "id": r["id"],
+            "node": r["node"],
+            "supervisor": r["supervisor"],
+            "agent": r["agent"],
+            "mode": r["current_mode"],
+            "since": iso(r["mode_since"] or r["started_at"]),
+            "started_at": iso(r["started_at"]),
+            "seconds": _age(now, _epoch(r["started_at"])),
+        }
+        for r in facts["interventions"]
+    ]
+    backlogs = {"journal": facts.get("journal_backlog"), "webhooks": facts.get("webhook_backlog")}
+    info = facts.get("daemon") or {}
+    started = _epoch(info.get("started_at"))
+    if not running:
+        state = "not_running"
+        problems = ["daemon not running: " + (f"last heartbeat {_ago(_age(now, newest))}" if newest else "it never ran on this database")]
+    else:
+        state = "degraded" if problems else "healthy"
+    return {
+        "state": state,
+        "checked_at": iso(now),
+        "problems": problems,
+        "daemon": {
+            "running": running,
+            "last_heartbeat_at": iso(newest),
+            "heartbeat_age_seconds": _age(now, newest),
+            "version": info.get("version"),
+            "started_at": iso(started),
+            "uptime_seconds": _age(now, started) if running and started else None,
+        },
+        "nodes": out_nodes,
+        # when the daemon is not running, these are what it last recorded, not a live view
+        "interventions": interventions,
+        "backlogs": backlogs,
+    }
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    whole = int(seconds)
+    if whole >= 3600:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m ago"
+    if whole >= 60:
+        return f"{whole // 60}m{whole % 60:02d}s ago"
+    return f"{seconds:.1f}s ago"
+
+
+def render_status(doc: Mapping[str, Any], fmt: str) -> str:
+    """JSON (the document) or a text summary for a terminal. No trailing newline."""
+    if fmt == "json":
+        import json
+
+        return json.dumps(doc, indent=2, ensure_ascii=False)
+    d = doc["daemon"]
+    head = {"healthy": "healthy", "degraded": "DEGRADED", "not_running": "DAEMON NOT RUNNING"}[doc["state"]]
+    lines = [f"fsbarge status at {doc['checked_at']}: {head}"]
+    lines += [f"  ! {p}" for p in doc["problems"]]
+    version = d["version"] or "not recorded"
+    uptime = _ago(d["uptime_seconds"]).removesuffix(" ago") if d["uptime_seconds"] is not None else "not recorded"
+    beat = _ago(d["heartbeat_age_seconds"])
+    lines.append(f"daemon: {'running' if d['running'] else 'not running'}, last heartbeat {beat}; version {version}, uptime {uptime}")
+    if not d["running"]:
+        lines.append(f"(what follows is what the daemon last recorded, not live; {len(doc['interventions'])} intervention(s) "
+                     "were running and will be re-attached or closed when it starts)")
+    rows: Sequence[Sequence[Any]] = [
+        [n["name"], {True: "yes", False: "NO", None: "unknown"}[n["connected"]], n["connected_since"] or "-",
+         _ago(n["last_event_age_seconds"]), n["live_channels"]]
+        for n in doc["nodes"]
+    ]
+    lines += ["", tabulate(rows, headers=["node", "connected", "connected since", "last event", "live channels"], disable_numparse=True)
+              if rows else "no node has ever been recorded"]
+    lines += ["", "running interventions (who is monitoring whom):"]
+    if doc["interventions"]:
+        rows = [[i["id"], i["supervisor"] or "-", i["agent"] or "-", i["mode"] or "starting", i["since"], i["node"]]
+                for i in doc["interventions"]]
+        lines.append(tabulate(rows, headers=["id", "supervisor", "agent", "mode", "mode since", "node"], disable_numparse=True))
+    else:
+        lines.append("(none)")
+    b = doc["backlogs"]
+    lines += ["", "backlogs: " + ", ".join(f"{k} {'not recorded yet' if v is None else v}" for k, v in b.items())]
+    return "\n".join(lines)

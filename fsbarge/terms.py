@@ -1,0 +1,19 @@
+"""The product's vocabulary, spelled once (SPEC.md "The audit record"): every module that needs
+one of these names imports it from here."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+# Every mode a supervisor can be in: the three a feature code starts (*33 listen, *34 whisper,
+# *35 barge), plus customer_whisper, reachable only with DTMF key 1.
+Mode = Literal["listen", "whisper", "barge", "customer_whisper"]
+MODES: tuple[Mode, ...] = get_args(Mode)
+DIAL_MODES: tuple[Mode, ...] = ("listen", "whisper", "barge")
+
+OUTCOMES = ("active", "completed", "denied", "no_active_call", "failed")
+# outcomes of an attempt that never started eavesdrop (SPEC: ended_at == started_at)
+REFUSED_OUTCOMES = frozenset({"denied", "no_active_call"})
+
+END_REASONS = ("supervisor_hangup", "call_ended", "supervisor_left", "freeswitch_shutdown", "daemon_restart")
+MODE_SOURCES = ("feature_code", "dtmf", "reattach")

@@ -1,0 +1,189 @@
+"""`fsbarge report`: one self-contained HTML file whose charts carry the numbers of `audit stats`.
+
+The file is rendered in a real headless Chromium (Debian's `chromium`; scripts/install-test-browser.sh
+installs it) with every host name unresolvable: the page must render without a single console
+message, and the numbers read back from the rendered DOM must be those of `audit stats --format json`.
+Without Chromium those tests are skipped, saying why; the static checks run everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from fsbarge import db
+from fsbarge.cli import main
+from tests.audit_fill import fill, plan
+from tests.e2e import write_config
+
+ENV_KEYS = ("FSBARGE_CONFIG", "FSBARGE_ESL_PASSWORD", "FSBARGE_DATABASE_URL")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+class Marks(HTMLParser):
+    """Every element's attributes, and the text of the report's cards."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict[str, str]]] = []
+        self.cards: dict[str, str] = {}
+        self._card: str | None = None
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        a = {k: v or "" for k, v in attrs}
+        self.elements.append((tag, a))
+        if "data-card" in a:
+            self._card = a["data-card"]
+
+    def handle_data(self, data: str) -> None:
+        if self._card and data.strip() and self._card != data.strip():
+            self.cards[self._card] = data.strip()
+            self._card = None
+
+    def bars(self, **wanted: str) -> list[dict[str, str]]:
+        return [a for tag, a in self.elements if tag == "rect" and "bar" in a.get("class", "").split()
+                and all(k in a for k in wanted)]
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory):
+    """(config, report path, stats by day/team/agent/supervisor as JSON) for a 700-record trail."""
+    tmp = tmp_path_factory.mktemp("report")
+    config = write_config(tmp, 8021)
+    engine = db.make_engine(f"sqlite:///{tmp / 'fsbarge.db'}")
+    db.upgrade(engine)
+    fill(engine, plan(700))
+    engine.dispose()
+    saved = {k: os.environ.pop(k) for k in ENV_KEYS if k in os.environ}
+    try:
+        out = tmp / "report.html"
+        assert main(["report", "--config", str(config), "-o", str(out)]) == 0
+        stats = {}
+        for by in ("day", "team", "agent", "supervisor"):
+            import contextlib
+            import io
+
+            buf = io.StringIO()
+            with contextlib.redirect_stdout(buf):
+                assert main(["audit", "stats", "--by", by, "--format", "json", "--config", str(config)]) == 0
+            stats[by] = json.loads(buf.getvalue())
+    finally:
+        os.environ.update(saved)
+    return config, out, stats
+
+
+def check_numbers(marks: Marks, stats: dict) -> None:
+    """The chart marks and cards carry exactly the numbers of `audit stats`."""
+    per_day = {(b["data-day"], b["data-outcome"]): int(b["data-count"]) for b in marks.bars(**{"data-outcome": ""})}
+    want = {(g["day"], o): n for g in stats["day"]["groups"] for o, n in g["outcomes"].items() if n}
+    assert per_day == want and len(per_day) > 7
+    team = {(b["data-team"], b["data-series"]): float(b["data-seconds"]) for b in marks.bars(**{"data-team": ""})}
+    want_team = {(g["team"], m): s for g in stats["team"]["groups"] for m, s in g["seconds_by_mode"].items() if s}
+    assert team == pytest.approx(want_team) and len(team) > 4
+    for who in ("agent", "supervisor"):
+        rows = {a[f"data-{who}"]: int(a["data-total"]) for tag, a in marks.elements if tag == "g" and f"data-{who}" in a}
+        ranked = sorted(stats[who]["groups"], key=lambda g: (-g["interventions"], g[who]))[:10]
+        assert rows == {g[who]: g["interventions"] for g in ranked}
+    assert marks.cards["interventions"] == str(stats["day"]["total"]["interventions"])
+
+
+def test_the_report_loads_nothing_from_outside(made) -> None:
+    """No script, stylesheet link, font, image or URL: the file is all there is."""
+    html = made[1].read_text()
+    assert html.startswith("<!DOCTYPE html>")
+    for forbidden in ("<script", "<link", "<img", "@import", "url(", "src=", "href=", "http://", "https://"):
+        assert forbidden not in html, forbidden
+    assert "default-src 'none'" in html  # a browser refuses anything that would try
+
+
+def test_the_report_file_carries_the_numbers_of_audit_stats(made) -> None:
+    marks = Marks()
+    marks.feed(made[1].read_text())
+    check_numbers(marks, made[2])
+
+
+def chromium(args: list[str], tmp: Path) -> subprocess.CompletedProcess[str]:
+    """Run headless Chromium in its own process group, offline, and stop that group afterwards."""
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp / 'profile'}",
+           "--enable-logging=stderr", "--v=0", "--host-resolver-rules=MAP * ~NOTFOUND", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=90)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # helpers it may have left behind
+        except ProcessLookupError:
+            pass
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def console_messages(stderr: str) -> list[str]:
+    return re.findall(r":CONSOLE[^\]]*\] (.*)", stderr)
+
+
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/install-test-browser.sh)")
+
+
+@needs_chromium
+def test_the_console_check_sees_errors(tmp_path: Path) -> None:
+    """The check below is not blind: a page with an error and a blocked load is caught."""
+    page = tmp_path / "bad.html"
+    page.write_text('<!DOCTYPE html><html><body><script>undefinedFunction()</script></body></html>')
+    result = chromium(["--dump-dom", page.as_uri()], tmp_path)
+    assert any("undefinedFunction" in m for m in console_messages(result.stderr)), result.stderr
+
+
+@needs_chromium
+def test_the_report_renders_in_headless_chromium_with_the_numbers_of_audit_stats(made, tmp_path: Path) -> None:
+    result = chromium(["--dump-dom", made[1].as_uri()], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert console_messages(result.stderr) == []
+    marks = Marks()
+    marks.feed(result.stdout)
+    assert sum(1 for tag, _ in marks.elements if tag == "svg") == 4
+    check_numbers(marks, made[2])
+    shot = tmp_path / "report.png"
+    result = chromium(["--window-size=1200,2400", f"--screenshot={shot}", made[1].as_uri()], tmp_path)
+    assert console_messages(result.stderr) == []
+    assert shot.stat().st_size > 20_000  # a drawn page, not a blank one
+
+
+def test_report_to_stdout_and_of_an_empty_period(made, capsys) -> None:
+    config = str(made[0])
+    capsys.readouterr()
+    assert main(["report", "--config", config, "--since", "2030-01-01", "-o", "-"]) == 0
+    html = capsys.readouterr().out
+    assert "No interventions in this period." in html and "from 2030-01-01T00:00:00.000Z" in html
+
+
+def test_an_unwritable_output_is_one_line_and_exit_1(made, tmp_path: Path, capsys) -> None:
+    capsys.readouterr()
+    assert main(["report", "--config", str(made[0]), "-o", str(tmp_path / "no" / "such" / "dir.html")]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "cannot write" in err
+
+
+def test_without_a_configuration_the_report_is_written_without_teams(made, tmp_path: Path, capsys, monkeypatch) -> None:
+    """A QA account with only a database URL still gets its report; the team chart says what it needs."""
+    from fsbarge.config import DEFAULT_CONFIG_PATH
+
+    if os.path.exists(DEFAULT_CONFIG_PATH):
+        pytest.skip(f"{DEFAULT_CONFIG_PATH} exists on this machine")
+    for key in ENV_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    out = tmp_path / "r.html"
+    capsys.readouterr()
+    assert main(["report", "--database", f"sqlite:///{made[0].parent / 'fsbarge.db'}", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("fsbarge: report without teams: ") and len(err.splitlines()) == 1
+    html = out.read_text()
+    assert 'id="chart-team-modes"' not in html and "give the configuration (--config)" in html
+    assert 'id="chart-per-day"' in html
