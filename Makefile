@@ -10,7 +10,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@scripts/bootstrap.sh "$(PY)" "$(VENV)"
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[postgresql,test]'
 	@touch $(STAMP)
 
 test: install
@@ -32,6 +32,7 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check fsbarge tests bench
+	bash -n scripts/postgres.sh && sh -n scripts/bootstrap.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_architecture.py
 
 bench: install

@@ -18,6 +18,7 @@ __all__ = ["main"]
 from .terms import MODES, OUTCOMES  # noqa: E402 - light: no third-party imports
 TABLE_PAGE = 50  # rows `audit list` shows as a table unless --limit says otherwise
 ENV_DATABASE_URL = "FSBARGE_DATABASE_URL"
+MAX_ID = 2**31 - 1  # the largest id an INTEGER column holds on every backend
 
 
 class UsageError(Exception):
@@ -198,7 +199,15 @@ def _start_metrics(config: Any) -> Any:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
+    from .config import ENV_DATABASE_URL, ConfigError
+    from .db import DatabaseError, check_driver
+
     config = _config(args)
+    try:
+        check_driver(config.database.url)  # e.g. a PostgreSQL URL without fsbarge[postgresql]
+    except DatabaseError as exc:
+        key = ENV_DATABASE_URL if os.environ.get(ENV_DATABASE_URL) else "database.url"
+        raise ConfigError(config.path, key, str(exc)) from None
     teams = ", ".join(t.name for t in config.teams) or "none"
     nodes = ", ".join(f"{n.name} ({n.host}:{n.port})" for n in config.nodes)
     print(f"{config.path}: OK — nodes: {nodes}; teams: {teams}")
@@ -393,7 +402,8 @@ def _audit_show(args: argparse.Namespace) -> int:
     from .queries import get_record
 
     record = None
-    if 0 < args.id < 2**63:
+    # ids are the schema's INTEGER: 32 bits on PostgreSQL, which refuses to compare a larger number
+    if 0 < args.id <= MAX_ID:
         engine = _reader_engine(args)
         with translate_errors(engine), engine.connect() as conn:
             record = get_record(conn, args.id)

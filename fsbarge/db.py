@@ -1,5 +1,9 @@
 """Engine construction, SQLite pragmas, Alembic migrations run programmatically, error translation.
 
+PostgreSQL (`postgresql://` URLs, driver psycopg 3 from `pip install 'fsbarge[postgresql]'`) gets
+the same lock budget as SQLite's busy timeout (`lock_timeout`), so a writer stuck behind another
+session's lock fails with "database is locked" instead of waiting for ever.
+
 SQLite is used in WAL mode so that CLI readers in other processes never block the daemon (the one
 writer) and vice versa. pysqlite's own transaction handling is switched off (isolation_level=None)
 and SQLAlchemy's "begin" event emits the BEGIN itself (the recipe from the SQLAlchemy SQLite
@@ -22,6 +26,9 @@ from sqlalchemy import URL, Engine, create_engine, event, make_url
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+CONNECT_TIMEOUT_S = 10  # PostgreSQL: give up on an unreachable server after this long
+POSTGRESQL_DRIVER = "postgresql+psycopg"  # what `postgresql://` (or `postgres://`) means here
+DRIVER_HINTS = {"psycopg": "pip install 'fsbarge[postgresql]'"}
 # The newest migration, known without importing Alembic, so that read commands start fast. A stale
 # value only costs speed (readers then ask Alembic); tests/test_db.py says when to bump it.
 SCHEMA_HEAD = "0004"
@@ -72,27 +79,32 @@ def is_transient(exc: BaseException) -> bool:
 def make_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> Engine:
     """Create an Engine. For a SQLite file: create its directory; every connection gets
     journal_mode=WAL, busy_timeout, synchronous=NORMAL and foreign_keys=ON."""
-    try:
-        parsed = make_url(url)
-    except (sa_exc.ArgumentError, ValueError, TypeError):
-        raise DatabaseError(
-            "invalid database URL (expected e.g. sqlite:////var/lib/fsbarge/fsbarge.db)"
-        ) from None
+    parsed = parse_url(url)
+    timeout_ms = int(busy_timeout_ms)
 
     if parsed.get_backend_name() != "sqlite":
-        try:
-            kwargs: dict[str, Any] = {"pool_pre_ping": True}
-            if parsed.get_backend_name() == "postgresql":
-                # Nothing may wait unbounded: a lock held elsewhere fails this statement after
-                # lock_timeout (a transient error the journal shipper retries) instead of hanging.
-                kwargs["connect_args"] = {
-                    "options": f"-c lock_timeout={busy_timeout_ms} -c statement_timeout={max(busy_timeout_ms * 3, 15000)}"
-                }
-            return create_engine(parsed, **kwargs)
-        except (ImportError, sa_exc.NoSuchModuleError) as exc:
-            raise DatabaseError(
-                f"cannot use database {_describe_url(parsed)}: driver not installed ({_first_line(exc)})"
-            ) from exc
+        check_driver(parsed)
+        connect_args: dict[str, Any] = {}
+        if parsed.get_backend_name() == "postgresql":
+            # Nothing may wait unbounded: a lock held by another session is waited for at most
+            # busy_timeout_ms (then "database is locked", a transient error the journal shipper
+            # retries, like SQLite's busy timeout), a statement at most a few times that;
+            # options given in the URL come last and so win
+            ours = f"-c lock_timeout={timeout_ms} -c statement_timeout={max(timeout_ms * 3, 15000)}"
+            options = " ".join(filter(None, (ours, parsed.query.get("options"))))
+            connect_args["options"] = options
+            if "connect_timeout" not in parsed.query:
+                connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+        engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+        if engine.dialect.driver == "psycopg":
+            dumpers = _nul_safe_str_dumpers()
+
+            @event.listens_for(engine, "connect")
+            def _on_pg_connect(dbapi_conn: Any, _record: Any) -> None:
+                for dumper in dumpers:  # the text one last: it stays the default for str
+                    dbapi_conn.adapters.register_dumper(str, dumper)
+
+        return engine
 
     path = _sqlite_path(parsed)
     if path is not None:
@@ -104,7 +116,6 @@ def make_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_M
                 f"{exc.strerror or exc}"
             ) from exc
 
-    timeout_ms = int(busy_timeout_ms)
     engine = create_engine(
         parsed,
         connect_args={"check_same_thread": False, "timeout": timeout_ms / 1000},
@@ -130,6 +141,63 @@ def make_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_M
             conn.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def parse_url(url: str | URL) -> URL:
+    """A database URL as SQLAlchemy's URL; `postgresql://` and `postgres://` select psycopg 3.
+    DatabaseError (without echoing the URL, which may hold a password) if it is not a URL."""
+    try:
+        parsed = make_url(url)
+    except (sa_exc.ArgumentError, ValueError, TypeError):
+        raise DatabaseError(
+            "invalid database URL (expected e.g. sqlite:////var/lib/fsbarge/fsbarge.db)"
+        ) from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername=POSTGRESQL_DRIVER)
+    elif parsed.drivername.startswith("postgres+"):
+        parsed = parsed.set(drivername="postgresql+" + parsed.drivername.partition("+")[2])
+    return parsed
+
+
+def check_driver(url: str | URL) -> None:
+    """DatabaseError (one line, saying what to install) unless the URL's database driver can be
+    imported: e.g. a PostgreSQL URL without `fsbarge[postgresql]` installed."""
+    parsed = parse_url(url)
+    try:
+        dialect = parsed.get_dialect()
+    except sa_exc.NoSuchModuleError:
+        raise DatabaseError(
+            f"cannot use database {_describe_url(parsed)}: driver not installed (no SQLAlchemy dialect {parsed.drivername!r})"
+        ) from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        module = exc.name or _first_line(exc)
+        hint = DRIVER_HINTS.get(getattr(dialect, "driver", ""), f"install the Python module {module}")
+        raise DatabaseError(
+            f"cannot use database {_describe_url(parsed)}: its driver (Python module {module}) "
+            f"is not installed: {hint}"
+        ) from None
+
+
+def _nul_safe_str_dumpers() -> tuple[type, ...]:
+    """psycopg dumpers for str that store a NUL character as U+FFFD.
+
+    PostgreSQL text cannot hold NUL (SQLite can), and FreeSWITCH hands us whatever a caller put in
+    a SIP header (`%00` decodes to NUL): without this a single such value makes every retry of that
+    write fail, and the mirror or the audit stops there."""
+    from psycopg.types.string import StrBinaryDumper, StrDumperUnknown
+
+    def dump(base: type) -> Any:
+        def _dump(self: Any, obj: str) -> Any:
+            return base.dump(self, obj.replace("\x00", "\ufffd") if "\x00" in obj else obj)
+
+        return _dump
+
+    return tuple(
+        type(f"NulSafe{base.__name__}", (base,), {"dump": dump(base)})
+        for base in (StrBinaryDumper, StrDumperUnknown)
+    )
 
 
 def writer(engine: Engine) -> Engine:
@@ -178,8 +246,10 @@ def describe_error(exc: BaseException, where: str = "the database") -> str:
     orig = getattr(exc, "orig", None) or exc
     text = _first_line(orig)
     low = text.lower()
-    if "database is locked" in low or "database table is locked" in low:
+    if "database is locked" in low or "database table is locked" in low or "lock timeout" in low:
         return f"database is locked: {where} is held by another writer (gave up waiting)"
+    if low.startswith("connection failed") or "could not connect" in low or "server closed the connection" in low:
+        return f"cannot connect to database {where}: {text}"
     if "unable to open database" in low:
         return f"cannot open database {where}: {text}"
     if "file is not a database" in low:
@@ -305,10 +375,7 @@ def open_existing(url: str | URL) -> Engine:
     """An engine for readers (the CLI): the database must exist and be migrated.
 
     Unlike make_engine, a missing SQLite file is an error, not a new empty file."""
-    try:
-        parsed = make_url(url)
-    except (sa_exc.ArgumentError, ValueError, TypeError):
-        raise DatabaseError("invalid database URL (expected e.g. sqlite:////var/lib/fsbarge/fsbarge.db)") from None
+    parsed = parse_url(url)
     path = _sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
     if path is not None and not path.exists():
         raise DatabaseError(f"no database at {path}: {NOT_INITIALISED}")

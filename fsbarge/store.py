@@ -202,8 +202,8 @@ class ChannelStore:
 
     def list(self, node: str | None = None) -> list[dict[str, Any]]:
         """The mirrored channels (all nodes, or one), as plain dicts with float epoch times,
-        ordered by node, creation time and uuid."""
-        stmt = select(channels).order_by(channels.c.node, channels.c.created_at, channels.c.uuid)
+        ordered by node, creation time (unknown last, on every backend) and uuid."""
+        stmt = select(channels).order_by(channels.c.node, channels.c.created_at.nulls_last(), channels.c.uuid)
         if node is not None:
             stmt = stmt.where(channels.c.node == node)
         with translate_errors(self._engine), self._engine.connect() as c:

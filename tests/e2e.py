@@ -33,8 +33,14 @@ modes = ["listen", "whisper"]
 """
 
 
-def write_config(tmp: Path, port: int, *, password: str = "ClueCon", extra: str = "") -> Path:
+def write_config(
+    tmp: Path, port: int, *, password: str = "ClueCon", extra: str = "", database_url: str | None = None
+) -> Path:
+    """fsbarge.toml in `tmp` for one node on `port`; the database is `database_url`, else a SQLite
+    file in `tmp` (which the daemon creates and migrates on start). The journal is in `tmp` too
+    (for a server URL it would default to the machine's /var/lib/fsbarge/journal)."""
     path = tmp / "fsbarge.toml"
+    database_url = database_url or f"sqlite:///{tmp / 'fsbarge.db'}"
     path.write_text(
         f"""
 [[freeswitch]]
@@ -46,7 +52,10 @@ connect_timeout = 2.0
 command_timeout = 2.0
 
 [database]
-url = "sqlite:///{tmp / 'fsbarge.db'}"
+url = "{database_url}"
+
+[journal]
+path = "{tmp / 'fsbarge.journal'}"
 
 [tones]
 error = "tone_stream://%(100,0,480);loops=1"

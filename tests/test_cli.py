@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -284,6 +285,62 @@ def test_check_config_never_echoes_a_password_in_its_error(tmp_path: Path, env, 
     assert PASSWORD not in out + err and ENV_PASSWORD not in out + err
 
 
+@pytest.fixture
+def without_psycopg(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PostgreSQL driver absent, as without `pip install 'fsbarge[postgresql]'`."""
+    for name in [m for m in sys.modules if m == "psycopg" or m.startswith("psycopg.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # `import psycopg` now fails
+
+
+def _postgresql_config(tmp: Path) -> Path:
+    path = write_config(tmp, 8021, password=PASSWORD)
+    path.write_text(
+        path.read_text().replace(f'url = "sqlite:///{tmp / "fsbarge.db"}"', 'url = "postgresql://fsbarge:Db-S3cret@db.example/fsbarge"')
+    )
+    return path
+
+
+def test_check_config_fails_in_one_line_when_the_database_driver_is_missing(
+    tmp_path: Path, env, capsys, without_psycopg
+) -> None:
+    path = _postgresql_config(tmp_path)
+    assert main(["check-config", "--config", str(path)]) == 2
+    out, err = capsys.readouterr()
+    line = assert_one_error_line(err)
+    assert out == ""
+    assert line.startswith(f"fsbarge: {path}: database.url: ")
+    assert "psycopg" in line and "pip install 'fsbarge[postgresql]'" in line
+    assert "Db-S3cret" not in line
+    # the same URL from the environment: the error names the variable
+    env.setenv("FSBARGE_DATABASE_URL", "postgresql://fsbarge:Env-Db-S3cret@db.example/fsbarge")
+    assert main(["check-config", "--config", str(path)]) == 2
+    line = assert_one_error_line(capsys.readouterr().err)
+    assert f"{path}: FSBARGE_DATABASE_URL: " in line and "Env-Db-S3cret" not in line
+    # db upgrade says the same, in one line
+    assert main(["db", "upgrade", "--config", str(path)]) == 1
+    assert "pip install 'fsbarge[postgresql]'" in assert_one_error_line(capsys.readouterr().err)
+
+
+def test_check_config_accepts_a_postgresql_url_when_the_driver_is_installed(tmp_path: Path, env, capsys) -> None:
+    """(The driver comes with `make install`; check-config does not connect.)"""
+    pytest.importorskip("psycopg")
+    path = _postgresql_config(tmp_path)
+    assert main(["check-config", "--config", str(path)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("ident", ["2147483648", "9223372036854775807"])
+def test_audit_show_of_an_id_no_record_can_have_is_not_found_on_every_backend(
+    tmp_path: Path, env, capsys, db_url: str, ident: str
+) -> None:
+    """Ids are INTEGER, 32 bits on PostgreSQL, which refuses to compare a larger number ("integer out
+    of range"): such an id is simply not found, as on SQLite."""
+    path = write_config(tmp_path, 8021, password=PASSWORD, database_url=db_url)
+    assert main(["audit", "show", ident, "--config", str(path)]) == 1
+    assert assert_one_error_line(capsys.readouterr().err) == f"fsbarge: no intervention with id {ident}"
+
+
 # --------------------------------------------------------------------------- db upgrade, empty trail
 
 
@@ -301,6 +358,43 @@ def test_db_upgrade_creates_the_database_and_is_idempotent(tmp_path: Path, env, 
     assert capsys.readouterr().out == first
     assert main(["db", "current", "--config", str(path)]) == 0
     assert db.head_revision() in capsys.readouterr().out
+
+
+def _daemon_log_until(path: Path, wanted: str) -> str:
+    """Start `fsbarge run`, read its log until a line containing `wanted`, stop it; that line."""
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "fsbarge", "run"], env=clean_env(FSBARGE_CONFIG=str(path), NOTIFY_SOCKET=""),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+    )
+    guard = threading.Timer(30, daemon.kill)  # no such line: end it, so the test fails, not hangs
+    guard.start()
+    try:
+        assert daemon.stdout is not None
+        return next((line for line in daemon.stdout if wanted in line), "")
+    finally:
+        guard.cancel()
+        daemon.terminate()
+        daemon.wait(timeout=10)
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_on_postgresql_the_daemon_says_to_run_db_upgrade_and_db_upgrade_does_it(
+    tmp_path: Path, env, capsys, blank_url: str
+) -> None:
+    """The daemon migrates a SQLite file itself, never a server: on an empty PostgreSQL database
+    `fsbarge run` logs that `fsbarge db upgrade` is needed (auditing to its journal meanwhile);
+    `db upgrade` (idempotent) brings the schema to head, and the daemon starts without that error."""
+    path = write_config(tmp_path, 8021, password=PASSWORD, database_url=blank_url)
+    assert "run `fsbarge db upgrade`" in _daemon_log_until(path, "fsbarge db upgrade")
+    assert main(["db", "upgrade", "--config", str(path)]) == 0
+    assert main(["db", "upgrade", "--config", str(path)]) == 0
+    assert main(["db", "current", "--config", str(path)]) == 0
+    assert db.head_revision() in capsys.readouterr().out.splitlines()[-1]
+    assert db.is_up_to_date(blank_url)
+    started = _daemon_log_until(path, "fsbarge started")
+    password = blank_url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    assert "fsbarge:***@" in started and password not in started  # the URL, password hidden
 
 
 @pytest.fixture

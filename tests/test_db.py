@@ -1,14 +1,18 @@
-"""fsbarge.db: engines, SQLite pragmas, schema checks and one-line DatabaseErrors (real SQLite files)."""
+"""fsbarge.db: engines, SQLite pragmas, PostgreSQL lock budget, schema checks and one-line DatabaseErrors
+(real SQLite files and a real PostgreSQL)."""
 
 from __future__ import annotations
 
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from fsbarge import db
 from fsbarge.store import AuditStore, ChannelStore
@@ -96,8 +100,8 @@ def test_writer_transactions_take_the_write_lock_when_they_begin(
         other.close()
 
 
-def test_current_revision_and_is_up_to_date_follow_the_migrations(db_path: Path) -> None:
-    url = f"sqlite:///{db_path}"
+def test_current_revision_and_is_up_to_date_follow_the_migrations(blank_url: str) -> None:
+    url = blank_url
     eng = db.make_engine(url)
     assert db.current_revision(eng) is None
     assert not db.is_up_to_date(eng)
@@ -110,8 +114,8 @@ def test_current_revision_and_is_up_to_date_follow_the_migrations(db_path: Path)
     eng.dispose()
 
 
-def test_ensure_up_to_date_explains_what_to_do(db_path: Path) -> None:
-    eng = db.make_engine(f"sqlite:///{db_path}")
+def test_ensure_up_to_date_explains_what_to_do(blank_url: str) -> None:
+    eng = db.make_engine(blank_url)
     with pytest.raises(db.DatabaseError, match=r"^database not initialised: run `fsbarge db upgrade`$"):
         db.ensure_up_to_date(eng)
     db.upgrade(eng, "0001")
@@ -136,8 +140,8 @@ def test_ensure_up_to_date_explains_what_to_do(db_path: Path) -> None:
     ],
     ids=["channels-read", "channels-write", "audit-read", "audit-write"],
 )
-def test_an_unmigrated_database_says_run_db_upgrade(db_path: Path, use) -> None:
-    eng = db.make_engine(f"sqlite:///{db_path}")
+def test_an_unmigrated_database_says_run_db_upgrade(blank_url: str, use) -> None:
+    eng = db.make_engine(blank_url)
     with pytest.raises(db.DatabaseError) as info:
         use(eng)
     assert str(info.value) == "database not initialised: run `fsbarge db upgrade`"
@@ -253,9 +257,11 @@ def test_a_missing_driver_is_reported_without_the_password() -> None:
     assert "driver not installed" in str(info.value)
 
 
-def test_an_unknown_migration_target_is_a_database_error(engine: Engine) -> None:
+def test_an_unknown_migration_target_is_a_database_error(blank_url: str) -> None:
+    db.upgrade(blank_url)
     with pytest.raises(db.DatabaseError, match="^migration failed: "):
-        db.upgrade(engine, "nosuchrevision")
+        db.upgrade(blank_url, "nosuchrevision")
+    assert db.is_up_to_date(blank_url)
 
 
 def test_migrations_dir_is_inside_the_package() -> None:
@@ -274,3 +280,129 @@ def test_in_memory_sqlite_works_for_quick_experiments() -> None:
     ChannelStore(eng).apply("pbx1", [{"uuid": "u"}], [])
     assert [r["uuid"] for r in ChannelStore(eng).list()] == ["u"]
     eng.dispose()
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def test_postgresql_urls_use_psycopg_3() -> None:
+    """`postgresql://` (and the common `postgres://`) mean psycopg 3, the driver of fsbarge[postgresql]."""
+    pytest.importorskip("psycopg")
+    for url in (
+        "postgresql://fsbarge:pw@db.example/fsbarge",
+        "postgres://fsbarge:pw@db.example/fsbarge",
+        "postgres+psycopg://fsbarge:pw@db.example/fsbarge",
+    ):
+        eng = db.make_engine(url)  # no connection is made yet
+        assert (eng.dialect.name, eng.dialect.driver) == ("postgresql", "psycopg"), url
+        eng.dispose()
+
+
+def test_an_unreachable_postgresql_is_one_line_without_the_password() -> None:
+    pytest.importorskip("psycopg")
+    eng = db.make_engine("postgresql://fsbarge:s3cret@127.0.0.1:1/fsbarge")  # nothing listens on port 1
+    with pytest.raises(db.DatabaseError) as info:
+        ChannelStore(eng).list()
+    message = str(info.value)
+    assert message.startswith("cannot connect to database postgresql+psycopg://fsbarge:***@127.0.0.1:1/fsbarge: ")
+    assert "s3cret" not in message and "\n" not in message
+    eng.dispose()
+
+
+@pytest.fixture
+def pg_url(postgres) -> Iterator[str]:
+    """A migrated PostgreSQL database of this test's own (no SQLite variant)."""
+    url = postgres.create_database(migrated=True)
+    yield url
+    postgres.release_database(url)
+
+
+class _Locker:
+    """Another session holding a lock in an open transaction. It lets go after `release_after`
+    seconds at the latest, so a client that would wait for ever fails the test instead of hanging it."""
+
+    def __init__(self, url: str, sql: str, release_after: float = 10.0) -> None:
+        self.engine = create_engine(url)
+        self.conn = self.engine.connect()
+        self.conn.execute(text(sql))
+        self._timer = threading.Timer(release_after, self.release)
+        self._timer.start()
+
+    def release(self) -> None:
+        self._timer.cancel()
+        if not self.conn.closed:
+            self.conn.rollback()
+            self.conn.close()
+        self.engine.dispose()
+
+
+@pytest.mark.postgresql
+def test_a_postgresql_lock_held_by_another_session_is_database_is_locked_not_a_hang(pg_url: str) -> None:
+    """As with SQLite's busy timeout, a write waits at most busy_timeout_ms for another session's lock
+    (PostgreSQL's lock_timeout), then fails with one line; readers are not blocked by that lock."""
+    engine = db.make_engine(pg_url)
+    first = AuditStore(engine).create(**_audit_kwargs())
+    impatient = db.make_engine(pg_url, busy_timeout_ms=100)
+    locker = _Locker(pg_url, "LOCK TABLE interventions IN EXCLUSIVE MODE")  # blocks writes, not reads
+    try:
+        began = time.monotonic()
+        with pytest.raises(db.DatabaseError) as info:
+            AuditStore(impatient).create(**_audit_kwargs())
+        waited = time.monotonic() - began
+        message = str(info.value)
+        assert message.startswith("database is locked: ") and "\n" not in message
+        assert waited < 5, f"waited {waited:.1f}s for the lock"
+        assert [r["id"] for r in AuditStore(impatient).list()] == [first]
+    finally:
+        locker.release()
+        impatient.dispose()
+    assert AuditStore(engine).create(**_audit_kwargs()) == first + 1  # the failed insert used no id
+    engine.dispose()
+
+
+@pytest.mark.postgresql
+def test_postgresql_options_in_the_url_are_kept_with_the_lock_timeout(pg_url: str) -> None:
+    eng = db.make_engine(f"{pg_url}?options=-c%20statement_timeout%3D4321", busy_timeout_ms=1234)
+    with eng.connect() as conn:
+        assert conn.execute(text("SHOW lock_timeout")).scalar() == "1234ms"
+        assert conn.execute(text("SHOW statement_timeout")).scalar() == "4321ms"
+    eng.dispose()
+
+
+@pytest.mark.postgresql
+def test_postgresql_takes_a_second_writer_where_sqlite_takes_one(pg_url: str) -> None:
+    """No database-wide write lock: another process writes while this one has a write open."""
+    engine = db.make_engine(pg_url)
+    code = (
+        "import sys\n"
+        "from fsbarge import db\n"
+        "from fsbarge.store import ChannelStore\n"
+        "eng = db.make_engine(sys.argv[1], busy_timeout_ms=2000)\n"
+        "ChannelStore(eng).apply('pbx1', [{'uuid': 'from-child'}], [])\n"
+        "print(sorted(r['uuid'] for r in ChannelStore(eng).list()))\n"
+    )
+    with db.writer(engine).begin() as conn:
+        ChannelStore(engine).apply("pbx1", [{"uuid": "held"}], [], conn=conn)
+        proc = subprocess.run([sys.executable, "-c", code, pg_url], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['from-child']"  # the uncommitted row is invisible to it
+    assert sorted(r["uuid"] for r in ChannelStore(engine).list()) == ["from-child", "held"]
+    engine.dispose()
+
+
+@pytest.mark.postgresql
+def test_postgresql_session_time_zone_does_not_move_audit_times(pg_url: str) -> None:
+    """Times are naive UTC in `timestamp without time zone`: a server or role whose TimeZone is not
+    UTC neither shifts what the daemon writes nor what QA reads."""
+    far_east = db.make_engine(f"{pg_url}?options=-c%20TimeZone%3DPacific/Kiritimati")
+    far_west = db.make_engine(f"{pg_url}?options=-c%20TimeZone%3DAmerica/Adak")
+    with far_east.connect() as conn:
+        assert conn.execute(text("SHOW TimeZone")).scalar() == "Pacific/Kiritimati"
+    i = AuditStore(far_east).create(**_audit_kwargs(started_at=1795000000.25))
+    AuditStore(far_east).add_mode(i, "listen", 1795000000.5, "feature_code")
+    record = AuditStore(far_west).get(i, now=1795000001.0)
+    assert record is not None
+    assert (record["started_at"], record["modes"][0]["at"]) == ("2026-11-18T11:06:40.250Z", "2026-11-18T11:06:40.500Z")
+    assert AuditStore(far_west).open_interventions()[0]["started_at"] == 1795000000.25
+    far_east.dispose()
+    far_west.dispose()

@@ -15,8 +15,9 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def config(tmp_path: Path, sim: FreeSwitchSim) -> Path:
-    return write_config(tmp_path, sim.port)
+def config(tmp_path: Path, sim: FreeSwitchSim, daemon_db_url: str) -> Path:
+    """On SQLite and on PostgreSQL."""
+    return write_config(tmp_path, sim.port, database_url=daemon_db_url)
 
 
 @pytest.fixture

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, make_url, text
 
 from fsbarge import __version__
 from fsbarge.logs import configure_logging
@@ -41,8 +44,9 @@ def sim_uuids(sim: FreeSwitchSim) -> set[str]:
 
 
 @pytest.fixture
-def daemon(tmp_path: Path, sim: FreeSwitchSim, logs) -> Iterator[InProcessDaemon]:
-    with InProcessDaemon(write_config(tmp_path, sim.port)) as d:
+def daemon(tmp_path: Path, sim: FreeSwitchSim, logs, daemon_db_url: str) -> Iterator[InProcessDaemon]:
+    """On SQLite and on PostgreSQL."""
+    with InProcessDaemon(write_config(tmp_path, sim.port, database_url=daemon_db_url)) as d:
         d.wait_connected()
         yield d
 
@@ -113,6 +117,19 @@ def test_hostile_caller_id_cannot_forge_a_header(sim, daemon) -> None:
     assert mirror(daemon) == sim_uuids(sim)
 
 
+def test_a_nul_in_a_callers_number_neither_stops_the_mirror_nor_the_audit(sim, daemon) -> None:
+    """(PostgreSQL cannot store NUL: a write that failed on it would be retried for ever.)"""
+    call = sim.place_call("10\x0001", "1000")
+    wait_until(lambda: call.b_uuid in mirror(daemon), what="the call mirrored")
+    sup = sim.dial("1002", "*331000")
+    wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", what="the barge served")
+    later = sim.place_call("1001", "1004")
+    wait_until(lambda: mirror(daemon) == sim_uuids(sim), what="the mirror to keep up")
+    assert later.b_uuid in mirror(daemon)
+    [rec] = daemon.audit()
+    assert rec["customer"] in ("10\x0001", "10\ufffd01")
+
+
 def test_wrong_password_is_logged_clearly_retried_slowly_and_never_logged(sim, tmp_path, logs) -> None:
     config = write_config(tmp_path, sim.port, password="Wr0ngPass")
     with InProcessDaemon(config) as d:
@@ -155,15 +172,44 @@ def test_freeswitch_restart_closes_running_interventions(sim, daemon, tmp_path) 
     assert mirror(daemon) == sim_uuids(sim) == set()
 
 
-def test_a_locked_database_delays_nothing_and_loses_nothing(sim, daemon, tmp_path, logs) -> None:
-    """The journal first: while another writer holds the database the barge and a DTMF change go
-    ahead at once; the database gets the complete record once the lock is gone."""
-    import sqlite3
+def hold_the_audit_table(database_url: str, give_up_after: float = 15.0) -> Callable[[], None]:
+    """Another session takes the lock a write to the audit table needs and keeps it until the
+    returned function is called: SQLite's write lock, or PostgreSQL's ACCESS EXCLUSIVE table lock
+    (what a migration or a VACUUM FULL takes). A thread lets go after `give_up_after` seconds in
+    any case: a daemon that waited on the lock inside the hub fails the test instead of hanging it."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        locker = sqlite3.connect(str(url.database), isolation_level=None, check_same_thread=False)
+        locker.execute("BEGIN EXCLUSIVE")
+        close = locker.close  # closing rolls back
+    else:
+        engine = create_engine(url)
+        conn = engine.connect()
+        conn.execute(text("LOCK TABLE interventions IN ACCESS EXCLUSIVE MODE"))
 
+        def close() -> None:
+            conn.close()  # rolls back
+            engine.dispose()
+
+    once = threading.Lock()
+
+    def release() -> None:
+        if once.acquire(blocking=False):
+            timer.cancel()
+            close()
+
+    timer = threading.Timer(give_up_after, release)
+    timer.start()
+    return release
+
+
+def test_a_locked_database_delays_nothing_and_loses_nothing(sim, daemon, tmp_path, logs, daemon_db_url) -> None:
+    """The journal first: while another writer holds the database the barge and a DTMF change go
+    ahead at once; the database gets the complete record once the lock is gone. (On PostgreSQL
+    the lock is ACCESS EXCLUSIVE on the audit table, the issue's 37 s freeze.)"""
     call = sim.place_call("1001", "1000")
     daemon.wait_idle()
-    locker = sqlite3.connect(tmp_path / "fsbarge.db", isolation_level=None)
-    locker.execute("BEGIN EXCLUSIVE")
+    release = hold_the_audit_table(daemon_db_url, give_up_after=30)
     try:
         sup = sim.dial("1002", "*331000")
         wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", what="the eavesdrop during the lock")
@@ -173,16 +219,35 @@ def test_a_locked_database_delays_nothing_and_loses_nothing(sim, daemon, tmp_pat
         wait_until(lambda: any("database write failed" in l["event"] for l in lines(logs)), timeout=15, what="a retry warning")
         assert daemon.daemon.journal.backlog >= 2  # decided, journaled, not yet in the database
     finally:
-        locker.execute("COMMIT")
-        locker.close()
+        release()
     wait_until(lambda: not daemon.daemon.journal.unshipped(1), timeout=15, what="the journal shipped")
     [rec] = daemon.audit()
     assert [(m["mode"], m["source"]) for m in rec["modes"]] == [("listen", "feature_code"), ("barge", "dtmf")]
     wait_until(lambda: mirror(daemon) == sim_uuids(sim), timeout=15, what="the mirror caught up")
 
 
-def test_a_feature_code_dialled_while_the_daemon_was_down_is_served_when_it_is_back(sim, tmp_path, logs) -> None:
-    config = write_config(tmp_path, sim.port)
+@pytest.mark.postgresql
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_postgresql_cutting_the_daemons_connections_loses_nothing(sim, daemon, daemon_db_url, postgres) -> None:
+    """As when PostgreSQL restarts or a proxy drops idle connections: the next write finds its
+    pooled connection dead, opens another, and nothing is lost."""
+    call = sim.place_call("1001", "1000")
+    wait_until(lambda: mirror(daemon) == sim_uuids(sim), what="the call mirrored")
+    assert postgres.terminate_connections(daemon_db_url) >= 1
+    sup = sim.dial("1002", "*331000")
+    wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", what="the barge served")
+    assert sim.eavesdrop_target(sup) == call.b_uuid
+    sim.press(sup, "2")
+    postgres.terminate_connections(daemon_db_url)
+    later = sim.place_call("1001", "1004")
+    wait_until(lambda: mirror(daemon) == sim_uuids(sim), what="the mirror to catch up")
+    assert later.b_uuid in mirror(daemon)
+    rec = wait_until(lambda: (r := daemon.audit()) and len(r[0]["modes"]) == 2 and r[0], what="both modes audited")
+    assert [m["mode"] for m in rec["modes"]] == ["listen", "whisper"]
+
+
+def test_a_feature_code_dialled_while_the_daemon_was_down_is_served_when_it_is_back(sim, tmp_path, logs, daemon_db_url) -> None:
+    config = write_config(tmp_path, sim.port, database_url=daemon_db_url)
     call = sim.place_call("1001", "1000")
     sup = sim.dial("1002", "*341000")  # nobody is listening for CHANNEL_PARK yet: it waits in park
     with InProcessDaemon(config) as d:

@@ -1,4 +1,4 @@
-"""The daemon is SIGKILLed mid-intervention and restarted: nothing audited is lost."""
+"""The daemon is SIGKILLed mid-intervention and restarted: nothing audited is lost (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -59,8 +59,8 @@ def start(config: Path, tmp: Path, sim: FreeSwitchSim, clients: int) -> DaemonPr
     return d
 
 
-def test_sigkill_mid_intervention_reattaches_and_closes_on_hangup(sim, tmp_path) -> None:
-    config = write_config(tmp_path, sim.port)
+def test_sigkill_mid_intervention_reattaches_and_closes_on_hangup(sim, tmp_path, daemon_db_url) -> None:
+    config = write_config(tmp_path, sim.port, database_url=daemon_db_url)
     first = start(config, tmp_path, sim, 1)
     call = sim.place_call("1001", "1000")
     sup = sim.dial("1002", "*331000")
@@ -85,8 +85,8 @@ def test_sigkill_mid_intervention_reattaches_and_closes_on_hangup(sim, tmp_path)
     assert second.terminate() == 0
 
 
-def test_supervisor_hangs_up_while_the_daemon_is_down(sim, tmp_path) -> None:
-    config = write_config(tmp_path, sim.port)
+def test_supervisor_hangs_up_while_the_daemon_is_down(sim, tmp_path, daemon_db_url) -> None:
+    config = write_config(tmp_path, sim.port, database_url=daemon_db_url)
     first = start(config, tmp_path, sim, 1)
     sim.place_call("1001", "1000")
     sup = sim.dial("1002", "*351000")

@@ -41,8 +41,8 @@ def in_the_window(d: InProcessDaemon, act: Callable[[], Any], event: str) -> lis
     return results
 
 
-def test_a_feature_code_dialled_in_the_resync_window_is_served(sim: FreeSwitchSim, tmp_path: Path) -> None:
-    config = write_config(tmp_path, sim.port)
+def test_a_feature_code_dialled_in_the_resync_window_is_served(sim: FreeSwitchSim, tmp_path: Path, daemon_db_url: str) -> None:
+    config = write_config(tmp_path, sim.port, database_url=daemon_db_url)
     call = sim.place_call("1001", "1000")
     d = InProcessDaemon(config)
     dialled = in_the_window(d, lambda: sim.dial("1002", "*331000"), "CHANNEL_PARK")
@@ -55,8 +55,8 @@ def test_a_feature_code_dialled_in_the_resync_window_is_served(sim: FreeSwitchSi
         assert (rec["outcome"], rec["target_uuid"], rec["modes"][0]["mode"]) == ("active", call.b_uuid, "listen")
 
 
-def test_freeswitch_and_the_daemon_restarting_together_is_a_freeswitch_shutdown(sim: FreeSwitchSim, tmp_path: Path) -> None:
-    config = write_config(tmp_path, sim.port)
+def test_freeswitch_and_the_daemon_restarting_together_is_a_freeswitch_shutdown(sim: FreeSwitchSim, tmp_path: Path, daemon_db_url: str) -> None:
+    config = write_config(tmp_path, sim.port, database_url=daemon_db_url)
     sim.place_call("1001", "1000")
     with InProcessDaemon(config) as first:
         first.wait_connected()

@@ -1,4 +1,4 @@
-"""AuditStore: the audit trail on a real migrated SQLite file."""
+"""AuditStore: the audit trail on a real migrated database (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -186,6 +185,13 @@ def test_failed_eavesdrop_keeps_its_reason(audit: AuditStore) -> None:
     assert audit.get(j)["reason"] == "kept"  # type: ignore[index]
 
 
+def test_a_nul_character_in_a_callers_number_is_audited(audit: AuditStore, backend: str) -> None:
+    """PostgreSQL cannot store NUL: it becomes U+FFFD there, and the record is written all the same."""
+    i = attempt(audit, customer="10\x0001", outcome="denied", reason="not_in_team")
+    nul = "\ufffd" if backend == "postgresql" else "\x00"
+    assert audit.get(i)["customer"] == f"10{nul}01"  # type: ignore[index]
+
+
 def test_invalid_writes_are_refused_before_touching_the_database(audit: AuditStore) -> None:
     with pytest.raises(ValueError, match="unknown outcome 'won'"):
         attempt(audit, outcome="won")
@@ -197,10 +203,10 @@ def test_invalid_writes_are_refused_before_touching_the_database(audit: AuditSto
     assert [r["id"] for r in audit.list()] == [i]
 
 
-def test_every_write_is_committed_when_it_returns(audit: AuditStore, db_path: Path) -> None:
+def test_every_write_is_committed_when_it_returns(audit: AuditStore, db_url: str) -> None:
     i = attempt(audit)
     audit.add_mode(i, "listen", T + 0.2, "feature_code")
-    fresh = db.make_engine(f"sqlite:///{db_path}")  # no shared connection, no cache
+    fresh = db.make_engine(db_url)  # no shared connection, no cache
     assert AuditStore(fresh).get(i, now=T + 1)["seconds_by_mode"] == {"listen": 0.8}  # type: ignore[index]
     fresh.dispose()
 
@@ -307,13 +313,13 @@ print(auditview.render_json(AuditStore(eng).list()))
 
 
 def test_a_cli_reader_in_another_process_reads_while_the_daemon_writes(
-    audit: AuditStore, engine: Engine, db_path: Path
+    audit: AuditStore, engine: Engine, db_url: str
 ) -> None:
     done = attempt(audit, outcome="denied", reason="not_supervisor")
     with db.writer(engine).begin() as conn:  # the daemon in the middle of a write
         conn.exec_driver_sql("UPDATE interventions SET reason = 'uncommitted'")
         proc = subprocess.run(
-            [sys.executable, "-c", _CLI_READER, f"sqlite:///{db_path}"],
+            [sys.executable, "-c", _CLI_READER, db_url],
             capture_output=True, text=True, timeout=60,
         )
         conn.rollback()

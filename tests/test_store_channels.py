@@ -1,4 +1,4 @@
-"""ChannelStore: the live-channel mirror, on a real migrated SQLite file."""
+"""ChannelStore: the live-channel mirror, on a real migrated database (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -137,6 +136,23 @@ def test_list_orders_by_node_then_creation(store: ChannelStore) -> None:
     ]
 
 
+def test_a_channel_whose_creation_time_is_unknown_is_listed_last_on_every_backend(store: ChannelStore) -> None:
+    """(SQLite sorts NULL first, PostgreSQL last: the order is stated, not left to the backend.)"""
+    store.apply("pbx1", [leg("unknown", created_at=None), leg("known", created_at=T0), leg("also", created_at=None)], [])
+    assert uuids(store) == ["known", "also", "unknown"]
+
+
+def test_a_nul_character_from_freeswitch_does_not_stop_the_mirror(store: ChannelStore, backend: str) -> None:
+    """A caller can put %00 in a SIP header; PostgreSQL text cannot hold NUL, so it is stored as U+FFFD
+    there (SQLite keeps it). Either way the write succeeds: a failing one would be retried for ever."""
+    store.apply("pbx1", [leg("a", name="sofia/internal/10\x0001@127.0.0.1", caller_number="\x00")], [])
+    [row] = store.list()
+    nul = "\ufffd" if backend == "postgresql" else "\x00"
+    assert (row["name"], row["caller_number"]) == (f"sofia/internal/10{nul}01@127.0.0.1", nul)
+    store.replace_node("pbx1", [leg("b", user="10\x0000")])
+    assert store.list()[0]["user"] == f"10{nul}00"
+
+
 def test_set_node_status_creates_and_updates_only_the_given_fields(store: ChannelStore) -> None:
     store.set_node_status("pbx1")
     assert store.nodes() == [
@@ -164,9 +180,9 @@ print(json.dumps({"uuids": [r["uuid"] for r in rows]}))
 """
 
 
-def _read_in_another_process(db_path: Path) -> dict[str, object]:
+def _read_in_another_process(db_url: str) -> dict[str, object]:
     proc = subprocess.run(
-        [sys.executable, "-c", _READER, f"sqlite:///{db_path}"],
+        [sys.executable, "-c", _READER, db_url],
         capture_output=True,
         text=True,
         timeout=60,
@@ -176,13 +192,13 @@ def _read_in_another_process(db_path: Path) -> dict[str, object]:
 
 
 def test_a_reader_in_another_process_is_not_blocked_by_an_open_write_transaction(
-    store: ChannelStore, engine: Engine, db_path: Path
+    store: ChannelStore, engine: Engine, db_url: str
 ) -> None:
     store.apply("pbx1", [leg("committed")], [])
     with db.writer(engine).begin() as conn:
         store.apply("pbx1", [leg("pending")], ["committed"], conn=conn)
-        seen = _read_in_another_process(db_path)
+        seen = _read_in_another_process(db_url)
         # the reader sees the last committed state, never the uncommitted change; had it had to
         # wait for the writer it would have failed ("database is locked") after its 0.1 s timeout
         assert seen["uuids"] == ["committed"]
-    assert _read_in_another_process(db_path)["uuids"] == ["pending"]
+    assert _read_in_another_process(db_url)["uuids"] == ["pending"]
