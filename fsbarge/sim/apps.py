@@ -1,20 +1,19 @@
 """Dialplan/sendmsg applications, eavesdrop, DTMF, sendmsg and sendevent handling.
 
-A mixin of :class:`fsbarge.sim.pbx.Pbx`; split out only to keep modules small.
+A mixin of :class:`fsbarge.sim.pbx.Pbx`; split out only to keep modules small. It does not
+import the Pbx (no import circle): its methods run on the Pbx that mixes it in.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Callable
+from typing import Any, Callable
 
 import gevent
 
 from .model import EVENT_NAMES, L16, PCMU, Channel, Eavesdrop, Frame, new_uuid, switch_true
 from .wire import Command
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .pbx import Pbx
 
 # Returned by an application that keeps running (park, eavesdrop, bridge, delayed playback).
 RUNNING = None
@@ -35,7 +34,7 @@ class AppsMixin:
     """Applications run on a channel, one frame each; blocking ones stay on ``ch.frames``."""
 
     # -- the application pump (the session thread's loop) ---------------------------------
-    def pump(self: "Pbx", ch: Channel) -> None:
+    def pump(self, ch: Channel) -> None:
         """Run whatever the channel can run now: queued sendmsg packets, then the dialplan.
 
         Private events (sendmsg) are parsed only by loops that call switch_ivr_parse_all_events:
@@ -64,7 +63,7 @@ class AppsMixin:
         finally:
             ch.busy = False
 
-    def execute(self: "Pbx", ch: Channel, app: str, data: str = "",
+    def execute(self, ch: Channel, app: str, data: str = "",
                 private: list[tuple[str, str]] | None = None, app_uuid: str | None = None) -> bool:
         """switch_core_session_execute_application: EXECUTE, run, EXECUTE_COMPLETE."""
         impl = APPLICATIONS.get(app.lower())
@@ -84,7 +83,7 @@ class AppsMixin:
             self.complete(ch, frame, response)
         return True
 
-    def complete(self: "Pbx", ch: Channel, frame: Frame, response: str) -> None:
+    def complete(self, ch: Channel, frame: Frame, response: str) -> None:
         if frame in ch.frames:
             ch.frames.remove(frame)
         self.fire("CHANNEL_EXECUTE_COMPLETE", ch, post=self.app_headers(frame, response))
@@ -101,7 +100,7 @@ class AppsMixin:
         h.append(("Application-UUID", frame.app_uuid))
         return h
 
-    def fire_private_command(self: "Pbx", ch: Channel, packet: list[tuple[str, str]]) -> None:
+    def fire_private_command(self, ch: Channel, packet: list[tuple[str, str]]) -> None:
         """PRIVATE_COMMAND: the sendmsg packet's own headers first, then the channel's."""
         body = None
         lead = []
@@ -113,7 +112,7 @@ class AppsMixin:
         self.fire("PRIVATE_COMMAND", ch, lead=lead, body=body, with_vars=False)
 
     # -- sendmsg / sendevent ------------------------------------------------------------------
-    def queue_sendmsg(self: "Pbx", cmd: Command) -> tuple[str, Channel | None]:
+    def queue_sendmsg(self, cmd: Command) -> tuple[str, Channel | None]:
         """mod_event_socket 'sendmsg': queue a private event; the caller replies, then pumps."""
         uuid = cmd.line[7:].strip() or (cmd.get("session-id") or "")
         ch = self.channels.get(uuid) if uuid else None
@@ -125,7 +124,7 @@ class AppsMixin:
         ch.private_queue.append(packet)
         return "+OK", ch
 
-    def process_private(self: "Pbx", ch: Channel, packet: list[tuple[str, str]]) -> None:
+    def process_private(self, ch: Channel, packet: list[tuple[str, str]]) -> None:
         """switch_ivr_parse_event for one sendmsg packet; PRIVATE_COMMAND follows its effect."""
         command = (_first(packet, "call-command") or "").lower()
         if command == "execute":
@@ -152,7 +151,7 @@ class AppsMixin:
         else:
             self.fire_private_command(ch, packet)
 
-    def sendevent(self: "Pbx", cmd: Command) -> str:
+    def sendevent(self, cmd: Command) -> str:
         """mod_event_socket 'sendevent': to a live Unique-ID it is queued, otherwise fired."""
         event_uuid = new_uuid()
         ename = cmd.line[9:].strip()
@@ -166,7 +165,7 @@ class AppsMixin:
         self.fire(name, None, lead=packet, body=cmd.body, subclass=subclass)
         return event_uuid
 
-    def queue_session_event(self: "Pbx", ch: Channel, packet: list[tuple[str, str]]) -> None:
+    def queue_session_event(self, ch: Channel, packet: list[tuple[str, str]]) -> None:
         """switch_core_session_queue_event; the running eavesdrop reads 'eavesdrop-command'.
 
         Park and bridge loops dequeue such events too (and drop them), so a command that arrives
@@ -182,7 +181,7 @@ class AppsMixin:
             ch.session_events.append(packet)
 
     # -- DTMF ------------------------------------------------------------------------------
-    def press(self: "Pbx", ch: Channel, digits: str, source: str = "RTP", duration: int | None = None) -> None:
+    def press(self, ch: Channel, digits: str, source: str = "RTP", duration: int | None = None) -> None:
         """Digits arrive from the phone (RTP = RFC2833, ENDPOINT = SIP INFO, APP = uuid_recv_dtmf)."""
         for digit in digits:
             if not ch.alive:
@@ -203,7 +202,7 @@ class AppsMixin:
                 self.eavesdrop_command(ch, digit, cause="dtmf")
 
     # -- eavesdrop -------------------------------------------------------------------------
-    def start_eavesdrop(self: "Pbx", ch: Channel, frame: Frame, three_way: bool) -> str | None:
+    def start_eavesdrop(self, ch: Channel, frame: Frame, three_way: bool) -> str | None:
         """switch_ivr_eavesdrop_session(): media bug on the target, supervisor's read codec L16."""
         target = self.channels.get(frame.data.strip())
         if target is None or target.destroyed or not target.alive or target is ch:
@@ -252,7 +251,7 @@ class AppsMixin:
     def bug_headers(target: Channel) -> list[tuple[str, str]]:
         return [("Media-Bug-Function", "eavesdrop"), ("Media-Bug-Target", target.uuid)]
 
-    def eavesdrop_command(self: "Pbx", ch: Channel, command: str, cause: str = "command") -> None:
+    def eavesdrop_command(self, ch: Channel, command: str, cause: str = "command") -> None:
         """The eavesdrop loop's switch on each character; '*' ends it, 4/5/6 only touch video."""
         ed = ch.eavesdrop
         for digit in command:
@@ -275,7 +274,7 @@ class AppsMixin:
             if log is not None and ed.mode != before:
                 log["modes"].append((ed.mode, cause))
 
-    def end_eavesdrop(self: "Pbx", ch: Channel, cause: str = "supervisor_hangup") -> None:
+    def end_eavesdrop(self, ch: Channel, cause: str = "supervisor_hangup") -> None:
         """Eavesdrop returns: MEDIA_BUG_STOP on the target, then EXECUTE_COMPLETE (captures 02-07)."""
         ed = ch.eavesdrop
         if ed is None:
@@ -294,7 +293,7 @@ class AppsMixin:
         ed.queued_digits.clear()  # switch_core_session_reset flushes unread DTMF
         self.complete(ch, ed.frame, "_none_")
 
-    def stop_eavesdroppers(self: "Pbx", target: Channel) -> None:
+    def stop_eavesdroppers(self, target: Channel) -> None:
         """The eavesdropped channel went down: every supervisor's eavesdrop returns."""
         for sup in list(self.channels.values()):
             if sup.eavesdrop is not None and sup.eavesdrop.target == target.uuid:
@@ -307,7 +306,7 @@ class AppsMixin:
         ftype = path.split("://", 1)[0] if "://" in path else (path.rsplit(".", 1)[-1] if "." in path else "native")
         return [("Playback-File-Type", ftype), ("Playback-File-Path", path)]
 
-    def finish_playback(self: "Pbx", ch: Channel, frame: Frame, token: object) -> None:
+    def finish_playback(self, ch: Channel, frame: Frame, token: object) -> None:
         if ch.playback_token is not token or frame not in ch.frames or not ch.alive:
             return
         ch.playback_token = None
@@ -317,20 +316,20 @@ class AppsMixin:
 
 
 # -- applications: return the Application-Response, or RUNNING while they keep running ---------
-def _app_answer(pbx: "Pbx", ch: Channel, frame: Frame) -> str | None:
+def _app_answer(pbx: Any, ch: Channel, frame: Frame) -> str | None:
     if ch.answer_state != "answered":
         pbx.mark_answered(ch)
     return "_none_"
 
 
-def _app_set(pbx: "Pbx", ch: Channel, frame: Frame) -> str | None:
+def _app_set(pbx: Any, ch: Channel, frame: Frame) -> str | None:
     name, _, value = frame.data.partition("=")
     if name.strip():
         ch.set_var(name.strip(), value)
     return "_none_"
 
 
-def _app_export(pbx: "Pbx", ch: Channel, frame: Frame) -> str | None:
+def _app_export(pbx: Any, ch: Channel, frame: Frame) -> str | None:
     name, _, value = frame.data.partition("=")
     if name.strip():
         ch.set_var(name.strip(), value)
@@ -341,22 +340,22 @@ def _app_export(pbx: "Pbx", ch: Channel, frame: Frame) -> str | None:
     return "_none_"
 
 
-def _app_unset(pbx: "Pbx", ch: Channel, frame: Frame) -> str | None:
+def _app_unset(pbx: Any, ch: Channel, frame: Frame) -> str | None:
     ch.set_var(frame.data.strip(), None)
     return "_none_"
 
 
-def _app_hangup(pbx: "Pbx", ch: Channel, frame: Frame) -> str | None:
+def _app_hangup(pbx: Any, ch: Channel, frame: Frame) -> str | None:
     pbx.hangup_channel(ch, (frame.data.strip() or "NORMAL_CLEARING").upper())
     return RUNNING  # the hang-up unwinds (and completes) this frame itself
 
 
-def _app_park(pbx: "Pbx", ch: Channel, frame: Frame) -> str | None:
+def _app_park(pbx: Any, ch: Channel, frame: Frame) -> str | None:
     pbx.fire("CHANNEL_PARK", ch)
     return RUNNING
 
 
-def _app_playback(pbx: "Pbx", ch: Channel, frame: Frame) -> str | None:
+def _app_playback(pbx: Any, ch: Channel, frame: Frame) -> str | None:
     pbx.fire("PLAYBACK_START", ch, post=pbx.playback_headers(frame.data))
     if pbx.playback_seconds <= 0:
         pbx.fire("PLAYBACK_STOP", ch, post=pbx.playback_headers(frame.data) + [("Playback-Status", "done")])
@@ -367,15 +366,15 @@ def _app_playback(pbx: "Pbx", ch: Channel, frame: Frame) -> str | None:
     return RUNNING
 
 
-def _app_eavesdrop(pbx: "Pbx", ch: Channel, frame: Frame) -> str | None:
+def _app_eavesdrop(pbx: Any, ch: Channel, frame: Frame) -> str | None:
     return pbx.start_eavesdrop(ch, frame, three_way=False)
 
 
-def _app_three_way(pbx: "Pbx", ch: Channel, frame: Frame) -> str | None:
+def _app_three_way(pbx: Any, ch: Channel, frame: Frame) -> str | None:
     return pbx.start_eavesdrop(ch, frame, three_way=True)
 
 
-def _app_bridge(pbx: "Pbx", ch: Channel, frame: Frame) -> str | None:
+def _app_bridge(pbx: Any, ch: Channel, frame: Frame) -> str | None:
     data = frame.data.strip()
     params: dict[str, str] = {}
     m = _BRACKETS.match(data)
@@ -390,11 +389,11 @@ def _app_bridge(pbx: "Pbx", ch: Channel, frame: Frame) -> str | None:
     return pbx.originate_user(ch, frame, m[1], params.get("origination_uuid"))
 
 
-def _app_noop(pbx: "Pbx", ch: Channel, frame: Frame) -> str | None:
+def _app_noop(pbx: Any, ch: Channel, frame: Frame) -> str | None:
     return "_none_"
 
 
-def _app_hash(pbx: "Pbx", ch: Channel, frame: Frame) -> str | None:
+def _app_hash(pbx: Any, ch: Channel, frame: Frame) -> str | None:
     parts = frame.data.split("/", 3)
     if len(parts) >= 3:
         op, realm, key = parts[0].lower(), parts[1], parts[2]
@@ -405,7 +404,7 @@ def _app_hash(pbx: "Pbx", ch: Channel, frame: Frame) -> str | None:
     return "_none_"
 
 
-APPLICATIONS: dict[str, Callable[["Pbx", Channel, Frame], str | None]] = {
+APPLICATIONS: dict[str, Callable[[Any, Channel, Frame], str | None]] = {
     "answer": _app_answer,
     "pre_answer": _app_noop,
     "set": _app_set,

@@ -7,18 +7,16 @@ name the capture copied. A mixin of :class:`fsbarge.sim.pbx.Pbx`.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from .model import CAUSES, Channel, switch_true
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .pbx import Pbx
 
 
 class HangupMixin:
     """Channel teardown: CHANNEL_HANGUP, unwinding the running apps, the CS_HANGUP..CS_DESTROY tail."""
 
-    def hangup_channel(self: "Pbx", ch: Channel, cause: str = "NORMAL_CLEARING",
+    def hangup_channel(self, ch: Channel, cause: str = "NORMAL_CLEARING",
                        after_mark: Callable[[], None] | None = None, remote: bool = False) -> None:
         """Hang a channel up (phone BYE, uuid_kill, sendmsg hangup, hangup app, no route ...)."""
         if not ch.alive or ch.destroyed:
@@ -49,7 +47,7 @@ class HangupMixin:
         self._unwind(ch)
         self._tail(ch)
 
-    def _hangup_bridged(self: "Pbx", ch: Channel, peer: Channel, cause: str,
+    def _hangup_bridged(self, ch: Channel, peer: Channel, cause: str,
                         after_mark: Callable[[], None] | None, remote: bool) -> None:
         a, b = (ch, peer) if ch.originator else (peer, ch)
         if ch is a:
@@ -100,7 +98,7 @@ class HangupMixin:
         self._t_complete(a)
         self._t_destroy(a)
 
-    def _unbridge(self: "Pbx", a: Channel, b: Channel) -> None:
+    def _unbridge(self, a: Channel, b: Channel) -> None:
         """CHANNEL_UNBRIDGE on the A-leg; the B-leg's call uuid reverts to its own (capture 03/05)."""
         self.fire("CHANNEL_UNBRIDGE", a, pre=[("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)])
         for leg in (a, b):
@@ -109,7 +107,7 @@ class HangupMixin:
         b.call_uuid = b.uuid
         b.variables["call_uuid"] = b.uuid
 
-    def _mark_hangup(self: "Pbx", ch: Channel, cause: str, remote: bool) -> None:
+    def _mark_hangup(self, ch: Channel, cause: str, remote: bool) -> None:
         """switch_channel_perform_hangup: CHANNEL_HANGUP while the running state is unchanged."""
         ch.hangup_cause = cause
         ch.answer_state = "hangup"
@@ -122,7 +120,7 @@ class HangupMixin:
         ch.variables["sip_hangup_disposition"] = "recv_bye" if remote else "send_bye"
         self.fire("CHANNEL_HANGUP", ch)
 
-    def _unwind(self: "Pbx", ch: Channel) -> None:
+    def _unwind(self, ch: Channel) -> None:
         """Running applications return because the channel is down, innermost first."""
         ch.private_queue.clear()
         ch.dialplan.clear()
@@ -141,35 +139,35 @@ class HangupMixin:
             else:
                 self.complete(ch, frame, "_none_")
 
-    def _tail(self: "Pbx", ch: Channel) -> None:
+    def _tail(self, ch: Channel) -> None:
         self._t_hangup(ch)
         self._t_report(ch)
         self._t_complete(ch)
         self._t_destroy(ch)
 
-    def _t_hangup(self: "Pbx", ch: Channel) -> None:
+    def _t_hangup(self, ch: Channel) -> None:
         self._set_state(ch, "CS_HANGUP", 10)
         ch.profile.hangup = self.now_us()  # Caller-Channel-Hangup-Time shows from CALLSTATE HANGUP on
         self._callstate(ch, "HANGUP")
 
-    def _t_report(self: "Pbx", ch: Channel) -> None:
+    def _t_report(self, ch: Channel) -> None:
         ch.state_number = 11
         self._presence(ch, "CS_HANGUP", "idle")
         self._set_state(ch, "CS_REPORTING", 11)
 
-    def _t_complete(self: "Pbx", ch: Channel) -> None:
+    def _t_complete(self, ch: Channel) -> None:
         """CHANNEL_HANGUP_COMPLETE with the CDR variables (Hangup-Cause is printed twice)."""
         self._cdr_vars(ch)
         self.fire("CHANNEL_HANGUP_COMPLETE", ch, pre=[("Hangup-Cause", ch.hangup_cause or "NORMAL_CLEARING")])
 
-    def _t_destroy(self: "Pbx", ch: Channel) -> None:
+    def _t_destroy(self, ch: Channel) -> None:
         ch.state_number = 12
         self.fire("CHANNEL_DESTROY", ch)
         self._set_state(ch, "CS_DESTROY", 12)
         ch.destroyed = True
         self.channels.pop(ch.uuid, None)
 
-    def _cdr_vars(self: "Pbx", ch: Channel) -> None:
+    def _cdr_vars(self, ch: Channel) -> None:
         cause = ch.hangup_cause or "NORMAL_CLEARING"
         end = self.clock()
         start = ch.created
