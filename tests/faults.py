@@ -13,7 +13,8 @@ What "right" means, per supervisor channel the simulator ran eavesdrop for:
   with keys the daemon undid left out; a key may be missing only if the daemon was killed before it
   could journal it (the re-attach then re-asserts the recorded mode, which the simulator shows);
 - its end reason is the one the simulator's ending implies, or ``daemon_restart`` when the
-  daemon was killed before it could journal the ending.
+  daemon was killed before it could journal the ending; a FreeSWITCH restart while the daemon
+  was down (the campaign does that too) must be ``freeswitch_shutdown``, told by the Core-UUID.
 
 Every other feature-code attempt has at most one record, and none claims audio that never flowed.
 """
@@ -87,6 +88,7 @@ class Result:
     unseen_keys: int = 0
     unseen_ends: int = 0
     locks: int = 0
+    fs_restarts: int = 0
 
     @property
     def line(self) -> str:
@@ -111,6 +113,7 @@ class Campaign:
         self.step = 0
         self.kills = 0
         self.locks = 0
+        self.fs_restarts = 0
         self.seen: dict[str, dict[str, Any]] = {}  # journal: supervisor uuid -> {"uid", "modes": [...], "closed"}
         self.uid_sup: dict[str, str] = {}
         self.unseen_keys: dict[str, list[int]] = {}  # sup -> indexes in the simulator's mode log
@@ -235,7 +238,12 @@ class Campaign:
         # the simulator must have seen the old connection go, or the next start would look subscribed
         if not wait_for(lambda: not any(c.events for c in self.sim.clients()), 10):
             raise AssertionError("the simulator still lists the killed daemon's connection")
-        # while the daemon is down, the world goes on
+        # while the daemon is down, the world goes on; now and then FreeSWITCH restarts too
+        if self.rng.randrange(8) == 0:
+            self.sim.shutdown_restart()
+            self.fs_restarts += 1
+            self.calls.clear()
+            self.sups.clear()
         for _ in range(self.rng.randint(0, 2)):
             self.act()
         if self.locker is None and self.rng.randrange(self.lock_every) == 0:
@@ -321,14 +329,15 @@ class Campaign:
         return Result(
             kills=self.kills, steps=self.step, attempts=len(self.attempts), checked=sum(1 for u in self.attempts if u in log),
             wrong=wrong, unseen_keys=sum(len(v) for v in self.unseen_keys.values()), unseen_ends=len(self.unseen_end),
-            locks=self.locks,
+            locks=self.locks, fs_restarts=self.fs_restarts,
         )
 
     def judge(self, uuid: str, rec: dict[str, Any], truth: dict[str, Any]) -> str | None:
         if rec["outcome"] == "active":
             return "still active"
         expected = END_REASONS.get(truth["end"] or "", "?")
-        allowed = {expected} | ({"daemon_restart"} if uuid in self.unseen_end else set())
+        # A FreeSWITCH restart while the daemon was down is told by the Core-UUID: never a guess.
+        allowed = {expected} | ({"daemon_restart"} if uuid in self.unseen_end and truth["end"] != "shutdown" else set())
         if rec["end_reason"] not in allowed and not (rec["outcome"] == "failed" and uuid in self.unseen_end):
             return f"end_reason {rec['end_reason']!r}, expected {sorted(allowed)} ({truth['end']})"
         got = fold([m["mode"] for m in rec["modes"] if not m.get("refused")])
@@ -336,7 +345,7 @@ class Campaign:
         variants = [applied]
         if uuid in self.unseen_keys:
             variants.append(effective(truth["modes"], drop=set(self.unseen_keys[uuid])))
-        if rec["outcome"] == "failed" and uuid in self.unseen_end and not got:
+        if not got and uuid in self.unseen_end and (rec["outcome"] == "failed" or truth["end"] == "shutdown"):
             return None  # the daemon never saw audio start before it was killed, nor the end after
         if got not in variants:
             return f"modes {got}, FreeSWITCH applied {applied}"
@@ -377,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         result = Campaign(Path(tmp), args.kills, args.seed).run()
     print(f"(seed {args.seed}; {result.steps} steps, {result.attempts} feature-code attempts, {result.checked} eavesdrops checked, "
-          f"{result.locks} database locks held across kills, {result.unseen_keys} keys and {result.unseen_ends} endings "
+          f"{result.locks} database locks held across kills, {result.fs_restarts} FreeSWITCH restarts with the daemon down, {result.unseen_keys} keys and {result.unseen_ends} endings "
           "the daemon was killed before it could see)")
     for problem in result.wrong:
         print("  " + problem)
