@@ -361,16 +361,20 @@ def fold(modes: list[str]) -> list[str]:
 
 
 def effective(log: list[tuple[str, str]], drop: set[int] = frozenset()) -> list[str]:  # type: ignore[assignment]
-    """The modes that counted: a key the daemon undid at once (dtmf then a command back) does not."""
+    """The modes that counted: keys the daemon undid (a run of dtmf entries, then one of our
+    commands putting back the mode from before the run) do not."""
     kept: list[str] = []
     entries = [e for i, e in enumerate(log) if i not in drop]
     i = 0
     while i < len(entries):
         mode, cause = entries[i]
-        nxt = entries[i + 1] if i + 1 < len(entries) else None
-        if cause == "dtmf" and nxt is not None and nxt[1] == "command" and kept and nxt[0] == kept[-1]:
-            i += 2
-            continue
+        if cause == "dtmf" and kept:
+            j = i
+            while j < len(entries) and entries[j][1] == "dtmf":
+                j += 1
+            if j < len(entries) and entries[j][1] == "command" and entries[j][0] == kept[-1]:
+                i = j + 1  # undone: the run and the command that undid it
+                continue
         kept.append(mode)
         i += 1
     return fold(kept)

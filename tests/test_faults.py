@@ -30,3 +30,5 @@ def test_the_checker_can_fail() -> None:
     assert effective([("listen", "start"), ("barge", "dtmf"), ("listen", "command")]) == ["listen"]
     assert effective([("listen", "start"), ("barge", "dtmf")]) == ["listen", "barge"]
     assert effective([("listen", "start"), ("barge", "dtmf"), ("whisper", "command")]) == ["listen", "barge", "whisper"]
+    # two refused keys in a row, undone by one command
+    assert effective([("listen", "start"), ("barge", "dtmf"), ("customer_whisper", "dtmf"), ("listen", "command")]) == ["listen"]
