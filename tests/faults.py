@@ -118,6 +118,7 @@ class Campaign:
         self.uid_sup: dict[str, str] = {}
         self.unseen_keys: dict[str, list[int]] = {}  # sup -> indexes in the simulator's mode log
         self.unseen_end: set[str] = set()
+        self.unseen_start: set[str] = set()
 
     # -- the daemon and its journal --------------------------------------------------------------
     def start_daemon(self) -> None:
@@ -233,6 +234,10 @@ class Campaign:
         assert self.daemon is not None
         self.read_journal()
         self.daemon.kill()
+        # audio that started but whose first mode the daemon had not journaled when it died
+        for uuid in self.sim.eavesdrop_log():
+            if not self.seen.get(uuid, {}).get("modes"):
+                self.unseen_start.add(uuid)
         self.daemon = None
         self.kills += 1
         # the simulator must have seen the old connection go, or the next start would look subscribed
@@ -345,8 +350,10 @@ class Campaign:
         variants = [applied]
         if uuid in self.unseen_keys:
             variants.append(effective(truth["modes"], drop=set(self.unseen_keys[uuid])))
-        if not got and uuid in self.unseen_end and (rec["outcome"] == "failed" or truth["end"] == "shutdown"):
-            return None  # the daemon never saw audio start before it was killed, nor the end after
+        if not got and (uuid in self.unseen_start or uuid in self.unseen_end) and (rec["outcome"] == "failed" or truth["end"] == "shutdown"):
+            # killed before it saw audio start, the supervisor gone when it came back: it cannot know
+            # whether audio flowed, and says so (failed, daemon_restart), it does not guess a mode
+            return None
         if got not in variants:
             return f"modes {got}, FreeSWITCH applied {applied}"
         return None
