@@ -244,6 +244,7 @@ class NodeService:
         """
         out: list[Effect] = []
         refused: set[str] = set()
+        undone: set[str] = set()
         for eff in effects:
             if isinstance(eff, OpenAudit) and eff.fields.get("outcome") == "active":
                 refused.add(eff.key)
@@ -257,9 +258,12 @@ class NodeService:
             elif isinstance(eff, AddMode) and not eff.refused and eff.mode != "listen" and eff.key in self.machine.active:
                 self.log.error("audit journal unavailable: mode change undone", mode=eff.mode, uuid=eff.key, error=error)
                 self.machine.active[eff.key].mode = "listen"
+                undone.add(eff.key)
                 out.append(SendKey(eff.key, "0"))
             elif isinstance(eff, AUDIT_EFFECTS):
                 self.log.error("audit journal unavailable: change not recorded", change=repr(eff), error=error)
+            elif isinstance(eff, SendKey) and eff.uuid in undone:
+                continue  # our own confirmation of the mode just undone
             elif getattr(eff, "uuid", None) not in refused:
                 out.append(eff)
         return out
