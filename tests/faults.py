@@ -368,23 +368,29 @@ def fold(modes: list[str]) -> list[str]:
 
 
 def effective(log: list[tuple[str, str]], drop: set[int] = frozenset()) -> list[str]:  # type: ignore[assignment]
-    """The modes that counted: keys the daemon undid (a run of dtmf entries, then one of our
-    commands putting back the mode from before the run) do not."""
-    kept: list[str] = []
-    entries = [e for i, e in enumerate(log) if i not in drop]
-    i = 0
-    while i < len(entries):
-        mode, cause = entries[i]
-        if cause == "dtmf" and kept:
-            j = i
-            while j < len(entries) and entries[j][1] == "dtmf":
-                j += 1
-            if j < len(entries) and entries[j][1] == "command" and entries[j][0] == kept[-1]:
-                i = j + 1  # undone: the run and the command that undid it
+    """The modes that counted: keys the daemon undid do not. One of our commands that puts back
+    the mode held just before the last keys (those since our previous command) undoes them: a
+    refused key, or keys the daemon never saw overridden by its re-assert. Any other command is a
+    mode of its own (a re-assert or confirmation); a key the daemon saw and then overrode with
+    another mode therefore still shows here and not in the record, and is flagged."""
+    kept: list[tuple[str, str]] = []
+    barrier = 0  # keys before this index were settled by an earlier command
+    for i, (mode, cause) in enumerate(log):
+        if i in drop:
+            continue
+        if cause == "command":
+            k = len(kept)
+            while k > barrier and kept[k - 1][1] == "dtmf" and kept[k - 1][0] != mode:
+                k -= 1
+            if k < len(kept) and k > 0 and kept[k - 1][0] == mode:
+                del kept[k:]  # undone
+                barrier = len(kept)
                 continue
-        kept.append(mode)
-        i += 1
-    return fold(kept)
+            kept.append((mode, cause))
+            barrier = len(kept)
+            continue
+        kept.append((mode, cause))
+    return fold([m for m, _ in kept])
 
 
 def main(argv: list[str] | None = None) -> int:
