@@ -185,12 +185,7 @@ class Journal:
 
     def unshipped(self, limit: int = 500) -> list[dict[str, Any]]:
         """The next entries for the shipper, oldest first (it applies the audit kinds only)."""
-        out: list[dict[str, Any]] = []
-        for change in self._entries[self._shipped :]:
-            if len(out) >= limit:
-                break
-            out.append(change)
-        return out
+        return self._entries[self._shipped : self._shipped + limit]
 
     def shipped(self, count: int) -> None:
         """The database now has the first ``count`` entries :meth:`unshipped` returned (appends

@@ -169,16 +169,15 @@ class NodeService:
 
     def _event(self, ev: Event, now: float) -> None:
         self.last_event_at = now
-
-        def handle() -> None:
+        try:
             if ev.core_uuid and ev.core_uuid != self.core_uuid:
                 self._core_changed(ev.core_uuid, now)
             self.channels.apply(ev)
             effects = self.machine.handle(ev, now)
             if effects:
                 self._carry_out(effects)
-
-        self._guarded(handle, "handling an event", event=ev.name, uuid=ev.uuid)
+        except Exception:  # a bug must cost one event, not the daemon
+            self.log.exception("internal error while handling an event", event=ev.name, uuid=ev.uuid)
 
     def _flush(self) -> None:
         if self.channels.has_changes:

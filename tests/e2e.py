@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -122,6 +123,31 @@ class InProcessDaemon:
     def audit(self) -> list[dict]:
         self.settle()
         return self.daemon.audit_store.list(limit=None)
+
+
+class DaemonProcess:
+    """``fsbarge run`` in its own process, so that SIGKILL is real."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.log = log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fsbarge", "run", "--config", str(config)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=dict(os.environ, NOTIFY_SOCKET=""),
+        )
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.log.close()
+
+    def terminate(self) -> int:
+        self.proc.terminate()
+        code = self.proc.wait(timeout=10)
+        self.log.close()
+        return code
 
 
 def cli(config_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -22,11 +22,8 @@ Every other feature-code attempt has at most one record, and none claims audio t
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import signal
 import sqlite3
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -38,35 +35,13 @@ from fsbarge.db import make_engine
 from fsbarge.journal import _decode
 from fsbarge.sim import FreeSwitchSim
 from fsbarge.store import AuditStore
-from tests.e2e import ROOT, write_config
+from tests.e2e import DaemonProcess, write_config
 
 AGENTS = ("1000", "1004", "1010")
 SUPERVISORS = ("1002", "1005", "1012")  # 1012 leads support: listen and whisper only, agent 1010
 CUSTOMERS = ("1001", "1003", "1006")
 END_REASONS = {"star": "supervisor_left", "target_hangup": "call_ended", "supervisor_hangup": "supervisor_hangup", "shutdown": "freeswitch_shutdown"}
 CONFIRM_SECONDS = 2.0
-
-
-class Daemon:
-    """``fsbarge run`` in its own process (so SIGKILL is real)."""
-
-    def __init__(self, config: Path, log: Path) -> None:
-        self.log = log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fsbarge", "run", "--config", str(config)],
-            stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT, env=dict(os.environ, NOTIFY_SOCKET=""),
-        )
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        self.log.close()
-
-    def stop(self) -> int:
-        self.proc.terminate()
-        code = self.proc.wait(timeout=20)
-        self.log.close()
-        return code
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float) -> Any:
@@ -105,7 +80,7 @@ class Campaign:
         self.config = write_config(tmp, self.sim.port)
         self.db_path = tmp / "fsbarge.db"
         self.journal_path = tmp / "fsbarge.journal"
-        self.daemon: Daemon | None = None
+        self.daemon: DaemonProcess | None = None
         self.locker: sqlite3.Connection | None = None
         self.calls: dict[str, Any] = {}  # agent -> Call
         self.sups: dict[str, str] = {}  # supervisor ext -> channel uuid (parked or eavesdropping)
@@ -122,7 +97,7 @@ class Campaign:
 
     # -- the daemon and its journal --------------------------------------------------------------
     def start_daemon(self) -> None:
-        self.daemon = Daemon(self.config, self.tmp / "daemon.log")
+        self.daemon = DaemonProcess(self.config, self.tmp / "daemon.log")
         # connected (subscribed) and resynced: the simulator sees a client with events on
         wait_for(lambda: any(c.events for c in self.sim.clients()), 30)
 
@@ -280,7 +255,7 @@ class Campaign:
         finally:
             self.unlock()
             if self.daemon is not None:
-                self.daemon.stop()
+                self.daemon.terminate()
             self.sim.stop()
 
     def finish(self) -> None:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fsbarge.sim import FreeSwitchSim
-from tests.e2e import ROOT, audit_json, wait_until, write_config
+from tests.e2e import DaemonProcess, audit_json, wait_until, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -23,29 +19,6 @@ def sim() -> Iterator[FreeSwitchSim]:
     s = FreeSwitchSim(password="ClueCon", threaded=True).start()
     yield s
     s.stop()
-
-
-class DaemonProcess:
-    def __init__(self, config: Path, log: Path) -> None:
-        self.log = log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fsbarge", "run", "--config", str(config)],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            env=dict(os.environ, NOTIFY_SOCKET=""),
-        )
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        self.log.close()
-
-    def terminate(self) -> int:
-        self.proc.terminate()
-        code = self.proc.wait(timeout=10)
-        self.log.close()
-        return code
 
 
 def record(config: Path) -> dict:
