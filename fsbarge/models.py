@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     false,
 )
 from sqlalchemy.engine import Dialect
@@ -127,6 +128,8 @@ class Node(Base):
     journal_backlog: Mapped[int | None] = mapped_column(Integer)
     daemon_version: Mapped[str | None] = mapped_column(String)
     daemon_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # the fsbarge instance serving the node (several instances may share one PostgreSQL database)
+    instance: Mapped[str | None] = mapped_column(String)
 
 
 class Intervention(Base):
@@ -153,6 +156,11 @@ class Intervention(Base):
     application_uuid: Mapped[str | None] = mapped_column(String)
     # internal: the journal's key for this record (applying its changes twice changes nothing)
     uid: Mapped[str | None] = mapped_column(String)
+    # feature_code, or help_request when a supervisor answered an agent's help request
+    origin: Mapped[str] = mapped_column(String, nullable=False, server_default="feature_code")
+    help_request_id: Mapped[int | None] = mapped_column(Integer)
+    # the node the supervisor's call came in on when it is not `node` (cross-node barge)
+    supervisor_node: Mapped[str | None] = mapped_column(String)
 
     __table_args__ = (
         Index("ix_interventions_started_at", "started_at"),
@@ -179,6 +187,8 @@ class ModeChange(Base):
     refused: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
     # the journal change that wrote this entry (unique: a change applied twice is one entry)
     change_id: Mapped[str | None] = mapped_column(String)
+    # who heard the notification tone on entering this mode ("agent", "customer"; comma-separated)
+    notified: Mapped[str | None] = mapped_column(String)
 
     __table_args__ = (
         Index("ix_mode_changes_intervention_id", "intervention_id"),
@@ -186,7 +196,82 @@ class ModeChange(Base):
     )
 
 
+class HelpRequest(Base):
+    """An agent's request for a supervisor (SPEC.md "Help requests"); outcome is null while ringing."""
+
+    __tablename__ = "help_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uid: Mapped[str] = mapped_column(String, nullable=False)  # the journal's key
+    node: Mapped[str] = mapped_column(String, nullable=False)
+    agent: Mapped[str | None] = mapped_column(String)
+    agent_uuid: Mapped[str | None] = mapped_column(String)
+    customer: Mapped[str | None] = mapped_column(String)
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    outcome: Mapped[str | None] = mapped_column(String)
+    answered_by: Mapped[str | None] = mapped_column(String)
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    intervention_id: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String, nullable=False)  # phone or external
+    reason: Mapped[str | None] = mapped_column(String)
+
+    __table_args__ = (
+        Index("ix_help_requests_uid", "uid", unique=True),
+        Index("ix_help_requests_requested_at", "requested_at"),
+        Index("ix_help_requests_agent", "agent"),
+    )
+
+
+class AuditChainEntry(Base):
+    """One audit change as applied, hashed with the previous entry (tamper evidence)."""
+
+    __tablename__ = "audit_chain"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    change_id: Mapped[str] = mapped_column(String, nullable=False)
+    kind: Mapped[str] = mapped_column(String, nullable=False)
+    record_type: Mapped[str] = mapped_column(String, nullable=False)  # intervention or help
+    record_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)  # canonical serialisation of the change
+    prev_hash: Mapped[str] = mapped_column(String, nullable=False)
+    hash: Mapped[str] = mapped_column(String, nullable=False)
+
+    __table_args__ = (
+        Index("ix_audit_chain_change_id", "change_id", unique=True),
+        Index("ix_audit_chain_record", "record_type", "record_id"),
+    )
+
+
+class WebhookDelivery(Base):
+    """The webhook outbox: one row per (audit change, webhook), written with the change."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(String, nullable=False)
+    url: Mapped[str] = mapped_column(String, nullable=False)
+    event: Mapped[str] = mapped_column(String, nullable=False)
+    ordering_key: Mapped[str] = mapped_column(String, nullable=False)  # in order per this key
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    state: Mapped[str] = mapped_column(String, nullable=False)  # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(String)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_webhook_deliveries_delivery_id", "delivery_id", unique=True),
+        Index("ix_webhook_deliveries_state", "state", "next_attempt_at"),
+    )
+
+
 channels = Channel.__table__
 nodes = Node.__table__
 interventions = Intervention.__table__
 mode_changes = ModeChange.__table__
+help_requests = HelpRequest.__table__
+audit_chain = AuditChainEntry.__table__
+webhook_deliveries = WebhookDelivery.__table__

@@ -15,9 +15,9 @@ from __future__ import annotations
 import time
 from functools import lru_cache
 from operator import itemgetter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
@@ -271,7 +271,7 @@ class ChannelStore:
 
 _CREATE_COLUMNS = (
     "node", "supervisor", "supervisor_uuid", "agent", "target_uuid", "customer", "requested_mode",
-    "outcome", "reason", "started_at", "ended_at", "application_uuid",
+    "outcome", "reason", "started_at", "ended_at", "application_uuid", "supervisor_node",
 )
 
 
@@ -280,15 +280,27 @@ def _check_outcome(outcome: str) -> None:
         raise ValueError(f"unknown outcome {outcome!r}: expected one of {', '.join(OUTCOMES)}")
 
 
+class Applied(NamedTuple):
+    """Which record a journal change took effect on (handed to AuditStore.hooks)."""
+
+    record_type: str  # "intervention" or "help"
+    record_id: int
+
+
+ApplyHook = Callable[[Connection, Mapping[str, Any], Applied], None]
+
+
 class AuditStore:
     """The audit trail: one record per intervention attempt plus its mode history.
 
     Append-only: records are created, get mode changes while open, and are closed once; nothing
     here deletes or rewrites a closed record."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, hooks: Sequence[ApplyHook] = ()) -> None:
         self._engine = engine
         self._writer = writer(engine)
+        #: called with (connection, change, Applied) for each change apply_changes made take effect
+        self.hooks: list[ApplyHook] = list(hooks)
 
     # ------------------------------------------------------------------ writes
 
@@ -410,18 +422,27 @@ class AuditStore:
         ``change_id``, and a close only closes an open record, so applying a batch twice (a
         commit whose acknowledgement was lost, a kill before the journal was compacted)
         changes nothing the second time. Kinds other than open/mode/close are ignored. Returns
-        the ids of mode changes skipped because their record is unknown (a damaged journal)."""
+        the ids of mode changes skipped because their record is unknown (a damaged journal).
+
+        Every change that took effect is handed to each of ``self.hooks`` inside the same
+        transaction (the hash chain, the webhook outbox): they commit with it or not at all."""
         skipped: list[str] = []
         with translate_errors(self._engine), self._writer.begin() as c:
             ids: dict[str, int] = {}
             for change in changes:
                 kind = change.get("kind")
+                applied: Applied | None = None
                 if kind == "open":
-                    self._apply_open(c, change, ids)
-                elif kind == "mode" and not self._apply_mode(c, change, ids):
-                    skipped.append(change["id"])
+                    applied = self._apply_open(c, change, ids)
+                elif kind == "mode":
+                    applied = self._apply_mode(c, change, ids)
+                    if applied is False:
+                        skipped.append(change["id"])
                 elif kind == "close":
-                    self._apply_close(c, change)
+                    applied = self._apply_close(c, change)
+                if applied:
+                    for hook in self.hooks:
+                        hook(c, change, applied)
         return skipped
 
     def _id_of(self, c: Connection, uid: str, ids: dict[str, int]) -> int | None:
@@ -432,24 +453,28 @@ class AuditStore:
             ids[uid] = int(found)
         return ids[uid]
 
-    def _apply_open(self, c: Connection, change: Mapping[str, Any], ids: dict[str, int]) -> None:
+    def _apply_open(self, c: Connection, change: Mapping[str, Any], ids: dict[str, int]) -> Applied | None:
         if self._id_of(c, change["uid"], ids) is not None:
-            return
+            return None
         rec = dict(change["record"])
         _check_outcome(rec["outcome"])
         if rec["outcome"] != "active" and rec.get("ended_at") is None:
             rec["ended_at"] = rec["started_at"]
         columns = {k: rec.get(k) for k in _CREATE_COLUMNS}
+        columns["origin"] = rec.get("origin") or "feature_code"
         result = c.execute(insert(interventions).values(uid=change["uid"], **columns))
         ids[change["uid"]] = int(result.inserted_primary_key[0])
+        return Applied("intervention", ids[change["uid"]])
 
-    def _apply_mode(self, c: Connection, change: Mapping[str, Any], ids: dict[str, int]) -> bool:
+    def _apply_mode(self, c: Connection, change: Mapping[str, Any], ids: dict[str, int]) -> Applied | None | bool:
+        """Applied, None for a change already applied, False when its record is unknown."""
         iid = self._id_of(c, change["uid"], ids)
         if iid is None:
             return False
         done = c.execute(select(mode_changes.c.id).where(mode_changes.c.change_id == change["id"])).first()
         if done is not None:
-            return True
+            return None
+        notified = change.get("notified")
         c.execute(
             insert(mode_changes).values(
                 intervention_id=iid,
@@ -458,22 +483,27 @@ class AuditStore:
                 source=change["source"],
                 refused=bool(change["refused"]),
                 change_id=change["id"],
+                notified=",".join(notified) if notified else None,
             )
         )
         if not change["refused"]:
             c.execute(update(interventions).where(interventions.c.id == iid).values(current_mode=change["mode"]))
-        return True
+        return Applied("intervention", iid)
 
-    def _apply_close(self, c: Connection, change: Mapping[str, Any]) -> None:
+    def _apply_close(self, c: Connection, change: Mapping[str, Any]) -> Applied | None:
         _check_outcome(change["outcome"])
         values: dict[str, Any] = dict(outcome=change["outcome"], ended_at=change["ended_at"], end_reason=change.get("end_reason"))
         if change.get("reason") is not None:
             values["reason"] = change["reason"]
-        c.execute(
+        result = c.execute(
             update(interventions)
             .where(interventions.c.uid == change["uid"], interventions.c.ended_at.is_(None))
             .values(**values)
         )
+        if not result.rowcount:
+            return None
+        iid = c.execute(select(interventions.c.id).where(interventions.c.uid == change["uid"])).scalar()
+        return Applied("intervention", int(iid))
 
     # ------------------------------------------------------------------ reads
 

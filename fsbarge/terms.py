@@ -16,4 +16,15 @@ OUTCOMES = ("active", "completed", "denied", "no_active_call", "failed")
 REFUSED_OUTCOMES = frozenset({"denied", "no_active_call"})
 
 END_REASONS = ("supervisor_hangup", "call_ended", "supervisor_left", "freeswitch_shutdown", "daemon_restart")
-MODE_SOURCES = ("feature_code", "dtmf", "reattach")
+MODE_SOURCES = ("feature_code", "dtmf", "reattach", "help_request")
+
+# How an intervention began (audit `origin`), and help requests (SPEC.md "Help requests").
+ORIGINS = ("feature_code", "help_request")
+HELP_OUTCOMES = ("answered", "unanswered", "call_ended", "no_supervisor")
+HELP_SOURCES = ("phone", "external")
+# Who a notification tone can reach (mode history `notified`).
+NOTIFY_PARTIES = ("agent", "customer")
+WEBHOOK_EVENTS = (
+    "intervention.started", "intervention.mode_changed", "intervention.ended", "intervention.refused",
+    "help.requested", "help.answered", "help.unanswered",
+)

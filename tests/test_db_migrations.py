@@ -24,6 +24,12 @@ AUDIT_TABLES = {
     },
     "mode_changes": {"ix_mode_changes_intervention_id", "ix_mode_changes_change_id"},
 }
+TRANSPARENCY_TABLES = {
+    "help_requests": {"ix_help_requests_uid", "ix_help_requests_requested_at", "ix_help_requests_agent"},
+    "audit_chain": {"ix_audit_chain_change_id", "ix_audit_chain_record"},
+    "webhook_deliveries": {"ix_webhook_deliveries_delivery_id", "ix_webhook_deliveries_state"},
+}
+HEAD_TABLES = {**CHANNEL_TABLES, **AUDIT_TABLES, **TRANSPARENCY_TABLES}
 
 
 @pytest.fixture
@@ -56,17 +62,17 @@ def _revisions() -> list[tuple[str, str]]:
 
 
 def test_the_migration_chain_is_linear_and_named_as_expected() -> None:
-    assert _revisions() == [("0001", "base"), ("0002", "0001"), ("0003", "0002"), ("0004", "0003")]
+    assert _revisions() == [("0001", "base"), ("0002", "0001"), ("0003", "0002"), ("0004", "0003"), ("0005", "0004")]
 
 
 def test_upgrade_head_downgrade_base_upgrade_again(engine: sa.Engine) -> None:
     db.upgrade(engine)
-    assert _schema(engine) == {**CHANNEL_TABLES, **AUDIT_TABLES}
+    assert _schema(engine) == HEAD_TABLES
     db.downgrade(engine, "base")
     assert _schema(engine) == {}
     assert db.current_revision(engine) is None
     db.upgrade(engine)
-    assert _schema(engine) == {**CHANNEL_TABLES, **AUDIT_TABLES}
+    assert _schema(engine) == HEAD_TABLES
     assert db.is_up_to_date(engine)
 
 
