@@ -32,6 +32,9 @@ RECORD_FIELDS = (
     "started_at",
     "ended_at",
     "end_reason",
+    "origin",
+    "help_request_id",
+    "supervisor_node",
     "modes",
     "seconds_by_mode",
 )
@@ -165,6 +168,8 @@ def record(
         entry: dict[str, Any] = {"mode": m["mode"], "at": iso(m["at"]), "source": m["source"]}
         if m.get("refused"):
             entry["refused"] = True
+        if m.get("notified"):
+            entry["notified"] = m["notified"].split(",") if isinstance(m["notified"], str) else list(m["notified"])
         entries.append(entry)
     out["modes"] = entries
     end = row.get("ended_at")

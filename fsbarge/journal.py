@@ -33,7 +33,10 @@ log = structlog.get_logger("fsbarge.journal")
 REMEMBER_DECIDED = 1000  # supervisor channels whose request is remembered across a restart
 # What a change kind means for the open-record state (see Journal._fold).
 OPEN, MODE, CLOSE, NODE, DECIDED = "open", "mode", "close", "node", "decided"
-SHIPPED_KINDS = (OPEN, MODE, CLOSE)
+# help requests: help_open {uid, node, record: {agent, agent_uuid, customer, requested_at, source,
+# reason}}; help_close {uid, outcome, answered_by, answered_at, ended_at, intervention_uid}
+HELP_OPEN, HELP_CLOSE = "help_open", "help_close"
+SHIPPED_KINDS = (OPEN, MODE, CLOSE, HELP_OPEN, HELP_CLOSE)
 
 
 class JournalError(Exception):
@@ -77,6 +80,8 @@ class Journal:
         self.records: dict[str, dict[str, Any]] = {}
         #: per node: the last Core-UUID seen and when events were last processed
         self.nodes: dict[str, dict[str, Any]] = {}
+        #: help requests still ringing, by uid
+        self.help: dict[str, dict[str, Any]] = {}
         #: supervisor channels whose request was decided (audited), most recent last
         self.decided: deque[str] = deque(maxlen=REMEMBER_DECIDED)
         self.damaged = 0  # lines skipped because their checksum did not match
@@ -137,6 +142,10 @@ class Journal:
                     rec["current_mode"] = change["mode"]
         elif kind == CLOSE:
             self.records.pop(change.get("uid", ""), None)
+        elif kind == HELP_OPEN:
+            self.help[change["uid"]] = {**(change.get("record") or {}), "uid": change["uid"]}
+        elif kind == HELP_CLOSE:
+            self.help.pop(change.get("uid", ""), None)
         elif kind == NODE:
             self.nodes.setdefault(change["node"], {}).update(
                 {k: v for k, v in change.items() if k in ("core_uuid", "last_seen") and v is not None}
@@ -204,7 +213,7 @@ class Journal:
             kind = c.get("kind")
             if kind not in SHIPPED_KINDS:
                 continue
-            if i >= self._shipped or c.get("uid") in self.records:
+            if i >= self._shipped or c.get("uid") in self.records or c.get("uid") in self.help:
                 kept.append(c)
         return kept
 

@@ -20,12 +20,13 @@ from typing import Any
 from sqlalchemy import Boolean, Connection, DateTime, Integer, String, column, exists, func, or_, select, table
 from sqlalchemy.sql import Select
 
-from fsbarge import auditview
+from fsbarge import auditview, helpview
 
 __all__ = [
     "AuditFilter",
     "channels",
     "count_records",
+    "get_help_request",
     "get_record",
     "interventions",
     "iter_records",
@@ -58,6 +59,9 @@ interventions = table(
     column("ended_at", DateTime),
     column("end_reason", String),
     column("current_mode", String),
+    column("origin", String),
+    column("help_request_id", Integer),
+    column("supervisor_node", String),
 )
 
 mode_changes = table(
@@ -68,6 +72,16 @@ mode_changes = table(
     column("at", DateTime),
     column("source", String),
     column("refused", Boolean),
+    column("notified", String),
+)
+
+help_requests = table(
+    "help_requests",
+    *(column(name, String) for name in helpview.HELP_FIELDS if name not in ("id", "intervention_id", "requested_at", "answered_at")),
+    column("id", Integer),
+    column("intervention_id", Integer),
+    column("requested_at", DateTime),
+    column("answered_at", DateTime),
 )
 
 channels = table(
@@ -159,12 +173,14 @@ def _modes_for(conn: Connection, ids: Sequence[int]) -> dict[int, list[dict[str,
     m = mode_changes
     for chunk in _chunks(list(ids)):
         stmt = (
-            select(m.c.intervention_id, m.c.mode, m.c.at, m.c.source, m.c.refused)
+            select(m.c.intervention_id, m.c.mode, m.c.at, m.c.source, m.c.refused, m.c.notified)
             .where(m.c.intervention_id.in_(chunk))
             .order_by(m.c.at, m.c.id)
         )
         for r in conn.execute(stmt):
-            out[r.intervention_id].append({"mode": r.mode, "at": r.at, "source": r.source, "refused": bool(r.refused)})
+            out[r.intervention_id].append(
+                {"mode": r.mode, "at": r.at, "source": r.source, "refused": bool(r.refused), "notified": r.notified}
+            )
     return out
 
 
@@ -215,6 +231,12 @@ def get_record(conn: Connection, intervention_id: int, *, now: float | None = No
         return None
     modes = _modes_for(conn, [intervention_id])[intervention_id]
     return auditview.record(row._mapping, modes, time.time() if now is None else now)
+
+
+def get_help_request(conn: Connection, help_id: int) -> dict[str, Any] | None:
+    """One SPEC.md help record, or None."""
+    row = conn.execute(select(help_requests).where(help_requests.c.id == help_id)).first()
+    return None if row is None else helpview.help_record(row._mapping)
 
 
 def _epoch(value: Any) -> float | None:

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from fsbarge import queries
 from fsbarge.db import translate_errors, writer
-from fsbarge.models import channels, datetime_to_epoch, interventions, mode_changes, nodes
+from fsbarge.models import channels, datetime_to_epoch, help_requests, interventions, mode_changes, nodes
 
 from fsbarge.terms import OUTCOMES  # noqa: E402
 
@@ -440,6 +440,10 @@ class AuditStore:
                         skipped.append(change["id"])
                 elif kind == "close":
                     applied = self._apply_close(c, change)
+                elif kind == "help_open":
+                    applied = self._apply_help_open(c, change)
+                elif kind == "help_close":
+                    applied = self._apply_help_close(c, change, ids)
                 if applied:
                     for hook in self.hooks:
                         hook(c, change, applied)
@@ -462,6 +466,8 @@ class AuditStore:
             rec["ended_at"] = rec["started_at"]
         columns = {k: rec.get(k) for k in _CREATE_COLUMNS}
         columns["origin"] = rec.get("origin") or "feature_code"
+        if rec.get("help_uid"):
+            columns["help_request_id"] = c.execute(select(help_requests.c.id).where(help_requests.c.uid == rec["help_uid"])).scalar()
         result = c.execute(insert(interventions).values(uid=change["uid"], **columns))
         ids[change["uid"]] = int(result.inserted_primary_key[0])
         return Applied("intervention", ids[change["uid"]])
@@ -504,6 +510,29 @@ class AuditStore:
             return None
         iid = c.execute(select(interventions.c.id).where(interventions.c.uid == change["uid"])).scalar()
         return Applied("intervention", int(iid))
+
+    def _apply_help_open(self, c: Connection, change: Mapping[str, Any]) -> Applied | None:
+        if c.execute(select(help_requests.c.id).where(help_requests.c.uid == change["uid"])).first() is not None:
+            return None
+        rec = change["record"]
+        columns = {k: rec.get(k) for k in ("node", "agent", "agent_uuid", "customer", "requested_at", "source", "reason")}
+        columns["node"] = columns["node"] or change.get("node")
+        result = c.execute(insert(help_requests).values(uid=change["uid"], **columns))
+        return Applied("help", int(result.inserted_primary_key[0]))
+
+    def _apply_help_close(self, c: Connection, change: Mapping[str, Any], ids: dict[str, int]) -> Applied | None:
+        values: dict[str, Any] = {k: change.get(k) for k in ("outcome", "answered_by", "answered_at", "ended_at")}
+        if change.get("intervention_uid"):
+            values["intervention_id"] = self._id_of(c, change["intervention_uid"], ids)
+        result = c.execute(
+            update(help_requests)
+            .where(help_requests.c.uid == change["uid"], help_requests.c.outcome.is_(None))
+            .values(**values)
+        )
+        if not result.rowcount:
+            return None
+        hid = c.execute(select(help_requests.c.id).where(help_requests.c.uid == change["uid"])).scalar()
+        return Applied("help", int(hid))
 
     # ------------------------------------------------------------------ reads
 

@@ -12,6 +12,7 @@ from fsbarge import db
 from fsbarge.journal import Journal
 from fsbarge.mirror import Mirror
 from fsbarge.offload import Retrier
+from fsbarge.queries import get_help_request
 from fsbarge.shipper import Shipper
 from fsbarge.store import AuditStore
 
@@ -45,6 +46,39 @@ def test_applying_the_same_changes_twice_changes_nothing(engine) -> None:
     a = next(r for r in first if r["supervisor_uuid"] == "sup-a")
     assert [m["mode"] for m in a["modes"]] == ["listen", "barge"]
     assert (a["outcome"], a["end_reason"]) == ("completed", "call_ended")
+
+
+def help_open(uid: str) -> dict:
+    record = {"node": "pbx1", "agent": "1000", "agent_uuid": "agent-leg", "customer": "1001",
+              "requested_at": 100.0, "source": "phone", "reason": None}
+    return {"kind": "help_open", "id": "h-" + uid, "uid": uid, "node": "pbx1", "record": record}
+
+
+def test_hooks_see_each_change_once_with_its_record_and_help_requests_link_to_their_intervention(engine) -> None:
+    seen: list[tuple[str, str, str, int]] = []
+    audit = AuditStore(engine, hooks=[lambda c, change, applied: seen.append((change["kind"], change["id"], *applied))])
+    answered = full_record("a")
+    answered["record"].update(origin="help_request", help_uid="h1")
+    changes = [
+        help_open("h1"),
+        answered,
+        mode("a", "whisper", "m1"),
+        {"kind": "help_close", "id": "hc1", "uid": "h1", "outcome": "answered", "answered_by": "1002",
+         "answered_at": 101.0, "ended_at": 101.0, "intervention_uid": "a"},
+        close("a"),
+    ]
+    audit.apply_changes(changes)
+    audit.apply_changes(changes)  # shipped again: no hook sees anything twice
+    rec = audit.list(limit=None, now=200.0)[0]
+    assert (rec["origin"], rec["help_request_id"]) == ("help_request", 1)
+    assert seen == [
+        ("help_open", "h-h1", "help", 1), ("open", "a", "intervention", rec["id"]), ("mode", "m1", "intervention", rec["id"]),
+        ("help_close", "hc1", "help", 1), ("close", changes[4]["id"], "intervention", rec["id"]),
+    ]
+    with engine.connect() as c:
+        help_rec = get_help_request(c, 1)
+    assert help_rec is not None
+    assert (help_rec["outcome"], help_rec["answered_by"], help_rec["intervention_id"]) == ("answered", "1002", rec["id"])
 
 
 def test_a_mode_change_for_an_unknown_record_is_reported_not_fatal(engine) -> None:

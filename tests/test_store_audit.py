@@ -60,6 +60,9 @@ def test_a_denied_attempt_is_a_closed_record_with_no_modes(audit: AuditStore) ->
         "started_at": "2026-11-22T10:00:00.123Z",
         "ended_at": "2026-11-22T10:00:00.123Z",
         "end_reason": None,
+        "origin": "feature_code",
+        "help_request_id": None,
+        "supervisor_node": None,
         "modes": [],
         "seconds_by_mode": {},
     }
@@ -96,6 +99,9 @@ def test_the_full_lifecycle_gives_the_spec_record(audit: AuditStore) -> None:
         "started_at": "2026-11-22T10:00:00.123Z",
         "ended_at": "2026-11-22T10:01:30.456Z",
         "end_reason": "supervisor_hangup",
+        "origin": "feature_code",
+        "help_request_id": None,
+        "supervisor_node": None,
         "modes": [
             {"mode": "listen", "at": "2026-11-22T10:00:00.200Z", "source": "feature_code"},
             {"mode": "barge", "at": "2026-11-22T10:00:05.500Z", "source": "dtmf", "refused": True},
