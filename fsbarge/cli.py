@@ -169,12 +169,15 @@ def _reader_engine(args: argparse.Namespace) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .daemon import Daemon
+    from .daemon import Daemon, InstanceConflict
     from .logs import configure_logging
 
     config = _config(args)
     configure_logging(config.log_level, secrets=config.all_passwords())
-    daemon = Daemon(config)
+    try:
+        daemon = Daemon(config)
+    except InstanceConflict as exc:
+        raise CommandError(str(exc)) from None
     metrics = _start_metrics(config)
     try:
         daemon.run_forever()

@@ -11,10 +11,14 @@ Greenlets: per node a service loop, a command writer and the ESL link; one journ
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import gevent
 import gevent.event
@@ -24,11 +28,13 @@ import structlog
 from . import __version__
 from .barge import Tones
 from .config import Config
-from .db import DatabaseError, is_up_to_date, make_engine, upgrade
+from .config import NodeConfig
+from .db import DatabaseError, is_up_to_date, make_engine, sqlite_file, upgrade
 from .esl import NodeLink
 from .journal import Journal
 from .mirror import Mirror
 from .offload import blocking
+from .ownership import Ownership
 from .policy import Policy
 from .service import NodeService
 from .shipper import Shipper
@@ -47,6 +53,47 @@ def _threadpool_fsync(fd: int) -> None:
     blocking(lambda: os.fsync(fd))
 
 
+class InstanceConflict(Exception):
+    """Another fsbarge instance already uses this journal or SQLite database: one line, at start."""
+
+
+class _InstanceLock:
+    """An exclusive flock on ``<path>.lock`` for the daemon's lifetime (released by the kernel when
+    the process dies, however it dies)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(str(path) + ".lock")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 64, 0).decode("ascii", "replace").strip() or "?"
+            os.close(self.fd)
+            raise InstanceConflict(
+                f"another fsbarge instance (pid {holder}) is already using {path}; only one instance may use a SQLite "
+                "database or an audit journal (run several instances on PostgreSQL, each with its own [journal] path)"
+            ) from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+@dataclass
+class _NodeRuntime:
+    """One node's service and link, and the greenlets running them while this instance serves it."""
+
+    config: NodeConfig
+    service: NodeService
+    link: NodeLink
+    greenlets: list[gevent.Greenlet] = field(default_factory=list)
+    used: bool = False
+
+
 class Daemon:
     """All node services of one configuration, runnable in-process (tests, demo) or as the service."""
 
@@ -63,33 +110,30 @@ class Daemon:
         self.config = config
         self.started = time.time()
         self.engine = make_engine(config.database.url, busy_timeout_ms=DAEMON_BUSY_TIMEOUT_MS)
+        self._locks = [_InstanceLock(config.journal.path)]
+        db_file = sqlite_file(self.engine.url)
+        if db_file is not None:
+            self._locks.append(_InstanceLock(db_file))
         self.journal = Journal(config.journal.path, sync=_threadpool_fsync)
         self._prepare_schema()
         self.channel_store = ChannelStore(self.engine)
         self.audit_store = AuditStore(self.engine)
         self.shipper = Shipper(self.journal, self.audit_store)
         self.mirror = Mirror(self.channel_store)
-        policy = Policy(config)
-        tones = Tones(error=config.tones.error, ended=config.tones.ended)
-        self.services: list[NodeService] = []
-        self.links: list[NodeLink] = []
-        for node in config.nodes:
-            svc = NodeService(
-                node, journal=self.journal, mirror=self.mirror, policy=policy, tones=tones,
-                on_journaled=self.shipper.notify, clock=clock,
+        self._policy = Policy(config)
+        self._tones = Tones(error=config.tones.error, ended=config.tones.ended)
+        self._clock = clock
+        self._link_options = dict(backoff_initial=backoff_initial, backoff_max=backoff_max, auth_wait=auth_wait)
+        self.instance = os.environ.get("FSBARGE_INSTANCE") or f"{socket.gethostname()}:{os.getpid()}"
+        self._nodes: dict[str, _NodeRuntime] = {node.name: self._runtime(node) for node in config.nodes}
+        # PostgreSQL: several instances may share the configuration; advisory locks say who serves
+        # which node (fsbarge.ownership). SQLite: one instance, every node, always.
+        self.ownership: Ownership | None = None
+        if self.engine.dialect.name == "postgresql":
+            self.ownership = Ownership(
+                config.database.url, list(self._nodes), instance=self.instance,
+                on_start=self._serve_node, on_stop=self._unserve_node,
             )
-            link = NodeLink(
-                node,
-                on_event=svc.on_event,
-                on_connected=svc.on_connected,
-                on_disconnected=svc.on_disconnected,
-                on_subscribing=svc.on_subscribing,
-                backoff_initial=backoff_initial,
-                backoff_max=backoff_max,
-                auth_wait=auth_wait,
-            )
-            self.services.append(svc)
-            self.links.append(link)
         self._greenlets: list[gevent.Greenlet] = []
         self._stopped = gevent.event.Event()
         self._watchdog_interval = watchdog_interval
@@ -116,18 +160,106 @@ class Daemon:
         if self.journal.backlog:
             log.info("bringing the database up to date from the journal", backlog=self.journal.backlog)
         self._greenlets += [gevent.spawn(self.shipper.run), gevent.spawn(self.mirror.run)]
-        for svc, link in zip(self.services, self.links, strict=True):
-            self._greenlets += [gevent.spawn(svc.run), gevent.spawn(svc.run_commands), gevent.spawn(link.run)]
+        if self.ownership is None:
+            for name in self._nodes:
+                self._serve_node(name)
+        else:
+            self.ownership.start()
         self._greenlets.append(gevent.spawn(self._watchdog))
         log.info(
-            "fsbarge started", nodes=[n.name for n in self.config.nodes],
+            "fsbarge started", nodes=[n.name for n in self.config.nodes], instance=self.instance,
             database=self.engine.url.render_as_string(hide_password=True), journal=str(self.journal.path),
         )
         self._notifier.notify("READY=1")
 
+    # -- nodes ---------------------------------------------------------------------------
+
+    def _runtime(self, node: NodeConfig) -> _NodeRuntime:
+        svc = NodeService(
+            node, journal=self.journal, mirror=self.mirror, policy=self._policy, tones=self._tones,
+            on_journaled=self.shipper.notify, clock=self._clock,
+            may_act=(lambda: self.ownership is None or self.ownership.may_act(node.name)),
+            decided_elsewhere=self._decided_elsewhere,
+        )
+        link = NodeLink(
+            node, on_event=svc.on_event, on_connected=svc.on_connected, on_disconnected=svc.on_disconnected,
+            on_subscribing=svc.on_subscribing, **self._link_options,  # type: ignore[arg-type]
+        )
+        return _NodeRuntime(node, svc, link)
+
+    @property
+    def services(self) -> list[NodeService]:
+        return [rt.service for rt in self._nodes.values()]
+
+    @property
+    def links(self) -> list[NodeLink]:
+        return [rt.link for rt in self._nodes.values()]
+
+    def serving(self) -> list[str]:
+        """The nodes this instance serves now."""
+        return [name for name, rt in self._nodes.items() if rt.greenlets]
+
+    def _serve_node(self, name: str) -> None:
+        rt = self._nodes[name]
+        if rt.greenlets:
+            return
+        if rt.used:  # served before, then lost: start from a clean slate, like a restart
+            rt = self._nodes[name] = self._runtime(rt.config)
+        if self.ownership is not None:
+            try:
+                self._adopt(name)
+            except Exception as exc:  # noqa: BLE001 - retried at the next round
+                log.warning("cannot take over the node's open interventions yet", node=name, error=str(exc))
+                self.ownership.leases.held[name].serving = False
+                return
+            self.mirror.status(name, instance=self.instance)
+        rt.used = True
+        svc, link = rt.service, rt.link
+        rt.greenlets = [gevent.spawn(svc.run), gevent.spawn(svc.run_commands), gevent.spawn(link.run)]
+
+    def _unserve_node(self, name: str) -> None:
+        rt = self._nodes[name]
+        rt.link.stop()
+        gevent.killall(rt.greenlets, timeout=2)
+        rt.greenlets = []
+
+    def _adopt(self, name: str) -> None:
+        """Taking a node over from another instance: its open interventions (from the database)
+        and the node's last Core-UUID go into our journal, so the resync re-attaches them. The
+        changes keep their ids, so shipping them back changes nothing."""
+        records, core = blocking(lambda: (self.audit_store.open_interventions(name), self.channel_store.node(name)))
+        changes: list[dict[str, object]] = []
+        for rec in records:
+            uid = rec.get("uid")
+            if not uid or uid in self.journal.records:
+                continue
+            record = {k: rec.get(k) for k in ("node", "supervisor", "supervisor_uuid", "agent", "target_uuid", "customer",
+                                              "requested_mode", "outcome", "reason", "started_at", "application_uuid",
+                                              "origin", "supervisor_node")}
+            changes.append({"kind": "open", "id": uid, "uid": uid, "node": name, "record": record})
+            for m in rec["modes"]:
+                changes.append({"kind": "mode", "id": m["change_id"] or f"{uid}-adopted-{len(changes)}", "uid": uid, "node": name,
+                                "mode": m["mode"], "at": m["at"], "source": m["source"], "refused": m["refused"]})
+        stored = (core or {}).get("core_uuid")
+        if stored and stored != self.journal.nodes.get(name, {}).get("core_uuid"):
+            changes.append({"kind": "node", "node": name, "core_uuid": stored})
+        if changes:
+            self.journal.append(changes)
+            self.shipper.notify()
+            log.info("took over the node's open interventions", node=name, interventions=len(records))
+
+    def _decided_elsewhere(self, uuids: list[str]) -> set[str]:
+        """Waiting supervisors whose request another instance already decided (PostgreSQL only)."""
+        if self.ownership is None or not uuids:
+            return set()
+        return blocking(lambda: self.audit_store.audited_supervisor_uuids(uuids))
+
     def status_line(self) -> str:
-        connected = sum(1 for svc in self.services if svc.session is not None)
-        text = f"{connected}/{len(self.services)} nodes connected; audit backlog {self.shipper.backlog}"
+        serving = self.serving()
+        connected = sum(1 for name in serving if self._nodes[name].service.session is not None)
+        text = f"{connected}/{len(serving)} nodes connected; audit backlog {self.shipper.backlog}"
+        if self.ownership is not None:
+            text = f"serving {len(serving)}/{len(self._nodes)} nodes as {self.instance}; " + text
         if self.shipper.retrier.last_error:
             text += f"; database: {self.shipper.retrier.last_error}"
         return text
@@ -148,7 +280,7 @@ class Daemon:
                 log.error("the event loop was blocked", seconds=round(late + interval, 1))
             expected = time.monotonic() + interval
             healthy = True
-            for svc in self.services:
+            for svc in [self._nodes[name].service for name in self.serving()]:
                 stall = svc.stalled_for()
                 if stall > 2 * interval + 1:
                     healthy = False
@@ -162,7 +294,8 @@ class Daemon:
                     stalled.discard(svc.name)
                 svc.tick()
                 self.mirror.status(
-                    svc.name, journal_backlog=self.journal.backlog, daemon_version=__version__, daemon_started_at=self.started
+                    svc.name, journal_backlog=self.journal.backlog, daemon_version=__version__,
+                    daemon_started_at=self.started, instance=self.instance,
                 )
             if healthy:
                 self._notifier.notify("WATCHDOG=1")
@@ -177,6 +310,8 @@ class Daemon:
             return
         self._stopped.set()
         self._notifier.notify("STOPPING=1")
+        if self.ownership is not None:
+            self.ownership.stop()
         for link in self.links:
             link.stop()
         # Let queued events through the loop, then the journal and the mirror into the database.
@@ -184,13 +319,17 @@ class Daemon:
         for svc in self.services:
             while not svc.queue.empty() and time.monotonic() < deadline:
                 gevent.sleep(0.01)
-        for svc in self.services:
-            self.mirror.status(svc.name, connected=False)
+        for name in self.serving():
+            self.mirror.status(name, connected=False)
         while (self.journal.unshipped(1) or not self.mirror.idle) and time.monotonic() < deadline:
             gevent.sleep(0.01)
         gevent.killall(self._greenlets, timeout=timeout)
+        for rt in self._nodes.values():
+            gevent.killall(rt.greenlets, timeout=timeout)
         self.journal.close()
         self.engine.dispose()
+        for lock in self._locks:
+            lock.release()
         log.info("fsbarge stopped", audit_backlog=self.journal.backlog)
 
     def run_forever(self) -> None:

@@ -207,6 +207,12 @@ def writer(engine: Engine) -> Engine:
     return engine.execution_options(**{_BEGIN_OPTION: "immediate"})
 
 
+def sqlite_file(url: str | URL) -> Path | None:
+    """The database file of a SQLite URL (None for other backends and in-memory databases)."""
+    parsed = parse_url(url)
+    return _sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
+
+
 def _sqlite_path(url: URL) -> Path | None:
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):

@@ -102,6 +102,7 @@ nodes = table(
     column("journal_backlog", Integer),
     column("daemon_version", String),
     column("daemon_started_at", DateTime),
+    column("instance", String),
 )
 
 # the scalar columns of the SPEC.md audit record, in its order

@@ -78,6 +78,8 @@ class NodeService:
         on_journaled: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: str(_uuid.uuid4()),
+        may_act: Callable[[], bool] = lambda: True,
+        decided_elsewhere: Callable[[list[str]], set[str]] = lambda uuids: set(),
     ) -> None:
         self.node = node
         self.name = node.name
@@ -88,6 +90,10 @@ class NodeService:
         self.on_journaled = on_journaled
         self.clock = clock
         self.new_id = new_id
+        # several instances (fsbarge.ownership): commands only while our lease on the node holds,
+        # and waiting requests another instance already decided are not served again
+        self.may_act = may_act
+        self.decided_elsewhere = decided_elsewhere
         self.queue: gevent.queue.Queue[Any] = gevent.queue.Queue()
         self.commands: gevent.queue.Queue[tuple[str, str]] = gevent.queue.Queue()
         self.session: EslSession | None = None
@@ -303,6 +309,9 @@ class NodeService:
                     for uuid, text in batch:
                         self.log.warning("not connected; command not sent", uuid=uuid, command=text.split("\n", 1)[0])
                     continue
+                if not self.may_act():
+                    self.log.warning("this instance no longer holds the node; commands not sent", count=len(batch))
+                    continue
                 try:
                     replies.put((batch, session.write([text for _, text in batch])))
                 except ConnectionLost as exc:
@@ -402,7 +411,12 @@ class NodeService:
 
     def _serve_waiting(self, session: EslSession, uuids: list[str], now: float) -> None:
         """Supervisors who dialled a feature code while we were away are still parked: serve them."""
-        for uuid, values in snapshot.waiting_requests(session, uuids).items():
+        try:
+            elsewhere = self.decided_elsewhere(uuids)
+        except Exception as exc:  # noqa: BLE001 - cannot tell: serve nobody now, the next resync retries
+            self.log.warning("cannot check which waiting requests another instance decided", error=str(exc))
+            return
+        for uuid, values in snapshot.waiting_requests(session, [u for u in uuids if u not in elsewhere]).items():
             if values["fsbarge_target"] is None or self.channels.get(uuid) is None:
                 continue
             self.log.info("serving a feature code dialled while fsbarge was away", uuid=uuid)

@@ -123,6 +123,7 @@ def assess(facts: Mapping[str, Any], now: float) -> dict[str, Any]:
             "last_event_age_seconds": _age(now, n.get("last_event_at")),
             "heartbeat_age_seconds": beat_age,
             "live_channels": int(facts["live_channels"].get(n["name"], 0)),
+            "served_by": n.get("instance") if served else None,
         })
     interventions = [
         {
@@ -197,10 +198,11 @@ def render_status(doc: Mapping[str, Any], fmt: str) -> str:
                      "were running and will be re-attached or closed when it starts)")
     rows: Sequence[Sequence[Any]] = [
         [n["name"], {True: "yes", False: "NO", None: "unknown"}[n["connected"]], n["connected_since"] or "-",
-         _ago(n["last_event_age_seconds"]), n["live_channels"]]
+         _ago(n["last_event_age_seconds"]), n["live_channels"], n["served_by"] or "-"]
         for n in doc["nodes"]
     ]
-    lines += ["", tabulate(rows, headers=["node", "connected", "connected since", "last event", "live channels"], disable_numparse=True)
+    headers = ["node", "connected", "connected since", "last event", "live channels", "served by"]
+    lines += ["", tabulate(rows, headers=headers, disable_numparse=True)
               if rows else "no node has ever been recorded"]
     lines += ["", "running interventions (who is monitoring whom):"]
     if doc["interventions"]:

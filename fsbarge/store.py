@@ -221,6 +221,7 @@ class ChannelStore:
         journal_backlog: int | None = None,
         daemon_version: str | None = None,
         daemon_started_at: float | None = None,
+        instance: str | None = None,
         conn: Connection | None = None,
     ) -> None:
         """Create the node's row if needed and set the given fields (None = leave unchanged);
@@ -236,6 +237,7 @@ class ChannelStore:
                 ("journal_backlog", journal_backlog),
                 ("daemon_version", daemon_version),
                 ("daemon_started_at", daemon_started_at),
+                ("instance", instance),
             )
             if v is not None
         }
@@ -257,6 +259,12 @@ class ChannelStore:
         result = c.execute(update(nodes).where(nodes.c.name == node).values(**values))
         if result.rowcount == 0:
             c.execute(insert(nodes).values(name=node, **values))
+
+    def node(self, name: str) -> dict[str, Any] | None:
+        """One node's row (float epoch times), or None."""
+        with translate_errors(self._engine), self._engine.connect() as c:
+            row = c.execute(select(nodes).where(nodes.c.name == name)).first()
+            return None if row is None else _plain(row, _NODE_TIMES)
 
     def nodes(self) -> list[dict[str, Any]]:
         """Every node's status row (name, core_uuid, connected, last_event_at, resynced_at,
@@ -547,13 +555,14 @@ class AuditStore:
                     mode_changes.c.at,
                     mode_changes.c.source,
                     mode_changes.c.refused,
+                    mode_changes.c.change_id,
                 )
                 .where(mode_changes.c.intervention_id.in_(chunk))
                 .order_by(mode_changes.c.at, mode_changes.c.id)
             )
             for r in rows:
                 out[r.intervention_id].append(
-                    {"mode": r.mode, "at": r.at, "source": r.source, "refused": bool(r.refused)}
+                    {"mode": r.mode, "at": r.at, "source": r.source, "refused": bool(r.refused), "change_id": r.change_id}
                 )
         return out
 

@@ -128,14 +128,17 @@ class InProcessDaemon:
 class DaemonProcess:
     """``fsbarge run`` in its own process, so that SIGKILL is real."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, *, instance: str | None = None) -> None:
         self.log = log.open("ab")
+        env = dict(os.environ, NOTIFY_SOCKET="")
+        if instance is not None:
+            env["FSBARGE_INSTANCE"] = instance
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fsbarge", "run", "--config", str(config)],
             stdout=self.log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
-            env=dict(os.environ, NOTIFY_SOCKET=""),
+            env=env,
         )
 
     def kill(self) -> None:
