@@ -36,11 +36,7 @@ from typing import Any
 import gevent
 import gevent.event
 import structlog
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.pool import NullPool
-
-from .db import parse_url
+from .db import AdvisoryLocks
 from .offload import blocking
 
 __all__ = ["LOCK_CLASS", "Leases", "Ownership", "lock_key"]
@@ -50,10 +46,6 @@ log = structlog.get_logger("fsbarge.ownership")
 LOCK_CLASS = 0x46534247  # "FSBG": the first key of every fsbarge advisory lock (pg_locks.classid)
 LEASE = 2.0  # seconds a confirmation stays good; also the new holder's wait before acting
 POLL = 0.5  # seconds between rounds (confirm what we hold, try what we do not)
-# Server side: drop a silent client after about idle + count * interval seconds (> LEASE).
-SERVER_KEEPALIVE = {"tcp_keepalives_idle": 2, "tcp_keepalives_interval": 1, "tcp_keepalives_count": 2}
-SERVER_USER_TIMEOUT_MS = 4000
-STATEMENT_TIMEOUT_MS = 2000
 
 
 def lock_key(node: str) -> int:
@@ -115,7 +107,7 @@ class Ownership:
 
     def __init__(
         self,
-        url: str | URL,
+        url: Any,
         nodes: Iterable[str],
         *,
         instance: str,
@@ -133,54 +125,22 @@ class Ownership:
         self.clock = clock
         self.leases = Leases(lease=lease)
         self.last_error: str | None = None
-        self._engine = self._lock_engine(url, instance)
-        self._conn: Connection | None = None
+        self._locks = AdvisoryLocks(url, application=f"fsbarge-lock {instance}")
         self._stopped = gevent.event.Event()
         self._greenlets: list[gevent.Greenlet] = []
-
-    @staticmethod
-    def _lock_engine(url: str | URL, instance: str) -> Engine:
-        options = " ".join(f"-c {k}={v}" for k, v in SERVER_KEEPALIVE.items())
-        options += f" -c tcp_user_timeout={SERVER_USER_TIMEOUT_MS} -c statement_timeout={STATEMENT_TIMEOUT_MS}"
-        connect_args: dict[str, Any] = {
-            "connect_timeout": 2,
-            "keepalives": 1, "keepalives_idle": 2, "keepalives_interval": 1, "keepalives_count": 2,
-            "application_name": f"fsbarge-lock {instance}"[:63],
-            "options": options,
-        }
-        return create_engine(parse_url(url), poolclass=NullPool, connect_args=connect_args)
 
     # -- IO (in the threadpool) -------------------------------------------------------
 
     def _round(self) -> tuple[list[str], list[str]]:
         """Confirm the locks we hold and try the others: (held now, lost)."""
-        if self._conn is None:
-            self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        conn = self._conn
-        held_rows = conn.execute(
-            text("SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = :c AND granted"),
-            {"c": LOCK_CLASS},
-        )
-        held_keys = {int(r[0]) for r in held_rows}
+        held_keys = self._locks.held(LOCK_CLASS)
         # pg_locks.objid is an unsigned oid: the signed key as it shows there
         mine = {n for n in self.nodes if lock_key(n) % (1 << 32) in held_keys}
         lost = [n for n in self.leases.held if n not in mine]
         for node in self.nodes:
-            if node in mine:
-                continue
-            got = conn.execute(text("SELECT pg_try_advisory_lock(:c, :k)"), {"c": LOCK_CLASS, "k": lock_key(node)}).scalar()
-            if got:
+            if node not in mine and self._locks.try_lock(LOCK_CLASS, lock_key(node)):
                 mine.add(node)
         return sorted(mine), lost
-
-    def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.invalidate()
-                conn.close()
-            except Exception:  # noqa: BLE001 - it is already broken
-                pass
 
     # -- greenlets ----------------------------------------------------------------------
 
@@ -197,7 +157,7 @@ class Ownership:
                 if message != self.last_error:
                     log.warning("node locks: database unreachable; serving stops when the lease runs out", error=message)
                 self.last_error = message
-                blocking(self._drop_connection)
+                blocking(self._locks.drop)
             else:
                 if self.last_error is not None:
                     log.info("node locks: database reachable again")
@@ -236,6 +196,6 @@ class Ownership:
         self._stopped.set()
         gevent.killall(self._greenlets, timeout=2)
         try:
-            blocking(self._drop_connection)
+            blocking(self._locks.drop)
         finally:
-            self._engine.dispose()
+            self._locks.dispose()

@@ -148,8 +148,11 @@ class NodeService:
 
     def process(self, batch: list[Any]) -> None:
         """Apply a batch of queued items in order, then hand the mirror its changes once."""
+        acting = self.may_act()  # another instance may be taking the node over: decide nothing
         for item in batch:
             if type(item) is tuple:
+                if not acting:
+                    continue
                 if self.held is not None:
                     self.held.append(item)
                 else:
