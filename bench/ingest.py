@@ -12,6 +12,8 @@ import gevent
 import gevent.event
 import greenswitch
 
+from sqlalchemy import Engine
+
 from fsbarge.barge import Tones
 from fsbarge.config import Config, NodeConfig, TeamConfig
 from fsbarge.db import make_engine, upgrade
@@ -65,14 +67,28 @@ def greenswitch_bare(port: int, n: int, timeout: float = 300) -> float:
     return elapsed
 
 
-def make_service(db_path: Path, port: int, command_timeout: float = 5.0) -> tuple[NodeService, NodeLink]:
+def make_service(
+    db: Path | str,
+    port: int,
+    command_timeout: float = 5.0,
+    *,
+    name: str = "bench",
+    journal_path: Path | None = None,
+    engine: Engine | None = None,
+) -> tuple[NodeService, NodeLink]:
     """A node service wired as the daemon wires it; ``svc.background`` are the journal shipper's
-    and the mirror's loops, to spawn next to ``svc.run``."""
-    node = NodeConfig("bench", "127.0.0.1", port, password="ClueCon", command_timeout=command_timeout)
+    and the mirror's loops, to spawn next to ``svc.run``. ``db`` is a SQLite file or any
+    database URL (then ``journal_path`` says where the journal goes); ``engine`` shares one
+    engine between several nodes, as one daemon does."""
+    node = NodeConfig(name, "127.0.0.1", port, password="ClueCon", command_timeout=command_timeout)
     config = Config(path="bench", nodes=(node,), teams=(TeamConfig("t", ("1000",), ("1002",)),))
-    engine = make_engine(f"sqlite:///{db_path}")
-    upgrade(engine)
-    journal = Journal(db_path.with_suffix(".journal"))
+    if engine is None:
+        engine = make_engine(f"sqlite:///{db}" if isinstance(db, Path) else db)
+        upgrade(engine)
+    if journal_path is None:
+        assert isinstance(db, Path), "a database URL needs a journal_path"
+        journal_path = db.with_suffix(".journal")
+    journal = Journal(journal_path)
     shipper = Shipper(journal, AuditStore(engine))
     mirror = Mirror(ChannelStore(engine))
     svc = NodeService(
@@ -101,10 +117,10 @@ def wait_drained(link: NodeLink, svc: NodeService, n: int, timeout: float) -> No
         gevent.sleep(0.001)
 
 
-def fsbarge_pipeline(port: int, n: int, timeout: float = 300) -> float:
-    """Seconds for fsbarge to parse, mirror and commit n events."""
+def fsbarge_pipeline(port: int, n: int, timeout: float = 300, *, url: str | None = None) -> float:
+    """Seconds for fsbarge to parse, mirror and commit n events (into ``url``, else a SQLite file)."""
     with tempfile.TemporaryDirectory() as tmp:
-        svc, link = make_service(Path(tmp) / "bench.db", port)
+        svc, link = make_service(url or Path(tmp) / "bench.db", port, journal_path=Path(tmp) / "bench.journal")
         start = 0.0
         greenlets = spawn(svc)
         original = svc.on_connected

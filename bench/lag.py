@@ -9,11 +9,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import gevent
+from sqlalchemy import create_engine, text
 
 from bench.ingest import ROOT, Peer, make_service, spawn, wait_drained
+from fsbarge.db import parse_url
 
 
 def wait_queue_empty(link, svc, n: int, timeout: float) -> None:  # type: ignore[no-untyped-def]
@@ -26,6 +29,29 @@ def wait_queue_empty(link, svc, n: int, timeout: float) -> None:  # type: ignore
 from fsbarge.events import Event
 
 
+def _lock(db: Path | str) -> Callable[[], None]:
+    """Take the audit away from everyone else until the returned function is called."""
+    if isinstance(db, Path):
+        lite = sqlite3.connect(db, isolation_level=None)
+        lite.execute("BEGIN EXCLUSIVE")
+
+        def release_sqlite() -> None:
+            lite.execute("COMMIT")
+            lite.close()
+
+        return release_sqlite
+    engine = create_engine(parse_url(db))
+    conn = engine.connect()
+    conn.execute(text("LOCK TABLE interventions, mode_changes, help_requests IN ACCESS EXCLUSIVE MODE"))
+
+    def release_pg() -> None:
+        conn.commit()
+        conn.close()
+        engine.dispose()
+
+    return release_pg
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -33,9 +59,13 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def run(rate: float = 5000, seconds: float = 6.0, barge_every: int = 50, *, locked: bool = False) -> dict[str, float]:
-    """``locked``: another writer holds the database for the whole run (BEGIN EXCLUSIVE), as a
-    backup or a stuck migration would: the barge path must not notice."""
+def run(
+    rate: float = 5000, seconds: float = 6.0, barge_every: int = 50, *, locked: bool = False, url: str | None = None
+) -> dict[str, float]:
+    """``locked``: another writer holds the audit for the whole run (SQLite: BEGIN EXCLUSIVE on
+    the file; PostgreSQL: an ACCESS EXCLUSIVE lock on the audit tables), as a backup or a stuck
+    migration would: the barge path must not notice. ``url``: a PostgreSQL database instead of
+    a SQLite file."""
     n = int(rate * seconds)
     created: dict[str, float] = {}
     parked: dict[str, float] = {}
@@ -43,13 +73,10 @@ def run(rate: float = 5000, seconds: float = 6.0, barge_every: int = 50, *, lock
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
         peer = Peer("paced", n, rate, barge_every)
-        svc, link = make_service(db, peer.port)
-        locker = None
-        if locked:
-            locker = sqlite3.connect(db, isolation_level=None)
-            locker.execute("BEGIN EXCLUSIVE")
+        svc, link = make_service(url or db, peer.port, journal_path=Path(tmp) / "bench.journal")
+        unlock = _lock(url or db) if locked else None
         watcher = subprocess.Popen(
-            [sys.executable, "-m", "bench.watcher", str(db), str(Path(tmp) / "seen.json")],
+            [sys.executable, "-m", "bench.watcher", url or str(db), str(Path(tmp) / "seen.json")],
             cwd=ROOT, stdout=subprocess.PIPE, text=True,
         )
         watcher.stdout.readline()
@@ -82,9 +109,8 @@ def run(rate: float = 5000, seconds: float = 6.0, barge_every: int = 50, *, lock
                 wait_drained(link, svc, n, seconds * 10 + 30)
                 gevent.sleep(0.1)  # let the watcher see the last commit
         finally:
-            if locker is not None:
-                locker.execute("COMMIT")
-                locker.close()
+            if unlock is not None:
+                unlock()
             watcher.send_signal(signal.SIGTERM)
             watcher.wait(timeout=10)
             link.stop()

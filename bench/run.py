@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from tabulate import tabulate
 
-from bench import ingest, lag
+from bench import ingest, lag, pg
 from bench.ingest import ROOT
 from bench.stream import templates
 
@@ -31,18 +31,41 @@ class Sizes:
     lag_seconds: float
     barge_every: int
     scale: tuple[int, ...]
+    nodes: tuple[int, int]  # (nodes, live channels each) held by one daemon
 
 
-FULL = Sizes(ingest_events=20000, ingest_rounds=3, lag_rate=5000, lag_seconds=10, barge_every=25, scale=(1000, 10000))
-SMOKE = Sizes(ingest_events=1500, ingest_rounds=1, lag_rate=1000, lag_seconds=1.5, barge_every=3, scale=(200,))
+FULL = Sizes(ingest_events=20000, ingest_rounds=3, lag_rate=5000, lag_seconds=10, barge_every=25, scale=(1000, 10000),
+             nodes=(4, 2500))
+SMOKE = Sizes(ingest_events=1500, ingest_rounds=1, lag_rate=1000, lag_seconds=1.5, barge_every=3, scale=(200,),
+              nodes=(2, 100))
 
 
-def scale(n: int) -> dict[str, float]:
-    """One daemon process with n live channels (its own process: RSS is its own)."""
+def scale(n: int, nodes: int = 1) -> dict[str, float]:
+    """One daemon process with n live channels on each of ``nodes`` nodes (its own process: RSS is its own)."""
     out = subprocess.run(
-        [sys.executable, "-m", "bench.scale", str(n)], cwd=ROOT, capture_output=True, text=True, timeout=600, check=True
+        [sys.executable, "-m", "bench.scale", str(n), str(nodes)], cwd=ROOT, capture_output=True, text=True,
+        timeout=600, check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure_postgres(sizes: Sizes, admin_url: str) -> dict[str, object]:
+    """The same ingest and lag measures with the audit and the mirror in PostgreSQL (a fresh
+    database for each)."""
+    n = sizes.ingest_events
+    rates: list[float] = []
+    for _ in range(sizes.ingest_rounds):
+        peer = ingest.Peer("blast", n)
+        try:
+            with pg.database(admin_url) as url:
+                rates.append(n / ingest.fsbarge_pipeline(peer.port, n, url=url))
+        finally:
+            peer.close()
+    with pg.database(admin_url) as url:
+        lagged = lag.run(sizes.lag_rate, sizes.lag_seconds, sizes.barge_every, url=url)
+    with pg.database(admin_url) as url:
+        locked = lag.run(sizes.lag_rate, sizes.lag_seconds, sizes.barge_every, locked=True, url=url)
+    return {"fsbarge_eps": max(rates), "lag": lagged, "locked": locked}
 
 
 def measure(sizes: Sizes) -> dict[str, object]:
@@ -64,6 +87,7 @@ def measure(sizes: Sizes) -> dict[str, object]:
         "lag": lag.run(sizes.lag_rate, sizes.lag_seconds, sizes.barge_every),
         "locked": lag.run(sizes.lag_rate, sizes.lag_seconds, sizes.barge_every, locked=True),
         "scale": {k: scale(k) for k in sizes.scale},
+        "nodes": scale(sizes.nodes[1], sizes.nodes[0]),
     }
 
 
@@ -96,6 +120,24 @@ def table(m: dict[str, object], sizes: Sizes) -> str:
         lo, hi = min(per_event), max(per_event)
         growth = per_event[hi] / per_event[lo]
         rows.append((f"per-event cost growth {lo:,} -> {hi:,} channels", f"{growth:.2f}x", "~1x (flat)", _ok(growth < 1.5)))
+    nd = m["nodes"]
+    each = f"{nd['nodes']:.0f} nodes x {nd['live_channels'] / nd['nodes']:,.0f} live channels, one daemon"  # type: ignore[index]
+    rows += [
+        (f"{each}: ingest, all nodes streaming", f"{nd['events_per_s']:,.0f} events/s", "", ""),  # type: ignore[index]
+        (f"{each}: peak RSS", f"{nd['peak_rss_mb']:.0f} MB", "", ""),  # type: ignore[index]
+        (f"{each}: resync after all reconnect at once", f"{nd['resync_s']:.2f} s", "", ""),  # type: ignore[index]
+    ]
+    p = m.get("postgres")
+    if isinstance(p, str):
+        rows.append(("PostgreSQL rows", f"skipped: {p}", "", ""))
+    elif p is not None:
+        pl, pk = p["lag"], p["locked"]  # type: ignore[index]
+        rows += [
+            ("ingest: fsbarge (parse, mirror, PostgreSQL commit)", f"{p['fsbarge_eps']:,.0f} events/s", "", ""),  # type: ignore[index]
+            (f"PostgreSQL: mirror lag p99 at {pl['rate']:,.0f} events/s", f"{pl['lag_p99_ms']:.1f} ms", "< 100 ms", _ok(pl["lag_p99_ms"] < 100)),
+            ("PostgreSQL: barge latency p99", f"{pl['barge_p99_ms']:.1f} ms", "< 20 ms", _ok(pl["barge_p99_ms"] < 20)),
+            ("PostgreSQL: barge latency p99 while the audit tables are locked", f"{pk['barge_p99_ms']:.1f} ms", "< 20 ms", _ok(pk["barge_p99_ms"] < 20)),
+        ]
     samples = f"(ingest {sizes.ingest_events:,} events best of {sizes.ingest_rounds}; lag {lg['lag_samples']} / barge {lg['barge_samples']} samples)"  # type: ignore[index]
     return tabulate(rows, headers=("measure", "result", "target", ""), tablefmt="github") + "\n" + samples
 
@@ -107,6 +149,11 @@ def _ok(flag: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (used by make test)")
+    parser.add_argument(
+        "--postgres", default="auto", metavar="URL|auto|off",
+        help="PostgreSQL rows: a server URL allowed to create databases; auto (default) starts the project's "
+        "throwaway cluster (scripts/postgres.sh); off leaves them out",
+    )
     args = parser.parse_args(argv)
     from fsbarge.logs import configure_logging
 
@@ -114,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     sizes = SMOKE if args.smoke else FULL
     t0 = time.perf_counter()
     m = measure(sizes)
+    if args.postgres == "auto":
+        with pg.cluster() as (url, reason):
+            m["postgres"] = measure_postgres(sizes, url) if url else reason
+    elif args.postgres != "off":
+        m["postgres"] = measure_postgres(sizes, args.postgres)
     print(table(m, sizes))
     print(f"(whole run: {time.perf_counter() - t0:.0f} s)")
     return 0

@@ -1,8 +1,9 @@
-"""``python -m bench.scale N``: one daemon process with N live channels (run alone, so RSS is its own).
+"""``python -m bench.scale N [NODES]``: one daemon process holding NODES nodes (default 1) with
+N live channels each (run alone, so RSS is its own).
 
-Prints JSON: peak RSS, the time to resync N channels after a reconnect, and the
-per-event cost of 20,000 ordinary events processed on top of the N live channels
-(best of three rounds).
+Prints JSON: peak RSS, the time to resync every node after all of them reconnect at once, and
+the per-event cost of 20,000 ordinary events per node processed on top of the live channels,
+all nodes streaming together (best of three rounds), with the ingest rate that makes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import gevent
 
 from bench.ingest import Peer, make_service, spawn, wait_drained
+from fsbarge.db import make_engine, upgrade
 
 EVENTS = 20000
 ROUNDS = 3
@@ -28,50 +30,66 @@ def peak_rss_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def main(n: int) -> dict[str, float]:
-    peer = Peer("scale", n)
+def main(n: int, nodes: int = 1) -> dict[str, float]:
+    peers = [Peer("scale", n) for _ in range(nodes)]
     with tempfile.TemporaryDirectory() as tmp:
-        svc, link = make_service(Path(tmp) / "bench.db", peer.port, command_timeout=30.0)
-        resync_times: list[float] = []
-        original = svc._resync
+        engine = make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")  # one daemon: one database
+        upgrade(engine)
+        wired = [
+            make_service(Path(tmp) / "bench.db", peer.port, command_timeout=30.0, name=f"pbx{i + 1}",
+                         journal_path=Path(tmp) / f"pbx{i + 1}.journal", engine=engine)
+            for i, peer in enumerate(peers)
+        ]
+        resyncs: list[list[tuple[float, float]]] = [[] for _ in wired]  # (start, end) of each node's resyncs
+        for (svc, _link), ends in zip(wired, resyncs):
+            original = svc._resync
 
-        def timed_resync(session):  # type: ignore[no-untyped-def]
-            t0 = time.perf_counter()
-            result = original(session)
-            resync_times.append(time.perf_counter() - t0)
-            return result
+            def timed_resync(session, original=original, ends=ends):  # type: ignore[no-untyped-def]
+                began = time.perf_counter()
+                result = original(session)
+                ends.append((began, time.perf_counter()))
+                return result
 
-        svc._resync = timed_resync  # type: ignore[method-assign]
-        greenlets = spawn(svc, link)
+            svc._resync = timed_resync  # type: ignore[method-assign]
+        greenlets = [g for svc, link in wired for g in spawn(svc, link)]
         try:
-            while not resync_times or link.session is None:
+            while not all(resyncs) or any(link.session is None for _svc, link in wired):
                 gevent.sleep(0.01)
-            live = len(svc.channels)
+            live = sum(len(svc.channels) for svc, _link in wired)
             per_event = float("inf")
             for _ in range(ROUNDS):  # best of a few: the machine is shared
-                target = link.counts["events"] + EVENTS
+                targets = [link.counts["events"] + EVENTS for _svc, link in wired]
                 t0 = time.perf_counter()
-                link.session.api("status")  # the peer starts the ordinary stream
-                wait_drained(link, svc, target, 300)
-                per_event = min(per_event, (time.perf_counter() - t0) / EVENTS)
-            # A reconnect: the resync replaces N channels already mirrored.
-            link.session.close()
-            while len(resync_times) < 2:
+                for _svc, link in wired:
+                    link.session.api("status")  # each peer starts its ordinary stream
+                for (svc, link), target in zip(wired, targets):
+                    wait_drained(link, svc, target, 300)
+                per_event = min(per_event, (time.perf_counter() - t0) / (EVENTS * nodes))
+            # All nodes reconnect at once: each resync replaces n channels already mirrored.
+            # Timed from the first resync's start to the last one's end (the reconnect delay
+            # before them is the link's, not the resync's).
+            for _svc, link in wired:
+                link.session.close()
+            while any(len(ends) < 2 for ends in resyncs):
                 gevent.sleep(0.01)
             return {
+                "nodes": nodes,
                 "live_channels": live,
                 "peak_rss_mb": peak_rss_mb(),
-                "resync_s": resync_times[1],
+                "resync_s": max(e[1][1] for e in resyncs) - min(e[1][0] for e in resyncs),
                 "us_per_event": per_event * 1e6,
+                "events_per_s": 1 / per_event,
             }
         finally:
-            link.stop()
+            for svc, link in wired:
+                link.stop()
             gevent.killall(greenlets, timeout=2)
-            peer.close()
+            for peer in peers:
+                peer.close()
 
 
 if __name__ == "__main__":
     from fsbarge.logs import configure_logging
 
     configure_logging("error")
-    print(json.dumps(main(int(sys.argv[1]))))
+    print(json.dumps(main(int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 1)))

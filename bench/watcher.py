@@ -1,7 +1,8 @@
 """``python -m bench.watcher DB OUT``: another process reading the mirror, noting when each channel appears.
 
-Polls ``SELECT uuid FROM channels`` every 2 ms on its own SQLite connection (WAL:
-it never blocks the daemon) and, on SIGTERM, writes {uuid: first-seen monotonic time}.
+Polls ``SELECT uuid FROM channels`` every 2 ms on its own connection (SQLite in WAL mode or
+PostgreSQL: a reader never blocks the daemon) and, on SIGTERM, writes {uuid: first-seen
+monotonic time}. DB is a SQLite file or a PostgreSQL URL.
 """
 
 from __future__ import annotations
@@ -23,16 +24,30 @@ def main() -> None:
         running = False
 
     signal.signal(signal.SIGTERM, stop)
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
+    if "://" in db:
+        from sqlalchemy import create_engine, text
+
+        from fsbarge.db import parse_url
+
+        pg = create_engine(parse_url(db), isolation_level="AUTOCOMMIT").connect()
+        query = text("SELECT uuid FROM channels")
+
+        def read() -> list:
+            return list(pg.execute(query))
+    else:
+        lite = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
+
+        def read() -> list:
+            return lite.execute("SELECT uuid FROM channels").fetchall()
     print("ready", flush=True)
     while running:
         try:
-            rows = conn.execute("SELECT uuid FROM channels").fetchall()
+            rows = read()
             now = time.monotonic()  # after the read: a lag measured from here is never flattering
             for (uuid,) in rows:
                 if uuid not in seen:
                     seen[uuid] = now
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError:  # the schema is not there yet
             pass
         time.sleep(0.002)
     with open(out, "w") as f:

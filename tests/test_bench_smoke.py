@@ -6,15 +6,23 @@ import re
 import subprocess
 import sys
 
+import pytest
+
+from tests.conftest import PostgresCluster
 from tests.e2e import ROOT
 
 
-def test_bench_smoke_prints_every_measure() -> None:
+def _smoke(postgres: str) -> str:
     out = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=180
+        [sys.executable, "-m", "bench.run", "--smoke", "--postgres", postgres],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    text = out.stdout
+    return out.stdout
+
+
+def test_bench_smoke_prints_every_measure() -> None:
+    text = _smoke("off")
     for measure in (
         "ingest: greenswitch InboundESL",
         "ingest: fsbarge",
@@ -25,9 +33,25 @@ def test_bench_smoke_prints_every_measure() -> None:
         "peak RSS with 200 live channels",
         "resync of 200 channels",
         "per-event cost with 200 live channels",
+        "2 nodes x 100 live channels, one daemon: ingest",
+        "2 nodes x 100 live channels, one daemon: peak RSS",
+        "2 nodes x 100 live channels, one daemon: resync after all reconnect at once",
     ):
         assert measure in text, f"{measure!r} missing from:\n{text}"
     ratio = float(re.search(r"ingest ratio fsbarge / greenswitch\s*\|\s*([\d.]+)x", text).group(1))
     assert ratio > 0
     # every latency row got real samples (not nan)
     assert "nan" not in text
+
+
+@pytest.mark.postgresql
+def test_bench_smoke_measures_postgresql(postgres: PostgresCluster) -> None:
+    text = _smoke(postgres.url.render_as_string(hide_password=False))
+    for measure in (
+        "ingest: fsbarge (parse, mirror, PostgreSQL commit)",
+        "PostgreSQL: mirror lag p99",
+        "PostgreSQL: barge latency p99 ",
+        "PostgreSQL: barge latency p99 while the audit tables are locked",
+    ):
+        assert measure in text, f"{measure!r} missing from:\n{text}"
+    assert "nan" not in text and "skipped" not in text
