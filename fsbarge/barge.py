@@ -177,6 +177,9 @@ class BargeMachine:
     # were starting them). FreeSWITCH may still run the eavesdrop it had already
     # read: if it does, it is stopped at once, since nothing audits it any more.
     abandoned: set[str] = field(default_factory=set)
+    # The other node (of those this process serves) where an agent has a call, if any: a
+    # feature code for that agent is refused as target_on_other_node (no cross-node barge yet).
+    elsewhere: Callable[[str], str | None] = lambda _agent: None
 
     # -- entry point -------------------------------------------------------
 
@@ -250,6 +253,11 @@ class BargeMachine:
             return self._refuse(sup_uuid, record, "denied", reason, now)
         leg = self.channels.agent_leg(agent)
         if leg is None:
+            other = self.elsewhere(agent)
+            if other is not None:
+                # SPEC: the record's node is the agent's node and it names the supervisor's node
+                record.update(node=other, supervisor_node=self.node)
+                return self._refuse(sup_uuid, record, "denied", "target_on_other_node", now)
             return self._refuse(sup_uuid, record, "no_active_call", None, now)
         record["target_uuid"] = leg.uuid
         record["customer"] = self._customer_of(leg)

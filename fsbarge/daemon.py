@@ -181,11 +181,19 @@ class Daemon:
             may_act=(lambda: self.ownership is None or self.ownership.may_act(node.name)),
             decided_elsewhere=self._decided_elsewhere,
         )
+        svc.machine.elsewhere = lambda agent: self._agent_elsewhere(agent, node.name)
         link = NodeLink(
             node, on_event=svc.on_event, on_connected=svc.on_connected, on_disconnected=svc.on_disconnected,
             on_subscribing=svc.on_subscribing, **self._link_options,  # type: ignore[arg-type]
         )
         return _NodeRuntime(node, svc, link)
+
+    def _agent_elsewhere(self, agent: str, here: str) -> str | None:
+        """The other node, served and connected here, where the agent has a call (None if none)."""
+        for name, rt in self._nodes.items():
+            if name != here and rt.greenlets and rt.service.session is not None and rt.service.channels.agent_leg(agent):
+                return name
+        return None
 
     @property
     def services(self) -> list[NodeService]:

@@ -177,6 +177,22 @@ def test_refusals_are_audited_and_audible(why: str, req: dict, outcome: str, rea
     assert rig.machine.active == {}
 
 
+def test_an_agent_whose_call_is_on_another_node_is_refused_naming_both_nodes() -> None:
+    rig = Rig()
+    rig.machine.elsewhere = lambda agent: "pbx2" if agent == "1004" else None
+    effects = rig.feed(park(mode="listen", target="1004", supervisor="1002"))
+    fields = effects[0].fields
+    assert (fields["outcome"], fields["reason"]) == ("denied", "target_on_other_node")
+    assert (fields["node"], fields["supervisor_node"]) == ("pbx2", "pbx1")
+    assert effects[1:] == [Execute(SUP, "playback", ERROR_TONE), Execute(SUP, "hangup", "CALL_REJECTED")]
+    # the policy still comes first, and a call on this node is barged here
+    assert rig.feed(park(mode="listen", target="1010", supervisor="1002", uuid=SUP2))[0].fields["reason"] == "not_in_team"
+    rig.machine.elsewhere = lambda agent: "pbx2"
+    rig.call()
+    third = "50000000-0000-0000-0000-00000000sup3"
+    assert Execute(third, "eavesdrop", AGENT, event_uuid="app-1") in rig.feed(park("listen", "1000", "1005", uuid=third))
+
+
 def test_two_supervisors_may_listen_to_the_same_call() -> None:
     rig = Rig()
     rig.call()

@@ -167,3 +167,28 @@ def test_agent_leg_vanishing_between_lookup_and_eavesdrop_is_audited_as_failed(s
     rec = only_record(config)
     assert (rec["outcome"], rec["reason"], rec["modes"]) == ("failed", "target_gone", [])
     assert any("execute-app-name: playback" in t and "tone_stream://%(100,0,480)" in t for _, t in sim.received_commands[start:])
+
+
+def test_an_agent_on_another_node_is_refused_as_target_on_other_node(sim, tmp_path, daemon_db_url) -> None:
+    """Two nodes in one daemon, the agent's call on pbx2, the supervisor dialling on pbx1: no
+    cross-node barge yet, so an error tone and a record naming both nodes (not no_active_call)."""
+    other = FreeSwitchSim(password="ClueCon").start()
+    try:
+        extra = f'[[freeswitch]]\nname = "pbx2"\nhost = "127.0.0.1"\nport = {other.port}\npassword = "ClueCon"\n'
+        cfg = write_config(tmp_path, sim.port, database_url=daemon_db_url, extra=extra)
+        with InProcessDaemon(cfg) as d:
+            second = d.daemon.services[1]
+            d.wait_connected()
+            wait_until(lambda: second.resyncs >= 1 and second.session is not None, what="pbx2 resynced")
+            other.place_call("1001", "1000")
+            wait_until(lambda: second.channels.agent_leg("1000") is not None, what="pbx2 mirrors the agent's call")
+            sup = sim.dial("1002", "*341000")
+            wait_until(lambda: sim.channel(sup) is None, what="the refused supervisor hung up")
+            assert sim.eavesdrop_mode(sup) is None
+            assert not [t for _, t in other.received_commands if "eavesdrop" in t]
+            rec = only_record(cfg)
+        assert (rec["outcome"], rec["reason"]) == ("denied", "target_on_other_node")
+        assert (rec["node"], rec["supervisor_node"]) == ("pbx2", "pbx1")
+        assert any("execute-app-name: playback" in t and "tone_stream://%(100,0,480)" in t for _, t in sim.received_commands)
+    finally:
+        other.stop()
