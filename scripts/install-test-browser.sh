@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs the headless browser that tests/test_report.py renders the HTML report in
-# (Debian's chromium package). Without it that test is skipped, saying so.
+# (Debian's chromium package); the test runs it when chromium is missing. Where it cannot
+# install (not root, no network) the rendering tests are skipped saying so, or fail under
+# FSBARGE_REQUIRE_BROWSER=1 (.ci/run).
 set -eu
 if command -v chromium >/dev/null 2>&1; then
     echo "chromium already installed: $(command -v chromium)"
