@@ -32,12 +32,13 @@ class Sizes:
     barge_every: int
     scale: tuple[int, ...]
     nodes: tuple[int, int]  # (nodes, live channels each) held by one daemon
+    chain: int = 100000  # audit changes verified by `audit verify`
 
 
 FULL = Sizes(ingest_events=20000, ingest_rounds=3, lag_rate=5000, lag_seconds=10, barge_every=25, scale=(1000, 10000),
              nodes=(4, 2500))
 SMOKE = Sizes(ingest_events=1500, ingest_rounds=1, lag_rate=1000, lag_seconds=1.5, barge_every=3, scale=(200,),
-              nodes=(2, 100))
+              nodes=(2, 100), chain=1000)
 
 
 def scale(n: int, nodes: int = 1) -> dict[str, float]:
@@ -88,7 +89,16 @@ def measure(sizes: Sizes) -> dict[str, object]:
         "locked": lag.run(sizes.lag_rate, sizes.lag_seconds, sizes.barge_every, locked=True),
         "scale": {k: scale(k) for k in sizes.scale},
         "nodes": scale(sizes.nodes[1], sizes.nodes[0]),
+        "chain": _chain(sizes.chain),
     }
+
+
+def _chain(n: int) -> dict[str, float]:
+    """The hash chain's cost and `audit verify` (its own process: peak memory is its own)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.chain", str(n)], cwd=ROOT, capture_output=True, text=True, timeout=900, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def table(m: dict[str, object], sizes: Sizes) -> str:
@@ -126,6 +136,12 @@ def table(m: dict[str, object], sizes: Sizes) -> str:
         (f"{each}: ingest, all nodes streaming", f"{nd['events_per_s']:,.0f} events/s", "", ""),  # type: ignore[index]
         (f"{each}: peak RSS", f"{nd['peak_rss_mb']:.0f} MB", "", ""),  # type: ignore[index]
         (f"{each}: resync after all reconnect at once", f"{nd['resync_s']:.2f} s", "", ""),  # type: ignore[index]
+    ]
+    ch = m["chain"]
+    rows += [
+        ("audit changes/s into SQLite (journal shipper batches), with the hash chain", f"{ch['changes_per_s_chained']:,.0f}", "", ""),  # type: ignore[index]
+        ("audit changes/s into SQLite without the hash chain", f"{ch['changes_per_s_plain']:,.0f}", "", ""),  # type: ignore[index]
+        (f"audit verify of {ch['verify_changes']:,.0f} changes", f"{ch['verify_s']:.1f} s, {ch['verify_peak_rss_mb']:.0f} MB peak", "", ""),  # type: ignore[index]
     ]
     p = m.get("postgres")
     if isinstance(p, str):

@@ -85,6 +85,9 @@ def _build_parser() -> argparse.ArgumentParser:
     show = asub.add_parser("show", parents=[reader], help="one intervention with its mode history")
     show.add_argument("id", type=int)
     show.add_argument("--format", choices=("table", "json"), default="table")
+    verify = asub.add_parser("verify", parents=[reader], help="recompute the audit hash chain and check every record against it (exit 1 on a mismatch)")
+    verify.add_argument("--head", metavar="HASH", type=_hash_arg, help="a head noted earlier (fsbarge audit head): must still be in the chain")
+    asub.add_parser("head", parents=[reader], help="print the audit chain's head hash, to note outside the system")
     status = sub.add_parser("status", parents=[reader], help="daemon, nodes and who is monitoring whom now (exit 0 healthy, 1 degraded, 3 not running)")
     status.add_argument("--format", choices=("table", "json"), default="table")
     status.add_argument("--watch", action="store_true", help="redraw every second until interrupted")
@@ -102,6 +105,14 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"invalid count {text!r}: expected a whole number, 0 or more") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"invalid count {text!r}: must be 0 or more")
+    return value
+
+
+def _hash_arg(text: str) -> str:
+    """argparse type: a SHA-256 hex digest."""
+    value = text.strip().lower()
+    if len(value) != 64 or any(ch not in "0123456789abcdef" for ch in value):
+        raise argparse.ArgumentTypeError(f"invalid hash {text!r}: expected 64 hex digits (fsbarge audit head)")
     return value
 
 
@@ -251,7 +262,34 @@ def _cmd_calls(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    return {"list": _audit_list, "show": _audit_show, "stats": _audit_stats}[args.audit_command](args)
+    handlers = {"list": _audit_list, "show": _audit_show, "stats": _audit_stats, "verify": _audit_verify, "head": _audit_head}
+    return handlers[args.audit_command](args)
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    """`audit chain ok: N changes, head H` (exit 0), or the first mismatch on stderr (exit 1)."""
+    from .db import translate_errors
+    from .store import verify_chain
+
+    engine = _reader_engine(args)
+    with translate_errors(engine), engine.connect() as conn:
+        problem, count, head = verify_chain(conn, args.head)
+    if problem is not None:
+        print(f"fsbarge: audit chain broken: {problem}", file=sys.stderr)
+        return 1
+    print(f"audit chain ok: {count} changes, head {head}")
+    return 0
+
+
+def _audit_head(args: argparse.Namespace) -> int:
+    from .db import translate_errors
+    from .store import chain_head
+
+    engine = _reader_engine(args)
+    with translate_errors(engine), engine.connect() as conn:
+        head, _count = chain_head(conn)
+    print(head)
+    return 0
 
 
 def _audit_list(args: argparse.Namespace) -> int:

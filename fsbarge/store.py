@@ -19,11 +19,22 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+import uuid as _uuid
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
 
 from fsbarge import queries
+from fsbarge.chain import GENESIS, GENESIS_PREV, body_of, entry_hash
 from fsbarge.db import translate_errors, writer
-from fsbarge.models import channels, datetime_to_epoch, help_requests, interventions, mode_changes, nodes
+from fsbarge.models import (
+    audit_chain,
+    channels,
+    datetime_to_epoch,
+    help_requests,
+    interventions,
+    mode_changes,
+    nodes,
+)
 
 from fsbarge.terms import OUTCOMES  # noqa: E402
 
@@ -297,6 +308,73 @@ class Applied(NamedTuple):
 
 ApplyHook = Callable[[Connection, Mapping[str, Any], Applied], None]
 
+CHAIN_LOCK = (0x46534243, 0)  # "FSBC": PostgreSQL transaction lock serialising chain appends
+
+
+class ChainHook:
+    """Appends one ``audit_chain`` entry (fsbarge.chain) for every audit change that took effect,
+    in the change's own transaction: the rows the change left behind, read back as stored, hashed
+    with the previous entry. Runs first among AuditStore's hooks.
+
+    On PostgreSQL several instances may write at once: a transaction-level advisory lock makes
+    their appends take turns, so the chain never forks (SQLite writers already take turns)."""
+
+    HEAD = "fsbarge_chain_head"  # Connection.info key: the chain's head within the current transaction
+    PENDING = "fsbarge_chain_pending"  # Connection.info key: entries not yet inserted
+
+    def __init__(self) -> None:
+        self._genesis_checked = False
+
+    def begin(self, c: Connection) -> None:
+        """Called when a writing transaction starts, before any change in it."""
+        c.info.pop(self.PENDING, None)  # left by a transaction that failed
+        if c.dialect.name == "postgresql":
+            c.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": CHAIN_LOCK[0], "b": CHAIN_LOCK[1]})
+        head = c.execute(select(audit_chain.c.hash).order_by(audit_chain.c.seq.desc()).limit(1)).scalar()
+        c.info[self.HEAD] = head
+        if head is None and not self._genesis_checked:
+            self._genesis(c)
+        self._genesis_checked = True
+
+    def _genesis(self, c: Connection) -> None:
+        """Rows written before the chain existed (an upgraded database) go into one first entry."""
+        rows = {t.name: [dict(r._mapping) for r in c.execute(select(t).order_by(t.c.id))]
+                for t in (interventions, mode_changes, help_requests)}
+        if any(rows.values()):
+            self._append(c, GENESIS, f"genesis-{_uuid.uuid4()}", "genesis", 0, rows)
+
+    def __call__(self, c: Connection, change: Mapping[str, Any], applied: Applied) -> None:
+        if applied.record_type == "help":
+            rows = {"help_requests": [self._row(c, help_requests, applied.record_id)]}
+        else:
+            rows = {"interventions": [self._row(c, interventions, applied.record_id)]}
+            if change.get("kind") == "mode":
+                mode_row = c.execute(select(mode_changes).where(mode_changes.c.change_id == change["id"])).first()
+                rows["mode_changes"] = [dict(mode_row._mapping)] if mode_row is not None else []
+        self._append(c, change["kind"], change["id"], applied.record_type, applied.record_id, rows)
+
+    @staticmethod
+    def _row(c: Connection, table: Any, row_id: int) -> dict[str, Any]:
+        return dict(c.execute(select(table).where(table.c.id == row_id)).one()._mapping)
+
+    def _append(self, c: Connection, kind: str, change_id: str, record_type: str, record_id: int,
+                rows: Mapping[str, Any]) -> None:
+        prev = c.info.get(self.HEAD) or GENESIS_PREV
+        body = body_of(kind, change_id, rows)
+        digest = entry_hash(prev, body)
+        # written in one executemany at the end of the transaction (flush): a third of the cost
+        c.info.setdefault(self.PENDING, []).append(dict(
+            change_id=change_id, kind=kind, record_type=record_type, record_id=record_id,
+            body=body, prev_hash=prev, hash=digest,
+        ))
+        c.info[self.HEAD] = digest
+
+    def flush(self, c: Connection) -> None:
+        """Called before the transaction commits."""
+        pending = c.info.pop(self.PENDING, None)
+        if pending:
+            c.execute(insert(audit_chain), pending)
+
 
 class AuditStore:
     """The audit trail: one record per intervention attempt plus its mode history.
@@ -304,11 +382,33 @@ class AuditStore:
     Append-only: records are created, get mode changes while open, and are closed once; nothing
     here deletes or rewrites a closed record."""
 
-    def __init__(self, engine: Engine, *, hooks: Sequence[ApplyHook] = ()) -> None:
+    def __init__(self, engine: Engine, *, hooks: Sequence[ApplyHook] = (), chain: bool = True) -> None:
         self._engine = engine
         self._writer = writer(engine)
-        #: called with (connection, change, Applied) for each change apply_changes made take effect
-        self.hooks: list[ApplyHook] = list(hooks)
+        #: called with (connection, change, Applied) for each change that took effect; the hash
+        #: chain first (a hook with a ``begin(connection)`` method hears when a transaction starts)
+        self.hooks: list[ApplyHook] = ([ChainHook()] if chain else []) + list(hooks)
+
+    def _begin(self, c: Connection) -> None:
+        for hook in self.hooks:
+            begin = getattr(hook, "begin", None)
+            if begin is not None:
+                begin(c)
+
+    def _flush(self, c: Connection) -> None:
+        for hook in self.hooks:
+            flush = getattr(hook, "flush", None)
+            if flush is not None:
+                flush(c)
+
+    def _took_effect(self, c: Connection, change: Mapping[str, Any], applied: Applied) -> None:
+        for hook in self.hooks:
+            hook(c, change, applied)
+
+    @staticmethod
+    def _direct(kind: str) -> dict[str, Any]:
+        """A change written without the journal (tests, the demo, tools) still gets a unique id."""
+        return {"kind": kind, "id": f"direct-{_uuid.uuid4()}"}
 
     # ------------------------------------------------------------------ writes
 
@@ -352,8 +452,12 @@ class AuditStore:
             application_uuid=application_uuid,
         )
         with translate_errors(self._engine), self._writer.begin() as c:
+            self._begin(c)
             result = c.execute(insert(interventions).values(**values))
-            return int(result.inserted_primary_key[0])
+            new_id = int(result.inserted_primary_key[0])
+            self._took_effect(c, self._direct("open"), Applied("intervention", new_id))
+            self._flush(c)
+            return new_id
 
     def _require_open(self, c: Connection, intervention_id: int) -> None:
         row = c.execute(
@@ -372,7 +476,9 @@ class AuditStore:
         """Append a mode change (refused ones too) to an open record; a change that is not
         refused also becomes the record's current_mode. LookupError for an unknown id,
         ValueError for a closed record."""
+        change = self._direct("mode")
         with translate_errors(self._engine), self._writer.begin() as c:
+            self._begin(c)
             self._require_open(c, intervention_id)
             c.execute(
                 insert(mode_changes).values(
@@ -381,6 +487,7 @@ class AuditStore:
                     at=at,
                     source=source,
                     refused=bool(refused),
+                    change_id=change["id"],
                 )
             )
             if not refused:
@@ -389,6 +496,8 @@ class AuditStore:
                     .where(interventions.c.id == intervention_id)
                     .values(current_mode=mode)
                 )
+            self._took_effect(c, change, Applied("intervention", intervention_id))
+            self._flush(c)
 
     def close(
         self,
@@ -409,12 +518,15 @@ class AuditStore:
         if reason is not None:
             values["reason"] = reason
         with translate_errors(self._engine), self._writer.begin() as c:
+            self._begin(c)
             result = c.execute(
                 update(interventions)
                 .where(interventions.c.id == intervention_id, interventions.c.ended_at.is_(None))
                 .values(**values)
             )
             if result.rowcount:
+                self._took_effect(c, self._direct("close"), Applied("intervention", intervention_id))
+                self._flush(c)
                 return True
             found = c.execute(
                 select(interventions.c.id).where(interventions.c.id == intervention_id)
@@ -436,6 +548,7 @@ class AuditStore:
         transaction (the hash chain, the webhook outbox): they commit with it or not at all."""
         skipped: list[str] = []
         with translate_errors(self._engine), self._writer.begin() as c:
+            self._begin(c)
             ids: dict[str, int] = {}
             for change in changes:
                 kind = change.get("kind")
@@ -453,8 +566,8 @@ class AuditStore:
                 elif kind == "help_close":
                     applied = self._apply_help_close(c, change, ids)
                 if applied:
-                    for hook in self.hooks:
-                        hook(c, change, applied)
+                    self._took_effect(c, change, applied)
+            self._flush(c)
         return skipped
 
     def _id_of(self, c: Connection, uid: str, ids: dict[str, int]) -> int | None:
@@ -626,3 +739,38 @@ class AuditStore:
         )
         with translate_errors(self._engine), self._engine.connect() as c:
             return queries.list_records(c, where, limit=limit, now=now)
+
+
+# ---------------------------------------------------------------------- the chain, read back
+
+
+def chain_head(c: Connection) -> tuple[str, int]:
+    """(the last entry's hash, or the all-zero hash of an empty chain; the number of entries)."""
+    head = c.execute(select(audit_chain.c.hash).order_by(audit_chain.c.seq.desc()).limit(1)).scalar()
+    count = c.execute(select(func.count()).select_from(audit_chain)).scalar() or 0
+    return head or GENESIS_PREV, int(count)
+
+
+def verify_chain(c: Connection, noted_head: str | None = None) -> tuple[str | None, int, str]:
+    """Replay the chain and compare the audit tables with it (fsbarge.chain.Verifier):
+    (the first problem or None, entries, head). Rows are read through the same column types
+    as the hook read them, so a value compares equal to itself."""
+    from fsbarge.chain import Verifier
+
+    check = Verifier()
+    entries = c.execution_options(yield_per=2000).execute(
+        select(audit_chain.c.seq, audit_chain.c.change_id, audit_chain.c.prev_hash, audit_chain.c.body,
+               audit_chain.c.hash).order_by(audit_chain.c.seq)
+    )
+    for seq, change_id, prev_hash, body, digest in entries:
+        check.entry(seq, change_id, prev_hash, body, digest)
+        if check.problem:
+            break
+    for table in (interventions, mode_changes, help_requests):
+        if check.problem:
+            break
+        for row in c.execution_options(yield_per=2000).execute(select(table).order_by(table.c.id)):
+            check.row(table.name, row._mapping)
+            if check.problem:
+                break
+    return check.result(noted_head), check.count, check.head

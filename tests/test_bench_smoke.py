@@ -36,6 +36,8 @@ def test_bench_smoke_prints_every_measure() -> None:
         "2 nodes x 100 live channels, one daemon: ingest",
         "2 nodes x 100 live channels, one daemon: peak RSS",
         "2 nodes x 100 live channels, one daemon: resync after all reconnect at once",
+        "audit changes/s into SQLite (journal shipper batches), with the hash chain",
+        "audit verify of 1,000 changes",
     ):
         assert measure in text, f"{measure!r} missing from:\n{text}"
     ratio = float(re.search(r"ingest ratio fsbarge / greenswitch\s*\|\s*([\d.]+)x", text).group(1))

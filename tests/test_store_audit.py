@@ -142,12 +142,14 @@ def test_open_interventions_carry_what_a_restarted_daemon_needs(audit: AuditStor
     assert row["current_mode"] == "whisper"  # the last mode that was not refused
     assert row["application_uuid"] == "app-1"
     assert (row["supervisor_uuid"], row["target_uuid"]) == ("c5c83ace-sup", "e8ba682b-agent")
-    # change_id: the journal change that made each entry, so that an adopting instance journals
-    # the same ids (None here: these entries were written directly, not from a journal)
+    # change_id: the change that made each entry, so that an adopting instance journals the
+    # same ids (entries written directly, not from a journal, get ids of their own)
+    ids = [m.pop("change_id") for m in row["modes"]]
+    assert len(set(ids)) == 3 and all(i.startswith("direct-") for i in ids)
     assert row["modes"] == [
-        {"mode": "listen", "at": T + 0.2, "source": "feature_code", "refused": False, "change_id": None},
-        {"mode": "barge", "at": T + 3.0, "source": "dtmf", "refused": True, "change_id": None},
-        {"mode": "whisper", "at": T + 4.0, "source": "dtmf", "refused": False, "change_id": None},
+        {"mode": "listen", "at": T + 0.2, "source": "feature_code", "refused": False},
+        {"mode": "barge", "at": T + 3.0, "source": "dtmf", "refused": True},
+        {"mode": "whisper", "at": T + 4.0, "source": "dtmf", "refused": False},
     ]
     assert [r["node"] for r in audit.open_interventions()] == ["pbx1", "pbx2"]
     audit.close(i, outcome="completed", ended_at=T + 9, end_reason="call_ended")
