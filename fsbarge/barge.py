@@ -34,6 +34,8 @@ __all__ = [
     "Execute",
     "Intervention",
     "BargeMachine",
+    "MixTone",
+    "StopTone",
     "OpenAudit",
     "SendKey",
     "State",
@@ -74,6 +76,7 @@ class AddMode:
     at: float
     source: str
     refused: bool = False
+    notified: tuple[str, ...] = ()  # who heard the notification tone on entering this mode
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,26 @@ class SendKey:
     key: str
 
 
-Effect = OpenAudit | AddMode | CloseAudit | Execute | SendKey
+@dataclass(frozen=True)
+class MixTone:
+    """``uuid_displace ... m``: a tone mixed into what this channel's phone hears; the call's
+    audio and any eavesdrop go on under it."""
+
+    uuid: str
+    tone: str
+
+
+@dataclass(frozen=True)
+class StopTone:
+    """Remove a tone still playing on this channel: FreeSWITCH allows one displace per file."""
+
+    uuid: str
+    tone: str
+
+
+Effect = OpenAudit | AddMode | CloseAudit | Execute | SendKey | MixTone | StopTone
+
+NOTIFY_LIMIT = 5  # seconds: a notification tone is removed after this long at the latest
 
 
 # -- state -----------------------------------------------------------------
@@ -147,6 +169,7 @@ class Intervention:
     mode: str | None = None  # the mode FreeSWITCH applies now (None before audio)
     end_tone: str | None = None  # CALL_ENDED: the tone the supervisor hears once eavesdrop returns
     commanded: bool = False  # we have sent this eavesdrop a mode key (a refusal undone, a re-assert)
+    start_notified: tuple[str, ...] = ()  # who heard the tone when it started (recorded with the first mode)
 
     def ours(self, ev: Event) -> bool:
         """Is this EXECUTE/EXECUTE_COMPLETE our eavesdrop (not another application on the channel)?"""
@@ -157,6 +180,7 @@ class Intervention:
 class Tones:
     error: str
     ended: str
+    notify: str | None = None  # soft entry (None: never)
 
 
 @dataclass
@@ -180,6 +204,8 @@ class BargeMachine:
     # The other node (of those this process serves) where an agent has a call, if any: a
     # feature code for that agent is refused as target_on_other_node (no cross-node barge yet).
     elsewhere: Callable[[str], str | None] = lambda _agent: None
+    # leg uuid -> when we last mixed a notification tone into it (a new one stops it first)
+    toned: dict[str, float] = field(default_factory=dict)
 
     # -- entry point -------------------------------------------------------
 
@@ -276,8 +302,11 @@ class BargeMachine:
             app_uuid=app_uuid,
         )
         aleg, bleg = START_VARS[mode]
+        iv = self.active[sup_uuid]
+        tones, iv.start_notified = self._notify(iv, mode, now)
         return [
             OpenAudit(sup_uuid, record),
+            *tones,  # before the eavesdrop: the tone comes first, then the supervisor's voice
             Execute(sup_uuid, "set", "eavesdrop_enable_dtmf=true"),
             Execute(sup_uuid, "set", f"eavesdrop_whisper_aleg={aleg}"),
             Execute(sup_uuid, "set", f"eavesdrop_whisper_bleg={bleg}"),
@@ -315,7 +344,31 @@ class BargeMachine:
     def _start(self, iv: Intervention, now: float) -> list[Effect]:
         iv.state = State.ACTIVE
         iv.mode = iv.requested_mode
-        return [AddMode(iv.sup_uuid, iv.mode, now, "feature_code")]
+        return [AddMode(iv.sup_uuid, iv.mode, now, "feature_code", notified=iv.start_notified)]
+
+    def _notify(self, iv: Intervention, mode: str, now: float) -> tuple[list[Effect], tuple[str, ...]]:
+        """Soft entry: the tone for those the team says hear it when a supervisor enters ``mode``
+        (the agent's own leg; the customer's leg is the one bridged to it, if any)."""
+        if not self.tones.notify:
+            return [], ()
+        legs = {"agent": iv.target_uuid}
+        target = self.channels.get(iv.target_uuid)
+        if target is not None and target.peer_uuid and self.channels.get(target.peer_uuid) is not None:
+            legs["customer"] = target.peer_uuid
+        if len(self.toned) > 1000:  # forget legs whose tone is long over
+            self.toned = {leg: at for leg, at in self.toned.items() if now - at < NOTIFY_LIMIT}
+        effects: list[Effect] = []
+        notified: list[str] = []
+        for party in self.policy.notify_parties(iv.supervisor, iv.agent, mode):
+            leg = legs.get(party)
+            if leg is None:
+                continue
+            if now - self.toned.get(leg, float("-inf")) < NOTIFY_LIMIT:
+                effects.append(StopTone(leg, self.tones.notify))
+            self.toned[leg] = now
+            effects.append(MixTone(leg, self.tones.notify))
+            notified.append(party)
+        return effects, tuple(notified)
 
     def _audio_started(self, target_uuid: str | None, now: float) -> list[Effect]:
         effects: list[Effect] = []
@@ -349,7 +402,9 @@ class BargeMachine:
             iv.commanded = True
             return effects
         iv.mode = mode
-        effects.append(AddMode(iv.sup_uuid, mode, now, "dtmf"))
+        tones, notified = self._notify(iv, mode, now)
+        effects.append(AddMode(iv.sup_uuid, mode, now, "dtmf", notified=notified))
+        effects += tones
         if iv.commanded:
             # A key and one of our commands may have crossed on the wire, leaving FreeSWITCH in
             # the command's mode; say the mode we now record (a no-op if FreeSWITCH is there).

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .barge import Effect, Execute, SendKey
+from .barge import NOTIFY_LIMIT, Effect, Execute, MixTone, SendKey, StopTone
 
-__all__ = ["sendevent_key", "sendmsg", "to_command"]
+__all__ = ["mix_tone", "sendevent_key", "sendmsg", "stop_tone", "to_command"]
 
 
 def _clean(value: str) -> str:
@@ -37,10 +37,33 @@ def sendevent_key(uuid: str, key: str) -> str:
     )
 
 
+def mix_tone(uuid: str, tone: str, seconds: int = NOTIFY_LIMIT) -> str:
+    """Mix ``tone`` into what the phone of channel ``uuid`` hears, for at most ``seconds``.
+
+    ``uuid_displace`` adds a media bug on the channel's write side (what goes to its phone; an
+    ``r`` flag would take the read side, what the others hear from it); ``m`` mixes the file
+    into the audio instead of replacing it, so the call and an eavesdrop on the leg go on. The
+    bug goes when the tone ends or after ``seconds`` (src/switch_ivr_async.c). ``bgapi``: the
+    reply comes at once, not when the tone has played.
+    """
+    if any(ch.isspace() for ch in tone):
+        raise ValueError(f"a displaced tone cannot contain spaces: {tone[:40]!r}")
+    return f"bgapi uuid_displace {_clean(uuid)} start {_clean(tone)} {int(seconds)} m"
+
+
+def stop_tone(uuid: str, tone: str) -> str:
+    """Remove a displace still running with this file (FreeSWITCH refuses a second one)."""
+    return f"bgapi uuid_displace {_clean(uuid)} stop {_clean(tone)}"
+
+
 def to_command(effect: Effect) -> str | None:
     """The ESL command for an effect that talks to FreeSWITCH (None for audit effects)."""
     if isinstance(effect, Execute):
         return sendmsg(effect.uuid, effect.app, effect.arg, event_uuid=effect.event_uuid)
     if isinstance(effect, SendKey):
         return sendevent_key(effect.uuid, effect.key)
+    if isinstance(effect, MixTone):
+        return mix_tone(effect.uuid, effect.tone)
+    if isinstance(effect, StopTone):
+        return stop_tone(effect.uuid, effect.tone)
     return None

@@ -129,6 +129,9 @@ class TeamConfig:
     agents: tuple[str, ...]
     supervisors: tuple[str, ...]
     modes: tuple[Mode, ...] = MODES
+    # Soft entry: on entering these modes the agent / the customer hears [tones] notify first.
+    notify_agent: tuple[Mode, ...] = ("whisper", "barge")
+    notify_customer: tuple[Mode, ...] = ("barge", "customer_whisper")
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,9 @@ class TonesConfig:
 
     error: str = "tone_stream://%(200,100,480,620);loops=3"
     ended: str = "tone_stream://%(300,100,440);loops=2"
+    # Mixed into the agent's / customer's audio when a supervisor joins them (no spaces: the
+    # uuid_displace API splits its arguments on them). About -13 dBFS, under the call's voices.
+    notify: str = "tone_stream://v=-13;%(150,100,1400);loops=2"
 
 
 @dataclass(frozen=True)
@@ -261,9 +267,9 @@ _METRICS_KEYS = ("listen",)
 _JOURNAL_KEYS = ("path",)
 _NODE_KEYS = ("name", "host", "port", "password", "connect_timeout", "command_timeout")
 _DATABASE_KEYS = ("url",)
-_TEAM_KEYS = ("name", "agents", "supervisors", "modes")
+_TEAM_KEYS = ("name", "agents", "supervisors", "modes", "notify_agent", "notify_customer")
 _POLICY_KEYS = ("protect_supervisors", "protected", "allow_second_barge")
-_TONES_KEYS = ("error", "ended")
+_TONES_KEYS = ("error", "ended", "notify")
 _LOG_KEYS = ("level",)
 _LOG_ALIASES = {"warn": "warning", "fatal": "critical"}
 
@@ -464,8 +470,13 @@ class _Parser:
                         f"{key}.supervisors[{j}]",
                         f'"{ext}" is also an agent of team "{name}"; a person is one or the other in a team',
                     )
+            default = TeamConfig(name, (), ())
             teams.append(
-                TeamConfig(name=name, agents=agents, supervisors=supervisors, modes=self.modes(t, key))
+                TeamConfig(
+                    name=name, agents=agents, supervisors=supervisors, modes=self.modes(t, key),
+                    notify_agent=self.notify_modes(t, key, "notify_agent", default.notify_agent),
+                    notify_customer=self.notify_modes(t, key, "notify_customer", default.notify_customer),
+                )
             )
         return tuple(teams)
 
@@ -488,6 +499,24 @@ class _Parser:
             modes.append(mode)
         return tuple(modes)
 
+    def notify_modes(self, t: dict[str, Any], team_key: str, name: str, default: tuple[Mode, ...]) -> tuple[Mode, ...]:
+        """A list of modes that may be empty (nobody notified)."""
+        key = f"{team_key}.{name}"
+        if name not in t:
+            return default
+        value = t[name]
+        allowed = ", ".join(f'"{m}"' for m in MODES)
+        if not isinstance(value, list):
+            self.fail(key, f"must be an array of modes from {allowed} (or [] for never), got {_show(value)}")
+        modes: list[Mode] = []
+        for i, mode in enumerate(value):
+            if mode not in MODES:
+                self.fail(f"{key}[{i}]", f"unknown mode {_show(mode)}; modes are {allowed}")
+            if mode in modes:
+                self.fail(f"{key}[{i}]", f'"{mode}" is listed twice')
+            modes.append(mode)
+        return tuple(modes)
+
     def policy(self, doc: dict[str, Any]) -> PolicyConfig:
         t = self.table(doc.get("policy", {}), "policy", _POLICY_KEYS, "[policy]")
         return PolicyConfig(
@@ -502,7 +531,15 @@ class _Parser:
         return TonesConfig(
             error=self.text(t, "error", "tones.error", default.error),
             ended=self.text(t, "ended", "tones.ended", default.ended),
+            notify=self.tone(t, "notify", "tones.notify", default.notify),
         )
+
+    def tone(self, t: dict[str, Any], name: str, key: str, default: str) -> str:
+        """A tone played with uuid_displace, whose API splits its arguments on spaces."""
+        value = self.text(t, name, key, default)
+        if any(ch.isspace() for ch in value):
+            self.fail(key, f"must not contain spaces (FreeSWITCH's uuid_displace splits on them), got {_show(value)}")
+        return value
 
     def metrics(self, doc: dict[str, Any]) -> MetricsConfig:
         t = self.table(doc.get("metrics", {}), "metrics", _METRICS_KEYS, "[metrics]")

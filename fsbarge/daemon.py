@@ -121,7 +121,7 @@ class Daemon:
         self.shipper = Shipper(self.journal, self.audit_store)
         self.mirror = Mirror(self.channel_store)
         self._policy = Policy(config)
-        self._tones = Tones(error=config.tones.error, ended=config.tones.ended)
+        self._tones = Tones(error=config.tones.error, ended=config.tones.ended, notify=config.tones.notify)
         self._clock = clock
         self._link_options = dict(backoff_initial=backoff_initial, backoff_max=backoff_max, auth_wait=auth_wait)
         self.instance = os.environ.get("FSBARGE_INSTANCE") or f"{socket.gethostname()}:{os.getpid()}"

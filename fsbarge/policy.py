@@ -42,6 +42,17 @@ class Policy:
         """May this supervisor be in ``mode`` on this agent (used for DTMF switches)?"""
         return any(mode in t.modes for t in self.config.teams_supervised_by(supervisor) if agent in t.agents)
 
+    def notify_parties(self, supervisor: str, agent: str, mode: str) -> tuple[str, ...]:
+        """Who hears the notification tone when ``supervisor`` enters ``mode`` on ``agent``
+        (``notify_agent`` / ``notify_customer`` of the teams they share), agent first."""
+        mine = [t for t in self.config.teams_supervised_by(supervisor) if agent in t.agents]
+        parties = []
+        if any(mode in t.notify_agent for t in mine):
+            parties.append("agent")
+        if any(mode in t.notify_customer for t in mine):
+            parties.append("customer")
+        return tuple(parties)
+
     def is_protected(self, ext: str) -> bool:
         pol = self.config.policy
         if ext in pol.protected:

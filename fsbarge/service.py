@@ -26,7 +26,7 @@ import gevent.queue
 import structlog
 
 from . import resync, snapshot
-from .barge import AddMode, BargeMachine, CloseAudit, Effect, OpenAudit, SendKey, Tones
+from .barge import AddMode, BargeMachine, CloseAudit, Effect, MixTone, OpenAudit, SendKey, StopTone, Tones
 from .channels import ChannelTable
 from .commands import to_command
 from .config import NodeConfig
@@ -212,6 +212,7 @@ class NodeService:
             return {
                 "kind": "mode", "id": self.new_id(), "uid": self.uids.get(eff.key), "node": self.name,
                 "mode": eff.mode, "at": eff.at, "source": eff.source, "refused": eff.refused,
+                "notified": list(eff.notified),
             }
         assert isinstance(eff, CloseAudit)
         return {
@@ -272,6 +273,8 @@ class NodeService:
                 self.log.error("audit journal unavailable: change not recorded", change=repr(eff), error=error)
             elif isinstance(eff, SendKey) and eff.uuid in undone:
                 continue  # our own confirmation of the mode just undone
+            elif isinstance(eff, MixTone | StopTone):
+                continue  # a notification that cannot be recorded is not played (its mode is undone)
             elif getattr(eff, "uuid", None) not in refused:
                 out.append(eff)
         return out

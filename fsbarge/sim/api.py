@@ -6,6 +6,8 @@ import json
 import time
 from typing import TYPE_CHECKING, Callable
 
+import gevent
+
 from .model import CAUSES, Channel
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -117,6 +119,7 @@ class Api:
             "uuid_recv_dtmf": self.uuid_recv_dtmf,
             "uuid_send_dtmf": self.uuid_send_dtmf,
             "uuid_dump": self.uuid_dump,
+            "uuid_displace": self.uuid_displace,
             "hash": self.hash,
             "sofia": self.sofia,
             "eval": lambda arg: arg,
@@ -244,6 +247,32 @@ class Api:
         if ch is None:
             return NO_CHANNEL
         return f"+OK {ch.uuid} sent DTMF {words[1]}.\n"
+
+    def uuid_displace(self, arg: str) -> str:
+        """``<uuid> start|stop <file> [<limit>] [flags]`` (mod_commands): one displace per file per
+        channel, as in FreeSWITCH; the sim does not play the file, a test reads displace_log."""
+        words = arg.split()
+        if len(words) < 3 or words[1] not in ("start", "stop"):
+            return "-USAGE: <uuid> [start|stop] <path> [<limit>] [mux]\n"
+        ch = self._channel(words[0])
+        if ch is None:
+            return "-ERR Cannot locate session!\n"
+        running = self.pbx.displacing.setdefault(ch.uuid, set())
+        action, path = words[1], words[2]
+        limit = int(words[3]) if len(words) > 3 and words[3].isdigit() else 0
+        flags = words[4] if len(words) > 4 else ""
+        if action == "start":
+            if path in running:
+                return "-ERR Cannot displace session!\n"
+            running.add(path)
+            if limit:  # the bug's time limit (a real tone may end sooner)
+                gevent.spawn_later(limit, running.discard, path)
+        elif path in running:
+            running.discard(path)
+        else:
+            return "-ERR Cannot stop displace session!\n"
+        self.pbx.displace_log.append((ch.uuid, action, path, limit, flags))
+        return "+OK Success\n"
 
     def uuid_dump(self, arg: str) -> str:
         words = arg.split()

@@ -52,6 +52,9 @@ class Pbx(HangupMixin, AppsMixin):
         self.channels: dict[str, Channel] = {}
         # supervisor uuid -> {"target", "modes": [(mode, cause)], "end": cause}: what eavesdrop really did
         self.eavesdrop_log: dict[str, dict[str, Any]] = {}
+        # uuid_displace: every start/stop as (uuid, action, file, limit, flags), and what runs per channel
+        self.displace_log: list[tuple[str, str, str, int, str]] = []
+        self.displacing: dict[str, set[str]] = {}
         self.sessions_since_startup = 0
         self.peak_sessions = 0
         self.playback_seconds = 0.0

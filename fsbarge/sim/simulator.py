@@ -264,6 +264,13 @@ class FreeSwitchSim:
         return {k: {**v, "modes": list(v["modes"])} for k, v in self._pbx.eavesdrop_log.items()}
 
     @_in_sim
+    def tones_mixed_into(self, uuid: str) -> list[str]:
+        """The files mixed (uuid_displace with ``m``, write side: what the phone hears) into channel
+        ``uuid``, in order."""
+        return [f for u, action, f, _limit, flags in self._pbx.displace_log
+                if u == uuid and action == "start" and "m" in flags and "r" not in flags]
+
+    @_in_sim
     def eavesdrop_target(self, uuid: str) -> str | None:
         ch = self._pbx.channels.get(uuid)
         return ch.eavesdrop.target if ch is not None and ch.eavesdrop is not None else None
