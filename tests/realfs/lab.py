@@ -30,6 +30,10 @@ from .freeswitch import (
 ROOT = Path(__file__).resolve().parents[2]
 SETTLE = 0.4  # seconds after a mode change before the audio window (RTP and jitter buffers)
 WINDOW = 0.6  # seconds of audio analysed per mode
+# The soft-entry tone: its own frequency, 2 s long (it spans a listening window after a mode
+# change), and quiet enough that a leg hearing the call, a supervisor and the tone never clips.
+NOTIFY_HZ = 1900
+NOTIFY_STREAM = f"tone_stream://v=-24;%(2000,0,{NOTIFY_HZ})"
 MODE_KEYS = {"listen": "0", "customer_whisper": "1", "whisper": "2", "barge": "3"}
 HEARS_SUPERVISOR = {"listen": set(), "whisper": {"agent"}, "barge": {"agent", "customer"},
                     "customer_whisper": {"customer"}}
@@ -117,6 +121,7 @@ url = "{self.db_url}"
 [tones]
 error = "tone_stream://%(200,0,480);loops=1"
 ended = "tone_stream://%(200,0,440);loops=1"
+notify = "{NOTIFY_STREAM}"
 
 [[teams]]
 name = "sales"
@@ -329,4 +334,4 @@ def supervisor_leg(lab: Lab, user: str, code: str, ext: str) -> Leg:
     return lab.phone_call(user, f"{code}{ext}", f"supervisor{'' if user in (SUP, SUP3) else '2'}")
 
 
-__all__ = ["Call", "Event", "Lab", "Leg", "HEARS_SUPERVISOR", "MODE_KEYS", "supervisor_leg"]
+__all__ = ["Call", "Event", "Lab", "Leg", "HEARS_SUPERVISOR", "MODE_KEYS", "NOTIFY_HZ", "supervisor_leg"]
