@@ -481,36 +481,27 @@ class _Parser:
         return tuple(teams)
 
     def modes(self, t: dict[str, Any], team_key: str) -> tuple[Mode, ...]:
-        key = f"{team_key}.modes"
-        if "modes" not in t:
-            return MODES
-        value = t["modes"]
-        allowed = ", ".join(f'"{m}"' for m in MODES)
-        if not isinstance(value, list):
-            self.fail(key, f"must be an array of modes from {allowed}, got {_show(value)}")
-        if not value:
-            self.fail(key, f"must list at least one of {allowed} (leave modes out to allow all)")
-        modes: list[Mode] = []
-        for i, mode in enumerate(value):
-            if mode not in MODES:  # also rejects non-strings
-                self.fail(f"{key}[{i}]", f"unknown mode {_show(mode)}; modes are {allowed}")
-            if mode in modes:
-                self.fail(f"{key}[{i}]", f'"{mode}" is listed twice')
-            modes.append(mode)
-        return tuple(modes)
+        return self.mode_list(t, team_key, "modes", MODES, empty="leave modes out to allow all")
 
     def notify_modes(self, t: dict[str, Any], team_key: str, name: str, default: tuple[Mode, ...]) -> tuple[Mode, ...]:
-        """A list of modes that may be empty (nobody notified)."""
+        return self.mode_list(t, team_key, name, default)
+
+    def mode_list(
+        self, t: dict[str, Any], team_key: str, name: str, default: tuple[Mode, ...], *, empty: str | None = None
+    ) -> tuple[Mode, ...]:
+        """A team's list of modes; ``empty``, if given, is why an empty list is refused."""
         key = f"{team_key}.{name}"
         if name not in t:
             return default
         value = t[name]
         allowed = ", ".join(f'"{m}"' for m in MODES)
         if not isinstance(value, list):
-            self.fail(key, f"must be an array of modes from {allowed} (or [] for never), got {_show(value)}")
+            self.fail(key, f"must be an array of modes from {allowed}, got {_show(value)}")
+        if not value and empty is not None:
+            self.fail(key, f"must list at least one of {allowed} ({empty})")
         modes: list[Mode] = []
         for i, mode in enumerate(value):
-            if mode not in MODES:
+            if mode not in MODES:  # also rejects non-strings
                 self.fail(f"{key}[{i}]", f"unknown mode {_show(mode)}; modes are {allowed}")
             if mode in modes:
                 self.fail(f"{key}[{i}]", f'"{mode}" is listed twice')
