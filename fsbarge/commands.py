@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .barge import NOTIFY_LIMIT, Effect, Execute, MixTone, SendKey, StopTone
 
-__all__ = ["mix_tone", "sendevent_key", "sendmsg", "stop_tone", "to_command"]
+__all__ = ["STOP_TONE_GONE", "mix_tone", "sendevent_key", "sendmsg", "stop_tone", "to_command"]
 
 
 def _clean(value: str) -> str:
@@ -52,8 +52,14 @@ def mix_tone(uuid: str, tone: str, seconds: int = NOTIFY_LIMIT) -> str:
 
 
 def stop_tone(uuid: str, tone: str) -> str:
-    """Remove a displace still running with this file (FreeSWITCH refuses a second one)."""
-    return f"bgapi uuid_displace {_clean(uuid)} stop {_clean(tone)}"
+    """Remove a displace still running with this file (FreeSWITCH refuses a second one).
+
+    ``api``, not ``bgapi``: each bgapi job runs in a thread of its own, so a stop could run after
+    the start that follows it. A tone that already ended answers ``STOP_TONE_GONE``."""
+    return f"api uuid_displace {_clean(uuid)} stop {_clean(tone)}"
+
+
+STOP_TONE_GONE = "-ERR Cannot stop displace session!"  # mod_commands: nothing of that file is running
 
 
 def to_command(effect: Effect) -> str | None:

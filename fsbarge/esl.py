@@ -277,7 +277,7 @@ class EslSession:
         return self._send([text], timeout)[0].headers.get("Reply-Text", "")
 
     def write(self, texts: list[str]) -> Callable[[], list[str]]:
-        """Write commands now; return a function that waits for their Reply-Texts.
+        """Write commands now; return a function that waits for their replies (``+OK ...`` / ``-ERR ...``).
 
         Lets the caller write the next commands before these are answered.
         """
@@ -289,7 +289,8 @@ class EslSession:
             except CommandTimeout:
                 self._esl.lose("command timed out; reconnecting to resynchronise")
                 raise
-            return [f.headers.get("Reply-Text", "") for f in frames]
+            # command/reply frames answer in Reply-Text, api/response frames in their body
+            return [f.headers.get("Reply-Text") or f.body.decode("utf-8", "replace").strip() for f in frames]
 
         return replies
 

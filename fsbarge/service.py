@@ -28,7 +28,7 @@ import structlog
 from . import resync, snapshot
 from .barge import AddMode, BargeMachine, CloseAudit, Effect, MixTone, OpenAudit, SendKey, StopTone, Tones
 from .channels import ChannelTable
-from .commands import to_command
+from .commands import STOP_TONE_GONE, to_command
 from .config import NodeConfig
 from .esl import ConnectError, ConnectionLost, EslSession
 from .events import Event
@@ -334,7 +334,7 @@ class NodeService:
                 self.log.warning("commands lost with the connection", count=len(batch), error=str(exc))
                 continue
             for (uuid, text), reply in zip(batch, answers, strict=True):
-                if not reply.startswith("+OK"):
+                if not reply.startswith("+OK") and not reply.startswith(STOP_TONE_GONE):
                     self.log.warning("FreeSWITCH refused a command", uuid=uuid, command=text.split("\n")[:3], reply=reply)
 
     # -- (re)connect ------------------------------------------------------------

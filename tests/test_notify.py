@@ -97,7 +97,7 @@ def test_a_second_tone_on_a_leg_within_the_limit_stops_the_first() -> None:
 
 def test_the_command_mixes_on_the_write_side_with_a_time_limit() -> None:
     assert to_command(MixTone("u-1", NOTIFY)) == mix_tone("u-1", NOTIFY) == f"bgapi uuid_displace u-1 start {NOTIFY} 5 m"
-    assert to_command(StopTone("u-1", NOTIFY)) == stop_tone("u-1", NOTIFY) == f"bgapi uuid_displace u-1 stop {NOTIFY}"
+    assert to_command(StopTone("u-1", NOTIFY)) == stop_tone("u-1", NOTIFY) == f"api uuid_displace u-1 stop {NOTIFY}"
     with pytest.raises(ValueError):
         mix_tone("u-1", "tone_stream://%(100, 0, 1400)")
 

@@ -270,7 +270,7 @@ class Api:
         elif path in running:
             running.discard(path)
         else:
-            return "-ERR Cannot stop displace session!\n"
+            return "-ERR Cannot stop displace session!\n"  # mod_commands' text
         self.pbx.displace_log.append((ch.uuid, action, path, limit, flags))
         return "+OK Success\n"
 
