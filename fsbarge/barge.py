@@ -170,6 +170,7 @@ class Intervention:
     end_tone: str | None = None  # CALL_ENDED: the tone the supervisor hears once eavesdrop returns
     commanded: bool = False  # we have sent this eavesdrop a mode key (a refusal undone, a re-assert)
     start_notified: tuple[str, ...] = ()  # who heard the tone when it started (recorded with the first mode)
+    start_source: str = "feature_code"  # the first mode's source: help_request when a help request led here
 
     def ours(self, ev: Event) -> bool:
         """Is this EXECUTE/EXECUTE_COMPLETE our eavesdrop (not another application on the channel)?"""
@@ -251,7 +252,8 @@ class BargeMachine:
     # -- a request from the dialplan --------------------------------------
 
     def request(
-        self, sup_uuid: str, mode: str | None, agent: str | None, supervisor: str | None, caller_number: str | None, now: float
+        self, sup_uuid: str, mode: str | None, agent: str | None, supervisor: str | None, caller_number: str | None, now: float,
+        *, origin: str = "feature_code", help_uid: str | None = None,
     ) -> list[Effect]:
         """A feature-code request: from CHANNEL_PARK, or read back from a channel still parked
         after a resync. ``supervisor`` is the authenticated ``user_name`` (None if unknown). A
@@ -273,7 +275,10 @@ class BargeMachine:
             "requested_mode": mode,
             "reason": None,
             "started_at": now,
+            "origin": origin,
         }
+        if help_uid is not None:
+            record["help_uid"] = help_uid
         reason = self.policy.refusal(supervisor, agent, mode)
         if reason is not None:
             return self._refuse(sup_uuid, record, "denied", reason, now)
@@ -300,6 +305,7 @@ class BargeMachine:
             requested_mode=mode,
             started_at=now,
             app_uuid=app_uuid,
+            start_source="help_request" if origin == "help_request" else "feature_code",
         )
         aleg, bleg = START_VARS[mode]
         iv = self.active[sup_uuid]
@@ -320,6 +326,11 @@ class BargeMachine:
     def refusal_tone(self, sup_uuid: str) -> list[Effect]:
         """What a refused supervisor gets: the error tone, then a hang-up."""
         return [Execute(sup_uuid, "playback", self.tones.error), Execute(sup_uuid, "hangup", "CALL_REJECTED")]
+
+    def customer_of(self, leg_uuid: str) -> str | None:
+        """The other party of the call on this leg (for a help request's record)."""
+        leg = self.channels.get(leg_uuid)
+        return self._customer_of(leg) if leg is not None else None
 
     def _customer_of(self, leg: Any) -> str | None:
         peer = self.channels.get(leg.peer_uuid)
@@ -344,7 +355,7 @@ class BargeMachine:
     def _start(self, iv: Intervention, now: float) -> list[Effect]:
         iv.state = State.ACTIVE
         iv.mode = iv.requested_mode
-        return [AddMode(iv.sup_uuid, iv.mode, now, "feature_code", notified=iv.start_notified)]
+        return [AddMode(iv.sup_uuid, iv.mode, now, iv.start_source, notified=iv.start_notified)]
 
     def _notify(self, iv: Intervention, mode: str, now: float) -> tuple[list[Effect], tuple[str, ...]]:
         """Soft entry: the tone for those the team says hear it when a supervisor enters ``mode``

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .barge import NOTIFY_LIMIT, Effect, Execute, MixTone, SendKey, StopTone
+from .help import Kill, Originate
 
 __all__ = ["STOP_TONE_GONE", "mix_tone", "sendevent_key", "sendmsg", "stop_tone", "to_command"]
 
@@ -62,6 +63,28 @@ def stop_tone(uuid: str, tone: str) -> str:
 STOP_TONE_GONE = "-ERR Cannot stop displace session!"  # mod_commands: nothing of that file is running
 
 
+def originate_help(uuid: str, supervisor: str, agent: str, help_uid: str, ring_seconds: int) -> str:
+    """Ring ``user/<supervisor>`` showing ``Help <agent>``; the answered leg parks, where the
+    daemon sees it (CHANNEL_PARK) and starts the whisper. ``origination_uuid``: we know the leg
+    before it exists; ``originate_timeout``: the phone stops ringing with the request."""
+    for value in (supervisor, agent, help_uid, uuid):
+        if not value.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"unexpected characters in an originate value: {value[:40]!r}")
+    variables = ",".join([
+        f"origination_uuid={uuid}",
+        f"origination_caller_id_name='Help {agent}'",
+        f"origination_caller_id_number={agent}",
+        f"fsbarge_help={help_uid}",
+        f"originate_timeout={int(ring_seconds)}",
+    ])
+    return f"bgapi originate {{{variables}}}user/{supervisor} &park()"
+
+
+def kill(uuid: str) -> str:
+    """Hang a leg up (a supervisor's phone still ringing for a request that ended)."""
+    return f"bgapi uuid_kill {_clean(uuid)} ORIGINATOR_CANCEL"
+
+
 def to_command(effect: Effect) -> str | None:
     """The ESL command for an effect that talks to FreeSWITCH (None for audit effects)."""
     if isinstance(effect, Execute):
@@ -72,4 +95,8 @@ def to_command(effect: Effect) -> str | None:
         return mix_tone(effect.uuid, effect.tone)
     if isinstance(effect, StopTone):
         return stop_tone(effect.uuid, effect.tone)
+    if isinstance(effect, Originate):
+        return originate_help(effect.uuid, effect.supervisor, effect.agent, effect.help_uid, effect.ring_seconds)
+    if isinstance(effect, Kill):
+        return kill(effect.uuid)
     return None

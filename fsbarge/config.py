@@ -150,6 +150,16 @@ class TonesConfig:
     # Mixed into the agent's / customer's audio when a supervisor joins them (no spaces: the
     # uuid_displace API splits its arguments on them). About -13 dBFS, under the call's voices.
     notify: str = "tone_stream://v=-13;%(150,100,1400);loops=2"
+    # What the agent hears when their help request (*9) is answered / when nobody answers.
+    help_answered: str = "tone_stream://v=-13;%(100,50,1200,1600);loops=2"
+    help_unanswered: str = "tone_stream://v=-13;%(400,0,600)"
+
+
+@dataclass(frozen=True)
+class HelpConfig:
+    """``[help]``: how long a help request rings the supervisors."""
+
+    ring_seconds: int = 30
 
 
 @dataclass(frozen=True)
@@ -168,6 +178,7 @@ class Config:
     journal: JournalConfig = field(default_factory=JournalConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     tones: TonesConfig = field(default_factory=TonesConfig)
+    help: HelpConfig = field(default_factory=HelpConfig)
     log_level: str = "info"
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
@@ -262,14 +273,15 @@ _EXTENSION = re.compile(r"[0-9]+")
 _NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
-_TOP_KEYS = ("freeswitch", "database", "journal", "teams", "policy", "tones", "log", "metrics")
+_TOP_KEYS = ("freeswitch", "database", "journal", "teams", "policy", "tones", "log", "metrics", "help")
 _METRICS_KEYS = ("listen",)
 _JOURNAL_KEYS = ("path",)
 _NODE_KEYS = ("name", "host", "port", "password", "connect_timeout", "command_timeout")
 _DATABASE_KEYS = ("url",)
 _TEAM_KEYS = ("name", "agents", "supervisors", "modes", "notify_agent", "notify_customer")
 _POLICY_KEYS = ("protect_supervisors", "protected", "allow_second_barge")
-_TONES_KEYS = ("error", "ended", "notify")
+_TONES_KEYS = ("error", "ended", "notify", "help_answered", "help_unanswered")
+_HELP_KEYS = ("ring_seconds",)
 _LOG_KEYS = ("level",)
 _LOG_ALIASES = {"warn": "warning", "fatal": "critical"}
 
@@ -358,6 +370,7 @@ class _Parser:
         teams = self.teams(doc)
         policy = self.policy(doc)
         tones = self.tones(doc)
+        help_config = self.help(doc)
         log_level = self.log_level(doc)
         metrics = self.metrics(doc)
         return Config(
@@ -368,6 +381,7 @@ class _Parser:
             teams=teams,
             policy=policy,
             tones=tones,
+            help=help_config,
             log_level=log_level,
             metrics=metrics,
         )
@@ -523,7 +537,18 @@ class _Parser:
             error=self.text(t, "error", "tones.error", default.error),
             ended=self.text(t, "ended", "tones.ended", default.ended),
             notify=self.tone(t, "notify", "tones.notify", default.notify),
+            help_answered=self.tone(t, "help_answered", "tones.help_answered", default.help_answered),
+            help_unanswered=self.tone(t, "help_unanswered", "tones.help_unanswered", default.help_unanswered),
         )
+
+    def help(self, doc: dict[str, Any]) -> HelpConfig:
+        t = self.table(doc.get("help", {}), "help", _HELP_KEYS, "[help]")
+        if "ring_seconds" not in t:
+            return HelpConfig()
+        value = t["ring_seconds"]
+        if not isinstance(value, int) or isinstance(value, bool) or not 5 <= value <= 300:
+            self.fail("help.ring_seconds", f"must be a whole number of seconds from 5 to 300, got {_show(value)}")
+        return HelpConfig(ring_seconds=value)
 
     def tone(self, t: dict[str, Any], name: str, key: str, default: str) -> str:
         """A tone played with uuid_displace, whose API splits its arguments on spaces."""

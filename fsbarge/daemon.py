@@ -36,6 +36,7 @@ from .mirror import Mirror
 from .offload import blocking
 from .ownership import Ownership
 from .policy import Policy
+from .help import HelpTones
 from .service import NodeService
 from .shipper import Shipper
 from .store import AuditStore, ChannelStore
@@ -180,6 +181,8 @@ class Daemon:
             on_journaled=self.shipper.notify, clock=self._clock,
             may_act=(lambda: self.ownership is None or self.ownership.may_act(node.name)),
             decided_elsewhere=self._decided_elsewhere,
+            help_tones=HelpTones(self.config.tones.help_answered, self.config.tones.help_unanswered),
+            ring_seconds=self.config.help.ring_seconds,
         )
         svc.machine.elsewhere = lambda agent: self._agent_elsewhere(agent, node.name)
         link = NodeLink(

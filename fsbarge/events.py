@@ -37,6 +37,9 @@ SUBSCRIBED_EVENTS: tuple[str, ...] = (
     "BACKGROUND_JOB",
     "HEARTBEAT",
     "SHUTDOWN",
+    # Help requests (fsbarge.help). Last: every word after CUSTOM names a subclass.
+    "CUSTOM",
+    "fsbarge::help",
 )
 
 def _micros(value: str | None) -> float | None:
@@ -89,6 +92,8 @@ class Event:
         "media_bug_target",
         "fsbarge_mode",
         "fsbarge_target",
+        "help_agent",
+        "help_reason",
         "job_uuid",
         "body",
         "has_variables",
@@ -157,6 +162,9 @@ def from_headers(h: dict[str, str], body: bytes = b"") -> Event:
     ev.media_bug_target = g("Media-Bug-Target")
     ev.fsbarge_mode = decode(g("variable_fsbarge_mode"))
     ev.fsbarge_target = decode(g("variable_fsbarge_target"))
+    # `fsbarge help request` (sendevent CUSTOM fsbarge::help): the agent's extension and why
+    ev.help_agent = decode(g("Fsbarge-Agent"))
+    ev.help_reason = decode(g("Fsbarge-Reason"))
     ev.job_uuid = g("Job-UUID")
     ev.body = body
     return ev

@@ -53,6 +53,18 @@ class Policy:
             parties.append("customer")
         return tuple(parties)
 
+    def is_agent(self, ext: str) -> bool:
+        return any(ext in t.agents for t in self.config.teams)
+
+    def help_supervisors(self, agent: str) -> list[str]:
+        """Who a help request of ``agent`` rings: the supervisors of the agent's teams that allow
+        ``whisper``, in file order, once each."""
+        out: list[str] = []
+        for team in self.config.teams:
+            if agent in team.agents and "whisper" in team.modes:
+                out += [s for s in team.supervisors if s not in out and s != agent]
+        return out
+
     def is_protected(self, ext: str) -> bool:
         pol = self.config.policy
         if ext in pol.protected:

@@ -29,6 +29,7 @@ from . import resync, snapshot
 from .barge import AddMode, BargeMachine, CloseAudit, Effect, MixTone, OpenAudit, SendKey, StopTone, Tones
 from .channels import ChannelTable
 from .commands import STOP_TONE_GONE, to_command
+from .help import CloseHelp, DueAt, HelpDesk, HelpTones, OpenHelp, Originate
 from .config import NodeConfig
 from .esl import ConnectError, ConnectionLost, EslSession
 from .events import Event
@@ -40,7 +41,7 @@ __all__ = ["NodeService"]
 log = structlog.get_logger("fsbarge.service")
 
 MAX_BATCH = 2000
-AUDIT_EFFECTS = (OpenAudit, AddMode, CloseAudit)
+AUDIT_EFFECTS = (OpenAudit, AddMode, CloseAudit, OpenHelp, CloseHelp)
 
 
 @dataclass
@@ -64,6 +65,13 @@ class _Tick:
     """The watchdog's heartbeat: proves the loop runs even when FreeSWITCH is quiet."""
 
 
+@dataclass(frozen=True)
+class _HelpDue:
+    """A help request's ring time is over (fsbarge.help)."""
+
+    uid: str
+
+
 class NodeService:
     """Everything fsbarge does for one FreeSWITCH node, minus the socket and the database."""
 
@@ -80,11 +88,17 @@ class NodeService:
         new_id: Callable[[], str] = lambda: str(_uuid.uuid4()),
         may_act: Callable[[], bool] = lambda: True,
         decided_elsewhere: Callable[[list[str]], set[str]] = lambda uuids: set(),
+        help_tones: HelpTones | None = None,
+        ring_seconds: int = 30,
     ) -> None:
         self.node = node
         self.name = node.name
         self.channels = ChannelTable(node.name)
         self.machine = BargeMachine(node.name, policy, self.channels, tones, new_id)
+        self.desk = HelpDesk(
+            node.name, policy, self.channels, self.machine, help_tones or HelpTones(tones.ended, tones.error), new_id,
+            ring_seconds=ring_seconds,
+        )
         self.journal = journal
         self.mirror = mirror
         self.on_journaled = on_journaled
@@ -167,6 +181,8 @@ class NodeService:
                 self.mirror.status(self.name, connected=False)
             elif isinstance(item, _Tick):
                 self._heartbeat()
+            elif isinstance(item, _HelpDue) and acting:
+                self._guarded(lambda: self._carry_out(self.desk.timeout(item.uid, self.clock())), "ending a help request")
         self._guarded(self._flush, "handing channel changes to the mirror")
         self.last_progress = time.monotonic()
 
@@ -183,6 +199,7 @@ class NodeService:
                 self._core_changed(ev.core_uuid, now)
             self.channels.apply(ev)
             effects = self.machine.handle(ev, now)
+            effects += self.desk.handle(ev, now)
             if effects:
                 self._carry_out(effects)
         except Exception:  # a bug must cost one event, not the daemon
@@ -214,6 +231,14 @@ class NodeService:
                 "mode": eff.mode, "at": eff.at, "source": eff.source, "refused": eff.refused,
                 "notified": list(eff.notified),
             }
+        if isinstance(eff, OpenHelp):
+            return {"kind": "help_open", "id": self.new_id(), "uid": eff.uid, "node": self.name, "record": dict(eff.record)}
+        if isinstance(eff, CloseHelp):
+            return {
+                "kind": "help_close", "id": self.new_id(), "uid": eff.uid, "node": self.name, "outcome": eff.outcome,
+                "answered_by": eff.answered_by, "answered_at": eff.answered_at, "ended_at": eff.ended_at,
+                "intervention_uid": self.uids.get(eff.intervention_key) if eff.intervention_key else None,
+            }
         assert isinstance(eff, CloseAudit)
         return {
             "kind": "close", "id": self.new_id(), "uid": self.uids.pop(eff.key, None), "node": self.name,
@@ -234,7 +259,9 @@ class NodeService:
                 self._log_changes(changes)
         queued = False
         for eff in effects:
-            if not isinstance(eff, AUDIT_EFFECTS):
+            if isinstance(eff, DueAt):
+                gevent.spawn_later(eff.seconds, self.queue.put, _HelpDue(eff.uid))
+            elif not isinstance(eff, AUDIT_EFFECTS):
                 text = to_command(eff)
                 if text is not None:
                     self.commands.put((eff.uuid, text))
@@ -275,6 +302,8 @@ class NodeService:
                 continue  # our own confirmation of the mode just undone
             elif isinstance(eff, MixTone | StopTone):
                 continue  # a notification that cannot be recorded is not played (its mode is undone)
+            elif isinstance(eff, Originate | DueAt):
+                continue  # a help request that cannot be recorded rings nobody
             elif getattr(eff, "uuid", None) not in refused:
                 out.append(eff)
         return out

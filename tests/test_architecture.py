@@ -19,8 +19,10 @@ CORE = {
     "config": {"terms"},
     "policy": {"config", "terms"},
     "barge": {"events", "policy", "channels", "terms"},
-    "commands": {"barge"},
+    "help": {"barge", "channels", "events", "policy"},
+    "commands": {"barge", "help"},
     "resync": {"barge", "events"},
+    "chain": set(),
 }
 ONLY_IN = {"greenswitch": set(), "sqlalchemy": {"db", "models", "store", "queries"}, "alembic": {"db"}}
 

@@ -145,7 +145,10 @@ def test_connects_authenticates_and_subscribes_to_exactly_the_events_fsbarge_rea
     [client] = sim.wait_for_clients(1, subscribed=True)
     assert commands_of(sim, client.id)[:3] == ["auth ClueCon", SUBSCRIBE, "api status"]
     assert "ALL" not in SUBSCRIBE.split()
-    assert client.events == frozenset(SUBSCRIBED_EVENTS) and not client.all_events
+    # every word after CUSTOM is a subclass (the help requests' fsbarge::help)
+    custom = SUBSCRIBED_EVENTS.index("CUSTOM")
+    assert client.events == frozenset(SUBSCRIBED_EVENTS[: custom + 1]) and not client.all_events
+    assert client.customs == frozenset(SUBSCRIBED_EVENTS[custom + 1 :]) == {"fsbarge::help"}
     assert rec.statuses[0].startswith("UP ") and "is ready" in rec.statuses[0]
     assert link.connects == 1 and link.session is session and session.connected
 

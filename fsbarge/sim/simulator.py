@@ -38,6 +38,7 @@ class ClientInfo:
     events: frozenset[str]
     all_events: bool
     format: str
+    customs: frozenset[str] = frozenset()  # CUSTOM subclasses subscribed
 
 
 def _in_sim(method: Callable[..., T]) -> Callable[..., T]:
@@ -239,7 +240,7 @@ class FreeSwitchSim:
     # -- observation -------------------------------------------------------------------------
     @_in_sim
     def clients(self) -> list[ClientInfo]:
-        return [ClientInfo(c.id, c.addr, c.authed, frozenset(c.events), c.all_events, c.fmt)
+        return [ClientInfo(c.id, c.addr, c.authed, frozenset(c.events), c.all_events, c.fmt, frozenset(c.customs))
                 for c in self._server.connections.values() if not c.closing]
 
     @_in_sim

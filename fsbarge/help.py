@@ -1,0 +1,222 @@
+"""Help requests (SPEC.md "Help requests"), pure: an agent asks for a supervisor, fsbarge rings the
+ones who may whisper to them, the first to answer is connected in ``whisper``.
+
+A request comes from the agent's phone (``*9``: the meta key FreeSWITCH binds on the agent's leg,
+which fires a CUSTOM ``fsbarge::help`` event carrying the leg) or from outside (``fsbarge help
+request``: the same event sent with ``sendevent``, naming the agent's extension). Every request is
+recorded (help_open when it starts, help_close when it ends); the intervention it leads to is an
+ordinary one, from the barge machine, marked ``origin = help_request``.
+
+The desk is event in, effects out, clocked from outside; the service does the IO.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .barge import BargeMachine, Effect, Execute, MixTone
+from .channels import ChannelTable
+from .events import Event
+from .policy import Policy
+
+__all__ = ["BIND_HELP_KEY", "CloseHelp", "DueAt", "HelpDesk", "HelpTones", "Kill", "OpenHelp", "Originate"]
+
+HELP_SUBCLASS = "fsbarge::help"
+# bind_meta_app <key> <listen on: a = this leg> <respond on: s = same leg, i = inline> <app>::<args>:
+# the agent's *9 fires a CUSTOM event with this leg's headers (Unique-ID, the agent's user).
+BIND_HELP_KEY = f"9 a si event::Event-Name=CUSTOM,Event-Subclass={HELP_SUBCLASS}"
+
+
+@dataclass(frozen=True)
+class OpenHelp:
+    """Journal help_open."""
+
+    uid: str
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CloseHelp:
+    """Journal help_close; ``intervention_key`` is the supervisor leg whose record it led to."""
+
+    uid: str
+    outcome: str
+    ended_at: float
+    answered_by: str | None = None
+    answered_at: float | None = None
+    intervention_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Originate:
+    """Ring a supervisor's phone (``user/<ext>``), showing the agent; the answered leg parks."""
+
+    uuid: str
+    supervisor: str
+    agent: str
+    help_uid: str
+    ring_seconds: int
+
+
+@dataclass(frozen=True)
+class Kill:
+    """Stop a phone ringing (or a late answer)."""
+
+    uuid: str
+
+
+@dataclass(frozen=True)
+class DueAt:
+    """Call :meth:`HelpDesk.timeout` for ``uid`` after ``seconds``."""
+
+    uid: str
+    seconds: float
+
+
+@dataclass
+class HelpTones:
+    answered: str
+    unanswered: str
+
+
+@dataclass
+class _Request:
+    uid: str
+    agent: str
+    agent_uuid: str
+    ringing: dict[str, str] = field(default_factory=dict)  # supervisor leg -> extension
+    answered: bool = False
+
+
+@dataclass
+class HelpDesk:
+    node: str
+    policy: Policy
+    channels: ChannelTable
+    machine: BargeMachine
+    tones: HelpTones
+    new_id: Callable[[], str]
+    ring_seconds: int = 30
+    open: dict[str, _Request] = field(default_factory=dict)  # agent leg -> its request
+    bound: set[str] = field(default_factory=set)  # agent legs with *9 bound
+
+    def handle(self, ev: Event, now: float) -> list[Effect]:
+        name, uuid = ev.name, ev.uuid
+        if name == "CUSTOM" and ev.subclass == HELP_SUBCLASS:
+            return self._custom(ev, now)
+        if not uuid:
+            return []
+        if name in ("CHANNEL_ANSWER", "CHANNEL_BRIDGE") and uuid not in self.bound:
+            return self._bind(uuid)
+        if name == "CHANNEL_PARK":
+            req = self._ringing_owner(uuid)
+            if req is not None:
+                return self._answered(req, uuid, now)
+            return []
+        if name == "CHANNEL_HANGUP":
+            self.bound.discard(uuid)
+            return self._hangup(uuid, now)
+        return []
+
+    # -- binding *9 ------------------------------------------------------------------
+
+    def _bind(self, uuid: str) -> list[Effect]:
+        """An answered agent leg (the leg of an agent's phone) gets *9."""
+        ch = self.channels.get(uuid)
+        user = ch.user if ch is not None else None
+        if not user or not self.policy.is_agent(user):
+            return []
+        leg = self.channels.agent_leg(user)
+        if leg is None or leg.uuid != uuid:
+            return []
+        self.bound.add(uuid)
+        return [Execute(uuid, "bind_meta_app", BIND_HELP_KEY)]
+
+    # -- a request ---------------------------------------------------------------------
+
+    def _custom(self, ev: Event, now: float) -> list[Effect]:
+        if ev.help_agent:  # from `fsbarge help request`: the extension, no leg
+            leg = self.channels.agent_leg(ev.help_agent)
+            if leg is None:
+                return []
+            return self.request(ev.help_agent, leg.uuid, "external", ev.help_reason, now)
+        ch = self.channels.get(ev.uuid) if ev.uuid else None
+        if ch is None or not ch.user:
+            return []
+        return self.request(ch.user, ch.uuid, "phone", None, now)
+
+    def request(self, agent: str, agent_uuid: str, source: str, reason: str | None, now: float) -> list[Effect]:
+        if agent_uuid in self.open:
+            return []  # a second *9 while one rings or was answered
+        req = _Request(self.new_id(), agent, agent_uuid)
+        self.open[agent_uuid] = req
+        record = {
+            "node": self.node, "agent": agent, "agent_uuid": agent_uuid,
+            "customer": self.machine.customer_of(agent_uuid), "requested_at": now, "source": source,
+            "reason": reason,
+        }
+        effects: list[Effect] = [OpenHelp(req.uid, record)]
+        busy = {iv.supervisor for iv in self.machine.active.values()} | {
+            ext for r in self.open.values() for ext in r.ringing.values()
+        }
+        candidates = [s for s in self.policy.help_supervisors(agent) if s not in busy]
+        if not candidates:
+            del self.open[agent_uuid]
+            return [*effects, CloseHelp(req.uid, "no_supervisor", now), MixTone(agent_uuid, self.tones.unanswered)]
+        for sup in candidates:
+            leg = self.new_id()
+            req.ringing[leg] = sup
+            effects.append(Originate(leg, sup, agent, req.uid, self.ring_seconds))
+        effects.append(DueAt(req.uid, self.ring_seconds))
+        return effects
+
+    def timeout(self, uid: str, now: float) -> list[Effect]:
+        req = next((r for r in self.open.values() if r.uid == uid), None)
+        if req is None or req.answered:
+            return []
+        return self._unanswered(req, "unanswered", now)
+
+    # -- its end ------------------------------------------------------------------------
+
+    def _ringing_owner(self, leg: str) -> _Request | None:
+        return next((r for r in self.open.values() if leg in r.ringing), None)
+
+    def _answered(self, req: _Request, leg: str, now: float) -> list[Effect]:
+        sup = req.ringing.pop(leg)
+        if req.answered:
+            return [Kill(leg)]
+        req.answered = True
+        others = [Kill(u) for u in req.ringing]
+        req.ringing.clear()
+        started = self.machine.request(
+            leg, "whisper", req.agent, sup, sup, now, origin="help_request", help_uid=req.uid
+        )
+        return [
+            *others,
+            *started,
+            CloseHelp(req.uid, "answered", now, answered_by=sup, answered_at=now, intervention_key=leg),
+            MixTone(req.agent_uuid, self.tones.answered),
+        ]
+
+    def _hangup(self, uuid: str, now: float) -> list[Effect]:
+        req = self.open.get(uuid)
+        if req is not None:  # the agent's call ended
+            del self.open[uuid]
+            if req.answered:
+                return []
+            return [*(Kill(u) for u in req.ringing), CloseHelp(req.uid, "call_ended", now)]
+        req = self._ringing_owner(uuid)
+        if req is None:
+            return []
+        del req.ringing[uuid]  # a supervisor declined, or their phone gave up
+        if req.ringing or req.answered:
+            return []
+        return self._unanswered(req, "unanswered", now, kill=False)
+
+    def _unanswered(self, req: _Request, outcome: str, now: float, kill: bool = True) -> list[Effect]:
+        effects: list[Effect] = [Kill(u) for u in req.ringing] if kill else []
+        req.ringing.clear()
+        self.open.pop(req.agent_uuid, None)
+        return [*effects, CloseHelp(req.uid, outcome, now), MixTone(req.agent_uuid, self.tones.unanswered)]
