@@ -15,7 +15,7 @@ from . import __version__
 
 __all__ = ["main"]
 
-from .terms import MODES, OUTCOMES  # noqa: E402 - light: no third-party imports
+from .terms import HELP_OUTCOMES, MODES, OUTCOMES  # noqa: E402 - light: no third-party imports
 TABLE_PAGE = 50  # rows `audit list` shows as a table unless --limit says otherwise
 ENV_DATABASE_URL = "FSBARGE_DATABASE_URL"
 MAX_ID = 2**31 - 1  # the largest id an INTEGER column holds on every backend
@@ -88,6 +88,21 @@ def _build_parser() -> argparse.ArgumentParser:
     verify = asub.add_parser("verify", parents=[reader], help="recompute the audit hash chain and check every record against it (exit 1 on a mismatch)")
     verify.add_argument("--head", metavar="HASH", type=_hash_arg, help="a head noted earlier (fsbarge audit head): must still be in the chain")
     asub.add_parser("head", parents=[reader], help="print the audit chain's head hash, to note outside the system")
+    helpp = sub.add_parser("help", help="agents' help requests (*9, or `help request` from another tool)")
+    hsub = helpp.add_subparsers(dest="help_command", required=True, parser_class=_Parser)
+    hlist = hsub.add_parser("list", parents=[reader], help="help requests, newest first")
+    hlist.add_argument("--agent", metavar="EXT")
+    hlist.add_argument("--supervisor", metavar="EXT", help="who answered")
+    hlist.add_argument("--since", metavar="ISO8601", type=_time_arg, help="requested at or after (UTC unless an offset is given)")
+    hlist.add_argument("--until", metavar="ISO8601", type=_time_arg, help="requested before")
+    hlist.add_argument("--outcome", choices=(*HELP_OUTCOMES, "ringing"))
+    hlist.add_argument("--node", help="only this FreeSWITCH node")
+    hlist.add_argument("--limit", type=_count, default=None, help="at most this many (default: all; 0 = all)")
+    hlist.add_argument("--offset", type=_count, default=0, help="skip this many first (newest) rows")
+    hlist.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    hreq = hsub.add_parser("request", parents=[common], help="summon a supervisor into an agent's call, as the agent's *9 does")
+    hreq.add_argument("--agent", metavar="EXT", required=True)
+    hreq.add_argument("--reason", metavar="TEXT", help="why (recorded with the request)")
     status = sub.add_parser("status", parents=[reader], help="daemon, nodes and who is monitoring whom now (exit 0 healthy, 1 degraded, 3 not running)")
     status.add_argument("--format", choices=("table", "json"), default="table")
     status.add_argument("--watch", action="store_true", help="redraw every second until interrupted")
@@ -437,6 +452,61 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_help(args: argparse.Namespace) -> int:
+    return {"list": _help_list, "request": _help_request}[args.help_command](args)
+
+
+def _help_list(args: argparse.Namespace) -> int:
+    from . import helpview
+    from .db import translate_errors
+    from .queries import list_help_requests
+
+    engine = _reader_engine(args)
+    with translate_errors(engine), engine.connect() as conn:
+        records = list_help_requests(
+            conn, agent=args.agent, supervisor=args.supervisor, since=args.since, until=args.until,
+            outcome=args.outcome, node=args.node, limit=args.limit or None, offset=args.offset,
+        )
+    helpview.render(records, args.format, sys.stdout)
+    return 0
+
+
+def _help_request(args: argparse.Namespace) -> int:
+    """Find the agent's call in the daemon's mirror and send its node the event a *9 sends."""
+    import time
+
+    from .db import open_reader, translate_errors
+    from .esl import ConnectError, send_once
+    from .queries import list_channels
+    from .status import live_nodes
+
+    config = _config(args)
+    agent = args.agent.strip()
+    if not any(agent in t.agents for t in config.teams):
+        raise CommandError(f"{agent!r} is not an agent of any team in {config.path}")
+    reason = (args.reason or "").strip()
+    if any(ch in reason for ch in "\r\n"):
+        raise UsageError("--reason must be one line")
+    engine = open_reader(config.database.url)
+    with translate_errors(engine), engine.connect() as conn:
+        live, _notes, _running = live_nodes(conn, time.time())
+        legs = [r for r in list_channels(conn) if r["node"] in live and r.get("user") == agent and r.get("answer_state") == "answered"]
+    if not legs:
+        raise CommandError(f"agent {agent} is not on an answered call (as the running daemon sees the live channels)")
+    node = next(n for n in config.nodes if n.name == legs[0]["node"])
+    lines = ["sendevent CUSTOM", "Event-Subclass: fsbarge::help", f"Fsbarge-Agent: {agent}"]
+    if reason:
+        lines.append(f"Fsbarge-Reason: {reason}")
+    try:
+        [reply] = send_once(node, ["\n".join(lines)])
+    except ConnectError as exc:
+        raise CommandError(f"cannot reach FreeSWITCH node {node.name}: {exc}") from None
+    if not reply.startswith("+OK"):
+        raise CommandError(f"FreeSWITCH node {node.name} refused the request: {reply}")
+    print(f"help requested for agent {agent} on {node.name}")
+    return 0
+
+
 def _audit_show(args: argparse.Namespace) -> int:
     from .auditview import render_show
     from .db import translate_errors
@@ -476,6 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "audit": _cmd_audit,
             "report": _cmd_report,
             "status": _cmd_status,
+            "help": _cmd_help,
         }[args.command]
         return handler(args)
     except UsageError as exc:

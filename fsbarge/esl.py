@@ -469,3 +469,18 @@ class NodeLink:
         self._stop.set()
         if self.session is not None:
             self.session.close()
+
+
+def send_once(node: NodeConfig, texts: list[str]) -> list[str]:
+    """Connect, authenticate, send ``texts`` and return their replies, then close (for a CLI
+    command such as `fsbarge help request`). ConnectError on failure."""
+    inbound = _Inbound(node.host, node.port, node.password, node.connect_timeout, lambda ev: None, lambda reason: None)
+    try:
+        with gevent.Timeout(node.connect_timeout, ConnectionLost(f"no answer within {node.connect_timeout:g} s")):
+            inbound.connect()
+        frames = inbound.send_many(texts, node.command_timeout)
+        return [f.headers.get("Reply-Text") or f.body.decode("utf-8", "replace").strip() for f in frames]
+    except OSError as exc:
+        raise ConnectionLost(f"cannot connect to {node.host}:{node.port}: {exc.strerror or exc}") from None
+    finally:
+        inbound.close()

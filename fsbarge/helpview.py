@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TextIO
 
 from .auditview import iso
 
-__all__ = ["HELP_FIELDS", "help_record"]
+__all__ = ["HELP_FIELDS", "help_record", "render"]
 
 HELP_FIELDS = (
     "id",
@@ -29,3 +31,20 @@ _TIME_FIELDS = ("requested_at", "answered_at")
 def help_record(row: Mapping[str, Any]) -> dict[str, Any]:
     """A stored help_requests row -> the SPEC.md help record (outcome null while it rings)."""
     return {f: iso(row.get(f)) if f in _TIME_FIELDS else row.get(f) for f in HELP_FIELDS}
+
+
+def render(records: list[dict[str, Any]], fmt: str, out: TextIO) -> None:
+    """`help list` in table, json or csv (the SPEC.md fields, in that order)."""
+    if fmt == "json":
+        out.write(json.dumps(records, indent=2, ensure_ascii=False) + "\n")
+    elif fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=HELP_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+    elif not records:
+        out.write("(no help requests)\n")
+    else:
+        from tabulate import tabulate
+
+        rows = [[r[f] if r[f] is not None else ("ringing" if f == "outcome" else "-") for f in HELP_FIELDS] for r in records]
+        out.write(tabulate(rows, headers=list(HELP_FIELDS)) + "\n")

@@ -306,3 +306,39 @@ def mode_change_counts(conn: Connection) -> dict[tuple[str, bool], int]:
     m = mode_changes
     stmt = select(m.c.source, m.c.refused, func.count()).group_by(m.c.source, m.c.refused)
     return {(source, bool(refused)): int(n) for source, refused, n in conn.execute(stmt)}
+
+
+def list_help_requests(
+    conn: Connection,
+    *,
+    agent: str | None = None,
+    supervisor: str | None = None,
+    since: datetime | float | None = None,
+    until: datetime | float | None = None,
+    outcome: str | None = None,
+    node: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """SPEC.md help records, newest first; ``supervisor`` is who answered, ``outcome`` "ringing"
+    for the requests still ringing."""
+    h = help_requests
+    stmt = select(h)
+    if agent is not None:
+        stmt = stmt.where(h.c.agent == agent)
+    if supervisor is not None:
+        stmt = stmt.where(h.c.answered_by == supervisor)
+    if node is not None:
+        stmt = stmt.where(h.c.node == node)
+    if outcome == "ringing":
+        stmt = stmt.where(h.c.outcome.is_(None))
+    elif outcome is not None:
+        stmt = stmt.where(h.c.outcome == outcome)
+    if since is not None:
+        stmt = stmt.where(h.c.requested_at >= _naive_utc(since))
+    if until is not None:
+        stmt = stmt.where(h.c.requested_at < _naive_utc(until))
+    stmt = stmt.order_by(h.c.requested_at.desc(), h.c.id.desc()).offset(offset)
+    if limit:
+        stmt = stmt.limit(limit)
+    return [helpview.help_record(r._mapping) for r in conn.execute(stmt)]

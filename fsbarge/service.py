@@ -203,7 +203,7 @@ class NodeService:
             if effects:
                 self._carry_out(effects)
         except Exception:  # a bug must cost one event, not the daemon
-            self.log.exception("internal error while handling an event", event=ev.name, uuid=ev.uuid)
+            self.log.exception("internal error while handling an event", event_name=ev.name, uuid=ev.uuid)
 
     def _flush(self) -> None:
         if self.channels.has_changes:
@@ -316,6 +316,11 @@ class NodeService:
                     "intervention " + rec["outcome"], uuid=rec.get("supervisor_uuid"), supervisor=rec.get("supervisor"),
                     agent=rec.get("agent"), mode=rec.get("requested_mode"), reason=rec.get("reason"), audit_uid=c["uid"],
                 )
+            elif c["kind"] == "help_open":
+                rec = c["record"]
+                self.log.info("help requested", agent=rec.get("agent"), source=rec.get("source"), help_uid=c["uid"])
+            elif c["kind"] == "help_close":
+                self.log.info("help request ended", outcome=c["outcome"], answered_by=c["answered_by"], help_uid=c["uid"])
             elif c["kind"] == "mode":
                 self.log.info("mode " + ("refused" if c["refused"] else "changed"), mode=c["mode"], source=c["source"], audit_uid=c["uid"])
             else:
