@@ -115,3 +115,25 @@ def test_a_journal_that_cannot_be_written_refuses_audibly_and_never_barges_unaud
     recs = daemon.audit()
     assert [r["supervisor_uuid"] for r in recs] == [running]  # the refused attempt left only its log line
     assert [m["mode"] for m in recs[0]["modes"] if not m.get("refused")] == ["listen", "whisper"]
+
+
+def test_a_bug_while_handling_an_event_costs_that_event_not_the_loop(
+    sim: FreeSwitchSim, daemon: InProcessDaemon, logs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    machine = daemon.service.machine
+    real = machine.handle
+    broken = {"CHANNEL_CREATE"}
+
+    def handle(ev, now):  # type: ignore[no-untyped-def]
+        if ev.name in broken:
+            broken.clear()
+            raise RuntimeError("a bug")
+        return real(ev, now)
+
+    monkeypatch.setattr(machine, "handle", handle)
+    call = sim.place_call("1001", "1000")
+    sup = sim.dial("1002", "*341000")
+    wait_until(lambda: sim.eavesdrop_mode(sup) == "whisper", what="the loop still serving")
+    assert sim.eavesdrop_target(sup) == call.b_uuid
+    [bug] = [e for e in events(logs) if e["event"] == "internal error while handling an event"]
+    assert bug["event_name"] == "CHANNEL_CREATE"
