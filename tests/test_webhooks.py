@@ -334,3 +334,47 @@ def test_webhooks_list_and_retry(db_path: Path, capsys) -> None:
     doc = json.loads(capsys.readouterr().out)
     assert doc["backlogs"]["webhooks"] == 1 and doc["webhooks"] == {"pending": 1, "failed": 0}
     engine.dispose()
+
+
+# --------------------------------------------------------------------------- configuration
+
+BASE = '[[freeswitch]]\nname = "pbx1"\nhost = "127.0.0.1"\npassword = "ClueCon"\n[[teams]]\nname = "s"\nagents = ["1000"]\nsupervisors = ["1002"]\n'
+LEAKY = "leaky-secret-value-0123"
+
+
+@pytest.mark.parametrize(
+    "table, env, error",
+    [
+        ('url = "https://crm.example/h"', {}, "webhooks[0].secret: set exactly one of secret or secret_env"),
+        (f'url = "https://crm.example/h"\nsecret = "{LEAKY}"\nsecret_env = "X"', {}, "webhooks[0].secret: set exactly one"),
+        ('url = "https://crm.example/h"\nsecret_env = "HOOK"', {}, "webhooks[0].secret_env: environment variable HOOK is not set or empty"),
+        ('url = "https://crm.example/h"\nsecret = "short"', {}, "webhooks[0].secret: the secret must be at least 16 characters"),
+        (f'url = "crm.example/h"\nsecret = "{LEAKY}"', {}, "webhooks[0].url: must be an http:// or https:// URL"),
+        (f'url = "https://crm.example/h"\nsecret = "{LEAKY}"\nevents = ["intervention.begun"]', {},
+         'webhooks[0].events[0]: unknown event "intervention.begun"'),
+        (f'url = "https://crm.example/h"\nsecret = "{LEAKY}"\nevents = []', {}, "webhooks[0].events: must be a non-empty array"),
+        (f'url = "https://crm.example/h"\nsecret = "{LEAKY}"\ntimeout = 0', {}, "webhooks[0].timeout: must be a number of seconds"),
+        (f'url = "https://crm.example/h"\nsecret = "{LEAKY}"\nsecrets = 1', {}, 'webhooks[0].secrets: unknown key (did you mean "secret"?)'),
+        (f'url = "https://crm.example/h"\nsecret = "{LEAKY}"\n[[webhooks]]\nurl = "https://crm.example/h"\nsecret = "{LEAKY}"', {},
+         'webhooks[1].url: "https://crm.example/h" is already webhooks[0]'),
+    ],
+)
+def test_webhook_configuration_errors_are_one_line_naming_the_key_and_never_the_secret(table: str, env: dict, error: str) -> None:
+    from fsbarge.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config(BASE + "[[webhooks]]\n" + table + "\n", "/etc/fsbarge/fsbarge.toml", env)
+    message = str(caught.value)
+    assert message.startswith("/etc/fsbarge/fsbarge.toml: " + error), message
+    assert "\n" not in message and LEAKY not in message
+
+
+def test_a_secret_from_the_environment_is_used_hidden_and_redacted_from_logs() -> None:
+    from fsbarge.config import parse_config
+
+    config = parse_config(BASE + '[[webhooks]]\nurl = "https://crm.example/h"\nsecret_env = "HOOK"\n', "f.toml", {"HOOK": LEAKY})
+    [w] = config.webhooks
+    from fsbarge.terms import WEBHOOK_EVENTS
+
+    assert (w.secret, w.events, w.timeout) == (LEAKY, WEBHOOK_EVENTS, 10.0)  # all events by default
+    assert LEAKY not in repr(config) and LEAKY in config.all_passwords()
