@@ -809,6 +809,19 @@ class WebhookStore:
         with translate_errors(self._engine), self._engine.connect() as c:
             return [_plain(r, _DELIVERY_TIMES) for r in c.execute(stmt)]
 
+    def heads(self, url: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """The oldest pending delivery of each ordering key for the receiver, oldest first: the only
+        ones that may go out now (the rest wait behind them), however long the backlog."""
+        wd = webhook_deliveries
+        first = (
+            select(func.min(wd.c.id))
+            .where(wd.c.url == url, wd.c.state == "pending")
+            .group_by(wd.c.ordering_key)
+        )
+        stmt = select(wd).where(wd.c.id.in_(first.scalar_subquery())).order_by(wd.c.id).limit(limit)
+        with translate_errors(self._engine), self._engine.connect() as c:
+            return [_plain(r, _DELIVERY_TIMES) for r in c.execute(stmt)]
+
     def record_attempt(
         self, delivery: int, *, state: str, attempts: int, at: float, next_attempt_at: float | None, error: str | None
     ) -> None:

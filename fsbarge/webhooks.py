@@ -174,7 +174,7 @@ class ReceiverLoop:
     def deliver_once(self) -> float:
         """Deliver what is due now; returns how long to wait before looking again (0: at once)."""
         url = self.receiver.url
-        pending = self.run_db(lambda: self.store.pending(url))
+        pending = self.run_db(lambda: self.store.heads(url))
         now = self.clock()
         waits = []
         progressed = False

@@ -378,3 +378,12 @@ def test_a_secret_from_the_environment_is_used_hidden_and_redacted_from_logs() -
 
     assert (w.secret, w.events, w.timeout) == (LEAKY, WEBHOOK_EVENTS, 10.0)  # all events by default
     assert LEAKY not in repr(config) and LEAKY in config.all_passwords()
+
+
+def test_a_long_blocked_backlog_does_not_hide_the_next_intervention(engine) -> None:
+    audit = AuditStore(engine, hooks=[Outbox([hook()])])
+    audit.apply_changes([opened_full("a"), *(mode("a", "listen", f"m{i}") for i in range(30)), opened_full("b")])
+    store = WebhookStore(engine)
+    assert len(store.pending(URL)) == 32
+    assert [json.loads(d["body"])["intervention"]["supervisor_uuid"] for d in store.heads(URL)] == ["sup-a", "sup-b"]
+    assert [d["event"] for d in store.heads(URL)] == ["intervention.started", "intervention.started"]
