@@ -34,8 +34,8 @@ def event_of(change: Mapping[str, Any], record: Mapping[str, Any] | None = None)
     An open that did not start eavesdrop (denied, no_active_call, failed at once) is a refusal;
     every mode entry is a mode change, refused keys included (the body says ``refused``)."""
     kind = change.get("kind")
-    if kind == "open":
-        outcome = (change.get("record") or {}).get("outcome")
+    if kind == "open":  # a journal change carries its record; a direct write (tools, tests) does not
+        outcome = (change.get("record") or record or {}).get("outcome")
         return "intervention.started" if outcome == "active" else "intervention.refused"
     if kind == "mode":
         return "intervention.mode_changed"
@@ -93,9 +93,7 @@ class Outbox:
     def __call__(self, conn: Any, change: Mapping[str, Any], applied: Any) -> None:
         if not self.receivers:
             return
-        event = event_of(change)
-        subscribed = [r for r in self.receivers if event in r.events]
-        if event is None or not subscribed:
+        if event_of(change, {"outcome": "active"}) is None:
             return
         from . import queries
         from .store import insert_webhook_deliveries
@@ -110,6 +108,10 @@ class Outbox:
             record = queries.get_help_request(conn, applied.record_id)
             kind = "help"
         if record is None:  # cannot happen inside the applying transaction; never fail the audit for it
+            return
+        event = event_of(change, record)
+        subscribed = [r for r in self.receivers if event in r.events]
+        if not subscribed:
             return
         node = str(record.get("node") or change.get("node") or "")
         rows = []

@@ -387,3 +387,15 @@ def test_a_long_blocked_backlog_does_not_hide_the_next_intervention(engine) -> N
     assert len(store.pending(URL)) == 32
     assert [json.loads(d["body"])["intervention"]["supervisor_uuid"] for d in store.heads(URL)] == ["sup-a", "sup-b"]
     assert [d["event"] for d in store.heads(URL)] == ["intervention.started", "intervention.started"]
+
+
+def test_direct_writes_of_tools_and_tests_are_events_too(engine) -> None:
+    audit = AuditStore(engine, hooks=[Outbox([hook()])])
+    common = dict(node="pbx1", supervisor="1002", supervisor_uuid="s", agent="1000", target_uuid="t", customer="1001",
+                  requested_mode="listen", started_at=10.0)
+    active = audit.create(outcome="active", reason=None, **common)
+    audit.add_mode(active, "listen", 10.5, "feature_code")
+    audit.close(active, outcome="completed", ended_at=20.0, end_reason="supervisor_hangup")
+    audit.create(outcome="denied", reason="not_in_team", **common)
+    assert [r["event"] for r in outbox_rows(engine)] == [
+        "intervention.started", "intervention.mode_changed", "intervention.ended", "intervention.refused"]
