@@ -115,3 +115,26 @@ def test_kill_9_with_deliveries_pending_delivers_them_after_the_restart_with_the
         assert delivered[0]["delivery"] == hung["delivery"]  # the same event, the same id: the receiver de-duplicates
         assert {r["delivery"] for r in delivered} == {r["delivery_id"] for r in queued()}
         assert sorted(r["state"] for r in queued()) == ["delivered"] * 4
+
+
+def test_a_refused_key_is_a_mode_change_the_receiver_hears_about(sim, tmp_path: Path, daemon_db_url: str) -> None:
+    with Receiver(SECRET) as rx:
+        config = webhook_config(tmp_path, sim.port, rx.url, daemon_db_url)
+        with InProcessDaemon(config) as d:
+            d.wait_connected()
+            sim.place_call("1001", "1010")
+            sup = sim.dial("1012", "*331010")  # team "support" allows listen and whisper only
+            wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", what="eavesdrop running")
+            d.wait_idle()
+            sim.press(sup, "3")  # barge: undone by the daemon and audited as refused
+            wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", what="barge undone")
+            d.wait_idle()
+            sim.hangup(sup)
+            wait_until(lambda: len(rx.accepted()) == 4, timeout=10, what="four webhooks")
+        events = [(r["event"], r["json"]["intervention"]["modes"][-1:] and r["json"]["intervention"]["modes"][-1].get("refused", False))
+                  for r in rx.accepted()]
+        assert events[0] == ("intervention.started", [])
+        assert events[1:3] == [("intervention.mode_changed", False), ("intervention.mode_changed", True)]
+        assert events[3][0] == "intervention.ended"
+        refused = rx.accepted()[2]["json"]["intervention"]["modes"][-1]
+        assert (refused["mode"], refused["source"], refused["refused"]) == ("barge", "dtmf", True)
