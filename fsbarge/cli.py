@@ -106,6 +106,14 @@ def _build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", parents=[reader], help="daemon, nodes and who is monitoring whom now (exit 0 healthy, 1 degraded, 3 not running)")
     status.add_argument("--format", choices=("table", "json"), default="table")
     status.add_argument("--watch", action="store_true", help="redraw every second until interrupted")
+    hooks = sub.add_parser("webhooks", help="the webhook outbox: what was delivered, what waits, what failed")
+    hsub = hooks.add_subparsers(dest="webhooks_command", required=True, parser_class=_Parser)
+    hlist = hsub.add_parser("list", parents=[reader], help="deliveries, newest first")
+    hlist.add_argument("--state", choices=("pending", "failed", "delivered"))
+    hlist.add_argument("--limit", type=_count, default=None, help="at most this many (default: all)")
+    hlist.add_argument("--format", choices=("table", "json"), default="table")
+    hretry = hsub.add_parser("retry", parents=[reader], help="a failed or pending delivery goes back to pending, due now")
+    hretry.add_argument("id", type=int)
     report = sub.add_parser("report", parents=[reader], help="write a self-contained HTML report with charts")
     _add_filters(report)
     report.add_argument("-o", "--output", metavar="FILE.html", required=True, help="where to write it (- for stdout)")
@@ -527,6 +535,31 @@ def _audit_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_webhooks(args: argparse.Namespace) -> int:
+    import time
+
+    from .db import make_engine, translate_errors
+    from .queries import list_webhook_deliveries
+    from .store import WebhookStore
+    from .webhookview import render_deliveries
+
+    if args.webhooks_command == "list":
+        engine = _reader_engine(args)
+        with translate_errors(engine), engine.connect() as conn:
+            rows = list_webhook_deliveries(conn, state=args.state, limit=args.limit or None)
+        print(render_deliveries(rows, args.format))
+        return 0
+    _reader_engine(args)  # a missing or unmigrated database is the error to report, not a write failure
+    if not 0 < args.id <= MAX_ID:
+        raise CommandError(f"no webhook delivery with id {args.id}")
+    try:
+        previous = WebhookStore(make_engine(_database_url(args))).retry(args.id, time.time())
+    except (LookupError, ValueError) as exc:
+        raise CommandError(str(exc.args[0])) from None
+    print(f"webhook delivery {args.id}: {previous} -> pending, due now")
+    return 0
+
+
 def _loaded(module: str, name: str) -> type[BaseException] | None:
     """An exception class of an fsbarge module, if that module was imported at all: a command that
     never loaded the configuration (a read command given --database) cannot have raised its
@@ -547,6 +580,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "report": _cmd_report,
             "status": _cmd_status,
             "help": _cmd_help,
+            "webhooks": _cmd_webhooks,
         }[args.command]
         return handler(args)
     except UsageError as exc:

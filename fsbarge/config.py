@@ -49,6 +49,7 @@ __all__ = [
     "PolicyConfig",
     "TeamConfig",
     "TonesConfig",
+    "WebhookConfig",
     "load_config",
     "parse_config",
     "resolve_config_path",
@@ -57,7 +58,7 @@ __all__ = [
 # Every mode a supervisor can be in: the three a feature code starts, plus
 # customer_whisper, reachable only with DTMF key 1. A team without it in `modes`
 # has key 1 undone by the daemon. Default: all of them.
-from .terms import MODES, Mode  # noqa: E402 - the vocabulary, spelled once
+from .terms import MODES, WEBHOOK_EVENTS, Mode  # noqa: E402 - the vocabulary, spelled once
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 
 DEFAULT_CONFIG_PATH = "/etc/fsbarge/fsbarge.toml"
@@ -170,6 +171,18 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class WebhookConfig:
+    """``[[webhooks]]``: a receiver (CRM, ticketing) POSTed every subscribed audit event (fsbarge.webhooks).
+
+    The secret signs each body (HMAC-SHA256); it is never shown, logged nor stored in the database."""
+
+    url: str
+    secret: str = field(repr=False, kw_only=True)
+    events: tuple[str, ...] = WEBHOOK_EVENTS
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     nodes: tuple[NodeConfig, ...]
@@ -181,6 +194,7 @@ class Config:
     help: HelpConfig = field(default_factory=HelpConfig)
     log_level: str = "info"
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    webhooks: tuple[WebhookConfig, ...] = ()
 
     def teams_supervised_by(self, ext: str) -> tuple[TeamConfig, ...]:
         """The teams in which ``ext`` is a supervisor, in file order."""
@@ -196,6 +210,7 @@ class Config:
         db_password = self.database.password
         if db_password:
             secrets.add(db_password)
+        secrets.update(w.secret for w in self.webhooks)
         return secrets
 
 
@@ -273,7 +288,8 @@ _EXTENSION = re.compile(r"[0-9]+")
 _NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
-_TOP_KEYS = ("freeswitch", "database", "journal", "teams", "policy", "tones", "log", "metrics", "help")
+_TOP_KEYS = ("freeswitch", "database", "journal", "teams", "policy", "tones", "log", "metrics", "help", "webhooks")
+_WEBHOOK_KEYS = ("url", "secret", "secret_env", "events", "timeout")
 _METRICS_KEYS = ("listen",)
 _JOURNAL_KEYS = ("path",)
 _NODE_KEYS = ("name", "host", "port", "password", "connect_timeout", "command_timeout")
@@ -373,6 +389,7 @@ class _Parser:
         help_config = self.help(doc)
         log_level = self.log_level(doc)
         metrics = self.metrics(doc)
+        webhooks = self.webhooks(doc)
         return Config(
             path=self.path,
             nodes=nodes,
@@ -384,6 +401,7 @@ class _Parser:
             help=help_config,
             log_level=log_level,
             metrics=metrics,
+            webhooks=webhooks,
         )
 
     def nodes(self, doc: dict[str, Any]) -> tuple[NodeConfig, ...]:
@@ -568,6 +586,58 @@ class _Parser:
             self.fail("metrics.listen", f'must be "HOST:PORT" such as "127.0.0.1:9464", got {_show(value)}')
         return MetricsConfig(listen=(host, int(port)))
 
+    def webhooks(self, doc: dict[str, Any]) -> tuple[WebhookConfig, ...]:
+        if "webhooks" not in doc:
+            return ()
+        out: list[WebhookConfig] = []
+        urls: dict[str, int] = {}
+        for i, item in enumerate(self.tables(doc["webhooks"], "webhooks")):
+            key = f"webhooks[{i}]"
+            t = self.table(item, key, _WEBHOOK_KEYS, "[[webhooks]]")
+            url = self.text(t, "url", f"{key}.url")
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+                self.fail(f"{key}.url", f'must be an http:// or https:// URL like "https://crm.example.com/hooks/fsbarge", got {_show(url)}')
+            if url in urls:
+                self.fail(f"{key}.url", f"{_show(url)} is already webhooks[{urls[url]}]")
+            urls[url] = i
+            events = WEBHOOK_EVENTS
+            if "events" in t:
+                events = self.webhook_events(t["events"], f"{key}.events")
+            out.append(WebhookConfig(url=url, secret=self.webhook_secret(t, key), events=events,
+                                     timeout=self.seconds(t, "timeout", f"{key}.timeout", 10.0)))
+        return tuple(out)
+
+    def webhook_events(self, value: Any, key: str) -> tuple[str, ...]:
+        allowed = ", ".join(f'"{e}"' for e in WEBHOOK_EVENTS)
+        if not isinstance(value, list) or not value:
+            self.fail(key, f"must be a non-empty array of events from {allowed} (leave events out for all), got {_show(value)}")
+        for j, event in enumerate(value):
+            if event not in WEBHOOK_EVENTS:
+                self.fail(f"{key}[{j}]", f"unknown event {_show(event)}; events are {allowed}")
+            if event in value[:j]:
+                self.fail(f"{key}[{j}]", f'"{event}" is listed twice')
+        return tuple(value)
+
+    def webhook_secret(self, t: dict[str, Any], key: str) -> str:
+        # Never show the value, whatever is wrong with it.
+        if ("secret" in t) == ("secret_env" in t):
+            self.fail(f"{key}.secret", "set exactly one of secret or secret_env (the name of an environment variable holding it)")
+        if "secret" in t:
+            secret = self.string(t["secret"], f"{key}.secret", secret=True)
+            where = f"{key}.secret"
+        else:
+            name = self.text(t, "secret_env", f"{key}.secret_env")
+            secret = self.env.get(name) or ""
+            where = f"{key}.secret_env"
+            if not secret:
+                self.fail(where, f"environment variable {name} is not set or empty")
+        if len(secret) < 16:
+            self.fail(where, "the secret must be at least 16 characters long")
+        if _CONTROL.search(secret):
+            self.fail(where, "the secret must not contain line breaks or control characters")
+        return secret
+
     def log_level(self, doc: dict[str, Any]) -> str:
         t = self.table(doc.get("log", {}), "log", _LOG_KEYS, "[log]")
         value = t.get("level", "info")
@@ -627,6 +697,12 @@ def _secrets_in(doc: dict[str, Any], env: Mapping[str, str]) -> set[str]:
         found.add(_url_password(database["url"]) or "")
     if env.get(ENV_DATABASE_URL):
         found.add(_url_password(env[ENV_DATABASE_URL]) or "")
+    hooks = doc.get("webhooks")
+    for hook in hooks if isinstance(hooks, list) else ():
+        if isinstance(hook, dict) and isinstance(hook.get("secret"), str):
+            found.add(hook["secret"])
+        if isinstance(hook, dict) and isinstance(hook.get("secret_env"), str):
+            found.add(env.get(hook["secret_env"]) or "")
     return {s for s in found if len(s) >= _MIN_SCRUB_LEN}
 
 

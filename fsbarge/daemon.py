@@ -40,6 +40,9 @@ from .help import HelpTones
 from .service import NodeService
 from .shipper import Shipper
 from .store import AuditStore, ChannelStore
+from .outbox import Outbox
+from .store import WebhookStore
+from .webhooks import Deliverer
 
 __all__ = ["Daemon"]
 
@@ -120,6 +123,9 @@ class Daemon:
         self.channel_store = ChannelStore(self.engine)
         self.audit_store = AuditStore(self.engine)
         self.shipper = Shipper(self.journal, self.audit_store)
+        # The webhook outbox is filled in the shipper's transaction (the last hook: after the chain).
+        self.audit_store.hooks.append(Outbox(config.webhooks))
+        self.webhooks = Deliverer(config.webhooks, WebhookStore(self.engine), may_deliver=self._delivers_node)
         self.mirror = Mirror(self.channel_store)
         self._policy = Policy(config)
         self._tones = Tones(error=config.tones.error, ended=config.tones.ended, notify=config.tones.notify)
@@ -161,6 +167,7 @@ class Daemon:
         if self.journal.backlog:
             log.info("bringing the database up to date from the journal", backlog=self.journal.backlog)
         self._greenlets += [gevent.spawn(self.shipper.run), gevent.spawn(self.mirror.run)]
+        self.webhooks.start()
         if self.ownership is None:
             for name in self._nodes:
                 self._serve_node(name)
@@ -259,6 +266,10 @@ class Daemon:
             self.shipper.notify()
             log.info("took over the node's open interventions", node=name, interventions=len(records))
 
+    def _delivers_node(self, node: str) -> bool:
+        """Webhooks of a node's records go out from the instance serving it (all of them without ownership)."""
+        return self.ownership is None or node in self.serving()
+
     def _decided_elsewhere(self, uuids: list[str]) -> set[str]:
         """Waiting supervisors whose request another instance already decided (PostgreSQL only)."""
         if self.ownership is None or not uuids:
@@ -335,6 +346,7 @@ class Daemon:
         while (self.journal.unshipped(1) or not self.mirror.idle) and time.monotonic() < deadline:
             gevent.sleep(0.01)
         gevent.killall(self._greenlets, timeout=timeout)
+        self.webhooks.stop(timeout=timeout)
         for rt in self._nodes.values():
             gevent.killall(rt.greenlets, timeout=timeout)
         self.journal.close()

@@ -8,7 +8,8 @@ HTTP thread, so a scrape never runs on the daemon's event loop:
 - fsbarge_heartbeat_age_seconds{node}, fsbarge_live_channels{node}
 - fsbarge_interventions{outcome} (every record ever, by outcome), fsbarge_interventions_running
 - fsbarge_mode_changes{source,refused}
-- fsbarge_journal_backlog, fsbarge_webhook_backlog: only once fsbarge.status's hooks report them
+- fsbarge_journal_backlog (once the daemon reported it), fsbarge_webhooks_backlog (deliveries pending)
+- fsbarge_webhook_deliveries{state}: the webhook outbox by state (pending, failed)
 
 What only the daemon's loop can count (events by name, malformed frames, reconnects and resyncs,
 command, barge and database-write latency histograms) needs calls from inside the loop; those are
@@ -79,6 +80,11 @@ class DatabaseCollector(Collector):
         for name, value in doc["backlogs"].items():
             if value is not None:  # the hooks say None until the backlog is recorded
                 yield GaugeMetricFamily(f"fsbarge_{name}_backlog", f"Items waiting in the {name} backlog", value=value)
+        hooks = GaugeMetricFamily("fsbarge_webhook_deliveries", "Webhook deliveries pending or failed (given up after 24 h)",
+                                  labels=["state"])
+        for state in ("pending", "failed"):
+            hooks.add_metric([state], float(doc["webhooks"].get(state) or 0))
+        yield hooks
 
 
 def registry_for(database_url: str) -> CollectorRegistry:

@@ -39,6 +39,9 @@ __all__ = [
     "nodes",
     "outcome_counts",
     "running_interventions",
+    "webhook_counts",
+    "webhook_deliveries",
+    "list_webhook_deliveries",
 ]
 
 _CHUNK = 500  # ids per IN (...) list, well under every backend's parameter limit
@@ -342,3 +345,43 @@ def list_help_requests(
     if limit:
         stmt = stmt.limit(limit)
     return [helpview.help_record(r._mapping) for r in conn.execute(stmt)]
+
+
+webhook_deliveries = table(
+    "webhook_deliveries",
+    column("id", Integer),
+    column("delivery_id", String),
+    column("url", String),
+    column("event", String),
+    column("ordering_key", String),
+    column("state", String),
+    column("attempts", Integer),
+    column("created_at", DateTime),
+    column("next_attempt_at", DateTime),
+    column("last_attempt_at", DateTime),
+    column("last_error", String),
+    column("delivered_at", DateTime),
+)
+
+
+def list_webhook_deliveries(conn: Connection, *, state: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """Outbox rows (without their bodies), newest first; times as float epoch seconds."""
+    wd = webhook_deliveries
+    stmt = select(wd).order_by(wd.c.id.desc())
+    if state is not None:
+        stmt = stmt.where(wd.c.state == state)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    out = []
+    for r in conn.execute(stmt):
+        row = dict(r._mapping)
+        for key in ("created_at", "next_attempt_at", "last_attempt_at", "delivered_at"):
+            row[key] = _epoch(row[key])
+        out.append(row)
+    return out
+
+
+def webhook_counts(conn: Connection) -> dict[str, int]:
+    """state (pending, delivered, failed) -> how many deliveries."""
+    wd = webhook_deliveries
+    return {state: int(n) for state, n in conn.execute(select(wd.c.state, func.count()).group_by(wd.c.state))}

@@ -36,8 +36,15 @@ def journal_backlog(nodes: list[dict[str, Any]]) -> int | None:
 
 
 def webhook_backlog(conn: Any) -> int | None:
-    """Hook: webhook deliveries pending (SPEC "Webhooks"); None until the outbox exists."""
-    return None
+    """Webhook deliveries pending (SPEC "Webhooks")."""
+    return webhook_states(conn).get("pending", 0)
+
+
+def webhook_states(conn: Any) -> dict[str, int]:
+    """The outbox by state: pending, failed (and delivered)."""
+    from fsbarge import queries
+
+    return queries.webhook_counts(conn)
 
 
 def daemon_info(nodes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -61,6 +68,7 @@ def gather(conn: Any) -> dict[str, Any]:
         "interventions": queries.running_interventions(conn),
         "journal_backlog": journal_backlog(nodes),
         "webhook_backlog": webhook_backlog(conn),
+        "webhook_failed": webhook_states(conn).get("failed", 0),
         "daemon": daemon_info(nodes),
     }
 
@@ -162,6 +170,8 @@ def assess(facts: Mapping[str, Any], now: float) -> dict[str, Any]:
         # when the daemon is not running, these are what it last recorded, not a live view
         "interventions": interventions,
         "backlogs": backlogs,
+        # failed: given up after 24 h; `fsbarge webhooks list --state failed`, `fsbarge webhooks retry ID`
+        "webhooks": {"pending": facts.get("webhook_backlog"), "failed": facts.get("webhook_failed")},
     }
 
 
@@ -213,4 +223,7 @@ def render_status(doc: Mapping[str, Any], fmt: str) -> str:
         lines.append("(none)")
     b = doc["backlogs"]
     lines += ["", "backlogs: " + ", ".join(f"{k} {'not recorded yet' if v is None else v}" for k, v in b.items())]
+    hooks = doc.get("webhooks") or {}
+    if hooks.get("failed"):
+        lines.append(f"webhooks: {hooks['failed']} failed delivery(ies) given up after 24 h (fsbarge webhooks list --state failed)")
     return "\n".join(lines)

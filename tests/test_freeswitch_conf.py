@@ -719,6 +719,8 @@ def secrets_in(name: str, text: str) -> list[str]:
                     found.append(f"{label}={el.get('value')}")
     for m in _KEY_VALUE.finditer(text):
         value = m.group(2).strip("\"'`").rstrip(",;)")
+        if m.group(1).lower().endswith("_env") and re.fullmatch(r"[A-Z][A-Z0-9_]*", value):
+            continue  # secret_env = "NAME": the name of an environment variable, not a secret
         if value != PLACEHOLDER:
             found.append(f"{m.group(1)}={value}")
     for m in _URL_CREDENTIALS.finditer(text):

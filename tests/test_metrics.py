@@ -72,7 +72,10 @@ def test_a_scrape_reports_the_audit_database(tmp_path: Path) -> None:
     sources = Counter((source, "true" if refused else "false") for p in plans for (_, _, source, refused) in p.modes)
     changes = {(dict(k[1])["source"], dict(k[1])["refused"]): v for k, v in got.items() if k[0] == "fsbarge_mode_changes"}
     assert changes == sources
-    assert not any(k[0].endswith("_backlog") for k in got)  # not recorded yet: absent, not a false zero
+    assert not any(k[0] == "fsbarge_journal_backlog" for k in got)  # not recorded yet: absent, not a false zero
+    # the webhook outbox is in the database itself: a true zero
+    assert got[("fsbarge_webhooks_backlog", ())] == 0
+    assert {dict(k[1])["state"]: v for k, v in got.items() if k[0] == "fsbarge_webhook_deliveries"} == {"pending": 0, "failed": 0}
     assert got[("fsbarge_up", (("node", "pbx1"),))] == 1
     # the README's table lists exactly what is exported
     documented = set(re.findall(r"^\| `(fsbarge_[a-z_]+)", (ROOT / "README.md").read_text(), re.MULTILINE))

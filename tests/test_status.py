@@ -37,7 +37,7 @@ def node(name: str, connected: bool, beat: float | None) -> dict:
 
 def facts(*nodes: dict, interventions: list | None = None) -> dict:
     return {"nodes": list(nodes), "live_channels": {"pbx1": 4}, "interventions": interventions or [],
-            "journal_backlog": None, "webhook_backlog": None, "daemon": {"version": None, "started_at": None}}
+            "journal_backlog": None, "webhook_backlog": None, "webhook_failed": None, "daemon": {"version": None, "started_at": None}}
 
 
 @pytest.mark.parametrize(
