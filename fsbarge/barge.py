@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .channels import ChannelTable
+from .crossnode import Claim, CrossNode, Ticket
 from .events import Event
 from .policy import Policy
 from .terms import MODES, Mode
@@ -32,6 +33,7 @@ __all__ = [
     "CloseAudit",
     "Effect",
     "Execute",
+    "HandOff",
     "Intervention",
     "BargeMachine",
     "MixTone",
@@ -178,6 +180,16 @@ class Intervention:
 
 
 @dataclass
+class HandOff:
+    """A supervisor of this node sent to the agent's node (fsbarge.crossnode), until B has the
+    ticket or the attempt failed."""
+
+    token: str
+    app_uuid: str  # Event-UUID of our bridge sendmsg
+    record: dict[str, Any]  # what this node records if B never claims the ticket
+
+
+@dataclass
 class Tones:
     error: str
     ended: str
@@ -202,9 +214,11 @@ class BargeMachine:
     # were starting them). FreeSWITCH may still run the eavesdrop it had already
     # read: if it does, it is stopped at once, since nothing audits it any more.
     abandoned: set[str] = field(default_factory=set)
-    # The other node (of those this process serves) where an agent has a call, if any: a
-    # feature code for that agent is refused as target_on_other_node (no cross-node barge yet).
+    # The other node (of those this process serves) where an agent has a call, if any: the
+    # supervisor is sent there (cross), or refused as target_on_other_node when it has no address.
     elsewhere: Callable[[str], str | None] = lambda _agent: None
+    cross: CrossNode | None = None  # shared by the machines of one daemon
+    handoffs: dict[str, HandOff] = field(default_factory=dict)  # supervisor uuid -> sent to another node
     # leg uuid -> when we last mixed a notification tone into it (a new one stops it first)
     toned: dict[str, float] = field(default_factory=dict)
 
@@ -213,6 +227,8 @@ class BargeMachine:
     def handle(self, ev: Event, now: float) -> list[Effect]:
         name = ev.name
         if name == "CHANNEL_PARK":
+            if ev.fsbarge_token is not None and ev.uuid:
+                return self.arrive(ev.uuid, ev.fsbarge_token, now)
             if ev.fsbarge_target is not None and ev.uuid:
                 # Only the digest-authenticated directory user identifies a supervisor;
                 # caller-ID is whatever the phone says.
@@ -227,6 +243,12 @@ class BargeMachine:
             return [SendKey(ev.uuid, "*")]
         if name == "CHANNEL_HANGUP" and ev.uuid in self.abandoned:
             self.abandoned.discard(ev.uuid)
+        if self.handoffs and ev.uuid in self.handoffs:
+            h = self.handoffs[ev.uuid]
+            if name == "CHANNEL_HANGUP" or (
+                name == "CHANNEL_EXECUTE_COMPLETE" and ev.application == "bridge" and ev.application_uuid == h.app_uuid
+            ):
+                return self._handoff_done(ev.uuid, hung_up=name == "CHANNEL_HANGUP", now=now)
         if not self.active:
             return []
         uuid = ev.uuid
@@ -253,7 +275,7 @@ class BargeMachine:
 
     def request(
         self, sup_uuid: str, mode: str | None, agent: str | None, supervisor: str | None, caller_number: str | None, now: float,
-        *, origin: str = "feature_code", help_uid: str | None = None,
+        *, origin: str = "feature_code", help_uid: str | None = None, ticket: Ticket | None = None,
     ) -> list[Effect]:
         """A feature-code request: from CHANNEL_PARK, or read back from a channel still parked
         after a resync. ``supervisor`` is the authenticated ``user_name`` (None if unknown). A
@@ -279,16 +301,21 @@ class BargeMachine:
         }
         if help_uid is not None:
             record["help_uid"] = help_uid
+        if ticket is not None:  # sent here from the supervisor's node: dated and named as there
+            record.update(started_at=ticket.started_at, supervisor_node=ticket.from_node)
         reason = self.policy.refusal(supervisor, agent, mode)
         if reason is not None:
             return self._refuse(sup_uuid, record, "denied", reason, now)
         leg = self.channels.agent_leg(agent)
         if leg is None:
-            other = self.elsewhere(agent)
+            # A request sent here from another node is never sent on (no ping-pong between nodes).
+            other = self.elsewhere(agent) if ticket is None else None
             if other is not None:
                 # SPEC: the record's node is the agent's node and it names the supervisor's node
                 record.update(node=other, supervisor_node=self.node)
-                return self._refuse(sup_uuid, record, "denied", "target_on_other_node", now)
+                if self.cross is None or self.cross.address(other) is None:
+                    return self._refuse(sup_uuid, record, "denied", "target_on_other_node", now)
+                return self._hand_off(sup_uuid, record, other, now)
             return self._refuse(sup_uuid, record, "no_active_call", None, now)
         record["target_uuid"] = leg.uuid
         record["customer"] = self._customer_of(leg)
@@ -318,6 +345,58 @@ class BargeMachine:
             Execute(sup_uuid, "set", f"eavesdrop_whisper_bleg={bleg}"),
             Execute(sup_uuid, "eavesdrop", leg.uuid, event_uuid=app_uuid),
         ]
+
+    # -- across nodes (fsbarge.crossnode) --------------------------------------
+
+    def _hand_off(self, sup_uuid: str, record: dict[str, Any], other: str, now: float) -> list[Effect]:
+        """Send the supervisor's call to the agent's node with a fresh ticket. FreeSWITCH hangs the
+        supervisor up when that call ends (hangup_after_bridge), even with the daemon gone."""
+        assert self.cross is not None
+        ticket = Ticket(
+            token=self.new_id().replace("-", ""), to_node=other, from_node=self.node, supervisor=record["supervisor"],
+            supervisor_uuid=sup_uuid, agent=record["agent"], mode=record["requested_mode"], started_at=now,
+        )
+        dial = self.cross.dial(ticket)
+        assert dial is not None
+        self.cross.issue(ticket, now)
+        app_uuid = self.new_id()
+        self.handoffs[sup_uuid] = HandOff(ticket.token, app_uuid, record)
+        return [
+            Execute(sup_uuid, "set", "hangup_after_bridge=true"),
+            Execute(sup_uuid, "set", f"fsbarge_sent_to={other}"),
+            Execute(sup_uuid, "bridge", dial, event_uuid=app_uuid),
+        ]
+
+    def _handoff_done(self, sup_uuid: str, *, hung_up: bool, now: float) -> list[Effect]:
+        """The call to the other node ended (or the supervisor hung up): if that node never took
+        the ticket, the attempt is recorded here, as failed."""
+        h = self.handoffs.pop(sup_uuid)
+        assert self.cross is not None
+        if not self.cross.revoke(h.token):
+            return []  # the agent's node has it: recorded and ended there
+        reason = "supervisor_hangup" if hung_up else "node_unreachable"
+        h.record.update(outcome="failed", reason=reason, ended_at=now)
+        effects: list[Effect] = [OpenAudit(sup_uuid, h.record)]
+        if not hung_up:
+            effects += self.refusal_tone(sup_uuid)
+        return effects
+
+    def arrive(self, uuid: str, token: str, now: float) -> list[Effect]:
+        """A supervisor's call sent here by another node (parked by the fsbarge_node drop-in)."""
+        if uuid in self.decided:
+            return []
+        claim = self.cross.claim(token, self.node, now) if self.cross is not None else Claim.UNKNOWN
+        if isinstance(claim, Ticket):
+            return self.request(uuid, claim.mode, claim.agent, claim.supervisor, None, now, ticket=claim)
+        self.decided[uuid] = None
+        if claim is Claim.SPENT:
+            # A replay, or the supervisor's node gave up on it and recorded the attempt: no second record.
+            return [Execute(uuid, "hangup", "CALL_REJECTED")]
+        record: dict[str, Any] = {
+            "node": self.node, "supervisor": None, "supervisor_uuid": uuid, "agent": "", "target_uuid": None,
+            "customer": None, "requested_mode": "", "reason": None, "started_at": now, "origin": "feature_code",
+        }
+        return self._refuse(uuid, record, "denied", "unauthenticated", now)
 
     def _refuse(self, sup_uuid: str, record: dict[str, Any], outcome: str, reason: str | None, now: float) -> list[Effect]:
         record.update(outcome=outcome, reason=reason, ended_at=now)

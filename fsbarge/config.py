@@ -85,6 +85,11 @@ class NodeConfig:
     password: str = field(repr=False, kw_only=True)
     connect_timeout: float = 5.0
     command_timeout: float = 5.0
+    # Cross-node barge: where the other nodes send a supervisor's call for an agent on this node
+    # ("host" or "host:port" of a SIP profile whose context holds the fsbarge_node drop-in; None:
+    # no barging across nodes onto this node), and this node's profile for such calls it sends.
+    sip_address: str | None = None
+    sip_profile: str = "external"
 
 
 @dataclass(frozen=True)
@@ -292,7 +297,10 @@ _TOP_KEYS = ("freeswitch", "database", "journal", "teams", "policy", "tones", "l
 _WEBHOOK_KEYS = ("url", "secret", "secret_env", "events", "timeout")
 _METRICS_KEYS = ("listen",)
 _JOURNAL_KEYS = ("path",)
-_NODE_KEYS = ("name", "host", "port", "password", "connect_timeout", "command_timeout")
+_NODE_KEYS = ("name", "host", "port", "password", "connect_timeout", "command_timeout", "sip_address", "sip_profile")
+# host[:port]: a name or IPv4 address, or [IPv6]; what goes after the @ of a sofia dial string
+_SIP_ADDRESS = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?")
+_SIP_PROFILE = re.compile(r"[A-Za-z0-9_.-]+")
 _DATABASE_KEYS = ("url",)
 _TEAM_KEYS = ("name", "agents", "supervisors", "modes", "notify_agent", "notify_customer")
 _POLICY_KEYS = ("protect_supervisors", "protected", "allow_second_barge")
@@ -436,6 +444,15 @@ class _Parser:
                 )
             addresses[host, port] = i
             password = self.password(t, f"{key}.password", env_password)
+            sip_address = None
+            if "sip_address" in t:
+                sip_address = self.text(t, "sip_address", f"{key}.sip_address")
+                m = _SIP_ADDRESS.fullmatch(sip_address)
+                if m is None or (m["port"] is not None and not 1 <= int(m["port"]) <= 65535):
+                    self.fail(f"{key}.sip_address", f'must be "host" or "host:port" (e.g. "10.0.0.12:5080"), got {_show(sip_address)}')
+            sip_profile = self.text(t, "sip_profile", f"{key}.sip_profile", "external")
+            if not _SIP_PROFILE.fullmatch(sip_profile):
+                self.fail(f"{key}.sip_profile", f"must be a sofia profile name, got {_show(sip_profile)}")
             nodes.append(
                 NodeConfig(
                     name=name,
@@ -444,6 +461,8 @@ class _Parser:
                     password=password,
                     connect_timeout=self.seconds(t, "connect_timeout", f"{key}.connect_timeout", 5.0),
                     command_timeout=self.seconds(t, "command_timeout", f"{key}.command_timeout", 5.0),
+                    sip_address=sip_address,
+                    sip_profile=sip_profile,
                 )
             )
         return tuple(nodes)

@@ -29,6 +29,7 @@ from . import __version__
 from .barge import Tones
 from .config import Config
 from .config import NodeConfig
+from .crossnode import CrossNode
 from .db import DatabaseError, is_up_to_date, make_engine, sqlite_file, upgrade
 from .esl import NodeLink
 from .journal import Journal
@@ -131,6 +132,7 @@ class Daemon:
         self._tones = Tones(error=config.tones.error, ended=config.tones.ended, notify=config.tones.notify)
         self._clock = clock
         self._link_options = dict(backoff_initial=backoff_initial, backoff_max=backoff_max, auth_wait=auth_wait)
+        self.crossnode = CrossNode({n.name: n.sip_address for n in config.nodes}, {n.name: n.sip_profile for n in config.nodes})
         self.instance = os.environ.get("FSBARGE_INSTANCE") or f"{socket.gethostname()}:{os.getpid()}"
         self._nodes: dict[str, _NodeRuntime] = {node.name: self._runtime(node) for node in config.nodes}
         # PostgreSQL: several instances may share the configuration; advisory locks say who serves
@@ -192,6 +194,7 @@ class Daemon:
             ring_seconds=self.config.help.ring_seconds,
         )
         svc.machine.elsewhere = lambda agent: self._agent_elsewhere(agent, node.name)
+        svc.machine.cross = self.crossnode
         link = NodeLink(
             node, on_event=svc.on_event, on_connected=svc.on_connected, on_disconnected=svc.on_disconnected,
             on_subscribing=svc.on_subscribing, **self._link_options,  # type: ignore[arg-type]

@@ -18,8 +18,9 @@ from .events import Event
 
 __all__ = ["FEATURE_CODE", "Plan", "plan"]
 
-# The feature codes of freeswitch-conf/ (a parked channel that dialled one is a request).
-FEATURE_CODE = re.compile(r"^\*3[345][0-9]+$")
+# The feature codes of freeswitch-conf/ (a parked channel that dialled one is a request), and
+# the calls other nodes send here (fsbarge.crossnode).
+FEATURE_CODE = re.compile(r"^(?:\*3[345][0-9]+|fsbarge-[0-9a-f]{32})$")
 
 
 @dataclass

@@ -457,7 +457,13 @@ class NodeService:
             self.log.warning("cannot check which waiting requests another instance decided", error=str(exc))
             return
         for uuid, values in snapshot.waiting_requests(session, [u for u in uuids if u not in elsewhere]).items():
-            if values["fsbarge_target"] is None or self.channels.get(uuid) is None:
+            if self.channels.get(uuid) is None:
+                continue
+            if values["fsbarge_token"] is not None:
+                self.log.info("serving a supervisor sent from another node while fsbarge was away", uuid=uuid)
+                self._carry_out(self.machine.arrive(uuid, values["fsbarge_token"], now))
+                continue
+            if values["fsbarge_target"] is None:
                 continue
             self.log.info("serving a feature code dialled while fsbarge was away", uuid=uuid)
             self._carry_out(

@@ -12,7 +12,7 @@ from .esl import ConnectError, EslSession
 
 __all__ = ["REQUEST_VARS", "channels", "core_uuid", "waiting_requests"]
 
-REQUEST_VARS = ("fsbarge_mode", "fsbarge_target", "user_name")
+REQUEST_VARS = ("fsbarge_mode", "fsbarge_target", "user_name", "fsbarge_token")
 
 
 def _var(reply: str) -> str | None:
@@ -56,8 +56,9 @@ def channels(session: EslSession) -> list[Channel]:
 
 def waiting_requests(session: EslSession, uuids: list[str]) -> dict[str, dict[str, str | None]]:
     """The feature-code variables of parked channels (the CHANNEL_PARK we missed), pipelined."""
+    n = len(REQUEST_VARS)
     replies = session.apis([f"uuid_getvar {u} {var}" for u in uuids for var in REQUEST_VARS])
     return {
-        uuid: dict(zip(REQUEST_VARS, (_var(r) for r in replies[i * 3 : i * 3 + 3]), strict=True))
+        uuid: dict(zip(REQUEST_VARS, (_var(r) for r in replies[i * n : i * n + n]), strict=True))
         for i, uuid in enumerate(uuids)
     }

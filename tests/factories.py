@@ -117,11 +117,12 @@ def hangup(uuid: str, cause: str = "NORMAL_CLEARING") -> Event:
 class Rig:
     """A channel table and a barge machine fed like the service feeds them, with a fake clock."""
 
-    def __init__(self, **policy: Any) -> None:
-        self.table = ChannelTable("pbx1")
+    def __init__(self, node: str = "pbx1", **policy: Any) -> None:
+        self.table = ChannelTable(node)
         ids = itertools.count(1)
+        prefix = "" if node == "pbx1" else f"{node}-"  # ids of another node's machine never collide
         self.machine = BargeMachine(
-            "pbx1", Policy(config(**policy)), self.table, Tones(ERROR_TONE, ENDED_TONE), lambda: f"app-{next(ids)}"
+            node, Policy(config(**policy)), self.table, Tones(ERROR_TONE, ENDED_TONE), lambda: f"{prefix}app-{next(ids)}"
         )
         self.now = 1000.0
         self.effects: list[Any] = []
