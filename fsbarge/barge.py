@@ -363,6 +363,7 @@ class BargeMachine:
         self.handoffs[sup_uuid] = HandOff(ticket.token, app_uuid, record)
         return [
             Execute(sup_uuid, "set", "hangup_after_bridge=true"),
+            Execute(sup_uuid, "set", "continue_on_fail=true"),  # a failed bridge must not hang up before our tone
             Execute(sup_uuid, "set", f"fsbarge_sent_to={other}"),
             Execute(sup_uuid, "bridge", dial, event_uuid=app_uuid),
         ]

@@ -35,7 +35,8 @@ modes = ["listen", "whisper"]
 
 
 def write_config(
-    tmp: Path, port: int, *, password: str = "ClueCon", extra: str = "", database_url: str | None = None
+    tmp: Path, port: int, *, password: str = "ClueCon", extra: str = "", database_url: str | None = None,
+    node_extra: str = "",
 ) -> Path:
     """fsbarge.toml in `tmp` for one node on `port`; the database is `database_url`, else a SQLite
     file in `tmp` (which the daemon creates and migrates on start). The journal is in `tmp` too
@@ -51,6 +52,7 @@ port = {port}
 password = "{password}"
 connect_timeout = 2.0
 command_timeout = 2.0
+{node_extra}
 
 [database]
 url = "{database_url}"

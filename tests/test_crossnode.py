@@ -39,6 +39,7 @@ def test_the_supervisor_is_bridged_to_the_agents_node_with_a_single_use_token() 
     effects, token = send(a)
     assert effects == [
         Execute(SUP, "set", "hangup_after_bridge=true"),
+        Execute(SUP, "set", "continue_on_fail=true"),
         Execute(SUP, "set", "fsbarge_sent_to=pbx2"),
         Execute(SUP, "bridge", dial_string("external", token, "10.0.0.2:5080", "1002"), event_uuid="app-2"),
     ]

@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import gevent
 
+from .network import SOFIA_DIAL
 from .model import EVENT_NAMES, L16, PCMU, Channel, Eavesdrop, Frame, new_uuid, switch_true
 from .wire import Command
 
@@ -200,6 +201,8 @@ class AppsMixin:
                                                          ("DTMF-Source", source)])
             if ed is not None:
                 self.eavesdrop_command(ch, digit, cause="dtmf")
+            else:
+                self.digits_to_network(ch, digit, duration)
 
     # -- eavesdrop -------------------------------------------------------------------------
     def start_eavesdrop(self, ch: Channel, frame: Frame, three_way: bool) -> str | None:
@@ -385,6 +388,9 @@ def _app_bridge(pbx: Any, ch: Channel, frame: Frame) -> str | None:
         data = m[2].strip()
     m = _USER_DIAL.fullmatch(data)
     if not m:
+        sip = SOFIA_DIAL.fullmatch(data)
+        if sip:
+            return pbx.originate_sip(ch, frame, sip[1], sip[2], sip[3], params)
         return pbx.bridge_failed(ch, frame, "CHANNEL_UNACCEPTABLE")
     return pbx.originate_user(ch, frame, m[1], params.get("origination_uuid"))
 

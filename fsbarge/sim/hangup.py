@@ -119,6 +119,7 @@ class HangupMixin:
         ch.variables["sip_reason"] = f'Q.850;cause={q850};text="{cause}"'
         ch.variables["sip_hangup_disposition"] = "recv_bye" if remote else "send_bye"
         self.fire("CHANNEL_HANGUP", ch)
+        self.send_bye(ch.uuid, cause)  # a call with another simulated node (network.py)
 
     def _unwind(self, ch: Channel) -> None:
         """Running applications return because the channel is down, innermost first."""

@@ -16,6 +16,7 @@ from .apps import AppsMixin
 from .hangup import HangupMixin
 from .headers import CoreInfo, EventFactory
 from .legs import inbound_leg, outbound_answer_variables, outbound_leg, sdp
+from .network import SOFIA_DIAL, NetworkMixin, continue_on_fail
 from .model import CALLSTATE_NUMBERS, DOMAIN, PCMU, STATE_NUMBERS, Channel, Frame, User, new_uuid
 from .wire import Event
 
@@ -34,7 +35,7 @@ class Call:
     dest: str
 
 
-class Pbx(HangupMixin, AppsMixin):
+class Pbx(HangupMixin, AppsMixin, NetworkMixin):
     """Channels and their applications; emits every event through ``emit``."""
 
     def __init__(
@@ -170,6 +171,9 @@ class Pbx(HangupMixin, AppsMixin):
     def route(self, ch: Channel) -> list[tuple[str, str]] | None:
         """XML dialplan 'default': extra extensions first, then feature codes, then users."""
         dest = ch.profile.destination_number
+        cross = self.cross_node_route(ch)
+        if cross is not None:
+            return cross
         for pattern, build in self.extensions:
             m = pattern.fullmatch(dest)
             if m:
@@ -294,9 +298,15 @@ class Pbx(HangupMixin, AppsMixin):
                                          ("Sent-Callee-ID-Number", user.ext), ("Bridged-To", b.uuid)])
 
     def bridge_failed(self, a: Channel, frame: Frame, cause: str) -> str | None:
-        """The originate failed: mod_dptools hangs the caller up with the originate cause."""
+        """The originate failed: mod_dptools hangs the caller up with the originate cause, unless
+        continue_on_fail is set (then the bridge returns and the channel goes on)."""
         a.variables.update({"originate_disposition": cause, "DIALSTATUS": cause,
                             "originate_failed_cause": cause})
+        if continue_on_fail(a):
+            if frame in a.frames:
+                self.complete(a, frame, "_none_")
+                self.pump(a)
+            return None
         self.hangup_channel(a, cause)
         return None
 
@@ -314,3 +324,4 @@ class Pbx(HangupMixin, AppsMixin):
         self.fire("CHANNEL_ANSWER", ch)
         self._presence(ch, "answered", "active")
         self._callstate(ch, "ACTIVE")
+        self.leg_answered(ch)

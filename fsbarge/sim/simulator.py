@@ -123,6 +123,7 @@ class FreeSwitchSim:
     def _teardown_in_hub(self) -> None:
         if self._heartbeat is not None:
             self._heartbeat.kill()
+        self._pbx.leave_network()
         self._server.stop()
 
     def stop(self) -> None:
@@ -295,6 +296,18 @@ class FreeSwitchSim:
         if ed.mux_read and target is not None and target.peer:
             out.add(target.peer)
         return out
+
+    @_in_sim
+    def far_leg(self, uuid: str) -> str | None:
+        """The leg on another simulated node of the network call this channel is bridged to (or is)."""
+        ch = self._pbx.channels.get(uuid)
+        if ch is None:
+            return None
+        for leg in (uuid, ch.peer or "", ch.ringing_peer or ""):
+            link = self._pbx.links.get(leg)
+            if link is not None:
+                return link[1]
+        return None
 
     @_in_sim
     def supervisor_hears(self, uuid: str) -> set[str]:
@@ -470,8 +483,20 @@ class FreeSwitchSim:
         self._pbx.extensions = list(self._extensions)
         self._pbx.playback_seconds, self._pbx.auto_answer = old.playback_seconds, old.auto_answer
         self._pbx.eavesdrop_log = old.eavesdrop_log
+        if old.sip_address is not None:
+            self._pbx.node_acl = old.node_acl
+            self._pbx.join_network(old.sip_address)
         self._changed()
         return self._core.core_uuid
+
+    def join_network(self, sip_address: str, acl: set[str] | None = None) -> None:
+        """Make this node reachable by the other simulators of the process at ``sip_address``
+        (a cross-node barge's SIP leg); ``acl``: the addresses whose fsbarge-<token> calls the
+        node's drop-in dialplan admits (None: all). Not with ``threaded``: the nodes share a hub."""
+        if self._threaded:
+            raise RuntimeError("simulated nodes on one network share the caller's hub (threaded=False)")
+        self._pbx.node_acl = acl
+        self._pbx.join_network(sip_address)
 
     @_in_sim
     def heartbeat(self) -> Event:
