@@ -16,7 +16,7 @@ from .apps import AppsMixin
 from .hangup import HangupMixin
 from .headers import CoreInfo, EventFactory
 from .legs import inbound_leg, outbound_answer_variables, outbound_leg, sdp
-from .network import SOFIA_DIAL, NetworkMixin, continue_on_fail
+from .network import NetworkMixin, continue_on_fail
 from .model import CALLSTATE_NUMBERS, DOMAIN, PCMU, STATE_NUMBERS, Channel, Frame, User, new_uuid
 from .wire import Event
 
