@@ -147,6 +147,15 @@ def install_drop_ins(conf: Path, esl_password: str, user_passwords: dict[str, st
     _sub(conf / "vars.xml", r'data="default_password=1234"', f'data="default_password={user_passwords["default"]}"')
 
 
+def install_cross_node(conf: Path, other_nodes: list[str]) -> None:
+    """freeswitch-conf/README.md, "Barging across nodes": the fsbarge_node extension in the public
+    context, and the ACL list of the other nodes' addresses in acl.conf.xml."""
+    shutil.copy(DROP_INS / "dialplan/public/01_fsbarge_node.xml", conf / "dialplan/public/")
+    nodes = "".join(f'\n      <node type="allow" cidr="{ip}/32"/>' for ip in other_nodes)
+    _sub(conf / "autoload_configs/acl.conf.xml", r"(</network-lists>)",
+         f'  <list name="fsbarge_nodes" default="deny">{nodes}\n    </list>\n  \\1')
+
+
 def make_pbx_conf(binary: str, pbx: FreeSwitch, *, internal_port: int, external_port: int, carrier_port: int,
                   user_passwords: dict[str, str]) -> None:
     """The stock configuration, the project's drop-ins, and this site's own settings (ports, trunk, queue)."""
@@ -233,23 +242,28 @@ def make_pbx_conf(binary: str, pbx: FreeSwitch, *, internal_port: int, external_
 
 # -- the phones and the carrier ---------------------------------------------------------------------
 def make_phones_conf(phones: FreeSwitch, *, phones_port: int, carrier_port: int, pbx_internal_port: int,
-                     user_passwords: dict[str, str]) -> None:
+                     user_passwords: dict[str, str], more_phones: dict[str, tuple[str, int]] | None = None) -> None:
     """A minimal FreeSWITCH: one gateway per desk phone registered to the PBX, and a carrier profile.
 
     Every call a phone or the carrier answers or places runs ``speak-<Hz>``: record what it receives
     (``<recordings>/<uuid>.wav``) and send its own continuous tone.
     """
-    gateways = "".join(f"""
-          <gateway name="{user}">
+    def gateway(name: str, user: str, port: int, tone: int) -> str:
+        return f"""
+          <gateway name="{name}">
             <param name="username" value="{user}"/>
             <param name="password" value="{user_passwords.get(user, user_passwords['default'])}"/>
             <param name="realm" value="127.0.0.1"/>
-            <param name="proxy" value="127.0.0.1:{pbx_internal_port}"/>
+            <param name="proxy" value="127.0.0.1:{port}"/>
             <param name="register" value="true"/>
             <param name="expire-seconds" value="600"/>
             <param name="extension" value="speak-{tone}"/>
             <param name="caller-id-in-from" value="true"/>
-          </gateway>""" for user, tone in PHONE_TONES.items())
+          </gateway>"""
+
+    gateways = "".join(gateway(user, user, pbx_internal_port, tone) for user, tone in PHONE_TONES.items())
+    # phones registered to another PBX: gateway name -> (directory user, that PBX's internal port)
+    gateways += "".join(gateway(gw, user, port, PHONE_TONES[user]) for gw, (user, port) in (more_phones or {}).items())
 
     def profile(name: str, port: int, context: str, extra: str = "") -> str:
         return f"""

@@ -23,8 +23,8 @@ from pathlib import Path
 from .audio import RATE, heard, read_samples, samples_written
 from .esl import Esl, EslError, Event, wait_until
 from .freeswitch import (
-    AGENT, AGENT2, AGENT3, CUSTOMER_TONE, PHONE_TONES, SUP, SUP2, SUP3, FreeSwitch, free_port, make_phones_conf,
-    make_pbx_conf, passwords,
+    AGENT, AGENT2, AGENT3, CUSTOMER_TONE, PHONE_TONES, SUP, SUP2, SUP3, FreeSwitch, free_port, install_cross_node,
+    make_phones_conf, make_pbx_conf, passwords,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,9 +64,13 @@ class Call:
 
 
 class Lab:
-    """Both FreeSWITCH instances and the daemon, for the whole test session."""
+    """Both FreeSWITCH instances and the daemon, for the whole test session.
 
-    def __init__(self, binary: str, base: Path) -> None:
+    ``second_node``: a second PBX ("pbx2", the same site configuration) where agent 1000 also has a
+    phone (gateway ``pbx2-1000``), both PBXs with the cross-node drop-ins, and the daemon serving
+    both with each node's ``sip_address`` (its external profile)."""
+
+    def __init__(self, binary: str, base: Path, *, second_node: bool = False) -> None:
         self.base = base
         self.pw = passwords()
         internal, external, phones_port, carrier_port = (free_port() for _ in range(4))
@@ -75,8 +79,21 @@ class Lab:
         self.phones = FreeSwitch("phones", binary, base / "phones", free_port(), "phones-" + self.pw["default"])
         make_pbx_conf(binary, self.pbx, internal_port=internal, external_port=external, carrier_port=carrier_port,
                       user_passwords=self.pw)
+        more_phones: dict[str, tuple[str, int]] = {}
+        self.pbx2: FreeSwitch | None = None
+        self.ctl2: Esl | None = None
+        if second_node:
+            internal2, self.external_port2 = free_port(), free_port()
+            # one Event Socket secret for the site (FSBARGE_ESL_PASSWORD serves every node)
+            self.pbx2 = FreeSwitch("pbx2", binary, base / "pbx2", free_port(), self.pbx.esl_password)
+            make_pbx_conf(binary, self.pbx2, internal_port=internal2, external_port=self.external_port2,
+                          carrier_port=carrier_port, user_passwords=self.pw)
+            for pbx in (self.pbx, self.pbx2):
+                install_cross_node(pbx.conf, ["127.0.0.1"])  # every node is on loopback here
+            more_phones = {f"pbx2-{AGENT}": (AGENT, internal2)}
+        self.more_phones = more_phones
         make_phones_conf(self.phones, phones_port=phones_port, carrier_port=carrier_port,
-                         pbx_internal_port=internal, user_passwords=self.pw)
+                         pbx_internal_port=internal, user_passwords=self.pw, more_phones=more_phones)
         self.daemon: subprocess.Popen[bytes] | None = None
         self.db_url = f"sqlite:///{base / 'fsbarge.db'}"
         self.config = base / "fsbarge.toml"
@@ -87,6 +104,9 @@ class Lab:
     # -- life cycle -------------------------------------------------------------------------------
     def start(self) -> None:
         self.pbx.start()
+        if self.pbx2 is not None:
+            self.pbx2.start()
+            self.ctl2 = self.pbx2.connect()
         self.phones.start()
         self.ctl = self.pbx.connect()
         self.ph = self.phones.connect(events="CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE BACKGROUND_JOB")
@@ -100,13 +120,27 @@ class Lab:
         users = {r.get("reg_user") for r in regs.get("rows", [])}
         if not set(PHONE_TONES) <= users:
             return False
-        for user in PHONE_TONES:
+        if self.ctl2 is not None:
+            regs2 = json.loads(self.ctl2.api("show registrations as json") or "{}")
+            if not {user for user, _ in self.more_phones.values()} <= {r.get("reg_user") for r in regs2.get("rows", [])}:
+                return False
+        for user in [*PHONE_TONES, *self.more_phones]:
             status = self.ph.api(f"sofia status gateway {user}", check=False)
             if not re.search(r"^State\s+REGED$", status, re.M) or not re.search(r"^Status\s+UP", status, re.M):
                 return False
         return True
 
     def _start_daemon(self) -> None:
+        second = ""
+        if self.pbx2 is not None:
+            second = f"""sip_address = "127.0.0.1:{self.external_port}"
+
+[[freeswitch]]
+name = "pbx2"
+host = "127.0.0.1"
+port = {self.pbx2.esl_port}
+sip_address = "127.0.0.1:{self.external_port2}"
+"""
         self.config.write_text(f"""
 [[freeswitch]]
 name = "pbx1"
@@ -114,6 +148,7 @@ host = "127.0.0.1"
 port = {self.pbx.esl_port}
 connect_timeout = 5.0
 command_timeout = 5.0
+{second}
 
 [database]
 url = "{self.db_url}"
@@ -144,12 +179,12 @@ modes = ["listen", "whisper"]
         def resynced() -> bool:
             if self.daemon is not None and self.daemon.poll() is not None:
                 raise EslError(f"fsbarge exited at start: {self.daemon_log.read_text()[-500:]}")
-            return b"resynced from show channels" in self.daemon_log.read_bytes()
+            return self.daemon_log.read_bytes().count(b"resynced from show channels") >= (2 if self.pbx2 else 1)
 
         wait_until(resynced, "fsbarge to connect to the PBX and resync", 30)
 
     def stop(self) -> None:
-        for closer in (self.ph, self.ctl):
+        for closer in (self.ph, self.ctl, self.ctl2):
             if closer is not None:
                 closer.close()
         if self.daemon is not None and self.daemon.poll() is None:
@@ -161,6 +196,8 @@ modes = ["listen", "whisper"]
                 self.daemon.wait(timeout=5)
         self.phones.stop()
         self.pbx.stop()
+        if self.pbx2 is not None:
+            self.pbx2.stop()
 
     # -- the audit trail, as QA reads it -----------------------------------------------------------
     def audit(self) -> list[dict]:
@@ -193,8 +230,9 @@ modes = ["listen", "whisper"]
         self.ph.send(f"bgapi originate {{{vars_}}}{url} speak-{tone} XML phones")
         return self._leg(u, role, tone)
 
-    def carrier_call(self, did: str, cid: str, tone: int = CUSTOMER_TONE, role: str = "customer") -> Leg:
-        return self.originate(f"sofia/carrier/{did}@127.0.0.1:{self.external_port}", tone, role, cid)
+    def carrier_call(self, did: str, cid: str, tone: int = CUSTOMER_TONE, role: str = "customer",
+                     port: int | None = None) -> Leg:
+        return self.originate(f"sofia/carrier/{did}@127.0.0.1:{port or self.external_port}", tone, role, cid)
 
     def phone_call(self, user: str, dest: str, role: str) -> Leg:
         return self.originate(f"sofia/gateway/{user}/{dest}", PHONE_TONES[user], role)
@@ -224,16 +262,18 @@ modes = ["listen", "whisper"]
         assert self.ph is not None
         return len(self.ph.events)
 
-    def pbx_uuid_of(self, leg: Leg) -> str:
-        """The PBX's uuid of the SIP dialog whose other end is ``leg`` (same Call-ID)."""
-        assert self.ctl is not None
+    def pbx_uuid_of(self, leg: Leg, ctl: Esl | None = None) -> str:
+        """The PBX's uuid of the SIP dialog whose other end is ``leg`` (same Call-ID); ``ctl``: another
+        PBX's control connection (the second node)."""
+        pbx = ctl or self.ctl
+        assert pbx is not None
         if not leg.sip_call_id:
             leg.sip_call_id = self.ph.api(f"uuid_getvar {leg.uuid} sip_call_id").strip()  # type: ignore[union-attr]
 
         def find() -> str | None:
-            rows = json.loads(self.ctl.api("show channels as json")).get("rows", [])  # type: ignore[union-attr]
+            rows = json.loads(pbx.api("show channels as json")).get("rows", [])
             for row in rows:
-                if self.ctl.api(f"uuid_getvar {row['uuid']} sip_call_id", check=False).strip() == leg.sip_call_id:  # type: ignore[union-attr]
+                if pbx.api(f"uuid_getvar {row['uuid']} sip_call_id", check=False).strip() == leg.sip_call_id:
                     return row["uuid"]
             return None
 
