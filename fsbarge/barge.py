@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .channels import ChannelTable
-from .crossnode import Claim, CrossNode, Ticket
+from .crossnode import Claim, CrossNode, Ticket, TicketError
 from .events import Event
 from .policy import Policy
 from .terms import MODES, Mode
@@ -358,7 +358,10 @@ class BargeMachine:
         )
         dial = self.cross.dial(ticket)
         assert dial is not None
-        self.cross.issue(ticket, now)
+        try:
+            self.cross.issue(ticket, now)
+        except TicketError:  # the agent's node is served by another instance, through a database that is down
+            return self._refuse(sup_uuid, record, "failed", "node_unreachable", now)
         app_uuid = self.new_id()
         self.handoffs[sup_uuid] = HandOff(ticket.token, app_uuid, record)
         return [

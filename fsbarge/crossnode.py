@@ -11,15 +11,20 @@ valid once and for :data:`TICKET_SECONDS`: a replayed, guessed or stale one is r
 Exactly one record per attempt: B records it once it has claimed the ticket; A records the
 attempt only if the ticket was never claimed (B unreachable, or the supervisor gave up first),
 and revokes it then, so a leg that reaches B afterwards is hung up without a second record.
+
+Tickets between nodes this instance serves stay in memory. When the agent's node is served by
+another instance (several instances on PostgreSQL), they go through the database instead
+(``remote``, fsbarge.tickets), where claim and revoke are the same one-winner moves.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
-__all__ = ["Claim", "CrossNode", "TICKET_SECONDS", "Ticket", "dial_string"]
+__all__ = ["Claim", "CrossNode", "RemoteTickets", "TICKET_SECONDS", "Ticket", "TicketError", "dial_string"]
 
 TICKET_SECONDS = 30.0  # far longer than a SIP call setup between two nodes of one site
 _REMEMBER = 10000  # spent tokens remembered (to tell a late leg from an unknown one)
@@ -42,6 +47,18 @@ class Claim(enum.Enum):
     SPENT = "spent"  # claimed before, revoked by A, or expired: A has recorded or will record it
 
 
+class TicketError(Exception):
+    """The tickets of a node served by another instance cannot be reached (database down)."""
+
+
+class RemoteTickets(Protocol):
+    """Tickets shared by instances (fsbarge.tickets); every method raises TicketError on failure."""
+
+    def issue(self, ticket: Ticket, expires_at: float) -> None: ...
+    def claim(self, token: str, node: str, now: float) -> Ticket | Claim: ...
+    def revoke(self, token: str) -> bool: ...
+
+
 @dataclass
 class CrossNode:
     """The tickets of the nodes one daemon serves, and where each node is reached."""
@@ -51,6 +68,9 @@ class CrossNode:
     ttl: float = TICKET_SECONDS
     issued: dict[str, tuple[Ticket, float]] = field(default_factory=dict)
     spent: dict[str, None] = field(default_factory=dict)
+    remote: RemoteTickets | None = None  # several instances: tickets for nodes served elsewhere
+    served: Callable[[], Collection[str]] = lambda: ()  # the nodes this instance serves now
+    sent_remote: dict[str, None] = field(default_factory=dict)  # tokens issued through ``remote``
 
     def address(self, node: str) -> str | None:
         return self.addresses.get(node)
@@ -63,6 +83,13 @@ class CrossNode:
         return dial_string(self.profiles.get(ticket.from_node, "external"), ticket.token, address, ticket.supervisor)
 
     def issue(self, ticket: Ticket, now: float) -> None:
+        """Raises TicketError when the ticket must go through the database and cannot."""
+        if self.remote is not None and ticket.to_node not in self.served():
+            self.remote.issue(ticket, now + self.ttl)
+            self.sent_remote[ticket.token] = None
+            if len(self.sent_remote) > _REMEMBER:
+                del self.sent_remote[next(iter(self.sent_remote))]
+            return
         if len(self.issued) > 1000:  # tickets whose end A never saw (a connection lost meanwhile)
             self.issued = {t: e for t, e in self.issued.items() if now <= e[1] + 10 * self.ttl}
         self.issued[ticket.token] = (ticket, now + self.ttl)
@@ -71,7 +98,16 @@ class CrossNode:
         """B takes the ticket (once). A ticket for another node is as good as unknown."""
         entry = self.issued.get(token)
         if entry is None or entry[0].to_node != node:
-            return Claim.SPENT if token in self.spent else Claim.UNKNOWN
+            if token in self.spent:
+                return Claim.SPENT
+            if self.remote is None:
+                return Claim.UNKNOWN
+            try:
+                return self.remote.claim(token, node, now)
+            except TicketError:
+                # Cannot tell: hang up without a record; the supervisor's node records the attempt
+                # when its call ends (it cannot revoke either, and then records rather than lose it).
+                return Claim.SPENT
         ticket, expires = entry
         if now > expires:
             return Claim.SPENT  # left issued: A revokes it when its bridge ends, and records the attempt
@@ -81,6 +117,13 @@ class CrossNode:
 
     def revoke(self, token: str) -> bool:
         """A gives up on the ticket: True if it was still unclaimed (then A records the attempt)."""
+        if token in self.sent_remote:
+            del self.sent_remote[token]
+            assert self.remote is not None
+            try:
+                return self.remote.revoke(token)
+            except TicketError:
+                return True  # cannot tell whether B has it: a failed attempt recorded twice, never none
         if self.issued.pop(token, None) is None:
             return False
         self._spend(token)

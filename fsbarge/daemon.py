@@ -29,7 +29,7 @@ from . import __version__
 from .barge import Tones
 from .config import Config
 from .config import NodeConfig
-from .crossnode import CrossNode
+from .crossnode import CrossNode, TicketError
 from .db import DatabaseError, is_up_to_date, make_engine, sqlite_file, upgrade
 from .esl import NodeLink
 from .journal import Journal
@@ -40,6 +40,7 @@ from .policy import Policy
 from .help import HelpTones
 from .service import NodeService
 from .shipper import Shipper
+from .tickets import TicketStore
 from .store import AuditStore, ChannelStore
 from .outbox import Outbox
 from .store import WebhookStore
@@ -138,7 +139,11 @@ class Daemon:
         # PostgreSQL: several instances may share the configuration; advisory locks say who serves
         # which node (fsbarge.ownership). SQLite: one instance, every node, always.
         self.ownership: Ownership | None = None
+        self.tickets: TicketStore | None = None
         if self.engine.dialect.name == "postgresql":
+            # a supervisor's node and the agent's may be served by different instances
+            self.tickets = self.crossnode.remote = TicketStore(self.engine)
+            self.crossnode.served = self.serving
             self.ownership = Ownership(
                 config.database.url, list(self._nodes), instance=self.instance,
                 on_start=self._serve_node, on_stop=self._unserve_node,
@@ -202,11 +207,19 @@ class Daemon:
         return _NodeRuntime(node, svc, link)
 
     def _agent_elsewhere(self, agent: str, here: str) -> str | None:
-        """The other node, served and connected here, where the agent has a call (None if none)."""
+        """The other node where the agent has a call: one served here (its channel table), else,
+        with several instances, one served by another instance (the database's mirror)."""
         for name, rt in self._nodes.items():
             if name != here and rt.greenlets and rt.service.session is not None and rt.service.channels.agent_leg(agent):
                 return name
-        return None
+        served = self.serving()
+        if self.tickets is None or len(served) == len(self._nodes):
+            return None
+        try:
+            return self.tickets.agent_node(agent, exclude=served)
+        except TicketError as exc:
+            log.warning("cannot look for the agent on the nodes other instances serve", agent=agent, error=str(exc))
+            return None
 
     @property
     def services(self) -> list[NodeService]:

@@ -268,6 +268,25 @@ class WebhookDelivery(Base):
     )
 
 
+class CrossNodeTicket(Base):
+    """A cross-node barge ticket between nodes served by two different instances (fsbarge.tickets)."""
+
+    __tablename__ = "crossnode_tickets"
+
+    token: Mapped[str] = mapped_column(String, primary_key=True)
+    to_node: Mapped[str] = mapped_column(String, nullable=False)  # the agent's node
+    from_node: Mapped[str] = mapped_column(String, nullable=False)  # the supervisor's node
+    supervisor: Mapped[str | None] = mapped_column(String)
+    supervisor_uuid: Mapped[str] = mapped_column(String, nullable=False)
+    agent: Mapped[str] = mapped_column(String, nullable=False)
+    mode: Mapped[str] = mapped_column(String, nullable=False)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    state: Mapped[str] = mapped_column(String, nullable=False)  # issued, claimed, revoked
+
+    __table_args__ = (Index("ix_crossnode_tickets_expires_at", "expires_at"),)
+
+
 channels = Channel.__table__
 nodes = Node.__table__
 interventions = Intervention.__table__
@@ -275,3 +294,4 @@ mode_changes = ModeChange.__table__
 help_requests = HelpRequest.__table__
 audit_chain = AuditChainEntry.__table__
 webhook_deliveries = WebhookDelivery.__table__
+crossnode_tickets = CrossNodeTicket.__table__

@@ -18,13 +18,14 @@ CORE = {
     "terms": set(),
     "config": {"terms"},
     "policy": {"config", "terms"},
-    "barge": {"events", "policy", "channels", "terms"},
+    "barge": {"events", "policy", "channels", "terms", "crossnode"},
+    "crossnode": set(),
     "help": {"barge", "channels", "events", "policy"},
     "commands": {"barge", "help"},
     "resync": {"barge", "events"},
     "chain": set(),
 }
-ONLY_IN = {"greenswitch": set(), "sqlalchemy": {"db", "models", "store", "queries"}, "alembic": {"db"}}
+ONLY_IN = {"greenswitch": set(), "sqlalchemy": {"db", "models", "store", "queries", "tickets"}, "alembic": {"db"}}
 
 
 def imports_of(path: Path) -> tuple[set[str], set[str]]:

@@ -28,6 +28,7 @@ TRANSPARENCY_TABLES = {
     "help_requests": {"ix_help_requests_uid", "ix_help_requests_requested_at", "ix_help_requests_agent"},
     "audit_chain": {"ix_audit_chain_change_id", "ix_audit_chain_record"},
     "webhook_deliveries": {"ix_webhook_deliveries_delivery_id", "ix_webhook_deliveries_state"},
+    "crossnode_tickets": {"ix_crossnode_tickets_expires_at"},
 }
 HEAD_TABLES = {**CHANNEL_TABLES, **AUDIT_TABLES, **TRANSPARENCY_TABLES}
 
@@ -62,7 +63,7 @@ def _revisions() -> list[tuple[str, str]]:
 
 
 def test_the_migration_chain_is_linear_and_named_as_expected() -> None:
-    assert _revisions() == [("0001", "base"), ("0002", "0001"), ("0003", "0002"), ("0004", "0003"), ("0005", "0004")]
+    assert _revisions() == [("0001", "base"), ("0002", "0001"), ("0003", "0002"), ("0004", "0003"), ("0005", "0004"), ("0006", "0005")]
 
 
 def test_upgrade_head_downgrade_base_upgrade_again(engine: sa.Engine) -> None:

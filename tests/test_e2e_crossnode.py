@@ -174,3 +174,80 @@ def test_a_restarted_daemon_reattaches_a_cross_node_intervention(nodes, config) 
     assert rec["target_uuid"] == call.b_uuid and rec["supervisor_node"] == "pbx1"
     assert [(m["mode"], m["source"]) for m in rec["modes"]] == [("listen", "feature_code"), ("whisper", "dtmf"), ("whisper", "reattach")]
     assert rec["end_reason"] == "supervisor_hangup"
+
+
+# -- two instances on PostgreSQL: the supervisor's node and the agent's served by different daemons --
+
+
+@pytest.fixture
+def shared_url(postgres) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    url = postgres.create_database(migrated=True)
+    yield url
+    postgres.release_database(url)
+
+
+def instance(tmp: Path, name: str, node: str, one: FreeSwitchSim, two: FreeSwitchSim, url: str,
+             monkeypatch: pytest.MonkeyPatch) -> InProcessDaemon:
+    """An instance of the shared configuration (its own journal) that competes for ``node`` only,
+    so that each instance serves one of the two nodes."""
+    d = tmp / name
+    d.mkdir()
+    monkeypatch.setenv("FSBARGE_INSTANCE", name)
+    daemon = InProcessDaemon(configure(d, one, two, url))
+    assert daemon.daemon.ownership is not None
+    daemon.daemon.ownership.nodes = [node]
+    return daemon.__enter__()
+
+
+@pytest.mark.postgresql
+def test_a_supervisor_on_one_instances_node_barges_an_agent_on_anothers(nodes, tmp_path, shared_url, monkeypatch) -> None:
+    one, two = nodes
+    a = instance(tmp_path, "instance-a", "pbx1", one, two, shared_url, monkeypatch)
+    b = instance(tmp_path, "instance-b", "pbx2", one, two, shared_url, monkeypatch)
+    try:
+        wait_until(lambda: a.daemon.serving() == ["pbx1"] and b.daemon.serving() == ["pbx2"], 15, "one node each")
+        wait_until(lambda: all(s.session is not None for s in (a.daemon.services[0], b.daemon.services[1])), 10, "both connected")
+        call = two.place_call("1001", "1000")
+        assert a.daemon.tickets is not None
+        wait_until(lambda: a.daemon.tickets.agent_node("1000", exclude=["pbx1"]) == "pbx2", 10, "the agent's call in the mirror")
+        sup, far = sent_across(one, two, "1002", "*341000")
+        assert two.eavesdrop_target(far) == call.b_uuid and two.hears_supervisor(far) == {call.b_uuid}
+        one.press(sup, "0")
+        wait_until(lambda: two.eavesdrop_mode(far) == "listen", what="listen on pbx2")
+        one.hangup(sup)
+        wait_until(lambda: two.channel(far) is None, what="the leg on pbx2 hung up")
+        # each instance acted on its own node only: pbx1 got the bridge, pbx2 the eavesdrop
+        assert not [t for _, t in two.received_commands if "execute-app-name: bridge" in t]
+        assert len([t for _, t in two.received_commands if "execute-app-name: eavesdrop" in t]) == 1
+        b.settle()
+        [rec] = wait_until(lambda: (r := a.audit()) and r[0]["outcome"] == "completed" and r, 10, "record closed")
+    finally:
+        b.__exit__(None, None, None)
+        a.__exit__(None, None, None)
+    assert (rec["node"], rec["supervisor_node"], rec["supervisor"], rec["target_uuid"]) == ("pbx2", "pbx1", "1002", call.b_uuid)
+    assert [(m["mode"], m["source"]) for m in rec["modes"]] == [("whisper", "feature_code"), ("listen", "dtmf")]
+
+
+@pytest.mark.postgresql
+def test_an_agent_on_another_instances_node_without_an_address_is_target_on_other_node(nodes, tmp_path, shared_url, monkeypatch) -> None:
+    one, two = nodes
+    d = tmp_path / "x"
+    d.mkdir()
+    a_cfg = configure(d, one, two, shared_url, pbx2_address=None)
+    monkeypatch.setenv("FSBARGE_INSTANCE", "instance-a")
+    a = InProcessDaemon(a_cfg)
+    a.daemon.ownership.nodes = ["pbx1"]  # type: ignore[union-attr]
+    a.__enter__()
+    b = instance(tmp_path, "instance-b", "pbx2", one, two, shared_url, monkeypatch)
+    try:
+        wait_until(lambda: a.daemon.serving() == ["pbx1"] and b.daemon.serving() == ["pbx2"], 15, "one node each")
+        wait_until(lambda: a.daemon.services[0].session is not None and b.daemon.services[1].session is not None, 10, "both connected")
+        two.place_call("1001", "1000")
+        wait_until(lambda: a.daemon.tickets.agent_node("1000", exclude=["pbx1"]) == "pbx2", 10, "the agent's call in the mirror")  # type: ignore[union-attr]
+        sup = one.dial("1002", "*331000")
+        wait_until(lambda: one.channel(sup) is None, what="refused")
+        [rec] = a.audit()
+    finally:
+        b.__exit__(None, None, None)
+        a.__exit__(None, None, None)
+    assert (rec["outcome"], rec["reason"], rec["node"], rec["supervisor_node"]) == ("denied", "target_on_other_node", "pbx2", "pbx1")
