@@ -227,8 +227,8 @@ class BargeMachine:
     def handle(self, ev: Event, now: float) -> list[Effect]:
         name = ev.name
         if name == "CHANNEL_PARK":
-            if ev.fsbarge_token is not None and ev.uuid:
-                return self.arrive(ev.uuid, ev.fsbarge_token, now)
+            if ev.fsbarge_ticket is not None and ev.uuid:
+                return self.arrive(ev.uuid, ev.fsbarge_ticket, now)
             if ev.fsbarge_target is not None and ev.uuid:
                 # Only the digest-authenticated directory user identifies a supervisor;
                 # caller-ID is whatever the phone says.

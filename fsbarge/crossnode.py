@@ -4,7 +4,7 @@ dialled on (A) to the node where the agent's call is (B). Pure: no IO, no clock 
 A supervisor's ``*33<ext>`` lands on A, the agent talks on B. A cannot eavesdrop on B's channels,
 so A bridges the supervisor's call to B over SIP, to ``fsbarge-<token>@<B's sip_address>``. B's
 drop-in dialplan (freeswitch-conf, ``dialplan/public/01_fsbarge_node.xml``) admits it only from
-the other nodes' addresses and parks it with ``fsbarge_token``; the daemon finds the ticket and
+the other nodes' addresses and parks it with ``fsbarge_ticket``; the daemon finds the ticket and
 starts the eavesdrop there as if the supervisor had dialled on B. The token is random (128 bits),
 valid once and for :data:`TICKET_SECONDS`: a replayed, guessed or stale one is refused.
 

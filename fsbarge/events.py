@@ -92,7 +92,7 @@ class Event:
         "media_bug_target",
         "fsbarge_mode",
         "fsbarge_target",
-        "fsbarge_token",
+        "fsbarge_ticket",
         "help_agent",
         "help_reason",
         "job_uuid",
@@ -163,7 +163,7 @@ def from_headers(h: dict[str, str], body: bytes = b"") -> Event:
     ev.media_bug_target = g("Media-Bug-Target")
     ev.fsbarge_mode = decode(g("variable_fsbarge_mode"))
     ev.fsbarge_target = decode(g("variable_fsbarge_target"))
-    ev.fsbarge_token = decode(g("variable_fsbarge_token"))  # a supervisor sent from another node
+    ev.fsbarge_ticket = decode(g("variable_fsbarge_ticket"))  # a supervisor sent from another node
     # `fsbarge help request` (sendevent CUSTOM fsbarge::help): the agent's extension and why
     ev.help_agent = decode(g("Fsbarge-Agent"))
     ev.help_reason = decode(g("Fsbarge-Reason"))
@@ -175,7 +175,7 @@ def from_headers(h: dict[str, str], body: bytes = b"") -> Event:
 # The only channel variables the daemon reads (see from_headers); the fsbarge ones
 # matter only on CHANNEL_PARK, the hand-off from the dialplan.
 _VARIABLES = (b"\nvariable_user_name: ", b"\nvariable_dialed_user: ")
-_PARK_VARIABLES = (b"\nvariable_fsbarge_mode: ", b"\nvariable_fsbarge_target: ", b"\nvariable_fsbarge_token: ")
+_PARK_VARIABLES = (b"\nvariable_fsbarge_mode: ", b"\nvariable_fsbarge_target: ", b"\nvariable_fsbarge_ticket: ")
 
 
 # Applications that run and return at once. Their CHANNEL_EXECUTE / _COMPLETE pairs

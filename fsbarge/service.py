@@ -459,9 +459,9 @@ class NodeService:
         for uuid, values in snapshot.waiting_requests(session, [u for u in uuids if u not in elsewhere]).items():
             if self.channels.get(uuid) is None:
                 continue
-            if values["fsbarge_token"] is not None:
+            if values["fsbarge_ticket"] is not None:
                 self.log.info("serving a supervisor sent from another node while fsbarge was away", uuid=uuid)
-                self._carry_out(self.machine.arrive(uuid, values["fsbarge_token"], now))
+                self._carry_out(self.machine.arrive(uuid, values["fsbarge_ticket"], now))
                 continue
             if values["fsbarge_target"] is None:
                 continue

@@ -12,7 +12,7 @@ from .esl import ConnectError, EslSession
 
 __all__ = ["REQUEST_VARS", "channels", "core_uuid", "waiting_requests"]
 
-REQUEST_VARS = ("fsbarge_mode", "fsbarge_target", "user_name", "fsbarge_token")
+REQUEST_VARS = ("fsbarge_mode", "fsbarge_target", "user_name", "fsbarge_ticket")
 
 
 def _var(reply: str) -> str | None:

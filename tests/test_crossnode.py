@@ -22,7 +22,7 @@ def nodes(address: str | None = "10.0.0.2:5080") -> tuple[Rig, Rig, CrossNode]:
 
 def arrival(token: str, uuid: str = B_LEG) -> object:
     return ev("CHANNEL_PARK", uuid, channel_name="sofia/external/fsbarge-x", direction="inbound", answer_state="answered",
-              caller_number="1002", destination=f"fsbarge-{token}", call_uuid=uuid, application="park", fsbarge_token=token)
+              caller_number="1002", destination=f"fsbarge-{token}", call_uuid=uuid, application="park", fsbarge_ticket=token)
 
 
 def send(a: Rig, mode: str = "whisper") -> tuple[list, str]:

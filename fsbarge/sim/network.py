@@ -126,7 +126,7 @@ class NetworkMixin:
         source = self.links[ch.uuid][0].sip_address
         if self.node_acl is not None and source not in self.node_acl:
             return None
-        return [("answer", ""), ("set", f"fsbarge_token={m[1]}"), ("park", "")]
+        return [("answer", ""), ("set", f"fsbarge_ticket={m[1]}"), ("park", "")]
 
     # -- both --------------------------------------------------------------------------------
     def leg_answered(self, ch: Channel) -> None:
