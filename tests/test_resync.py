@@ -127,3 +127,14 @@ def test_an_ending_among_the_held_events_beats_a_guess(held, reason: str) -> Non
     out = plan(rig.machine, [record(["listen"], "listen")], stored_core="c1", core="c1", first=True,
                last_seen=990.0, decided={SUP}, now=NOW, held=[(held(), 1995.0)])
     assert out.effects == [CloseAudit(SUP, "completed", 1995.0, reason)]
+
+
+def test_a_supervisor_sent_from_another_node_and_parked_while_we_were_away_is_served() -> None:
+    """The fsbarge_node drop-in parked a cross-node call (fsbarge-<ticket>) during the resync: served
+    like a missed CHANNEL_PARK (the service reads fsbarge_ticket back with uuid_getvar)."""
+    rig = Rig()
+    arrival = row(OTHER_SUP, app="park", dest="fsbarge-" + "0123456789abcdef" * 2)
+    other = row(SUP, app="park", dest="fsbarge-not-a-ticket")
+    rig.table.replace_all([channel_from_row(arrival), channel_from_row(other)])
+    out = plan(rig.machine, [], stored_core="c1", core="c1", first=False, last_seen=None, decided=set(), now=NOW)
+    assert out.serve == [OTHER_SUP]

@@ -59,10 +59,15 @@ def cross_record(lab: Lab, what: str, pred) -> dict:
 
 
 def test_a_supervisor_on_pbx1_listens_whispers_and_barges_on_an_agent_on_pbx2(lab: Lab) -> None:
+    assert lab.pbx2 is not None and lab.ctl is not None
+    captures = lab.start_capture(), lab.pbx2.connect(events="ALL", keep_raw=True)
     call = call_on_pbx2(lab)
     sup = lab.answered(supervisor_leg(lab, SUP, "*33", AGENT))
     record = cross_record(lab, "eavesdrop running", lambda r: r["modes"])
     assert (record["target_uuid"], record["supervisor_node"], record["supervisor"]) == (call.pbx_agent_uuid, "pbx1", SUP)
+    sup_pbx1 = lab.pbx_uuid_of(sup)
+    to_pbx2 = lab.ctl.api(f"uuid_getvar {sup_pbx1} bridge_to").strip()
+    snaps = {"pbx1": lab.ctl.api("show channels as json"), "pbx2": lab.ctl2.api("show channels as json")}  # type: ignore[union-attr]
     legs = [call.agent, call.customer, sup]
     lab.assert_hearing(legs, expected("listen"), "across nodes, listen")
     for n, mode in enumerate(CYCLE, start=2):
@@ -74,6 +79,15 @@ def test_a_supervisor_on_pbx1_listens_whispers_and_barges_on_an_agent_on_pbx2(la
     assert [(m["mode"], m["source"]) for m in record["modes"]] == [("listen", "feature_code")] + [(m, "dtmf") for m in CYCLE]
     assert (record["outcome"], record["end_reason"], record["customer"]) == ("completed", "supervisor_hangup", TRUNK_CALLER)
     assert len([r for r in lab.audit() if r["agent"] == AGENT and r["started_at"] >= record["started_at"]]) == 1
+    lab.hang_up_everything()
+    assert lab.ctl2 is not None
+    lab.ctl2.api("hupall NORMAL_CLEARING", check=False)
+    wait_until(lambda: json.loads(lab.ctl2.api("show channels as json")).get("row_count") == 0, "pbx2 idle", 15)  # type: ignore[union-attr]
+    lab.save_capture("cross-node-supervisor-node", captures[0], {sup_pbx1: "supervisor", to_pbx2: "supervisor_to_node"},
+                     {"eavesdropping": snaps["pbx1"]})
+    lab.save_capture("cross-node-agent-node", captures[1], {call.pbx_agent_uuid: "agent", call.pbx_customer_uuid: "customer",
+                                                             record["supervisor_uuid"]: "supervisor_from_node"},
+                     {"eavesdropping": snaps["pbx2"]})
 
 
 def test_the_agents_call_ending_on_pbx2_ends_the_supervisors_call_on_pbx1(lab: Lab) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from .freeswitch import AGENT, AGENT2, AGENT3, CUSTOMER2_TONE, PHONE_TONES, SUP, SUP2, SUP3
-from .esl import Esl
+from .esl import Esl, wait_until
 from .lab import HEARS_SUPERVISOR, MODE_KEYS, Call, Lab, Leg, supervisor_leg
 
 TRUNK_CALLER, TRUNK_CALLER2, OUTBOUND_NUMBER = "5550001111", "5550003333", "5550002222"
@@ -123,7 +123,10 @@ def test_attended_transfer_to_the_agent(lab: Lab, rec: Recorder) -> None:
     agent = lab.incoming(PHONE_TONES[AGENT], "agent", start)
     lab.hangup(first.agent)  # the transferring agent hangs up after consulting: transfer completes
     call = resolve(lab, Call(AGENT, agent, first.customer, TRUNK_CALLER))
-    lab.ctl.api(f"uuid_exists {call.pbx_customer_uuid}")
+    # the transfer is complete once att_xfer has bridged the customer to 1000 (uuid_bridge): a barge
+    # before that would find the agent still talking to 1004
+    wait_until(lambda: lab.ctl.api(f"uuid_getvar {call.pbx_customer_uuid} bridge_to", check=False).strip()
+               == call.pbx_agent_uuid, "att_xfer to bridge the customer to the agent", 10)
     rec.roles.update({call.pbx_agent_uuid: "agent", call.pbx_customer_uuid: "customer"})
     rec.supervisor(barge_and_cycle(lab, call, "attended transfer", rec.snaps))
 
