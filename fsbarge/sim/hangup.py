@@ -119,6 +119,9 @@ class HangupMixin:
         ch.variables["sip_reason"] = f'Q.850;cause={q850};text="{cause}"'
         ch.variables["sip_hangup_disposition"] = "recv_bye" if remote else "send_bye"
         self.fire("CHANNEL_HANGUP", ch)
+        # an originate whose leg never answered fails with this cause (capture help-request-unanswered:
+        # its BACKGROUND_JOB comes right after CHANNEL_HANGUP)
+        self.originate_failed(ch, cause)
 
     def _unwind(self, ch: Channel) -> None:
         """Running applications return because the channel is down, innermost first."""

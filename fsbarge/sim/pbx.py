@@ -17,6 +17,7 @@ from .hangup import HangupMixin
 from .headers import CoreInfo, EventFactory
 from .legs import inbound_leg, outbound_answer_variables, outbound_leg, sdp
 from .model import CALLSTATE_NUMBERS, DOMAIN, PCMU, STATE_NUMBERS, Channel, Frame, User, new_uuid
+from .originate import OriginateJob, OriginateMixin
 from .wire import Event
 
 FEATURE_CODE = re.compile(r"\*3([345])(\d+)")
@@ -34,7 +35,7 @@ class Call:
     dest: str
 
 
-class Pbx(HangupMixin, AppsMixin):
+class Pbx(HangupMixin, AppsMixin, OriginateMixin):
     """Channels and their applications; emits every event through ``emit``."""
 
     def __init__(
@@ -63,6 +64,9 @@ class Pbx(HangupMixin, AppsMixin):
         self.extensions: list[tuple[re.Pattern[str], Callable[[Channel, re.Match[str]], list[tuple[str, str]]]]] = []
         self._b_uuids: dict[str, str] = {}
         self._session_ids = 0
+        # originate: the jobs whose leg still rings, and every originate as {uuid, ext, variables, result}
+        self.originating: dict[str, OriginateJob] = {}
+        self.originate_log: list[dict[str, Any]] = []
 
     # -- small helpers -------------------------------------------------------------------
     def fire(self, name: str, ch: Channel | None = None, **kw) -> Event:
