@@ -20,8 +20,8 @@ from collections.abc import Iterator
 import pytest
 
 from .audio import heard
-from .esl import Esl, wait_until
-from .freeswitch import AGENT3, PHONE_TONES, SUP3
+from .esl import Esl, EslError, wait_until
+from .freeswitch import AGENT2, AGENT3, PHONE_TONES, SUP, SUP3
 from .lab import HELP_ANSWERED_HZ, HELP_RING_SECONDS, HELP_UNANSWERED_HZ, ROOT, Call, Lab
 from .test_topologies import resolve, trunk_call_to
 
@@ -117,3 +117,35 @@ def test_star_9_nobody_answers_the_request_ends_after_ring_seconds_with_the_othe
     lab.save_capture("help-request-unanswered", capture,
                      {call.pbx_agent_uuid: "agent", call.pbx_customer_uuid: "customer",
                       **{u: "supervisor" for u in sup_legs}}, {})
+
+
+def test_once_star_9_is_bound_the_agents_other_star_keys_stay_on_the_agents_leg(idle: Lab) -> None:
+    """What freeswitch-conf/README.md warns about: the stock dialplan binds *1..*4 on the caller's
+    leg for the callee's keys; a callee who is not an agent still has them, an agent (whose own leg
+    has *9 bound) does not: the meta key hook on the agent's leg takes '*' and the next digit."""
+    lab = idle
+    capture = lab.start_capture()
+    try:
+        def transfer_menu(start: int) -> bool:
+            try:
+                capture.wait_event(lambda e: e.name == "CHANNEL_EXECUTE" and e.get("Application") == "execute_extension"
+                                   and (e.get("Application-Data") or "").startswith("dx "), "*1", start=start, timeout=3)
+            except EslError:  # not within 3 s
+                return False
+            return True
+
+        # not an agent: agent 1004 calls supervisor 1002, who presses *1: the stock transfer prompt runs
+        start = lab.mark()
+        lab.answered(lab.phone_call(AGENT2, SUP, "caller"))
+        callee = lab.incoming(PHONE_TONES[SUP], "callee", start)
+        mark = len(capture.events)
+        lab.press(callee, "*1")
+        assert transfer_menu(mark)
+        lab.hang_up_everything()
+        # an agent with *9 bound presses *1: nothing runs
+        call = bound_call(lab, capture)
+        mark = len(capture.events)
+        lab.press(call.agent, "*1")
+        assert not transfer_menu(mark)
+    finally:
+        capture.close()
