@@ -12,8 +12,12 @@ is tested against a second implementation of the wire format. Held to the real c
     sim.press(sup, "2")                                  # RFC2833 digit: DTMF event, mode 'whisper'
     sim.hangup(sup); sim.stop()
 
+    sim.press(call.b_uuid, "*9")                         # once the daemon has bound *9: CUSTOM fsbarge::help
+    [leg] = sim.ringing("1002")                          # a phone rung by `originate ... user/1002 &park()`
+    sim.answer(leg)                                      # it answers and parks (or: originate_timeout, uuid_kill)
+
 Modules: wire (framing, URL-encoding), headers (event header layout), model (data), legs (leg
-variables), pbx/apps/hangup (call behaviour), api (api commands), protocol (ESL commands),
+variables), pbx/apps/hangup/originate (call behaviour), api (api commands), protocol (ESL commands),
 server (sockets), simulator (control API, failure modes), hub (threaded mode), malformed
 (hostile frames).
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import gevent
 
@@ -102,11 +102,12 @@ def _text_rows(columns: list[str], rows: list[dict[str, str]]) -> str:
 
 
 class Api:
-    """Executes 'api'/'bgapi' commands against the PBX; returns (output, found)."""
+    """Executes 'api'/'bgapi' commands against the PBX; returns (output, found). The output of
+    ``originate`` is its job (:class:`fsbarge.sim.originate.OriginateJob`): the result comes later."""
 
     def __init__(self, pbx: "Pbx") -> None:
         self.pbx = pbx
-        self.handlers: dict[str, Callable[[str], str]] = {
+        self.handlers: dict[str, Callable[[str], Any]] = {
             "status": self.status,
             "version": lambda arg: VERSION,
             "hostname": lambda arg: self.pbx.core.hostname,
@@ -123,9 +124,10 @@ class Api:
             "hash": self.hash,
             "sofia": self.sofia,
             "eval": lambda arg: arg,
+            "originate": self.originate,
         }
 
-    def execute(self, cmd: str, arg: str | None) -> tuple[str, bool]:
+    def execute(self, cmd: str, arg: str | None) -> tuple[Any, bool]:
         """switch_api_execute: fires API, then runs the command."""
         post = [("API-Command", cmd)]
         if arg:
@@ -283,6 +285,10 @@ class Api:
         if len(words) > 1 and words[1] == "json":
             return event.json().decode("utf-8", "replace")
         return "".join(f"{k}: {v}\n" for k, v in event.headers)
+
+    def originate(self, arg: str) -> Any:
+        """``originate {vars}user/<ext> &app(args)|<exten>``: a job (see fsbarge.sim.originate)."""
+        return self.pbx.originate(arg)
 
     def hash(self, arg: str) -> str:
         parts = arg.split("/", 3)

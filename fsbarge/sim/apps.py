@@ -11,9 +11,10 @@ from typing import Any, Callable
 
 import gevent
 
+from .headers import channel_headers
+from .model import EVENT_NAMES, L16, PCMU, Channel, Eavesdrop, Frame, MetaBinding, MetaBindings, new_uuid, switch_true
 from .network import SOFIA_DIAL
-from .model import EVENT_NAMES, L16, PCMU, Channel, Eavesdrop, Frame, new_uuid, switch_true
-from .wire import Command
+from .wire import Command, Event
 
 
 # Returned by an application that keeps running (park, eavesdrop, bridge, delayed playback).
@@ -190,6 +191,8 @@ class AppsMixin:
             if source == "ENDPOINT":
                 self.fire("RECV_INFO", ch, with_vars=False, body=f"Signal={digit}\r\nDuration=250\r\n",
                           post=[("Content-Type", "application/dtmf-relay")])
+            if ch.meta is not None and self.meta_digit(ch, digit):
+                continue  # the meta key hook took it: never queued, no DTMF event (capture help-request-answered)
             ed = ch.eavesdrop
             if ed is not None and not ed.dtmf:
                 # eavesdrop does not dequeue digits; they are flushed when it returns.
@@ -203,6 +206,67 @@ class AppsMixin:
                 self.eavesdrop_command(ch, digit, cause="dtmf")
             else:
                 self.digits_to_network(ch, digit, duration)
+
+    def meta_digit(self, ch: Channel, digit: str) -> bool:
+        """meta_on_dtmf (src/switch_ivr_async.c) for a digit the phone on ``ch`` sends: the meta key
+        arms it, the next digit runs its bound app (or is dropped if unbound); a second meta key
+        passes through; more than 5 s between the two disarms it. True: the digit is swallowed."""
+        md = ch.meta
+        if md is None or not md.keys:
+            return False
+        now = self.clock()
+        if md.meta_on and now - md.last_digit > 5:
+            md.meta_on = False
+            return False
+        md.last_digit = now
+        if digit == md.meta_key:
+            md.meta_on = not md.meta_on
+            return md.meta_on
+        if not md.meta_on:
+            return False
+        md.meta_on = False
+        binding = md.keys.get(digit)
+        if binding is not None:
+            if "1" in binding.respond:
+                del md.keys[digit]
+            self.run_meta_app(ch, binding)
+        return True
+
+    def run_meta_app(self, ch: Channel, binding: MetaBinding) -> None:
+        """switch_ivr_broadcast of the bound app: on this leg ('s', 'a') or its peer ('o', 'b');
+        inline ('i') it runs at once in the reading thread, otherwise it is queued like a sendmsg."""
+        target = ch
+        if "o" in binding.respond or "b" in binding.respond:
+            target = self.channels.get(ch.peer or "") or ch
+        if "i" in binding.respond:
+            self.execute(target, binding.app, binding.arg)
+            return
+        target.private_queue.append([("call-command", "execute"), ("execute-app-name", binding.app),
+                                     ("execute-app-arg", binding.arg), ("event-lock", "true"),
+                                     ("lead-frames", "5")])
+        self.pump(target)
+
+    def fire_app_event(self, ch: Channel, data: str) -> None:
+        """mod_dptools' ``event`` app: a CHANNEL_APPLICATION event renamed by ``Event-Name=...``,
+        with the channel's data. Header order as captured (help-request-answered): Event-Subclass,
+        the core headers, Event-Name, the app's other headers, the channel, its variables."""
+        name, subclass, extra = "CHANNEL_APPLICATION", None, []
+        for item in data.split(","):
+            var, sep, val = item.partition("=")
+            var, val = var.strip(), val.strip()
+            if not sep or not var:
+                continue
+            if var.lower() == "event-name":
+                name = val.upper() if val.upper() in EVENT_NAMES else name
+            elif var.lower() == "event-subclass":
+                subclass = val
+            else:
+                extra.append((var, val))
+        headers = [("Event-Subclass", subclass)] if subclass else []
+        headers += self.factory.core_headers("CHANNEL_APPLICATION")
+        headers += [("Event-Name", name), *extra, *channel_headers(ch)]
+        headers += [(f"variable_{k}", v) for k, v in ch.variables.items()]
+        self.emit(Event(name, headers, None, subclass))
 
     # -- eavesdrop -------------------------------------------------------------------------
     def start_eavesdrop(self, ch: Channel, frame: Frame, three_way: bool) -> str | None:
@@ -410,6 +474,29 @@ def _app_hash(pbx: Any, ch: Channel, frame: Frame) -> str | None:
     return "_none_"
 
 
+def _app_bind_meta_app(pbx: Any, ch: Channel, frame: Frame) -> str | None:
+    """``<key> <listen a|b> <respond s|o|a|b, i, 1> <app>[::<args>]`` (mod_dptools dtmf_bind_function).
+    Only digits the phone on this leg sends (listen 'a') are simulated."""
+    parts = frame.data.split(" ", 3)
+    if len(parts) != 4 or len(parts[0]) != 1 or parts[0] not in "0123456789*#ABCD":
+        return "_none_"
+    key, listen, respond, app = parts
+    name, sep, arg = app.partition("::")
+    if not sep:
+        name, arg = "playback", app
+    meta_key = (ch.variables.get("bind_meta_key") or "*")[:1]
+    if ch.meta is None:
+        ch.meta = MetaBindings(meta_key=meta_key)
+    if "a" in listen:
+        ch.meta.keys[key] = MetaBinding(listen, respond, name, arg)
+    return "_none_"
+
+
+def _app_event(pbx: Any, ch: Channel, frame: Frame) -> str | None:
+    pbx.fire_app_event(ch, frame.data)
+    return "_none_"
+
+
 APPLICATIONS: dict[str, Callable[[Any, Channel, Frame], str | None]] = {
     "answer": _app_answer,
     "pre_answer": _app_noop,
@@ -426,4 +513,6 @@ APPLICATIONS: dict[str, Callable[[Any, Channel, Frame], str | None]] = {
     "log": _app_noop,
     "info": _app_noop,
     "sleep": _app_noop,
+    "bind_meta_app": _app_bind_meta_app,
+    "event": _app_event,
 }

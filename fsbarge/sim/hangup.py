@@ -120,6 +120,9 @@ class HangupMixin:
         ch.variables["sip_hangup_disposition"] = "recv_bye" if remote else "send_bye"
         self.fire("CHANNEL_HANGUP", ch)
         self.send_bye(ch.uuid, cause)  # a call with another simulated node (network.py)
+        # an originate whose leg never answered fails with this cause (capture help-request-unanswered:
+        # its BACKGROUND_JOB comes right after CHANNEL_HANGUP)
+        self.originate_failed(ch, cause)
 
     def _unwind(self, ch: Channel) -> None:
         """Running applications return because the channel is down, innermost first."""

@@ -50,6 +50,7 @@ CALL_SITES: dict[str, tuple[str, str, str]] = {
     "BACKGROUND_JOB": ("mod_event_socket.c", "api_exec", "1557"),
     "SHUTDOWN": ("switch_core.c", "switch_core_destroy", "3108"),
     "CUSTOM": ("mod_event_socket.c", "parse_command", "2034"),
+    "CHANNEL_APPLICATION": ("mod_dptools.c", "event_function", "1902"),  # the event app, renamed by its args
 }
 
 VARIABLE_EVENTS = frozenset({

@@ -160,3 +160,52 @@ def outbound_answer_variables(b: Channel) -> dict[str, str]:
         "original_read_codec": "PCMU", "read_rate": "8000", "original_read_rate": "8000",
         "write_codec": "PCMU", "write_rate": "8000", "dtmf_type": "rfc2833",
     }
+
+
+def originated_leg(user: User, uuid: str, params: dict[str, str], now: float, session_id: str) -> Channel:
+    """The leg of ``originate {params}user/<ext> ...`` (no originating session), as captured in
+    tests/fixtures/realfs-captures/help-request-*: caller ID from origination_caller_id_*, the {}
+    variables on the channel, no originator, its own call uuid."""
+    ext = user.ext
+    us = int(now * 1_000_000)
+    name = f"sofia/internal/gw%2B{ext}@{DOMAIN}:5070"
+    dest = f"gw%2B{ext}"
+    cid_name = params.get("origination_caller_id_name", "FreeSWITCH")
+    cid_num = params.get("origination_caller_id_number", "0000000000")
+    profile = Profile("outbound", "", cid_name, cid_num, dest, uuid, name, us, callee_id_name="Outbound Call",
+                      callee_id_number=dest, ani=cid_num, source="src/switch_ivr_originate.c")
+    b = Channel(uuid, name, "outbound", profile, ext, now, hit_dialplan=False, call_uuid=uuid,
+                runs_dialplan=True, show_profile=True)
+    b.presence_id = f"{ext}@{DOMAIN}"
+    b.initial = {"cid_name": cid_name, "cid_num": cid_num, "ip_addr": DOMAIN, "dest": dest}
+    b.variables.update({
+        "direction": "outbound", "is_outbound": "true", "uuid": uuid, "call_uuid": uuid, "session_id": session_id,
+        "sip_local_network_addr": DOMAIN, "sip_profile_name": "internal", "video_media_flow": "disabled",
+        "text_media_flow": "disabled", "channel_name": name,
+        "sip_destination_url": f"sip:gw+{ext}@{DOMAIN}:5070;transport=udp;gw={ext}",
+    })
+    b.variables.update(params)
+    b.variables.update({
+        "origination_uuid": uuid, "dialed_user": ext, "dialed_domain": DOMAIN, "sip_invite_domain": DOMAIN,
+        "presence_id": b.presence_id, "originate_early_media": "true", "originate_endpoint": "sofia",
+        "rtp_use_codec_string": "PCMU", "local_media_ip": DOMAIN, "local_media_port": "16404",
+        "advertised_media_ip": DOMAIN, "audio_media_flow": "sendrecv",
+        "sip_outgoing_contact_uri": f"<sip:mod_sofia@{DOMAIN}:5060>",
+        "sip_req_uri": f"gw+{ext}@{DOMAIN}:5070;transport=udp;gw={ext}", "sip_to_host": f"{DOMAIN}:5070",
+        "sip_from_host": DOMAIN, "sofia_profile_name": "internal", "recovery_profile_name": "internal",
+        "sofia_profile_url": f"sip:mod_sofia@{DOMAIN}:5060",
+    })
+    return b
+
+
+def originated_answer_variables(b: Channel, user: User) -> dict[str, str]:
+    """What the phone's 200 OK and the user endpoint add to an originated leg (capture
+    help-request-answered): the directory user's variables, originate_endpoint 'user'."""
+    return {
+        **outbound_answer_variables(b),
+        "endpoint_disposition": "ANSWER", "record_stereo": "true", "user_context": "default",
+        "effective_caller_id_name": user.effective_name, "effective_caller_id_number": user.ext,
+        "callgroup": user.callgroup, "originate_endpoint": "user",
+        "pre_transfer_caller_id_name": b.profile.caller_id_name,
+        "pre_transfer_caller_id_number": b.profile.caller_id_number,
+    }

@@ -172,6 +172,26 @@ class Eavesdrop:
         }[(self.mux_read, self.mux_write)]
 
 
+@dataclass
+class MetaBinding:
+    """One ``bind_meta_app <key> <listen> <respond> <app>::<args>``."""
+
+    listen: str  # 'a': digits the phone on this leg sends, 'b': digits sent to it
+    respond: str  # 's' same leg, 'o' opposite, 'a'/'b', 'i' inline, '1' once
+    app: str
+    arg: str
+
+
+@dataclass
+class MetaBindings:
+    """The meta key state of one leg (dtmf_meta_data_t): '*' then a bound digit runs its app."""
+
+    meta_key: str = "*"
+    keys: dict[str, MetaBinding] = field(default_factory=dict)
+    meta_on: bool = False
+    last_digit: float = 0.0
+
+
 @dataclass(eq=False)
 class Channel:
     """One FreeSWITCH session (sofia leg) and everything the event headers print about it."""
@@ -219,6 +239,7 @@ class Channel:
     runs_dialplan: bool = True  # inbound legs hang up when their dialplan runs out
     session_events: deque[list[tuple[str, str]]] = field(default_factory=deque)  # sendevent queue
     show_app: tuple[str, str] = ("", "")  # show channels application; only CHANNEL_EXECUTE updates it
+    meta: MetaBindings | None = None  # bind_meta_app on this leg (switch_ivr_bind_dtmf_meta_session)
 
     @property
     def alive(self) -> bool:

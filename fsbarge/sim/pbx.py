@@ -18,6 +18,7 @@ from .headers import CoreInfo, EventFactory
 from .legs import inbound_leg, outbound_answer_variables, outbound_leg, sdp
 from .network import NetworkMixin, continue_on_fail
 from .model import CALLSTATE_NUMBERS, DOMAIN, PCMU, STATE_NUMBERS, Channel, Frame, User, new_uuid
+from .originate import OriginateJob, OriginateMixin
 from .wire import Event
 
 FEATURE_CODE = re.compile(r"\*3([345])(\d+)")
@@ -35,7 +36,7 @@ class Call:
     dest: str
 
 
-class Pbx(HangupMixin, AppsMixin, NetworkMixin):
+class Pbx(HangupMixin, AppsMixin, NetworkMixin, OriginateMixin):
     """Channels and their applications; emits every event through ``emit``."""
 
     def __init__(
@@ -64,6 +65,9 @@ class Pbx(HangupMixin, AppsMixin, NetworkMixin):
         self.extensions: list[tuple[re.Pattern[str], Callable[[Channel, re.Match[str]], list[tuple[str, str]]]]] = []
         self._b_uuids: dict[str, str] = {}
         self._session_ids = 0
+        # originate: the jobs whose leg still rings, and every originate as {uuid, ext, variables, result}
+        self.originating: dict[str, OriginateJob] = {}
+        self.originate_log: list[dict[str, Any]] = []
 
     # -- small helpers -------------------------------------------------------------------
     def fire(self, name: str, ch: Channel | None = None, **kw) -> Event:

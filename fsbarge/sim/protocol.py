@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .model import EVENT_NAMES, new_uuid
+from .originate import OriginateJob
 from .wire import Command, api_response, command_reply, disconnect_notice
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,6 +64,8 @@ def dispatch(sim: "FreeSwitchSim", conn: "Connection", cmd: Command) -> None:
     elif verb == "api":
         api_cmd, _, arg = line[4:].strip().partition(" ")
         output, _found = sim._api.execute(api_cmd, arg or None)
+        if isinstance(output, OriginateJob):
+            output = output.result.get()  # api blocks this connection until the originate ends
         conn.send(api_response(output or "-ERR no reply\n"))
     elif verb == "bgapi":
         api_cmd, _, arg = line[6:].strip().partition(" ")
@@ -72,7 +75,16 @@ def dispatch(sim: "FreeSwitchSim", conn: "Connection", cmd: Command) -> None:
         post = [("Job-UUID", job), ("Job-Command", api_cmd)]
         if arg:
             post.append(("Job-Command-Arg", arg))
-        sim._pbx.fire("BACKGROUND_JOB", None, post=post, body=output or "Command returned no output!")
+
+        pbx = sim._pbx
+
+        def done(text: str) -> None:
+            pbx.fire("BACKGROUND_JOB", None, post=post, body=text or "Command returned no output!")
+
+        if isinstance(output, OriginateJob):
+            output.then(done)  # the job thread fires it when the originate ends
+        else:
+            done(output)
     elif verb == "log":
         conn.send(command_reply("+OK log level  [7]"))
     elif verb == "nolog":

@@ -343,10 +343,30 @@ class FreeSwitchSim:
 
     @_in_sim
     def answer(self, uuid: str) -> None:
-        """A ringing agent phone answers (only with auto_answer off)."""
+        """A ringing phone answers: an agent's (only with auto_answer off), or one rung by the
+        ``originate`` api (always rings until answered, rejected, cancelled or timed out)."""
         ch = self._require(uuid)
-        if ch.direction == "outbound":
+        if ch.uuid in self._pbx.originating:
+            self._pbx.answer_originated(ch)
+        elif ch.direction == "outbound":
             self._pbx.answer_outbound(ch)
+
+    @_in_sim
+    def ringing(self, ext: str | None = None) -> list[str]:
+        """Legs the ``originate`` api created that ring still (to phone ``ext`` if given), oldest first."""
+        return [c.uuid for c in self._pbx.ringing_originated() if ext is None or c.user == ext]
+
+    @_in_sim
+    def originate_log(self) -> list[dict]:
+        """Ground truth for tests: every ``originate`` as {uuid, ext, variables (the {} ones), result
+        (``+OK <uuid>``, ``-ERR <cause>``, None while it rings)}."""
+        return [dict(entry, variables=dict(entry["variables"])) for entry in self._pbx.originate_log]
+
+    @_in_sim
+    def meta_bindings(self, uuid: str) -> dict[str, str]:
+        """bind_meta_app keys bound on a leg (digits the phone sends): key -> '<app>::<args>'."""
+        ch = self._require(uuid)
+        return {k: f"{b.app}::{b.arg}" for k, b in (ch.meta.keys.items() if ch.meta else ())}
 
     @_in_sim
     def hangup(self, uuid: str, cause: str = "NORMAL_CLEARING") -> None:
@@ -355,7 +375,8 @@ class FreeSwitchSim:
 
     @_in_sim
     def press(self, uuid: str, digits: str, source: str = "RTP", duration: int | None = None) -> None:
-        """DTMF from the phone: RTP (RFC2833), ENDPOINT (SIP INFO), APP, UNKNOWN."""
+        """DTMF from the phone: RTP (RFC2833), ENDPOINT (SIP INFO), APP, UNKNOWN. On a leg with
+        bind_meta_app, '*' then a bound digit runs the bound app instead (e.g. the agent's *9)."""
         self._pbx.press(self._require(uuid), digits, source, duration)
 
     @_in_sim

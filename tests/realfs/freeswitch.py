@@ -289,7 +289,16 @@ def make_phones_conf(phones: FreeSwitch, *, phones_port: int, carrier_port: int,
         </settings>
       </profile>"""
 
-    speak = "".join(f"""
+    # While the lab says so (global variable lab_no_answer, see Lab.phones_answer), a phone the PBX
+    # calls rings (180) and is never answered: a supervisor who does not pick up.
+    speak = """
+      <extension name="no-answer">
+        <condition field="${lab_no_answer}" expression="^true$"/>
+        <condition field="destination_number" expression="^speak-">
+          <action application="ring_ready"/>
+          <action application="sleep" data="600000"/>
+        </condition>
+      </extension>""" + "".join(f"""
       <extension name="speak-{tone}">
         <condition field="destination_number" expression="^speak-{tone}$">
           <action application="answer"/>

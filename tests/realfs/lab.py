@@ -34,6 +34,13 @@ WINDOW = 0.6  # seconds of audio analysed per mode
 # change), and quiet enough that a leg hearing the call, a supervisor and the tone never clips.
 NOTIFY_HZ = 1900
 NOTIFY_STREAM = f"tone_stream://v=-24;%(2000,0,{NOTIFY_HZ})"
+# What the agent hears when their help request is answered / when nobody answers: frequencies of
+# their own, 4 s long (a listening window soon after the request ends fits inside; fsbarge removes a
+# tone after 5 s at the latest).
+HELP_ANSWERED_HZ, HELP_UNANSWERED_HZ = 2300, 2700
+HELP_ANSWERED_STREAM = f"tone_stream://v=-24;%(4000,0,{HELP_ANSWERED_HZ})"
+HELP_UNANSWERED_STREAM = f"tone_stream://v=-24;%(4000,0,{HELP_UNANSWERED_HZ})"
+HELP_RING_SECONDS = 6
 MODE_KEYS = {"listen": "0", "customer_whisper": "1", "whisper": "2", "barge": "3"}
 HEARS_SUPERVISOR = {"listen": set(), "whisper": {"agent"}, "barge": {"agent", "customer"},
                     "customer_whisper": {"customer"}}
@@ -157,6 +164,11 @@ url = "{self.db_url}"
 error = "tone_stream://%(200,0,480);loops=1"
 ended = "tone_stream://%(200,0,440);loops=1"
 notify = "{NOTIFY_STREAM}"
+help_answered = "{HELP_ANSWERED_STREAM}"
+help_unanswered = "{HELP_UNANSWERED_STREAM}"
+
+[help]
+ring_seconds = {HELP_RING_SECONDS}
 
 [[teams]]
 name = "sales"
@@ -288,6 +300,12 @@ modes = ["listen", "whisper"]
         assert self.ph is not None
         self.ph.api(f"uuid_kill {leg.uuid}", check=False)
 
+    def phones_answer(self, on: bool) -> None:
+        """Off: a call the PBX places to a phone from now on rings there and is never answered (the
+        phones' dialplan checks the global variable ``lab_no_answer``); on: the phones answer again."""
+        assert self.ph is not None
+        self.ph.api(f"global_setvar lab_no_answer={'false' if on else 'true'}")
+
     def hold(self, leg: Leg, on: bool = True) -> None:
         """The phone puts its call on hold (re-INVITE a=sendonly) or takes it off hold; waits for the
         PBX to show its leg HELD / ACTIVE."""
@@ -374,4 +392,5 @@ def supervisor_leg(lab: Lab, user: str, code: str, ext: str) -> Leg:
     return lab.phone_call(user, f"{code}{ext}", f"supervisor{'' if user in (SUP, SUP3) else '2'}")
 
 
-__all__ = ["Call", "Event", "Lab", "Leg", "HEARS_SUPERVISOR", "MODE_KEYS", "NOTIFY_HZ", "supervisor_leg"]
+__all__ = ["Call", "Event", "Lab", "Leg", "HEARS_SUPERVISOR", "HELP_ANSWERED_HZ", "HELP_UNANSWERED_HZ", "MODE_KEYS",
+           "NOTIFY_HZ", "supervisor_leg"]
