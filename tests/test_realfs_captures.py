@@ -16,6 +16,7 @@ import pytest
 
 from fsbarge.barge import AddMode, OpenAudit
 from fsbarge.channels import ChannelTable, channel_from_row
+from fsbarge.crossnode import CrossNode, Ticket
 from fsbarge.events import SUBSCRIBED_EVENTS, from_plain
 from fsbarge.wire import BadFrame, Frame, FrameReader, decode, parse_plain
 from tests.factories import Rig
@@ -38,6 +39,8 @@ EXPECTED: dict[str, tuple[str, str, dict[str, list[tuple[str, bool]]]]] = {
 NAMES = sorted(EXPECTED)
 # Help requests (tests/realfs/test_help.py): the simulator is held to these (tests/test_sim_help.py).
 HELP_CAPTURES = ["help-request-answered", "help-request-unanswered"]
+# A cross-node barge (tests/realfs/test_crossnode.py): the supervisor's node and the agent's node.
+CROSS_CAPTURES = ["cross-node-agent-node", "cross-node-supervisor-node"]
 
 
 def frames(name: str) -> list[Frame]:
@@ -63,14 +66,14 @@ def daemon_events(name: str):
 
 
 def test_every_topology_was_captured() -> None:
-    assert sorted(p.name for p in HERE.iterdir() if p.is_dir()) == sorted(NAMES + HELP_CAPTURES)
+    assert sorted(p.name for p in HERE.iterdir() if p.is_dir()) == sorted(NAMES + HELP_CAPTURES + CROSS_CAPTURES)
 
 
-@pytest.mark.parametrize("name", NAMES + HELP_CAPTURES)
+@pytest.mark.parametrize("name", NAMES + HELP_CAPTURES + CROSS_CAPTURES)
 def test_capture_is_a_whole_event_plain_all_connection(name: str) -> None:
     types = [f.content_type for f in frames(name)]
     assert types[0] == "auth/request" and types[-1] == "text/disconnect-notice"
-    assert types.count("text/event-plain") > 100
+    assert types.count("text/event-plain") > 50
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -149,3 +152,40 @@ def test_mirror_matches_the_show_channels_snapshot(name: str) -> None:
         assert matched, f"{name}/{snap_file.name}: no point in the stream matches the snapshot"
         live_leg = table.agent_leg(ext)
         assert live_leg is not None and live_leg.uuid == next(u for u, r in roles(name).items() if r == "agent")
+
+
+def test_replay_of_a_cross_node_barge_decides_as_on_the_two_real_nodes() -> None:
+    """pbx1's stream: the supervisor's *33 1000 for an agent on pbx2 becomes a bridge to pbx2 with a
+    ticket, and nothing is recorded there once pbx2 has claimed it. pbx2's stream: the call arriving
+    with the ticket becomes an intervention on the agent's own leg, naming the trunk customer, with
+    the mode history the real run had, recorded on pbx2 for a supervisor of pbx1."""
+    cross = CrossNode({"pbx1": "127.0.0.1:5080", "pbx2": "127.0.0.1:5090"})
+    a, b = Rig("pbx1"), Rig("pbx2")
+    for rig in (a, b):
+        rig.machine.cross = cross
+    a.machine.elsewhere = lambda agent: "pbx2" if agent == "1000" else None
+    who_a, who_b = roles("cross-node-supervisor-node"), roles("cross-node-agent-node")
+    sup = next(u for u, r in who_a.items() if r == "supervisor")
+    claimed = None
+    for ev in daemon_events("cross-node-supervisor-node"):
+        a.feed(ev)
+        if a.machine.handoffs and claimed is None:  # pbx2 takes the ticket once it is sent
+            claimed = cross.claim(a.machine.handoffs[sup].token, "pbx2", a.now)
+    assert isinstance(claimed, Ticket) and (claimed.agent, claimed.mode, claimed.supervisor) == ("1000", "listen", "1002")
+    bridge = [e for e in a.effects if getattr(e, "app", None) == "bridge"]
+    assert [e.uuid for e in bridge] == [sup] and "@127.0.0.1:5090" in bridge[0].arg
+    assert not [e for e in a.effects if isinstance(e, OpenAudit)] and not a.machine.handoffs
+
+    park = next(ev for ev in daemon_events("cross-node-agent-node") if ev.name == "CHANNEL_PARK" and ev.fsbarge_ticket)
+    arrival = next(u for u, r in who_b.items() if r == "supervisor_from_node")
+    assert park.uuid == arrival
+    cross.issue(Ticket(park.fsbarge_ticket, "pbx2", "pbx1", "1002", sup, "1000", "listen", 0.0), 0.0)
+    b.now = 1.0
+    for ev in daemon_events("cross-node-agent-node"):
+        b.feed(ev, dt=0.0)
+    [opened] = [e.fields for e in b.effects if isinstance(e, OpenAudit)]
+    agent = next(u for u, r in who_b.items() if r == "agent")
+    assert (opened["node"], opened["supervisor_node"], opened["supervisor"]) == ("pbx2", "pbx1", "1002")
+    assert (opened["target_uuid"], opened["customer"]) == (agent, "5550001111")
+    assert [e.mode for e in b.effects if isinstance(e, AddMode) and e.key == arrival] == CYCLE
+    assert not b.machine.active

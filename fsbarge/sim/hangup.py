@@ -61,8 +61,14 @@ class HangupMixin:
             self.stop_eavesdroppers(b)
             self.stop_eavesdroppers(a)
             self._t_report(b)
-            self._unbridge(a, b)
-            self._t_complete(b)
+            if b.to_node:
+                # a call to another node (capture cross-node-supervisor-node): its leg completes
+                # its hang-up before the caller's bridge unwinds
+                self._t_complete(b)
+                self._unbridge(a, b)
+            else:
+                self._unbridge(a, b)
+                self._t_complete(b)
             self._unwind(a)
             self._t_hangup(a)
             self._t_destroy(b)

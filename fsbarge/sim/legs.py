@@ -50,7 +50,8 @@ def inbound_leg(ext: str, dest: str, uuid: str, user: User | None, authenticated
         "sip_received_port": "5070", "sip_via_protocol": "udp", "sip_authorized": "true",
     })
     if trunk:
-        pass  # the external profile neither challenges nor applies an ACL
+        # the external profile neither challenges nor applies an ACL (capture cross-node-agent-node)
+        del v["sip_authorized"]
     elif authenticated and user is not None:
         # Digest-authenticated INVITE: the REQUEST_PARAMS of the directory lookup leak into the
         # channel as variable_Event-Name etc. (a parser must not mistake them for the real ones),

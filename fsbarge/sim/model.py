@@ -238,6 +238,7 @@ class Channel:
     presence_count: int = 0
     runs_dialplan: bool = True  # inbound legs hang up when their dialplan runs out
     session_events: deque[list[tuple[str, str]]] = field(default_factory=deque)  # sendevent queue
+    to_node: bool = False  # an outbound leg to another simulated node (network.py)
     show_app: tuple[str, str] = ("", "")  # show channels application; only CHANNEL_EXECUTE updates it
     meta: MetaBindings | None = None  # bind_meta_app on this leg (switch_ivr_bind_dtmf_meta_session)
 

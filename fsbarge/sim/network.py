@@ -66,6 +66,7 @@ class NetworkMixin:
                     Profile("outbound", a.profile.username, cid_name, cid_num, user, x_uuid, name, us,
                             ani=cid_num, callee_id_name="Outbound Call", callee_id_number=user),
                     "", self.clock(), hit_dialplan=False, call_uuid=x_uuid, runs_dialplan=False, show_profile=True)
+        x.to_node = True
         x.other_type = "originator"
         x.other_profile = a.profile.copy(created=0, answered=0, progress=0)
         x.initial = {"cid_name": cid_name, "cid_num": cid_num, "ip_addr": DOMAIN, "dest": user}
