@@ -21,11 +21,18 @@ from .channels import ChannelTable
 from .events import Event
 from .policy import Policy
 
-__all__ = ["BIND_HELP_KEY", "CloseHelp", "DueAt", "HelpDesk", "HelpTones", "Kill", "OpenHelp", "Originate"]
+__all__ = ["BIND_HELP_KEY", "BIND_HELP_KEY_CALLER", "CloseHelp", "DueAt", "HelpDesk", "HelpTones", "Kill", "OpenHelp", "Originate"]
 
 HELP_SUBCLASS = "fsbarge::help"
-# bind_meta_app <key> <listen on: a = this leg> <respond on: s = same leg, i = inline> <app>::<args>:
-# the agent's *9 fires a CUSTOM event with this leg's headers (Unique-ID, the agent's user).
+# bind_meta_app <key> <listen> <respond: s = the side that pressed, i = inline> <app>::<args>: the
+# agent's *9 runs the event app on the agent's leg, a CUSTOM event with its headers (Unique-ID, user).
+# Bound the way the stock dialplan binds its *1..*4 features (Local_Extension: "1 b s ..." on the
+# caller's leg), so that both live in one channel's meta map and neither swallows the other's keys
+# (src/switch_ivr_async.c meta_on_dtmf: a leg with a meta map drops '*' + any digit it has no app for):
+# - a call the agent answered (the agent's leg is the callee): on the caller's leg, listening to
+#   the digits the agent sends to it (b);
+BIND_HELP_KEY_CALLER = f"9 b si event::Event-Name=CUSTOM,Event-Subclass={HELP_SUBCLASS}"
+# - a call the agent placed: on the agent's own leg, listening to its phone (a).
 BIND_HELP_KEY = f"9 a si event::Event-Name=CUSTOM,Event-Subclass={HELP_SUBCLASS}"
 
 
@@ -100,7 +107,7 @@ class HelpDesk:
     new_id: Callable[[], str]
     ring_seconds: int = 30
     open: dict[str, _Request] = field(default_factory=dict)  # agent leg -> its request
-    bound: set[str] = field(default_factory=set)  # agent legs with *9 bound
+    bound: set[str] = field(default_factory=set)  # legs *9 is bound on (the agent's, or its caller's)
 
     def handle(self, ev: Event, now: float) -> list[Effect]:
         name, uuid = ev.name, ev.uuid
@@ -108,7 +115,7 @@ class HelpDesk:
             return self._custom(ev, now)
         if not uuid:
             return []
-        if name in ("CHANNEL_ANSWER", "CHANNEL_BRIDGE") and uuid not in self.bound:
+        if name in ("CHANNEL_ANSWER", "CHANNEL_BRIDGE"):
             return self._bind(uuid)
         if name == "CHANNEL_PARK":
             req = self._ringing_owner(uuid)
@@ -123,16 +130,29 @@ class HelpDesk:
     # -- binding *9 ------------------------------------------------------------------
 
     def _bind(self, uuid: str) -> list[Effect]:
-        """An answered agent leg (the leg of an agent's phone) gets *9."""
+        """*9 for the agent's leg among this leg and its peer: on the caller's leg once a call the
+        agent answered is bridged, on the agent's own leg for a call the agent placed. A binding on a
+        caller's leg follows its peer (a transfer to another agent keeps working: 's' runs the app on
+        whoever is bridged to it when *9 arrives)."""
         ch = self.channels.get(uuid)
-        user = ch.user if ch is not None else None
-        if not user or not self.policy.is_agent(user):
+        if ch is None:
             return []
-        leg = self.channels.agent_leg(user)
-        if leg is None or leg.uuid != uuid:
-            return []
-        self.bound.add(uuid)
-        return [Execute(uuid, "bind_meta_app", BIND_HELP_KEY)]
+        effects: list[Effect] = []
+        for leg in (ch, self.channels.get(ch.peer_uuid) if ch.peer_uuid else None):
+            if leg is None or not leg.user or not self.policy.is_agent(leg.user):
+                continue
+            own = self.channels.agent_leg(leg.user)
+            if own is None or own.uuid != leg.uuid:
+                continue
+            if leg.direction == "outbound":
+                caller = self.channels.get(leg.peer_uuid) if leg.peer_uuid else None
+                if caller is not None and caller.uuid not in self.bound:
+                    self.bound.add(caller.uuid)
+                    effects.append(Execute(caller.uuid, "bind_meta_app", BIND_HELP_KEY_CALLER))
+            elif leg.uuid not in self.bound:
+                self.bound.add(leg.uuid)
+                effects.append(Execute(leg.uuid, "bind_meta_app", BIND_HELP_KEY))
+        return effects
 
     # -- a request ---------------------------------------------------------------------
 
@@ -143,8 +163,8 @@ class HelpDesk:
                 return []
             return self.request(ev.help_agent, leg.uuid, "external", ev.help_reason, now)
         ch = self.channels.get(ev.uuid) if ev.uuid else None
-        if ch is None or not ch.user:
-            return []
+        if ch is None or not ch.user or not self.policy.is_agent(ch.user):
+            return []  # (a caller's binding now bridged to someone who is no agent)
         return self.request(ch.user, ch.uuid, "phone", None, now)
 
     def request(self, agent: str, agent_uuid: str, source: str, reason: str | None, now: float) -> list[Effect]:

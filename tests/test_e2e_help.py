@@ -61,9 +61,11 @@ def help_list(config: Path) -> list[dict]:
 
 
 def bound_call(sim: FreeSwitchSim, daemon: InProcessDaemon):  # noqa: ANN201
-    """A customer's call to agent 1000, answered; the daemon has bound *9 on the agent's leg."""
+    """A customer's call to agent 1000, answered; the daemon has bound *9 for the agent, on the
+    caller's leg (listening to the digits the agent sends), where the stock *1..*4 live too."""
     call = sim.place_call("1001", "1000")
-    wait_until(lambda: sim.meta_bindings(call.b_uuid) == BOUND, what="*9 bound on the agent's leg")
+    wait_until(lambda: sim.meta_bindings(call.a_uuid, sent=True) == BOUND, what="*9 bound for the agent")
+    assert sim.meta_bindings(call.b_uuid) == {}  # nothing on the agent's own leg
     return call
 
 
@@ -98,7 +100,8 @@ def test_star_9_rings_the_team_the_first_to_answer_whispers_and_the_others_stop_
         assert (entry["variables"]["origination_caller_id_name"], entry["variables"]["origination_caller_id_number"]) == (
             "Help 1000", "1000")
         assert entry["variables"]["originate_timeout"] == str(RING_SECONDS)
-    assert not [e for e in sim.events if e.name == "DTMF" and e.unique_id == agent]  # *9 never reached the call
+    # *9 crossed the bridge to the caller's leg, whose meta hook took it: the customer never got it
+    assert not sim.digits_sent_to(call.a_uuid)
     # a second *9 while it rings: nothing new
     sim.press(agent, "*9")
     wait_until(lambda: len(seen) == 2, what="the second *9 handled")

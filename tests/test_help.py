@@ -6,9 +6,9 @@ import itertools
 
 from fsbarge.barge import AddMode, Execute, MixTone, OpenAudit
 from fsbarge.events import Event
-from fsbarge.help import BIND_HELP_KEY, CloseHelp, DueAt, HelpDesk, HelpTones, Kill, OpenHelp, Originate
+from fsbarge.help import BIND_HELP_KEY, BIND_HELP_KEY_CALLER, CloseHelp, DueAt, HelpDesk, HelpTones, Kill, OpenHelp, Originate
 
-from .factories import AGENT, CUSTOMER, Rig, bug, ev, execute, hangup
+from .factories import AGENT, CUSTOMER, Rig, bug, call_events, ev, execute, hangup
 
 ANSWERED, UNANSWERED = "tone_stream://yes", "tone_stream://no"
 
@@ -37,11 +37,31 @@ def of(effects: list, kind: type) -> list:
     return [e for e in effects if isinstance(e, kind)]
 
 
-def test_an_answered_agent_leg_gets_star_9() -> None:
+def test_a_call_the_agent_answered_gets_star_9_on_the_callers_leg_like_the_stock_star_keys() -> None:
+    """Bound where the stock dialplan binds the callee's *1..*4 (the caller's leg, listening to the
+    digits the agent sends): on the agent's own leg the meta hook would swallow *1..*4."""
     d = Desk()
-    assert d.feed(ev("CHANNEL_ANSWER", AGENT, answer_state="answered")) == [Execute(AGENT, "bind_meta_app", BIND_HELP_KEY)]
-    assert d.feed(ev("CHANNEL_BRIDGE", AGENT, answer_state="answered")) == []  # once
-    assert d.feed(ev("CHANNEL_ANSWER", CUSTOMER, answer_state="answered")) == []  # not an agent's leg
+    assert d.feed(ev("CHANNEL_ANSWER", AGENT, answer_state="answered")) == [
+        Execute(CUSTOMER, "bind_meta_app", BIND_HELP_KEY_CALLER)]
+    assert BIND_HELP_KEY_CALLER.startswith("9 b s")
+    assert d.feed(ev("CHANNEL_BRIDGE", CUSTOMER, answer_state="answered", bridge_a=CUSTOMER, bridge_b=AGENT)) == []  # once
+    assert d.feed(ev("CHANNEL_ANSWER", CUSTOMER, answer_state="answered")) == []
+
+
+def test_a_call_the_agent_placed_gets_star_9_on_the_agents_own_leg() -> None:
+    d = Desk()
+    own, far = "a0000000-0000-0000-0000-0000000out1", "c0000000-0000-0000-0000-0000000out2"
+    effects = []
+    for e in call_events(customer="1004", agent="1019", a=own, b=far):  # agent 1004 dials 1019
+        effects += d.feed(e)
+    assert effects == [Execute(own, "bind_meta_app", BIND_HELP_KEY)] and BIND_HELP_KEY.startswith("9 a s")
+
+
+def test_star_9_from_a_leg_that_is_not_an_agents_asks_nobody() -> None:
+    """A caller's binding stays when the call is transferred; bridged to someone who is no agent, it
+    fires for them: nothing is rung."""
+    d = Desk()
+    assert d.feed(ev("CUSTOM", CUSTOMER, subclass="fsbarge::help")) == []
 
 
 def test_star_9_rings_the_supervisors_who_may_whisper_and_records_the_request() -> None:

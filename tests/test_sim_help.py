@@ -1,9 +1,12 @@
 """The simulator's side of help requests, held to the real FreeSWITCH where a capture shows it
 (tests/fixtures/realfs-captures/help-request-answered and help-request-unanswered):
 
-- ``bind_meta_app 9 a si event::Event-Name=CUSTOM,Event-Subclass=fsbarge::help`` on the agent's leg,
-  then the agent's phone sending ``*9``: no DTMF event, the ``event`` app runs inline and fires the
-  CUSTOM event with the leg's data (mod_dptools event_function, switch_ivr_async.c meta_on_dtmf);
+- ``bind_meta_app 9 b si event::Event-Name=CUSTOM,Event-Subclass=fsbarge::help`` on the caller's leg
+  (beside the stock ``1 b s`` .. ``4 b s``), then the agent's phone sending ``*9``: DTMF events on the
+  agent's leg, the bridge hands the digits to the caller's leg, whose meta hook takes them and runs
+  the ``event`` app inline on the agent's leg: the CUSTOM event with the agent leg's data
+  (mod_dptools event_function, switch_ivr_async.c meta_on_dtmf); with ``9 a si`` on a leg, its
+  own phone's ``*<digit>`` never become DTMF events;
 - ``bgapi originate {vars}user/<ext> &park()``: the phone rings until a test answers it (then it
   parks with the variables), ``originate_timeout`` passes (NO_ANSWER), or ``uuid_kill`` cancels it.
 """
@@ -20,7 +23,8 @@ from fsbarge.sim import FreeSwitchSim
 from tests.sim_fixtures import EslClient, PlainEvent, named, parse_plain, sim, split_frames  # noqa: F401
 
 HERE = Path(__file__).resolve().parent / "fixtures" / "realfs-captures"
-BIND = "9 a si event::Event-Name=CUSTOM,Event-Subclass=fsbarge::help"
+BIND = "9 b si event::Event-Name=CUSTOM,Event-Subclass=fsbarge::help"  # on the caller's leg
+BIND_OWN = "9 a si event::Event-Name=CUSTOM,Event-Subclass=fsbarge::help"  # on the agent's own leg
 SUP_LEG = "5e1d2bba-0000-4000-8000-00000000a001"
 HELP_UID = "a971d9ca-0000-4000-8000-00000000b001"
 
@@ -79,28 +83,35 @@ def between(seq: list[tuple[str, ...]], first: tuple[str, ...], last: tuple[str,
     return seq[i : seq.index(last, i) + 1]
 
 
-def trunk_call_to_agent(sim: FreeSwitchSim, client: EslClient) -> str:
-    """A carrier call to 1010 and the daemon's sendmsg binding *9 on the agent's leg."""
+def trunk_call_to_agent(sim: FreeSwitchSim, client: EslClient, own: bool = False) -> str:
+    """A carrier call to 1010 and the daemon's sendmsg binding *9 for the agent: on the caller's leg
+    (or, ``own``, on the agent's leg itself, as for a call the agent placed)."""
     call = sim.place_call("5550004444", "1010", trunk=True)
-    reply = client.execute(call.b_uuid, "bind_meta_app", BIND)
+    reply = client.execute(call.b_uuid if own else call.a_uuid, "bind_meta_app", BIND_OWN if own else BIND)
     assert reply.headers.get("Reply-Text") == "+OK"
     return call.b_uuid
 
 
+def last_index(seq: list[tuple[str, ...]], item: tuple[str, ...]) -> int:
+    return len(seq) - 1 - seq[::-1].index(item)
+
+
 # -- the agent's *9 ------------------------------------------------------------------------------------
-def test_star_9_on_a_bound_agent_leg_fires_the_custom_event_like_the_real_freeswitch(sim: FreeSwitchSim) -> None:
+def test_star_9_bound_on_the_callers_leg_fires_the_custom_event_like_the_real_freeswitch(sim: FreeSwitchSim) -> None:
     mon = monitor(sim)
     agent = trunk_call_to_agent(sim, mon)
-    assert sim.meta_bindings(agent) == {"9": "event::Event-Name=CUSTOM,Event-Subclass=fsbarge::help"}
+    customer = sim.channel(agent).peer  # type: ignore[union-attr]
+    assert sim.meta_bindings(customer, sent=True) == {"9": "event::Event-Name=CUSTOM,Event-Subclass=fsbarge::help"}
     sim.press(agent, "*9")
     custom = mon.wait_event(lambda e: e.name == "CUSTOM")
     mon.wait_event(named("CHANNEL_EXECUTE_COMPLETE", agent), timeout=2)
     cap_events, cap_roles = captured("help-request-answered")
-    want = between(steps(cap_events, cap_roles), ("CHANNEL_EXECUTE", "agent", "bind_meta_app"),
-                   ("CHANNEL_EXECUTE_COMPLETE", "agent", "event"))
-    got = between(steps(mon.events, {agent: "agent"}), ("CHANNEL_EXECUTE", "agent", "bind_meta_app"),
-                  ("CHANNEL_EXECUTE_COMPLETE", "agent", "event"))
-    assert got == want  # no DTMF event for '*' or '9': the meta hook swallows both
+    bind, done = ("CHANNEL_EXECUTE", "customer", "bind_meta_app"), ("CHANNEL_EXECUTE_COMPLETE", "agent", "event")
+    cap_steps = steps(cap_events, cap_roles)
+    want = between(cap_steps[last_index(cap_steps, bind):], bind, done)  # after the stock *1..*4, ours
+    got = between(steps(mon.events, {agent: "agent", customer: "customer"}), bind, done)
+    assert got == want  # DTMF events for '*' and '9' on the agent's leg, then the event app there
+    assert sim.digits_sent_to(customer) == ""  # the caller's meta hook took both
     cap_custom = next(e for e in cap_events if e.name == "CUSTOM")
     layout = lambda e: [k for k, _ in e.headers if not k.startswith(("variable_", "Caller-", "Other-"))]  # noqa: E731
     assert layout(custom) == layout(cap_custom)
@@ -119,13 +130,35 @@ def test_star_9_before_the_binding_is_only_dtmf(sim: FreeSwitchSim) -> None:
     assert not [e for e in sim.events if e.name == "CUSTOM"]
 
 
-def test_meta_key_rules() -> None:
-    """'**' lets one '*' through; '*' then an unbound digit swallows both; more than 5 s between
-    '*' and the digit: the digit goes through as DTMF and nothing runs (meta_on_dtmf)."""
+def test_meta_key_rules_on_the_callers_leg() -> None:
+    """What reaches the customer's phone: '**' one '*'; '*' then an unbound digit nothing; more than
+    5 s between '*' and the digit: the digit, and nothing runs (meta_on_dtmf)."""
     now = [1000.0]
     with FreeSwitchSim(clock=lambda: now[0]) as fs:
         mon = monitor(fs)
         agent = trunk_call_to_agent(fs, mon)
+        customer = fs.channel(agent).peer  # type: ignore[union-attr]
+        fs.press(agent, "**")
+        fs.press(agent, "*5")
+        fs.press(agent, "*")
+        now[0] += 6
+        fs.press(agent, "9")
+        fs.press(agent, "1")
+        assert fs.digits_sent_to(customer) == "*91"
+        assert not [e for e in fs.events if e.name == "CUSTOM"]
+        fs.press(agent, "*9")
+        mon.wait_event(lambda e: e.name == "CUSTOM")
+        assert fs.digits_sent_to(customer) == "*91"
+
+
+def test_meta_key_rules() -> None:
+    """On the agent's own leg (a call the agent placed): '**' lets one '*' through; '*' then an
+    unbound digit swallows both; more than 5 s between '*' and the digit: the digit goes through as
+    DTMF and nothing runs (meta_on_dtmf)."""
+    now = [1000.0]
+    with FreeSwitchSim(clock=lambda: now[0]) as fs:
+        mon = monitor(fs)
+        agent = trunk_call_to_agent(fs, mon, own=True)
         fs.press(agent, "**")
         fs.press(agent, "*5")
         fs.press(agent, "*")

@@ -204,14 +204,20 @@ class AppsMixin:
                                                          ("DTMF-Source", source)])
             if ed is not None:
                 self.eavesdrop_command(ch, digit, cause="dtmf")
-            else:
-                self.digits_to_network(ch, digit, duration)
+                continue
+            peer = self.channels.get(ch.peer or "")
+            if peer is not None and peer.meta_send is not None and self.meta_digit(peer, digit, sent=True):
+                continue  # the bridge sent it to the peer, whose meta hook took it (listen 'b')
+            if peer is not None:
+                self.delivered.setdefault(peer.uuid, []).append(digit)  # ground truth: the peer's phone got it
+            self.digits_to_network(ch, digit, duration)
 
-    def meta_digit(self, ch: Channel, digit: str) -> bool:
-        """meta_on_dtmf (src/switch_ivr_async.c) for a digit the phone on ``ch`` sends: the meta key
-        arms it, the next digit runs its bound app (or is dropped if unbound); a second meta key
-        passes through; more than 5 s between the two disarms it. True: the digit is swallowed."""
-        md = ch.meta
+    def meta_digit(self, ch: Channel, digit: str, sent: bool = False) -> bool:
+        """meta_on_dtmf (src/switch_ivr_async.c) for a digit the phone on ``ch`` sends (or, with
+        ``sent``, one its peer sends to it): the meta key arms it, the next digit runs its bound app
+        (or is dropped if unbound); a second meta key passes through; more than 5 s between the two
+        disarms it. True: the digit is swallowed."""
+        md = ch.meta_send if sent else ch.meta
         if md is None or not md.keys:
             return False
         now = self.clock()
@@ -229,15 +235,22 @@ class AppsMixin:
         if binding is not None:
             if "1" in binding.respond:
                 del md.keys[digit]
-            self.run_meta_app(ch, binding)
+            self.run_meta_app(ch, binding, sent)
         return True
 
-    def run_meta_app(self, ch: Channel, binding: MetaBinding) -> None:
-        """switch_ivr_broadcast of the bound app: on this leg ('s', 'a') or its peer ('o', 'b');
-        inline ('i') it runs at once in the reading thread, otherwise it is queued like a sendmsg."""
-        target = ch
-        if "o" in binding.respond or "b" in binding.respond:
-            target = self.channels.get(ch.peer or "") or ch
+    def run_meta_app(self, ch: Channel, binding: MetaBinding, sent: bool = False) -> None:
+        """switch_ivr_broadcast of the bound app, on this leg or its peer as meta_on_dtmf decides:
+        'o' the other side from the one that pressed, 's' the same side, else 'a' this leg, 'b' the
+        peer; inline ('i') it runs at once in the reading thread, otherwise it is queued like a sendmsg."""
+        r = binding.respond
+        peer = self.channels.get(ch.peer or "")
+        if "o" in r:
+            on_peer = not sent
+        elif "s" in r:
+            on_peer = sent
+        else:
+            on_peer = "b" in r and "a" not in r
+        target = peer if on_peer and peer is not None else ch
         if "i" in binding.respond:
             self.execute(target, binding.app, binding.arg)
             return
@@ -475,8 +488,8 @@ def _app_hash(pbx: Any, ch: Channel, frame: Frame) -> str | None:
 
 
 def _app_bind_meta_app(pbx: Any, ch: Channel, frame: Frame) -> str | None:
-    """``<key> <listen a|b> <respond s|o|a|b, i, 1> <app>[::<args>]`` (mod_dptools dtmf_bind_function).
-    Only digits the phone on this leg sends (listen 'a') are simulated."""
+    """``<key> <listen a|b> <respond s|o|a|b, i, 1> <app>[::<args>]`` (mod_dptools dtmf_bind_function):
+    listen 'a' takes the digits this leg's phone sends, 'b' those its peer sends to it."""
     parts = frame.data.split(" ", 3)
     if len(parts) != 4 or len(parts[0]) != 1 or parts[0] not in "0123456789*#ABCD":
         return "_none_"
@@ -485,10 +498,12 @@ def _app_bind_meta_app(pbx: Any, ch: Channel, frame: Frame) -> str | None:
     if not sep:
         name, arg = "playback", app
     meta_key = (ch.variables.get("bind_meta_key") or "*")[:1]
-    if ch.meta is None:
-        ch.meta = MetaBindings(meta_key=meta_key)
     if "a" in listen:
+        ch.meta = ch.meta or MetaBindings(meta_key=meta_key)
         ch.meta.keys[key] = MetaBinding(listen, respond, name, arg)
+    if "b" in listen:
+        ch.meta_send = ch.meta_send or MetaBindings(meta_key=meta_key)
+        ch.meta_send.keys[key] = MetaBinding(listen, respond, name, arg)
     return "_none_"
 
 

@@ -240,7 +240,8 @@ class Channel:
     session_events: deque[list[tuple[str, str]]] = field(default_factory=deque)  # sendevent queue
     to_node: bool = False  # an outbound leg to another simulated node (network.py)
     show_app: tuple[str, str] = ("", "")  # show channels application; only CHANNEL_EXECUTE updates it
-    meta: MetaBindings | None = None  # bind_meta_app on this leg (switch_ivr_bind_dtmf_meta_session)
+    meta: MetaBindings | None = None  # bind_meta_app on this leg, digits its phone sends (listen 'a')
+    meta_send: MetaBindings | None = None  # ... digits sent to its phone by its peer (listen 'b')
 
     @property
     def alive(self) -> bool:

@@ -57,6 +57,8 @@ class Pbx(HangupMixin, AppsMixin, NetworkMixin, OriginateMixin):
         # uuid_displace: every start/stop as (uuid, action, file, limit, flags), and what runs per channel
         self.displace_log: list[tuple[str, str, str, int, str]] = []
         self.displacing: dict[str, set[str]] = {}
+        # leg uuid -> digits its phone received from the bridged peer (ground truth for tests)
+        self.delivered: dict[str, list[str]] = {}
         self.sessions_since_startup = 0
         self.peak_sessions = 0
         self.playback_seconds = 0.0

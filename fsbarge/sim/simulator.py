@@ -298,6 +298,12 @@ class FreeSwitchSim:
         return out
 
     @_in_sim
+    def digits_sent_to(self, uuid: str) -> str:
+        """The DTMF digits the phone on this leg received from its bridged peer (not FreeSWITCH's
+        own report: the simulator's ground truth)."""
+        return "".join(self._pbx.delivered.get(uuid, ()))
+
+    @_in_sim
     def far_leg(self, uuid: str) -> str | None:
         """The leg on another simulated node of the network call this channel is bridged to (or is)."""
         ch = self._pbx.channels.get(uuid)
@@ -363,10 +369,12 @@ class FreeSwitchSim:
         return [dict(entry, variables=dict(entry["variables"])) for entry in self._pbx.originate_log]
 
     @_in_sim
-    def meta_bindings(self, uuid: str) -> dict[str, str]:
-        """bind_meta_app keys bound on a leg (digits the phone sends): key -> '<app>::<args>'."""
+    def meta_bindings(self, uuid: str, sent: bool = False) -> dict[str, str]:
+        """bind_meta_app keys bound on a leg: key -> '<app>::<args>', for the digits its phone sends
+        (listen 'a'), or with ``sent`` for those its peer sends to it (listen 'b')."""
         ch = self._require(uuid)
-        return {k: f"{b.app}::{b.arg}" for k, b in (ch.meta.keys.items() if ch.meta else ())}
+        md = ch.meta_send if sent else ch.meta
+        return {k: f"{b.app}::{b.arg}" for k, b in (md.keys.items() if md else ())}
 
     @_in_sim
     def hangup(self, uuid: str, cause: str = "NORMAL_CLEARING") -> None:
