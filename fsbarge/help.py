@@ -139,10 +139,7 @@ class HelpDesk:
             return []
         effects: list[Effect] = []
         for leg in (ch, self.channels.get(ch.peer_uuid) if ch.peer_uuid else None):
-            if leg is None or not leg.user or not self.policy.is_agent(leg.user):
-                continue
-            own = self.channels.agent_leg(leg.user)
-            if own is None or own.uuid != leg.uuid:
+            if leg is None or not self._agents_own(leg):
                 continue
             if leg.direction == "outbound":
                 caller = self.channels.get(leg.peer_uuid) if leg.peer_uuid else None
@@ -153,6 +150,14 @@ class HelpDesk:
                 self.bound.add(leg.uuid)
                 effects.append(Execute(leg.uuid, "bind_meta_app", BIND_HELP_KEY))
         return effects
+
+    def _agents_own(self, leg: Any) -> bool:
+        """An answered leg of an agent's own phone (what ChannelTable.agent_leg chooses among, in
+        O(1): this runs on every answer and bridge, and one extension may have many legs)."""
+        if not leg.user or not leg.answered or leg.eavesdropping or not self.policy.is_agent(leg.user):
+            return False
+        peer = self.channels.get(leg.peer_uuid) if leg.peer_uuid else None
+        return not (peer is not None and peer.user == leg.user and peer.rank > leg.rank)
 
     # -- a request ---------------------------------------------------------------------
 
