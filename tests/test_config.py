@@ -282,6 +282,12 @@ INVALID = [
      'unknown key (did you mean "password"?)'),
     ("bad-timeout", variant("connect_timeout = 2", "connect_timeout = 0"), "freeswitch[1].connect_timeout",
      "must be a number of seconds greater than 0"),
+    ("sip-address-port", variant("port = 8022", 'port = 8022\nsip_address = "10.0.0.2:99999"'),
+     "freeswitch[1].sip_address", 'must be "host" or "host:port" (e.g. "10.0.0.12:5080"), got "10.0.0.2:99999"'),
+    ("sip-address-uri", variant("port = 8022", 'port = 8022\nsip_address = "sip:pbx2@10.0.0.2"'),
+     "freeswitch[1].sip_address", 'must be "host" or "host:port"'),
+    ("sip-profile", variant("port = 8022", 'port = 8022\nsip_profile = "ex ternal"'),
+     "freeswitch[1].sip_profile", "must be a sofia profile name"),
     ("unknown-top-level", "[logging]\nlevel = \"info\"\n" + FULL, "logging", "unknown key"),
     ("database-url-not-string", variant('url = "sqlite:////tmp/fsbarge.db"', "url = 5"), "database.url",
      "must be a string"),
@@ -357,3 +363,10 @@ def test_a_password_with_a_line_break_is_refused_without_showing_it():
     error = error_of(variant(f'password = "{SECRET}"', f'password = "{SECRET}\\nevent plain ALL"'))
     assert error.key == "freeswitch[0].password"
     assert "line breaks" in str(error) and SECRET not in str(error)
+
+
+@pytest.mark.parametrize("address", ["10.0.0.2:5080", "10.0.0.2", "pbx2.example.com:5080", "[2001:db8::2]:5080"])
+def test_a_node_may_give_the_sip_address_other_nodes_reach_it_at(address):
+    config = parse_config(variant("port = 8022", f'port = 8022\nsip_address = "{address}"\nsip_profile = "wan"'), PATH, {})
+    assert (config.nodes[1].sip_address, config.nodes[1].sip_profile) == (address, "wan")
+    assert (config.nodes[0].sip_address, config.nodes[0].sip_profile) == (None, "external")
