@@ -170,8 +170,9 @@ def test_agent_leg_vanishing_between_lookup_and_eavesdrop_is_audited_as_failed(s
 
 
 def test_an_agent_on_another_node_is_refused_as_target_on_other_node(sim, tmp_path, daemon_db_url) -> None:
-    """Two nodes in one daemon, the agent's call on pbx2, the supervisor dialling on pbx1: no
-    cross-node barge yet, so an error tone and a record naming both nodes (not no_active_call)."""
+    """Two nodes in one daemon, the agent's call on pbx2, the supervisor dialling on pbx1, and pbx2
+    has no sip_address (no cross-node barge onto it): an error tone and a record naming both nodes
+    (not no_active_call). With an address, tests/test_e2e_crossnode.py."""
     other = FreeSwitchSim(password="ClueCon").start()
     try:
         extra = f'[[freeswitch]]\nname = "pbx2"\nhost = "127.0.0.1"\nport = {other.port}\npassword = "ClueCon"\n'
