@@ -14,7 +14,7 @@ from fsbarge.commands import sendmsg
 from fsbarge.crossnode import dial_string
 from fsbarge.sim import FreeSwitchSim
 from tests.sim_fixtures import EslClient, PlainEvent, named
-from tests.test_sim_fidelity_realfs import captured
+from tests.test_sim_fidelity_realfs import captured, monitor
 
 TICKET = "0123456789abcdef" * 2
 A_ORDER = {"CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_UNBRIDGE", "CHANNEL_HANGUP", "CHANNEL_PARK",
@@ -22,13 +22,6 @@ A_ORDER = {"CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_UNBRID
 B_ORDER = {"CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_PARK", "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"}
 ARRIVAL_CLUES = ("Call-Direction", "Caller-Context", "Channel-Presence-ID", "variable_user_name", "variable_dialed_user",
                  "variable_sip_authorized", "Answer-State")
-
-
-def monitor(sim: FreeSwitchSim) -> EslClient:
-    client = EslClient(sim.host, sim.port)
-    client.auth()
-    client.command("event plain ALL")
-    return client
 
 
 def bridge_app(ev: PlainEvent) -> bool:

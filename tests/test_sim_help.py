@@ -130,6 +130,16 @@ def test_star_9_before_the_binding_is_only_dtmf(sim: FreeSwitchSim) -> None:
     assert not [e for e in sim.events if e.name == "CUSTOM"]
 
 
+def press_the_rules(fs: FreeSwitchSim, agent: str, now: list[float]) -> None:
+    """'**', '*5', then '*' and 6 s later '9', then '1'."""
+    fs.press(agent, "**")
+    fs.press(agent, "*5")
+    fs.press(agent, "*")
+    now[0] += 6
+    fs.press(agent, "9")
+    fs.press(agent, "1")
+
+
 def test_meta_key_rules_on_the_callers_leg() -> None:
     """What reaches the customer's phone: '**' one '*'; '*' then an unbound digit nothing; more than
     5 s between '*' and the digit: the digit, and nothing runs (meta_on_dtmf)."""
@@ -138,12 +148,7 @@ def test_meta_key_rules_on_the_callers_leg() -> None:
         mon = monitor(fs)
         agent = trunk_call_to_agent(fs, mon)
         customer = fs.channel(agent).peer  # type: ignore[union-attr]
-        fs.press(agent, "**")
-        fs.press(agent, "*5")
-        fs.press(agent, "*")
-        now[0] += 6
-        fs.press(agent, "9")
-        fs.press(agent, "1")
+        press_the_rules(fs, agent, now)
         assert fs.digits_sent_to(customer) == "*91"
         assert not [e for e in fs.events if e.name == "CUSTOM"]
         fs.press(agent, "*9")
@@ -159,12 +164,7 @@ def test_meta_key_rules() -> None:
     with FreeSwitchSim(clock=lambda: now[0]) as fs:
         mon = monitor(fs)
         agent = trunk_call_to_agent(fs, mon, own=True)
-        fs.press(agent, "**")
-        fs.press(agent, "*5")
-        fs.press(agent, "*")
-        now[0] += 6
-        fs.press(agent, "9")
-        fs.press(agent, "1")
+        press_the_rules(fs, agent, now)
         mon.wait_event(lambda e: e.name == "DTMF" and e.get("DTMF-Digit") == "1")
         assert [e.get("DTMF-Digit") for e in mon.events if e.name == "DTMF"] == ["*", "9", "1"]
         assert not [e for e in fs.events if e.name == "CUSTOM"]

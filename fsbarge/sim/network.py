@@ -16,7 +16,7 @@ from typing import Any
 
 import gevent
 
-from .model import DOMAIN, Channel, Frame, Profile, new_uuid, switch_true
+from .model import DOMAIN, Channel, Frame, Profile, new_uuid
 
 __all__ = ["NETWORK", "NetworkMixin", "SOFIA_DIAL", "CROSS_NODE"]
 
@@ -33,13 +33,7 @@ class NetworkMixin:
     sip_address: str | None = None
     # addresses allowed to send cross-node calls here (the drop-in's ACL); None: every node
     node_acl: set[str] | None = None
-
-    @property
-    def links(self) -> dict[str, tuple[Any, str]]:
-        """Local leg uuid -> (the other node's Pbx, its leg's uuid)."""
-        if "_links" not in self.__dict__:
-            self.__dict__["_links"] = {}
-        return self.__dict__["_links"]
+    links: dict[str, tuple[Any, str]]  # local leg uuid -> (the other node's Pbx, its leg's uuid); Pbx.__init__
 
     def join_network(self, address: str) -> None:
         self.sip_address = address
@@ -163,7 +157,3 @@ class NetworkMixin:
         if ch is not None and ch.alive:
             self.press(ch, digit, "RTP", duration)
 
-
-def continue_on_fail(ch: Channel) -> bool:
-    """mod_dptools: a failed bridge hangs the caller up unless continue_on_fail says otherwise."""
-    return switch_true(ch.variables.get("continue_on_fail"))

@@ -16,8 +16,8 @@ from .apps import AppsMixin
 from .hangup import HangupMixin
 from .headers import CoreInfo, EventFactory
 from .legs import inbound_leg, outbound_answer_variables, outbound_leg, sdp
-from .network import NetworkMixin, continue_on_fail
-from .model import CALLSTATE_NUMBERS, DOMAIN, PCMU, STATE_NUMBERS, Channel, Frame, User, new_uuid
+from .network import NetworkMixin
+from .model import CALLSTATE_NUMBERS, DOMAIN, PCMU, STATE_NUMBERS, Channel, Frame, User, new_uuid, switch_true
 from .originate import OriginateJob, OriginateMixin
 from .wire import Event
 
@@ -59,6 +59,7 @@ class Pbx(HangupMixin, AppsMixin, NetworkMixin, OriginateMixin):
         self.displacing: dict[str, set[str]] = {}
         # leg uuid -> digits its phone received from the bridged peer (ground truth for tests)
         self.delivered: dict[str, list[str]] = {}
+        self.links: dict[str, tuple[Any, str]] = {}  # calls with other simulated nodes (network.py)
         self.sessions_since_startup = 0
         self.peak_sessions = 0
         self.playback_seconds = 0.0
@@ -308,7 +309,7 @@ class Pbx(HangupMixin, AppsMixin, NetworkMixin, OriginateMixin):
         continue_on_fail is set (then the bridge returns and the channel goes on)."""
         a.variables.update({"originate_disposition": cause, "DIALSTATUS": cause,
                             "originate_failed_cause": cause})
-        if continue_on_fail(a):
+        if switch_true(a.variables.get("continue_on_fail")):
             if frame in a.frames:
                 self.complete(a, frame, "_none_")
                 self.pump(a)

@@ -370,13 +370,17 @@ modes = ["listen", "whisper"]
         """After a topology (passed or not): no call may leak into the next one."""
         assert self.ctl is not None and self.ph is not None
         self.ph.api("hupall NORMAL_CLEARING", check=False)
-        self.ctl.api("hupall NORMAL_CLEARING", check=False)
+        for ctl in (self.ctl, self.ctl2):
+            if ctl is not None:
+                ctl.api("hupall NORMAL_CLEARING", check=False)
         self.wait_pbx_idle()
 
     def wait_pbx_idle(self, timeout: float = 15.0) -> None:
-        assert self.ctl is not None
-        wait_until(lambda: json.loads(self.ctl.api("show channels as json")).get("row_count") == 0,  # type: ignore[union-attr]
-                   "every PBX channel to end", timeout)
+        """Every channel of the PBX (and of the second one, if any) has ended."""
+        for ctl in (self.ctl, self.ctl2):
+            if ctl is not None:
+                wait_until(lambda c=ctl: json.loads(c.api("show channels as json")).get("row_count") == 0,
+                           "every PBX channel to end", timeout)
 
 
 def scrub(data: bytes, base: Path) -> bytes:
