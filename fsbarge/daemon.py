@@ -244,7 +244,9 @@ class Daemon:
                 self._adopt(name)
             except Exception as exc:  # noqa: BLE001 - retried at the next round
                 log.warning("cannot take over the node's open interventions yet", node=name, error=str(exc))
-                self.ownership.leases.held[name].serving = False
+                held = self.ownership.leases.held.get(name)
+                if held is not None:
+                    held.serving = False
                 return
             self.mirror.status(name, instance=self.instance)
         rt.used = True

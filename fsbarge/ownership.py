@@ -179,12 +179,21 @@ class Ownership:
     def _apply(self) -> None:
         now = self.clock()
         for node in self.leases.to_stop(now):
-            self.leases.held[node].serving = False
+            held = self.leases.held.get(node)
+            if held is None or not held.serving:  # stopped by the other pass meanwhile
+                continue
+            held.serving = False
             log.warning("node lease ran out; not serving it", node=node, instance=self.instance)
             self.on_stop(node)
         self.leases.forget_invalid(now)
         for node in self.leases.to_start(now):
-            self.leases.held[node].serving = True
+            # _keep and _fence both apply, and on_start yields (it reads the database): a node
+            # listed here may have been started by the other pass meanwhile. Not a lock: the
+            # fence must never wait behind a start that hangs on the database.
+            held = self.leases.held.get(node)
+            if held is None or held.serving:
+                continue
+            held.serving = True
             log.info("serving node", node=node, instance=self.instance)
             self.on_start(node)
 

@@ -36,3 +36,23 @@ def test_lock_keys_are_stable_32_bit_and_distinct() -> None:
     keys = {lock_key(f"pbx{i}") for i in range(1000)}
     assert len(keys) == 1000 and all(-(2**31) <= k < 2**31 for k in keys)
     assert lock_key("pbx1") == lock_key("pbx1")
+
+
+def test_the_two_lease_loops_never_start_a_node_twice_while_starting_yields() -> None:
+    """_keep and _fence both apply the leases; starting a node reads the database and yields."""
+    import gevent
+
+    from fsbarge.ownership import Ownership
+
+    started: list[str] = []
+
+    def on_start(node: str) -> None:
+        gevent.sleep(0)  # the database read in the daemon's _serve_node
+        started.append(node)
+
+    own = Ownership("postgresql+psycopg://fsbarge@127.0.0.1:1/none", ["pbx1", "pbx2"], instance="t",
+                    on_start=on_start, on_stop=lambda node: None, clock=lambda: 10.0)
+    own.leases.confirmed(["pbx1", "pbx2"], at=8.0)
+    own.leases.confirmed(["pbx1", "pbx2"], at=9.5)
+    gevent.joinall([gevent.spawn(own._apply), gevent.spawn(own._apply)], raise_error=True)
+    assert sorted(started) == ["pbx1", "pbx2"]
