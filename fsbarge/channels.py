@@ -345,6 +345,14 @@ class ChannelTable:
     def legs_of(self, user: str) -> list[Channel]:
         return [self.channels[u] for u in self._by_user.get(user, ())]
 
+    def may_be_own_leg(self, ch: Channel, ext: str) -> bool:
+        """Whether ``ch``, a leg attributed to ``ext``, is one agent_leg chooses among: answered,
+        no eavesdrop, and not the lesser-attributed half of a call whose other leg is ext's too."""
+        if not ch.answered or ch.eavesdropping:
+            return False
+        peer = self.get(ch.peer_uuid)
+        return not (peer is not None and peer.user == ext and peer.rank > ch.rank)
+
     def agent_leg(self, ext: str) -> Channel | None:
         """Extension ``ext``'s own live, answered call leg, or None.
 
@@ -354,11 +362,8 @@ class ChannelTable:
         best: Channel | None = None
         best_key: tuple[int, int, int, float] | None = None
         for ch in self.legs_of(ext):
-            if not ch.answered or ch.eavesdropping:
+            if not self.may_be_own_leg(ch, ext):
                 continue
-            peer = self.get(ch.peer_uuid)
-            if peer is not None and peer.user == ext and peer.rank > ch.rank:
-                continue  # the other leg of this call is more surely ext's own
             # The call the agent is talking on beats one on hold (the phone's hold makes FreeSWITCH
             # show the PBX leg HELD), then the surer attribution, then a bridged leg, then the newest.
             key = (0 if ch.held else 1, ch.rank, 1 if ch.peer_uuid else 0, ch.answered_at or 0.0)

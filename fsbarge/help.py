@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .barge import BargeMachine, Effect, Execute, MixTone
-from .channels import ChannelTable
+from .channels import Channel, ChannelTable
 from .events import Event
 from .policy import Policy
 
@@ -151,13 +151,10 @@ class HelpDesk:
                 effects.append(Execute(leg.uuid, "bind_meta_app", BIND_HELP_KEY))
         return effects
 
-    def _agents_own(self, leg: Any) -> bool:
-        """An answered leg of an agent's own phone (what ChannelTable.agent_leg chooses among, in
-        O(1): this runs on every answer and bridge, and one extension may have many legs)."""
-        if not leg.user or not leg.answered or leg.eavesdropping or not self.policy.is_agent(leg.user):
-            return False
-        peer = self.channels.get(leg.peer_uuid) if leg.peer_uuid else None
-        return not (peer is not None and peer.user == leg.user and peer.rank > leg.rank)
+    def _agents_own(self, leg: Channel) -> bool:
+        """An answered leg of an agent's own phone, in O(1) (this runs on every answer and bridge,
+        and ChannelTable.agent_leg walks every leg of the extension)."""
+        return bool(leg.user) and self.policy.is_agent(leg.user) and self.channels.may_be_own_leg(leg, leg.user)
 
     # -- a request ---------------------------------------------------------------------
 
