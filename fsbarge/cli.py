@@ -195,6 +195,22 @@ def _database_url(args: argparse.Namespace) -> str:
         ) from None
 
 
+def _status_file(args: argparse.Namespace) -> Any:
+    """The daemon's status file on this host (beside its journal), or None when it cannot be told
+    where that is (a database URL alone names a SQLite file's journal; a server's is the default)."""
+    from .paths import default_journal_path, status_file_path
+
+    url = getattr(args, "database", None) or os.environ.get(ENV_DATABASE_URL, "").strip()
+    if not url:
+        from .config import ConfigError
+
+        try:
+            return status_file_path(_config(args).journal.path)
+        except ConfigError:
+            return None
+    return status_file_path(default_journal_path(url))
+
+
 def _reader_engine(args: argparse.Namespace) -> Any:
     """A read-only engine on what the daemon wrote; refuses a database that was never created."""
     from .db import open_reader
@@ -389,14 +405,27 @@ def _cmd_status(args: argparse.Namespace) -> int:
     import time
 
     from .db import translate_errors
-    from .status import EXIT, assess, gather, render_status
+    from .status import EXIT, assess, gather, local_daemon, read_status_file, render_status
 
-    engine = _reader_engine(args)
+    from .db import DatabaseError
+
+    status_file = _status_file(args)
     state = None
     try:
         while True:
-            with translate_errors(engine), engine.connect() as conn:
-                doc = assess(gather(conn), time.time())
+            local = read_status_file(status_file) if status_file is not None else None
+            try:
+                engine = _reader_engine(args)
+                with translate_errors(engine), engine.connect() as conn:
+                    facts = gather(conn)
+            except DatabaseError as exc:
+                # The database is the problem: on the daemon's host its status file still says
+                # whether it runs; elsewhere the error is the answer.
+                if local_daemon(local, time.time()) is None:
+                    raise
+                facts = {"nodes": [], "live_channels": {}, "interventions": [], "database_error": str(exc)}
+            facts["local"] = local
+            doc = assess(facts, time.time())
             state = doc["state"]
             text = render_status(doc, args.format)
             if args.watch and sys.stdout.isatty():

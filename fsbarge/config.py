@@ -28,9 +28,10 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePath
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
+
+from .paths import DEFAULT_JOURNAL_PATH, default_journal_path
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -107,17 +108,6 @@ class DatabaseConfig:
         return _url_password(self.url)
 
 
-DEFAULT_JOURNAL_PATH = "/var/lib/fsbarge/journal"
-
-
-def default_journal_path(database_url: str) -> str:
-    """Beside a SQLite database file (``fsbarge.db`` -> ``fsbarge.journal``), else the state directory."""
-    prefix = "sqlite:///"
-    if database_url.startswith(prefix):
-        db_file = database_url[len(prefix) :].split("?", 1)[0]
-        if db_file and db_file != ":memory:" and not db_file.startswith("file:"):
-            return str(PurePath(db_file).with_suffix(".journal"))
-    return DEFAULT_JOURNAL_PATH
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from .config import Config
 from .config import NodeConfig
 from .crossnode import CrossNode, TicketError
 from .db import DatabaseError, is_up_to_date, make_engine, sqlite_file, upgrade
+from .health import Health, problems_json, status_file_path, write_status_file
 from .esl import NodeLink
 from .journal import Journal
 from .mirror import Mirror
@@ -115,12 +116,15 @@ class Daemon:
     ) -> None:
         self.config = config
         self.started = time.time()
+        #: what this daemon cannot fix by itself; carried by the heartbeat to `fsbarge status`
+        self.health = Health()
         self.engine = make_engine(config.database.url, busy_timeout_ms=DAEMON_BUSY_TIMEOUT_MS)
         self._locks = [_InstanceLock(config.journal.path)]
         db_file = sqlite_file(self.engine.url)
         if db_file is not None:
             self._locks.append(_InstanceLock(db_file))
         self.journal = Journal(config.journal.path, sync=_threadpool_fsync)
+        self._status_file = status_file_path(config.journal.path)
         self._prepare_schema()
         self.channel_store = ChannelStore(self.engine)
         self.audit_store = AuditStore(self.engine)
@@ -181,6 +185,7 @@ class Daemon:
         else:
             self.ownership.start()
         self._greenlets.append(gevent.spawn(self._watchdog))
+        self._write_status_file()
         log.info(
             "fsbarge started", nodes=[n.name for n in self.config.nodes], instance=self.instance,
             database=self.engine.url.render_as_string(hide_password=True), journal=str(self.journal.path),
@@ -302,6 +307,8 @@ class Daemon:
             text = f"serving {len(serving)}/{len(self._nodes)} nodes as {self.instance}; " + text
         if self.shipper.retrier.last_error:
             text += f"; database: {self.shipper.retrier.last_error}"
+        if self.health.problems:
+            text += "; problems: " + "; ".join(self.health.problems)
         return text
 
     def _watchdog(self) -> None:
@@ -336,7 +343,9 @@ class Daemon:
                 self.mirror.status(
                     svc.name, journal_backlog=self.journal.backlog, daemon_version=__version__,
                     daemon_started_at=self.started, instance=self.instance,
+                    problems=problems_json(self.health.problems),
                 )
+            self._write_status_file()
             if healthy:
                 self._notifier.notify("WATCHDOG=1")
                 self.watchdog_fed += 1
@@ -344,6 +353,22 @@ class Daemon:
             if status != self._status:
                 self._status = status
                 self._notifier.notify("STATUS=" + status)
+
+    def _write_status_file(self, stopped_at: float | None = None) -> None:
+        """The heartbeat on local disk: `fsbarge status` on this host reads it when the database
+        cannot be written or read, so a serving daemon is never reported as not running."""
+        doc = {
+            "pid": os.getpid(), "instance": self.instance, "at": time.time(), "started_at": self.started,
+            "version": __version__, "stopped_at": stopped_at, "problems": self.health.problems,
+            "journal_backlog": self.journal.backlog, "serving": self.serving(),
+            "connected": [name for name in self.serving() if self._nodes[name].service.session is not None],
+        }
+        try:
+            write_status_file(self._status_file, doc)
+        except OSError as exc:
+            self.health.report("status file", f"cannot write the status file {self._status_file}: {exc.strerror or exc}")
+        else:
+            self.health.clear("status file")
 
     def stop(self, timeout: float = 5.0) -> None:
         if self._stopped.is_set():
@@ -359,8 +384,12 @@ class Daemon:
         for svc in self.services:
             while not svc.queue.empty() and time.monotonic() < deadline:
                 gevent.sleep(0.01)
+        # A clean stop says so: `fsbarge status` reports "not running" at once, not when the
+        # heartbeat ages out.
+        stopped_at = time.time()
         for name in self.serving():
-            self.mirror.status(name, connected=False)
+            self.mirror.status(name, connected=False, stopped_at=stopped_at)
+        self._write_status_file(stopped_at=stopped_at)
         while (self.journal.unshipped(1) or not self.mirror.idle) and time.monotonic() < deadline:
             gevent.sleep(0.01)
         gevent.killall(self._greenlets, timeout=timeout)

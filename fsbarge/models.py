@@ -130,6 +130,10 @@ class Node(Base):
     daemon_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # the fsbarge instance serving the node (several instances may share one PostgreSQL database)
     instance: Mapped[str | None] = mapped_column(String)
+    # what the daemon cannot fix by itself, as a JSON list of one-line messages (fsbarge.health)
+    problems: Mapped[str | None] = mapped_column(Text)
+    # a clean stop: status says "not running" at once rather than when the heartbeat ages out
+    stopped_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class Intervention(Base):

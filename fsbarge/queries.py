@@ -106,6 +106,8 @@ nodes = table(
     column("daemon_version", String),
     column("daemon_started_at", DateTime),
     column("instance", String),
+    column("problems", String),
+    column("stopped_at", DateTime),
 )
 
 # the scalar columns of the SPEC.md audit record, in its order
@@ -268,7 +270,7 @@ def list_nodes(conn: Connection) -> list[dict[str, Any]]:
     out = []
     for r in conn.execute(select(nodes).order_by(nodes.c.name)):
         row = dict(r._mapping)
-        for key in ("last_event_at", "resynced_at", "heartbeat_at", "daemon_started_at"):
+        for key in ("last_event_at", "resynced_at", "heartbeat_at", "daemon_started_at", "stopped_at"):
             row[key] = _epoch(row[key])
         row["connected"] = bool(row["connected"])
         out.append(row)

@@ -5,8 +5,13 @@ host that can read the database): each node's row (connected, resynced_at, last_
 heartbeat written every few seconds while its loop runs), the live channel mirror and the records
 still `active`. `assess()` is pure; the CLI gathers its inputs with `gather()`.
 
-A daemon whose newest heartbeat is older than HEARTBEAT_STALE_SECONDS is not running: what it left
-in the database is then shown as its last word, never as live state.
+A daemon whose newest heartbeat is older than HEARTBEAT_STALE_SECONDS, or that recorded a clean
+stop after it, is not running: what it left in the database is then shown as its last word, never
+as live state. The heartbeat also carries the problems the daemon cannot fix by itself
+(fsbarge.health): any of them makes the status "degraded" with its reason. On the daemon's own
+host the status file beside the journal says the same when the heartbeat cannot reach the database
+(a database the daemon may not write, or one that is down), so a serving daemon is never reported
+as not running.
 """
 
 from __future__ import annotations
@@ -45,6 +50,49 @@ def webhook_states(conn: Any) -> dict[str, int]:
     from fsbarge import queries
 
     return queries.webhook_counts(conn)
+
+
+def read_status_file(path: Any) -> dict[str, Any] | None:
+    """What the daemon last wrote to its status file, or None (no file, unreadable, damaged: the
+    database speaks then)."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def heartbeat_problems(node: Mapping[str, Any]) -> list[str]:
+    """The problems a node's heartbeat carried (a JSON list; anything else is ignored)."""
+    import json
+
+    raw = node.get("problems")
+    if not raw:
+        return []
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return []
+    return [str(p) for p in value] if isinstance(value, list) else []
+
+
+def stopped_cleanly(node: Mapping[str, Any]) -> bool:
+    """The daemon serving this node recorded a clean stop after its last heartbeat."""
+    stopped, beat = node.get("stopped_at"), node.get("heartbeat_at")
+    return stopped is not None and (beat is None or stopped >= beat)
+
+
+def local_daemon(doc: Mapping[str, Any] | None, now: float) -> dict[str, Any] | None:
+    """The status file's word, when it says a daemon is running here now (else None)."""
+    if not doc or doc.get("stopped_at") is not None:
+        return None
+    at = doc.get("at")
+    if not isinstance(at, (int, float)) or now - at > HEARTBEAT_STALE_SECONDS:
+        return None
+    return dict(doc)
 
 
 def daemon_info(nodes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -112,12 +160,27 @@ def assess(facts: Mapping[str, Any], now: float) -> dict[str, Any]:
     nodes = facts["nodes"]
     beats = [n["heartbeat_at"] for n in nodes if n.get("heartbeat_at") is not None]
     newest = max(beats, default=None)
-    running = newest is not None and now - newest <= HEARTBEAT_STALE_SECONDS
+    live = [n for n in nodes if n.get("heartbeat_at") is not None and now - n["heartbeat_at"] <= HEARTBEAT_STALE_SECONDS
+            and not stopped_cleanly(n)]
+    running = bool(live)
+    local = local_daemon(facts.get("local"), now)
     problems: list[str] = []
+    for n in live:
+        problems += [p for p in heartbeat_problems(n) if p not in problems]
+    if local is not None:
+        problems += [p for p in local.get("problems") or [] if p not in problems]
+    if facts.get("database_error"):
+        problems.insert(0, f"database: {facts['database_error']}")
+    if local is not None and not running:
+        # The daemon runs here (its status file is fresh) but its heartbeat does not reach the
+        # database: that is a problem of the database, not a daemon that is down.
+        problems.insert(0, f"the daemon is running (pid {local.get('pid')}) but its heartbeat does not reach the database")
+        running = True
+        newest = local.get("at")
     out_nodes = []
     for n in nodes:
         beat_age = _age(now, n.get("heartbeat_at"))
-        served = beat_age is not None and beat_age <= HEARTBEAT_STALE_SECONDS
+        served = beat_age is not None and beat_age <= HEARTBEAT_STALE_SECONDS and not stopped_cleanly(n)
         connected = bool(n.get("connected")) and served
         if running and not served:
             problems.append(f"node {n['name']}: no heartbeat for {beat_age if beat_age is not None else 'ever'} s")
@@ -146,12 +209,20 @@ def assess(facts: Mapping[str, Any], now: float) -> dict[str, Any]:
         }
         for r in facts["interventions"]
     ]
-    backlogs = {"journal": facts.get("journal_backlog"), "webhooks": facts.get("webhook_backlog")}
-    info = facts.get("daemon") or {}
+    journal = local.get("journal_backlog") if local is not None else facts.get("journal_backlog")
+    backlogs = {"journal": journal, "webhooks": facts.get("webhook_backlog")}
+    info = dict(facts.get("daemon") or {})
+    if local is not None and not info.get("version"):
+        info.update(version=local.get("version"), started_at=local.get("started_at"))
     started = _epoch(info.get("started_at"))
     if not running:
         state = "not_running"
-        problems = ["daemon not running: " + (f"last heartbeat {_ago(_age(now, newest))}" if newest else "it never ran on this database")]
+        stops = [n["stopped_at"] for n in nodes if stopped_cleanly(n)]
+        if stops and max(stops) >= (newest or 0):
+            why = f"stopped cleanly at {iso(max(stops))}"
+        else:
+            why = f"last heartbeat {_ago(_age(now, newest))}" if newest else "it never ran on this database"
+        problems = ["daemon not running: " + why]
     else:
         state = "degraded" if problems else "healthy"
     return {

@@ -42,7 +42,7 @@ from fsbarge.terms import OUTCOMES  # noqa: E402
 CHANNEL_COLUMNS = tuple(c.name for c in channels.c)
 _CHANNEL_DATA_COLUMNS = tuple(c for c in CHANNEL_COLUMNS if c not in ("node", "updated_at"))
 _CHANNEL_TIMES = ("created_at", "answered_at", "updated_at")
-_NODE_TIMES = ("last_event_at", "resynced_at", "heartbeat_at", "daemon_started_at")
+_NODE_TIMES = ("last_event_at", "resynced_at", "heartbeat_at", "daemon_started_at", "stopped_at")
 _INTERVENTION_TIMES = ("started_at", "ended_at")
 
 _CHUNK = 500  # keys per IN (...) list, well under every backend's parameter limit
@@ -234,6 +234,8 @@ class ChannelStore:
         daemon_version: str | None = None,
         daemon_started_at: float | None = None,
         instance: str | None = None,
+        problems: str | None = None,
+        stopped_at: float | None = None,
         conn: Connection | None = None,
     ) -> None:
         """Create the node's row if needed and set the given fields (None = leave unchanged);
@@ -250,6 +252,8 @@ class ChannelStore:
                 ("daemon_version", daemon_version),
                 ("daemon_started_at", daemon_started_at),
                 ("instance", instance),
+                ("problems", problems),
+                ("stopped_at", stopped_at),
             )
             if v is not None
         }

@@ -62,6 +62,40 @@ def test_assess(nodes, state: str, says: str | None) -> None:
         assert all(n["connected"] is None for n in doc["nodes"])  # never presented as live
 
 
+def test_a_problem_carried_by_the_heartbeat_makes_the_status_degraded_with_its_reason() -> None:
+    beating = node("pbx1", True, FRESH) | {"problems": json.dumps(["audit shipper stalled: entry x refused"])}
+    doc = assess(facts(beating), NOW)
+    assert doc["state"] == "degraded" and doc["problems"] == ["audit shipper stalled: entry x refused"]
+    cleared = node("pbx1", True, FRESH) | {"problems": "[]"}
+    assert assess(facts(cleared), NOW)["state"] == "healthy"
+    # a stale heartbeat's problems are not live: the daemon is reported as not running instead
+    gone = node("pbx1", True, STALE) | {"problems": json.dumps(["database: read-only"])}
+    assert assess(facts(gone), NOW)["problems"][0].startswith("daemon not running")
+
+
+def test_a_clean_stop_is_not_running_at_once() -> None:
+    stopped = node("pbx1", False, FRESH) | {"stopped_at": FRESH + 0.5}
+    doc = assess(facts(stopped), NOW)
+    assert doc["state"] == "not_running"
+    assert doc["problems"] == ["daemon not running: stopped cleanly at 2027-01-15T07:59:58.500Z"]
+    # started again since: the new heartbeat is later than the stop
+    restarted = node("pbx1", True, FRESH) | {"stopped_at": FRESH - 30}
+    assert assess(facts(restarted), NOW)["state"] == "healthy"
+
+
+def test_the_status_file_speaks_for_a_daemon_whose_heartbeat_does_not_reach_the_database() -> None:
+    local = {"pid": 4242, "at": NOW - 1, "stopped_at": None, "problems": ["database: attempt to write a readonly database"],
+             "journal_backlog": 3, "version": "0.1.0", "started_at": NOW - 100}
+    doc = assess(facts(node("pbx1", True, STALE)) | {"local": local}, NOW)
+    assert doc["state"] == "degraded" and doc["daemon"]["running"] is True
+    assert doc["problems"][0] == "the daemon is running (pid 4242) but its heartbeat does not reach the database"
+    assert "database: attempt to write a readonly database" in doc["problems"]
+    assert doc["backlogs"]["journal"] == 3
+    # an old file, or one a clean stop wrote, says nothing about now
+    for old in (local | {"at": STALE}, local | {"stopped_at": NOW - 1}):
+        assert assess(facts(node("pbx1", True, STALE)) | {"local": old}, NOW)["state"] == "not_running"
+
+
 def test_assess_reports_each_node_and_running_intervention() -> None:
     running = [{"id": 7, "node": "pbx1", "supervisor": "1002", "agent": "1000", "current_mode": "whisper",
                 "started_at": NOW - 90, "mode_since": NOW - 30}]
@@ -142,6 +176,36 @@ def test_status_of_a_running_daemon_shows_who_is_monitoring_whom(sim: FreeSwitch
     proc = cli(config, "status", "--format", "json", check=False)
     assert proc.returncode == EXIT["degraded"], proc.stdout
     assert json.loads(proc.stdout)["nodes"][0]["connected"] is False
+
+
+def test_a_daemon_stopped_cleanly_is_not_running_at_once(tmp_path: Path, sim: FreeSwitchSim) -> None:  # noqa: F811
+    """A clean stop (SIGTERM, the end of `make demo`) records itself: status says not running (exit 3)
+    right away, not "running, degraded" until the heartbeat ages out 20 s later."""
+    config = write_config(tmp_path, sim.port)
+    with InProcessDaemon(config) as daemon:
+        daemon.wait_connected()
+        wait_until(lambda: cli(config, "status", check=False).returncode == EXIT["healthy"], what="a healthy status")
+    proc = cli(config, "status", check=False)
+    assert proc.returncode == EXIT["not_running"], proc.stdout
+    assert "daemon not running: stopped cleanly at" in proc.stdout
+
+
+def test_status_on_the_daemons_host_says_running_when_the_database_is_unreadable(tmp_path: Path, sim: FreeSwitchSim) -> None:  # noqa: F811
+    """The database cannot be read at all, but the daemon's status file beside its journal is fresh:
+    degraded (exit 1) with the database's error, never "not running"."""
+    config = write_config(tmp_path, sim.port)
+    with InProcessDaemon(config) as daemon:
+        daemon.wait_connected()
+        wait_until(lambda: cli(config, "status", check=False).returncode == EXIT["healthy"], what="a healthy status")
+        # the same daemon (its journal, so its status file) as seen with a database that cannot be read
+        other = tmp_path / "reader"
+        other.mkdir()
+        unreadable = write_config(other, sim.port, database_url=f"sqlite:///{other / 'gone' / 'fsbarge.db'}")
+        unreadable.write_text(unreadable.read_text().replace(str(other / "fsbarge.journal"), str(tmp_path / "fsbarge.journal")))
+        proc = cli(unreadable, "status", check=False)
+        assert proc.returncode == EXIT["degraded"], proc.stdout + proc.stderr
+        assert "DEGRADED" in proc.stdout and "daemon: running" in proc.stdout
+        assert "database: " in proc.stdout
 
 
 def test_watch_redraws_until_interrupted(left_behind) -> None:

@@ -158,7 +158,8 @@ def test_set_node_status_creates_and_updates_only_the_given_fields(store: Channe
     assert store.nodes() == [
         {"name": "pbx1", "core_uuid": None, "connected": False, "last_event_at": None,
          "resynced_at": None, "heartbeat_at": None,
-         "journal_backlog": None, "daemon_version": None, "daemon_started_at": None, "instance": None}
+         "journal_backlog": None, "daemon_version": None, "daemon_started_at": None, "instance": None,
+         "problems": None, "stopped_at": None}
     ]
     store.set_node_status("pbx1", core_uuid="core-1", connected=True, resynced_at=T0)
     store.set_node_status("pbx1", last_event_at=T0 + 1.5)
@@ -166,7 +167,8 @@ def test_set_node_status_creates_and_updates_only_the_given_fields(store: Channe
     assert store.nodes() == [
         {"name": "pbx1", "core_uuid": "core-1", "connected": False, "last_event_at": T0 + 1.5,
          "resynced_at": T0, "heartbeat_at": None,
-         "journal_backlog": None, "daemon_version": None, "daemon_started_at": None, "instance": None}
+         "journal_backlog": None, "daemon_version": None, "daemon_started_at": None, "instance": None,
+         "problems": None, "stopped_at": None}
     ]
 
 
