@@ -315,8 +315,9 @@ modes = ["listen", "whisper"]
                            f"the {leg.role}'s call to end", start=start, timeout=timeout)
 
     def heard_seconds(self, leg: Leg, freqs: dict[str, float]) -> dict[str, float]:
-        """How long ``leg``'s phone heard each tone in all it received (after its call ended)."""
-        samples = read_samples(leg.recording)
+        """How long ``leg``'s phone heard each tone in all it received (after its call ended). A call
+        hung up before the phone's dialplan started recording heard nothing."""
+        samples = read_samples(leg.recording) if leg.recording.exists() else array("h")
         return {name: seconds_heard(samples, f) for name, f in freqs.items()}
 
     def phones_answer(self, on: bool) -> None:
