@@ -39,6 +39,7 @@ __all__ = [
     "MixTone",
     "StopTone",
     "OpenAudit",
+    "play_then_hang_up",
     "SendKey",
     "State",
     "KEY_MODES",
@@ -92,12 +93,18 @@ class CloseAudit:
 
 @dataclass(frozen=True)
 class Execute:
-    """``sendmsg <uuid>`` executing an application on a channel."""
+    """``sendmsg <uuid>`` executing an application on a channel.
+
+    ``event_lock``: the channel parses no other sendmsg until this application has returned. A
+    sendmsg queued behind a ``playback`` needs it: the playback loop parses the channel's queued
+    messages as it plays (see :func:`play_then_hang_up`).
+    """
 
     uuid: str
     app: str
     arg: str | None = None
     event_uuid: str | None = None
+    event_lock: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,28 @@ class StopTone:
 
 
 Effect = OpenAudit | AddMode | CloseAudit | Execute | SendKey | MixTone | StopTone
+
+
+def play_then_hang_up(uuid: str, tone: str | None, cause: str) -> list[Effect]:
+    """A tone the supervisor hears in full, then the hang-up (a refusal, the agent's call ended).
+
+    Both go at once, so FreeSWITCH hangs up even if we are gone meanwhile, and a tone that fails
+    to play (a bad file) only brings the hang-up sooner. The playback carries ``event-lock``:
+    without it FreeSWITCH plays nothing. Each sendmsg is a private event queued to the channel,
+    and switch_ivr_play_file() calls switch_ivr_parse_all_events() on every frame it plays
+    (src/switch_ivr_play_say.c), so the hang-up queued right behind the playback is parsed and
+    executed from inside it on its first frame: playback and hangup in the same microsecond, the
+    BYE 20 ms later, 0.0 s of the tone heard. ``event-lock: true`` sets CF_EVENT_LOCK while the
+    playback's message runs (switch_ivr_parse_event, src/switch_ivr.c), and
+    switch_core_session_dequeue_private_event() hands out nothing while it is set
+    (src/switch_core_session.c): the hang-up waits in the queue until the playback has returned,
+    then the parked channel's loop parses it.
+    """
+    effects: list[Effect] = []
+    if tone:
+        effects.append(Execute(uuid, "playback", tone, event_lock=True))
+    effects.append(Execute(uuid, "hangup", cause))
+    return effects
 
 NOTIFY_LIMIT = 5  # seconds: a notification tone is removed after this long at the latest
 
@@ -408,7 +437,7 @@ class BargeMachine:
 
     def refusal_tone(self, sup_uuid: str) -> list[Effect]:
         """What a refused supervisor gets: the error tone, then a hang-up."""
-        return [Execute(sup_uuid, "playback", self.tones.error), Execute(sup_uuid, "hangup", "CALL_REJECTED")]
+        return play_then_hang_up(sup_uuid, self.tones.error, "CALL_REJECTED")
 
     def customer_of(self, leg_uuid: str) -> str | None:
         """The other party of the call on this leg (for a help request's record)."""
@@ -528,11 +557,7 @@ class BargeMachine:
 
     @staticmethod
     def _hangup_supervisor(iv: Intervention, tone: str | None) -> list[Effect]:
-        effects: list[Effect] = []
-        if tone:
-            effects.append(Execute(iv.sup_uuid, "playback", tone))
-        effects.append(Execute(iv.sup_uuid, "hangup", "NORMAL_CLEARING"))
-        return effects
+        return play_then_hang_up(iv.sup_uuid, tone, "NORMAL_CLEARING")
 
     def _supervisor_hangup(self, iv: Intervention, ev: Event, now: float) -> list[Effect]:
         del self.active[iv.sup_uuid]

@@ -16,13 +16,21 @@ def _clean(value: str) -> str:
     return value
 
 
-def sendmsg(uuid: str, app: str, arg: str | None = None, *, event_uuid: str | None = None) -> str:
-    """``sendmsg`` executing ``app`` on channel ``uuid`` (FreeSWITCH echoes Event-UUID as Application-UUID)."""
+def sendmsg(
+    uuid: str, app: str, arg: str | None = None, *, event_uuid: str | None = None, event_lock: bool = False
+) -> str:
+    """``sendmsg`` executing ``app`` on channel ``uuid`` (FreeSWITCH echoes Event-UUID as Application-UUID).
+
+    ``event_lock``: no other sendmsg to the channel runs until ``app`` has returned (CF_EVENT_LOCK;
+    without it an application that parses events as it runs, such as playback, runs the next
+    queued sendmsg from inside itself: fsbarge.barge.play_then_hang_up)."""
     lines = [f"sendmsg {_clean(uuid)}", "call-command: execute", f"execute-app-name: {_clean(app)}"]
     if arg:
         lines.append(f"execute-app-arg: {_clean(arg)}")
     if event_uuid:
         lines.append(f"Event-UUID: {_clean(event_uuid)}")
+    if event_lock:
+        lines.append("event-lock: true")
     return "\n".join(lines)
 
 
@@ -88,7 +96,7 @@ def kill(uuid: str) -> str:
 def to_command(effect: Effect) -> str | None:
     """The ESL command for an effect that talks to FreeSWITCH (None for audit effects)."""
     if isinstance(effect, Execute):
-        return sendmsg(effect.uuid, effect.app, effect.arg, event_uuid=effect.event_uuid)
+        return sendmsg(effect.uuid, effect.app, effect.arg, event_uuid=effect.event_uuid, event_lock=effect.event_lock)
     if isinstance(effect, SendKey):
         return sendevent_key(effect.uuid, effect.key)
     if isinstance(effect, MixTone):

@@ -282,6 +282,7 @@ def parse_config(text: str, path: str, env: Mapping[str, str]) -> Config:
 _EXTENSION = re.compile(r"[0-9]+")
 _NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ENDLESS = re.compile(r"loops=-|^local_stream://", re.I)  # a tone_stream looping for ever; music on hold
 
 _TOP_KEYS = ("freeswitch", "database", "journal", "teams", "policy", "tones", "log", "metrics", "help", "webhooks")
 _WEBHOOK_KEYS = ("url", "secret", "secret_env", "events", "timeout")
@@ -561,8 +562,8 @@ class _Parser:
         t = self.table(doc.get("tones", {}), "tones", _TONES_KEYS, "[tones]")
         default = TonesConfig()
         return TonesConfig(
-            error=self.text(t, "error", "tones.error", default.error),
-            ended=self.text(t, "ended", "tones.ended", default.ended),
+            error=self.ending_tone(t, "error", "tones.error", default.error),
+            ended=self.ending_tone(t, "ended", "tones.ended", default.ended),
             notify=self.tone(t, "notify", "tones.notify", default.notify),
             help_answered=self.tone(t, "help_answered", "tones.help_answered", default.help_answered),
             help_unanswered=self.tone(t, "help_unanswered", "tones.help_unanswered", default.help_unanswered),
@@ -576,6 +577,14 @@ class _Parser:
         if not isinstance(value, int) or isinstance(value, bool) or not 5 <= value <= 300:
             self.fail("help.ring_seconds", f"must be a whole number of seconds from 5 to 300, got {_show(value)}")
         return HelpConfig(ring_seconds=value)
+
+    def ending_tone(self, t: dict[str, Any], name: str, key: str, default: str) -> str:
+        """A tone played in full before the supervisor is hung up: one that never ends would keep
+        the call up (tone_stream's ``loops=-1``, a ``local_stream://``)."""
+        value = self.text(t, name, key, default)
+        if _ENDLESS.search(value):
+            self.fail(key, f"must end (it plays in full before the hang-up), got {_show(value)}")
+        return value
 
     def tone(self, t: dict[str, Any], name: str, key: str, default: str) -> str:
         """A tone played with uuid_displace, whose API splits its arguments on spaces."""

@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .barge import AddMode, BargeMachine, CloseAudit, Effect, Execute, SendKey
+from .barge import AddMode, BargeMachine, CloseAudit, Effect, SendKey
 from .events import Event
 
 __all__ = ["FEATURE_CODE", "Plan", "plan"]
@@ -103,7 +103,7 @@ def plan(
         if ch.uuid in machine.decided or ch.uuid in decided:
             # Decided (and audited) before, but still parked: the tone and hang-up were lost
             # with the connection or the daemon. Finish the job; the audit already has it.
-            out.effects += [Execute(ch.uuid, "playback", machine.tones.error), Execute(ch.uuid, "hangup", "CALL_REJECTED")]
+            out.effects += machine.refusal_tone(ch.uuid)
         else:
             out.serve.append(ch.uuid)
     return out

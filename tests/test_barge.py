@@ -122,7 +122,7 @@ def test_agent_hangs_up_mid_barge_closes_then_tones_and_hangs_up_the_supervisor(
     assert closed == [CloseAudit(SUP, "completed", rig.now, "call_ended")]
     rig.feed(bug("MEDIA_BUG_STOP"))
     # Back in park: the supervisor hears a short tone and is hung up, not left in silence.
-    assert rig.feed(complete("eavesdrop")) == [Execute(SUP, "playback", ENDED_TONE), Execute(SUP, "hangup", "NORMAL_CLEARING")]
+    assert rig.feed(complete("eavesdrop")) == [Execute(SUP, "playback", ENDED_TONE, event_lock=True), Execute(SUP, "hangup", "NORMAL_CLEARING")]
 
 
 def test_customer_hangs_up_mid_barge() -> None:
@@ -173,7 +173,7 @@ def test_refusals_are_audited_and_audible(why: str, req: dict, outcome: str, rea
     assert isinstance(opened, OpenAudit)
     assert (opened.fields["outcome"], opened.fields["reason"]) == (outcome, reason)
     assert opened.fields["ended_at"] == opened.fields["started_at"] == rig.now
-    assert effects[1:] == [Execute(SUP, "playback", ERROR_TONE), Execute(SUP, "hangup", "CALL_REJECTED")]
+    assert effects[1:] == [Execute(SUP, "playback", ERROR_TONE, event_lock=True), Execute(SUP, "hangup", "CALL_REJECTED")]
     assert rig.machine.active == {}
 
 
@@ -184,7 +184,7 @@ def test_an_agent_whose_call_is_on_another_node_is_refused_naming_both_nodes() -
     fields = effects[0].fields
     assert (fields["outcome"], fields["reason"]) == ("denied", "target_on_other_node")
     assert (fields["node"], fields["supervisor_node"]) == ("pbx2", "pbx1")
-    assert effects[1:] == [Execute(SUP, "playback", ERROR_TONE), Execute(SUP, "hangup", "CALL_REJECTED")]
+    assert effects[1:] == [Execute(SUP, "playback", ERROR_TONE, event_lock=True), Execute(SUP, "hangup", "CALL_REJECTED")]
     # the policy still comes first, and a call on this node is barged here
     assert rig.feed(park(mode="listen", target="1010", supervisor="1002", uuid=SUP2))[0].fields["reason"] == "not_in_team"
     rig.machine.elsewhere = lambda agent: "pbx2"
@@ -236,7 +236,7 @@ def test_target_vanished_between_lookup_and_execute() -> None:
     effects = rig.feed(complete("eavesdrop"))
     assert effects == [
         CloseAudit(SUP, "failed", rig.now, None, reason="target_gone"),
-        Execute(SUP, "playback", ERROR_TONE),
+        Execute(SUP, "playback", ERROR_TONE, event_lock=True),
         Execute(SUP, "hangup", "NORMAL_CLEARING"),
     ]
 
@@ -323,7 +323,7 @@ def test_record_that_never_started_is_failed_after_a_reconnect(restarted: bool, 
     effects = rig.machine.reattach(records, 2000.0, restarted=restarted, last_seen=None)
     assert effects == [
         CloseAudit(SUP, "failed", 2000.0, None, reason=reason),
-        Execute(SUP, "playback", ERROR_TONE),
+        Execute(SUP, "playback", ERROR_TONE, event_lock=True),
         Execute(SUP, "hangup", "NORMAL_CLEARING"),
     ]
 

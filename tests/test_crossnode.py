@@ -83,7 +83,7 @@ def test_an_unknown_token_is_refused_with_the_error_tone_and_recorded() -> None:
     _a, b, _ = nodes()
     effects = b.feed(arrival("0" * 32))
     assert (effects[0].fields["outcome"], effects[0].fields["reason"], effects[0].fields["node"]) == ("denied", "unauthenticated", "pbx2")
-    assert effects[1:] == [Execute(B_LEG, "playback", ERROR_TONE), Execute(B_LEG, "hangup", "CALL_REJECTED")]
+    assert effects[1:] == [Execute(B_LEG, "playback", ERROR_TONE, event_lock=True), Execute(B_LEG, "hangup", "CALL_REJECTED")]
 
 
 def test_an_unreachable_node_is_recorded_on_the_supervisors_side_with_the_error_tone() -> None:
@@ -92,7 +92,7 @@ def test_an_unreachable_node_is_recorded_on_the_supervisors_side_with_the_error_
     effects = a.feed(complete("bridge", SUP, app_uuid="app-2", data="sofia/external/fsbarge-" + token))
     f = effects[0].fields
     assert (f["outcome"], f["reason"], f["node"], f["supervisor_node"]) == ("failed", "node_unreachable", "pbx2", "pbx1")
-    assert effects[1:] == [Execute(SUP, "playback", ERROR_TONE), Execute(SUP, "hangup", "CALL_REJECTED")]
+    assert effects[1:] == [Execute(SUP, "playback", ERROR_TONE, event_lock=True), Execute(SUP, "hangup", "CALL_REJECTED")]
     # the leg reaching pbx2 late is dropped without a second record
     assert b.feed(arrival(token)) == [Execute(B_LEG, "hangup", "CALL_REJECTED")]
     assert cross.issued == {}
@@ -111,7 +111,7 @@ def test_without_a_sip_address_the_attempt_is_refused_as_target_on_other_node() 
     a, _b, cross = nodes(address=None)
     effects = a.feed(park("listen", "1000", "1002"))
     assert (effects[0].fields["reason"], effects[0].fields["node"]) == ("target_on_other_node", "pbx2")
-    assert effects[1:] == [Execute(SUP, "playback", ERROR_TONE), Execute(SUP, "hangup", "CALL_REJECTED")]
+    assert effects[1:] == [Execute(SUP, "playback", ERROR_TONE, event_lock=True), Execute(SUP, "hangup", "CALL_REJECTED")]
     assert cross.issued == {}
 
 

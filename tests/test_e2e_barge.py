@@ -107,6 +107,23 @@ def test_call_ending_under_a_barge_plays_a_tone_and_hangs_up_the_supervisor(sim,
     assert (rec["outcome"], rec["end_reason"]) == ("completed", "call_ended")
 
 
+@pytest.mark.parametrize("ending", ["refused", "call_ended"])
+def test_the_supervisor_hears_the_whole_tone_before_being_hung_up(sim, daemon, config, ending: str) -> None:
+    """FreeSWITCH's playback parses the channel's queued sendmsg as it plays: the hangup sent
+    behind the tone must wait for it (event-lock), or the phone hears none of it."""
+    sim.playback_seconds = 0.2
+    call = sim.place_call("1001", "1000")
+    if ending == "refused":
+        sup = sim.dial("1001", "*331000")  # not a supervisor
+    else:
+        sup = barge_in(sim, daemon, "*331000")
+        sim.hangup(call.b_uuid)
+    wait_until(lambda: sim.channel(sup) is None, what="the supervisor hung up")
+    seen = [(e.name, e.get("Playback-Status")) for e in sim.events
+            if e.unique_id == sup and e.name in ("PLAYBACK_STOP", "CHANNEL_HANGUP")]
+    assert seen == [("PLAYBACK_STOP", "done"), ("CHANNEL_HANGUP", None)]
+
+
 REFUSALS = [
     ("1001", "*331000", {}, "denied", "not_supervisor"),
     ("1012", "*331000", {}, "denied", "not_in_team"),

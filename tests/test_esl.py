@@ -538,16 +538,22 @@ SUP = "50000000-0000-0000-0000-000000000sup"
             f"sendmsg {SUP}\ncall-command: execute\nexecute-app-name: playback\n"
             "execute-app-arg: tone_stream://%(200,100,480,620);loops=3",
         ),
+        (
+            Execute(SUP, "playback", "tone_stream://%(300,100,440);loops=2", event_lock=True),
+            f"sendmsg {SUP}\ncall-command: execute\nexecute-app-name: playback\n"
+            "execute-app-arg: tone_stream://%(300,100,440);loops=2\nevent-lock: true",
+        ),
         (Execute(SUP, "hangup"), f"sendmsg {SUP}\ncall-command: execute\nexecute-app-name: hangup"),
         (
             SendKey(SUP, "2"),
             f"sendevent CUSTOM\nEvent-Subclass: fsbarge::control\nUnique-ID: {SUP}\neavesdrop-command: 2",
         ),
     ],
-    ids=["eavesdrop", "playback", "hangup", "switch key"],
+    ids=["eavesdrop", "playback", "playback with event-lock", "hangup", "switch key"],
 )
 def test_an_effect_becomes_exact_esl_command_text(effect: Any, text: str) -> None:
-    """Execute -> sendmsg with call-command/execute-app-*; SendKey -> sendevent with eavesdrop-command."""
+    """Execute -> sendmsg with call-command/execute-app-* (and event-lock when the effect asks);
+    SendKey -> sendevent with eavesdrop-command."""
     assert commands.to_command(effect) == text
 
 

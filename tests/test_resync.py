@@ -64,12 +64,12 @@ CASES = [
     ("supervisor gone", record(["listen"], "listen"), "c1", "c1", False,
      [CloseAudit(SUP, "completed", NOW, "supervisor_hangup")]),
     ("call gone", record(["listen"], "listen"), "c1", "c1", False,
-     [CloseAudit(SUP, "completed", NOW, "call_ended"), Execute(SUP, "playback", ENDED_TONE), HANG_UP]),
+     [CloseAudit(SUP, "completed", NOW, "call_ended"), Execute(SUP, "playback", ENDED_TONE, event_lock=True), HANG_UP]),
     # eavesdrop never started: failed, the parked supervisor hears the error tone
     ("parked", record(), "c1", "c1", True,
-     [CloseAudit(SUP, "failed", NOW, None, reason="daemon_restart"), Execute(SUP, "playback", ERROR_TONE), HANG_UP]),
+     [CloseAudit(SUP, "failed", NOW, None, reason="daemon_restart"), Execute(SUP, "playback", ERROR_TONE, event_lock=True), HANG_UP]),
     ("parked", record(), "c1", "c1", False,
-     [CloseAudit(SUP, "failed", NOW, None, reason="connection_lost"), Execute(SUP, "playback", ERROR_TONE), HANG_UP]),
+     [CloseAudit(SUP, "failed", NOW, None, reason="connection_lost"), Execute(SUP, "playback", ERROR_TONE, event_lock=True), HANG_UP]),
 ]
 
 
@@ -100,7 +100,7 @@ def test_a_key_pressed_during_the_resync_is_what_gets_re_asserted() -> None:
     [
         (set(), [SUP], []),  # dialled while we were away, or in the resync window: serve it
         # decided (audited) before, but the tone and hang-up were lost: finish the job
-        ({SUP}, [], [Execute(SUP, "playback", ERROR_TONE), Execute(SUP, "hangup", "CALL_REJECTED")]),
+        ({SUP}, [], [Execute(SUP, "playback", ERROR_TONE, event_lock=True), Execute(SUP, "hangup", "CALL_REJECTED")]),
     ],
 )
 def test_parked_feature_code_calls(decided: set, expected_serve: list, expected_effects: list) -> None:

@@ -189,6 +189,31 @@ def test_delayed_playback_completes_later(sim: FreeSwitchSim, esl_client) -> Non
     assert c.wait_event(app_done("playback", sup))["Application-Response"] == "FILE PLAYED"
 
 
+@pytest.mark.parametrize("lock", [False, True], ids=["no event-lock", "event-lock"])
+def test_a_hangup_queued_behind_a_playback_cuts_it_unless_the_playback_has_the_event_lock(
+        sim: FreeSwitchSim, esl_client, lock: bool) -> None:
+    """switch_ivr_play_file parses the channel's queued sendmsg on every frame it plays: a hangup
+    sent right after the playback runs from inside it and the tone is cut (the phone hears none of
+    it). With event-lock on the playback's sendmsg the hangup waits until the tone has played."""
+    c = esl_client(events="CHANNEL_PARK CHANNEL_EXECUTE_COMPLETE PLAYBACK_STOP CHANNEL_HANGUP")
+    # without the lock the hangup cuts the tone at once, however long it is; with it, it waits for the end
+    sim.playback_seconds = 0.05 if lock else 60
+    sup = parked(sim, c)
+    start = len(c.events)
+    c.execute(sup, "playback", "tone_stream://%(200,100,480,620);loops=3", lock=lock)
+    c.sendmsg(sup, call_command="hangup", hangup_cause="CALL_REJECTED")
+    c.wait_event(app_done("playback", sup))
+    c.wait_event(named("CHANNEL_HANGUP", sup))
+    got = [(e.name, e.get("Playback-Status") or e.get("Application-Response") or e.get("Hangup-Cause"))
+           for e in c.events[start:] if e.get("Unique-ID") == sup]
+    if lock:  # (then park returns too)
+        assert got[:3] == [("PLAYBACK_STOP", "done"), ("CHANNEL_EXECUTE_COMPLETE", "FILE PLAYED"),
+                           ("CHANNEL_HANGUP", "CALL_REJECTED")]
+    else:
+        assert got[:3] == [("CHANNEL_HANGUP", "CALL_REJECTED"), ("PLAYBACK_STOP", "break"),
+                           ("CHANNEL_EXECUTE_COMPLETE", "PLAYBACK ERROR")]
+
+
 def test_several_supervisors_on_one_agent_and_the_agent_hangs_up(sim: FreeSwitchSim, esl_client) -> None:
     c = esl_client(events="CHANNEL_PARK MEDIA_BUG_START MEDIA_BUG_STOP CHANNEL_EXECUTE_COMPLETE CHANNEL_HANGUP")
     call = sim.place_call("1001", "1000")

@@ -19,6 +19,9 @@ from .wire import Command, Event
 
 # Returned by an application that keeps running (park, eavesdrop, bridge, delayed playback).
 RUNNING = None
+# Running applications whose loop parses the channel's queued sendmsg (switch_ivr_parse_all_events):
+# switch_ivr_park, the bridge's wait, switch_ivr_play_file (src/switch_ivr_play_say.c).
+PARSES_EVENTS = ("park", "bridge", "playback")
 
 _BRACKETS = re.compile(r"^\{([^}]*)\}(.*)$")
 _USER_DIAL = re.compile(r"user/([^@/]+)(?:@(.*))?")
@@ -40,8 +43,11 @@ class AppsMixin:
         """Run whatever the channel can run now: queued sendmsg packets, then the dialplan.
 
         Private events (sendmsg) are parsed only by loops that call switch_ivr_parse_all_events:
-        park, bridge and an idle dialplan - not by eavesdrop, so a sendmsg sent during eavesdrop
-        runs after eavesdrop returns (FreeSWITCH behaves the same).
+        park, bridge, playback and an idle dialplan - not by eavesdrop, so a sendmsg sent during
+        eavesdrop runs after eavesdrop returns (FreeSWITCH behaves the same). A sendmsg queued
+        behind a playback runs from inside it (a hangup cuts the tone) unless the playback's
+        sendmsg had ``event-lock: true``: while an application so started runs, the channel has
+        CF_EVENT_LOCK and switch_core_session_dequeue_private_event hands out nothing.
         """
         if ch.busy or not ch.alive or ch.destroyed:
             return
@@ -49,7 +55,8 @@ class AppsMixin:
         try:
             while ch.alive and not ch.destroyed:
                 top = ch.running_app
-                if ch.private_queue and (top is None or top.app in ("park", "bridge")):
+                if (ch.private_queue and (top is None or top.app in PARSES_EVENTS)
+                        and not any(f.event_lock for f in ch.frames)):
                     self.process_private(ch, ch.private_queue.popleft())
                     continue
                 if top is not None:
@@ -66,7 +73,8 @@ class AppsMixin:
             ch.busy = False
 
     def execute(self, ch: Channel, app: str, data: str = "",
-                private: list[tuple[str, str]] | None = None, app_uuid: str | None = None) -> bool:
+                private: list[tuple[str, str]] | None = None, app_uuid: str | None = None,
+                event_lock: bool = False) -> bool:
         """switch_core_session_execute_application: EXECUTE, run, EXECUTE_COMPLETE."""
         impl = APPLICATIONS.get(app.lower())
         if impl is None:
@@ -74,7 +82,7 @@ class AppsMixin:
             if private is not None:
                 self.fire_private_command(ch, private)
             return False
-        frame = Frame(app, data, app_uuid or new_uuid(), private)
+        frame = Frame(app, data, app_uuid or new_uuid(), private, event_lock)
         ch.set_var("current_application", app)
         ch.set_var("current_application_data", data or None)
         ch.show_app = (app, data)
@@ -142,9 +150,10 @@ class AppsMixin:
                 self.fire_private_command(ch, packet)
                 return
             event_uuid = _first(packet, "Event-UUID")
+            lock = switch_true(_first(packet, "event-lock"))
             for i in range(loops):
                 last = i == loops - 1
-                self.execute(ch, app, arg, private=packet if last else None, app_uuid=event_uuid)
+                self.execute(ch, app, arg, private=packet if last else None, app_uuid=event_uuid, event_lock=lock)
                 if not ch.alive:
                     break
         elif command == "hangup":

@@ -146,6 +146,7 @@ class Frame:
     data: str
     app_uuid: str
     private: list[tuple[str, str]] | None = None  # the sendmsg packet, re-fired as PRIVATE_COMMAND
+    event_lock: bool = False  # run from a sendmsg with event-lock: no other sendmsg is parsed until it returns
 
 
 @dataclass(eq=False)

@@ -90,3 +90,10 @@ def heard(samples: array, tones: dict[str, float], what: str) -> set[str]:
             shown = ", ".join(f"{n} {v:.1f} dB" for n, v in levels.items())
             raise AssertionError(f"{what}: {name} is neither clearly heard nor clearly absent ({shown})")
     return out
+
+
+def seconds_heard(samples: array, freq: float, step: float = 0.05) -> float:
+    """For how long ``freq`` is heard in ``samples``: the ``step``-long windows where its level is at
+    least HEARD_DB, added up (a short tone, such as the refusal tone, in a whole recording)."""
+    n = int(step * RATE)
+    return sum(level_db(samples[i : i + n], freq) >= HEARD_DB for i in range(0, len(samples) - n + 1, n)) * step

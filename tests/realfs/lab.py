@@ -20,7 +20,7 @@ from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .audio import RATE, heard, read_samples, samples_written
+from .audio import RATE, heard, read_samples, samples_written, seconds_heard
 from .esl import Esl, EslError, Event, wait_until
 from .freeswitch import (
     AGENT, AGENT2, AGENT3, CUSTOMER_TONE, PHONE_TONES, SUP, SUP2, SUP3, FreeSwitch, free_port, install_cross_node,
@@ -41,6 +41,14 @@ HELP_ANSWERED_HZ, HELP_UNANSWERED_HZ = 2300, 2700
 HELP_ANSWERED_STREAM = f"tone_stream://v=-24;%(4000,0,{HELP_ANSWERED_HZ})"
 HELP_UNANSWERED_STREAM = f"tone_stream://v=-24;%(4000,0,{HELP_UNANSWERED_HZ})"
 HELP_RING_SECONDS = 6
+# What a refused supervisor hears before the hang-up, and a supervisor whose agent's call ended: as
+# long as the defaults (900 / 800 ms), but one continuous tone each, at frequencies of their own
+# (clear of every phone's tone and its harmonics), so a recording tells which one a phone heard and
+# for how long.
+ERROR_HZ, ERROR_SECONDS = 2900, 0.9
+ENDED_HZ, ENDED_SECONDS = 1150, 0.8
+ERROR_STREAM = f"tone_stream://%({int(ERROR_SECONDS * 1000)},0,{ERROR_HZ})"
+ENDED_STREAM = f"tone_stream://%({int(ENDED_SECONDS * 1000)},0,{ENDED_HZ})"
 MODE_KEYS = {"listen": "0", "customer_whisper": "1", "whisper": "2", "barge": "3"}
 HEARS_SUPERVISOR = {"listen": set(), "whisper": {"agent"}, "barge": {"agent", "customer"},
                     "customer_whisper": {"customer"}}
@@ -161,8 +169,8 @@ command_timeout = 5.0
 url = "{self.db_url}"
 
 [tones]
-error = "tone_stream://%(200,0,480);loops=1"
-ended = "tone_stream://%(200,0,440);loops=1"
+error = "{ERROR_STREAM}"
+ended = "{ENDED_STREAM}"
 notify = "{NOTIFY_STREAM}"
 help_answered = "{HELP_ANSWERED_STREAM}"
 help_unanswered = "{HELP_UNANSWERED_STREAM}"
@@ -300,6 +308,18 @@ modes = ["listen", "whisper"]
         assert self.ph is not None
         self.ph.api(f"uuid_kill {leg.uuid}", check=False)
 
+    def ended(self, leg: Leg, start: int = 0, timeout: float = 15.0) -> None:
+        """Wait for the PBX to end the call of ``leg`` (placed or answered by us): its recording is complete."""
+        assert self.ph is not None
+        self.ph.wait_event(lambda e: e.name == "CHANNEL_HANGUP_COMPLETE" and e.get("Unique-ID") == leg.uuid,
+                           f"the {leg.role}'s call to end", start=start, timeout=timeout)
+
+    def heard_seconds(self, leg: Leg, freqs: dict[str, float]) -> dict[str, float]:
+        """How long ``leg``'s phone heard each tone in all it received (after its call ended). A call
+        hung up before the phone's dialplan started recording heard nothing."""
+        samples = read_samples(leg.recording) if leg.recording.exists() else array("h")
+        return {name: seconds_heard(samples, f) for name, f in freqs.items()}
+
     def phones_answer(self, on: bool) -> None:
         """Off: a call the PBX places to a phone from now on rings there and is never answered (the
         phones' dialplan checks the global variable ``lab_no_answer``); on: the phones answer again."""
@@ -396,5 +416,5 @@ def supervisor_leg(lab: Lab, user: str, code: str, ext: str) -> Leg:
     return lab.phone_call(user, f"{code}{ext}", f"supervisor{'' if user in (SUP, SUP3) else '2'}")
 
 
-__all__ = ["Call", "Event", "Lab", "Leg", "HEARS_SUPERVISOR", "HELP_ANSWERED_HZ", "HELP_UNANSWERED_HZ", "MODE_KEYS",
-           "NOTIFY_HZ", "supervisor_leg"]
+__all__ = ["Call", "Event", "Lab", "Leg", "ENDED_HZ", "ENDED_SECONDS", "ERROR_HZ", "ERROR_SECONDS", "HEARS_SUPERVISOR",
+           "HELP_ANSWERED_HZ", "HELP_UNANSWERED_HZ", "MODE_KEYS", "NOTIFY_HZ", "supervisor_leg"]

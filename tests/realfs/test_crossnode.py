@@ -16,7 +16,8 @@ import pytest
 from .conftest import FREESWITCH
 from .esl import wait_until
 from .freeswitch import AGENT, PHONE_TONES, SUP
-from .lab import MODE_KEYS, Call, Lab, supervisor_leg
+from .lab import ENDED_SECONDS, ERROR_SECONDS, MODE_KEYS, Call, Lab, supervisor_leg
+from .test_tones import TONES, WHOLE
 from .test_topologies import CYCLE, TRUNK_CALLER, expected
 
 DID = "5551212"  # the stock public context sends it to extension 1000
@@ -95,6 +96,10 @@ def test_the_agents_call_ending_on_pbx2_ends_the_supervisors_call_on_pbx1(lab: L
     assert lab.ctl is not None
     wait_until(lambda: lab.ctl.api(f"uuid_exists {sup_pbx1}").strip() == "false",  # type: ignore[union-attr]
                "the supervisor's call on pbx1 to end", 15)
+    # pbx2 played the end tone to its leg from pbx1 before hanging it up: it crossed to the phone
+    lab.ended(sup)
+    got = lab.heard_seconds(sup, TONES)
+    assert got["ended"] >= WHOLE * ENDED_SECONDS and got["error"] == 0, got
 
 
 def test_a_call_to_pbx2_with_a_token_fsbarge_never_issued_is_refused(lab: Lab) -> None:
@@ -103,4 +108,7 @@ def test_a_call_to_pbx2_with_a_token_fsbarge_never_issued_is_refused(lab: Lab) -
     lab.answered(forged, start)  # the drop-in answers and parks anything from an admitted address
     record = cross_record(lab, "the forged call refused", lambda r: r["reason"] == "unauthenticated")
     assert (record["outcome"], record["supervisor"], record["modes"]) == ("denied", None, [])
-    lab.wait_pbx_idle()  # pbx2 hangs the forged call up
+    lab.wait_pbx_idle()  # pbx2 hangs the forged call up ...
+    lab.ended(forged, start)
+    got = lab.heard_seconds(forged, TONES)  # ... after the whole error tone
+    assert got["error"] >= WHOLE * ERROR_SECONDS and got["ended"] == 0, got
