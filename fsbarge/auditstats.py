@@ -23,7 +23,7 @@ from typing import Any
 
 from fsbarge.auditview import MODES, REFUSED_OUTCOMES, tabulate
 
-__all__ = ["BY", "OUTCOMES", "NO_TEAM", "render_stats", "summarise", "team_resolver"]
+__all__ = ["BY", "OUTCOMES", "NO_TEAM", "UNKNOWN", "render_stats", "summarise", "team_key", "team_resolver"]
 
 BY = ("agent", "supervisor", "team", "day")
 OUTCOMES = ("completed", "failed", "active", "denied", "no_active_call")  # the display order of terms.OUTCOMES
@@ -74,10 +74,11 @@ class _Group:
 
 
 def team_resolver(teams: Sequence[Any]) -> Callable[[Record], str]:
-    """The team an intervention belongs to, from the configuration's [[teams]] (each with `name`,
-    `agents`, `supervisors`): the first team in which the supervisor supervises the agent (the one
-    whose policy applied), else the first team of the agent (a refused not_in_team attempt), else
-    NO_TEAM. The audit does not store teams, so this reads today's configuration."""
+    """The team of a record that has none recorded (written before fsbarge recorded teams), from a
+    configuration's [[teams]] (each with `name`, `agents`, `supervisors`): the first team in which
+    the supervisor supervises the agent, else the first team of the agent (a refused not_in_team
+    attempt), else NO_TEAM. This reads today's configuration, which may differ from the one the
+    daemon decided with: a recorded team always wins (see team_key)."""
     both: dict[tuple[str, str], str] = {}
     of_agent: dict[str, str] = {}
     for team in teams:
@@ -93,13 +94,26 @@ def team_resolver(teams: Sequence[Any]) -> Callable[[Record], str]:
     return team_of
 
 
+def team_key(fallback: Callable[[Record], str] | None = None) -> Callable[[Record], str]:
+    """The team a record counts under: the one the daemon recorded when it decided the attempt
+    (no configuration needed to read it); for a record without one (written before fsbarge
+    recorded teams, or whose agent is in no team) `fallback` (team_resolver over a
+    configuration), else UNKNOWN."""
+
+    def key(rec: Record) -> str:
+        team = rec.get("team")
+        if team:
+            return str(team)
+        return fallback(rec) if fallback is not None else UNKNOWN
+
+    return key
+
+
 def _key_function(by: str, team_of: Callable[[Record], str] | None) -> Callable[[Record], str]:
     if by == "day":
         return lambda rec: (rec.get("started_at") or UNKNOWN)[:10]  # UTC day of an ISO 8601 time
     if by == "team":
-        if team_of is None:
-            raise ValueError("grouping by team needs the teams of the configuration")
-        return team_of
+        return team_key(team_of)
     if by in ("agent", "supervisor"):
         return lambda rec: rec.get(by) or UNKNOWN
     raise ValueError(f"unknown grouping {by!r}: expected one of {', '.join(BY)}")
@@ -109,6 +123,7 @@ def summarise(
     records: Iterable[Record], by: str, *, team_of: Callable[[Record], str] | None = None
 ) -> dict[str, Any]:
     """{"by", "groups": [{by: key, ...counts}], "total": {...counts}}; groups sorted by key.
+    `team_of`: for --by team, the team of a record that has none recorded (see team_key).
 
     (Help requests, once stored, join here as a second iterable grouped by the same key.)"""
     key_of = _key_function(by, team_of)

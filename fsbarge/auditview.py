@@ -35,6 +35,7 @@ RECORD_FIELDS = (
     "origin",
     "help_request_id",
     "supervisor_node",
+    "team",
     "modes",
     "seconds_by_mode",
 )
@@ -331,6 +332,7 @@ def render_show(rec: Mapping[str, Any], fmt: str = "table") -> str:
         ("supervisor", f"{rec.get('supervisor') or '-'}{uuid_suffix(rec.get('supervisor_uuid'))}"),
         ("agent", f"{rec.get('agent') or '-'}{uuid_suffix(rec.get('target_uuid'))}"),
         ("customer", rec.get("customer") or "-"),
+        ("team", rec.get("team") or "-"),
         ("requested", rec.get("requested_mode") or "-"),
         ("outcome", rec.get("outcome")),
         ("reason", rec.get("reason") or "-"),

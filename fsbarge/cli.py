@@ -360,21 +360,54 @@ def _summary(args: argparse.Namespace, by: str) -> Any:
     from .db import translate_errors
     from .queries import iter_records
 
-    team_of = _team_of(args) if by == "team" else None
+    team_of = _TeamFallback(args) if by == "team" else None
     engine = _reader_engine(args)
     with translate_errors(engine), engine.connect() as conn:
-        return summarise(iter_records(conn, _filter(args)), by, team_of=team_of)
+        summary = summarise(iter_records(conn, _filter(args)), by, team_of=team_of)
+    if team_of is not None and team_of.note:
+        print(f"fsbarge: {team_of.note}", file=sys.stderr)
+    return summary
 
 
-def _team_of(args: argparse.Namespace) -> Any:
-    """Teams are not in the audit: they come from the configuration's [[teams]]."""
-    from .auditstats import team_resolver
-    from .config import ConfigError
+class _TeamFallback:
+    """The team of a record written before fsbarge recorded teams (schema 0007): the
+    configuration's [[teams]], read only when such a record turns up, so that a QA account
+    reading new records needs no configuration at all. The configuration asked for (--config,
+    $FSBARGE_CONFIG) must load; the default one is used only if this user can read it (a QA
+    account often cannot), else those records are "(unknown)" and `note` says so."""
 
-    try:
-        return team_resolver(_config(args).teams)
-    except ConfigError as exc:
-        raise ConfigError(exc.path, exc.key, f"{exc.problem} (teams come from the configuration's [[teams]])") from None
+    def __init__(self, args: argparse.Namespace) -> None:
+        self._args = args
+        self._resolve: Any = None
+        self.unknown = 0
+
+    def __call__(self, rec: Any) -> str:
+        if self._resolve is None:
+            self._resolve = self._load()
+        if self._resolve is False:
+            self.unknown += 1
+            from .auditstats import UNKNOWN
+
+            return UNKNOWN
+        return str(self._resolve(rec))
+
+    def _load(self) -> Any:
+        from .auditstats import team_resolver
+        from .config import ConfigError
+
+        try:
+            return team_resolver(_config(self._args).teams)
+        except ConfigError as exc:
+            if getattr(self._args, "config", None) or os.environ.get("FSBARGE_CONFIG"):
+                raise ConfigError(exc.path, exc.key, f"{exc.problem} (the teams of records from before fsbarge recorded them come from the configuration's [[teams]])") from None
+            return False
+
+    @property
+    def note(self) -> str | None:
+        if not self.unknown:
+            return None
+        return (f"{self.unknown} interventions have no recorded team (written before fsbarge recorded teams, or their "
+                "agent is in no team): shown as (unknown); --config PATH places them by the configuration's [[teams]]")
 
 
 def _audit_stats(args: argparse.Namespace) -> int:
@@ -417,18 +450,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     from . import __version__
     from .auditview import iso
-    from .config import ConfigError
     from .db import translate_errors
     from .queries import list_records
     from .report import build_report
 
-    try:
-        team_of = _team_of(args)
-    except ConfigError as exc:
-        if getattr(args, "config", None) or os.environ.get("FSBARGE_CONFIG"):
-            raise  # asked for this configuration: it must work
-        print(f"fsbarge: report without teams: {exc}", file=sys.stderr)
-        team_of = None
+    team_of = _TeamFallback(args)
     engine = _reader_engine(args)
     with translate_errors(engine), engine.connect() as conn:
         records = list_records(conn, _filter(args))
@@ -447,6 +473,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     )
     if args.output == "-":
         sys.stdout.write(html)
+        if team_of.note:
+            print(f"fsbarge: {team_of.note}", file=sys.stderr)
         return 0
     target = os.path.abspath(args.output)
     partial = f"{target}.partial"
@@ -457,6 +485,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CommandError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     print(f"wrote {args.output}: {len(records)} interventions, {first} to {last}")
+    if team_of.note:
+        print(f"fsbarge: {team_of.note}", file=sys.stderr)
     return 0
 
 

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from html import escape
 from typing import Any
 
-from fsbarge.auditstats import OUTCOMES, summarise
+from fsbarge.auditstats import OUTCOMES, UNKNOWN, summarise
 from fsbarge.auditview import MODES, plain_number
 
 __all__ = ["build_report", "TOP"]
@@ -202,24 +202,26 @@ def build_report(
     period: str,
     filters: str,
     generated: str,
-    team_of: Callable[[Mapping[str, Any]], str] | None,
+    team_of: Callable[[Mapping[str, Any]], str] | None = None,
 ) -> str:
-    """The whole HTML document for these records (already filtered)."""
+    """The whole HTML document for these records (already filtered). Teams are those recorded with
+    each intervention; `team_of` places the records that have none (see auditstats.team_key)."""
     by_day = summarise(records, "day")
     by_agent = summarise(records, "agent")
     by_supervisor = summarise(records, "supervisor")
-    by_team = summarise(records, "team", team_of=team_of) if team_of is not None else None
+    by_team = summarise(records, "team", team_of=team_of)
     total = by_day["total"]
 
-    if by_team is not None:
-        team_rows = [(g["team"], dict(g["seconds_by_mode"])) for g in by_team["groups"]]
-        team_rows = [(name, series) for name, series in team_rows if sum(series.values())]
-        team_chart = _legend(MODE_COLOURS, MODES) + _hbar_chart(
-            "chart-team-modes", "Time by mode per team", team_rows, MODE_COLOURS, "team", "seconds", _fmt_seconds)
-        team_table = _stats_table(by_team, "table-team")
-    else:
-        team_chart = '<p class="empty">Teams are not in the audit trail: give the configuration (--config) to see them.</p>'
-        team_table = ""
+    team_rows = [(g["team"], dict(g["seconds_by_mode"])) for g in by_team["groups"]]
+    team_rows = [(name, series) for name, series in team_rows if sum(series.values())]
+    team_chart = _legend(MODE_COLOURS, MODES) + _hbar_chart(
+        "chart-team-modes", "Time by mode per team", team_rows, MODE_COLOURS, "team", "seconds", _fmt_seconds)
+    team_table = _stats_table(by_team, "table-team")
+    unknown = next((g["interventions"] for g in by_team["groups"] if g["team"] == UNKNOWN), 0)
+    if unknown:
+        team_table += (f'<p class="empty">{UNKNOWN}: {unknown} interventions without a recorded team (written before '
+                       "fsbarge recorded teams, or their agent is in no team); give the configuration (--config) to "
+                       "place them by its [[teams]].</p>")
 
     def count(n: float) -> str:
         return plain_number(n)

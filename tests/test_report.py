@@ -189,19 +189,33 @@ def test_an_unwritable_output_is_one_line_and_exit_1(made, tmp_path: Path, capsy
     assert len(err.splitlines()) == 1 and "cannot write" in err
 
 
-def test_without_a_configuration_the_report_is_written_without_teams(made, tmp_path: Path, capsys, monkeypatch) -> None:
-    """A QA account with only a database URL still gets its report; the team chart says what it needs."""
-    from fsbarge.config import DEFAULT_CONFIG_PATH
-
-    if os.path.exists(DEFAULT_CONFIG_PATH):
-        pytest.skip(f"{DEFAULT_CONFIG_PATH} exists on this machine")
+def test_without_a_configuration_the_report_has_its_teams(made, tmp_path: Path, capsys, monkeypatch) -> None:
+    """A QA account with only a database URL gets the whole report: the teams are recorded with
+    each intervention, so the team chart needs no configuration."""
     for key in ENV_KEYS:
         monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr("fsbarge.config.DEFAULT_CONFIG_PATH", str(tmp_path / "unreadable.toml"))
     out = tmp_path / "r.html"
     capsys.readouterr()
     assert main(["report", "--database", f"sqlite:///{made[0].parent / 'fsbarge.db'}", "-o", str(out)]) == 0
+    assert capsys.readouterr().err == ""
+    marks = Marks()
+    marks.feed(out.read_text())
+    check_numbers(marks, made[2])
+
+
+def test_records_from_before_teams_were_recorded_are_unknown_without_a_configuration(tmp_path: Path, capsys, monkeypatch) -> None:
+    for key in ENV_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr("fsbarge.config.DEFAULT_CONFIG_PATH", str(tmp_path / "unreadable.toml"))
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    db.upgrade(engine)
+    fill(engine, plan(30), teams=False)
+    engine.dispose()
+    out = tmp_path / "r.html"
+    capsys.readouterr()
+    assert main(["report", "--database", f"sqlite:///{tmp_path / 'old.db'}", "-o", str(out)]) == 0
     err = capsys.readouterr().err
-    assert err.startswith("fsbarge: report without teams: ") and len(err.splitlines()) == 1
+    assert err.startswith("fsbarge: 30 interventions have no recorded team") and len(err.splitlines()) == 1
     html = out.read_text()
-    assert 'id="chart-team-modes"' not in html and "give the configuration (--config)" in html
-    assert 'id="chart-per-day"' in html
+    assert '<tr data-key="(unknown)">' in html and "(unknown): 30 interventions without a recorded team" in html
