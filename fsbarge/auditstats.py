@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fsbarge.auditview import MODES, REFUSED_OUTCOMES, tabulate
+from fsbarge.humantime import duration
 
 __all__ = ["BY", "OUTCOMES", "NO_TEAM", "UNKNOWN", "render_stats", "summarise", "team_key", "team_resolver"]
 
@@ -146,20 +147,6 @@ def summarise(
 # --------------------------------------------------------------------------- renderings
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    ms = round(seconds * 1000)
-    total_s = ms // 1000
-    hours, rem = divmod(total_s, 3600)
-    minutes, secs = divmod(rem, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m{secs:02d}s"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{ms / 1000:.1f}s"
-
-
 def _refusals(reasons: Mapping[str, int]) -> str:
     return ", ".join(f"{reason} {n}" for reason, n in reasons.items()) or "-"
 
@@ -217,11 +204,11 @@ def render_stats(summary: Mapping[str, Any], fmt: str) -> str:
 
     def line(key: str, row: Mapping[str, Any]) -> list[Any]:
         o, spent = row["outcomes"], row["seconds_by_mode"]
-        longest = _duration(row["longest_seconds"])
+        longest = duration(row["longest_seconds"])
         if row["longest_id"] is not None:
             longest += f" (#{row['longest_id']})"
         return [key, row["interventions"], o["completed"], o["failed"], o["active"], _refusals(row["refused_by_reason"]),
-                *[_duration(spent.get(m) or None) for m in MODES], _duration(row["median_seconds"]), longest]
+                *[duration(spent.get(m) or None) for m in MODES], duration(row["median_seconds"]), longest]
 
     if not summary["groups"]:
         return "(no interventions)"

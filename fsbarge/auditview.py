@@ -59,6 +59,7 @@ CHANNEL_FIELDS = (
 )
 _CHANNEL_TIME_FIELDS = ("created_at", "answered_at")
 
+from fsbarge.humantime import duration  # noqa: E402
 from fsbarge.terms import REFUSED_OUTCOMES  # noqa: E402
 
 
@@ -188,26 +189,14 @@ def _time(value: Any) -> str:
     return iso(value) or ""
 
 
-def _fmt_seconds(seconds: float) -> str:
-    ms = round(seconds * 1000)
-    if ms < 60_000:
-        return f"{ms / 1000:.1f}s"
-    total_s, rest_ms = divmod(ms, 1000)
-    hours, rem = divmod(total_s, 3600)
-    minutes, secs = divmod(rem, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m{secs:02d}s"
-    return f"{minutes}m{secs + rest_ms / 1000:04.1f}s"
-
-
 def _duration(rec: Mapping[str, Any]) -> str:
     if rec.get("outcome") in REFUSED_OUTCOMES:
         return "-"
     if rec.get("ended_at") is None:
         spent = sum(rec.get("seconds_by_mode", {}).values())
-        return f"running {_fmt_seconds(spent)}" if rec.get("modes") else "running"
+        return f"running {duration(spent)}" if rec.get("modes") else "running"
     start, end = to_ms(rec["started_at"]), to_ms(rec["ended_at"])
-    return _fmt_seconds(max(0, (end or 0) - (start or 0)) / 1000)
+    return duration(max(0, (end or 0) - (start or 0)) / 1000)
 
 
 def _outcome(rec: Mapping[str, Any]) -> str:
@@ -220,7 +209,7 @@ def _outcome(rec: Mapping[str, Any]) -> str:
 
 
 def _modes_summary(rec: Mapping[str, Any]) -> str:
-    parts = [f"{mode} {_fmt_seconds(s)}" for mode, s in rec.get("seconds_by_mode", {}).items()]
+    parts = [f"{mode} {duration(s)}" for mode, s in rec.get("seconds_by_mode", {}).items()]
     refused = sum(1 for m in rec.get("modes", ()) if m.get("refused"))
     if refused:
         parts.append(f"{refused} refused")

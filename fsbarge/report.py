@@ -16,6 +16,7 @@ from typing import Any
 
 from fsbarge.auditstats import OUTCOMES, UNKNOWN, summarise
 from fsbarge.auditview import MODES, plain_number
+from fsbarge.humantime import duration
 
 __all__ = ["build_report", "TOP"]
 
@@ -41,19 +42,6 @@ th,td{padding:.25em .7em;border-bottom:1px solid #eee;text-align:right}th:first-
 .legend span{display:inline-block;margin-right:1em}.legend i{display:inline-block;width:.9em;height:.9em;margin-right:.3em;vertical-align:-.1em}
 svg text{font:11px system-ui,sans-serif;fill:#333}.empty{color:#666;font-style:italic}
 """
-
-
-def _fmt_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    total = round(seconds)
-    hours, rem = divmod(total, 3600)
-    minutes, secs = divmod(rem, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{seconds:.1f}s"
 
 
 def _attr(name: str) -> str:
@@ -156,9 +144,9 @@ def _cards(total: Mapping[str, Any]) -> str:
         ("refused", str(refused)),
         ("failed", str(o.get("failed", 0))),
         ("running", str(o.get("active", 0))),
-        ("time eavesdropping", _fmt_seconds(spent)),
-        ("median intervention", _fmt_seconds(total["median_seconds"])),
-        ("longest intervention", _fmt_seconds(total["longest_seconds"])),
+        ("time eavesdropping", duration(spent)),
+        ("median intervention", duration(total["median_seconds"])),
+        ("longest intervention", duration(total["longest_seconds"])),
     ]
     body = "".join(f'<div class="card" data-card="{k}">{escape(k)}<b>{escape(v)}</b></div>' for k, v in cards)
     return f'<div class="cards">{body}</div>'
@@ -172,8 +160,8 @@ def _stats_table(summary: Mapping[str, Any], table_id: str) -> str:
         cells = [
             g["interventions"], g["outcomes"].get("completed", 0), g["outcomes"].get("failed", 0),
             sum(g["refused_by_reason"].values()),
-            *(_fmt_seconds(g["seconds_by_mode"].get(m, 0)) for m in MODES),
-            _fmt_seconds(g["median_seconds"]), _fmt_seconds(g["longest_seconds"]),
+            *(duration(g["seconds_by_mode"].get(m, 0)) for m in MODES),
+            duration(g["median_seconds"]), duration(g["longest_seconds"]),
         ]
         tds = "".join(f"<td>{escape(str(c))}</td>" for c in cells)
         rows.append(f'<tr data-key="{escape(str(g[by]))}"><td>{escape(str(g[by]))}</td>{tds}</tr>')
@@ -215,7 +203,7 @@ def build_report(
     team_rows = [(g["team"], dict(g["seconds_by_mode"])) for g in by_team["groups"]]
     team_rows = [(name, series) for name, series in team_rows if sum(series.values())]
     team_chart = _legend(MODE_COLOURS, MODES) + _hbar_chart(
-        "chart-team-modes", "Time by mode per team", team_rows, MODE_COLOURS, "team", "seconds", _fmt_seconds)
+        "chart-team-modes", "Time by mode per team", team_rows, MODE_COLOURS, "team", "seconds", duration)
     team_table = _stats_table(by_team, "table-team")
     unknown = next((g["interventions"] for g in by_team["groups"] if g["team"] == UNKNOWN), 0)
     if unknown:

@@ -277,7 +277,7 @@ def test_render_table_is_readable() -> None:
     assert "running 30.0s" in lines[2]
     assert "denied: mode_not_allowed" in lines[3]
     assert "completed (supervisor_hangup)" in lines[4]
-    assert "1m30.3s" in lines[4] and "listen 11.8s, whisper 1m18.5s" in lines[4]
+    assert "1m30s" in lines[4] and "listen 11.8s, whisper 1m18s" in lines[4]  # humantime.duration: whole seconds past a minute
     assert "2026-11-22T10:00:00.123Z" in lines[4]  # the one time format of every output
     assert av.render_table([]) == "(no interventions)"
 
