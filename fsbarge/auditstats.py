@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fsbarge.auditview import MODES, REFUSED_OUTCOMES, tabulate
-from fsbarge.humantime import duration
+from fsbarge.humantime import UTC, Zone, duration
 
 __all__ = ["BY", "OUTCOMES", "NO_TEAM", "UNKNOWN", "render_stats", "summarise", "team_key", "team_resolver"]
 
@@ -110,9 +110,11 @@ def team_key(fallback: Callable[[Record], str] | None = None) -> Callable[[Recor
     return key
 
 
-def _key_function(by: str, team_of: Callable[[Record], str] | None) -> Callable[[Record], str]:
+def _key_function(by: str, team_of: Callable[[Record], str] | None, zone: Zone) -> Callable[[Record], str]:
     if by == "day":
-        return lambda rec: (rec.get("started_at") or UNKNOWN)[:10]  # UTC day of an ISO 8601 time
+        if zone is UTC:
+            return lambda rec: (rec.get("started_at") or UNKNOWN)[:10]  # the UTC day of an ISO 8601 time
+        return lambda rec: zone.day(rec["started_at"]) if rec.get("started_at") else UNKNOWN
     if by == "team":
         return team_key(team_of)
     if by in ("agent", "supervisor"):
@@ -121,13 +123,14 @@ def _key_function(by: str, team_of: Callable[[Record], str] | None) -> Callable[
 
 
 def summarise(
-    records: Iterable[Record], by: str, *, team_of: Callable[[Record], str] | None = None
+    records: Iterable[Record], by: str, *, team_of: Callable[[Record], str] | None = None, zone: Zone = UTC
 ) -> dict[str, Any]:
-    """{"by", "groups": [{by: key, ...counts}], "total": {...counts}}; groups sorted by key.
+    """{"by", "groups": [{by: key, ...counts}], "total": {...counts}}; groups sorted by key; by day
+    also "time_zone", the zone whose calendar days the groups are (`zone`, UTC unless --tz).
     `team_of`: for --by team, the team of a record that has none recorded (see team_key).
 
     (Help requests, once stored, join here as a second iterable grouped by the same key.)"""
-    key_of = _key_function(by, team_of)
+    key_of = _key_function(by, team_of, zone)
     groups: dict[str, _Group] = {}
     total = _Group("total")
     for rec in records:
@@ -137,11 +140,12 @@ def summarise(
             group = groups[key] = _Group(key)
         group.add(rec)
         total.add(rec)
-    return {
-        "by": by,
-        "groups": [{by: key, **groups[key].as_dict()} for key in sorted(groups)],
-        "total": total.as_dict(),
-    }
+    summary: dict[str, Any] = {"by": by}
+    if by == "day":
+        summary["time_zone"] = zone.name
+    summary["groups"] = [{by: key, **groups[key].as_dict()} for key in sorted(groups)]
+    summary["total"] = total.as_dict()
+    return summary
 
 
 # --------------------------------------------------------------------------- renderings
@@ -199,7 +203,7 @@ def render_stats(summary: Mapping[str, Any], fmt: str) -> str:
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}: expected table, json or csv")
     by = summary["by"]
-    headers = [by, "interventions", "completed", "failed", "active", "refused (by reason)",
+    headers = [f"day ({summary['time_zone']})" if by == "day" else by, "interventions", "completed", "failed", "active", "refused (by reason)",
                *[m.replace("customer_whisper", "cust. whisper") for m in MODES], "median", "longest"]
 
     def line(key: str, row: Mapping[str, Any]) -> list[Any]:

@@ -31,7 +31,65 @@ class CommandError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # argparse prints usage + error; we want one line
+        if self.prog == "fsbarge help":  # a newcomer looking for help on fsbarge itself lands here
+            raise UsageError(f"{message} (`fsbarge help` is about agents' help requests; help on fsbarge: `fsbarge --help`)")
         raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+MAIN_EPILOG = """\
+Help on a command: fsbarge COMMAND --help (e.g. fsbarge audit list --help).
+`fsbarge help` is not that: it is the agents' help requests (*9 on the phone),
+listed with `fsbarge help list` and raised with `fsbarge help request --agent EXT`."""
+
+_TIMES = """\
+Filters combine with AND. --since and --until take a date or a date and time
+(ISO 8601), read in --tz (UTC unless given) when they carry no offset (Z, +01:00);
+--until is exclusive."""
+
+LIST_EPILOG = f"""\
+examples:
+  fsbarge audit list                                 newest first, a page of 50
+  fsbarge audit list --agent 1000 --since 2026-11-01 --until 2026-12-01
+  fsbarge audit list --supervisor 1002 --mode barge --limit 20
+  fsbarge audit list --format csv --outcome denied > refused.csv
+  fsbarge audit list --tz Europe/Paris --since 2026-11-02T08:00   from 08:00 in Paris
+
+{_TIMES}"""
+
+STATS_EPILOG = f"""\
+examples:
+  fsbarge audit stats --by team --since 2026-11-01 --until 2026-12-01
+  fsbarge audit stats --by agent --supervisor 1002 --format csv > agents.csv
+  fsbarge audit stats --by day --tz Europe/Paris      days from midnight to midnight in Paris
+
+{_TIMES}"""
+
+REPORT_EPILOG = f"""\
+examples:
+  fsbarge report --since 2026-11-01 --until 2026-12-01 -o november.html
+  fsbarge report --agent 1000 --tz local -o agent-1000.html
+
+{_TIMES}"""
+
+HELP_DESCRIPTION = """\
+Agents' help requests: an agent presses *9 on the phone (or a tool runs
+`fsbarge help request`), the supervisors of the agent's teams ring, and the first
+to answer whispers to the agent. Not help about fsbarge itself: for that,
+`fsbarge --help` or `fsbarge COMMAND --help`."""
+
+HELP_EPILOG = """\
+examples:
+  fsbarge help list --outcome unanswered --since 2026-11-01
+  fsbarge help request --agent 1000 --reason "negative sentiment"
+"""
+
+HELP_LIST_EPILOG = """\
+examples:
+  fsbarge help list --agent 1000 --since 2026-11-01
+  fsbarge help list --outcome unanswered --format csv > unanswered.csv
+
+--since and --until: a date or a date and time (ISO 8601), in --tz unless they carry
+an offset; --until is exclusive."""
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -48,7 +106,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help=f"database to read (default: ${ENV_DATABASE_URL}, else [database] url of the configuration)",
     )
 
-    p = _Parser(prog="fsbarge", description="Supervisor listen / whisper / barge for FreeSWITCH, with an audit trail.")
+    p = _Parser(
+        prog="fsbarge",
+        description="Supervisor listen / whisper / barge for FreeSWITCH, with an audit trail.",
+        epilog=MAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"fsbarge {__version__}")
     p.add_argument("--config", metavar="PATH", default=None, help=config_help)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -67,7 +130,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="query the audit trail")
     asub = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
-    lst = asub.add_parser("list", parents=[reader], help="interventions, newest first")
+    lst = asub.add_parser("list", parents=[reader], help="interventions, newest first", epilog=LIST_EPILOG,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_filters(lst)
     lst.add_argument(
         "--limit",
@@ -77,29 +141,41 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     lst.add_argument("--offset", type=_count, default=0, help="skip this many first (newest) rows")
     lst.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    stats = asub.add_parser("stats", parents=[reader], help="interventions, outcomes, refusals and time per group")
+    _add_tz(lst)
+    stats = asub.add_parser("stats", parents=[reader], help="interventions, outcomes, refusals and time per group",
+                            epilog=STATS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     stats.add_argument("--by", choices=("agent", "supervisor", "team", "day"), required=True,
-                       help="one row per agent, supervisor, team (from the configuration's [[teams]]) or UTC day")
+                       help="one row per agent, supervisor, team (recorded with each intervention) or day (in --tz)")
     _add_filters(stats)
     stats.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    _add_tz(stats, days=True)
     show = asub.add_parser("show", parents=[reader], help="one intervention with its mode history")
     show.add_argument("id", type=int)
     show.add_argument("--format", choices=("table", "json"), default="table")
+    _add_tz(show)
     verify = asub.add_parser("verify", parents=[reader], help="recompute the audit hash chain and check every record against it (exit 1 on a mismatch)")
     verify.add_argument("--head", metavar="HASH", type=_hash_arg, help="a head noted earlier (fsbarge audit head): must still be in the chain")
     asub.add_parser("head", parents=[reader], help="print the audit chain's head hash, to note outside the system")
-    helpp = sub.add_parser("help", help="agents' help requests (*9, or `help request` from another tool)")
-    hsub = helpp.add_subparsers(dest="help_command", required=True, parser_class=_Parser)
-    hlist = hsub.add_parser("list", parents=[reader], help="help requests, newest first")
-    hlist.add_argument("--agent", metavar="EXT")
-    hlist.add_argument("--supervisor", metavar="EXT", help="who answered")
-    hlist.add_argument("--since", metavar="ISO8601", type=_time_arg, help="requested at or after (UTC unless an offset is given)")
-    hlist.add_argument("--until", metavar="ISO8601", type=_time_arg, help="requested before")
+    helpp = sub.add_parser(
+        "help", help="agents' help requests (*9 on the phone, or `help request`): list them, raise one",
+        description=HELP_DESCRIPTION,
+        epilog=HELP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    hsub = helpp.add_subparsers(dest="help_command", metavar="{list,request}", parser_class=_Parser)
+    helpp.set_defaults(show_help=helpp.format_help)
+    hlist = hsub.add_parser("list", parents=[reader], help="help requests, newest first", epilog=HELP_LIST_EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    hlist.add_argument("--agent", metavar="EXT", help="only requests of this agent's extension, e.g. 1000")
+    hlist.add_argument("--supervisor", metavar="EXT", help="only requests this supervisor's extension answered, e.g. 1002")
+    hlist.add_argument("--since", metavar="ISO8601", type=_time_arg,
+                       help="requested at or after, e.g. 2026-11-01 or 2026-11-01T08:00+01:00 (in --tz unless an offset is given)")
+    hlist.add_argument("--until", metavar="ISO8601", type=_time_arg, help="requested before (exclusive), e.g. 2026-12-01")
     hlist.add_argument("--outcome", choices=(*HELP_OUTCOMES, "ringing"))
     hlist.add_argument("--node", help="only this FreeSWITCH node")
     hlist.add_argument("--limit", type=_count, default=None, help="at most this many (default: all; 0 = all)")
     hlist.add_argument("--offset", type=_count, default=0, help="skip this many first (newest) rows")
     hlist.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    _add_tz(hlist)
     hreq = hsub.add_parser("request", parents=[common], help="summon a supervisor into an agent's call, as the agent's *9 does")
     hreq.add_argument("--agent", metavar="EXT", required=True)
     hreq.add_argument("--reason", metavar="TEXT", help="why (recorded with the request)")
@@ -114,9 +190,11 @@ def _build_parser() -> argparse.ArgumentParser:
     hlist.add_argument("--format", choices=("table", "json"), default="table")
     hretry = hsub.add_parser("retry", parents=[reader], help="a failed or pending delivery goes back to pending, due now")
     hretry.add_argument("id", type=int)
-    report = sub.add_parser("report", parents=[reader], help="write a self-contained HTML report with charts")
+    report = sub.add_parser("report", parents=[reader], help="write a self-contained HTML report with charts",
+                            epilog=REPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_filters(report)
     report.add_argument("-o", "--output", metavar="FILE.html", required=True, help="where to write it (- for stdout)")
+    _add_tz(report, days=True)
     return p
 
 
@@ -140,24 +218,55 @@ def _hash_arg(text: str) -> str:
 
 
 def _time_arg(text: str) -> Any:
-    """argparse type: an ISO 8601 date or time (UTC unless it carries an offset)."""
+    """argparse type: an ISO 8601 date or time, as typed (naive, or with its offset): read in --tz
+    once every argument is known (_resolve_times)."""
     from .auditview import parse_time
 
     try:
-        return parse_time(text)
+        return parse_time(text, keep_offset=True)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
-    """The audit filters shared by `audit list`, `audit stats` and `report`."""
-    parser.add_argument("--supervisor", metavar="EXT")
-    parser.add_argument("--agent", metavar="EXT")
-    parser.add_argument("--since", metavar="ISO8601", type=_time_arg, help="started at or after (UTC unless an offset is given)")
-    parser.add_argument("--until", metavar="ISO8601", type=_time_arg, help="started before")
+    """The audit filters shared by `audit list`, `audit stats` and `report` (they combine with AND)."""
+    parser.add_argument("--supervisor", metavar="EXT", help="only this supervisor's extension, e.g. 1002")
+    parser.add_argument("--agent", metavar="EXT", help="only interventions on this agent's extension, e.g. 1000")
+    parser.add_argument("--since", metavar="ISO8601", type=_time_arg,
+                        help="started at or after, e.g. 2026-11-01 or 2026-11-01T08:00+01:00 (in --tz unless an offset is given)")
+    parser.add_argument("--until", metavar="ISO8601", type=_time_arg, help="started before (exclusive), e.g. 2026-12-01")
     parser.add_argument("--mode", choices=MODES, help="requested, or used at any time")
     parser.add_argument("--outcome", choices=OUTCOMES)
-    parser.add_argument("--node", help="only this FreeSWITCH node")
+    parser.add_argument("--node", help="only this FreeSWITCH node (the agent's), e.g. pbx1")
+
+
+def _add_tz(parser: argparse.ArgumentParser, *, days: bool = False) -> None:
+    what = "times and days" if days else "times"
+    parser.add_argument(
+        "--tz", metavar="ZONE", default="UTC",
+        help=f"{what} of the table{' and the report' if days else ''} in this zone: UTC (default), local or a name "
+             "such as Europe/Paris; also the zone of --since/--until without an offset (JSON and CSV times stay UTC)",
+    )
+
+
+def _resolve_times(args: argparse.Namespace) -> None:
+    """--tz becomes a humantime.Zone (args.zone) and --since/--until naive UTC, read in that zone
+    when they carry no offset; a period that ends before it starts is a usage error."""
+    from .humantime import UTC, zone
+
+    try:
+        args.zone = zone(args.tz) if getattr(args, "tz", None) else UTC
+    except ValueError as exc:
+        raise UsageError(f"--tz: {exc}") from None
+    since, until = getattr(args, "since", None), getattr(args, "until", None)
+    if since is not None:
+        args.since = since = args.zone.to_utc(since)
+    if until is not None:
+        args.until = until = args.zone.to_utc(until)
+    if since is not None and until is not None and since >= until:
+        from .auditview import iso
+
+        raise UsageError(f"--since {iso(since)} is not before --until {iso(until)}: nothing can match (--until is exclusive)")
 
 
 def _filter(args: argparse.Namespace) -> Any:
@@ -335,8 +444,8 @@ def _audit_list(args: argparse.Namespace) -> int:
         else:
             rows = list(records)
             shown = len(rows)
-            render = auditview.render_json if args.format == "json" else auditview.render_table
-            out.write(render(rows) + "\n")
+            text = auditview.render_json(rows) if args.format == "json" else auditview.render_table(rows, args.zone)
+            out.write(text + "\n")
         full_page = args.format == "table" and ((limit and shown == limit) or args.offset)
         total = count_records(conn, where) if full_page else shown
     out.flush()
@@ -363,7 +472,7 @@ def _summary(args: argparse.Namespace, by: str) -> Any:
     team_of = _TeamFallback(args) if by == "team" else None
     engine = _reader_engine(args)
     with translate_errors(engine), engine.connect() as conn:
-        summary = summarise(iter_records(conn, _filter(args)), by, team_of=team_of)
+        summary = summarise(iter_records(conn, _filter(args)), by, team_of=team_of, zone=args.zone)
     if team_of is not None and team_of.note:
         print(f"fsbarge: {team_of.note}", file=sys.stderr)
     return summary
@@ -449,7 +558,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
     from . import __version__
-    from .auditview import iso
     from .db import translate_errors
     from .queries import list_records
     from .report import build_report
@@ -459,8 +567,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     with translate_errors(engine), engine.connect() as conn:
         records = list_records(conn, _filter(args))
     starts = [r["started_at"] for r in records]
-    first = iso(args.since) if args.since else (min(starts) if starts else "the first record")
-    last = iso(args.until) if args.until else (max(starts) if starts else "the last record")
+    zone = args.zone
+    first = zone.moment(args.since) if args.since else (zone.moment(min(starts)) if starts else "the first record")
+    last = zone.moment(args.until) if args.until else (zone.moment(max(starts)) if starts else "the last record")
     shown = {k: getattr(args, k) for k in ("supervisor", "agent", "mode", "outcome", "node")}
     filters = ", ".join(f"{k} {v}" for k, v in shown.items() if v) or "none"
     html = build_report(
@@ -468,8 +577,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
         title="fsbarge audit report",
         period=f"from {first} to {last}" if not args.until else f"from {first}, before {last}",
         filters=filters,
-        generated=f"{iso(datetime.now(timezone.utc))} by fsbarge {__version__}",
+        generated=f"{zone.moment(datetime.now(timezone.utc))} by fsbarge {__version__}",
         team_of=team_of,
+        zone=zone,
     )
     if args.output == "-":
         sys.stdout.write(html)
@@ -491,6 +601,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_help(args: argparse.Namespace) -> int:
+    """`fsbarge help` alone: what the group is and its sub-commands (a newcomer typing it looks
+    for help), not an error about a missing argument."""
+    if args.help_command is None:
+        print(args.show_help(), end="")
+        return 0
     return {"list": _help_list, "request": _help_request}[args.help_command](args)
 
 
@@ -505,7 +620,7 @@ def _help_list(args: argparse.Namespace) -> int:
             conn, agent=args.agent, supervisor=args.supervisor, since=args.since, until=args.until,
             outcome=args.outcome, node=args.node, limit=args.limit or None, offset=args.offset,
         )
-    helpview.render(records, args.format, sys.stdout)
+    helpview.render(records, args.format, sys.stdout, args.zone)
     return 0
 
 
@@ -561,7 +676,7 @@ def _audit_show(args: argparse.Namespace) -> int:
     if record is None:
         print(f"fsbarge: no intervention with id {args.id}", file=sys.stderr)
         return 1
-    print(render_show(record, args.format))
+    print(render_show(record, args.format, args.zone))
     return 0
 
 
@@ -601,6 +716,7 @@ def _loaded(module: str, name: str) -> type[BaseException] | None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _build_parser().parse_args(argv)
+        _resolve_times(args)
         handler = {
             "run": _cmd_run,
             "check-config": _cmd_check_config,

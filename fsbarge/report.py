@@ -16,7 +16,7 @@ from typing import Any
 from fsbarge.auditstats import OUTCOMES, UNKNOWN, summarise
 from fsbarge.auditview import MODES, plain_number
 from fsbarge.charts import MODE_COLOURS, OUTCOME_COLOURS, columns_chart, hbar_chart, legend, outcome_days, periods
-from fsbarge.humantime import duration
+from fsbarge.humantime import UTC, Zone, duration
 
 __all__ = ["build_report", "TOP"]
 
@@ -92,10 +92,12 @@ def build_report(
     filters: str,
     generated: str,
     team_of: Callable[[Mapping[str, Any]], str] | None = None,
+    zone: Zone = UTC,
 ) -> str:
     """The whole HTML document for these records (already filtered). Teams are those recorded with
-    each intervention; `team_of` places the records that have none (see auditstats.team_key)."""
-    by_day = summarise(records, "day")
+    each intervention; `team_of` places the records that have none (see auditstats.team_key).
+    Days are calendar days in `zone` (`period` and `generated` are the caller's text, in it too)."""
+    by_day = summarise(records, "day", zone=zone)
     by_agent = summarise(records, "agent")
     by_supervisor = summarise(records, "supervisor")
     by_team = summarise(records, "team", team_of=team_of)
@@ -125,7 +127,7 @@ def build_report(
     sections = [
         f"<h1>{escape(title)}</h1>",
         f'<p class="meta">Period: {escape(period)}. Filters: {escape(filters)}. Generated {escape(generated)}. '
-        "Times are UTC; time counts once an intervention has ended.</p>",
+        f"Times and days are {escape(zone.name)}; time counts once an intervention has ended.</p>",
         _cards(total),
         f"<h2>Interventions per {unit}, by outcome</h2>", per_period,
         "<h2>Time by mode per team</h2>", team_chart, team_table,

@@ -56,3 +56,20 @@ def test_a_record_of_11m18_6s_reads_the_same_in_the_list_the_stats_and_the_repor
     card = re.search(r'data-card="longest intervention">longest intervention<b>([^<]*)</b>', html)
     assert card is not None and card.group(1) == "11m19s"
     assert "11m18s" not in stats + listed + html
+
+
+def test_a_zone_shows_moments_with_their_offset_and_reads_typed_times_in_itself() -> None:
+    from datetime import datetime
+
+    from fsbarge.humantime import UTC, zone
+
+    paris = zone("Europe/Paris")
+    assert UTC.moment("2026-07-01T10:00:00.250Z") == "2026-07-01T10:00:00.250Z"
+    assert paris.moment("2026-07-01T10:00:00.250Z") == "2026-07-01T12:00:00.250+02:00"  # summer time
+    assert paris.moment("2026-12-01T10:00:00.250Z") == "2026-12-01T11:00:00.250+01:00"
+    assert paris.day("2026-12-01T23:30:00.000Z") == "2026-12-02"
+    assert paris.to_utc(datetime(2026, 7, 1, 12)) == datetime(2026, 7, 1, 10)
+    assert paris.to_utc(datetime.fromisoformat("2026-07-01T12:00+00:00")) == datetime(2026, 7, 1, 12)  # its own offset
+    assert zone("utc") is UTC and zone("local", {"TZ": ":Asia/Tokyo"}).name == "Asia/Tokyo"
+    with pytest.raises(ValueError, match="unknown time zone 'Paris'"):
+        zone("Paris")
