@@ -169,3 +169,26 @@ def test_fsbarge_help_says_what_the_help_command_is() -> None:
     assert proc.returncode == 0
     assert "help                agents' help requests (*9 on the phone" in proc.stdout
     assert "`fsbarge help` is not that: it is the agents' help requests (*9 on the phone)" in proc.stdout
+
+
+# --------------------------------------------------------------------------- the README's examples
+
+
+def _readme_block(after: str) -> list[str]:
+    """The lines of README.md's example that follows the line `after`, up to the end of its block."""
+    text = (ROOT / "README.md").read_text()
+    rest = text.split(after + "\n", 1)[1]
+    return rest.split("```", 1)[0].rstrip("\n").splitlines()
+
+
+def test_the_readme_csv_example_has_the_real_columns(run) -> None:
+    import csv
+    import io
+
+    from fsbarge.auditview import CSV_FIELDS
+
+    header, row = _readme_block("$ fsbarge audit list --format csv --limit 1")
+    assert header == run("audit", "list", "--format", "csv", "--limit", "1")[1].splitlines()[0] == ",".join(CSV_FIELDS)
+    [cells] = list(csv.reader(io.StringIO(row)))
+    assert len(cells) == len(CSV_FIELDS)
+    assert json.loads(cells[CSV_FIELDS.index("modes")])[0]["source"] == "feature_code"
