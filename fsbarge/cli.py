@@ -16,6 +16,9 @@ from . import __version__
 __all__ = ["main"]
 
 from .terms import HELP_OUTCOMES, MODES, OUTCOMES  # noqa: E402 - light: no third-party imports
+from .clitext import (  # noqa: E402
+    HELP_DESCRIPTION, HELP_EPILOG, HELP_LIST_EPILOG, LIST_EPILOG, MAIN_EPILOG, REPORT_EPILOG, STATS_EPILOG,
+)
 TABLE_PAGE = 50  # rows `audit list` shows as a table unless --limit says otherwise
 ENV_DATABASE_URL = "FSBARGE_DATABASE_URL"
 MAX_ID = 2**31 - 1  # the largest id an INTEGER column holds on every backend
@@ -34,62 +37,6 @@ class _Parser(argparse.ArgumentParser):
         if self.prog == "fsbarge help":  # a newcomer looking for help on fsbarge itself lands here
             raise UsageError(f"{message} (`fsbarge help` is about agents' help requests; help on fsbarge: `fsbarge --help`)")
         raise UsageError(f"{message} (see `{self.prog} --help`)")
-
-
-MAIN_EPILOG = """\
-Help on a command: fsbarge COMMAND --help (e.g. fsbarge audit list --help).
-`fsbarge help` is not that: it is the agents' help requests (*9 on the phone),
-listed with `fsbarge help list` and raised with `fsbarge help request --agent EXT`."""
-
-_TIMES = """\
-Filters combine with AND. --since and --until take a date or a date and time
-(ISO 8601), read in --tz (UTC unless given) when they carry no offset (Z, +01:00);
---until is exclusive."""
-
-LIST_EPILOG = f"""\
-examples:
-  fsbarge audit list                                 newest first, a page of 50
-  fsbarge audit list --agent 1000 --since 2026-11-01 --until 2026-12-01
-  fsbarge audit list --supervisor 1002 --mode barge --limit 20
-  fsbarge audit list --format csv --outcome denied > refused.csv
-  fsbarge audit list --tz Europe/Paris --since 2026-11-02T08:00   from 08:00 in Paris
-
-{_TIMES}"""
-
-STATS_EPILOG = f"""\
-examples:
-  fsbarge audit stats --by team --since 2026-11-01 --until 2026-12-01
-  fsbarge audit stats --by agent --supervisor 1002 --format csv > agents.csv
-  fsbarge audit stats --by day --tz Europe/Paris      days from midnight to midnight in Paris
-
-{_TIMES}"""
-
-REPORT_EPILOG = f"""\
-examples:
-  fsbarge report --since 2026-11-01 --until 2026-12-01 -o november.html
-  fsbarge report --agent 1000 --tz local -o agent-1000.html
-
-{_TIMES}"""
-
-HELP_DESCRIPTION = """\
-Agents' help requests: an agent presses *9 on the phone (or a tool runs
-`fsbarge help request`), the supervisors of the agent's teams ring, and the first
-to answer whispers to the agent. Not help about fsbarge itself: for that,
-`fsbarge --help` or `fsbarge COMMAND --help`."""
-
-HELP_EPILOG = """\
-examples:
-  fsbarge help list --outcome unanswered --since 2026-11-01
-  fsbarge help request --agent 1000 --reason "negative sentiment"
-"""
-
-HELP_LIST_EPILOG = """\
-examples:
-  fsbarge help list --agent 1000 --since 2026-11-01
-  fsbarge help list --outcome unanswered --format csv > unanswered.csv
-
---since and --until: a date or a date and time (ISO 8601), in --tz unless they carry
-an offset; --until is exclusive."""
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -493,15 +440,10 @@ class _TeamFallback:
     def __call__(self, rec: Any) -> str:
         if self._resolve is None:
             self._resolve = self._load()
-        if self._resolve is False:
-            self.unknown += 1
-            from .auditstats import UNKNOWN
-
-            return UNKNOWN
         return str(self._resolve(rec))
 
     def _load(self) -> Any:
-        from .auditstats import team_resolver
+        from .auditstats import UNKNOWN, team_resolver
         from .config import ConfigError
 
         try:
@@ -509,7 +451,12 @@ class _TeamFallback:
         except ConfigError as exc:
             if getattr(self._args, "config", None) or os.environ.get("FSBARGE_CONFIG"):
                 raise ConfigError(exc.path, exc.key, f"{exc.problem} (the teams of records from before fsbarge recorded them come from the configuration's [[teams]])") from None
-            return False
+
+        def unknown(_rec: Any) -> str:
+            self.unknown += 1
+            return UNKNOWN
+
+        return unknown
 
     @property
     def note(self) -> str | None:

@@ -192,3 +192,22 @@ def test_the_readme_csv_example_has_the_real_columns(run) -> None:
     [cells] = list(csv.reader(io.StringIO(row)))
     assert len(cells) == len(CSV_FIELDS)
     assert json.loads(cells[CSV_FIELDS.index("modes")])[0]["source"] == "feature_code"
+
+
+def test_every_example_in_the_help_texts_parses() -> None:
+    """An example a newcomer copies from --help must at least be a valid command line."""
+    import re
+    import shlex
+
+    from fsbarge import cli, clitext
+
+    examples = [line.strip() for name in clitext.__all__ for line in getattr(clitext, name).splitlines()
+                if line.startswith("  fsbarge ")]
+    assert len(examples) >= 12
+    for example in examples:
+        command = re.split(r"\s{3,}", example)[0]  # what follows three spaces is a comment
+        argv = shlex.split(command)[1:]
+        if ">" in argv:
+            argv = argv[: argv.index(">")]
+        args = cli._build_parser().parse_args(argv)
+        cli._resolve_times(args)
