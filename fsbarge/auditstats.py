@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fsbarge.auditview import MODES, REFUSED_OUTCOMES, tabulate
+from fsbarge.humantime import UTC, Zone, duration
 
-__all__ = ["BY", "OUTCOMES", "NO_TEAM", "render_stats", "summarise", "team_resolver"]
+__all__ = ["BY", "OUTCOMES", "NO_TEAM", "UNKNOWN", "render_stats", "summarise", "team_key", "team_resolver"]
 
 BY = ("agent", "supervisor", "team", "day")
 OUTCOMES = ("completed", "failed", "active", "denied", "no_active_call")  # the display order of terms.OUTCOMES
@@ -74,10 +75,11 @@ class _Group:
 
 
 def team_resolver(teams: Sequence[Any]) -> Callable[[Record], str]:
-    """The team an intervention belongs to, from the configuration's [[teams]] (each with `name`,
-    `agents`, `supervisors`): the first team in which the supervisor supervises the agent (the one
-    whose policy applied), else the first team of the agent (a refused not_in_team attempt), else
-    NO_TEAM. The audit does not store teams, so this reads today's configuration."""
+    """The team of a record that has none recorded (written before fsbarge recorded teams), from a
+    configuration's [[teams]] (each with `name`, `agents`, `supervisors`): the first team in which
+    the supervisor supervises the agent, else the first team of the agent (a refused not_in_team
+    attempt), else NO_TEAM. This reads today's configuration, which may differ from the one the
+    daemon decided with: a recorded team always wins (see team_key)."""
     both: dict[tuple[str, str], str] = {}
     of_agent: dict[str, str] = {}
     for team in teams:
@@ -93,25 +95,42 @@ def team_resolver(teams: Sequence[Any]) -> Callable[[Record], str]:
     return team_of
 
 
-def _key_function(by: str, team_of: Callable[[Record], str] | None) -> Callable[[Record], str]:
+def team_key(fallback: Callable[[Record], str] | None = None) -> Callable[[Record], str]:
+    """The team a record counts under: the one the daemon recorded when it decided the attempt
+    (no configuration needed to read it); for a record without one (written before fsbarge
+    recorded teams, or whose agent is in no team) `fallback` (team_resolver over a
+    configuration), else UNKNOWN."""
+
+    def key(rec: Record) -> str:
+        team = rec.get("team")
+        if team:
+            return str(team)
+        return fallback(rec) if fallback is not None else UNKNOWN
+
+    return key
+
+
+def _key_function(by: str, team_of: Callable[[Record], str] | None, zone: Zone) -> Callable[[Record], str]:
     if by == "day":
-        return lambda rec: (rec.get("started_at") or UNKNOWN)[:10]  # UTC day of an ISO 8601 time
+        if zone is UTC:
+            return lambda rec: (rec.get("started_at") or UNKNOWN)[:10]  # the UTC day of an ISO 8601 time
+        return lambda rec: zone.day(rec["started_at"]) if rec.get("started_at") else UNKNOWN
     if by == "team":
-        if team_of is None:
-            raise ValueError("grouping by team needs the teams of the configuration")
-        return team_of
+        return team_key(team_of)
     if by in ("agent", "supervisor"):
         return lambda rec: rec.get(by) or UNKNOWN
     raise ValueError(f"unknown grouping {by!r}: expected one of {', '.join(BY)}")
 
 
 def summarise(
-    records: Iterable[Record], by: str, *, team_of: Callable[[Record], str] | None = None
+    records: Iterable[Record], by: str, *, team_of: Callable[[Record], str] | None = None, zone: Zone = UTC
 ) -> dict[str, Any]:
-    """{"by", "groups": [{by: key, ...counts}], "total": {...counts}}; groups sorted by key.
+    """{"by", "groups": [{by: key, ...counts}], "total": {...counts}}; groups sorted by key; by day
+    also "time_zone", the zone whose calendar days the groups are (`zone`, UTC unless --tz).
+    `team_of`: for --by team, the team of a record that has none recorded (see team_key).
 
     (Help requests, once stored, join here as a second iterable grouped by the same key.)"""
-    key_of = _key_function(by, team_of)
+    key_of = _key_function(by, team_of, zone)
     groups: dict[str, _Group] = {}
     total = _Group("total")
     for rec in records:
@@ -121,28 +140,15 @@ def summarise(
             group = groups[key] = _Group(key)
         group.add(rec)
         total.add(rec)
-    return {
-        "by": by,
-        "groups": [{by: key, **groups[key].as_dict()} for key in sorted(groups)],
-        "total": total.as_dict(),
-    }
+    summary: dict[str, Any] = {"by": by}
+    if by == "day":
+        summary["time_zone"] = zone.name
+    summary["groups"] = [{by: key, **groups[key].as_dict()} for key in sorted(groups)]
+    summary["total"] = total.as_dict()
+    return summary
 
 
 # --------------------------------------------------------------------------- renderings
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    ms = round(seconds * 1000)
-    total_s = ms // 1000
-    hours, rem = divmod(total_s, 3600)
-    minutes, secs = divmod(rem, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m{secs:02d}s"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{ms / 1000:.1f}s"
 
 
 def _refusals(reasons: Mapping[str, int]) -> str:
@@ -197,16 +203,16 @@ def render_stats(summary: Mapping[str, Any], fmt: str) -> str:
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}: expected table, json or csv")
     by = summary["by"]
-    headers = [by, "interventions", "completed", "failed", "active", "refused (by reason)",
+    headers = [f"day ({summary['time_zone']})" if by == "day" else by, "interventions", "completed", "failed", "active", "refused (by reason)",
                *[m.replace("customer_whisper", "cust. whisper") for m in MODES], "median", "longest"]
 
     def line(key: str, row: Mapping[str, Any]) -> list[Any]:
         o, spent = row["outcomes"], row["seconds_by_mode"]
-        longest = _duration(row["longest_seconds"])
+        longest = duration(row["longest_seconds"])
         if row["longest_id"] is not None:
             longest += f" (#{row['longest_id']})"
         return [key, row["interventions"], o["completed"], o["failed"], o["active"], _refusals(row["refused_by_reason"]),
-                *[_duration(spent.get(m) or None) for m in MODES], _duration(row["median_seconds"]), longest]
+                *[duration(spent.get(m) or None) for m in MODES], duration(row["median_seconds"]), longest]
 
     if not summary["groups"]:
         return "(no interventions)"

@@ -35,6 +35,7 @@ RECORD_FIELDS = (
     "origin",
     "help_request_id",
     "supervisor_node",
+    "team",
     "modes",
     "seconds_by_mode",
 )
@@ -58,6 +59,7 @@ CHANNEL_FIELDS = (
 )
 _CHANNEL_TIME_FIELDS = ("created_at", "answered_at")
 
+from fsbarge.humantime import UTC, Zone, duration  # noqa: E402
 from fsbarge.terms import REFUSED_OUTCOMES  # noqa: E402
 
 
@@ -100,9 +102,10 @@ def iso(value: Any) -> str | None:
     return None if ms is None else iso_ms(ms)
 
 
-def parse_time(text: str) -> datetime:
+def parse_time(text: str, *, keep_offset: bool = False) -> datetime:
     """ISO 8601 date or date-time ('2026-11-22', '2026-11-22T10:00', '...Z', '...+01:00')
-    -> naive UTC datetime. A time without an offset is taken as UTC."""
+    -> naive UTC datetime. A time without an offset is taken as UTC. With `keep_offset`, the time
+    as typed: aware if it had an offset, naive if not (for the caller to read in its zone)."""
     stripped = text.strip() if isinstance(text, str) else ""
     try:
         if not stripped:
@@ -113,7 +116,7 @@ def parse_time(text: str) -> datetime:
             f"invalid time {text!r}: expected ISO 8601 such as 2026-11-22, "
             "2026-11-22T10:00 or 2026-11-22T10:00:00Z"
         ) from None
-    if moment.tzinfo is not None:
+    if moment.tzinfo is not None and not keep_offset:
         moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     return moment
 
@@ -187,26 +190,14 @@ def _time(value: Any) -> str:
     return iso(value) or ""
 
 
-def _fmt_seconds(seconds: float) -> str:
-    ms = round(seconds * 1000)
-    if ms < 60_000:
-        return f"{ms / 1000:.1f}s"
-    total_s, rest_ms = divmod(ms, 1000)
-    hours, rem = divmod(total_s, 3600)
-    minutes, secs = divmod(rem, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m{secs:02d}s"
-    return f"{minutes}m{secs + rest_ms / 1000:04.1f}s"
-
-
 def _duration(rec: Mapping[str, Any]) -> str:
     if rec.get("outcome") in REFUSED_OUTCOMES:
         return "-"
     if rec.get("ended_at") is None:
         spent = sum(rec.get("seconds_by_mode", {}).values())
-        return f"running {_fmt_seconds(spent)}" if rec.get("modes") else "running"
+        return f"running {duration(spent)}" if rec.get("modes") else "running"
     start, end = to_ms(rec["started_at"]), to_ms(rec["ended_at"])
-    return _fmt_seconds(max(0, (end or 0) - (start or 0)) / 1000)
+    return duration(max(0, (end or 0) - (start or 0)) / 1000)
 
 
 def _outcome(rec: Mapping[str, Any]) -> str:
@@ -219,7 +210,7 @@ def _outcome(rec: Mapping[str, Any]) -> str:
 
 
 def _modes_summary(rec: Mapping[str, Any]) -> str:
-    parts = [f"{mode} {_fmt_seconds(s)}" for mode, s in rec.get("seconds_by_mode", {}).items()]
+    parts = [f"{mode} {duration(s)}" for mode, s in rec.get("seconds_by_mode", {}).items()]
     refused = sum(1 for m in rec.get("modes", ()) if m.get("refused"))
     if refused:
         parts.append(f"{refused} refused")
@@ -284,13 +275,13 @@ def render_csv(records: Iterable[Mapping[str, Any]]) -> str:
     return buf.getvalue().rstrip("\n")
 
 
-def render_table(records: Sequence[Mapping[str, Any]]) -> str:
-    """A readable table, one line per intervention."""
+def render_table(records: Sequence[Mapping[str, Any]], zone: Zone = UTC) -> str:
+    """A readable table, one line per intervention; times in `zone`, named in the header."""
     if not records:
         return "(no interventions)"
     headers = [
         "id",
-        "started (UTC)",
+        f"started ({zone.name})",
         "supervisor",
         "agent",
         "customer",
@@ -302,7 +293,7 @@ def render_table(records: Sequence[Mapping[str, Any]]) -> str:
     rows = [
         [
             rec.get("id"),
-            _time(rec.get("started_at")),
+            zone.moment(rec.get("started_at")),
             rec.get("supervisor") or "",
             rec.get("agent") or "",
             rec.get("customer") or "",
@@ -316,8 +307,9 @@ def render_table(records: Sequence[Mapping[str, Any]]) -> str:
     return tabulate(rows, headers=headers, disable_numparse=True)
 
 
-def render_show(rec: Mapping[str, Any], fmt: str = "table") -> str:
-    """One intervention: a JSON object, or its fields and its mode history as tables."""
+def render_show(rec: Mapping[str, Any], fmt: str = "table", zone: Zone = UTC) -> str:
+    """One intervention: a JSON object (UTC, as every JSON), or its fields and its mode history as
+    tables with times in `zone`, which they name."""
     _check_format(fmt, ("table", "json"))
     if fmt == "json":
         return json.dumps(dict(rec), indent=2, ensure_ascii=False)
@@ -331,11 +323,12 @@ def render_show(rec: Mapping[str, Any], fmt: str = "table") -> str:
         ("supervisor", f"{rec.get('supervisor') or '-'}{uuid_suffix(rec.get('supervisor_uuid'))}"),
         ("agent", f"{rec.get('agent') or '-'}{uuid_suffix(rec.get('target_uuid'))}"),
         ("customer", rec.get("customer") or "-"),
+        ("team", rec.get("team") or "-"),
         ("requested", rec.get("requested_mode") or "-"),
         ("outcome", rec.get("outcome")),
         ("reason", rec.get("reason") or "-"),
-        ("started", rec.get("started_at")),
-        ("ended", rec.get("ended_at") or "-"),
+        (f"started ({zone.name})", zone.moment(rec.get("started_at"))),
+        (f"ended ({zone.name})", zone.moment(rec.get("ended_at")) or "-"),
         ("end reason", rec.get("end_reason") or "-"),
         ("duration", _duration(rec)),
         ("time by mode", _modes_summary(rec) or "-"),
@@ -359,10 +352,10 @@ def render_show(rec: Mapping[str, Any], fmt: str = "table") -> str:
             seconds, note = "", "current"
         else:
             seconds, note = f"{spans.get(i - 1, 0) / 1000:.3f}", ""
-        history.append([i, m["mode"], m["at"], m["source"], seconds, note])
+        history.append([i, m["mode"], zone.moment(m["at"]), m["source"], seconds, note])
     table = tabulate(
         history,
-        headers=["#", "mode", "at (UTC)", "source", "seconds", "note"],
+        headers=["#", "mode", f"at ({zone.name})", "source", "seconds", "note"],
         disable_numparse=True,
     )
     return out + "\n\nmode history:\n" + table

@@ -327,6 +327,7 @@ class BargeMachine:
             "reason": None,
             "started_at": now,
             "origin": origin,
+            "team": self.policy.team_of(supervisor, agent, mode),
         }
         if help_uid is not None:
             record["help_uid"] = help_uid
@@ -428,6 +429,7 @@ class BargeMachine:
         record: dict[str, Any] = {
             "node": self.node, "supervisor": None, "supervisor_uuid": uuid, "agent": "", "target_uuid": None,
             "customer": None, "requested_mode": "", "reason": None, "started_at": now, "origin": "feature_code",
+            "team": None,
         }
         return self._refuse(uuid, record, "denied", "unauthenticated", now)
 

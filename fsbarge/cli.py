@@ -16,6 +16,9 @@ from . import __version__
 __all__ = ["main"]
 
 from .terms import HELP_OUTCOMES, MODES, OUTCOMES  # noqa: E402 - light: no third-party imports
+from .clitext import (  # noqa: E402
+    HELP_DESCRIPTION, HELP_EPILOG, HELP_LIST_EPILOG, LIST_EPILOG, MAIN_EPILOG, REPORT_EPILOG, STATS_EPILOG,
+)
 TABLE_PAGE = 50  # rows `audit list` shows as a table unless --limit says otherwise
 ENV_DATABASE_URL = "FSBARGE_DATABASE_URL"
 MAX_ID = 2**31 - 1  # the largest id an INTEGER column holds on every backend
@@ -31,6 +34,8 @@ class CommandError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # argparse prints usage + error; we want one line
+        if self.prog == "fsbarge help":  # a newcomer looking for help on fsbarge itself lands here
+            raise UsageError(f"{message} (`fsbarge help` is about agents' help requests; help on fsbarge: `fsbarge --help`)")
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
@@ -48,7 +53,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help=f"database to read (default: ${ENV_DATABASE_URL}, else [database] url of the configuration)",
     )
 
-    p = _Parser(prog="fsbarge", description="Supervisor listen / whisper / barge for FreeSWITCH, with an audit trail.")
+    p = _Parser(
+        prog="fsbarge",
+        description="Supervisor listen / whisper / barge for FreeSWITCH, with an audit trail.",
+        epilog=MAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"fsbarge {__version__}")
     p.add_argument("--config", metavar="PATH", default=None, help=config_help)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -67,7 +77,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="query the audit trail")
     asub = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
-    lst = asub.add_parser("list", parents=[reader], help="interventions, newest first")
+    lst = asub.add_parser("list", parents=[reader], help="interventions, newest first", epilog=LIST_EPILOG,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_filters(lst)
     lst.add_argument(
         "--limit",
@@ -77,29 +88,41 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     lst.add_argument("--offset", type=_count, default=0, help="skip this many first (newest) rows")
     lst.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    stats = asub.add_parser("stats", parents=[reader], help="interventions, outcomes, refusals and time per group")
+    _add_tz(lst)
+    stats = asub.add_parser("stats", parents=[reader], help="interventions, outcomes, refusals and time per group",
+                            epilog=STATS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     stats.add_argument("--by", choices=("agent", "supervisor", "team", "day"), required=True,
-                       help="one row per agent, supervisor, team (from the configuration's [[teams]]) or UTC day")
+                       help="one row per agent, supervisor, team (recorded with each intervention) or day (in --tz)")
     _add_filters(stats)
     stats.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    _add_tz(stats, days=True)
     show = asub.add_parser("show", parents=[reader], help="one intervention with its mode history")
     show.add_argument("id", type=int)
     show.add_argument("--format", choices=("table", "json"), default="table")
+    _add_tz(show)
     verify = asub.add_parser("verify", parents=[reader], help="recompute the audit hash chain and check every record against it (exit 1 on a mismatch)")
     verify.add_argument("--head", metavar="HASH", type=_hash_arg, help="a head noted earlier (fsbarge audit head): must still be in the chain")
     asub.add_parser("head", parents=[reader], help="print the audit chain's head hash, to note outside the system")
-    helpp = sub.add_parser("help", help="agents' help requests (*9, or `help request` from another tool)")
-    hsub = helpp.add_subparsers(dest="help_command", required=True, parser_class=_Parser)
-    hlist = hsub.add_parser("list", parents=[reader], help="help requests, newest first")
-    hlist.add_argument("--agent", metavar="EXT")
-    hlist.add_argument("--supervisor", metavar="EXT", help="who answered")
-    hlist.add_argument("--since", metavar="ISO8601", type=_time_arg, help="requested at or after (UTC unless an offset is given)")
-    hlist.add_argument("--until", metavar="ISO8601", type=_time_arg, help="requested before")
+    helpp = sub.add_parser(
+        "help", help="agents' help requests (*9 on the phone, or `help request`): list them, raise one",
+        description=HELP_DESCRIPTION,
+        epilog=HELP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    hsub = helpp.add_subparsers(dest="help_command", metavar="{list,request}", parser_class=_Parser)
+    helpp.set_defaults(show_help=helpp.format_help)
+    hlist = hsub.add_parser("list", parents=[reader], help="help requests, newest first", epilog=HELP_LIST_EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    hlist.add_argument("--agent", metavar="EXT", help="only requests of this agent's extension, e.g. 1000")
+    hlist.add_argument("--supervisor", metavar="EXT", help="only requests this supervisor's extension answered, e.g. 1002")
+    hlist.add_argument("--since", metavar="ISO8601", type=_time_arg,
+                       help="requested at or after, e.g. 2026-11-01 or 2026-11-01T08:00+01:00 (in --tz unless an offset is given)")
+    hlist.add_argument("--until", metavar="ISO8601", type=_time_arg, help="requested before (exclusive), e.g. 2026-12-01")
     hlist.add_argument("--outcome", choices=(*HELP_OUTCOMES, "ringing"))
     hlist.add_argument("--node", help="only this FreeSWITCH node")
     hlist.add_argument("--limit", type=_count, default=None, help="at most this many (default: all; 0 = all)")
     hlist.add_argument("--offset", type=_count, default=0, help="skip this many first (newest) rows")
     hlist.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    _add_tz(hlist)
     hreq = hsub.add_parser("request", parents=[common], help="summon a supervisor into an agent's call, as the agent's *9 does")
     hreq.add_argument("--agent", metavar="EXT", required=True)
     hreq.add_argument("--reason", metavar="TEXT", help="why (recorded with the request)")
@@ -114,9 +137,11 @@ def _build_parser() -> argparse.ArgumentParser:
     hlist.add_argument("--format", choices=("table", "json"), default="table")
     hretry = hsub.add_parser("retry", parents=[reader], help="a failed or pending delivery goes back to pending, due now")
     hretry.add_argument("id", type=int)
-    report = sub.add_parser("report", parents=[reader], help="write a self-contained HTML report with charts")
+    report = sub.add_parser("report", parents=[reader], help="write a self-contained HTML report with charts",
+                            epilog=REPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_filters(report)
     report.add_argument("-o", "--output", metavar="FILE.html", required=True, help="where to write it (- for stdout)")
+    _add_tz(report, days=True)
     return p
 
 
@@ -140,24 +165,55 @@ def _hash_arg(text: str) -> str:
 
 
 def _time_arg(text: str) -> Any:
-    """argparse type: an ISO 8601 date or time (UTC unless it carries an offset)."""
+    """argparse type: an ISO 8601 date or time, as typed (naive, or with its offset): read in --tz
+    once every argument is known (_resolve_times)."""
     from .auditview import parse_time
 
     try:
-        return parse_time(text)
+        return parse_time(text, keep_offset=True)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
-    """The audit filters shared by `audit list`, `audit stats` and `report`."""
-    parser.add_argument("--supervisor", metavar="EXT")
-    parser.add_argument("--agent", metavar="EXT")
-    parser.add_argument("--since", metavar="ISO8601", type=_time_arg, help="started at or after (UTC unless an offset is given)")
-    parser.add_argument("--until", metavar="ISO8601", type=_time_arg, help="started before")
+    """The audit filters shared by `audit list`, `audit stats` and `report` (they combine with AND)."""
+    parser.add_argument("--supervisor", metavar="EXT", help="only this supervisor's extension, e.g. 1002")
+    parser.add_argument("--agent", metavar="EXT", help="only interventions on this agent's extension, e.g. 1000")
+    parser.add_argument("--since", metavar="ISO8601", type=_time_arg,
+                        help="started at or after, e.g. 2026-11-01 or 2026-11-01T08:00+01:00 (in --tz unless an offset is given)")
+    parser.add_argument("--until", metavar="ISO8601", type=_time_arg, help="started before (exclusive), e.g. 2026-12-01")
     parser.add_argument("--mode", choices=MODES, help="requested, or used at any time")
     parser.add_argument("--outcome", choices=OUTCOMES)
-    parser.add_argument("--node", help="only this FreeSWITCH node")
+    parser.add_argument("--node", help="only this FreeSWITCH node (the agent's), e.g. pbx1")
+
+
+def _add_tz(parser: argparse.ArgumentParser, *, days: bool = False) -> None:
+    what = "times and days" if days else "times"
+    parser.add_argument(
+        "--tz", metavar="ZONE", default="UTC",
+        help=f"{what} of the table{' and the report' if days else ''} in this zone: UTC (default), local or a name "
+             "such as Europe/Paris; also the zone of --since/--until without an offset (JSON and CSV times stay UTC)",
+    )
+
+
+def _resolve_times(args: argparse.Namespace) -> None:
+    """--tz becomes a humantime.Zone (args.zone) and --since/--until naive UTC, read in that zone
+    when they carry no offset; a period that ends before it starts is a usage error."""
+    from .humantime import UTC, zone
+
+    try:
+        args.zone = zone(args.tz) if getattr(args, "tz", None) else UTC
+    except ValueError as exc:
+        raise UsageError(f"--tz: {exc}") from None
+    since, until = getattr(args, "since", None), getattr(args, "until", None)
+    if since is not None:
+        args.since = since = args.zone.to_utc(since)
+    if until is not None:
+        args.until = until = args.zone.to_utc(until)
+    if since is not None and until is not None and since >= until:
+        from .auditview import iso
+
+        raise UsageError(f"--since {iso(since)} is not before --until {iso(until)}: nothing can match (--until is exclusive)")
 
 
 def _filter(args: argparse.Namespace) -> Any:
@@ -351,8 +407,8 @@ def _audit_list(args: argparse.Namespace) -> int:
         else:
             rows = list(records)
             shown = len(rows)
-            render = auditview.render_json if args.format == "json" else auditview.render_table
-            out.write(render(rows) + "\n")
+            text = auditview.render_json(rows) if args.format == "json" else auditview.render_table(rows, args.zone)
+            out.write(text + "\n")
         full_page = args.format == "table" and ((limit and shown == limit) or args.offset)
         total = count_records(conn, where) if full_page else shown
     out.flush()
@@ -376,21 +432,54 @@ def _summary(args: argparse.Namespace, by: str) -> Any:
     from .db import translate_errors
     from .queries import iter_records
 
-    team_of = _team_of(args) if by == "team" else None
+    team_of = _TeamFallback(args) if by == "team" else None
     engine = _reader_engine(args)
     with translate_errors(engine), engine.connect() as conn:
-        return summarise(iter_records(conn, _filter(args)), by, team_of=team_of)
+        summary = summarise(iter_records(conn, _filter(args)), by, team_of=team_of, zone=args.zone)
+    if team_of is not None and team_of.note:
+        print(f"fsbarge: {team_of.note}", file=sys.stderr)
+    return summary
 
 
-def _team_of(args: argparse.Namespace) -> Any:
-    """Teams are not in the audit: they come from the configuration's [[teams]]."""
-    from .auditstats import team_resolver
-    from .config import ConfigError
+class _TeamFallback:
+    """The team of a record written before fsbarge recorded teams (schema 0007): the
+    configuration's [[teams]], read only when such a record turns up, so that a QA account
+    reading new records needs no configuration at all. The configuration asked for (--config,
+    $FSBARGE_CONFIG) must load; the default one is used only if this user can read it (a QA
+    account often cannot), else those records are "(unknown)" and `note` says so."""
 
-    try:
-        return team_resolver(_config(args).teams)
-    except ConfigError as exc:
-        raise ConfigError(exc.path, exc.key, f"{exc.problem} (teams come from the configuration's [[teams]])") from None
+    def __init__(self, args: argparse.Namespace) -> None:
+        self._args = args
+        self._resolve: Any = None
+        self.unknown = 0
+
+    def __call__(self, rec: Any) -> str:
+        if self._resolve is None:
+            self._resolve = self._load()
+        return str(self._resolve(rec))
+
+    def _load(self) -> Any:
+        from .auditstats import UNKNOWN, team_resolver
+        from .config import ConfigError
+
+        try:
+            return team_resolver(_config(self._args).teams)
+        except ConfigError as exc:
+            if getattr(self._args, "config", None) or os.environ.get("FSBARGE_CONFIG"):
+                raise ConfigError(exc.path, exc.key, f"{exc.problem} (the teams of records from before fsbarge recorded them come from the configuration's [[teams]])") from None
+
+        def unknown(_rec: Any) -> str:
+            self.unknown += 1
+            return UNKNOWN
+
+        return unknown
+
+    @property
+    def note(self) -> str | None:
+        if not self.unknown:
+            return None
+        return (f"{self.unknown} interventions have no recorded team (written before fsbarge recorded teams, or their "
+                "agent is in no team): shown as (unknown); --config PATH places them by the configuration's [[teams]]")
 
 
 def _audit_stats(args: argparse.Namespace) -> int:
@@ -445,25 +534,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
     from . import __version__
-    from .auditview import iso
-    from .config import ConfigError
     from .db import translate_errors
     from .queries import list_records
     from .report import build_report
 
-    try:
-        team_of = _team_of(args)
-    except ConfigError as exc:
-        if getattr(args, "config", None) or os.environ.get("FSBARGE_CONFIG"):
-            raise  # asked for this configuration: it must work
-        print(f"fsbarge: report without teams: {exc}", file=sys.stderr)
-        team_of = None
+    team_of = _TeamFallback(args)
     engine = _reader_engine(args)
     with translate_errors(engine), engine.connect() as conn:
         records = list_records(conn, _filter(args))
     starts = [r["started_at"] for r in records]
-    first = iso(args.since) if args.since else (min(starts) if starts else "the first record")
-    last = iso(args.until) if args.until else (max(starts) if starts else "the last record")
+    zone = args.zone
+    first = zone.moment(args.since) if args.since else (zone.moment(min(starts)) if starts else "the first record")
+    last = zone.moment(args.until) if args.until else (zone.moment(max(starts)) if starts else "the last record")
     shown = {k: getattr(args, k) for k in ("supervisor", "agent", "mode", "outcome", "node")}
     filters = ", ".join(f"{k} {v}" for k, v in shown.items() if v) or "none"
     html = build_report(
@@ -471,11 +553,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
         title="fsbarge audit report",
         period=f"from {first} to {last}" if not args.until else f"from {first}, before {last}",
         filters=filters,
-        generated=f"{iso(datetime.now(timezone.utc))} by fsbarge {__version__}",
+        generated=f"{zone.moment(datetime.now(timezone.utc))} by fsbarge {__version__}",
         team_of=team_of,
+        zone=zone,
     )
     if args.output == "-":
         sys.stdout.write(html)
+        if team_of.note:
+            print(f"fsbarge: {team_of.note}", file=sys.stderr)
         return 0
     target = os.path.abspath(args.output)
     partial = f"{target}.partial"
@@ -486,10 +571,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CommandError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     print(f"wrote {args.output}: {len(records)} interventions, {first} to {last}")
+    if team_of.note:
+        print(f"fsbarge: {team_of.note}", file=sys.stderr)
     return 0
 
 
 def _cmd_help(args: argparse.Namespace) -> int:
+    """`fsbarge help` alone: what the group is and its sub-commands (a newcomer typing it looks
+    for help), not an error about a missing argument."""
+    if args.help_command is None:
+        print(args.show_help(), end="")
+        return 0
     return {"list": _help_list, "request": _help_request}[args.help_command](args)
 
 
@@ -504,7 +596,7 @@ def _help_list(args: argparse.Namespace) -> int:
             conn, agent=args.agent, supervisor=args.supervisor, since=args.since, until=args.until,
             outcome=args.outcome, node=args.node, limit=args.limit or None, offset=args.offset,
         )
-    helpview.render(records, args.format, sys.stdout)
+    helpview.render(records, args.format, sys.stdout, args.zone)
     return 0
 
 
@@ -560,7 +652,7 @@ def _audit_show(args: argparse.Namespace) -> int:
     if record is None:
         print(f"fsbarge: no intervention with id {args.id}", file=sys.stderr)
         return 1
-    print(render_show(record, args.format))
+    print(render_show(record, args.format, args.zone))
     return 0
 
 
@@ -600,6 +692,7 @@ def _loaded(module: str, name: str) -> type[BaseException] | None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _build_parser().parse_args(argv)
+        _resolve_times(args)
         handler = {
             "run": _cmd_run,
             "check-config": _cmd_check_config,

@@ -276,7 +276,7 @@ class Daemon:
                 continue
             record = {k: rec.get(k) for k in ("node", "supervisor", "supervisor_uuid", "agent", "target_uuid", "customer",
                                               "requested_mode", "outcome", "reason", "started_at", "application_uuid",
-                                              "origin", "supervisor_node")}
+                                              "origin", "supervisor_node", "team")}
             changes.append({"kind": "open", "id": uid, "uid": uid, "node": name, "record": record})
             for m in rec["modes"]:
                 changes.append({"kind": "mode", "id": m["change_id"] or f"{uid}-adopted-{len(changes)}", "uid": uid, "node": name,

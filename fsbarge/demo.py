@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 
 import gevent
@@ -54,8 +55,15 @@ def _wait(what: str, predicate: Callable[[], object], timeout: float = 10.0) -> 
         gevent.sleep(0.01)
 
 
+def timeline_line(at: float, text: str) -> str:
+    """One line of the morning's timeline, at `at` (epoch seconds) in UTC like the audit trail
+    printed after it, so each step can be found in it by its time."""
+    moment = datetime.fromtimestamp(at, timezone.utc)
+    return f"  {moment:%H:%M:%S}.{moment.microsecond // 1000:03d}Z  {text}"
+
+
 def _say(text: str) -> None:
-    print(f"  {time.strftime('%H:%M:%S')}  {text}", flush=True)
+    print(timeline_line(time.time(), text), flush=True)
 
 
 def morning(sim: FreeSwitchSim, daemon: Daemon, pace: float) -> None:
@@ -125,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(str(config_path))
     daemon = Daemon(config, backoff_initial=0.1, watchdog_interval=1.0)
     print(f"fsbarge demo: simulated FreeSWITCH on 127.0.0.1:{sim.port}; daemon log in {OUT}/daemon.log\n")
+    print("The morning (times in UTC, as in the audit trail):\n")
     daemon.start()
     try:
         morning(sim, daemon, pace)

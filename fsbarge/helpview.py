@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 from .auditview import iso
+from .humantime import UTC, Zone
 
 __all__ = ["HELP_FIELDS", "help_record", "render"]
 
@@ -33,8 +34,9 @@ def help_record(row: Mapping[str, Any]) -> dict[str, Any]:
     return {f: iso(row.get(f)) if f in _TIME_FIELDS else row.get(f) for f in HELP_FIELDS}
 
 
-def render(records: list[dict[str, Any]], fmt: str, out: TextIO) -> None:
-    """`help list` in table, json or csv (the SPEC.md fields, in that order)."""
+def render(records: list[dict[str, Any]], fmt: str, out: TextIO, zone: Zone = UTC) -> None:
+    """`help list` in table, json or csv (the SPEC.md fields, in that order); the table's times in
+    `zone`, named in its header (JSON and CSV are UTC)."""
     if fmt == "json":
         out.write(json.dumps(records, indent=2, ensure_ascii=False) + "\n")
     elif fmt == "csv":
@@ -46,5 +48,11 @@ def render(records: list[dict[str, Any]], fmt: str, out: TextIO) -> None:
     else:
         from tabulate import tabulate
 
-        rows = [[r[f] if r[f] is not None else ("ringing" if f == "outcome" else "-") for f in HELP_FIELDS] for r in records]
-        out.write(tabulate(rows, headers=list(HELP_FIELDS)) + "\n")
+        def cell(r: dict[str, Any], f: str) -> Any:
+            if r[f] is None:
+                return "ringing" if f == "outcome" else "-"
+            return zone.moment(r[f]) if f in _TIME_FIELDS else r[f]
+
+        rows = [[cell(r, f) for f in HELP_FIELDS] for r in records]
+        headers = [f"{f} ({zone.name})" if f in _TIME_FIELDS else f for f in HELP_FIELDS]
+        out.write(tabulate(rows, headers=headers) + "\n")

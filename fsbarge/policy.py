@@ -38,6 +38,20 @@ class Policy:
             return "mode_not_allowed"
         return None
 
+    def team_of(self, supervisor: str | None, agent: str, mode: str) -> str | None:
+        """The team an attempt is recorded under (the audit's ``team``), decided with the attempt
+        so that nobody reading the audit later needs the configuration: the first team in which
+        the supervisor supervises the agent and may use ``mode`` (the team whose policy let them
+        act), else the first in which they supervise the agent (a mode refused), else the agent's
+        first team (a refusal by anyone else), else None (not an agent of any team)."""
+        shared = [t for t in self.config.teams_supervised_by(supervisor) if agent in t.agents] if supervisor else []
+        for team in shared:
+            if mode in team.modes:
+                return team.name
+        if shared:
+            return shared[0].name
+        return next((t.name for t in self.config.teams if agent in t.agents), None)
+
     def mode_allowed(self, supervisor: str, agent: str, mode: str) -> bool:
         """May this supervisor be in ``mode`` on this agent (used for DTMF switches)?"""
         return any(mode in t.modes for t in self.config.teams_supervised_by(supervisor) if agent in t.agents)

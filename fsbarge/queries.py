@@ -65,6 +65,7 @@ interventions = table(
     column("origin", String),
     column("help_request_id", Integer),
     column("supervisor_node", String),
+    column("team", String),
 )
 
 mode_changes = table(

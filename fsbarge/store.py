@@ -295,7 +295,7 @@ class ChannelStore:
 
 _CREATE_COLUMNS = (
     "node", "supervisor", "supervisor_uuid", "agent", "target_uuid", "customer", "requested_mode",
-    "outcome", "reason", "started_at", "ended_at", "application_uuid", "supervisor_node",
+    "outcome", "reason", "started_at", "ended_at", "application_uuid", "supervisor_node", "team",
 )
 
 
@@ -432,6 +432,7 @@ class AuditStore:
         started_at: float,
         ended_at: float | None = None,
         application_uuid: str | None = None,
+        team: str | None = None,
     ) -> int:
         """Record an attempt; returns its id once committed. A record created with any outcome
         other than `active` is closed at once: `ended_at` defaults to `started_at` (SPEC: a
@@ -455,6 +456,7 @@ class AuditStore:
             started_at=started_at,
             ended_at=ended_at,
             application_uuid=application_uuid,
+            team=team,
         )
         with translate_errors(self._engine), self._writer.begin() as c:
             self._begin(c)

@@ -83,14 +83,15 @@ def plan(n: int, days: int = 7) -> list[Planned]:
     return out
 
 
-def fill(engine: Engine, plans: list[Planned]) -> None:
-    """Insert the planned records and their mode histories in one transaction."""
+def fill(engine: Engine, plans: list[Planned], *, teams: bool = True) -> None:
+    """Insert the planned records and their mode histories in one transaction; `teams=False`
+    writes them as fsbarge did before it recorded teams (schema 0007)."""
     rows = [
         dict(
             id=p.id, node="pbx1", supervisor=p.supervisor, supervisor_uuid=f"sup-{p.id}", agent=p.agent,
             target_uuid=f"agent-{p.id}", customer="1001", requested_mode=(p.modes[0][0] if p.modes else "listen"),
             outcome=p.outcome, reason=p.reason, started_at=p.started, ended_at=p.ended, end_reason=p.end_reason,
-            current_mode=None, uid=f"test-{p.id}",
+            current_mode=None, uid=f"test-{p.id}", team=p.team if teams else None,
         )
         for p in plans
     ]

@@ -25,6 +25,7 @@ CORE = {
     "commands": {"barge", "help"},
     "resync": {"barge", "events"},
     "chain": set(),
+    "humantime": set(),
 }
 ONLY_IN = {"greenswitch": set(), "sqlalchemy": {"db", "models", "store", "queries", "tickets"}, "alembic": {"db"}}
 

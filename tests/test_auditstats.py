@@ -138,15 +138,65 @@ def test_table_has_a_line_per_group_and_a_total(stats, trail) -> None:
     assert lines[-1].split()[1] == str(len(trail[1]))
 
 
-def test_by_team_without_a_configuration_is_one_clear_line(trail, monkeypatch, capsys) -> None:
+def test_by_team_needs_only_the_database(trail, monkeypatch, capsys) -> None:
+    """The daemon records each attempt's team: a QA account that may not read the daemon's
+    configuration still groups by team, with nothing said on stderr."""
+    from fsbarge.config import DEFAULT_CONFIG_PATH
+
     for key in ENV_KEYS:
         monkeypatch.delenv(key, raising=False)
-    config, _ = trail
+    monkeypatch.setattr("fsbarge.config.DEFAULT_CONFIG_PATH", str(trail[0].parent / "unreadable.toml"))
+    url = f"sqlite:///{trail[0].parent / 'fsbarge.db'}"
+    capsys.readouterr()
+    assert main(["audit", "stats", "--by", "team", "--format", "json", "--database", url]) == 0, DEFAULT_CONFIG_PATH
+    out, err = capsys.readouterr()
+    groups = {g["team"]: g["interventions"] for g in json.loads(out)["groups"]}
+    assert groups == Counter(p.team for p in trail[1]) and err == ""
+
+
+@pytest.fixture(scope="module")
+def old_trail(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Planned]]:
+    """A trail written before fsbarge recorded teams (schema 0007 added the column: null)."""
+    tmp = tmp_path_factory.mktemp("old-stats")
+    config = write_config(tmp, 8021)
+    engine = db.make_engine(f"sqlite:///{tmp / 'fsbarge.db'}")
+    db.upgrade(engine)
+    plans = plan(60)
+    fill(engine, plans, teams=False)
+    engine.dispose()
+    return config, plans
+
+
+def test_records_without_a_team_fall_back_to_the_configuration_else_unknown(old_trail, monkeypatch, capsys) -> None:
+    config, plans = old_trail
+    for key in ENV_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr("fsbarge.config.DEFAULT_CONFIG_PATH", str(config.parent / "unreadable.toml"))
     url = f"sqlite:///{config.parent / 'fsbarge.db'}"
+    capsys.readouterr()
+    assert main(["audit", "stats", "--by", "team", "--format", "json", "--database", url, "--config", str(config)]) == 0
+    out, err = capsys.readouterr()
+    assert {g["team"]: g["interventions"] for g in json.loads(out)["groups"]} == Counter(p.team for p in plans)
+    assert err == ""
+    assert main(["audit", "stats", "--by", "team", "--format", "json", "--database", url]) == 0
+    out, err = capsys.readouterr()
+    assert [(g["team"], g["interventions"]) for g in json.loads(out)["groups"]] == [("(unknown)", len(plans))]
+    assert err == (f"fsbarge: {len(plans)} interventions have no recorded team (written before fsbarge recorded teams, "
+                   "or their agent is in no team): shown as (unknown); --config PATH places them by the "
+                   "configuration's [[teams]]\n")
+    # a configuration asked for must load: one line, exit 2
     assert main(["audit", "stats", "--by", "team", "--database", url, "--config", str(config.parent / "none.toml")]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "none.toml: file not found" in err and "[[teams]]" in err
     assert main(["audit", "stats", "--by", "agent", "--database", url, "--config", str(config.parent / "none.toml")]) == 0
+
+
+def test_a_recorded_team_wins_over_the_configuration() -> None:
+    """The configuration may have changed since: the team decided with the attempt stands."""
+    records = [{"team": "floor", "supervisor": "1002", "agent": "1000"}, {"team": None, "supervisor": "1002", "agent": "1000"}]
+    summary = summarise(records, "team", team_of=team_resolver(TEAMS))
+    assert [(g["team"], g["interventions"]) for g in summary["groups"]] == [("floor", 1), ("sales", 1)]
+    assert [g["team"] for g in summarise(records, "team")["groups"]] == ["(unknown)", "floor"]
 
 
 TEAMS = [
@@ -174,5 +224,4 @@ def test_summarise_of_nothing_and_an_unknown_grouping() -> None:
     assert summarise([], "agent") == {"by": "agent", "groups": [], "total": summarise([], "day")["total"]}
     with pytest.raises(ValueError, match="unknown grouping"):
         summarise([], "colour")
-    with pytest.raises(ValueError, match="teams"):
-        summarise([], "team")
+    assert summarise([], "team")["groups"] == []

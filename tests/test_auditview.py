@@ -277,7 +277,7 @@ def test_render_table_is_readable() -> None:
     assert "running 30.0s" in lines[2]
     assert "denied: mode_not_allowed" in lines[3]
     assert "completed (supervisor_hangup)" in lines[4]
-    assert "1m30.3s" in lines[4] and "listen 11.8s, whisper 1m18.5s" in lines[4]
+    assert "1m30s" in lines[4] and "listen 11.8s, whisper 1m18s" in lines[4]  # humantime.duration: whole seconds past a minute
     assert "2026-11-22T10:00:00.123Z" in lines[4]  # the one time format of every output
     assert av.render_table([]) == "(no interventions)"
 
@@ -285,8 +285,9 @@ def test_render_table_is_readable() -> None:
 def test_render_show_table_has_fields_and_mode_history() -> None:
     rec = spec_record()
     text = av.render_show(rec, "table")
-    assert "supervisor    1002  (c5c83ace-sup)" in text
-    assert "end reason    supervisor_hangup" in text
+    fields = {line[:15].strip(): line[15:] for line in text.split("\n\n")[0].splitlines()}
+    assert fields["supervisor"] == "1002  (c5c83ace-sup)" and fields["end reason"] == "supervisor_hangup"
+    assert fields["started (UTC)"] == "2026-11-22T10:00:00.123Z"
     history = text.split("mode history:\n", 1)[1].splitlines()
     assert history[0].split() == ["#", "mode", "at", "(UTC)", "source", "seconds", "note"]
     assert history[2].split() == ["1", "listen", "2026-11-22T10:00:00.200Z", "feature_code", "11.800"]

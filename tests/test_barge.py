@@ -370,3 +370,37 @@ def test_any_key_sequence_keeps_the_machine_in_step_with_freeswitch(start: str, 
             assert len(undo) == 1
             fs_mode = {"0": "listen", "2": "whisper"}[undo[0].key]  # our undo puts it back
         assert rig.machine.active[SUP].mode == fs_mode
+
+
+# (why, park arguments, the team recorded with the attempt): the daemon decides it with the attempt,
+# so nobody reading the audit later needs the configuration (factories.config: sales has agents
+# 1000/1004 and supervisors 1002/1005; support has 1010 and 1012, listen and whisper only)
+TEAM_OF_ATTEMPT = [
+    ("allowed: the team whose policy let the supervisor act", dict(mode="listen", target="1000", supervisor="1002"), "sales"),
+    ("allowed in the other team", dict(mode="whisper", target="1010", supervisor="1012"), "support"),
+    ("no call: still the team that allowed it", dict(mode="listen", target="1004", supervisor="1005"), "sales"),
+    ("mode not allowed: the supervisor's team with the agent", dict(mode="barge", target="1010", supervisor="1012"), "support"),
+    ("not in team: the agent's first team", dict(mode="listen", target="1010", supervisor="1002"), "support"),
+    ("not a supervisor: the agent's first team", dict(mode="listen", target="1000", supervisor="1001"), "sales"),
+    ("unauthenticated: the agent's first team", dict(mode="listen", target="1000", supervisor=None), "sales"),
+    ("an extension in no team", dict(mode="listen", target="4242", supervisor="1002"), None),
+]
+
+
+@pytest.mark.parametrize(("why", "req", "team"), TEAM_OF_ATTEMPT, ids=[t[0] for t in TEAM_OF_ATTEMPT])
+def test_the_attempt_is_recorded_with_its_team(why: str, req: dict, team: str | None) -> None:
+    rig = Rig()
+    rig.call()
+    opened = of(rig.feed(park(**req)), OpenAudit)[0]
+    assert opened.fields["team"] == team
+
+
+def test_the_team_is_the_one_that_allows_the_mode() -> None:
+    """A supervisor of two teams of the agent: the record names the team whose `modes` allowed it."""
+    from fsbarge.config import Config, NodeConfig, TeamConfig
+    from fsbarge.policy import Policy
+
+    teams = (TeamConfig("coaching", agents=("1000",), supervisors=("1002",), modes=("listen",)),
+             TeamConfig("floor", agents=("1000",), supervisors=("1002",)))
+    policy = Policy(Config(path="t.toml", nodes=(NodeConfig("pbx1", "127.0.0.1", 8021, password="x"),), teams=teams))
+    assert [policy.team_of("1002", "1000", mode) for mode in ("listen", "barge")] == ["coaching", "floor"]

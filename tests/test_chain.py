@@ -4,7 +4,11 @@ done directly in the database (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import pytest
+import json
+
 from sqlalchemy import Engine, text
+
+from fsbarge import db
 
 from fsbarge.chain import GENESIS_PREV, Verifier, body_of, entry_hash
 from fsbarge.cli import main
@@ -17,7 +21,7 @@ from .test_shipper import full_record, help_open
 def fill(audit: AuditStore) -> list[dict]:
     """Two interventions (one from a help request), a refusal and a help request: 11 changes."""
     answered = full_record("a")
-    answered["record"].update(origin="help_request", help_uid="h1")
+    answered["record"].update(origin="help_request", help_uid="h1", team="sales")
     refused = full_record("r")
     refused["record"].update(outcome="denied", reason="not_in_team")
     changes = [
@@ -85,6 +89,9 @@ TAMPERING = {
     ),
     "an edited supervisor of a refusal": (
         ["UPDATE interventions SET supervisor = '1005' WHERE uid = 'r'"], "intervention {r}, change r",
+    ),
+    "an edited team": (
+        ["UPDATE interventions SET team = 'support' WHERE uid = 'a'"], "intervention {a}, change a-close (chain entry 6): team is 'support'",
     ),
     "an edited mode": (
         ["UPDATE mode_changes SET mode = 'listen' WHERE change_id = 'm2'"], "mode change",
@@ -179,3 +186,45 @@ def test_the_commands(engine: Engine, db_url: str, capsys: pytest.CaptureFixture
     assert err.count("\n") == 1
     assert main(["audit", "verify", "--database", db_url, "--head", "nothex"]) == 2
     assert "expected 64 hex digits" in capsys.readouterr().err
+
+
+def _as_written_before_teams(engine: Engine) -> None:
+    """Make the database what fsbarge wrote before schema 0007: chain entries whose intervention
+    rows have no `team` (each body rewritten and every hash recomputed, as that fsbarge hashed
+    them), and the column gone (downgraded to 0006), then upgraded again as an operator would."""
+    with engine.begin() as c:
+        entries = c.execute(text("SELECT seq, body FROM audit_chain ORDER BY seq")).all()
+        prev = GENESIS_PREV
+        for seq, body in entries:
+            doc = json.loads(body)
+            for row in doc["rows"].get("interventions", []):
+                del row["team"]
+            body = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            digest = entry_hash(prev, body)
+            c.execute(text("UPDATE audit_chain SET body = :b, prev_hash = :p, hash = :h WHERE seq = :s"),
+                      {"b": body, "p": prev, "h": digest, "s": seq})
+            prev = digest
+    db.downgrade(engine, "0006")
+    db.upgrade(engine)
+
+
+def test_records_from_before_teams_were_recorded_still_verify(engine: Engine) -> None:
+    """A database upgraded to 0007: the old records have no team and verify; new ones carry their
+    team into the chain, and a team written into an old record afterwards is caught."""
+    audit = AuditStore(engine)
+    old = full_record("old")
+    audit.apply_changes([old, mode("old", "listen", "m0"), close("old")])
+    _as_written_before_teams(engine)
+    with engine.connect() as c:
+        assert "team" not in c.execute(text("SELECT body FROM audit_chain WHERE seq = 1")).scalar()
+    assert verify(engine)[:2] == (None, 3)
+    new = full_record("new")
+    new["record"]["team"] = "sales"
+    AuditStore(engine).apply_changes([new])
+    assert verify(engine)[:2] == (None, 4)
+    with engine.connect() as c:
+        assert dict(c.execute(text("SELECT uid, team FROM interventions")).all()) == {"old": None, "new": "sales"}
+        assert '"team":"sales"' in c.execute(text("SELECT body FROM audit_chain WHERE seq = 4")).scalar()
+    sql(engine, "UPDATE interventions SET team = 'sales' WHERE uid = 'old'")
+    problem = verify(engine)[0]
+    assert problem is not None and "team is 'sales' in the database, None in the chain" in problem, problem

@@ -136,13 +136,13 @@ def test_without_a_url_the_missing_config_error_says_what_read_commands_need() -
 
 def test_read_commands_import_neither_alembic_nor_the_orm(big) -> None:
     """The start-up cost of a query tool: no Alembic and no declarative models on a read path, and
-    with --database not even the configuration module."""
+    with --database not even the configuration module (teams are read from the records)."""
     url, _ = big
     code = (
         "import sys, io, contextlib\n"
         "from fsbarge.cli import main\n"
         "for argv in (['audit', 'list', '--limit', '3'], ['audit', 'show', '1'], ['calls'],\n"
-        "             ['audit', 'list', '--format', 'csv', '--limit', '3']):\n"
+        "             ['audit', 'list', '--format', 'csv', '--limit', '3'], ['audit', 'stats', '--by', 'team']):\n"
         "    with contextlib.redirect_stdout(io.StringIO()):\n"
         f"        assert main([*argv, '--database', {url!r}]) == 0, argv\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] == 'alembic' or m.startswith('sqlalchemy.orm')\n"

@@ -57,6 +57,7 @@ def test_feature_codes_route_audio_as_promised(sim, daemon, config, code: str, m
     assert (rec["supervisor"], rec["agent"], rec["customer"], rec["target_uuid"]) == ("1002", "1000", "1001", call.b_uuid)
     assert (rec["requested_mode"], rec["outcome"], rec["end_reason"]) == (mode, "completed", "supervisor_hangup")
     assert [m["mode"] for m in rec["modes"]] == [mode] and rec["modes"][0]["source"] == "feature_code"
+    assert rec["team"] == "sales"  # decided with the attempt, journaled, stored: QA needs no configuration
 
 
 def test_dtmf_keys_switch_and_are_audited(sim, daemon, config) -> None:

@@ -189,19 +189,123 @@ def test_an_unwritable_output_is_one_line_and_exit_1(made, tmp_path: Path, capsy
     assert len(err.splitlines()) == 1 and "cannot write" in err
 
 
-def test_without_a_configuration_the_report_is_written_without_teams(made, tmp_path: Path, capsys, monkeypatch) -> None:
-    """A QA account with only a database URL still gets its report; the team chart says what it needs."""
-    from fsbarge.config import DEFAULT_CONFIG_PATH
-
-    if os.path.exists(DEFAULT_CONFIG_PATH):
-        pytest.skip(f"{DEFAULT_CONFIG_PATH} exists on this machine")
+def test_without_a_configuration_the_report_has_its_teams(made, tmp_path: Path, capsys, monkeypatch) -> None:
+    """A QA account with only a database URL gets the whole report: the teams are recorded with
+    each intervention, so the team chart needs no configuration."""
     for key in ENV_KEYS:
         monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr("fsbarge.config.DEFAULT_CONFIG_PATH", str(tmp_path / "unreadable.toml"))
     out = tmp_path / "r.html"
     capsys.readouterr()
     assert main(["report", "--database", f"sqlite:///{made[0].parent / 'fsbarge.db'}", "-o", str(out)]) == 0
+    assert capsys.readouterr().err == ""
+    marks = Marks()
+    marks.feed(out.read_text())
+    check_numbers(marks, made[2])
+
+
+def test_records_from_before_teams_were_recorded_are_unknown_without_a_configuration(tmp_path: Path, capsys, monkeypatch) -> None:
+    for key in ENV_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr("fsbarge.config.DEFAULT_CONFIG_PATH", str(tmp_path / "unreadable.toml"))
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    db.upgrade(engine)
+    fill(engine, plan(30), teams=False)
+    engine.dispose()
+    out = tmp_path / "r.html"
+    capsys.readouterr()
+    assert main(["report", "--database", f"sqlite:///{tmp_path / 'old.db'}", "-o", str(out)]) == 0
     err = capsys.readouterr().err
-    assert err.startswith("fsbarge: report without teams: ") and len(err.splitlines()) == 1
+    assert err.startswith("fsbarge: 30 interventions have no recorded team") and len(err.splitlines()) == 1
     html = out.read_text()
-    assert 'id="chart-team-modes"' not in html and "give the configuration (--config)" in html
-    assert 'id="chart-per-day"' in html
+    assert '<tr data-key="(unknown)">' in html and "(unknown): 30 interventions without a recorded team" in html
+
+
+# --------------------------------------------------------------------------- the page fits its screen
+
+MEASURE = (
+    "<script>const f = document.getElementById('page'); f.onload = () => {const d = f.contentDocument;"
+    " const boxes = [...d.querySelectorAll('svg')].map(s => s.getBoundingClientRect());"
+    " document.title = JSON.stringify({inner: f.contentWindow.innerWidth, scroll: d.documentElement.scrollWidth,"
+    " svgRight: Math.max(...boxes.map(b => b.right)), svgWidth: Math.min(...boxes.map(b => b.width)),"
+    " textRight: d.body.getBoundingClientRect().right - parseFloat(getComputedStyle(d.body).paddingRight),"
+    " columns: d.querySelectorAll('#chart-per-day rect.bar').length});};</script>"
+)
+
+
+def measure(binary: str, page: Path, width: int, tmp: Path) -> dict:
+    """Lay `page` out `width` CSS px wide and read back the document's and the charts' widths.
+    The page is shown in an iframe of that width (headless Chromium will not make its window
+    narrower than 500 px), and the measuring script runs in the frame around it: the report
+    itself runs no script (its CSP forbids them)."""
+    from html import escape
+
+    probe = tmp / f"measure-{width}-{page.name}"
+    probe.write_text(
+        f'<!DOCTYPE html><html><head><title>-</title></head><body style="margin:0">'
+        f'<iframe id="page" style="border:0;display:block" width="{width}" height="900" srcdoc="{escape(page.read_text())}">'
+        f"</iframe>{MEASURE}</body></html>"
+    )
+    result = chromium(binary, [f"--window-size={max(width, 1024) + 50},1000", "--dump-dom", probe.as_uri()], tmp)
+    found = re.search(r"<title>(\{.*?\})</title>", result.stdout)
+    assert found is not None, result.stderr[-2000:]
+    return json.loads(found.group(1))
+
+
+@pytest.fixture(scope="module")
+def long_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    """Reports of 30 and 90 days of records (25 a day)."""
+    tmp = tmp_path_factory.mktemp("long")
+    out = {}
+    for days in (30, 90):
+        engine = db.make_engine(f"sqlite:///{tmp / f'{days}.db'}")
+        db.upgrade(engine)
+        fill(engine, plan(25 * days, days=days))
+        engine.dispose()
+        out[days] = tmp / f"{days}.html"
+        assert main(["report", "--database", f"sqlite:///{tmp / f'{days}.db'}", "-o", str(out[days])]) == 0
+    return out
+
+
+def test_the_width_check_sees_an_overflowing_page(browser: str, tmp_path: Path) -> None:
+    """The measure below is not blind: a chart of fixed width 1158 px (the report at 30 days,
+    before it fitted its page) overflows a phone's 390 px."""
+    page = tmp_path / "wide.html"
+    page.write_text('<!DOCTYPE html><html><head><title>x</title></head><body><svg width="1158" height="10"></svg></body></html>')
+    seen = measure(browser, page, 390, tmp_path)
+    assert seen["inner"] == 390 and seen["scroll"] > seen["inner"]
+
+
+@pytest.mark.parametrize("width", [1366, 390])
+@pytest.mark.parametrize("days", [30, 90])
+def test_the_report_fits_a_wide_screen_and_a_phone(browser: str, long_reports, tmp_path: Path, days: int, width: int) -> None:
+    seen = measure(browser, long_reports[days], width, tmp_path)
+    assert seen["inner"] == width
+    assert seen["scroll"] <= width, seen  # no sideways scrolling: wide tables scroll in their own box
+    assert seen["svgRight"] <= seen["textRight"] + 0.5, seen  # every chart within the text's width
+    assert seen["svgWidth"] > 0.8 * min(width, 1100) - 40, seen  # and using it
+    assert seen["columns"] > 0
+
+
+def test_long_periods_are_drawn_per_week_with_the_numbers_of_audit_stats(long_reports) -> None:
+    marks = Marks()
+    marks.feed(long_reports[90].read_text())
+    weeks = {b["data-week"] for b in marks.bars(**{"data-week": ""})}
+    assert len(weeks) == 13 and min(weeks) == "2026-11-02"  # 90 days from a Monday: 13 weeks (the last one short)
+    total = sum(int(b["data-count"]) for b in marks.bars(**{"data-week": ""}))
+    assert total == 25 * 90 == int(marks.cards["interventions"])
+    assert "<h2>Interventions per week, by outcome</h2>" in long_reports[90].read_text()
+    assert "<h2>Interventions per day, by outcome</h2>" in long_reports[30].read_text()
+
+
+def test_periods_are_days_then_weeks_then_months() -> None:
+    from fsbarge.charts import periods
+
+    assert periods({}) == ("day", [])
+    unit, rows = periods({"2026-11-02": {"completed": 1}, "2026-11-04": {"denied": 2}})
+    assert (unit, rows) == ("day", [("2026-11-02", {"completed": 1}), ("2026-11-03", {}), ("2026-11-04", {"denied": 2})])
+    unit, rows = periods({"2026-11-04": {"completed": 1}, "2026-11-08": {"completed": 2}, "2026-12-20": {"failed": 1}})
+    assert unit == "week" and rows[0] == ("2026-11-02", {"completed": 3}) and rows[-1] == ("2026-12-14", {"failed": 1})
+    assert len(rows) == 7  # every week in between, quiet ones too
+    unit, rows = periods({"2026-01-15": {"completed": 1}, "2027-03-01": {"completed": 1}})
+    assert unit == "month" and [k for k, _ in rows][:2] == ["2026-01", "2026-02"] and len(rows) == 15

@@ -45,7 +45,7 @@ def attempt(audit: AuditStore, **over: object) -> int:
 
 
 def test_a_denied_attempt_is_a_closed_record_with_no_modes(audit: AuditStore) -> None:
-    i = attempt(audit, requested_mode="barge", outcome="denied", reason="mode_not_allowed")
+    i = attempt(audit, requested_mode="barge", outcome="denied", reason="mode_not_allowed", team="sales")
     assert audit.get(i) == {
         "id": i,
         "node": "pbx1",
@@ -63,6 +63,7 @@ def test_a_denied_attempt_is_a_closed_record_with_no_modes(audit: AuditStore) ->
         "origin": "feature_code",
         "help_request_id": None,
         "supervisor_node": None,
+        "team": "sales",
         "modes": [],
         "seconds_by_mode": {},
     }
@@ -102,6 +103,7 @@ def test_the_full_lifecycle_gives_the_spec_record(audit: AuditStore) -> None:
         "origin": "feature_code",
         "help_request_id": None,
         "supervisor_node": None,
+        "team": None,
         "modes": [
             {"mode": "listen", "at": "2026-11-22T10:00:00.200Z", "source": "feature_code"},
             {"mode": "barge", "at": "2026-11-22T10:00:05.500Z", "source": "dtmf", "refused": True},
