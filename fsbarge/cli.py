@@ -442,7 +442,7 @@ def _summary(args: argparse.Namespace, by: str) -> Any:
 
 
 class _TeamFallback:
-    """The team of a record written before fsbarge recorded teams (schema 0007): the
+    """The team of a record written before fsbarge recorded teams (schema 0008): the
     configuration's [[teams]], read only when such a record turns up, so that a QA account
     reading new records needs no configuration at all. The configuration asked for (--config,
     $FSBARGE_CONFIG) must load; the default one is used only if this user can read it (a QA

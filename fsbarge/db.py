@@ -32,7 +32,7 @@ POSTGRESQL_DRIVER = "postgresql+psycopg"  # what `postgresql://` (or `postgres:/
 DRIVER_HINTS = {"psycopg": "pip install 'fsbarge[postgresql]'"}
 # The newest migration, known without importing Alembic, so that read commands start fast. A stale
 # value only costs speed (readers then ask Alembic); tests/test_db.py says when to bump it.
-SCHEMA_HEAD = "0007"
+SCHEMA_HEAD = "0008"
 NOT_INITIALISED = "database not initialised: run `fsbarge db upgrade`"
 
 # execution option read by the SQLite "begin" listener

@@ -166,7 +166,7 @@ class Intervention(Base):
     # the node the supervisor's call came in on when it is not `node` (cross-node barge)
     supervisor_node: Mapped[str | None] = mapped_column(String)
     # the team the attempt was decided under (policy: the team that let the supervisor act; for a
-    # refusal the agent's first team), so that readers need no configuration; null before 0007
+    # refusal the agent's first team), so that readers need no configuration; null before 0008
     team: Mapped[str | None] = mapped_column(String)
 
     __table_args__ = (

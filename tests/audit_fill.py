@@ -85,7 +85,7 @@ def plan(n: int, days: int = 7) -> list[Planned]:
 
 def fill(engine: Engine, plans: list[Planned], *, teams: bool = True) -> None:
     """Insert the planned records and their mode histories in one transaction; `teams=False`
-    writes them as fsbarge did before it recorded teams (schema 0007)."""
+    writes them as fsbarge did before it recorded teams (schema 0008)."""
     rows = [
         dict(
             id=p.id, node="pbx1", supervisor=p.supervisor, supervisor_uuid=f"sup-{p.id}", agent=p.agent,

@@ -156,7 +156,7 @@ def test_by_team_needs_only_the_database(trail, monkeypatch, capsys) -> None:
 
 @pytest.fixture(scope="module")
 def old_trail(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Planned]]:
-    """A trail written before fsbarge recorded teams (schema 0007 added the column: null)."""
+    """A trail written before fsbarge recorded teams (schema 0008 added the column: null)."""
     tmp = tmp_path_factory.mktemp("old-stats")
     config = write_config(tmp, 8021)
     engine = db.make_engine(f"sqlite:///{tmp / 'fsbarge.db'}")

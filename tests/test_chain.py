@@ -189,7 +189,7 @@ def test_the_commands(engine: Engine, db_url: str, capsys: pytest.CaptureFixture
 
 
 def _as_written_before_teams(engine: Engine) -> None:
-    """Make the database what fsbarge wrote before schema 0007: chain entries whose intervention
+    """Make the database what fsbarge wrote before schema 0008: chain entries whose intervention
     rows have no `team` (each body rewritten and every hash recomputed, as that fsbarge hashed
     them), and the column gone (downgraded to 0006), then upgraded again as an operator would."""
     with engine.begin() as c:
@@ -209,7 +209,7 @@ def _as_written_before_teams(engine: Engine) -> None:
 
 
 def test_records_from_before_teams_were_recorded_still_verify(engine: Engine) -> None:
-    """A database upgraded to 0007: the old records have no team and verify; new ones carry their
+    """A database upgraded to 0008: the old records have no team and verify; new ones carry their
     team into the chain, and a team written into an old record afterwards is caught."""
     audit = AuditStore(engine)
     old = full_record("old")

@@ -109,7 +109,7 @@ def test_current_revision_and_is_up_to_date_follow_the_migrations(blank_url: str
     assert db.current_revision(eng) == "0001"
     assert not db.is_up_to_date(eng)
     db.upgrade(url)  # a URL works too
-    assert db.current_revision(eng) == db.head_revision() == "0007"
+    assert db.current_revision(eng) == db.head_revision() == "0008"
     assert db.is_up_to_date(eng)
     eng.dispose()
 
@@ -119,7 +119,7 @@ def test_ensure_up_to_date_explains_what_to_do(blank_url: str) -> None:
     with pytest.raises(db.DatabaseError, match=r"^database not initialised: run `fsbarge db upgrade`$"):
         db.ensure_up_to_date(eng)
     db.upgrade(eng, "0001")
-    with pytest.raises(db.DatabaseError, match=r"at revision 0001, this fsbarge needs 0007: run `fsbarge db upgrade`"):
+    with pytest.raises(db.DatabaseError, match=r"at revision 0001, this fsbarge needs 0008: run `fsbarge db upgrade`"):
         db.ensure_up_to_date(eng)
     db.upgrade(eng)
     db.ensure_up_to_date(eng)

@@ -63,7 +63,7 @@ def _revisions() -> list[tuple[str, str]]:
 
 
 def test_the_migration_chain_is_linear_and_named_as_expected() -> None:
-    assert _revisions() == [("0001", "base"), ("0002", "0001"), ("0003", "0002"), ("0004", "0003"), ("0005", "0004"), ("0006", "0005"), ("0007", "0006")]
+    assert _revisions() == [("0001", "base"), ("0002", "0001"), ("0003", "0002"), ("0004", "0003"), ("0005", "0004"), ("0006", "0005"), ("0007", "0006"), ("0008", "0007")]
 
 
 def test_upgrade_head_downgrade_base_upgrade_again(engine: sa.Engine) -> None:
