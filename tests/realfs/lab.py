@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import uuid as uuidlib
 from array import array
 from dataclasses import dataclass, field
@@ -341,13 +342,17 @@ modes = ["listen", "whisper"]
         wait_until(callstate, f"the PBX to show the {leg.role}'s leg {want}", 10)
 
     # -- hearing ------------------------------------------------------------------------------------
-    def listen_window(self, legs: list[Leg]) -> dict[str, array]:
-        """What each leg receives from SETTLE to SETTLE + WINDOW seconds from now.
+    def listen_window(self, legs: list[Leg], since: float | None = None) -> dict[str, array]:
+        """What each leg receives from SETTLE to SETTLE + WINDOW seconds after ``since`` (an epoch
+        time, e.g. when the daemon recorded a mode change; default now).
 
         The phones write their recordings in 20 ms steps (enable_file_write_buffering=320), so a
         recording's length is where "now" is in it; waiting for it to grow is waiting for the audio.
+        A past ``since`` reads back into the recording: on a busy machine the record of a change can
+        reach the database seconds after the change, and a tone that lasts 2 s from it is gone by then.
         """
-        starts = {leg.uuid: samples_written(leg.recording) + int(SETTLE * RATE) for leg in legs}
+        back = 0 if since is None else max(0, int((time.time() - since) * RATE))
+        starts = {leg.uuid: samples_written(leg.recording) - back + int(SETTLE * RATE) for leg in legs}
         need = int(WINDOW * RATE)
         lagging = lambda: [leg.role for leg in legs if samples_written(leg.recording) < starts[leg.uuid] + need]  # noqa: E731
         try:
