@@ -94,7 +94,7 @@ def test_the_agents_call_ending_on_pbx2_ends_the_supervisors_call_on_pbx1(lab: L
     assert record["end_reason"] == "call_ended"
     assert lab.ctl is not None
     wait_until(lambda: lab.ctl.api(f"uuid_exists {sup_pbx1}").strip() == "false",  # type: ignore[union-attr]
-               "the supervisor's call on pbx1 to end", 15)
+               "the supervisor's call on pbx1 to end")
 
 
 def test_a_call_to_pbx2_with_a_token_fsbarge_never_issued_is_refused(lab: Lab) -> None:
