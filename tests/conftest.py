@@ -23,6 +23,7 @@ from sqlalchemy import URL, Engine, create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
 from fsbarge import db
+from tests import captures
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_SCRIPT = ROOT / "scripts" / "postgres.sh"
@@ -143,13 +144,28 @@ UNAVAILABLE = "PostgreSQL unavailable, its tests skipped: "
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Every PostgreSQL variant skipped for want of a cluster is reported at one place, so that
-    `-ra` sums them up in one line instead of one per test."""
+    """Every PostgreSQL variant skipped for want of a cluster, and every test skipped for want of the
+    ESL captures, is reported at one place, so that `-ra` sums them up in one line instead of one per
+    test."""
     outcome = yield
-    report = outcome.get_result()  # type: ignore[attr-defined]
+    _one_place(outcome.get_result())  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    """The same for a module skipped whole at import (it reads the captures at module level)."""
+    outcome = yield
+    _one_place(outcome.get_result())  # type: ignore[attr-defined]
+
+
+def _one_place(report: pytest.TestReport | pytest.CollectReport) -> None:
     longrepr = report.longrepr
-    if report.skipped and isinstance(longrepr, tuple) and UNAVAILABLE in str(longrepr[2]):
-        report.longrepr = (str(Path(__file__).relative_to(ROOT)), _start_postgres.__code__.co_firstlineno, longrepr[2])
+    if report.skipped and isinstance(longrepr, tuple):
+        if UNAVAILABLE in str(longrepr[2]):
+            report.longrepr = (str(Path(__file__).relative_to(ROOT)), _start_postgres.__code__.co_firstlineno, longrepr[2])
+        elif captures.MISSING in str(longrepr[2]):
+            where = Path(captures.__file__).relative_to(ROOT)
+            report.longrepr = (str(where), captures.captures_dir.__code__.co_firstlineno, longrepr[2])
 
 
 def _start_postgres(directory: str) -> str:

@@ -13,12 +13,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import gevent
+import gevent.subprocess
 
 from fsbarge.config import load_config
 from fsbarge.daemon import Daemon
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
+
+# How long a test waits for something it expects (a daemon idle or connected, a record closed, a
+# process gone) before it fails. The waits return as soon as the condition holds, so a generous
+# bound costs nothing when things work; it is for a machine much busier than the developer's (CI,
+# a compile beside the tests). Never a bound on how fast fsbarge must be: a test about a time
+# limit checks that limit itself.
+WAIT = 60.0
 
 TEAMS = """
 [[teams]]
@@ -70,7 +78,7 @@ ended = "tone_stream://%(100,0,440);loops=1"
     return path
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 5.0, what: str = "condition") -> T:
+def wait_until(predicate: Callable[[], T], timeout: float = WAIT, what: str = "condition") -> T:
     """Wait for a condition (checked every few ms, yielding to gevent); fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -106,17 +114,23 @@ class InProcessDaemon:
 
     def __exit__(self, *exc: Any) -> None:
         RUNNING.remove(self)
-        self.daemon.stop(timeout=2)
+        self.daemon.stop(timeout=WAIT)  # returns once the journal is shipped
 
-    def wait_connected(self, count: int = 1, timeout: float = 5.0) -> None:
+    def wait_connected(self, count: int = 1, timeout: float = WAIT) -> None:
         wait_until(lambda: self.service.resyncs >= count and self.service.session is not None, timeout, f"resync #{count}")
 
-    def wait_idle(self, timeout: float = 5.0) -> None:
-        """Every queued event applied and every queued command written."""
-        wait_until(lambda: self.service.queue.empty() and self.service.commands.empty(), timeout, "an idle daemon")
+    def wait_idle(self, timeout: float = WAIT) -> None:
+        """Every queued event applied (the batch in hand included: applying one may yield, e.g. on
+        the journal's fsync, after the state a test looks at has changed) and every queued command
+        written, on every node."""
+
+        def idle() -> bool:
+            return all(s.queue.empty() and not s.processing and s.commands.empty() for s in self.daemon.services)
+
+        wait_until(idle, timeout, "an idle daemon")
         gevent.sleep(0)
 
-    def settle(self, timeout: float = 5.0) -> None:
+    def settle(self, timeout: float = WAIT) -> None:
         """Idle, and the database has caught up with the journal and the channel table."""
         self.wait_idle(timeout)
         d = self.daemon
@@ -145,23 +159,27 @@ class DaemonProcess:
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        self.proc.wait(timeout=WAIT)
         self.log.close()
 
     def terminate(self) -> int:
         self.proc.terminate()
-        code = self.proc.wait(timeout=10)
+        code = self.proc.wait(timeout=WAIT)
         self.log.close()
         return code
 
 
 def cli(config_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the fsbarge command in another process, as a QA script or an operator would."""
+    """Run the fsbarge command in another process, as a QA script or an operator would.
+
+    The in-process daemons keep running meanwhile (gevent's subprocess: only this greenlet waits),
+    as the real daemon does while a QA script runs; a hub frozen for the seconds a loaded machine
+    takes to start Python would stall their loops and let their node leases run out."""
     for running in RUNNING:
         running.settle()
     env = dict(os.environ, FSBARGE_CONFIG=str(config_path))
-    proc = subprocess.run(
-        [sys.executable, "-m", "fsbarge", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60
+    proc = gevent.subprocess.run(
+        [sys.executable, "-m", "fsbarge", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"fsbarge {' '.join(args)} exited {proc.returncode}: {proc.stderr}")

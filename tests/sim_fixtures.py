@@ -17,6 +17,7 @@ from gevent import socket
 
 from fsbarge.sim import FreeSwitchSim
 from fsbarge.sim import malformed
+from tests.e2e import WAIT
 
 
 # -- an independent reader: split frames by Content-Length, split lines, then URL-decode --------
@@ -94,7 +95,7 @@ def parse_plain(body: bytes) -> PlainEvent:
 class EslClient:
     """A raw inbound ESL connection for tests: send commands, read replies, collect events."""
 
-    def __init__(self, host: str, port: int, timeout: float = 5.0) -> None:
+    def __init__(self, host: str, port: int, timeout: float = WAIT) -> None:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.timeout = timeout
         self._buf = b""

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from tests.captures import captures  # noqa: F401  (fixture: the benchmark's stream is built from them)
 from tests.conftest import PostgresCluster
 from tests.e2e import ROOT
 
 
-def _smoke(postgres: str) -> str:
+def _smoke(postgres: str, captures: Path) -> str:  # noqa: F811
     out = subprocess.run(
         [sys.executable, "-m", "bench.run", "--smoke", "--postgres", postgres],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ, FSBARGE_CAPTURES=str(captures)),
     )
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
 
 
-def test_bench_smoke_prints_every_measure() -> None:
-    text = _smoke("off")
+def test_bench_smoke_prints_every_measure(captures: Path) -> None:  # noqa: F811
+    text = _smoke("off", captures)
     for measure in (
         "ingest: greenswitch InboundESL",
         "ingest: fsbarge",
@@ -47,8 +50,8 @@ def test_bench_smoke_prints_every_measure() -> None:
 
 
 @pytest.mark.postgresql
-def test_bench_smoke_measures_postgresql(postgres: PostgresCluster) -> None:
-    text = _smoke(postgres.url.render_as_string(hide_password=False))
+def test_bench_smoke_measures_postgresql(postgres: PostgresCluster, captures: Path) -> None:  # noqa: F811
+    text = _smoke(postgres.url.render_as_string(hide_password=False), captures)
     for measure in (
         "ingest: fsbarge (parse, mirror, PostgreSQL commit)",
         "PostgreSQL: mirror lag p99",

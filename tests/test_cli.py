@@ -27,7 +27,7 @@ from fsbarge.auditview import CSV_FIELDS, RECORD_FIELDS
 from fsbarge.cli import main
 from fsbarge.config import DEFAULT_CONFIG_PATH
 from fsbarge.store import AuditStore
-from tests.e2e import ROOT, write_config
+from tests.e2e import ROOT, WAIT, write_config
 
 PASSWORD = "S3cret-Esl-Pw"
 ENV_PASSWORD = "Env-S3cret-Pw"
@@ -374,7 +374,7 @@ def _daemon_log_until(path: Path, wanted: str) -> str:
     finally:
         guard.cancel()
         daemon.terminate()
-        daemon.wait(timeout=10)
+        daemon.wait(timeout=WAIT)
 
 
 @pytest.mark.postgresql

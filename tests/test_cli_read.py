@@ -7,6 +7,7 @@ Every command here runs as its own `python -m fsbarge` process, as a QA script w
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import io
 import json
 import os
@@ -14,11 +15,14 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from fsbarge import db
 from fsbarge.auditview import CSV_FIELDS
@@ -29,14 +33,18 @@ ENV_KEYS = ("FSBARGE_CONFIG", "FSBARGE_ESL_PASSWORD", "FSBARGE_DATABASE_URL")
 N = 10_000
 
 
-def fsbarge(*args: str, env: dict[str, str] | None = None, user: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+def fsbarge(*args: str, env: dict[str, str] | None = None, user: OtherUser | None = None) -> subprocess.CompletedProcess[str]:
     """Run `python -m fsbarge ARGS` with no fsbarge variable but those in `env`, and a config path
-    that does not exist: a read command that touched the configuration would fail."""
+    that does not exist: a read command that touched the configuration would fail. With `user`,
+    as that other user, with the Python and fsbarge it can run."""
     clean = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
     clean["FSBARGE_CONFIG"] = "/nonexistent/fsbarge.toml"
     clean.update(env or {})
-    cmd = [*(user or []), sys.executable, "-m", "fsbarge", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=clean, cwd=ROOT, timeout=120)
+    cmd, cwd = [sys.executable, "-m", "fsbarge", *args], ROOT
+    if user is not None:
+        cmd, cwd = [*user.prefix, str(user.python), "-m", "fsbarge", *args], user.home
+        clean.update(user.env)
+    return subprocess.run(cmd, capture_output=True, text=True, env=clean, cwd=cwd, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -157,10 +165,109 @@ def test_read_commands_import_neither_alembic_nor_the_orm(big) -> None:
 # --------------------------------------------------------------------------- another user, read-only
 
 
-def _as_other_user(group: int) -> list[str]:
+READER_UID = 5555  # a QA account: no file of its own anywhere, not root
+DAEMON_UID, DAEMON_GID = 4444, 4321  # the daemon's user and group (fsbarge:fsbarge)
+
+
+def _enterable_by_anyone(path: Path) -> bool:
+    """Whether a user with no relation to the owners may reach and run `path` (each directory on
+    the way searchable by others, the file executable by them)."""
+    path = path.resolve()
+    try:
+        return path.is_file() and all(p.stat().st_mode & 0o001 for p in (path, *path.parents))
+    except OSError:
+        return False
+
+
+def _interpreter_for_anyone(home: Path) -> tuple[Path, dict[str, str]]:
+    """A Python of this version that another user may run, and the environment it needs.
+
+    The one this test runs under lives in the checkout's virtualenv and maybe under a private home
+    (pyenv in /root, mode 0700): a system one of the same version (Debian's /usr/bin/python3.11)
+    if there is one, otherwise a copy of this installation (interpreter, its shared library and
+    the standard library) in `home`."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    base = Path(getattr(sys, "_base_executable", sys.executable))
+    for candidate in (base, *(Path(d) / version for d in os.get_exec_path()), Path("/usr/bin") / version):
+        if _enterable_by_anyone(candidate):
+            return candidate.resolve(), {}
+    prefix = home / "python"
+    (prefix / "bin").mkdir(parents=True)
+    shutil.copy2(base.resolve(), prefix / "bin" / version)
+    stdlib = Path(sysconfig.get_path("stdlib"))
+    skip = shutil.ignore_patterns("site-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip")
+    shutil.copytree(stdlib, prefix / "lib" / stdlib.name, ignore=skip, symlinks=True)
+    env = {}
+    if sysconfig.get_config_var("Py_ENABLE_SHARED"):
+        library = Path(sysconfig.get_config_var("LIBDIR")) / sysconfig.get_config_var("INSTSONAME")
+        if library.is_file():  # else the system's own is found (Debian: a multiarch path)
+            shutil.copy2(library, prefix / "lib" / library.name)
+            env["LD_LIBRARY_PATH"] = str(prefix / "lib")  # before the original's RUNPATH
+    return prefix / "bin" / version, env
+
+
+def _runtime_distributions() -> list[importlib.metadata.Distribution]:
+    """fsbarge's installed dependencies, recursively (what `pip install fsbarge` would bring)."""
+    found: dict[str, importlib.metadata.Distribution] = {}
+    wanted = list(importlib.metadata.requires("fsbarge") or [])
+    while wanted:
+        req = Requirement(wanted.pop())
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        name = req.name.lower().replace("_", "-").replace(".", "-")
+        if name in found:
+            continue
+        found[name] = dist = importlib.metadata.distribution(req.name)
+        wanted += dist.requires or []
+    return list(found.values())
+
+
+@dataclass
+class OtherUser:
+    """An unprivileged user (no capability, not root) with some supplementary groups, and a
+    Python with fsbarge installed that it can run (the checkout may be in a home it cannot enter)."""
+
+    prefix: list[str]
+    python: Path
+    env: dict[str, str]
+    home: Path
+
+
+@pytest.fixture(scope="module")
+def reader_python() -> Iterator[tuple[Path, dict[str, str], Path]]:
+    """A virtualenv in the system's temp directory, readable by everyone, holding copies of fsbarge
+    and of its dependencies (nothing else): (its python, environment, directory). Removed after."""
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         pytest.skip("running the reader as another, unprivileged user needs root and setpriv")
-    return ["setpriv", "--reuid", "5555", "--regid", "5555", f"--groups={group}"]
+    home = Path(tempfile.mkdtemp(prefix="fsbarge-reader-"))
+    try:
+        python, env = _interpreter_for_anyone(home)
+        venv = home / "venv"
+        subprocess.run([str(python), "-m", "venv", "--without-pip", str(venv)], check=True, env={**os.environ, **env},
+                       capture_output=True, timeout=300)
+        [site] = venv.glob("lib/python*/site-packages")
+        for dist in _runtime_distributions():
+            for file in dist.files or []:
+                source = Path(str(dist.locate_file(file)))
+                if ".." not in file.parts and source.is_file():  # scripts in bin/ are not needed
+                    (site / file).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(source, site / file)
+        # fsbarge itself from the checkout, as the editable install sees it (migrations included)
+        shutil.copytree(ROOT / "fsbarge", site / "fsbarge")
+        for path in (home, *home.rglob("*")):  # whatever the umask: readable, directories enterable
+            if not path.is_symlink():
+                path.chmod(path.stat().st_mode | (0o555 if path.is_dir() or path.stat().st_mode & 0o100 else 0o444))
+        yield venv / "bin" / "python", env, home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _as_other_user(reader_python: tuple[Path, dict[str, str], Path], *groups: int) -> OtherUser:
+    """The reader: uid/gid READER_UID, member of `groups` only (setpriv drops every capability)."""
+    python, env, home = reader_python
+    prefix = ["setpriv", "--reuid", str(READER_UID), "--regid", str(READER_UID)]
+    prefix.append(f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups")
+    return OtherUser(prefix, python, env, home)
 
 
 @pytest.fixture
@@ -174,17 +281,18 @@ def shared_dir() -> Iterator[Path]:
 
 def _owned_by_daemon(directory: Path, *, writable_group: bool = False) -> None:
     """What the unit sets up: owner fsbarge (uid 4444), group fsbarge (gid 4321), dir 0750, files 0640."""
-    os.chown(directory, 4444, 4321)
+    os.chown(directory, DAEMON_UID, DAEMON_GID)
     directory.chmod(0o770 if writable_group else 0o750)
     for f in directory.iterdir():
-        os.chown(f, 4444, 4321)
+        os.chown(f, DAEMON_UID, DAEMON_GID)
         f.chmod(0o640)
 
 
-def test_a_group_member_reads_the_live_database_of_the_daemon_user(big, shared_dir: Path) -> None:
+def test_a_group_member_reads_the_live_database_of_the_daemon_user(big, shared_dir: Path, reader_python) -> None:
     """The daemon holds the WAL database open and has just written; a QA account in its group, with
-    read permission only, sees every committed record, including the ones still in the WAL."""
-    user = _as_other_user(4321)
+    read permission only, sees every committed record, including the ones still in the WAL. The same
+    account without the group reads nothing: the group is what lets it in."""
+    user = _as_other_user(reader_python, DAEMON_GID)
     live = shared_dir / "state"
     live.mkdir()
     shutil.copy(big[0].removeprefix("sqlite:///"), live / "fsbarge.db")
@@ -198,17 +306,21 @@ def test_a_group_member_reads_the_live_database_of_the_daemon_user(big, shared_d
     writer.commit()
     assert (live / "fsbarge.db-wal").stat().st_size > 0
     _owned_by_daemon(live)
+    url = f"sqlite:///{live / 'fsbarge.db'}"
     try:
-        proc = fsbarge("audit", "list", "--format", "json", "--limit", "2", "--database", f"sqlite:///{live / 'fsbarge.db'}", user=user)
+        proc = fsbarge("audit", "list", "--format", "json", "--limit", "2", "--database", url, user=user)
         assert proc.returncode == 0, proc.stderr
         assert [r["id"] for r in json.loads(proc.stdout)][0] == 99999
+        outsider = fsbarge("audit", "list", "--format", "json", "--database", url, user=_as_other_user(reader_python))
+        assert (outsider.returncode, outsider.stdout) == (1, ""), outsider.stderr
+        assert outsider.stderr.count("\n") == 1 and "ermission denied" in outsider.stderr, outsider.stderr
     finally:
         writer.close()
 
 
-def test_a_read_only_copy_of_a_wal_database_can_be_read(big, shared_dir: Path) -> None:
+def test_a_read_only_copy_of_a_wal_database_can_be_read(big, shared_dir: Path, reader_python) -> None:
     """A copy (WAL mode, no -shm) in a directory the reader may not write: opened as immutable."""
-    user = _as_other_user(4321)
+    user = _as_other_user(reader_python, DAEMON_GID)
     copy = shared_dir / "copy"
     copy.mkdir()
     source = sqlite3.connect(big[0].removeprefix("sqlite:///"))

@@ -206,7 +206,7 @@ def test_a_supervisor_on_one_instances_node_barges_an_agent_on_anothers(nodes, t
     b = instance(tmp_path, "instance-b", "pbx2", one, two, shared_url, monkeypatch)
     try:
         wait_until(lambda: a.daemon.serving() == ["pbx1"] and b.daemon.serving() == ["pbx2"], 15, "one node each")
-        wait_until(lambda: all(s.session is not None for s in (a.daemon.services[0], b.daemon.services[1])), 10, "both connected")
+        wait_until(lambda: all(s.session is not None for s in (a.daemon.services[0], b.daemon.services[1])), what="both connected")
         call = two.place_call("1001", "1000")
         assert a.daemon.tickets is not None
         wait_until(lambda: a.daemon.tickets.agent_node("1000", exclude=["pbx1"]) == "pbx2", 10, "the agent's call in the mirror")
@@ -241,7 +241,7 @@ def test_an_agent_on_another_instances_node_without_an_address_is_target_on_othe
     b = instance(tmp_path, "instance-b", "pbx2", one, two, shared_url, monkeypatch)
     try:
         wait_until(lambda: a.daemon.serving() == ["pbx1"] and b.daemon.serving() == ["pbx2"], 15, "one node each")
-        wait_until(lambda: a.daemon.services[0].session is not None and b.daemon.services[1].session is not None, 10, "both connected")
+        wait_until(lambda: a.daemon.services[0].session is not None and b.daemon.services[1].session is not None, what="both connected")
         two.place_call("1001", "1000")
         wait_until(lambda: a.daemon.tickets.agent_node("1000", exclude=["pbx1"]) == "pbx2", 10, "the agent's call in the mirror")  # type: ignore[union-attr]
         sup = one.dial("1002", "*331000")

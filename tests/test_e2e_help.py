@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fsbarge.sim import FreeSwitchSim
-from tests.e2e import InProcessDaemon, audit_json, cli, wait_until, write_config
+from tests.e2e import WAIT, InProcessDaemon, audit_json, cli, wait_until, write_config
 from tests.sim_fixtures import threaded_sim  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.e2e
@@ -151,7 +151,7 @@ def test_nobody_answering_within_ring_seconds_is_unanswered_and_the_agent_may_as
     sim.press(agent, "*9")
     wait_until(lambda: len(sim.ringing()) == 2, what="both phones ringing")
     rung = sim.ringing()
-    wait_until(lambda: not sim.ringing() and all(sim.channel(u) is None for u in rung), timeout=RING_SECONDS + 5,
+    wait_until(lambda: not sim.ringing() and all(sim.channel(u) is None for u in rung), timeout=RING_SECONDS + WAIT,
                what="the phones to stop ringing after ring_seconds")
     wait_until(lambda: UNANSWERED in sim.tones_mixed_into(agent), what="the agent's help_unanswered tone")
     assert ANSWERED not in sim.tones_mixed_into(agent)
@@ -177,7 +177,7 @@ def test_unreachable_phones_end_unanswered_by_the_daemons_ring_time(sim, daemon,
                what="both originates failed")
     assert {e["result"] for e in sim.originate_log()} == {"-ERR USER_NOT_REGISTERED"}
     assert daemon.service.desk.open  # still waiting for an answer
-    wait_until(lambda: UNANSWERED in sim.tones_mixed_into(call.b_uuid), timeout=RING_SECONDS + 5,
+    wait_until(lambda: UNANSWERED in sim.tones_mixed_into(call.b_uuid), timeout=RING_SECONDS + WAIT,
                what="the help_unanswered tone after ring_seconds")
     assert [r["outcome"] for r in help_list(config)] == ["unanswered"]
 
@@ -230,7 +230,7 @@ def test_an_external_request_rings_the_team_and_is_listed(sim, daemon, config) -
     # the agent's call ends while it rings: the request ends as call_ended, the phones stop
     sim.hangup(call.b_uuid)
     wait_until(lambda: json.loads(cli(config, "help", "list", "--format", "json").stdout)[0]["outcome"] == "call_ended",
-               what="call_ended recorded", timeout=20)
+               what="call_ended recorded")
 
 
 @pytest.mark.parametrize(

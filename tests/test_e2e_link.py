@@ -85,10 +85,10 @@ def test_a_stalled_reply_times_out_and_the_daemon_reconnects(sim, daemon) -> Non
     call = sim.place_call("1001", "1000")
     sim.stall_replies(True)
     sup = sim.dial("1002", "*331000")  # the daemon's sendmsgs get no reply
-    wait_until(lambda: daemon.service.session is None, timeout=10, what="the command timeout to drop the session")
+    wait_until(lambda: daemon.service.session is None, what="the command timeout to drop the session")
     # The daemon closed that connection: FreeSWITCH never runs what it had not read.
     sim.stall_replies(False)
-    daemon.wait_connected(count=2, timeout=10)
+    daemon.wait_connected(count=2)
     # the intervention never started: audited as failed, and the supervisor is not left in park
     wait_until(lambda: sup not in sim_uuids(sim), what="the supervisor hung up")
     wait_until(lambda: mirror(daemon) == sim_uuids(sim) == {call.a_uuid, call.b_uuid}, what="the mirror to settle")
@@ -155,7 +155,7 @@ def test_auth_rejected_then_accepted(sim, tmp_path, logs) -> None:
     with InProcessDaemon(write_config(tmp_path, sim.port)) as d:
         wait_until(lambda: any(l["level"] == "error" for l in lines(logs)), what="the rejection logged")
         sim.reject_auth = False
-        d.wait_connected(timeout=5)
+        d.wait_connected()
     assert "ClueCon" not in logs.getvalue()
 
 
@@ -165,7 +165,7 @@ def test_freeswitch_restart_closes_running_interventions(sim, daemon, tmp_path) 
     wait_until(lambda: sim.eavesdrop_mode(sup) == "listen")
     daemon.wait_idle()
     sim.shutdown_restart()
-    wait_until(lambda: daemon.audit()[0]["outcome"] == "completed", timeout=10, what="the record closed")
+    wait_until(lambda: daemon.audit()[0]["outcome"] == "completed", what="the record closed")
     [rec] = audit_json(tmp_path / "fsbarge.toml")
     assert rec["end_reason"] == "freeswitch_shutdown"
     daemon.wait_connected(count=2)
@@ -216,14 +216,14 @@ def test_a_locked_database_delays_nothing_and_loses_nothing(sim, daemon, tmp_pat
         assert sim.eavesdrop_target(sup) == call.b_uuid
         sim.press(sup, "3")
         wait_until(lambda: sim.eavesdrop_mode(sup) == "barge", what="the DTMF change during the lock")
-        wait_until(lambda: any("database write failed" in l["event"] for l in lines(logs)), timeout=15, what="a retry warning")
+        wait_until(lambda: any("database write failed" in l["event"] for l in lines(logs)), what="a retry warning")
         assert daemon.daemon.journal.backlog >= 2  # decided, journaled, not yet in the database
     finally:
         release()
-    wait_until(lambda: not daemon.daemon.journal.unshipped(1), timeout=15, what="the journal shipped")
+    wait_until(lambda: not daemon.daemon.journal.unshipped(1), what="the journal shipped")
     [rec] = daemon.audit()
     assert [(m["mode"], m["source"]) for m in rec["modes"]] == [("listen", "feature_code"), ("barge", "dtmf")]
-    wait_until(lambda: mirror(daemon) == sim_uuids(sim), timeout=15, what="the mirror caught up")
+    wait_until(lambda: mirror(daemon) == sim_uuids(sim), what="the mirror caught up")
 
 
 @pytest.mark.postgresql

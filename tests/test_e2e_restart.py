@@ -28,7 +28,7 @@ def record(config: Path) -> dict:
 
 def start(config: Path, tmp: Path, sim: FreeSwitchSim, clients: int) -> DaemonProcess:
     d = DaemonProcess(config, tmp / "daemon.log")
-    sim.wait_for(lambda: sum(1 for c in sim.clients() if c.events) >= clients, timeout=20)
+    sim.wait_for(lambda: sum(1 for c in sim.clients() if c.events) >= clients)
     return d
 
 
@@ -39,21 +39,21 @@ def test_sigkill_mid_intervention_reattaches_and_closes_on_hangup(sim, tmp_path,
     sup = sim.dial("1002", "*331000")
     sim.wait_for(lambda: sim.eavesdrop_mode(sup) == "listen")
     sim.press(sup, "2")
-    wait_until(lambda: [m["mode"] for m in record(config)["modes"]] == ["listen", "whisper"], timeout=10)
+    wait_until(lambda: [m["mode"] for m in record(config)["modes"]] == ["listen", "whisper"])
     first.kill()
-    sim.wait_for(lambda: not sim.clients(), timeout=10)
+    sim.wait_for(lambda: not sim.clients())
     sim.press(sup, "3")  # pressed while the daemon is dead: no trace reaches the audit
     assert sim.eavesdrop_mode(sup) == "barge"
 
     second = start(config, tmp_path, sim, 1)
     # the daemon re-asserts the mode it had recorded
-    sim.wait_for(lambda: sim.eavesdrop_mode(sup) == "whisper", timeout=20)
-    rec = wait_until(lambda: (r := record(config))["modes"][-1]["source"] == "reattach" and r, timeout=10)
+    sim.wait_for(lambda: sim.eavesdrop_mode(sup) == "whisper")
+    rec = wait_until(lambda: (r := record(config))["modes"][-1]["source"] == "reattach" and r)
     assert rec["outcome"] == "active" and rec["target_uuid"] == call.b_uuid
     assert [(m["mode"], m["source"]) for m in rec["modes"]] == [("listen", "feature_code"), ("whisper", "dtmf"), ("whisper", "reattach")]
 
     sim.hangup(sup)
-    rec = wait_until(lambda: (r := record(config))["outcome"] == "completed" and r, timeout=10)
+    rec = wait_until(lambda: (r := record(config))["outcome"] == "completed" and r)
     assert rec["end_reason"] == "supervisor_hangup"
     assert second.terminate() == 0
 
@@ -64,13 +64,13 @@ def test_supervisor_hangs_up_while_the_daemon_is_down(sim, tmp_path, daemon_db_u
     sim.place_call("1001", "1000")
     sup = sim.dial("1002", "*351000")
     sim.wait_for(lambda: sim.eavesdrop_mode(sup) == "barge")
-    wait_until(lambda: record(config)["modes"], timeout=10)
+    wait_until(lambda: record(config)["modes"])
     first.kill()
-    sim.wait_for(lambda: not sim.clients(), timeout=10)
+    sim.wait_for(lambda: not sim.clients())
     sim.hangup(sup)
 
     second = start(config, tmp_path, sim, 1)
-    rec = wait_until(lambda: (r := record(config))["outcome"] == "completed" and r, timeout=20)
+    rec = wait_until(lambda: (r := record(config))["outcome"] == "completed" and r)
     assert rec["end_reason"] == "daemon_restart"
     # the best end known: not before the last thing recorded, not after the restart
     assert rec["ended_at"] >= rec["modes"][-1]["at"]

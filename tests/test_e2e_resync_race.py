@@ -49,9 +49,9 @@ def test_a_feature_code_dialled_in_the_resync_window_is_served(sim: FreeSwitchSi
     with d:
         d.wait_connected()
         [sup] = dialled
-        wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", timeout=10, what="the supervisor connected")
+        wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", what="the supervisor connected")
         assert sim.eavesdrop_target(sup) == call.b_uuid
-        rec = wait_until(lambda: (r := audit_json(config)) and r[0]["modes"] and r[0], timeout=10, what="the record")
+        rec = wait_until(lambda: (r := audit_json(config)) and r[0]["modes"] and r[0], what="the record")
         assert (rec["outcome"], rec["target_uuid"], rec["modes"][0]["mode"]) == ("active", call.b_uuid, "listen")
 
 
@@ -62,12 +62,12 @@ def test_freeswitch_and_the_daemon_restarting_together_is_a_freeswitch_shutdown(
         first.wait_connected()
         sup = sim.dial("1002", "*331000")
         wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", what="eavesdrop running")
-        wait_until(lambda: (r := audit_json(config)) and r[0]["modes"], timeout=10, what="the record")
+        wait_until(lambda: (r := audit_json(config)) and r[0]["modes"], what="the record")
     # the daemon stopped (its records stay open, as after a kill) and FreeSWITCH restarts meanwhile
     sim.shutdown_restart()
     second = InProcessDaemon(config)
     in_the_window(second, sim.heartbeat, "HEARTBEAT")  # an event of the new core before the resync
     with second:
         second.wait_connected()
-        rec = wait_until(lambda: (r := audit_json(config))[0]["outcome"] == "completed" and r[0], timeout=10, what="closed")
+        rec = wait_until(lambda: (r := audit_json(config))[0]["outcome"] == "completed" and r[0], what="closed")
     assert rec["end_reason"] == "freeswitch_shutdown"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fsbarge.sim import FreeSwitchSim
-from tests.e2e import DaemonProcess, InProcessDaemon, cli, wait_until, write_config
+from tests.e2e import WAIT, DaemonProcess, InProcessDaemon, cli, wait_until, write_config
 from tests.sim_fixtures import sim  # noqa: F401  (fixture)
 from tests.webhook_receiver import Receiver
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 SECRET = "crm-shared-secret-0123456789"
 
 
-def webhook_config(tmp: Path, port: int, url: str, database_url: str, timeout: float = 2.0) -> Path:
+def webhook_config(tmp: Path, port: int, url: str, database_url: str, timeout: float = WAIT) -> Path:
     extra = f'[[webhooks]]\nurl = "{url}"\nsecret_env = "FSBARGE_TEST_HOOK_SECRET"\ntimeout = {timeout}\n'
     return write_config(tmp, port, extra=extra, database_url=database_url)
 
@@ -49,7 +49,7 @@ def test_an_intervention_and_a_refusal_reach_the_receiver_signed_and_in_order(si
             intervention(sim, d.wait_idle)
             refused = sim.dial("1001", "*331000")  # 1001 is nobody's supervisor
             wait_until(lambda: sim.channel(refused) is None, what="the refused caller hung up")
-            wait_until(lambda: len(rx.accepted()) == 5, timeout=10, what="five webhooks")
+            wait_until(lambda: len(rx.accepted()) == 5, what="five webhooks")
             d.settle()
         got = rx.requests
         assert all(r["signature_ok"] and r["path"] == "/hooks/fsbarge" for r in got)
@@ -86,9 +86,9 @@ def test_kill_9_with_deliveries_pending_delivers_them_after_the_restart_with_the
 ) -> None:
     sim = threaded_sim
     with Receiver(SECRET, behaviour="hang") as rx:  # the first POST never gets an answer
-        config = webhook_config(tmp_path, sim.port, rx.url, daemon_db_url, timeout=60.0)
+        config = webhook_config(tmp_path, sim.port, rx.url, daemon_db_url, timeout=WAIT)
         first = DaemonProcess(config, tmp_path / "daemon.log")
-        sim.wait_for(lambda: any(c.events for c in sim.clients()), timeout=20)
+        sim.wait_for(lambda: any(c.events for c in sim.clients()))
         sim.place_call("1001", "1000")
         sup = sim.dial("1002", "*331000")
         sim.wait_for(lambda: sim.eavesdrop_mode(sup) == "listen")
@@ -99,7 +99,7 @@ def test_kill_9_with_deliveries_pending_delivers_them_after_the_restart_with_the
         def queued() -> list[dict]:
             return json.loads(cli(config, "webhooks", "list", "--format", "json").stdout)
 
-        wait_until(lambda: len(queued()) == 4 and rx.requests, timeout=20, what="four queued, the first in flight")
+        wait_until(lambda: len(queued()) == 4 and rx.requests, what="four queued, the first in flight")
         hung = rx.requests[0]
         assert hung["event"] == "intervention.started"
         first.kill()  # kill -9 while the first POST waits for its answer
@@ -108,7 +108,7 @@ def test_kill_9_with_deliveries_pending_delivers_them_after_the_restart_with_the
         rx.release.set()
         with InProcessDaemon(config) as d:
             d.wait_connected()
-            wait_until(lambda: len(rx.accepted()) == 4, timeout=15, what="the four webhooks after the restart")
+            wait_until(lambda: len(rx.accepted()) == 4, what="the four webhooks after the restart")
         delivered = rx.accepted()
         assert [r["event"] for r in delivered] == [
             "intervention.started", "intervention.mode_changed", "intervention.mode_changed", "intervention.ended"]
@@ -130,7 +130,7 @@ def test_a_refused_key_is_a_mode_change_the_receiver_hears_about(sim, tmp_path: 
             wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", what="barge undone")
             d.wait_idle()
             sim.hangup(sup)
-            wait_until(lambda: len(rx.accepted()) == 4, timeout=10, what="four webhooks")
+            wait_until(lambda: len(rx.accepted()) == 4, what="four webhooks")
         events = [(r["event"], r["json"]["intervention"]["modes"][-1:] and r["json"]["intervention"]["modes"][-1].get("refused", False))
                   for r in rx.accepted()]
         assert events[0] == ("intervention.started", [])

@@ -32,3 +32,21 @@ def test_the_checker_can_fail() -> None:
     assert effective([("listen", "start"), ("barge", "dtmf"), ("whisper", "command")]) == ["listen", "barge", "whisper"]
     # two refused keys in a row, undone by one command
     assert effective([("listen", "start"), ("barge", "dtmf"), ("customer_whisper", "dtmf"), ("listen", "command")]) == ["listen"]
+
+
+def test_a_journaled_mode_freeswitch_left_is_forgiven_only_when_the_daemon_died_before_re_asserting_it() -> None:
+    """A key crossed a re-attach command on the wire (FreeSWITCH: the key's mode, then the command's);
+    the daemon journaled the key and was killed before its re-assert got out, and the supervisor left
+    while it was down. The record's last mode is what the daemon decided, not what FreeSWITCH did."""
+    truth = {"end": "star", "modes": [("barge", "start"), ("listen", "dtmf"), ("listen", "command"),
+                                      ("customer_whisper", "dtmf"), ("listen", "command")]}
+    rec = {"outcome": "completed", "end_reason": "supervisor_left", "modes": [
+        {"mode": m, "source": s} for m, s in [("barge", "feature_code"), ("listen", "dtmf"), ("listen", "reattach"),
+                                              ("customer_whisper", "dtmf")]]}
+    campaign = Campaign.__new__(Campaign)  # the checker only: no simulator
+    campaign.unseen_keys, campaign.unseen_end, campaign.unseen_start, campaign.unasserted = {}, set(), set(), {}
+    assert campaign.judge("sup", rec, truth) == "modes ['barge', 'listen', 'customer_whisper'], FreeSWITCH applied ['barge', 'listen']"
+    campaign.unasserted = {"sup": "customer_whisper"}  # journaled last, FreeSWITCH in listen, when it was killed
+    assert campaign.judge("sup", rec, truth) is None
+    rec["modes"].append({"mode": "whisper", "source": "dtmf"})  # anything else is still wrong
+    assert campaign.judge("sup", rec, truth) is not None

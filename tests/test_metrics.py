@@ -23,7 +23,7 @@ from fsbarge.metrics import start_metrics
 from fsbarge.sim import FreeSwitchSim
 from fsbarge.store import ChannelStore
 from tests.audit_fill import fill, plan
-from tests.e2e import ROOT, wait_until, write_config
+from tests.e2e import ROOT, WAIT, wait_until, write_config
 from tests.sim_fixtures import threaded_sim  # noqa: F401  (fixture)
 
 BASE = '[[freeswitch]]\nname = "pbx1"\nhost = "127.0.0.1"\nport = 8021\npassword = "x"\n[[teams]]\nname = "t"\nagents = ["1000"]\nsupervisors = ["1002"]\n'
@@ -112,13 +112,13 @@ def test_fsbarge_run_serves_metrics_while_connected(tmp_path: Path, threaded_sim
             except OSError:
                 return False
 
-        wait_until(up, timeout=30, what="fsbarge_up{node=pbx1} == 1")
+        wait_until(up, what="fsbarge_up{node=pbx1} == 1")
         threaded_sim.place_call("1001", "1000")
-        wait_until(lambda: scrape(port)[("fsbarge_live_channels", (("node", "pbx1"),))] >= 2, timeout=10, what="live channels")
+        wait_until(lambda: scrape(port)[("fsbarge_live_channels", (("node", "pbx1"),))] >= 2, what="live channels")
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=WAIT)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

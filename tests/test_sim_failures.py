@@ -10,6 +10,7 @@ import gevent
 import pytest
 
 from fsbarge.sim import FreeSwitchSim, malformed
+from tests.e2e import WAIT
 from tests.sim_fixtures import (  # noqa: F401
     EslClient, disconnect_notice, drop_connections, esl_client, named, parse_plain, restart_freeswitch,
     send_garbage, sim, sim_disconnect_on_command, sim_refusing, sim_reject_auth, sim_stalled, threaded_sim,
@@ -96,7 +97,7 @@ def test_refusing_keeps_existing_connections(sim: FreeSwitchSim, esl_client) -> 
         sim.refuse_connections = False
 
 
-def read_raw_until(client: EslClient, needle: bytes, timeout: float = 5.0) -> bytes:
+def read_raw_until(client: EslClient, needle: bytes, timeout: float = WAIT) -> bytes:
     """Raw bytes from the socket, unparsed (garbage may not be parseable at all)."""
     data = b""
     with gevent.Timeout(timeout, TimeoutError("bytes did not arrive")):
@@ -170,7 +171,7 @@ def test_freeswitch_restart(sim: FreeSwitchSim, esl_client, restart_freeswitch) 
 def test_threaded_sim_serves_a_blocking_stdlib_client(threaded_sim: FreeSwitchSim) -> None:
     """With threaded=True the simulator keeps serving while this thread blocks in recv()."""
     sim = threaded_sim
-    s = stdlib_socket.create_connection((sim.host, sim.port), timeout=5)
+    s = stdlib_socket.create_connection((sim.host, sim.port), timeout=WAIT)
     buf = b""
 
     def frame() -> tuple[dict, bytes]:

@@ -20,6 +20,7 @@ from pathlib import Path
 import gevent
 
 from fsbarge.sim import FreeSwitchSim
+from tests.e2e import WAIT
 from tests.sim_fixtures import EslClient, PlainEvent, named, parse_plain, sim, split_frames  # noqa: F401
 
 HERE = Path(__file__).resolve().parent / "fixtures" / "realfs-captures"
@@ -104,7 +105,7 @@ def test_star_9_bound_on_the_callers_leg_fires_the_custom_event_like_the_real_fr
     assert sim.meta_bindings(customer, sent=True) == {"9": "event::Event-Name=CUSTOM,Event-Subclass=fsbarge::help"}
     sim.press(agent, "*9")
     custom = mon.wait_event(lambda e: e.name == "CUSTOM")
-    mon.wait_event(named("CHANNEL_EXECUTE_COMPLETE", agent), timeout=2)
+    mon.wait_event(named("CHANNEL_EXECUTE_COMPLETE", agent))
     cap_events, cap_roles = captured("help-request-answered")
     bind, done = ("CHANNEL_EXECUTE", "customer", "bind_meta_app"), ("CHANNEL_EXECUTE_COMPLETE", "agent", "event")
     cap_steps = steps(cap_events, cap_roles)
@@ -202,7 +203,7 @@ def test_originate_rings_until_answered_then_parks_like_the_real_freeswitch(sim:
 def test_nobody_answering_is_no_answer_after_originate_timeout_like_the_real_freeswitch(sim: FreeSwitchSim) -> None:
     mon = monitor(sim)
     mon.command(originate(timeout=1))
-    mon.wait_event(named("CHANNEL_DESTROY", SUP_LEG), timeout=5)
+    mon.wait_event(named("CHANNEL_DESTROY", SUP_LEG))
     cap_events, cap_roles = captured("help-request-unanswered")
     want = steps([e for e in cap_events if cap_roles.get(e.get("Unique-ID") or "") == "supervisor"
                   or e.name == "BACKGROUND_JOB"], cap_roles)
@@ -245,5 +246,5 @@ def test_api_originate_blocks_until_the_phone_answers(sim: FreeSwitchSim) -> Non
     mon = monitor(sim)
     answerer = gevent.spawn(lambda: (sim.wait_for(lambda: sim.ringing("1012")), sim.answer(SUP_LEG)))
     assert mon.api(originate().replace("bgapi ", "", 1)) == f"+OK {SUP_LEG}\n"
-    answerer.join(timeout=5)
+    answerer.join(timeout=WAIT)
     assert sim.channel(SUP_LEG).parked

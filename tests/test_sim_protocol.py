@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from pathlib import Path
 
 import pytest
 
 from fsbarge.sim import FreeSwitchSim
 from fsbarge.sim.wire import CommandReader, url_encode
+from tests.e2e import WAIT
 from tests.sim_fixtures import EslClient, esl_client, named, sim, split_frames  # noqa: F401
-from tests.test_sim_fidelity import CAPTURES, load_events
+from tests.captures import captures  # noqa: F401  (fixture)
 
 GOODBYE = b"Content-Type: text/disconnect-notice\nContent-Length: 67\n\nDisconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
 
@@ -112,8 +114,10 @@ def test_event_plain_framing_and_url_encoding(sim: FreeSwitchSim, esl_client) ->
 
 
 @pytest.mark.parametrize("scenario", ["03-barge-esl-park-sendmsg", "07-dtmf-delivery-variants"])
-def test_url_encoding_reproduces_every_captured_value(scenario: str) -> None:
+def test_url_encoding_reproduces_every_captured_value(scenario: str, captures: Path) -> None:  # noqa: F811
     """url_encode(decoded value) gives back the captured bytes for every header FreeSWITCH sent."""
+    from tests.test_sim_fidelity import load_events  # reads the captures on import
+
     seen = 0
     for ev in load_events(scenario):
         for line in ev.raw.decode().partition("\n\n")[0].split("\n"):
@@ -144,18 +148,18 @@ def test_api_status_and_empty_show_channels(sim: FreeSwitchSim, esl_client) -> N
     assert c.api("version") == "FreeSWITCH Version 1.11.1-release~64bit ( 64bit)\n"
 
 
-def test_show_channels_with_a_bridged_call_matches_the_captured_shape(sim: FreeSwitchSim, esl_client) -> None:
+def test_show_channels_with_a_bridged_call_matches_the_captured_shape(sim: FreeSwitchSim, esl_client, captures: Path) -> None:  # noqa: F811
     c = esl_client(events=None)
     call = sim.place_call("1001", "1000")
     body = c.api("show channels as json")
-    captured = json.loads((CAPTURES / "02-barge-dialplan-dtmf" / "show_channels_as_json_bridged.json").read_text())
+    captured = json.loads((captures / "02-barge-dialplan-dtmf" / "show_channels_as_json_bridged.json").read_text())
     got = json.loads(body)
     assert [list(r) for r in got["rows"]] == [list(r) for r in captured["rows"]]
     assert [r["uuid"] for r in got["rows"]] == [call.a_uuid, call.b_uuid]
     assert got["rows"][0]["application"] == "bridge" and got["rows"][0]["application_data"] == "user/1000@127.0.0.1"
     assert got["rows"][1]["presence_id"] == "1000@127.0.0.1" and got["rows"][1]["name"].startswith("sofia/internal/gw%2B1000@")
     calls = json.loads(c.api("show calls as json"))
-    cap_calls = json.loads((CAPTURES / "02-barge-dialplan-dtmf" / "show_calls_as_json_bridged.json").read_text())
+    cap_calls = json.loads((captures / "02-barge-dialplan-dtmf" / "show_calls_as_json_bridged.json").read_text())
     assert list(calls["rows"][0]) == list(cap_calls["rows"][0]) and calls["rows"][0]["b_uuid"] == call.b_uuid
 
 
@@ -305,7 +309,7 @@ def test_standalone_command_line_simulator() -> None:
         assert park["variable_fsbarge_mode"] == "barge"
         proc.stdin.write("quit\n")
         proc.stdin.flush()
-        assert proc.wait(timeout=10) == 0
+        assert proc.wait(timeout=WAIT) == 0
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -23,7 +23,7 @@ from fsbarge.cli import main
 from fsbarge.sim import FreeSwitchSim
 from fsbarge.status import EXIT, HEARTBEAT_STALE_SECONDS, assess
 from fsbarge.store import AuditStore, ChannelStore
-from tests.e2e import ROOT, InProcessDaemon, cli, wait_until, write_config
+from tests.e2e import ROOT, WAIT, InProcessDaemon, cli, wait_until, write_config
 from tests.sim_fixtures import sim  # noqa: F401  (fixture)
 
 NOW = 1_800_000_000.0
@@ -224,7 +224,7 @@ def test_watch_redraws_until_interrupted(left_behind) -> None:
                 frames += line.startswith("fsbarge status at ")
         assert frames == 2
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == EXIT["not_running"]
+        assert proc.wait(timeout=WAIT) == EXIT["not_running"]
     finally:
         if proc.poll() is None:
             proc.kill()

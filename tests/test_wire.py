@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fsbarge.events import from_plain
 from fsbarge.wire import BadFrame, Frame, FrameReader, ProtocolError, decode, parse_plain
-from tests.captures import captures_dir
+from tests.captures import captures  # noqa: F401  (fixture)
 
 
 def event_frame(body: bytes) -> bytes:
@@ -87,17 +89,22 @@ def test_reply_and_api_frames() -> None:
     assert isinstance(api, Frame) and api.body == b'{"row_count": 0}\n'
 
 
-_CAPTURE = (captures_dir() / "03-barge-esl-park-sendmsg" / "events-plain.raw").read_bytes()[:60000]
-_WHOLE = [(f.headers, f.body) for f in FrameReader().feed(_CAPTURE) if isinstance(f, Frame)]
+@pytest.fixture(scope="module")
+def stream(captures: Path) -> tuple[bytes, list]:  # noqa: F811
+    """60 kB of capture 03's event stream, and its frames read in one go."""
+    data = (captures / "03-barge-esl-park-sendmsg" / "events-plain.raw").read_bytes()[:60000]
+    return data, [(f.headers, f.body) for f in FrameReader().feed(data) if isinstance(f, Frame)]
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(min_value=1, max_value=len(_CAPTURE) - 1), max_size=40))
-def test_any_split_of_the_stream_gives_the_same_frames(cuts: list[int]) -> None:
+@given(data=st.data())
+def test_any_split_of_the_stream_gives_the_same_frames(stream: tuple[bytes, list], data: st.DataObject) -> None:
+    capture, whole = stream
+    cuts = data.draw(st.lists(st.integers(min_value=1, max_value=len(capture) - 1), max_size=40))
     reader = FrameReader()
     out = []
     prev = 0
-    for cut in sorted(set(cuts)) + [len(_CAPTURE)]:
-        out += [(f.headers, f.body) for f in reader.feed(_CAPTURE[prev:cut]) if isinstance(f, Frame)]
+    for cut in sorted(set(cuts)) + [len(capture)]:
+        out += [(f.headers, f.body) for f in reader.feed(capture[prev:cut]) if isinstance(f, Frame)]
         prev = cut
-    assert out == _WHOLE
+    assert out == whole

@@ -26,6 +26,9 @@ from .server import EslServer
 from .wire import DISCONNECT_MESSAGE, Command, Event, disconnect_notice
 
 T = TypeVar("T")
+# The waiters' default bound: they return as soon as their condition holds, so it only matters when
+# the condition never comes, and must leave room for a loaded machine (tests run beside other work).
+WAIT = 60.0
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,7 @@ class FreeSwitchSim:
         self._changed()
 
     # -- waiters -----------------------------------------------------------------------------
-    def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0) -> T:
+    def wait_for(self, predicate: Callable[[], T], timeout: float = WAIT) -> T:
         """Wait until predicate() is truthy (checked after every change); TimeoutError otherwise."""
         deadline = time.monotonic() + timeout
         while True:
@@ -206,7 +209,7 @@ class FreeSwitchSim:
             else:
                 change.wait(remaining)
 
-    def wait_for_command(self, predicate: Callable[[str], bool], timeout: float = 5.0,
+    def wait_for_command(self, predicate: Callable[[str], bool], timeout: float = WAIT,
                          start: int = 0) -> tuple[int, str]:
         """First received (connection id, command text) from index ``start`` that matches."""
 
@@ -219,7 +222,7 @@ class FreeSwitchSim:
         return self.wait_for(find, timeout)
 
     def wait_for_event(self, name: str | None = None, predicate: Callable[[Event], bool] | None = None,
-                       timeout: float = 5.0, start: int = 0) -> Event:
+                       timeout: float = WAIT, start: int = 0) -> Event:
         """First fired event from index ``start`` with this Event-Name that matches."""
 
         def find() -> Event | None:
@@ -231,7 +234,7 @@ class FreeSwitchSim:
         return self.wait_for(find, timeout)
 
     def wait_for_clients(self, count: int = 1, authed: bool = True, subscribed: bool = False,
-                         timeout: float = 5.0) -> list[ClientInfo]:
+                         timeout: float = WAIT) -> list[ClientInfo]:
         def enough() -> list[ClientInfo] | None:
             cl = [c for c in self.clients() if (c.authed or not authed) and (c.events or c.all_events or not subscribed)]
             return cl if len(cl) >= count else None

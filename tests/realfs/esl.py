@@ -15,6 +15,8 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tests.e2e import WAIT
+
 
 class EslError(AssertionError):
     """A command failed or a wait timed out (an assertion: the test fails with this one line)."""
@@ -76,7 +78,7 @@ class Esl:
     """An authenticated inbound connection: ``api``, ``sendmsg``, and the events it is subscribed to."""
 
     def __init__(self, port: int, password: str, *, events: str | None = None, keep_raw: bool = False,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = WAIT) -> None:
         self.port = port
         self.timeout = timeout
         self.keep_raw = keep_raw
@@ -162,12 +164,12 @@ class Esl:
                     self.sock.sendall(b"exit\n\n")
             except OSError:
                 pass
-        self._reader.join(timeout=5)
+        self._reader.join(timeout=WAIT)
         self.sock.close()
 
     # -- waiting for events ---------------------------------------------------------------------
     def wait_event(self, pred: Callable[[Event], bool], what: str, *, start: int = 0,
-                   timeout: float = 15.0) -> Event:
+                   timeout: float = WAIT) -> Event:
         """The first event from index ``start`` for which ``pred`` holds; fails after ``timeout``."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -183,7 +185,7 @@ class Esl:
                 self._cond.wait(left)
 
 
-def wait_until(predicate: Callable[[], object], what: str, timeout: float = 15.0, interval: float = 0.05) -> object:
+def wait_until(predicate: Callable[[], object], what: str, timeout: float = WAIT, interval: float = 0.05) -> object:
     """Poll ``predicate`` (a real process's progress) until truthy; fail with one line after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:

@@ -21,6 +21,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.e2e import WAIT
+
 from .esl import Esl, EslError, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +87,7 @@ class FreeSwitch:
     def log_file(self) -> Path:
         return self.dirs["log"] / "freeswitch.log"
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 2 * WAIT) -> None:
         args = [self.binary, "-nf", "-nc", "-nonat"]
         for d in ("conf", "log", "run", "db", "temp", "storage", "cache", "recordings", "sounds", "scripts"):
             args += [f"-{d}", str(self.dirs[d])]
@@ -118,10 +120,10 @@ class FreeSwitch:
             return
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=WAIT)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(timeout=10)
+            proc.wait(timeout=WAIT)
 
 
 # -- the PBX under test -----------------------------------------------------------------------------

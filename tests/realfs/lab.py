@@ -21,6 +21,8 @@ from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.e2e import WAIT
+
 from .audio import RATE, heard, read_samples, samples_written, seconds_heard
 from .esl import Esl, EslError, Event, wait_until
 from .freeswitch import (
@@ -126,7 +128,7 @@ class Lab:
         self.phones.start()
         self.ctl = self.pbx.connect()
         self.ph = self.phones.connect(events="CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE BACKGROUND_JOB")
-        wait_until(self._all_registered, "every phone to register with the PBX", 30)
+        wait_until(self._all_registered, "every phone to register with the PBX")
         self._start_daemon()
 
     def _all_registered(self) -> bool:
@@ -202,7 +204,7 @@ modes = ["listen", "whisper"]
                 raise EslError(f"fsbarge exited at start: {self.daemon_log.read_text()[-500:]}")
             return self.daemon_log.read_bytes().count(b"resynced from show channels") >= (2 if self.pbx2 else 1)
 
-        wait_until(resynced, "fsbarge to connect to the PBX and resync", 30)
+        wait_until(resynced, "fsbarge to connect to the PBX and resync")
 
     def stop(self) -> None:
         for closer in (self.ph, self.ctl, self.ctl2):
@@ -211,10 +213,10 @@ modes = ["listen", "whisper"]
         if self.daemon is not None and self.daemon.poll() is None:
             self.daemon.send_signal(signal.SIGTERM)
             try:
-                self.daemon.wait(timeout=15)
+                self.daemon.wait(timeout=WAIT)
             except subprocess.TimeoutExpired:
                 self.daemon.kill()
-                self.daemon.wait(timeout=5)
+                self.daemon.wait(timeout=WAIT)
         self.phones.stop()
         self.pbx.stop()
         if self.pbx2 is not None:
@@ -233,7 +235,7 @@ modes = ["listen", "whisper"]
     def record_of(self, sup_pbx_uuid: str) -> dict | None:
         return next((r for r in self.audit() if r["supervisor_uuid"] == sup_pbx_uuid), None)
 
-    def wait_record(self, sup_pbx_uuid: str, what: str, pred, timeout: float = 15.0) -> dict:
+    def wait_record(self, sup_pbx_uuid: str, what: str, pred, timeout: float = WAIT) -> dict:
         return wait_until(lambda: (r := self.record_of(sup_pbx_uuid)) is not None and pred(r) and r,
                           f"the audit record to show {what}", timeout, interval=0.1)  # type: ignore[return-value]
 
@@ -298,7 +300,7 @@ modes = ["listen", "whisper"]
                     return row["uuid"]
             return None
 
-        return wait_until(find, f"the PBX leg of the {leg.role}'s SIP dialog", 10)  # type: ignore[return-value]
+        return wait_until(find, f"the PBX leg of the {leg.role}'s SIP dialog")  # type: ignore[return-value]
 
     def press(self, leg: Leg, digit: str) -> None:
         """The phone sends an RFC 2833 telephone-event."""
@@ -339,7 +341,7 @@ modes = ["listen", "whisper"]
             rows = json.loads(self.ctl.api("show channels as json")).get("rows", [])  # type: ignore[union-attr]
             return any(r["uuid"] == pbx_leg and r.get("callstate") == want for r in rows)
 
-        wait_until(callstate, f"the PBX to show the {leg.role}'s leg {want}", 10)
+        wait_until(callstate, f"the PBX to show the {leg.role}'s leg {want}")
 
     # -- hearing ------------------------------------------------------------------------------------
     def listen_window(self, legs: list[Leg], since: float | None = None) -> dict[str, array]:
@@ -356,9 +358,9 @@ modes = ["listen", "whisper"]
         need = int(WINDOW * RATE)
         lagging = lambda: [leg.role for leg in legs if samples_written(leg.recording) < starts[leg.uuid] + need]  # noqa: E731
         try:
-            wait_until(lambda: not lagging(), "audio", 10)
+            wait_until(lambda: not lagging(), "audio")
         except EslError:
-            raise EslError(f"no audio recorded by {', '.join(lagging())} within 10 s (no RTP from the PBX?)") from None
+            raise EslError(f"no audio recorded by {', '.join(lagging())} within {WAIT:.0f} s (no RTP from the PBX?)") from None
         return {leg.role: read_samples(leg.recording, starts[leg.uuid], need) for leg in legs}
 
     def assert_hearing(self, legs: list[Leg], expected: dict[str, set[str]], context: str,
@@ -400,7 +402,7 @@ modes = ["listen", "whisper"]
                 ctl.api("hupall NORMAL_CLEARING", check=False)
         self.wait_pbx_idle()
 
-    def wait_pbx_idle(self, timeout: float = 15.0) -> None:
+    def wait_pbx_idle(self, timeout: float = WAIT) -> None:
         """Every channel of the PBX (and of the second one, if any) has ended."""
         for ctl in (self.ctl, self.ctl2):
             if ctl is not None:

@@ -95,7 +95,7 @@ def test_the_agents_call_ending_on_pbx2_ends_the_supervisors_call_on_pbx1(lab: L
     assert record["end_reason"] == "call_ended"
     assert lab.ctl is not None
     wait_until(lambda: lab.ctl.api(f"uuid_exists {sup_pbx1}").strip() == "false",  # type: ignore[union-attr]
-               "the supervisor's call on pbx1 to end", 15)
+               "the supervisor's call on pbx1 to end")
     # pbx2 played the end tone to its leg from pbx1 before hanging it up: it crossed to the phone
     lab.ended(sup)
     got = lab.heard_seconds(sup, TONES)

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.e2e import WAIT
+
 from .audio import heard
 from .esl import Esl, EslError, wait_until
 from .freeswitch import AGENT2, AGENT3, PHONE_TONES, SUP, SUP3
@@ -75,7 +77,7 @@ def test_star_9_rings_the_supervisor_who_answers_and_whispers_to_the_agent_only(
         "agent": {"customer", "supervisor"}, "customer": {"agent"}, "supervisor": {"agent", "customer"},
     }, "help request answered: whisper")
     [req] = wait_until(lambda: [r for r in help_requests(lab) if r["outcome"] == "answered"] or None,
-                       "the help request recorded as answered", 15)
+                       "the help request recorded as answered")
     assert (req["agent"], req["agent_uuid"], req["answered_by"], req["source"]) == (AGENT3, call.pbx_agent_uuid, SUP3, "phone")
     assert req["intervention_id"] == record["id"] and record["help_request_id"] == req["id"]
     assert req["customer"] == "5550004444"
@@ -100,7 +102,7 @@ def test_star_9_nobody_answers_the_request_ends_after_ring_seconds_with_the_othe
         assert (rung.get("Caller-Caller-ID-Name"), rung.get("Caller-Caller-ID-Number")) == (f"Help {AGENT3}", AGENT3)
         # ... and stops after ring_seconds, never answered
         lab.ph.wait_event(lambda e: e.name == "CHANNEL_HANGUP_COMPLETE" and e.get("Unique-ID") == rung["Unique-ID"],
-                          "the supervisor's phone to stop ringing", start=start, timeout=HELP_RING_SECONDS + 10)
+                          "the supervisor's phone to stop ringing", start=start, timeout=HELP_RING_SECONDS + WAIT)
         rang_for = time.monotonic() - asked
         heard_now = agent_hears(lab, call, "help unanswered")
     finally:
@@ -109,7 +111,7 @@ def test_star_9_nobody_answers_the_request_ends_after_ring_seconds_with_the_othe
     assert not [e for e in lab.ph.events[start:] if e.name == "CHANNEL_ANSWER" and e.get("Unique-ID") == rung["Unique-ID"]]
     assert heard_now == {"customer", "help_unanswered"}
     [req] = wait_until(lambda: [r for r in help_requests(lab) if r["agent_uuid"] == call.pbx_agent_uuid
-                                and r["outcome"] is not None] or None, "the help request recorded as ended", 15)
+                                and r["outcome"] is not None] or None, "the help request recorded as ended")
     assert (req["outcome"], req["answered_by"], req["intervention_id"], req["source"]) == ("unanswered", None, None, "phone")
     assert req["customer"] == "5550004444"
     assert not [r for r in lab.audit() if r.get("help_request_id") == req["id"]]  # nobody intervened
@@ -131,8 +133,8 @@ def test_an_agent_with_star_9_keeps_the_stock_star_keys(idle: Lab) -> None:
         def transfer_menu(start: int) -> bool:
             try:
                 capture.wait_event(lambda e: e.name == "CHANNEL_EXECUTE" and e.get("Application") == "execute_extension"
-                                   and (e.get("Application-Data") or "").startswith("dx "), "*1", start=start, timeout=3)
-            except EslError:  # not within 3 s
+                                   and (e.get("Application-Data") or "").startswith("dx "), "*1", start=start)
+            except EslError:  # not within WAIT
                 return False
             return True
 

@@ -126,7 +126,7 @@ def test_attended_transfer_to_the_agent(lab: Lab, rec: Recorder) -> None:
     # the transfer is complete once att_xfer has bridged the customer to 1000 (uuid_bridge): a barge
     # before that would find the agent still talking to 1004
     wait_until(lambda: lab.ctl.api(f"uuid_getvar {call.pbx_customer_uuid} bridge_to", check=False).strip()
-               == call.pbx_agent_uuid, "att_xfer to bridge the customer to the agent", 10)
+               == call.pbx_agent_uuid, "att_xfer to bridge the customer to the agent")
     rec.roles.update({call.pbx_agent_uuid: "agent", call.pbx_customer_uuid: "customer"})
     rec.supervisor(barge_and_cycle(lab, call, "attended transfer", rec.snaps))
 
