@@ -311,7 +311,7 @@ modes = ["listen", "whisper"]
         assert self.ph is not None
         self.ph.api(f"uuid_kill {leg.uuid}", check=False)
 
-    def ended(self, leg: Leg, start: int = 0, timeout: float = 15.0) -> None:
+    def ended(self, leg: Leg, start: int = 0, timeout: float = WAIT) -> None:
         """Wait for the PBX to end the call of ``leg`` (placed or answered by us): its recording is complete."""
         assert self.ph is not None
         self.ph.wait_event(lambda e: e.name == "CHANNEL_HANGUP_COMPLETE" and e.get("Unique-ID") == leg.uuid,
