@@ -693,6 +693,7 @@ def test_toml_example_is_accepted_by_the_daemon_config_loader() -> None:
     config = config_module.load_config(str(TOML_EXAMPLE), {"FSBARGE_ESL_PASSWORD": secret})
     assert [n.password for n in config.nodes] == [secret]
     assert [(t.name, t.agents, t.supervisors) for t in config.teams] == [("sales", ("1000", "1004"), ("1002",))]
+    assert config.warnings == ()
 
 
 # ============================================================================================ secrets
