@@ -90,6 +90,7 @@ class NodeService:
         decided_elsewhere: Callable[[list[str]], set[str]] = lambda uuids: set(),
         help_tones: HelpTones | None = None,
         ring_seconds: int = 30,
+        audit_id: Callable[[str], int | None] = lambda uid: None,
     ) -> None:
         self.node = node
         self.name = node.name
@@ -108,6 +109,7 @@ class NodeService:
         # and waiting requests another instance already decided are not served again
         self.may_act = may_act
         self.decided_elsewhere = decided_elsewhere
+        self.audit_id = audit_id  # journal uid -> the database id, once shipped (for log lines)
         self.queue: gevent.queue.Queue[Any] = gevent.queue.Queue()
         self.commands: gevent.queue.Queue[tuple[str, str]] = gevent.queue.Queue()
         self.session: EslSession | None = None
@@ -250,13 +252,14 @@ class NodeService:
         changes = [self._change(e) for e in effects if isinstance(e, AUDIT_EFFECTS)]
         changes = [c for c in changes if c["uid"] is not None]
         if changes:
+            who = self._who(changes)  # before the append: a close drops its record from the journal
             try:
                 self.journal.append(changes)
             except JournalError as exc:
                 effects = self._unaudited(effects, str(exc))
             else:
                 self.on_journaled()
-                self._log_changes(changes)
+                self._log_changes(changes, who)
         queued = False
         for eff in effects:
             if isinstance(eff, DueAt):
@@ -308,13 +311,27 @@ class NodeService:
                 out.append(eff)
         return out
 
-    def _log_changes(self, changes: list[dict[str, Any]]) -> None:
+    def _who(self, changes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """uid -> what every log line of an intervention carries: the supervisor's channel
+        (``uuid``), ``supervisor``, ``agent`` and, once the shipper stored it, ``audit_id`` (the
+        id `fsbarge audit list` shows). Records opened in this batch come from the batch."""
+        who: dict[str, dict[str, Any]] = {}
+        for c in changes:
+            uid = c["uid"]
+            if c["kind"] not in ("open", "mode", "close") or uid in who:
+                continue
+            rec = c["record"] if c["kind"] == "open" else self.journal.records.get(uid, {})
+            who[uid] = {"uuid": rec.get("supervisor_uuid"), "supervisor": rec.get("supervisor"), "agent": rec.get("agent"),
+                        "audit_id": self.audit_id(uid)}
+        return who
+
+    def _log_changes(self, changes: list[dict[str, Any]], who: dict[str, dict[str, Any]]) -> None:
         for c in changes:
             if c["kind"] == "open":
                 rec = c["record"]
                 self.log.info(
-                    "intervention " + rec["outcome"], uuid=rec.get("supervisor_uuid"), supervisor=rec.get("supervisor"),
-                    agent=rec.get("agent"), mode=rec.get("requested_mode"), reason=rec.get("reason"), audit_uid=c["uid"],
+                    "intervention " + rec["outcome"], **who[c["uid"]],
+                    mode=rec.get("requested_mode"), reason=rec.get("reason"), audit_uid=c["uid"],
                 )
             elif c["kind"] == "help_open":
                 rec = c["record"]
@@ -322,9 +339,11 @@ class NodeService:
             elif c["kind"] == "help_close":
                 self.log.info("help request ended", outcome=c["outcome"], answered_by=c["answered_by"], help_uid=c["uid"])
             elif c["kind"] == "mode":
-                self.log.info("mode " + ("refused" if c["refused"] else "changed"), mode=c["mode"], source=c["source"], audit_uid=c["uid"])
+                self.log.info("mode " + ("refused" if c["refused"] else "changed"), **who[c["uid"]],
+                              mode=c["mode"], source=c["source"], audit_uid=c["uid"])
             else:
-                self.log.info("intervention closed", outcome=c["outcome"], end_reason=c["end_reason"], reason=c["reason"], audit_uid=c["uid"])
+                self.log.info("intervention closed", **who[c["uid"]], outcome=c["outcome"], end_reason=c["end_reason"],
+                              reason=c["reason"], audit_uid=c["uid"])
 
     def run_commands(self) -> None:
         """The command greenlet: write queued commands in order, as soon as they are queued.
