@@ -239,7 +239,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         daemon = Daemon(config)
     except InstanceConflict as exc:
         raise CommandError(str(exc)) from None
-    metrics = _start_metrics(config)
+    metrics = _start_metrics(config, daemon)
     try:
         daemon.run_forever()
     finally:
@@ -249,7 +249,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_metrics(config: Any) -> Any:
+def _start_metrics(config: Any, daemon: Any) -> Any:
     """The [metrics] endpoint (None when off); a port that cannot be bound stops the start."""
     if config.metrics.listen is None:
         return None
@@ -257,7 +257,7 @@ def _start_metrics(config: Any) -> Any:
 
     host, port = config.metrics.listen
     try:
-        return start_metrics(config.metrics.listen, config.database.url)
+        return start_metrics(config.metrics.listen, config.database.url, daemon)
     except OSError as exc:
         raise CommandError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
 

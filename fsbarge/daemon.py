@@ -29,6 +29,7 @@ from . import __version__
 from .barge import Tones
 from .config import Config
 from .config import NodeConfig
+from .counts import NodeCounts
 from .crossnode import CrossNode, TicketError
 from .db import DatabaseError, is_up_to_date, make_engine, sqlite_file, upgrade
 from .esl import NodeLink
@@ -154,6 +155,8 @@ class Daemon:
         self._link_options = dict(backoff_initial=backoff_initial, backoff_max=backoff_max, auth_wait=auth_wait)
         self.crossnode = CrossNode({n.name: n.sip_address for n in config.nodes}, {n.name: n.sip_profile for n in config.nodes})
         self.instance = os.environ.get("FSBARGE_INSTANCE") or f"{socket.gethostname()}:{os.getpid()}"
+        # what each node's loop counted (fsbarge.metrics reads it); outlives a node's runtime
+        self.counts: dict[str, NodeCounts] = {node.name: NodeCounts() for node in config.nodes}
         self._nodes: dict[str, _NodeRuntime] = {node.name: self._runtime(node) for node in config.nodes}
         # PostgreSQL: several instances may share the configuration; advisory locks say who serves
         # which node (fsbarge.ownership). SQLite: one instance, every node, always.
@@ -215,13 +218,13 @@ class Daemon:
             may_act=(lambda: self.ownership is None or self.ownership.may_act(node.name)),
             decided_elsewhere=self._decided_elsewhere,
             help_tones=HelpTones(self.config.tones.help_answered, self.config.tones.help_unanswered),
-            ring_seconds=self.config.help.ring_seconds, audit_id=self.shipper.audit_id,
+            ring_seconds=self.config.help.ring_seconds, audit_id=self.shipper.audit_id, counts=self.counts[node.name],
         )
         svc.machine.elsewhere = lambda agent: self._agent_elsewhere(agent, node.name)
         svc.machine.cross = self.crossnode
         link = NodeLink(
             node, on_event=svc.on_event, on_connected=svc.on_connected, on_disconnected=svc.on_disconnected,
-            on_subscribing=svc.on_subscribing, **self._link_options,  # type: ignore[arg-type]
+            on_subscribing=svc.on_subscribing, counts=self.counts[node.name], **self._link_options,  # type: ignore[arg-type]
         )
         return _NodeRuntime(node, svc, link)
 

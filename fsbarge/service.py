@@ -26,11 +26,12 @@ import gevent.queue
 import structlog
 
 from . import resync, snapshot
-from .barge import AddMode, BargeMachine, CloseAudit, Effect, MixTone, OpenAudit, SendKey, StopTone, Tones
+from .barge import AddMode, BargeMachine, CloseAudit, Effect, Execute, MixTone, OpenAudit, SendKey, StopTone, Tones
 from .channels import ChannelTable
 from .commands import STOP_TONE_GONE, to_command
 from .help import CloseHelp, DueAt, HelpDesk, HelpTones, OpenHelp, Originate
 from .config import NodeConfig
+from .counts import NodeCounts
 from .esl import ConnectError, ConnectionLost, EslSession
 from .events import Event
 from .journal import Journal, JournalError
@@ -91,6 +92,7 @@ class NodeService:
         help_tones: HelpTones | None = None,
         ring_seconds: int = 30,
         audit_id: Callable[[str], int | None] = lambda uid: None,
+        counts: NodeCounts | None = None,
     ) -> None:
         self.node = node
         self.name = node.name
@@ -110,8 +112,10 @@ class NodeService:
         self.may_act = may_act
         self.decided_elsewhere = decided_elsewhere
         self.audit_id = audit_id  # journal uid -> the database id, once shipped (for log lines)
+        self.stats = counts if counts is not None else NodeCounts()  # for metrics (fsbarge.counts)
         self.queue: gevent.queue.Queue[Any] = gevent.queue.Queue()
-        self.commands: gevent.queue.Queue[tuple[str, str]] = gevent.queue.Queue()
+        # (channel, command text, when the CHANNEL_PARK it answers was read, if it starts an eavesdrop)
+        self.commands: gevent.queue.Queue[tuple[str, str, float | None]] = gevent.queue.Queue()
         self.session: EslSession | None = None
         self.uids: dict[str, str] = {}  # supervisor uuid -> journal uid of its open record
         self.core_uuid: str | None = None
@@ -203,7 +207,7 @@ class NodeService:
             effects = self.machine.handle(ev, now)
             effects += self.desk.handle(ev, now)
             if effects:
-                self._carry_out(effects)
+                self._carry_out(effects, parked_at=now if ev.name == "CHANNEL_PARK" else None)
         except Exception:  # a bug must cost one event, not the daemon
             self.log.exception("internal error while handling an event", event_name=ev.name, uuid=ev.uuid)
 
@@ -247,8 +251,11 @@ class NodeService:
             "outcome": eff.outcome, "ended_at": eff.ended_at, "end_reason": eff.end_reason, "reason": eff.reason,
         }
 
-    def _carry_out(self, effects: list[Effect]) -> None:
-        """Journal the audit changes (fsync'd), then queue the commands that depend on them."""
+    def _carry_out(self, effects: list[Effect], parked_at: float | None = None) -> None:
+        """Journal the audit changes (fsync'd), then queue the commands that depend on them.
+
+        ``parked_at``: the effects answer a CHANNEL_PARK read then; the eavesdrop among them is
+        timed until it is written (the barge latency metric)."""
         changes = [self._change(e) for e in effects if isinstance(e, AUDIT_EFFECTS)]
         changes = [c for c in changes if c["uid"] is not None]
         if changes:
@@ -267,7 +274,8 @@ class NodeService:
             elif not isinstance(eff, AUDIT_EFFECTS):
                 text = to_command(eff)
                 if text is not None:
-                    self.commands.put((eff.uuid, text))
+                    timed = parked_at if parked_at is not None and isinstance(eff, Execute) and eff.app == "eavesdrop" else None
+                    self.commands.put((eff.uuid, text, timed))
                     queued = True
         if queued:
             # A supervisor is waiting: let the command greenlet write now rather than
@@ -353,7 +361,7 @@ class NodeService:
         drops what it cannot send (the audit was journaled first).
         """
         queue = self.commands
-        replies: gevent.queue.Queue[tuple[list[tuple[str, str]], Callable[[], list[str]]]] = gevent.queue.Queue()
+        replies: gevent.queue.Queue[tuple[list[tuple[str, str, float | None]], Callable[[], list[str]]]] = gevent.queue.Queue()
         checker = gevent.spawn(self._check_replies, replies)
         try:
             while True:
@@ -365,20 +373,25 @@ class NodeService:
                         break
                 session = self.session
                 if session is None:
-                    for uuid, text in batch:
+                    for uuid, text, _parked in batch:
                         self.log.warning("not connected; command not sent", uuid=uuid, command=text.split("\n", 1)[0])
                     continue
                 if not self.may_act():
                     self.log.warning("this instance no longer holds the node; commands not sent", count=len(batch))
                     continue
                 try:
-                    replies.put((batch, session.write([text for _, text in batch])))
+                    replies.put((batch, session.write([text for _, text, _parked in batch])))
                 except ConnectionLost as exc:
                     self.log.warning("commands lost with the connection", count=len(batch), error=str(exc))
+                    continue
+                written = self.clock()
+                for _uuid, _text, parked in batch:
+                    if parked is not None:
+                        self.stats.barge_latency.observe(max(0.0, written - parked))
         finally:
             checker.kill()
 
-    def _check_replies(self, replies: gevent.queue.Queue[tuple[list[tuple[str, str]], Callable[[], list[str]]]]) -> None:
+    def _check_replies(self, replies: gevent.queue.Queue[tuple[list[tuple[str, str, float | None]], Callable[[], list[str]]]]) -> None:
         while True:
             batch, wait = replies.get()
             try:
@@ -386,7 +399,7 @@ class NodeService:
             except ConnectionLost as exc:
                 self.log.warning("commands lost with the connection", count=len(batch), error=str(exc))
                 continue
-            for (uuid, text), reply in zip(batch, answers, strict=True):
+            for (uuid, text, _parked), reply in zip(batch, answers, strict=True):
                 if not reply.startswith("+OK") and not reply.startswith(STOP_TONE_GONE):
                     self.log.warning("FreeSWITCH refused a command", uuid=uuid, command=text.split("\n")[:3], reply=reply)
 
@@ -462,6 +475,7 @@ class NodeService:
         if plan.serve:
             self._serve_waiting(session, plan.serve, now)
         self.resyncs += 1
+        self.stats.totals["resyncs"] += 1
         self.log.info(
             "resynced from show channels",
             channels=len(fresh), vanished=len(vanished), open_interventions=len(records), waiting=len(plan.serve),
