@@ -111,9 +111,9 @@ def spawn(svc: NodeService, link: NodeLink | None = None) -> list[gevent.Greenle
 def wait_drained(link: NodeLink, svc: NodeService, n: int, timeout: float) -> None:
     """Until n event frames have arrived and every one of them is applied and committed."""
     deadline = time.perf_counter() + timeout
-    while not (link.counts["events"] >= n and svc.queue.empty() and not svc.processing and svc.settled()):  # type: ignore[attr-defined]
+    while not (link.stats.events_received() >= n and svc.queue.empty() and not svc.processing and svc.settled()):  # type: ignore[attr-defined]
         if time.perf_counter() > deadline:
-            raise RuntimeError(f"fsbarge received {link.counts['events']}/{n} events, {svc.queue.qsize()} queued")
+            raise RuntimeError(f"fsbarge received {link.stats.events_received()}/{n} events, {svc.queue.qsize()} queued")
         gevent.sleep(0.001)
 
 

@@ -22,9 +22,9 @@ from fsbarge.db import parse_url
 def wait_queue_empty(link, svc, n: int, timeout: float) -> None:  # type: ignore[no-untyped-def]
     """Every event read and applied (the database, locked, cannot catch up: not waited for)."""
     deadline = time.perf_counter() + timeout
-    while not (link.counts["events"] >= n and svc.queue.empty() and not svc.processing and svc.commands.empty()):
+    while not (link.stats.events_received() >= n and svc.queue.empty() and not svc.processing and svc.commands.empty()):
         if time.perf_counter() > deadline:
-            raise RuntimeError(f"fsbarge received {link.counts['events']}/{n} events")
+            raise RuntimeError(f"fsbarge received {link.stats.events_received()}/{n} events")
         gevent.sleep(0.001)
 from fsbarge.events import Event
 

@@ -58,7 +58,7 @@ def main(n: int, nodes: int = 1) -> dict[str, float]:
             live = sum(len(svc.channels) for svc, _link in wired)
             per_event = float("inf")
             for _ in range(ROUNDS):  # best of a few: the machine is shared
-                targets = [link.counts["events"] + EVENTS for _svc, link in wired]
+                targets = [link.stats.events_received() + EVENTS for _svc, link in wired]
                 t0 = time.perf_counter()
                 for _svc, link in wired:
                     link.session.api("status")  # each peer starts its ordinary stream

@@ -68,8 +68,16 @@ def _build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database maintenance")
     dbsub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
-    dbsub.add_parser("upgrade", parents=[common], help="apply Alembic migrations to the configured database")
-    dbsub.add_parser("current", parents=[common], help="print the database's migration revision")
+    # like the read commands: a database URL is all it needs (no nodes, teams or ESL password)
+    target = argparse.ArgumentParser(add_help=False, parents=[common])
+    target.add_argument(
+        "--database",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help=f"database to migrate (default: ${ENV_DATABASE_URL}, else [database] url of the configuration)",
+    )
+    dbsub.add_parser("upgrade", parents=[target], help="apply Alembic migrations to the database (creates a SQLite file)")
+    dbsub.add_parser("current", parents=[target], help="print the database's migration revision")
 
     calls = sub.add_parser("calls", parents=[reader], help="live channels as the daemon mirrors them")
     calls.add_argument("--format", choices=("table", "json"), default="table")
@@ -238,16 +246,28 @@ def _config(args: argparse.Namespace) -> Any:
 
 def _database_url(args: argparse.Namespace) -> str:
     """--database, else $FSBARGE_DATABASE_URL, else the configuration's [database] url."""
-    url = getattr(args, "database", None) or os.environ.get(ENV_DATABASE_URL, "").strip()
-    if url:
-        return url
-    from .config import ConfigError
+    return _database_source(args)[0]
 
+
+def _database_source(args: argparse.Namespace) -> tuple[str, str | None, str]:
+    """(url, the configuration file it came from or None, the key that set it).
+
+    From a configuration file only ``[database] url`` is read: the rest (nodes, teams, the ESL
+    password) is for `run` and `check-config` to validate."""
+    url = getattr(args, "database", None)
+    if url:
+        return url, None, "--database"
+    url = os.environ.get(ENV_DATABASE_URL, "").strip()
+    if url:
+        return url, None, ENV_DATABASE_URL
+    from .config import ConfigError, load_database_url, resolve_config_path
+
+    path = resolve_config_path(args.config, os.environ)
     try:
-        return str(_config(args).database.url)
+        return load_database_url(path), path, "database.url"
     except ConfigError as exc:
         raise ConfigError(
-            exc.path, exc.key, f"{exc.problem} (read commands need only --database URL or ${ENV_DATABASE_URL})"
+            exc.path, exc.key, f"{exc.problem} (this command needs only --database URL or ${ENV_DATABASE_URL})"
         ) from None
 
 
@@ -276,15 +296,22 @@ def _reader_engine(args: argparse.Namespace) -> Any:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .daemon import Daemon, InstanceConflict
-    from .logs import configure_logging
+    from .logs import configure_logging, get_logger
+    from .preflight import check_paths
 
     config = _config(args)
+    notes = check_paths(config)
     configure_logging(config.log_level, secrets=config.all_passwords())
+    log = get_logger("fsbarge.cli")
+    for warning in config.warnings:
+        log.warning("configuration warning", warning=warning)
+    for note in notes:
+        log.info("configuration note", note=note)
     try:
         daemon = Daemon(config)
     except InstanceConflict as exc:
         raise CommandError(str(exc)) from None
-    metrics = _start_metrics(config)
+    metrics = _start_metrics(config, daemon)
     try:
         daemon.run_forever()
     finally:
@@ -294,7 +321,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_metrics(config: Any) -> Any:
+def _start_metrics(config: Any, daemon: Any) -> Any:
     """The [metrics] endpoint (None when off); a port that cannot be bound stops the start."""
     if config.metrics.listen is None:
         return None
@@ -302,7 +329,7 @@ def _start_metrics(config: Any) -> Any:
 
     host, port = config.metrics.listen
     try:
-        return start_metrics(config.metrics.listen, config.database.url)
+        return start_metrics(config.metrics.listen, config.database.url, daemon)
     except OSError as exc:
         raise CommandError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
 
@@ -311,22 +338,40 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     from .config import ENV_DATABASE_URL, ConfigError
     from .db import DatabaseError, check_driver
 
+    from .preflight import check_paths
+
     config = _config(args)
     try:
         check_driver(config.database.url)  # e.g. a PostgreSQL URL without fsbarge[postgresql]
     except DatabaseError as exc:
         key = ENV_DATABASE_URL if os.environ.get(ENV_DATABASE_URL) else "database.url"
         raise ConfigError(config.path, key, str(exc)) from None
+    notes = check_paths(config)
     teams = ", ".join(t.name for t in config.teams) or "none"
     nodes = ", ".join(f"{n.name} ({n.host}:{n.port})" for n in config.nodes)
+    for warning in config.warnings:
+        print(f"fsbarge: warning: {warning}", file=sys.stderr)
+    for note in notes:
+        print(f"fsbarge: note: {note}", file=sys.stderr)
     print(f"{config.path}: OK — nodes: {nodes}; teams: {teams}")
     return 0
 
 
 def _cmd_db(args: argparse.Namespace) -> int:
     from .db import current_revision, make_engine, upgrade
+    from .preflight import database_problem
 
-    engine = make_engine(_config(args).database.url)
+    url, path, key = _database_source(args)
+    found = database_problem(url)
+    if found is not None:
+        problem, fatal = found
+        if fatal:
+            if path is None:
+                raise UsageError(f"{key}: {problem}")
+            from .config import ConfigError
+
+            raise ConfigError(path, key, problem)
+    engine = make_engine(url)
     if args.db_command == "upgrade":
         upgrade(engine)
     print(f"database at revision {current_revision(engine) or 'none'}")
@@ -460,10 +505,10 @@ class _TeamFallback:
 
     def _load(self) -> Any:
         from .auditstats import UNKNOWN, team_resolver
-        from .config import ConfigError
+        from .config import ConfigError, load_teams, resolve_config_path
 
         try:
-            return team_resolver(_config(self._args).teams)
+            return team_resolver(load_teams(resolve_config_path(self._args.config, os.environ)))
         except ConfigError as exc:
             if getattr(self._args, "config", None) or os.environ.get("FSBARGE_CONFIG"):
                 raise ConfigError(exc.path, exc.key, f"{exc.problem} (the teams of records from before fsbarge recorded them come from the configuration's [[teams]])") from None

@@ -22,6 +22,7 @@ This module only reads the file; `parse_config` is pure.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import os
 import re
@@ -52,6 +53,8 @@ __all__ = [
     "TonesConfig",
     "WebhookConfig",
     "load_config",
+    "load_database_url",
+    "load_teams",
     "parse_config",
     "resolve_config_path",
 ]
@@ -190,6 +193,9 @@ class Config:
     log_level: str = "info"
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     webhooks: tuple[WebhookConfig, ...] = ()
+    # Valid but probably not what was meant (a team nobody supervises, ...): one line each,
+    # "<file>: <key>: <problem>"; `check-config` prints them and `run` logs them at start.
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def teams_supervised_by(self, ext: str) -> tuple[TeamConfig, ...]:
         """The teams in which ``ext`` is a supervisor, in file order."""
@@ -231,6 +237,37 @@ def resolve_config_path(cli_path: str | None, env: Mapping[str, str]) -> str:
 
 def load_config(path: str, env: Mapping[str, str] = os.environ) -> Config:
     """Read and validate the file at ``path``; raise `ConfigError` on any problem."""
+    return parse_config(_read(path), path, env)
+
+
+def load_database_url(path: str, env: Mapping[str, str] = os.environ) -> str:
+    """Only ``[database] url`` (or ``$FSBARGE_DATABASE_URL``) of the file at ``path``.
+
+    Read commands and `db upgrade` need nothing else: a QA analyst's environment has no ESL
+    password, and a node or team mistake is for `run` and `check-config` to report."""
+    doc = _toml(_read(path), path)
+    return _partial(doc, path, env, lambda parser: parser.database(doc)).url
+
+
+def load_teams(path: str, env: Mapping[str, str] = os.environ) -> tuple[TeamConfig, ...]:
+    """Only the ``[[teams]]`` of the file at ``path`` (`audit stats --by team`, `report`)."""
+    doc = _toml(_read(path), path)
+    return _partial(doc, path, env, lambda parser: parser.teams(doc))
+
+
+def _partial(doc: dict[str, Any], path: str, env: Mapping[str, str], part: Any) -> Any:
+    """``part(parser)``; even a password typed into the wrong key is never echoed in its error."""
+    try:
+        return part(_Parser(path, env))
+    except ConfigError as e:
+        scrubbed = _scrub(e.problem, _secrets_in(doc, env))
+        if scrubbed != e.problem:
+            raise ConfigError(e.path, e.key, scrubbed) from None
+        raise
+
+
+def _read(path: str) -> str:
+    """The file's text; `ConfigError` when it cannot be read."""
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -247,7 +284,7 @@ def load_config(path: str, env: Mapping[str, str] = os.environ) -> Config:
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise ConfigError(path, f"line {line}", "not valid UTF-8") from None
-    return parse_config(text, path, env)
+    return text
 
 
 _TOML_POS = re.compile(r"^(?P<msg>.*?)\s*\(at line (?P<line>\d+), column (?P<col>\d+)\)$", re.S)
@@ -255,8 +292,13 @@ _TOML_POS = re.compile(r"^(?P<msg>.*?)\s*\(at line (?P<line>\d+), column (?P<col
 
 def parse_config(text: str, path: str, env: Mapping[str, str]) -> Config:
     """Validate TOML ``text`` (read from ``path``, which is only used in messages) into a `Config`."""
+    doc = _toml(text, path)
+    return _partial(doc, path, env, lambda parser: parser.config(doc))
+
+
+def _toml(text: str, path: str) -> dict[str, Any]:
     try:
-        doc = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         msg = str(e)
         m = _TOML_POS.match(msg)
@@ -265,16 +307,6 @@ def parse_config(text: str, path: str, env: Mapping[str, str]) -> Config:
                 path, f"line {m['line']}, column {m['col']}", f"invalid TOML: {m['msg']}"
             ) from None
         raise ConfigError(path, None, f"invalid TOML: {msg}") from None
-
-    secrets = _secrets_in(doc, env)
-    try:
-        return _Parser(path, env).config(doc)
-    except ConfigError as e:
-        # Belt and braces: even a password typed into the wrong key is never echoed.
-        scrubbed = _scrub(e.problem, secrets)
-        if scrubbed != e.problem:
-            raise ConfigError(e.path, e.key, scrubbed) from None
-        raise
 
 
 # ------------------------------------------------------------------------------------------ parsing
@@ -305,9 +337,13 @@ class _Parser:
     def __init__(self, path: str, env: Mapping[str, str]) -> None:
         self.path = path
         self.env = env
+        self.warnings: list[str] = []
 
     def fail(self, key: str, problem: str) -> NoReturn:
         raise ConfigError(self.path, key, problem)
+
+    def warn(self, key: str, problem: str) -> None:
+        self.warnings.append(str(ConfigError(self.path, key, problem)))
 
     # -- generic checks
 
@@ -389,6 +425,7 @@ class _Parser:
         log_level = self.log_level(doc)
         metrics = self.metrics(doc)
         webhooks = self.webhooks(doc)
+        self.warn_unprotected(policy, teams)
         return Config(
             path=self.path,
             nodes=nodes,
@@ -401,6 +438,7 @@ class _Parser:
             log_level=log_level,
             metrics=metrics,
             webhooks=webhooks,
+            warnings=tuple(self.warnings),
         )
 
     def nodes(self, doc: dict[str, Any]) -> tuple[NodeConfig, ...]:
@@ -512,15 +550,30 @@ class _Parser:
                         f"{key}.supervisors[{j}]",
                         f'"{ext}" is also an agent of team "{name}"; a person is one or the other in a team',
                     )
+            if not supervisors:
+                self.warn(f"{key}.supervisors", f'team "{name}" has no supervisors: nobody may listen to its agents, and their *9 rings nobody')
+            if not agents:
+                self.warn(f"{key}.agents", f'team "{name}" has no agents: its supervisors have nobody to listen to')
             default = TeamConfig(name, (), ())
-            teams.append(
-                TeamConfig(
-                    name=name, agents=agents, supervisors=supervisors, modes=self.modes(t, key),
-                    notify_agent=self.notify_modes(t, key, "notify_agent", default.notify_agent),
-                    notify_customer=self.notify_modes(t, key, "notify_customer", default.notify_customer),
-                )
+            modes = self.modes(t, key)
+            team = TeamConfig(
+                name=name, agents=agents, supervisors=supervisors, modes=modes,
+                notify_agent=self.notify_modes(t, key, "notify_agent", default.notify_agent),
+                notify_customer=self.notify_modes(t, key, "notify_customer", default.notify_customer),
             )
+            for notify in ("notify_agent", "notify_customer"):
+                for j, mode in enumerate(getattr(team, notify) if notify in t else ()):  # the defaults fit any team
+                    if mode not in modes:
+                        self.warn(f"{key}.{notify}[{j}]", f'"{mode}" is not one of this team\'s modes: its tone never plays')
+            teams.append(team)
         return tuple(teams)
+
+    def warn_unprotected(self, policy: PolicyConfig, teams: tuple[TeamConfig, ...]) -> None:
+        """A protected extension nobody may barge anyway (no team has it as an agent): a typo?"""
+        agents = {a for team in teams for a in team.agents}
+        for i, ext in enumerate(policy.protected):
+            if ext not in agents:
+                self.warn(f"policy.protected[{i}]", f'"{ext}" is not an agent of any team: protecting it changes nothing')
 
     def modes(self, t: dict[str, Any], team_key: str) -> tuple[Mode, ...]:
         return self.mode_list(t, team_key, "modes", MODES, empty="leave modes out to allow all")
@@ -602,6 +655,9 @@ class _Parser:
         host = host.strip("[]")  # [::1]:9464
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or _CONTROL.search(host):
             self.fail("metrics.listen", f'must be "HOST:PORT" such as "127.0.0.1:9464", got {_show(value)}')
+        if not _loopback(host):
+            self.warn("metrics.listen", f"{host} is not a loopback address: anyone who can reach port {port} reads the metrics "
+                      "(no authentication); keep it behind a firewall")
         return MetricsConfig(listen=(host, int(port)))
 
     def webhooks(self, doc: dict[str, Any]) -> tuple[WebhookConfig, ...]:
@@ -682,6 +738,16 @@ def _show(value: Any) -> str:
     if isinstance(value, list):
         return "an array"
     return f"a {type(value).__name__}"  # dates and times
+
+
+def _loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost (a name that resolves elsewhere is not counted as loopback)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _url_password(url: str) -> str | None:

@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from . import __version__
 from .barge import Tones
 from .config import Config
 from .config import NodeConfig
+from .counts import NodeCounts
 from .crossnode import CrossNode, TicketError
 from .db import DatabaseError, is_up_to_date, make_engine, sqlite_file, upgrade
 from .health import Health, problems_json, status_file_path, write_status_file
@@ -47,13 +48,32 @@ from .outbox import Outbox
 from .store import WebhookStore
 from .webhooks import Deliverer
 
-__all__ = ["Daemon"]
+__all__ = ["Daemon", "watchdog_period"]
 
 log = structlog.get_logger("fsbarge.daemon")
 
 # Database calls run in worker threads, so waiting for a lock blocks nobody: wait long enough
 # for a checkpoint or a backup to finish, short enough to warn the operator early.
 DAEMON_BUSY_TIMEOUT_MS = 5000
+# The watchdog round (a tick queued on every loop, the heartbeat written, WATCHDOG=1 sent) when
+# systemd asks for nothing shorter: status and metrics call a daemon gone after 20 s of no heartbeat.
+WATCHDOG_ROUND = 5.0
+
+
+def watchdog_period(env: Mapping[str, str], pid: int) -> float:
+    """Seconds between watchdog rounds: half of systemd's ``WATCHDOG_USEC`` (the sd_notify
+    convention: a keep-alive at least that often), capped at `WATCHDOG_ROUND`; the round alone
+    when the variable is unset, invalid, or meant for another process (``WATCHDOG_PID``)."""
+    owner = env.get("WATCHDOG_PID", "").strip()
+    if owner and owner != str(pid):
+        return WATCHDOG_ROUND
+    try:
+        usec = int(env.get("WATCHDOG_USEC", "").strip())
+    except ValueError:
+        return WATCHDOG_ROUND
+    if usec <= 0:
+        return WATCHDOG_ROUND
+    return min(WATCHDOG_ROUND, usec / 2 / 1_000_000)
 
 
 def _threadpool_fsync(fd: int) -> None:
@@ -112,7 +132,7 @@ class Daemon:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         auth_wait: float = 30.0,
-        watchdog_interval: float = 5.0,
+        watchdog_interval: float | None = None,  # default: watchdog_period() of WATCHDOG_USEC
     ) -> None:
         self.config = config
         self.started = time.time()
@@ -139,6 +159,8 @@ class Daemon:
         self._link_options = dict(backoff_initial=backoff_initial, backoff_max=backoff_max, auth_wait=auth_wait)
         self.crossnode = CrossNode({n.name: n.sip_address for n in config.nodes}, {n.name: n.sip_profile for n in config.nodes})
         self.instance = os.environ.get("FSBARGE_INSTANCE") or f"{socket.gethostname()}:{os.getpid()}"
+        # what each node's loop counted (fsbarge.metrics reads it); outlives a node's runtime
+        self.counts: dict[str, NodeCounts] = {node.name: NodeCounts() for node in config.nodes}
         self._nodes: dict[str, _NodeRuntime] = {node.name: self._runtime(node) for node in config.nodes}
         # PostgreSQL: several instances may share the configuration; advisory locks say who serves
         # which node (fsbarge.ownership). SQLite: one instance, every node, always.
@@ -154,7 +176,7 @@ class Daemon:
             )
         self._greenlets: list[gevent.Greenlet] = []
         self._stopped = gevent.event.Event()
-        self._watchdog_interval = watchdog_interval
+        self._watchdog_interval = watchdog_interval or watchdog_period(os.environ, os.getpid())
         self._notifier = sdnotify.SystemdNotifier()
         self._status = ""
         self.watchdog_fed = 0
@@ -201,13 +223,13 @@ class Daemon:
             may_act=(lambda: self.ownership is None or self.ownership.may_act(node.name)),
             decided_elsewhere=self._decided_elsewhere,
             help_tones=HelpTones(self.config.tones.help_answered, self.config.tones.help_unanswered),
-            ring_seconds=self.config.help.ring_seconds,
+            ring_seconds=self.config.help.ring_seconds, audit_id=self.shipper.audit_id, counts=self.counts[node.name],
         )
         svc.machine.elsewhere = lambda agent: self._agent_elsewhere(agent, node.name)
         svc.machine.cross = self.crossnode
         link = NodeLink(
             node, on_event=svc.on_event, on_connected=svc.on_connected, on_disconnected=svc.on_disconnected,
-            on_subscribing=svc.on_subscribing, **self._link_options,  # type: ignore[arg-type]
+            on_subscribing=svc.on_subscribing, counts=self.counts[node.name], **self._link_options,  # type: ignore[arg-type]
         )
         return _NodeRuntime(node, svc, link)
 

@@ -32,6 +32,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type
 from tenacity.wait import wait_base, wait_exponential_jitter
 
 from .config import NodeConfig
+from .counts import NodeCounts
 from .events import SUBSCRIBED_EVENTS, Event, from_plain
 from .wire import BadFrame, Frame, FrameReader, ProtocolError
 
@@ -83,13 +84,14 @@ class _Inbound:
         timeout: float,
         on_event: Callable[[Event], None],
         on_lost: Callable[[str], None],
-        counts: dict[str, int] | None = None,
+        counts: NodeCounts | None = None,
         logger: Any = None,
     ) -> None:
         self.host, self.port, self.password, self.timeout = host, port, password, timeout
         self._log = logger if logger is not None else log
         self._on_event = on_event
-        self._counts = counts if counts is not None else {"events": 0, "skipped": 0}
+        stats = counts if counts is not None else NodeCounts()
+        self._counts, self._names = stats.totals, stats.by_name
         self._on_lost = on_lost
         self._send_lock = gevent.lock.Semaphore()
         self._waiting: list[gevent.event.AsyncResult] = []  # one per command, in the order written
@@ -149,22 +151,30 @@ class _Inbound:
 
     def _dispatch(self, frame: Frame | BadFrame) -> bool:
         if isinstance(frame, BadFrame):
+            self._counts["malformed"] += 1
             self._log.warning("malformed ESL frame skipped", reason=frame.reason, excerpt=frame.excerpt[:80])
             return True
         ctype = frame.headers.get("Content-Type", "")
         if ctype == "text/event-plain":
-            self._counts["events"] += 1
+            # one count per event, by name (NodeCounts.events_received() adds them up)
             try:
                 event = from_plain(frame.body)
             except Exception as exc:  # one bad event must not cost the connection
+                self._counts["unparsed"] += 1
+                self._counts["malformed"] += 1
                 self._log.warning("unparseable event skipped", error=str(exc))
                 return True
             if event is None:  # an instant application's execute/complete: nothing to track
                 self._counts["skipped"] += 1
                 return True
-            if not event.name:
+            name = event.name
+            if not name:
+                self._counts["unparsed"] += 1
+                self._counts["malformed"] += 1
                 self._log.warning("event without Event-Name skipped", excerpt=frame.body[:80])
                 return True
+            names = self._names
+            names[name] = names.get(name, 0) + 1
             self._on_event(event)
         elif ctype in ("command/reply", "api/response"):
             if self._waiting:
@@ -345,6 +355,7 @@ class NodeLink:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         auth_wait: float = 30.0,
+        counts: NodeCounts | None = None,
     ) -> None:
         self.node = node
         self._on_event = on_event
@@ -358,14 +369,15 @@ class NodeLink:
         self._stop = gevent.event.Event()
         self.session: EslSession | None = None
         self.connects = 0
-        self.counts = {"events": 0, "skipped": 0}  # event frames received / dropped unparsed
+        self.stats = counts if counts is not None else NodeCounts()  # for metrics (fsbarge.counts)
+        self.counts = self.stats.totals  # event frames dropped unparsed, malformed; sessions (fsbarge.counts)
         self.log = log.bind(node=node.name)
 
     def _open(self) -> EslSession:
         node = self.node
         lost = gevent.event.Event()
         inbound = _Inbound(
-            node.host, node.port, node.password, node.connect_timeout, self._on_event, lambda r: lost.set(), self.counts, self.log
+            node.host, node.port, node.password, node.connect_timeout, self._on_event, lambda r: lost.set(), self.stats, self.log
         )
         try:
             with gevent.Timeout(node.connect_timeout, ConnectError(f"no answer within {node.connect_timeout:g}s")):
@@ -452,6 +464,7 @@ class NodeLink:
                 break
             self.session = session
             self.connects += 1
+            self.counts["connects"] += 1
             self.log.info("connected to FreeSWITCH", host=self.node.host, port=self.node.port)
             up_since = time.monotonic()
             gevent.wait([session.lost, self._stop], count=1)

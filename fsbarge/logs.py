@@ -222,8 +222,21 @@ def _route_stdlib(
     _stdlib_handler = handler
     for name in QUIET_LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(max(min_level, logging.WARNING))
+    migration = logging.getLogger("alembic.runtime.migration")
+    if not any(isinstance(f, _AlembicPreamble) for f in migration.filters):
+        migration.addFilter(_AlembicPreamble())
 
 
 # Library loggers whose INFO lines say nothing to an operator: Alembic announces each of its seven
 # autogenerate plugins ("setup plugin alembic.autogenerate.*") whenever migrations are loaded.
 QUIET_LIBRARY_LOGGERS = ("alembic.runtime.plugins",)
+
+
+class _AlembicPreamble(logging.Filter):
+    """Drops the two lines Alembic prints on every start ("Context impl SQLiteImpl.", "Will assume
+    transactional DDL."); its "Running upgrade 0005 -> 0006" lines, which say something, stay."""
+
+    PREFIXES = ("Context impl ", "Will assume ")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith(self.PREFIXES))

@@ -1,19 +1,22 @@
 """Prometheus metrics (`[metrics] listen = "127.0.0.1:9464"`, off by default), via prometheus_client.
 
-What the database says is collected at scrape time (`DatabaseCollector`), in prometheus_client's own
-HTTP thread, so a scrape never runs on the daemon's event loop:
+The endpoint runs inside `fsbarge run`, in prometheus_client's own HTTP thread, so a scrape never
+runs on the daemon's event loop. Two collectors, both read at scrape time:
 
-- fsbarge_database_readable: 1 when the scrape could read the database (0: nothing else follows)
-- fsbarge_up{node}: 1 while the node's heartbeat is fresh and it is connected to FreeSWITCH
-- fsbarge_heartbeat_age_seconds{node}, fsbarge_live_channels{node}
-- fsbarge_interventions{outcome} (every record ever, by outcome), fsbarge_interventions_running
-- fsbarge_mode_changes{source,refused}
-- fsbarge_journal_backlog (once the daemon reported it), fsbarge_webhooks_backlog (deliveries pending)
-- fsbarge_webhook_deliveries{state}: the webhook outbox by state (pending, failed)
+- `DatabaseCollector`, what the database says (a few indexed queries, read-only):
+  fsbarge_database_readable (0: nothing else of the database follows), fsbarge_up{node},
+  fsbarge_heartbeat_age_seconds{node}, fsbarge_live_channels{node}, the all-time counters
+  fsbarge_interventions_total{outcome} (finished records; running ones are the gauge
+  fsbarge_interventions_running) and fsbarge_mode_changes_total{source,refused},
+  fsbarge_webhooks_backlog and fsbarge_webhook_deliveries{state} (the outbox).
+- `DaemonCollector`, what this process counted (fsbarge.counts: plain numbers the loop adds to
+  without a lock): fsbarge_events_total{node,event}, fsbarge_malformed_frames_total{node},
+  fsbarge_reconnects_total{node}, fsbarge_resyncs_total{node}, the histogram
+  fsbarge_barge_latency_seconds{node} (CHANNEL_PARK read -> eavesdrop written) and
+  fsbarge_journal_backlog (from the journal itself, so it is there when the database is not).
 
-What only the daemon's loop can count (events by name, malformed frames, reconnects and resyncs,
-command, barge and database-write latency histograms) needs calls from inside the loop; those are
-not exported until they are fed, because a counter stuck at zero would read as "all is well".
+Plus prometheus_client's standard process_* and python_* collectors. The database's counters are
+counts of rows that are never deleted, so they only grow (a record leaves `active` once, for good).
 """
 
 from __future__ import annotations
@@ -22,13 +25,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from fsbarge import status
 
-__all__ = ["DatabaseCollector", "registry_for", "start_metrics"]
+__all__ = ["DaemonCollector", "DatabaseCollector", "registry_for", "start_metrics"]
 
 
 class DatabaseCollector(Collector):
@@ -67,19 +70,20 @@ class DatabaseCollector(Collector):
                 age.add_metric([n["name"]], n["heartbeat_age_seconds"])
             live.add_metric([n["name"]], n["live_channels"])
         yield from (up, age, live)
-        by_outcome = GaugeMetricFamily("fsbarge_interventions", "Audit records by outcome (all time)", labels=["outcome"])
+        by_outcome = CounterMetricFamily("fsbarge_interventions", "Finished audit records by outcome (all time)", labels=["outcome"])
         for outcome, count in sorted(outcomes.items()):
-            by_outcome.add_metric([outcome], count)
+            if outcome != "active":  # running ones end under another outcome: not a counter
+                by_outcome.add_metric([outcome], count)
         yield by_outcome
         yield GaugeMetricFamily("fsbarge_interventions_running", "Interventions in progress now", value=len(doc["interventions"]))
-        changes = GaugeMetricFamily("fsbarge_mode_changes", "Mode changes by source (all time); refused keys apart",
-                                    labels=["source", "refused"])
+        changes = CounterMetricFamily("fsbarge_mode_changes", "Mode changes by source (all time); refused keys apart",
+                                      labels=["source", "refused"])
         for (source, refused), count in sorted(sources.items()):
             changes.add_metric([source, "true" if refused else "false"], count)
         yield changes
-        for name, value in doc["backlogs"].items():
-            if value is not None:  # the hooks say None until the backlog is recorded
-                yield GaugeMetricFamily(f"fsbarge_{name}_backlog", f"Items waiting in the {name} backlog", value=value)
+        webhooks_backlog = doc["backlogs"].get("webhooks")
+        if webhooks_backlog is not None:
+            yield GaugeMetricFamily("fsbarge_webhooks_backlog", "Webhook deliveries pending", value=webhooks_backlog)
         hooks = GaugeMetricFamily("fsbarge_webhook_deliveries", "Webhook deliveries pending or failed (given up after 24 h)",
                                   labels=["state"])
         for state in ("pending", "failed"):
@@ -87,18 +91,55 @@ class DatabaseCollector(Collector):
         yield hooks
 
 
-def registry_for(database_url: str) -> CollectorRegistry:
-    """A registry of fsbarge's own metrics (not the process-wide default one)."""
+class DaemonCollector(Collector):
+    """What the running daemon counted (``daemon.counts``: fsbarge.counts.NodeCounts per node) and
+    its journal's backlog."""
+
+    def __init__(self, daemon: Any) -> None:  # fsbarge.daemon.Daemon
+        self._daemon = daemon
+
+    def collect(self) -> Iterator[Metric]:
+        counts = dict(self._daemon.counts)
+        events = CounterMetricFamily("fsbarge_events", "Events from FreeSWITCH handled, by name", labels=["node", "event"])
+        malformed = CounterMetricFamily("fsbarge_malformed_frames", "Event Socket frames or events skipped as malformed",
+                                        labels=["node"])
+        reconnects = CounterMetricFamily("fsbarge_reconnects", "Event Socket sessions set up after the first one",
+                                         labels=["node"])
+        resyncs = CounterMetricFamily("fsbarge_resyncs", "Channel state taken again from show channels (every (re)connect)",
+                                      labels=["node"])
+        latency = HistogramMetricFamily("fsbarge_barge_latency_seconds", "From a feature code's CHANNEL_PARK read to "
+                                        "its eavesdrop command written", labels=["node"])
+        for node, c in sorted(counts.items()):
+            totals = dict(c.totals)
+            for name, count in sorted(dict(c.by_name).items()):
+                events.add_metric([node, name], count)
+            malformed.add_metric([node], totals["malformed"])
+            reconnects.add_metric([node], max(totals["connects"] - 1, 0))
+            resyncs.add_metric([node], totals["resyncs"])
+            buckets, total = c.barge_latency.cumulative()
+            latency.add_metric([node], buckets, total)
+        yield from (events, malformed, reconnects, resyncs, latency)
+        yield GaugeMetricFamily("fsbarge_journal_backlog", "Audit changes in the local journal not yet in the database",
+                                value=self._daemon.journal.backlog)
+
+
+def registry_for(database_url: str, daemon: Any = None) -> CollectorRegistry:
+    """A registry of fsbarge's own metrics (not the process-wide default one); with the running
+    daemon, its own counts and the standard process and Python collectors too."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector(database_url))
+    if daemon is not None:
+        registry.register(DaemonCollector(daemon))
+        for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            registry.register(standard)
     return registry
 
 
-def start_metrics(listen: tuple[str, int] | None, database_url: str) -> Any:
+def start_metrics(listen: tuple[str, int] | None, database_url: str, daemon: Any = None) -> Any:
     """Serve /metrics on `listen` in a background thread; returns the server (call .shutdown() and
     .server_close()), or None when metrics are off. The collector has its own read-only engine."""
     if listen is None:
         return None
     host, port = listen
-    server, _thread = start_http_server(port, addr=host, registry=registry_for(database_url))
+    server, _thread = start_http_server(port, addr=host, registry=registry_for(database_url, daemon))
     return server

@@ -26,11 +26,12 @@ import gevent.queue
 import structlog
 
 from . import resync, snapshot
-from .barge import AddMode, BargeMachine, CloseAudit, Effect, MixTone, OpenAudit, SendKey, StopTone, Tones
+from .barge import AddMode, BargeMachine, CloseAudit, Effect, Execute, MixTone, OpenAudit, SendKey, StopTone, Tones
 from .channels import ChannelTable
 from .commands import STOP_TONE_GONE, to_command
 from .help import CloseHelp, DueAt, HelpDesk, HelpTones, OpenHelp, Originate
 from .config import NodeConfig
+from .counts import NodeCounts
 from .esl import ConnectError, ConnectionLost, EslSession
 from .events import Event
 from .journal import Journal, JournalError
@@ -90,6 +91,8 @@ class NodeService:
         decided_elsewhere: Callable[[list[str]], set[str]] = lambda uuids: set(),
         help_tones: HelpTones | None = None,
         ring_seconds: int = 30,
+        audit_id: Callable[[str], int | None] = lambda uid: None,
+        counts: NodeCounts | None = None,
     ) -> None:
         self.node = node
         self.name = node.name
@@ -108,8 +111,11 @@ class NodeService:
         # and waiting requests another instance already decided are not served again
         self.may_act = may_act
         self.decided_elsewhere = decided_elsewhere
+        self.audit_id = audit_id  # journal uid -> the database id, once shipped (for log lines)
+        self.stats = counts if counts is not None else NodeCounts()  # for metrics (fsbarge.counts)
         self.queue: gevent.queue.Queue[Any] = gevent.queue.Queue()
-        self.commands: gevent.queue.Queue[tuple[str, str]] = gevent.queue.Queue()
+        # (channel, command text, when the CHANNEL_PARK it answers was read, if it starts an eavesdrop)
+        self.commands: gevent.queue.Queue[tuple[str, str, float | None]] = gevent.queue.Queue()
         self.session: EslSession | None = None
         self.uids: dict[str, str] = {}  # supervisor uuid -> journal uid of its open record
         self.core_uuid: str | None = None
@@ -201,7 +207,7 @@ class NodeService:
             effects = self.machine.handle(ev, now)
             effects += self.desk.handle(ev, now)
             if effects:
-                self._carry_out(effects)
+                self._carry_out(effects, parked_at=now if ev.name == "CHANNEL_PARK" else None)
         except Exception:  # a bug must cost one event, not the daemon
             self.log.exception("internal error while handling an event", event_name=ev.name, uuid=ev.uuid)
 
@@ -245,18 +251,22 @@ class NodeService:
             "outcome": eff.outcome, "ended_at": eff.ended_at, "end_reason": eff.end_reason, "reason": eff.reason,
         }
 
-    def _carry_out(self, effects: list[Effect]) -> None:
-        """Journal the audit changes (fsync'd), then queue the commands that depend on them."""
+    def _carry_out(self, effects: list[Effect], parked_at: float | None = None) -> None:
+        """Journal the audit changes (fsync'd), then queue the commands that depend on them.
+
+        ``parked_at``: the effects answer a CHANNEL_PARK read then; the eavesdrop among them is
+        timed until it is written (the barge latency metric)."""
         changes = [self._change(e) for e in effects if isinstance(e, AUDIT_EFFECTS)]
         changes = [c for c in changes if c["uid"] is not None]
         if changes:
+            who = self._who(changes)  # before the append: a close drops its record from the journal
             try:
                 self.journal.append(changes)
             except JournalError as exc:
                 effects = self._unaudited(effects, str(exc))
             else:
                 self.on_journaled()
-                self._log_changes(changes)
+                self._log_changes(changes, who)
         queued = False
         for eff in effects:
             if isinstance(eff, DueAt):
@@ -264,7 +274,8 @@ class NodeService:
             elif not isinstance(eff, AUDIT_EFFECTS):
                 text = to_command(eff)
                 if text is not None:
-                    self.commands.put((eff.uuid, text))
+                    timed = parked_at if parked_at is not None and isinstance(eff, Execute) and eff.app == "eavesdrop" else None
+                    self.commands.put((eff.uuid, text, timed))
                     queued = True
         if queued:
             # A supervisor is waiting: let the command greenlet write now rather than
@@ -308,13 +319,27 @@ class NodeService:
                 out.append(eff)
         return out
 
-    def _log_changes(self, changes: list[dict[str, Any]]) -> None:
+    def _who(self, changes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """uid -> what every log line of an intervention carries: the supervisor's channel
+        (``uuid``), ``supervisor``, ``agent`` and, once the shipper stored it, ``audit_id`` (the
+        id `fsbarge audit list` shows). Records opened in this batch come from the batch."""
+        who: dict[str, dict[str, Any]] = {}
+        for c in changes:
+            uid = c["uid"]
+            if c["kind"] not in ("open", "mode", "close") or uid in who:
+                continue
+            rec = c["record"] if c["kind"] == "open" else self.journal.records.get(uid, {})
+            who[uid] = {"uuid": rec.get("supervisor_uuid"), "supervisor": rec.get("supervisor"), "agent": rec.get("agent"),
+                        "audit_id": self.audit_id(uid)}
+        return who
+
+    def _log_changes(self, changes: list[dict[str, Any]], who: dict[str, dict[str, Any]]) -> None:
         for c in changes:
             if c["kind"] == "open":
                 rec = c["record"]
                 self.log.info(
-                    "intervention " + rec["outcome"], uuid=rec.get("supervisor_uuid"), supervisor=rec.get("supervisor"),
-                    agent=rec.get("agent"), mode=rec.get("requested_mode"), reason=rec.get("reason"), audit_uid=c["uid"],
+                    "intervention " + rec["outcome"], **who[c["uid"]],
+                    mode=rec.get("requested_mode"), reason=rec.get("reason"), audit_uid=c["uid"],
                 )
             elif c["kind"] == "help_open":
                 rec = c["record"]
@@ -322,9 +347,11 @@ class NodeService:
             elif c["kind"] == "help_close":
                 self.log.info("help request ended", outcome=c["outcome"], answered_by=c["answered_by"], help_uid=c["uid"])
             elif c["kind"] == "mode":
-                self.log.info("mode " + ("refused" if c["refused"] else "changed"), mode=c["mode"], source=c["source"], audit_uid=c["uid"])
+                self.log.info("mode " + ("refused" if c["refused"] else "changed"), **who[c["uid"]],
+                              mode=c["mode"], source=c["source"], audit_uid=c["uid"])
             else:
-                self.log.info("intervention closed", outcome=c["outcome"], end_reason=c["end_reason"], reason=c["reason"], audit_uid=c["uid"])
+                self.log.info("intervention closed", **who[c["uid"]], outcome=c["outcome"], end_reason=c["end_reason"],
+                              reason=c["reason"], audit_uid=c["uid"])
 
     def run_commands(self) -> None:
         """The command greenlet: write queued commands in order, as soon as they are queued.
@@ -334,7 +361,7 @@ class NodeService:
         drops what it cannot send (the audit was journaled first).
         """
         queue = self.commands
-        replies: gevent.queue.Queue[tuple[list[tuple[str, str]], Callable[[], list[str]]]] = gevent.queue.Queue()
+        replies: gevent.queue.Queue[tuple[list[tuple[str, str, float | None]], Callable[[], list[str]]]] = gevent.queue.Queue()
         checker = gevent.spawn(self._check_replies, replies)
         try:
             while True:
@@ -346,20 +373,25 @@ class NodeService:
                         break
                 session = self.session
                 if session is None:
-                    for uuid, text in batch:
+                    for uuid, text, _parked in batch:
                         self.log.warning("not connected; command not sent", uuid=uuid, command=text.split("\n", 1)[0])
                     continue
                 if not self.may_act():
                     self.log.warning("this instance no longer holds the node; commands not sent", count=len(batch))
                     continue
                 try:
-                    replies.put((batch, session.write([text for _, text in batch])))
+                    replies.put((batch, session.write([text for _, text, _parked in batch])))
                 except ConnectionLost as exc:
                     self.log.warning("commands lost with the connection", count=len(batch), error=str(exc))
+                    continue
+                written = self.clock()
+                for _uuid, _text, parked in batch:
+                    if parked is not None:
+                        self.stats.barge_latency.observe(max(0.0, written - parked))
         finally:
             checker.kill()
 
-    def _check_replies(self, replies: gevent.queue.Queue[tuple[list[tuple[str, str]], Callable[[], list[str]]]]) -> None:
+    def _check_replies(self, replies: gevent.queue.Queue[tuple[list[tuple[str, str, float | None]], Callable[[], list[str]]]]) -> None:
         while True:
             batch, wait = replies.get()
             try:
@@ -367,7 +399,7 @@ class NodeService:
             except ConnectionLost as exc:
                 self.log.warning("commands lost with the connection", count=len(batch), error=str(exc))
                 continue
-            for (uuid, text), reply in zip(batch, answers, strict=True):
+            for (uuid, text, _parked), reply in zip(batch, answers, strict=True):
                 if not reply.startswith("+OK") and not reply.startswith(STOP_TONE_GONE):
                     self.log.warning("FreeSWITCH refused a command", uuid=uuid, command=text.split("\n")[:3], reply=reply)
 
@@ -443,6 +475,7 @@ class NodeService:
         if plan.serve:
             self._serve_waiting(session, plan.serve, now)
         self.resyncs += 1
+        self.stats.totals["resyncs"] += 1
         self.log.info(
             "resynced from show channels",
             channels=len(fresh), vanished=len(vanished), open_interventions=len(records), waiting=len(plan.serve),

@@ -31,6 +31,12 @@ class Shipper:
         self.wake = gevent.event.Event()
         self.shipped_total = 0
         self._compacted_at = 0.0
+        #: journal uid -> database id of the interventions still open (for log lines: `audit_id`)
+        self.audit_ids: dict[str, int] = {}
+
+    def audit_id(self, uid: str) -> int | None:
+        """The database id of an open intervention's record, once shipped."""
+        return self.audit_ids.get(uid)
 
     @property
     def backlog(self) -> int:
@@ -48,12 +54,15 @@ class Shipper:
         changes = [c for c in batch if c.get("kind") in SHIPPED_KINDS]
         if changes:
             skipped: list[str] = []
+            ids: dict[str, int] = {}
 
             def write() -> None:
-                skipped[:] = self.audit_store.apply_changes(changes)
+                skipped[:] = self.audit_store.apply_changes(changes, ids)
 
             if not self.retrier.attempt(write):
                 return False
+            open_now = self.journal.records
+            self.audit_ids = {uid: iid for uid, iid in (*self.audit_ids.items(), *ids.items()) if uid in open_now}
             for change_id in skipped:
                 log.error("journal change names an intervention the database does not have; skipped", change=change_id)
         self.journal.shipped(len(batch))

@@ -542,7 +542,7 @@ class AuditStore:
                 raise LookupError(f"no intervention {intervention_id}")
             return False
 
-    def apply_changes(self, changes: Sequence[Mapping[str, Any]]) -> list[str]:
+    def apply_changes(self, changes: Sequence[Mapping[str, Any]], ids: dict[str, int] | None = None) -> list[str]:
         """Apply journal changes (fsbarge.journal) in order, in one transaction, idempotently.
 
         Each change has a unique id: a record is keyed by its ``uid``, a mode entry by its
@@ -552,11 +552,15 @@ class AuditStore:
         the ids of mode changes skipped because their record is unknown (a damaged journal).
 
         Every change that took effect is handed to each of ``self.hooks`` inside the same
-        transaction (the hash chain, the webhook outbox): they commit with it or not at all."""
+        transaction (the hash chain, the webhook outbox): they commit with it or not at all.
+        ``ids``, if given, receives the database id of the interventions the changes named (by
+        uid); read it only once this returned (a transaction retried may give other ids)."""
         skipped: list[str] = []
         with translate_errors(self._engine), self._writer.begin() as c:
             self._begin(c)
-            ids: dict[str, int] = {}
+            if ids is None:
+                ids = {}
+            ids.clear()
             for change in changes:
                 kind = change.get("kind")
                 applied: Applied | None = None

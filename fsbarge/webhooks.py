@@ -36,7 +36,7 @@ from .db import DatabaseError
 from .offload import blocking
 from .outbox import node_of
 
-__all__ = ["BackoffPolicy", "Deliverer", "HttpPoster", "ReceiverLoop", "heads", "next_state", "sign"]
+__all__ = ["BackoffPolicy", "Deliverer", "HttpPoster", "ReceiverLoop", "heads", "next_state", "sign", "sign_timestamped"]
 
 log = structlog.get_logger("fsbarge.webhooks")
 
@@ -46,16 +46,30 @@ MAX_ERROR = 200  # characters of a receiver's error kept in last_error
 
 
 def sign(secret: str, body: bytes) -> str:
-    """``X-Fsbarge-Signature``: ``sha256=`` + hex HMAC-SHA256 of the exact body bytes."""
+    """``X-Fsbarge-Signature``: ``sha256=`` + hex HMAC-SHA256 of the exact body bytes (SPEC.md)."""
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
-def request_headers(event: str, delivery: str, body: bytes, secret: str) -> dict[str, str]:
+def sign_timestamped(secret: str, timestamp: int, body: bytes) -> str:
+    """``X-Fsbarge-Signature-V2``: ``sha256=`` + hex HMAC-SHA256 of ``<timestamp>.<body>``.
+
+    The body alone signs nothing about when it was sent: a captured delivery would verify for
+    ever. With the sending time signed too (as Stripe and Slack do), a receiver that refuses a
+    timestamp more than 5 minutes from its clock limits a replay to those minutes, and
+    de-duplicating on ``delivery_id`` for that long closes them."""
+    return "sha256=" + hmac.new(secret.encode("utf-8"), b"%d." % timestamp + body, hashlib.sha256).hexdigest()
+
+
+def request_headers(event: str, delivery: str, body: bytes, secret: str, now: float | None = None) -> dict[str, str]:
+    """Every attempt is signed at its own time (a retry a day later still verifies on arrival)."""
+    timestamp = int(time.time() if now is None else now)
     return {
         "Content-Type": "application/json",
         "X-Fsbarge-Event": event,
         "X-Fsbarge-Delivery": delivery,
         "X-Fsbarge-Signature": sign(secret, body),
+        "X-Fsbarge-Timestamp": str(timestamp),
+        "X-Fsbarge-Signature-V2": sign_timestamped(secret, timestamp, body),
     }
 
 

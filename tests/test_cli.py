@@ -110,6 +110,12 @@ def _uncreatable_db_dir(tmp: Path) -> dict[str, str]:
     return {"FSBARGE_CONFIG": str(path)}
 
 
+def _typo_in_db_dir(tmp: Path) -> dict[str, str]:
+    path = write_config(tmp, 8021, password=PASSWORD)
+    path.write_text(path.read_text().replace(str(tmp / "fsbarge.db"), str(tmp / "fsbareg" / "fsbarge.db")))
+    return {"FSBARGE_CONFIG": str(path)}
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -139,13 +145,16 @@ ERROR_CASES = [
     Case("missing config file via $FSBARGE_CONFIG", ("calls",), 2, "absent.toml: file not found", _missing_via_env),
     Case("config path is a directory", ("check-config", "--config", "{tmp}"), 2, "is a directory"),
     Case("invalid config: bad port", ("check-config",), 2, "fsbarge.toml: freeswitch[0].port:", _bad_port),
-    Case("invalid config stops db upgrade too", ("db", "upgrade"), 2, "freeswitch[0].port", _bad_port),
+    Case("a typo in the SQLite directory stops db upgrade", ("db", "upgrade"), 2, "fsbareg does not exist: create it", _typo_in_db_dir),
+    Case("a typo in the SQLite directory stops check-config", ("check-config",), 2, "database.url: directory", _typo_in_db_dir),
+    Case("a typo in --database stops db upgrade", ("db", "upgrade", "--database", "sqlite:///{tmp}/fsbareg/x.db"), 2,
+         "--database: directory"),
     Case("calls on a database never migrated", ("calls",), 1, "run `fsbarge db upgrade`"),
     Case("audit list on a database never migrated", ("audit", "list"), 1, "run `fsbarge db upgrade`"),
     Case("audit show on a database never migrated", ("audit", "show", "1"), 1, "run `fsbarge db upgrade`"),
     Case("audit show of an id that does not exist", ("audit", "show", "999"), 1, "999", _valid_migrated),
     Case("a file that is not a database", ("calls",), 1, "not a SQLite database", _not_sqlite),
-    Case("a database directory that cannot be created", ("db", "upgrade"), 1, "cannot create directory", _uncreatable_db_dir),
+    Case("a database directory that cannot be created", ("db", "upgrade"), 2, "a-file/sub does not exist", _uncreatable_db_dir),
 ]
 
 
@@ -241,6 +250,32 @@ def test_check_config_prints_ok_with_the_nodes_and_teams(tmp_path: Path, env, ca
     assert "pbx1" in out and "127.0.0.1:8123" in out
     assert "sales" in out and "support" in out
     assert PASSWORD not in out
+
+
+def test_check_config_prints_each_warning_on_one_stderr_line_and_still_succeeds(tmp_path: Path, env, capsys) -> None:
+    """`supervisors = []`, a protected extension that is nobody, a tone for a mode the team may not
+    use, metrics on every address: valid, so exit 0, but each said on one line naming file and key."""
+    path = write_config(tmp_path, 8021, password=PASSWORD, extra=(
+        '[[teams]]\nname = "empty"\nagents = ["3000"]\nsupervisors = []\nmodes = ["listen"]\nnotify_agent = ["barge"]\n'
+        '[policy]\nprotected = ["1999"]\n[metrics]\nlisten = "0.0.0.0:9464"\n'))
+    assert main(["check-config", "--config", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert "OK" in out
+    assert sorted(line.split(": ")[3] for line in err.splitlines()) == [
+        "metrics.listen", "policy.protected[0]", "teams[2].notify_agent[0]", "teams[2].supervisors"]
+    assert all(line.startswith(f"fsbarge: warning: {path}: ") for line in err.splitlines()), err
+
+
+def test_only_the_state_directory_systemd_creates_may_be_missing() -> None:
+    """/var/lib/fsbarge is created by systemd (StateDirectory=) before the daemon starts: a note,
+    not an error, when check-config runs before the first start; any other directory is an error."""
+    from fsbarge.preflight import directory_problem
+
+    assert directory_problem("/var/lib/fsbarge/fsbarge.db", "database", isdir=lambda d: True) is None
+    note, fatal = directory_problem("/var/lib/fsbarge/fsbarge.db", "database", isdir=lambda d: False)
+    assert not fatal and "systemd creates it" in note
+    problem, fatal = directory_problem("/var/lib/fsbareg/fsbarge.db", "database", isdir=lambda d: False)
+    assert fatal and problem.startswith("directory /var/lib/fsbareg does not exist: create it")
 
 
 def test_check_config_with_the_env_password_never_prints_either_password(tmp_path: Path) -> None:
@@ -358,6 +393,53 @@ def test_db_upgrade_creates_the_database_and_is_idempotent(tmp_path: Path, env, 
     assert capsys.readouterr().out == first
     assert main(["db", "current", "--config", str(path)]) == 0
     assert db.head_revision() in capsys.readouterr().out
+
+
+def test_db_upgrade_needs_only_a_database_url(tmp_path: Path, env, capsys) -> None:
+    """A fresh install creates its database before writing any configuration: `db upgrade` takes
+    --database, or $FSBARGE_DATABASE_URL alone, or a file holding only [database]."""
+    env.setenv("FSBARGE_CONFIG", str(tmp_path / "absent.toml"))
+    assert main(["db", "upgrade", "--database", f"sqlite:///{tmp_path / 'a.db'}"]) == 0
+    env.setenv("FSBARGE_DATABASE_URL", f"sqlite:///{tmp_path / 'b.db'}")
+    assert main(["db", "upgrade"]) == 0
+    assert main(["db", "current"]) == 0
+    env.delenv("FSBARGE_DATABASE_URL")
+    only = tmp_path / "only-database.toml"
+    only.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "c.db"}"\n')
+    assert main(["db", "upgrade", "--config", str(only)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    for name in ("a.db", "b.db", "c.db"):
+        assert db.current_revision(f"sqlite:///{tmp_path / name}") == db.head_revision()
+    assert out.count(f"database at revision {db.head_revision()}") == 4
+
+
+@pytest.mark.parametrize("key", ["database.url", "journal.path"])
+def test_a_typo_in_a_directory_stops_the_daemon_in_one_line(tmp_path: Path, key: str) -> None:
+    """`fsbarge run` creates neither a mistyped directory nor an empty audit there (in a process
+    of its own: a daemon that starts anyway must fail the test, not hang it)."""
+    path = write_config(tmp_path, 8021, password=PASSWORD)
+    name = "fsbarge.db" if key == "database.url" else "fsbarge.journal"
+    path.write_text(path.read_text().replace(str(tmp_path / name), str(tmp_path / "fsbareg" / name)))
+    try:
+        proc = run_fsbarge(["run", "--config", str(path)], clean_env(NOTIFY_SOCKET=""))
+    except subprocess.TimeoutExpired:
+        pytest.fail("the daemon started")
+    line = assert_one_error_line(proc.stderr)
+    assert proc.returncode == 2
+    assert f"{key}: directory {tmp_path / 'fsbareg'} does not exist: create it" in line
+    assert not (tmp_path / "fsbareg").exists()
+
+
+def test_read_commands_with_a_config_need_only_its_database_url(migrated: Path, env, capsys) -> None:
+    """QA runs the read commands with the daemon's configuration but without its environment file:
+    a missing ESL password (or any node mistake) is for `run` and `check-config`, not for them."""
+    migrated.write_text(migrated.read_text().replace(f'password = "{PASSWORD}"', "").replace("port = 8021", "port = 80000"))
+    for args in (["audit", "list"], ["audit", "stats", "--by", "team"], ["calls"], ["help", "list"],
+                 ["webhooks", "list"], ["audit", "verify"], ["db", "current"]):
+        assert main(args) in (0, 3), args  # calls: 3, no daemon runs
+    assert main(["check-config"]) == 2
+    assert "freeswitch[0].port" in capsys.readouterr().err
 
 
 def _daemon_log_until(path: Path, wanted: str) -> str:

@@ -18,6 +18,8 @@ from fsbarge.config import (
     TeamConfig,
     TonesConfig,
     load_config,
+    load_database_url,
+    load_teams,
     parse_config,
     resolve_config_path,
 )
@@ -374,3 +376,56 @@ def test_a_node_may_give_the_sip_address_other_nodes_reach_it_at(address):
     config = parse_config(variant("port = 8022", f'port = 8022\nsip_address = "{address}"\nsip_profile = "wan"'), PATH, {})
     assert (config.nodes[1].sip_address, config.nodes[1].sip_profile) == (address, "wan")
     assert (config.nodes[0].sip_address, config.nodes[0].sip_profile) == (None, "external")
+
+
+# ------------------------------------------------------------------------- valid, but probably wrong
+
+SOUND = variant('protected = ["1999"]', 'protected = ["2000"]', FULL)  # FULL protects nobody's extension
+
+
+@pytest.mark.parametrize(
+    "edit, key, says",
+    [
+        (('supervisors = ["1002"]', "supervisors = []", MINIMAL), "teams[0].supervisors", "has no supervisors: nobody may listen"),
+        (('agents = ["1000"]', "agents = []", MINIMAL), "teams[0].agents", "has no agents"),
+        (('modes = ["listen"]', 'modes = ["listen"]\nnotify_agent = ["barge"]', SOUND), "teams[1].notify_agent[0]",
+         '"barge" is not one of this team\'s modes: its tone never plays'),
+        (('modes = ["listen"]', 'modes = ["listen"]\nnotify_customer = ["listen", "customer_whisper"]', SOUND),
+         "teams[1].notify_customer[1]", '"customer_whisper" is not one of'),
+        (('protected = ["1999"]', 'protected = ["1999"]', FULL), "policy.protected[0]",
+         '"1999" is not an agent of any team: protecting it changes nothing'),
+        (("[log]", '[metrics]\nlisten = "0.0.0.0:9464"\n[log]', SOUND), "metrics.listen",
+         "0.0.0.0 is not a loopback address: anyone who can reach port 9464 reads the metrics"),
+    ],
+    ids=["no supervisors", "no agents", "notify_agent", "notify_customer", "protected nobody", "metrics on every address"],
+)
+def test_a_likely_mistake_is_one_warning_line_naming_file_and_key(edit, key, says):
+    """Valid, so the daemon starts (a site upgrading fsbarge keeps running), but said once, in the
+    error's format: `check-config` prints these lines and `run` logs them."""
+    config = parse_config(variant(*edit), PATH, {})
+    [warning] = config.warnings
+    assert warning.startswith(f"{PATH}: {key}: ") and says in warning, warning
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:9464", "127.0.0.2:9464", "[::1]:9464", "localhost:9464"])
+def test_a_sound_configuration_has_no_warnings(listen):
+    """Loopback metrics, default notify lists on a team that allows fewer modes (the defaults fit
+    every team), a protected agent."""
+    text = SOUND + f'[metrics]\nlisten = "{listen}"\n'
+    assert parse_config(text, PATH, {}).warnings == ()
+    assert parse_config(MINIMAL, PATH, {}).warnings == ()
+
+
+def test_read_commands_load_only_the_database_url_and_the_teams(tmp_path):
+    """A file whose nodes are wrong (no password: it is in the daemon's environment file) still
+    gives the read commands their database URL and teams; nothing else is validated for them."""
+    path = tmp_path / "fsbarge.toml"
+    path.write_text(FULL.replace(f'password = "{SECRET}"\n', "").replace("port = 8022", "port = 0"))
+    assert load_database_url(str(path), {}) == "sqlite:////tmp/fsbarge.db"
+    assert load_database_url(str(path), {"FSBARGE_DATABASE_URL": "postgresql://db/x"}) == "postgresql://db/x"
+    assert [t.name for t in load_teams(str(path), {})] == ["sales", "support"]
+    with pytest.raises(ConfigError, match="freeswitch"):
+        load_config(str(path), {})
+    path.write_text('[database]\nurl = "nonsense"\n')
+    with pytest.raises(ConfigError, match=r"database\.url: must be an SQLAlchemy URL"):
+        load_database_url(str(path), {})

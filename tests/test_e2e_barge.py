@@ -211,3 +211,37 @@ def test_an_agent_on_another_node_is_refused_as_target_on_other_node(sim, tmp_pa
         assert any("execute-app-name: playback" in t and "tone_stream://%(100,0,480)" in t for _, t in sim.received_commands)
     finally:
         other.stop()
+
+
+def test_every_log_line_of_an_intervention_names_the_call_and_its_record(sim, config) -> None:
+    """`mode changed` and `intervention closed` carry the supervisor's channel (`uuid`), the
+    supervisor, the agent and the record's id as `fsbarge audit list` shows it, not only the
+    journal's uid that no command prints."""
+    import io
+
+    import structlog
+    from structlog.testing import capture_logs
+
+    from fsbarge.logs import configure_logging
+
+    saved = structlog.get_config()
+    configure_logging("info", stream=io.StringIO())  # before the daemon binds its loggers
+    try:
+        with InProcessDaemon(config) as daemon, capture_logs() as logs:
+            daemon.wait_connected()
+            sim.place_call("1001", "1000")
+            sup = barge_in(sim, daemon, "*331000")
+            daemon.settle()  # the record is in the database: its id is known from here on
+            sim.press(sup, "2")
+            daemon.wait_idle()
+            sim.hangup(sup)
+            wait_until(lambda: daemon.audit()[0]["outcome"] == "completed", what="record closed")
+    finally:
+        structlog.configure(**saved)
+    record_id = only_record(config)["id"]
+    lines = {e["event"]: e for e in logs if e["event"] in ("intervention active", "mode changed", "intervention closed")}
+    assert set(lines) == {"intervention active", "mode changed", "intervention closed"}
+    for event, line in lines.items():
+        assert (line["node"], line["uuid"], line["supervisor"], line["agent"]) == ("pbx1", sup, "1002", "1000"), event
+    assert lines["mode changed"]["audit_id"] == lines["intervention closed"]["audit_id"] == record_id
+    assert lines["mode changed"]["mode"] == "whisper"

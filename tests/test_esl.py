@@ -383,6 +383,10 @@ def test_malformed_frames_are_skipped_with_a_warning_and_the_connection_kept(sim
     assert entries(logs, "warning", "without Event-Name")
     # the well-framed event with Latin-1 bytes is still delivered, undecodable bytes replaced
     rec.wait_event(lambda e: e.name == "CHANNEL_CREATE" and e.uuid == "00000000-0000-0000-0000-000000000000")
+    # counted for fsbarge_malformed_frames_total, each skipped one once; the rest by name
+    skipped = len(entries(logs, "warning", "malformed ESL frame")) + len(entries(logs, "warning", "without Event-Name"))
+    assert link.counts["malformed"] == skipped >= 2
+    assert link.stats.by_name["CHANNEL_CREATE"] >= 3 and link.counts["connects"] == 1
 
 
 def _raise_connect_error(session: EslSession, n: int) -> None:

@@ -15,11 +15,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from fsbarge import db
 from fsbarge.config import ConfigError, parse_config
-from fsbarge.metrics import start_metrics
+from fsbarge.counts import NodeCounts
+from fsbarge.metrics import DaemonCollector, start_metrics
 from fsbarge.sim import FreeSwitchSim
 from fsbarge.store import ChannelStore
 from tests.audit_fill import fill, plan
@@ -41,14 +43,33 @@ def test_a_bad_listen_address_is_one_line_naming_the_key(value: str) -> None:
         parse_config(BASE + f"[metrics]\nlisten = {value}\n", "f.toml", {})
 
 
-def scrape(port: int) -> dict[tuple[str, tuple], float]:
+def scrape_text(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
-        text = reply.read().decode()
+        return reply.read().decode()
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
+        for family in text_string_to_metric_families(scrape_text(port))
         for s in family.samples
     }
+
+
+def exported(text: str) -> dict[str, str]:
+    """name -> type of every fsbarge metric, named as a query uses it: a counter with `_total`, a
+    histogram by its family name (its samples are `_bucket`, `_sum`, `_count`)."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        if family.name.startswith("fsbarge_"):
+            out[family.name + "_total" if family.type == "counter" else family.name] = family.type
+    return out
+
+
+def documented() -> set[str]:
+    """The metric names of README's "Metrics" table."""
+    section = (ROOT / "README.md").read_text().split("### Metrics", 1)[1].split("\n### ", 1)[0]
+    return set(re.findall(r"^\| `(fsbarge_[a-z_]+)", section, re.MULTILINE))
 
 
 def test_a_scrape_reports_the_audit_database(tmp_path: Path) -> None:
@@ -67,19 +88,18 @@ def test_a_scrape_reports_the_audit_database(tmp_path: Path) -> None:
         server.server_close()
     assert got[("fsbarge_database_readable", ())] == 1
     outcomes = Counter(p.outcome for p in plans)
-    assert {k[1][0][1]: v for k, v in got.items() if k[0] == "fsbarge_interventions"} == outcomes
+    # all-time counts are counters (`_total`): finished records only, since a running one changes outcome
+    assert {k[1][0][1]: v for k, v in got.items() if k[0] == "fsbarge_interventions_total"} == {
+        o: n for o, n in outcomes.items() if o != "active"}
     assert got[("fsbarge_interventions_running", ())] == outcomes["active"]
     sources = Counter((source, "true" if refused else "false") for p in plans for (_, _, source, refused) in p.modes)
-    changes = {(dict(k[1])["source"], dict(k[1])["refused"]): v for k, v in got.items() if k[0] == "fsbarge_mode_changes"}
+    changes = {(dict(k[1])["source"], dict(k[1])["refused"]): v for k, v in got.items() if k[0] == "fsbarge_mode_changes_total"}
     assert changes == sources
-    assert not any(k[0] == "fsbarge_journal_backlog" for k in got)  # not recorded yet: absent, not a false zero
+    assert not any(k[0] == "fsbarge_journal_backlog" for k in got)  # the daemon's own: not without it
     # the webhook outbox is in the database itself: a true zero
     assert got[("fsbarge_webhooks_backlog", ())] == 0
     assert {dict(k[1])["state"]: v for k, v in got.items() if k[0] == "fsbarge_webhook_deliveries"} == {"pending": 0, "failed": 0}
     assert got[("fsbarge_up", (("node", "pbx1"),))] == 1
-    # the README's table lists exactly what is exported
-    documented = set(re.findall(r"^\| `(fsbarge_[a-z_]+)", (ROOT / "README.md").read_text(), re.MULTILINE))
-    assert documented == {name for name, _ in got}
 
 
 def test_an_unreadable_database_is_a_metric_not_an_error(tmp_path: Path) -> None:
@@ -91,18 +111,54 @@ def test_an_unreadable_database_is_a_metric_not_an_error(tmp_path: Path) -> None
         server.server_close()
 
 
+class _Daemon:
+    """What DaemonCollector reads of a daemon: its per-node counts and its journal."""
+
+    def __init__(self, counts: dict[str, NodeCounts], backlog: int) -> None:
+        self.counts = counts
+        self.journal = type("J", (), {"backlog": backlog})()
+
+
+def test_the_daemons_own_counts_are_counters_and_barge_latency_a_histogram() -> None:
+    """Plain numbers the loop keeps become `_total` counters and `le` buckets at scrape time."""
+    pbx1 = NodeCounts()
+    pbx1.by_name.update(CHANNEL_PARK=3, DTMF=2)
+    pbx1.totals.update(malformed=1, connects=3, resyncs=3)
+    for seconds in (0.004, 0.005, 0.019, 3.0):
+        pbx1.barge_latency.observe(seconds)
+    registry = CollectorRegistry()
+    registry.register(DaemonCollector(_Daemon({"pbx1": pbx1, "pbx2": NodeCounts()}, backlog=7)))
+    get = registry.get_sample_value
+    assert get("fsbarge_events_total", {"node": "pbx1", "event": "CHANNEL_PARK"}) == 3
+    assert get("fsbarge_malformed_frames_total", {"node": "pbx1"}) == 1
+    assert get("fsbarge_reconnects_total", {"node": "pbx1"}) == 2  # the first session is no reconnect
+    assert get("fsbarge_reconnects_total", {"node": "pbx2"}) == 0
+    assert get("fsbarge_resyncs_total", {"node": "pbx1"}) == 3
+    le = {b: get("fsbarge_barge_latency_seconds_bucket", {"node": "pbx1", "le": b}) for b in ("0.0025", "0.005", "0.02", "2.5", "+Inf")}
+    assert le == {"0.0025": 0, "0.005": 2, "0.02": 3, "2.5": 3, "+Inf": 4}  # le: at most the bound
+    assert get("fsbarge_barge_latency_seconds_count", {"node": "pbx1"}) == 4
+    assert get("fsbarge_barge_latency_seconds_sum", {"node": "pbx1"}) == pytest.approx(3.028)
+    assert get("fsbarge_journal_backlog") == 7
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def test_fsbarge_run_serves_metrics_while_connected(tmp_path: Path, threaded_sim: FreeSwitchSim) -> None:  # noqa: F811
+def test_fsbarge_run_serves_its_own_counts_and_the_readme_lists_exactly_what_it_exports(
+    tmp_path: Path, threaded_sim: FreeSwitchSim  # noqa: F811
+) -> None:
+    """`fsbarge run` on every address (which it warns about, once): after a call and a barge, the
+    loop's own counters and barge latency histogram, the journal backlog and the standard process
+    metrics are there; every all-time count is a counter; README's table is exactly the list."""
     port = free_port()
-    config = write_config(tmp_path, threaded_sim.port, extra=f'[metrics]\nlisten = "127.0.0.1:{port}"\n')
+    config = write_config(tmp_path, threaded_sim.port, extra=f'[metrics]\nlisten = "0.0.0.0:{port}"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("FSBARGE_")}
+    log = (tmp_path / "daemon.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "fsbarge", "run", "--config", str(config)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=log, stderr=subprocess.PIPE, text=True)
     try:
         def up() -> bool:
             if proc.poll() is not None:
@@ -115,6 +171,11 @@ def test_fsbarge_run_serves_metrics_while_connected(tmp_path: Path, threaded_sim
         wait_until(up, what="fsbarge_up{node=pbx1} == 1")
         threaded_sim.place_call("1001", "1000")
         wait_until(lambda: scrape(port)[("fsbarge_live_channels", (("node", "pbx1"),))] >= 2, what="live channels")
+        sup = threaded_sim.dial("1002", "*331000")
+        wait_until(lambda: threaded_sim.eavesdrop_mode(sup) == "listen", what="the barge")
+        node = (("node", "pbx1"),)
+        wait_until(lambda: scrape(port).get(("fsbarge_barge_latency_seconds_count", node)) == 1, what="one barge timed")
+        text = scrape_text(port)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -122,4 +183,20 @@ def test_fsbarge_run_serves_metrics_while_connected(tmp_path: Path, threaded_sim
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
     assert proc.returncode == 0, proc.stderr.read()
+    got = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert got[("fsbarge_events_total", (("event", "CHANNEL_PARK"), ("node", "pbx1")))] >= 1
+    assert got[("fsbarge_resyncs_total", node)] == 1 and got[("fsbarge_reconnects_total", node)] == 0
+    assert got[("fsbarge_malformed_frames_total", node)] == 0
+    assert 0 < got[("fsbarge_barge_latency_seconds_sum", node)] < 1
+    assert got[("fsbarge_barge_latency_seconds_bucket", (("le", "+Inf"), ("node", "pbx1")))] == 1
+    assert ("fsbarge_journal_backlog", ()) in got
+    assert ("process_resident_memory_bytes", ()) in got and any(name == "python_info" for name, _ in got)
+    types = exported(text)
+    for name in ("fsbarge_interventions_total", "fsbarge_mode_changes_total", "fsbarge_events_total"):
+        assert types.get(name) == "counter", (name, types.get(name))
+    assert types["fsbarge_barge_latency_seconds"] == "histogram"
+    assert documented() == set(types)
+    warnings = [line for line in (tmp_path / "daemon.log").read_text().splitlines() if "configuration warning" in line]
+    assert len(warnings) == 1 and "metrics.listen: 0.0.0.0 is not a loopback address" in warnings[0], warnings

@@ -4,6 +4,7 @@ to a real HTTP server on loopback (down, 500, hanging, cut mid-answer, verifying
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,8 @@ from fsbarge.cli import main
 from fsbarge.config import WebhookConfig
 from fsbarge.outbox import Outbox, delivery_id, event_of
 from fsbarge.store import AuditStore, WebhookStore
-from fsbarge.webhooks import BackoffPolicy, ReceiverLoop, heads, next_state, sign
-from tests.webhook_receiver import Receiver, free_port
+from fsbarge.webhooks import BackoffPolicy, ReceiverLoop, heads, next_state, sign, sign_timestamped
+from tests.webhook_receiver import Receiver, free_port, readme_verified
 
 from .test_journal import close, mode, opened
 
@@ -303,6 +304,28 @@ def test_a_wrong_secret_is_caught_by_the_receiver(sqlite_engine) -> None:
         loop.clock.now += 10  # type: ignore[attr-defined]
         loop.deliver_once()
         assert rx.requests[-1]["signature_ok"] and only(sqlite_engine)["state"] == "delivered"
+
+
+def test_the_readme_check_accepts_a_real_delivery_and_refuses_it_replayed_later(sqlite_engine, monkeypatch) -> None:
+    """The receiver's check printed in the README, on what went over the wire: the delivery verifies
+    on arrival; the same bytes replayed six minutes later do not, nor with a fresh timestamp
+    pasted in, while the body-only signature of SPEC.md would accept the replay for ever."""
+    with Receiver(SECRET) as rx:
+        loop, _clock = one_delivery(sqlite_engine, rx.url)
+        loop.deliver_once()
+        [req] = rx.requests
+    assert req["signature_ok"] and only(sqlite_engine)["state"] == "delivered"
+    verified, headers, body = readme_verified(), req["headers"], req["body"]
+    sent = int(headers["X-Fsbarge-Timestamp"])
+    assert abs(sent - time.time()) < 60 and headers["X-Fsbarge-Signature-V2"] == sign_timestamped(SECRET, sent, body)
+    assert verified(body, headers, SECRET)
+    assert not verified(body, headers, "another-secret-of-16")
+    assert not verified(body + b" ", headers, SECRET)
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 360)
+    assert not verified(body, headers, SECRET)  # replayed 6 minutes later
+    assert not verified(body, {**headers, "X-Fsbarge-Timestamp": str(int(time.time()))}, SECRET)
+    assert headers["X-Fsbarge-Signature"] == sign(SECRET, body)  # body-only: no defence against the replay
 
 
 # --------------------------------------------------------------------------- the command line

@@ -1,9 +1,10 @@
-"""A real HTTP receiver on loopback for the webhook tests: it verifies the signature as a CRM would.
+"""A real HTTP receiver on loopback for the webhook tests: it verifies the signature as a CRM would,
+with the receiver's check the README gives (`readme_verified`, read from README.md itself).
 
 It runs in a thread of its own (the standard library's server), so it answers whatever the gevent
 hub of the test is doing. ``behaviour`` says how it answers the next requests:
 
-- "ok": 204 when the signature verifies with its secret, 401 otherwise
+- "ok": 204 when both signatures verify with its secret (the timestamped one as the README says), 401 otherwise
 - "500": 500 (after recording the request)
 - "hang": reads the request, records it, then answers nothing until released
 - "cut": sends a status line and half the promised body, then closes the connection
@@ -16,8 +17,24 @@ import hmac
 import json
 import socket
 import threading
+import re
+from collections.abc import Callable
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+@cache
+def readme_verified() -> Callable[..., bool]:
+    """``verified(raw_body, headers, secret)`` exactly as README.md's "Webhooks" section prints it."""
+    section = README.read_text(encoding="utf-8").split("### Webhooks", 1)[1]
+    [code] = [block for block in re.findall(r"```python\n(.*?)```", section, re.S) if "def verified(" in block][:1]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, f"{README}:Webhooks", "exec"), namespace)  # noqa: S102 - our own README
+    return namespace["verified"]
 
 
 def free_port() -> int:
@@ -48,7 +65,10 @@ class Receiver:
                     "path": self.path,
                     "event": self.headers.get("X-Fsbarge-Event"),
                     "delivery": self.headers.get("X-Fsbarge-Delivery"),
-                    "signature_ok": hmac.compare_digest(expected, self.headers.get("X-Fsbarge-Signature", "")),
+                    "signature_ok": hmac.compare_digest(expected, self.headers.get("X-Fsbarge-Signature", ""))
+                    and readme_verified()(body, self.headers, receiver.secret),
+                    "headers": dict(self.headers),
+                    "body": body,
                     "json": json.loads(body),
                     "behaviour": receiver.behaviour,
                 }

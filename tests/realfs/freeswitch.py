@@ -144,7 +144,8 @@ def install_drop_ins(conf: Path, esl_password: str, user_passwords: dict[str, st
     # "Then replace every CHANGE_ME": the Event Socket secret and each phone's SIP password.
     _sub(conf / "autoload_configs/event_socket.conf.xml", r'value="CHANGE_ME"', f'value="{esl_password}"')
     for user in ("1000", "1002", "1004"):
-        _sub(conf / f"directory/default/{user}.xml", r'value="CHANGE_ME"', f'value="{user_passwords[user]}"')
+        _sub(conf / f"directory/default/{user}.xml", r'name="password" value="CHANGE_ME"', f'name="password" value="{user_passwords[user]}"')
+        _sub(conf / f"directory/default/{user}.xml", r'name="vm-password" value="CHANGE_ME"', f'name="vm-password" value="9{user}"')
     # "change default_password in <conf>/vars.xml" (else every call sleeps 10 s in the default context)
     _sub(conf / "vars.xml", r'data="default_password=1234"', f'data="default_password={user_passwords["default"]}"')
 
