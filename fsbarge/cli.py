@@ -60,6 +60,10 @@ def _build_parser() -> argparse.ArgumentParser:
     dbsub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
     dbsub.add_parser("upgrade", parents=[common], help="apply Alembic migrations to the configured database")
     dbsub.add_parser("current", parents=[common], help="print the database's migration revision")
+    dbsub.add_parser(
+        "repair", parents=[common],
+        help="recreate tables missing from a damaged database, empty (audit verify then reports what was lost)",
+    )
 
     calls = sub.add_parser("calls", parents=[reader], help="live channels as the daemon mirrors them")
     calls.add_argument("--format", choices=("table", "json"), default="table")
@@ -268,11 +272,24 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_db(args: argparse.Namespace) -> int:
-    from .db import current_revision, make_engine, upgrade
+    """`db upgrade` also checks that the tables of the revision it reports are there: a dropped
+    table is damage to an audit database, said precisely, and repaired only on `db repair`."""
+    from .db import check_intact, current_revision, make_engine, repair, upgrade
 
     engine = make_engine(_config(args).database.url)
+    if args.db_command == "repair":
+        recreated = repair(engine)
+        if not recreated:
+            print(f"database at revision {current_revision(engine)}: no table is missing, nothing to repair")
+            return 0
+        print(
+            f"recreated {', '.join(recreated)} (empty) at revision {current_revision(engine)}; "
+            "run `fsbarge audit verify` to see which audit records were lost"
+        )
+        return 0
     if args.db_command == "upgrade":
         upgrade(engine)
+    check_intact(engine)
     print(f"database at revision {current_revision(engine) or 'none'}")
     return 0
 

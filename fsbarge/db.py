@@ -14,6 +14,7 @@ busy_timeout instead of failing half-way through a transaction.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -313,7 +314,8 @@ def describe_error(exc: BaseException, where: str = "the database") -> str:
     if "file is not a database" in low:
         return f"cannot open database {where}: not a SQLite database"
     if "no such table" in low or ("relation" in low and "does not exist" in low):
-        return NOT_INITIALISED
+        table = missing_table_named(text)
+        return NOT_INITIALISED if table in (None, "alembic_version") else f"table {table} is missing from {where}"
     if "no such column" in low or ("column" in low and "does not exist" in low):
         return "database schema is out of date: run `fsbarge db upgrade`"
     if "readonly database" in low or "read-only" in low:
@@ -321,6 +323,38 @@ def describe_error(exc: BaseException, where: str = "the database") -> str:
     if "database or disk is full" in low or "no space left" in low or "disk full" in low:
         return f"cannot write database {where}: the disk is full (free space; fsbarge keeps the audit in its journal meanwhile)"
     return f"database error on {where}: {text}"
+
+
+def missing_table_named(message: str) -> str | None:
+    """The table a "no such table" (SQLite) or "relation does not exist" (PostgreSQL) error names."""
+    m = re.search(r'no such table: (?:\w+\.)?(\w+)|relation "(?:\w+\.)?(\w+)" does not exist', message)
+    return (m.group(1) or m.group(2)) if m else None
+
+
+def damage_message(missing: list[str], revision: str | None) -> str:
+    """What an operator reads when tables are gone from a migrated database: what happened and the
+    two ways out. Never repaired behind their back: the audit's loss must stay visible."""
+    names = ", ".join(missing)
+    tables = f"table {names} is" if len(missing) == 1 else f"tables {names} are"
+    return (
+        f"{tables} missing although the database is at revision {revision}: the database was damaged; "
+        "restore it from a backup, or run `fsbarge db repair` to recreate the missing tables empty "
+        "(`fsbarge audit verify` then reports what was lost)"
+    )
+
+
+def _explain_missing_table(message: str, target: Engine | URL | str | None) -> str:
+    """A "table X is missing" error on a database that records a schema revision is damage, not
+    a database never initialised: say so (one extra query, on the error path only)."""
+    if not isinstance(target, Engine):
+        return message
+    try:
+        with target.connect() as conn:
+            revision = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    except Exception:  # noqa: BLE001 - no revision table either: the database was never migrated
+        return NOT_INITIALISED
+    table = message.split()[1]
+    return damage_message([table], revision) if revision else NOT_INITIALISED
 
 
 @contextmanager
@@ -331,7 +365,10 @@ def translate_errors(target: Engine | URL | str | None = None) -> Iterator[None]
     except DatabaseError:
         raise
     except sa_exc.SQLAlchemyError as exc:
-        raise DatabaseError(describe_error(exc, _where(target)), transient=is_transient(exc)) from exc
+        message = describe_error(exc, _where(target))
+        if message.startswith("table ") and " is missing from " in message:
+            message = _explain_missing_table(message, target)
+        raise DatabaseError(message, transient=is_transient(exc)) from exc
 
 
 # --------------------------------------------------------------------------- migrations
@@ -427,6 +464,59 @@ def current_revision(target: Engine | URL | str) -> str | None:
 
 def is_up_to_date(target: Engine | URL | str) -> bool:
     return current_revision(target) == head_revision()
+
+
+def missing_tables(target: Engine | URL | str) -> list[str]:
+    """Tables this fsbarge's schema has that the database lacks (checked at head only: an older
+    revision simply has fewer tables, and `db upgrade` creates them)."""
+    from sqlalchemy import inspect
+
+    from .models import Base
+
+    engine, owned = _engine_of(target)
+    try:
+        with translate_errors(engine), engine.connect() as conn:
+            present = set(inspect(conn).get_table_names())
+    finally:
+        if owned:
+            engine.dispose()
+    return sorted(name for name in Base.metadata.tables if name not in present)
+
+
+def check_intact(target: Engine | URL | str) -> None:
+    """DatabaseError (damage_message) when a database at head lacks some of head's tables: after
+    `db upgrade` says "at revision 0007", nothing is missing that the daemon or a reader needs."""
+    revision = current_revision(target)
+    if revision != head_revision():
+        return
+    missing = missing_tables(target)
+    if missing:
+        raise DatabaseError(damage_message(missing, revision))
+
+
+def repair(target: Engine | URL | str) -> list[str]:
+    """Recreate the tables missing from a database at head, empty, with their indexes; returns
+    their names. The rows they held are not invented: the audit chain still names them, so
+    `fsbarge audit verify` reports the loss (and an id reused by a new row, see fsbarge.chain)."""
+    from .models import Base
+
+    revision = current_revision(target)
+    if revision != head_revision():
+        raise DatabaseError(
+            f"database at revision {revision or 'none'}, this fsbarge needs {head_revision()}: "
+            "run `fsbarge db upgrade` first (repair only recreates tables missing at the current revision)"
+        )
+    missing = missing_tables(target)
+    if not missing:
+        return []
+    engine, owned = _engine_of(target)
+    try:
+        with translate_errors(engine), writer(engine).begin() as conn:
+            Base.metadata.create_all(conn, tables=[Base.metadata.tables[n] for n in missing])
+    finally:
+        if owned:
+            engine.dispose()
+    return missing
 
 
 def open_existing(url: str | URL) -> Engine:
