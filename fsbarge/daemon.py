@@ -35,7 +35,7 @@ from .health import Health, problems_json, status_file_path, write_status_file
 from .esl import NodeLink
 from .journal import Journal
 from .mirror import Mirror
-from .offload import blocking
+from .offload import OwnThread, blocking
 from .ownership import Ownership
 from .policy import Policy
 from .help import HelpTones
@@ -54,10 +54,6 @@ log = structlog.get_logger("fsbarge.daemon")
 # Database calls run in worker threads, so waiting for a lock blocks nobody: wait long enough
 # for a checkpoint or a backup to finish, short enough to warn the operator early.
 DAEMON_BUSY_TIMEOUT_MS = 5000
-
-
-def _threadpool_fsync(fd: int) -> None:
-    blocking(lambda: os.fsync(fd))
 
 
 class InstanceConflict(Exception):
@@ -123,7 +119,10 @@ class Daemon:
         db_file = sqlite_file(self.engine.url)
         if db_file is not None:
             self._locks.append(_InstanceLock(db_file))
-        self.journal = Journal(config.journal.path, sync=_threadpool_fsync)
+        # the journal's fsync on a thread of its own: database calls fill the shared pool when
+        # the database is locked, and the barge path must wait for nothing but the disk
+        self._journal_thread = OwnThread()
+        self.journal = Journal(config.journal.path, sync=self._journal_thread.fsync)
         self._status_file = status_file_path(config.journal.path)
         self._prepare_schema()
         self.channel_store = ChannelStore(self.engine)
@@ -397,6 +396,7 @@ class Daemon:
         for rt in self._nodes.values():
             gevent.killall(rt.greenlets, timeout=timeout)
         self.journal.close()
+        self._journal_thread.close()
         self.engine.dispose()
         for lock in self._locks:
             lock.release()

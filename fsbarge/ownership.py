@@ -37,7 +37,7 @@ import gevent
 import gevent.event
 import structlog
 from .db import AdvisoryLocks
-from .offload import blocking
+from .offload import OwnThread
 
 __all__ = ["LOCK_CLASS", "Leases", "Ownership", "lock_key"]
 
@@ -126,6 +126,9 @@ class Ownership:
         self.leases = Leases(lease=lease)
         self.last_error: str | None = None
         self._locks = AdvisoryLocks(url, application=f"fsbarge-lock {instance}")
+        # its own thread: a lease confirmed behind a dozen database calls waiting out a lock
+        # would run out, and the node stop being served for nothing
+        self._thread = OwnThread()
         self._stopped = gevent.event.Event()
         self._greenlets: list[gevent.Greenlet] = []
 
@@ -151,13 +154,13 @@ class Ownership:
         while not self._stopped.is_set():
             began = self.clock()
             try:
-                mine, lost = blocking(self._round)
+                mine, lost = self._thread.run(self._round)
             except Exception as exc:  # noqa: BLE001 - any failure: reconnect next round
                 message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 if message != self.last_error:
                     log.warning("node locks: database unreachable; serving stops when the lease runs out", error=message)
                 self.last_error = message
-                blocking(self._locks.drop)
+                self._thread.run(self._locks.drop)
             else:
                 if self.last_error is not None:
                     log.info("node locks: database reachable again")
@@ -205,6 +208,7 @@ class Ownership:
         self._stopped.set()
         gevent.killall(self._greenlets, timeout=2)
         try:
-            blocking(self._locks.drop)
+            self._thread.run(self._locks.drop)
         finally:
             self._locks.dispose()
+            self._thread.close()
