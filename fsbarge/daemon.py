@@ -30,12 +30,12 @@ from .barge import Tones
 from .config import Config
 from .config import NodeConfig
 from .crossnode import CrossNode, TicketError
-from .db import DatabaseError, is_up_to_date, make_engine, sqlite_file, upgrade
+from .db import DatabaseError, check_intact, is_up_to_date, make_engine, sqlite_file, upgrade
 from .health import Health, problems_json, status_file_path, write_status_file
 from .esl import NodeLink
 from .journal import Journal
 from .mirror import Mirror
-from .offload import OwnThread, blocking
+from .offload import PERMANENT_WAIT, OwnThread, Retrier, blocking
 from .ownership import Ownership
 from .policy import Policy
 from .help import HelpTones
@@ -124,14 +124,19 @@ class Daemon:
         self._journal_thread = OwnThread()
         self.journal = Journal(config.journal.path, sync=self._journal_thread.fsync)
         self._status_file = status_file_path(config.journal.path)
-        self._prepare_schema()
+        self._schema_ready = self._prepare_schema()
         self.channel_store = ChannelStore(self.engine)
         self.audit_store = AuditStore(self.engine)
-        self.shipper = Shipper(self.journal, self.audit_store)
+        self.shipper = Shipper(
+            self.journal, self.audit_store,
+            retrier=Retrier("audit", structlog.get_logger("fsbarge.shipper"), health=self.health),
+        )
         # The webhook outbox is filled in the shipper's transaction (the last hook: after the chain).
         self.audit_store.hooks.append(Outbox(config.webhooks))
         self.webhooks = Deliverer(config.webhooks, WebhookStore(self.engine), may_deliver=self._delivers_node)
-        self.mirror = Mirror(self.channel_store)
+        self.mirror = Mirror(
+            self.channel_store, retrier=Retrier("mirror", structlog.get_logger("fsbarge.mirror"), health=self.health)
+        )
         self._policy = Policy(config)
         self._tones = Tones(error=config.tones.error, ended=config.tones.ended, notify=config.tones.notify)
         self._clock = clock
@@ -158,17 +163,37 @@ class Daemon:
         self._status = ""
         self.watchdog_fed = 0
 
-    def _prepare_schema(self) -> None:
+    def _prepare_schema(self, run: Callable[[Callable[[], None]], None] = lambda fn: fn()) -> bool:
         """SQLite: the daemon owns its file and migrates it. Elsewhere the operator migrates;
         a database that is down or behind is reported and retried by the shipper, not fatal:
-        the journal keeps everything meanwhile."""
-        try:
-            if self.engine.dialect.name == "sqlite":
+        the journal keeps everything meanwhile. False when a SQLite migration must be retried
+        (a file the daemon may not write yet: see _migrate_later). ``run`` runs the database part."""
+        sqlite = self.engine.dialect.name == "sqlite"
+
+        def migrate() -> None:
+            if sqlite:
                 upgrade(self.engine)
+                check_intact(self.engine)
             elif not is_up_to_date(self.engine):
                 log.error("database schema is not up to date: run `fsbarge db upgrade`; auditing to the journal meanwhile")
+
+        try:
+            run(migrate)
         except DatabaseError as exc:
+            if sqlite:
+                self.health.report("database schema", f"database: {exc}", retry_every_s=PERMANENT_WAIT)
+                return False
             log.error("database not available at start; auditing to the journal meanwhile", error=str(exc))
+        self.health.clear("database schema")
+        return True
+
+    def _migrate_later(self) -> None:
+        """The SQLite file could not be migrated at start (read-only for us, say): try again until
+        it can, so a fixed owner needs no restart. The shipper retries its writes meanwhile."""
+        while not self._stopped.wait(PERMANENT_WAIT):
+            if self._prepare_schema(run=blocking):
+                self.shipper.notify()
+                return
 
     def start(self) -> None:
         # The shipper starts first and ships in journal order: unapplied entries from before this
@@ -177,6 +202,8 @@ class Daemon:
         if self.journal.backlog:
             log.info("bringing the database up to date from the journal", backlog=self.journal.backlog)
         self._greenlets += [gevent.spawn(self.shipper.run), gevent.spawn(self.mirror.run)]
+        if not self._schema_ready:
+            self._greenlets.append(gevent.spawn(self._migrate_later))
         self.webhooks.start()
         if self.ownership is None:
             for name in self._nodes:

@@ -64,13 +64,15 @@ def is_transient(exc: BaseException) -> bool:
     state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     if state:
         return state.startswith("08") or state in _TRANSIENT_SQLSTATES
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-        return True
     low = _first_line(orig).lower()
-    if any(text in low for text in _TRANSIENT_SQLITE):
-        return True
+    # before the invalidation test: a read-only SQLite connection is invalidated on purpose
+    # (see make_engine) and yet needs an operator
     if "readonly" in low or "read-only" in low or "is full" in low or "no such" in low or "not a database" in low:
         return False
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if any(text in low for text in _TRANSIENT_SQLITE):
+        return True
     # Lost or refused connections surface as OperationalError without a SQLSTATE.
     return isinstance(exc, sa_exc.OperationalError) and ("connect" in low or "closed" in low or "terminat" in low)
 
@@ -134,6 +136,14 @@ def make_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_M
             cur.execute("PRAGMA foreign_keys=ON")
         finally:
             cur.close()
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        # SQLite opens a file it may not write read-only, silently, and the connection stays so
+        # after the owner or the mount is fixed: count it as lost, so that SQLAlchemy drops it
+        # and every pooled connection, and the next attempt opens the file anew.
+        if "readonly database" in str(context.original_exception).lower():
+            context.is_disconnect = True
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -319,7 +329,10 @@ def describe_error(exc: BaseException, where: str = "the database") -> str:
     if "no such column" in low or ("column" in low and "does not exist" in low):
         return "database schema is out of date: run `fsbarge db upgrade`"
     if "readonly database" in low or "read-only" in low:
-        return f"cannot write database {where}: {text} (check the file's permissions and the filesystem)"
+        return (
+            f"cannot write database {where}: {text}: it is read-only for fsbarge "
+            "(fix the file's owner/permissions, or the filesystem's mount)"
+        )
     if "database or disk is full" in low or "no space left" in low or "disk full" in low:
         return f"cannot write database {where}: the disk is full (free space; fsbarge keeps the audit in its journal meanwhile)"
     return f"database error on {where}: {text}"

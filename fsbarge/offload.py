@@ -32,7 +32,9 @@ T = TypeVar("T")
 
 TRANSIENT_FIRST = 0.05
 TRANSIENT_MAX = 5.0
-PERMANENT_WAIT = 30.0
+# An error that needs an operator is retried this often: a fixed owner, a freed disk or a restored
+# table is noticed within seconds, without a restart; one failed transaction per writer costs nothing.
+PERMANENT_WAIT = 10.0
 DATABASE_THREADS = 10  # as many as SQLAlchemy's pool keeps connections (5) plus its overflow (10), give or take
 
 _database_pools: "weakref.WeakKeyDictionary[Any, gevent.threadpool.ThreadPool]" = weakref.WeakKeyDictionary()
@@ -94,6 +96,10 @@ class Retrier:
     ``attempt`` never raises a DatabaseError; after a failure ``wait`` says how long to pause:
     capped exponential for a transient cause, ``permanent_wait`` for one that needs an operator
     (retried slowly, so a fixed permission or a freed disk is noticed without a restart).
+
+    With ``health`` (fsbarge.health.Health), a cause that needs an operator is reported there as
+    problem ``database <what>`` (one line, and `fsbarge status` says "degraded" with it) and
+    cleared by the next write that succeeds.
     """
 
     def __init__(
@@ -104,8 +110,11 @@ class Retrier:
         run: Callable[[Callable[[], Any]], Any] = blocking,
         transient_max: float = TRANSIENT_MAX,
         permanent_wait: float = PERMANENT_WAIT,
+        health: Any = None,
     ) -> None:
         self.what = what
+        self.health = health
+        self.problem = f"database {what}"
         self.log = log or structlog.get_logger("fsbarge")
         self.run = run
         self.transient_max = transient_max
@@ -130,7 +139,10 @@ class Retrier:
                 )
             else:
                 self.wait = self.permanent_wait
-                if not self.permanent or message != self.last_error:
+                if self.health is not None:
+                    self.health.report(self.problem, f"database: {message}", writer=self.what,
+                                       retry_every_s=self.permanent_wait)
+                elif not self.permanent or message != self.last_error:
                     self.log.error(
                         "database write failed and will not clear by itself; "
                         "fsbarge keeps serving and retries every "
@@ -142,6 +154,8 @@ class Retrier:
             return False
         if self.failures:
             self.log.info("database writes resumed", writer=self.what, failed_attempts=self.failures)
+            if self.health is not None:
+                self.health.clear(self.problem)
         self.failures = 0
         self.wait = 0.0
         self.permanent = False

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,10 +19,11 @@ from pathlib import Path
 import gevent
 import pytest
 
+from fsbarge import db as fsdb
 from fsbarge.logs import configure_logging
 from fsbarge.offload import blocking, database_pool
 from fsbarge.sim import FreeSwitchSim
-from tests.e2e import InProcessDaemon, wait_until, write_config
+from tests.e2e import ROOT, InProcessDaemon, audit_json, cli, wait_until, write_config
 from tests.sim_fixtures import sim  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.e2e
@@ -92,3 +99,87 @@ def test_a_barge_does_not_queue_behind_database_calls_that_fill_the_thread_pool(
     [rec] = wait_until(lambda: [r for r in daemon.audit() if r["outcome"] == "completed"], timeout=30, what="the audit")
     assert rec["supervisor_uuid"] == sup and rec["end_reason"] == "supervisor_hangup"
     assert [(m["mode"], m["source"]) for m in rec["modes"]] == [("listen", "feature_code"), ("listen", "reattach")]
+
+
+# --------------------------------------------------------------------------- a daemon of another user
+
+DAEMON_UID = 5555
+
+
+def _as_daemon_user() -> list[str]:
+    """setpriv as an unprivileged uid (root bypasses file modes, so only another user really meets a
+    read-only file); skipped, saying why, where that cannot run this checkout's Python."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("a daemon as another, unprivileged user needs root and setpriv")
+    prefix = ["setpriv", f"--reuid={DAEMON_UID}", f"--regid={DAEMON_UID}", "--clear-groups"]
+    probe = subprocess.run([*prefix, sys.executable, "-c", "import fsbarge"], cwd=ROOT, capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"uid {DAEMON_UID} cannot run this checkout's Python (is {ROOT} private?): "
+                    f"{(probe.stderr.strip().splitlines() or ['?'])[-1]}")
+    return prefix
+
+
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    """The daemon user's state directory inside a directory every user can traverse (pytest's
+    tmp_path is private to root)."""
+    top = Path(tempfile.mkdtemp(prefix="fsbarge-dbfaults-"))
+    top.chmod(0o755)
+    state = top / "state"
+    state.mkdir()
+    os.chown(state, DAEMON_UID, DAEMON_UID)
+    yield state
+    shutil.rmtree(top)
+
+
+def _problems(state: Path) -> list[str]:
+    try:
+        return json.loads((state / "fsbarge.journal.status").read_text())["problems"]
+    except (OSError, ValueError, KeyError):
+        return []
+
+
+def test_a_database_file_the_daemon_could_not_write_is_reported_and_written_once_it_can(
+    sim: FreeSwitchSim, state_dir: Path
+) -> None:
+    """The daemon (uid 5555) starts on a migrated fsbarge.db owned by root, 0644: SQLite opens it
+    read-only. Barges are served from the journal, the problem is in `fsbarge status`; after a
+    chown the audit reaches the database without a restart (was: the pooled read-only connection
+    stayed so for ever, and nothing said why)."""
+    prefix = _as_daemon_user()
+    config = write_config(state_dir, sim.port)
+    database = state_dir / "fsbarge.db"
+    engine = fsdb.make_engine(f"sqlite:///{database}")
+    fsdb.upgrade(engine)
+    engine.dispose()
+    database.chmod(0o644)
+    log_path = state_dir.parent / "daemon.log"
+    call = sim.place_call("1001", "1000")
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [*prefix, sys.executable, "-m", "fsbarge", "run", "--config", str(config)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=dict(os.environ, NOTIFY_SOCKET="", HOME=str(state_dir)),
+        )
+    try:
+        sup = sim.dial("1002", "*331000")
+        wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", timeout=60, what="the barge served from the journal")
+        assert sim.eavesdrop_target(sup) == call.b_uuid
+        wait_until(lambda: any("read-only for fsbarge" in p for p in _problems(state_dir)), timeout=60,
+                   what="the read-only database reported in the status file")
+        status = cli(config, "status", check=False)
+        assert status.returncode == 1 and "read-only for fsbarge" in status.stdout + status.stderr, status
+        assert audit_json(config) == []
+
+        for path in state_dir.glob("fsbarge.db*"):
+            os.chown(path, DAEMON_UID, DAEMON_UID)  # the operator fixes the owner
+        [rec] = wait_until(lambda: audit_json(config), timeout=60, what="the audit in the database after the chown")
+        assert rec["supervisor_uuid"] == sup and rec["outcome"] == "active"
+        wait_until(lambda: _problems(state_dir) == [], timeout=60, what="the problem cleared")
+        assert cli(config, "status", check=False).returncode == 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    lines = [json.loads(x) for x in log_path.read_text().splitlines() if x.startswith("{")]
+    reported = [x for x in lines if "read-only for fsbarge" in x["event"]]
+    assert 1 <= len(reported) <= 3, reported  # once per writer (schema, audit, mirror), not once per retry
+    assert any(x["event"] == "problem cleared" for x in lines)
