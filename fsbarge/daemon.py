@@ -33,7 +33,8 @@ from .crossnode import CrossNode, TicketError
 from .db import DatabaseError, check_intact, is_up_to_date, make_engine, sqlite_file, upgrade
 from .health import Health, problems_json, status_file_path, write_status_file
 from .esl import NodeLink
-from .journal import Journal
+from .journal import Journal, JournalError
+from .nojournal import UnavailableJournal
 from .mirror import Mirror
 from .offload import PERMANENT_WAIT, OwnThread, Retrier, blocking
 from .ownership import Ownership
@@ -115,14 +116,20 @@ class Daemon:
         #: what this daemon cannot fix by itself; carried by the heartbeat to `fsbarge status`
         self.health = Health()
         self.engine = make_engine(config.database.url, busy_timeout_ms=DAEMON_BUSY_TIMEOUT_MS)
-        self._locks = [_InstanceLock(config.journal.path)]
+        # Instance locks beside the journal and the SQLite file. A disk that refuses one (read-only,
+        # wrong owner) does not stop the start: it is reported and taken once the disk lets us.
+        # Another instance holding one does (InstanceConflict).
+        self._locks: dict[Path, _InstanceLock] = {}
+        self._lock_paths = [Path(config.journal.path)]
         db_file = sqlite_file(self.engine.url)
         if db_file is not None:
-            self._locks.append(_InstanceLock(db_file))
+            self._lock_paths.append(db_file)
+        for path in self._lock_paths:
+            self._take_lock(path)
         # the journal's fsync on a thread of its own: database calls fill the shared pool when
         # the database is locked, and the barge path must wait for nothing but the disk
         self._journal_thread = OwnThread()
-        self.journal = Journal(config.journal.path, sync=self._journal_thread.fsync)
+        self.journal: Journal | UnavailableJournal = self._open_journal()
         self._status_file = status_file_path(config.journal.path)
         self._schema_ready = self._prepare_schema()
         self.channel_store = ChannelStore(self.engine)
@@ -162,6 +169,83 @@ class Daemon:
         self._notifier = sdnotify.SystemdNotifier()
         self._status = ""
         self.watchdog_fed = 0
+
+    # -- the journal and the instance locks ------------------------------------------------
+
+    def _take_lock(self, path: Path) -> bool:
+        """Take the instance lock beside ``path`` if not held yet; False (reported) when the disk
+        refuses it. InstanceConflict when another instance holds it."""
+        if path in self._locks:
+            return True
+        try:
+            self._locks[path] = _InstanceLock(path)
+        except OSError as exc:
+            self.health.report(
+                f"lock {path}",
+                f"cannot take the instance lock {path}.lock: {exc.strerror or exc}; retrying every {PERMANENT_WAIT:g}s",
+            )
+            return False
+        self.health.clear(f"lock {path}")
+        return True
+
+    def _open_journal(self) -> Journal | UnavailableJournal:
+        """The audit journal, or a stand-in that refuses every intervention (audibly, reason
+        ``audit_unavailable``) while the disk will not let us open it or its lock (a journal
+        opened without its lock could be another instance's)."""
+        path = Path(self.config.journal.path)
+        if path not in self._locks:
+            reason = f"cannot write the audit journal's lock {path}.lock"
+        else:
+            try:
+                journal = Journal(path, sync=self._journal_thread.fsync)
+            except JournalError as exc:
+                reason = str(exc)
+            else:
+                self.health.clear("journal")
+                return journal
+        self.health.report(
+            "journal",
+            f"audit journal unavailable ({reason}): feature codes are refused (audit_unavailable) "
+            f"until it can be written; retrying every {PERMANENT_WAIT:g}s",
+        )
+        return UnavailableJournal(path, reason)
+
+    def _recover(self) -> None:
+        """Every PERMANENT_WAIT: take the locks the disk refused, open the journal it refused.
+
+        With the journal open, every node is served again from scratch (a fresh service and a
+        resync, as after a restart): what the journal says is still open is re-attached or closed
+        then, never on the stand-in's empty word."""
+        while not self._stopped.wait(PERMANENT_WAIT):
+            try:
+                for path in self._lock_paths:
+                    self._take_lock(path)
+            except InstanceConflict as exc:
+                self.health.report("instance", str(exc))
+                continue
+            self.health.clear("instance")
+            if isinstance(self.journal, UnavailableJournal):
+                journal = self._open_journal()
+                if isinstance(journal, Journal):
+                    self._journal_opened(journal)
+            if len(self._locks) == len(self._lock_paths) and isinstance(self.journal, Journal):
+                return
+
+    def _journal_opened(self, journal: Journal) -> None:
+        log.info("audit journal available; serving the nodes again from it", journal=str(journal.path),
+                 open_interventions=len(journal.records), backlog=journal.backlog)
+        self.journal = journal
+        self.shipper.journal = journal
+        for name, rt in list(self._nodes.items()):
+            serving = bool(rt.greenlets)
+            if serving:
+                self._unserve_node(name)
+            self._nodes[name] = self._runtime(rt.config)
+            if serving:
+                self._serve_node(name)
+        self.shipper.notify()
+
+    # -- the schema ---------------------------------------------------------------------------
 
     def _prepare_schema(self, run: Callable[[Callable[[], None]], None] = lambda fn: fn()) -> bool:
         """SQLite: the daemon owns its file and migrates it. Elsewhere the operator migrates;
@@ -204,6 +288,8 @@ class Daemon:
         self._greenlets += [gevent.spawn(self.shipper.run), gevent.spawn(self.mirror.run)]
         if not self._schema_ready:
             self._greenlets.append(gevent.spawn(self._migrate_later))
+        if len(self._locks) < len(self._lock_paths) or isinstance(self.journal, UnavailableJournal):
+            self._greenlets.append(gevent.spawn(self._recover))
         self.webhooks.start()
         if self.ownership is None:
             for name in self._nodes:
@@ -425,7 +511,7 @@ class Daemon:
         self.journal.close()
         self._journal_thread.close()
         self.engine.dispose()
-        for lock in self._locks:
+        for lock in self._locks.values():
             lock.release()
         log.info("fsbarge stopped", audit_backlog=self.journal.backlog)
 

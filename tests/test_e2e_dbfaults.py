@@ -164,7 +164,7 @@ def test_a_database_file_the_daemon_could_not_write_is_reported_and_written_once
         sup = sim.dial("1002", "*331000")
         wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", timeout=60, what="the barge served from the journal")
         assert sim.eavesdrop_target(sup) == call.b_uuid
-        wait_until(lambda: any("read-only for fsbarge" in p for p in _problems(state_dir)), timeout=60,
+        wait_until(_poll(lambda: any("read-only for fsbarge" in p for p in _problems(state_dir))), timeout=60,
                    what="the read-only database reported in the status file")
         status = cli(config, "status", check=False)
         assert status.returncode == 1 and "read-only for fsbarge" in status.stdout + status.stderr, status
@@ -172,9 +172,10 @@ def test_a_database_file_the_daemon_could_not_write_is_reported_and_written_once
 
         for path in state_dir.glob("fsbarge.db*"):
             os.chown(path, DAEMON_UID, DAEMON_UID)  # the operator fixes the owner
-        [rec] = wait_until(lambda: audit_json(config), timeout=60, what="the audit in the database after the chown")
+        wait_until(_poll(lambda: _records(config)), timeout=60, what="the audit in the database after the chown")
+        [rec] = audit_json(config)
         assert rec["supervisor_uuid"] == sup and rec["outcome"] == "active"
-        wait_until(lambda: _problems(state_dir) == [], timeout=60, what="the problem cleared")
+        wait_until(_poll(lambda: _problems(state_dir) == []), timeout=60, what="the problem cleared")
         assert cli(config, "status", check=False).returncode == 0
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -183,3 +184,124 @@ def test_a_database_file_the_daemon_could_not_write_is_reported_and_written_once
     reported = [x for x in lines if "read-only for fsbarge" in x["event"]]
     assert 1 <= len(reported) <= 3, reported  # once per writer (schema, audit, mirror), not once per retry
     assert any(x["event"] == "problem cleared" for x in lines)
+
+
+# --------------------------------------------------------------------------- a journal that cannot be opened at start
+
+ERROR_TONE = "tone_stream://%(100,0,480)"
+
+
+def test_a_journal_that_cannot_be_opened_at_start_refuses_audibly_and_serves_once_it_opens(
+    sim: FreeSwitchSim, tmp_path: Path, logs
+) -> None:
+    """The journal's directory cannot be created (a file stands where it should be; for the daemon
+    user a read-only filesystem or a wrong owner does the same): the daemon starts anyway, refuses a
+    feature code with the error tone (was: exit 1 at start, supervisors left in park), says why in
+    its health, and serves once the journal can be opened, without a restart."""
+    config = write_config(tmp_path, sim.port)
+    blocker = tmp_path / "journal"
+    blocker.write_text("not a directory\n")
+    config.write_text(config.read_text().replace(str(tmp_path / "fsbarge.journal"), str(blocker / "fsbarge.journal")))
+    call = sim.place_call("1001", "1000")
+    with InProcessDaemon(config) as d:
+        d.wait_connected(timeout=30)
+        assert any("audit journal unavailable" in p for p in d.daemon.health.problems)
+        start = len(sim.received_commands)
+        refused = sim.dial("1002", "*331000")
+        wait_until(lambda: sim.channel(refused) is None, timeout=30, what="the refused supervisor hung up")
+        sent = [t for _, t in sim.received_commands[start:] if refused in t]
+        assert any("execute-app-name: playback" in t and ERROR_TONE in t for t in sent)
+        assert not any("execute-app-name: eavesdrop" in t for t in sent)
+        [line] = [e for e in events(logs) if e["event"] == "audit journal unavailable: intervention refused"]
+        assert line["reason"] == "audit_unavailable"
+
+        blocker.unlink()  # the operator fixes the disk
+        wait_until(lambda: not d.daemon.health.problems, timeout=60, what="the journal opened")
+        d.service = d.daemon.services[0]  # served again from scratch, from the journal
+        d.wait_connected(timeout=30)
+        sup = sim.dial("1002", "*331000")
+        wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", timeout=30, what="a barge once the journal opened")
+        assert sim.eavesdrop_target(sup) == call.b_uuid
+        [rec] = wait_until(lambda: [r for r in d.audit() if r["modes"]], timeout=30, what="the barge audited")
+        assert rec["supervisor_uuid"] == sup
+    reported = [e for e in events(logs) if "audit journal unavailable (" in e["event"]]
+    assert len(reported) == 1  # one line, not one per retry
+
+
+def _records(config: Path) -> list[dict]:
+    """The audit as `audit list` shows it, read in this process: a CLI subprocess a few times a
+    second would block this process's hub, where the simulator runs."""
+    from fsbarge.config import load_config
+    from fsbarge.queries import AuditFilter, list_records
+
+    engine = fsdb.open_reader(load_config(str(config)).database.url)
+    try:
+        with engine.connect() as conn:
+            return list_records(conn, AuditFilter())
+    finally:
+        engine.dispose()
+
+
+def _poll(fn, every: float = 0.25):  # type: ignore[no-untyped-def]
+    """``fn`` for wait_until, called at most every ``every`` seconds (gevent keeps running between)."""
+    def check():  # type: ignore[no-untyped-def]
+        gevent.sleep(every)
+        return fn()
+    return check
+
+
+def _spawn(prefix: list[str], config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [*prefix, sys.executable, "-m", "fsbarge", "run", "--config", str(config)],
+            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=dict(os.environ, NOTIFY_SOCKET="", HOME=str(config.parent)),
+        )
+
+
+def test_an_intervention_running_while_the_restarted_daemon_cannot_read_its_journal_is_re_attached_later(
+    sim: FreeSwitchSim, state_dir: Path
+) -> None:
+    """Killed mid-barge, the daemon (uid 5555) restarts while its journal's directory is root's and
+    private: it cannot know what was open, so it closes nothing and re-attaches nothing; it refuses
+    new feature codes audibly. Once the owner is fixed it reads the journal and re-attaches the
+    running intervention, as after any restart."""
+    prefix = _as_daemon_user()
+    config = write_config(state_dir, sim.port)
+    journal_dir = state_dir.parent / "journal"
+    journal_dir.mkdir()
+    os.chown(journal_dir, DAEMON_UID, DAEMON_UID)
+    config.write_text(config.read_text().replace(str(state_dir / "fsbarge.journal"), str(journal_dir / "fsbarge.journal")))
+    log = state_dir.parent / "daemon.log"
+    call = sim.place_call("1001", "1000")
+    first = _spawn(prefix, config, log)
+    try:
+        sup = sim.dial("1002", "*331000")
+        wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", timeout=60, what="the barge")
+        wait_until(_poll(lambda: [r for r in _records(config) if r["modes"]]), timeout=60, what="the barge in the database")
+    finally:
+        first.kill()
+        first.wait(timeout=30)
+    os.chown(journal_dir, 0, 0)
+    journal_dir.chmod(0o700)
+    second = _spawn(prefix, config, log)
+    try:
+        start = len(sim.received_commands)
+        refused = sim.dial("1005", "*341000")
+        wait_until(lambda: sim.channel(refused) is None, timeout=60, what="a feature code refused while the journal is unreadable")
+        assert any(ERROR_TONE in t for _, t in sim.received_commands[start:] if refused in t)
+        [rec] = _records(config)
+        assert rec["outcome"] == "active" and sim.eavesdrop_mode(sup) == "listen"  # nothing closed on a guess
+        assert [m["source"] for m in rec["modes"]] == ["feature_code"]
+
+        os.chown(journal_dir, DAEMON_UID, DAEMON_UID)
+        [rec] = wait_until(_poll(lambda: [r for r in _records(config) if len(r["modes"]) == 2]), timeout=60,
+                           what="the intervention re-attached once the journal could be read")
+        assert [(m["mode"], m["source"]) for m in rec["modes"]] == [("listen", "feature_code"), ("listen", "reattach")]
+        assert rec["outcome"] == "active" and rec["supervisor_uuid"] == sup and rec["target_uuid"] == call.b_uuid
+        sim.hangup(sup)
+        wait_until(_poll(lambda: [r for r in _records(config) if r["outcome"] == "completed"]), timeout=60, what="the end")
+        [rec] = audit_json(config)
+        assert rec["end_reason"] == "supervisor_hangup"
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=30)
