@@ -37,7 +37,7 @@ from .journal import Journal, JournalError
 from .nojournal import UnavailableJournal
 from .mirror import Mirror
 from .offload import PERMANENT_WAIT, OwnThread, Retrier, blocking
-from .ownership import Ownership
+from .ownership import Ownership, SoleClaim
 from .policy import Policy
 from .help import HelpTones
 from .service import NodeService
@@ -131,7 +131,9 @@ class Daemon:
         self._journal_thread = OwnThread()
         self.journal: Journal | UnavailableJournal = self._open_journal()
         self._status_file = status_file_path(config.journal.path)
-        self._schema_ready = self._prepare_schema()
+        # SQLite: migrated before anything else. A server: checked in the background at start
+        # (a server that is down must not hold the start up for its connect timeout)
+        self._schema_ready = self._prepare_schema() if self.engine.dialect.name == "sqlite" else None
         self.channel_store = ChannelStore(self.engine)
         self.audit_store = AuditStore(self.engine)
         self.shipper = Shipper(
@@ -155,13 +157,17 @@ class Daemon:
         # which node (fsbarge.ownership). SQLite: one instance, every node, always.
         self.ownership: Ownership | None = None
         self.tickets: TicketStore | None = None
-        if self.engine.dialect.name == "postgresql":
+        self.sole: SoleClaim | None = None
+        if self.engine.dialect.name == "postgresql" and config.database.single_instance:
+            # alone on the database: serve every node now, whatever the database's state
+            self.sole = SoleClaim(config.database.url, list(self._nodes), instance=self.instance, health=self.health)
+        elif self.engine.dialect.name == "postgresql":
             # a supervisor's node and the agent's may be served by different instances
             self.tickets = self.crossnode.remote = TicketStore(self.engine)
             self.crossnode.served = self.serving
             self.ownership = Ownership(
                 config.database.url, list(self._nodes), instance=self.instance,
-                on_start=self._serve_node, on_stop=self._unserve_node,
+                on_start=self._serve_node, on_stop=self._unserve_node, health=self.health,
             )
         self._greenlets: list[gevent.Greenlet] = []
         self._stopped = gevent.event.Event()
@@ -286,7 +292,9 @@ class Daemon:
         if self.journal.backlog:
             log.info("bringing the database up to date from the journal", backlog=self.journal.backlog)
         self._greenlets += [gevent.spawn(self.shipper.run), gevent.spawn(self.mirror.run)]
-        if not self._schema_ready:
+        if self._schema_ready is None:
+            self._greenlets.append(gevent.spawn(lambda: self._prepare_schema(run=blocking)))
+        elif not self._schema_ready:
             self._greenlets.append(gevent.spawn(self._migrate_later))
         if len(self._locks) < len(self._lock_paths) or isinstance(self.journal, UnavailableJournal):
             self._greenlets.append(gevent.spawn(self._recover))
@@ -294,6 +302,8 @@ class Daemon:
         if self.ownership is None:
             for name in self._nodes:
                 self._serve_node(name)
+            if self.sole is not None:
+                self.sole.start()
         else:
             self.ownership.start()
         self._greenlets.append(gevent.spawn(self._watchdog))
@@ -489,6 +499,8 @@ class Daemon:
         self._notifier.notify("STOPPING=1")
         if self.ownership is not None:
             self.ownership.stop()
+        if self.sole is not None:
+            self.sole.stop()
         for link in self.links:
             link.stop()
         # Let queued events through the loop, then the journal and the mirror into the database.
