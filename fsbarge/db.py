@@ -100,6 +100,14 @@ def make_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_M
             if "connect_timeout" not in parsed.query:
                 connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
         engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+
+        @event.listens_for(engine, "handle_error")
+        def _on_pg_error(context: Any) -> None:
+            # read_only_sql_transaction: a standby, or a primary demoted by a failover; a new
+            # connection may reach the new primary (still an operator's error until it does)
+            if getattr(context.original_exception, "sqlstate", None) == "25006":
+                context.is_disconnect = True
+
         if engine.dialect.driver == "psycopg":
             dumpers = _nul_safe_str_dumpers()
 
@@ -328,6 +336,8 @@ def describe_error(exc: BaseException, where: str = "the database") -> str:
         return NOT_INITIALISED if table in (None, "alembic_version") else f"table {table} is missing from {where}"
     if "no such column" in low or ("column" in low and "does not exist" in low):
         return "database schema is out of date: run `fsbarge db upgrade`"
+    if "read-only transaction" in low:  # PostgreSQL: a standby, a demoted primary, default_transaction_read_only
+        return f"cannot write database {where}: {text} (the server or session is read-only: point fsbarge at the primary)"
     if "readonly database" in low or "read-only" in low:
         return (
             f"cannot write database {where}: {text}: it is read-only for fsbarge "

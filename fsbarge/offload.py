@@ -35,7 +35,7 @@ TRANSIENT_MAX = 5.0
 # An error that needs an operator is retried this often: a fixed owner, a freed disk or a restored
 # table is noticed within seconds, without a restart; one failed transaction per writer costs nothing.
 PERMANENT_WAIT = 10.0
-DATABASE_THREADS = 10  # as many as SQLAlchemy's pool keeps connections (5) plus its overflow (10), give or take
+DATABASE_THREADS = 10  # gevent's default; under SQLAlchemy's 15 connections (5 + 10 overflow): no thread waits for one
 
 _database_pools: "weakref.WeakKeyDictionary[Any, gevent.threadpool.ThreadPool]" = weakref.WeakKeyDictionary()
 

@@ -62,3 +62,37 @@ def test_a_database_never_migrated_is_still_not_initialised(blank_url: str) -> N
         raise AssertionError("an empty database was read")
     finally:
         engine.dispose()
+
+
+def test_a_read_only_postgresql_session_is_replaced_once_the_server_accepts_writes(postgres) -> None:  # type: ignore[no-untyped-def]
+    """A session opened while the database was read-only (a standby, a demoted primary) stays so:
+    after the error the pool is dropped, so the next attempt reaches a writable session."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    url = postgres.create_database(migrated=True)
+    name = make_url(url).database
+    admin = create_engine(db.parse_url(url), poolclass=NullPool, isolation_level="AUTOCOMMIT",
+                          connect_args={"options": "-c default_transaction_read_only=off"})
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"ALTER DATABASE {name} SET default_transaction_read_only = on"))
+        engine = db.make_engine(url)
+        store = AuditStore(engine)
+        try:
+            store.apply_changes([full_record("a")])
+        except db.DatabaseError as exc:
+            assert not exc.transient and "read-only transaction" in str(exc) and "point fsbarge at the primary" in str(exc)
+        else:
+            raise AssertionError("written to a read-only database")
+        with admin.connect() as conn:
+            conn.execute(text(f"ALTER DATABASE {name} RESET default_transaction_read_only"))
+        assert store.apply_changes([full_record("a")]) == []  # was: the same read-only session, for ever
+        assert [r["supervisor_uuid"] for r in store.list(limit=None)] == ["sup-a"]
+        engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"ALTER DATABASE {name} RESET default_transaction_read_only"))
+        admin.dispose()
+        postgres.release_database(url)
