@@ -139,6 +139,36 @@ def _problems(state: Path) -> list[str]:
         return []
 
 
+def _records(config: Path) -> list[dict]:
+    """The audit as `audit list` shows it, read in this process: a CLI subprocess a few times a
+    second would block this process's hub, where the simulator runs."""
+    from fsbarge.config import load_config
+    from fsbarge.queries import AuditFilter, list_records
+
+    engine = fsdb.open_reader(load_config(str(config)).database.url)
+    try:
+        with engine.connect() as conn:
+            return list_records(conn, AuditFilter())
+    finally:
+        engine.dispose()
+
+
+def _poll(fn, every: float = 0.25):  # type: ignore[no-untyped-def]
+    """``fn`` for wait_until, called at most every ``every`` seconds (gevent keeps running between)."""
+    def check():  # type: ignore[no-untyped-def]
+        gevent.sleep(every)
+        return fn()
+    return check
+
+
+def _spawn(prefix: list[str], config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [*prefix, sys.executable, "-m", "fsbarge", "run", "--config", str(config)],
+            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=dict(os.environ, NOTIFY_SOCKET="", HOME=str(config.parent)),
+        )
+
+
 def test_a_database_file_the_daemon_could_not_write_is_reported_and_written_once_it_can(
     sim: FreeSwitchSim, state_dir: Path
 ) -> None:
@@ -155,11 +185,7 @@ def test_a_database_file_the_daemon_could_not_write_is_reported_and_written_once
     database.chmod(0o644)
     log_path = state_dir.parent / "daemon.log"
     call = sim.place_call("1001", "1000")
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "fsbarge", "run", "--config", str(config)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=dict(os.environ, NOTIFY_SOCKET="", HOME=str(state_dir)),
-        )
+    proc = _spawn(prefix, config, log_path)
     try:
         sup = sim.dial("1002", "*331000")
         wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", timeout=60, what="the barge served from the journal")
@@ -226,36 +252,6 @@ def test_a_journal_that_cannot_be_opened_at_start_refuses_audibly_and_serves_onc
         assert rec["supervisor_uuid"] == sup
     reported = [e for e in events(logs) if "audit journal unavailable (" in e["event"]]
     assert len(reported) == 1  # one line, not one per retry
-
-
-def _records(config: Path) -> list[dict]:
-    """The audit as `audit list` shows it, read in this process: a CLI subprocess a few times a
-    second would block this process's hub, where the simulator runs."""
-    from fsbarge.config import load_config
-    from fsbarge.queries import AuditFilter, list_records
-
-    engine = fsdb.open_reader(load_config(str(config)).database.url)
-    try:
-        with engine.connect() as conn:
-            return list_records(conn, AuditFilter())
-    finally:
-        engine.dispose()
-
-
-def _poll(fn, every: float = 0.25):  # type: ignore[no-untyped-def]
-    """``fn`` for wait_until, called at most every ``every`` seconds (gevent keeps running between)."""
-    def check():  # type: ignore[no-untyped-def]
-        gevent.sleep(every)
-        return fn()
-    return check
-
-
-def _spawn(prefix: list[str], config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [*prefix, sys.executable, "-m", "fsbarge", "run", "--config", str(config)],
-            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=dict(os.environ, NOTIFY_SOCKET="", HOME=str(config.parent)),
-        )
 
 
 def test_an_intervention_running_while_the_restarted_daemon_cannot_read_its_journal_is_re_attached_later(
