@@ -21,6 +21,7 @@ from fsbarge.esl import NodeLink
 from fsbarge.events import SUBSCRIBED_EVENTS
 from fsbarge.journal import Journal
 from fsbarge.mirror import Mirror
+from fsbarge.offload import OwnThread
 from fsbarge.policy import Policy
 from fsbarge.service import NodeService
 from fsbarge.shipper import Shipper
@@ -88,13 +89,15 @@ def make_service(
     if journal_path is None:
         assert isinstance(db, Path), "a database URL needs a journal_path"
         journal_path = db.with_suffix(".journal")
-    journal = Journal(journal_path)
+    # fsync'd on a thread of its own, as the daemon does (fsbarge.offload.OwnThread)
+    journal = Journal(journal_path, sync=OwnThread().fsync)
     shipper = Shipper(journal, AuditStore(engine))
     mirror = Mirror(ChannelStore(engine))
     svc = NodeService(
         node, journal=journal, mirror=mirror, policy=Policy(config), tones=Tones("e", "x"), on_journaled=shipper.notify
     )
     svc.background = [shipper.run, mirror.run]  # type: ignore[attr-defined]
+    svc.engine = engine  # type: ignore[attr-defined]
     svc.settled = lambda: mirror.idle and not journal.unshipped(1)  # type: ignore[attr-defined]
     link = NodeLink(
         node, on_event=svc.on_event, on_connected=svc.on_connected, on_disconnected=svc.on_disconnected,

@@ -52,6 +52,30 @@ def _lock(db: Path | str) -> Callable[[], None]:
     return release_pg
 
 
+def _dead_receivers(engine, count: int):  # type: ignore[no-untyped-def]
+    """``count`` webhook receivers at a closed port, each with deliveries due now (queued before
+    the database is locked): every refused POST is followed by a write of its outcome that waits
+    out the busy timeout in gevent's threadpool, a dozen of them at once."""
+    import socket
+
+    from fsbarge.config import WebhookConfig
+    from fsbarge.store import WebhookStore, insert_webhook_deliveries
+    from fsbarge.webhooks import Deliverer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: connections are refused
+    receivers = [WebhookConfig(f"http://127.0.0.1:{port}/hook{i}", secret="s", timeout=2.0) for i in range(count)]
+    now = time.time()
+    with engine.begin() as conn:
+        insert_webhook_deliveries(conn, [
+            {"delivery_id": f"d{i}-{k}", "url": r.url, "event": "intervention.started", "ordering_key": f"bench/intervention/{k}",
+             "body": "{}", "state": "pending", "attempts": 0, "created_at": now, "next_attempt_at": now}
+            for i, r in enumerate(receivers) for k in range(20)
+        ])
+    return Deliverer(receivers, WebhookStore(engine))
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -60,12 +84,14 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def run(
-    rate: float = 5000, seconds: float = 6.0, barge_every: int = 50, *, locked: bool = False, url: str | None = None
+    rate: float = 5000, seconds: float = 6.0, barge_every: int = 50, *, locked: bool = False, url: str | None = None,
+    dead_webhooks: int = 0,
 ) -> dict[str, float]:
     """``locked``: another writer holds the audit for the whole run (SQLite: BEGIN EXCLUSIVE on
     the file; PostgreSQL: an ACCESS EXCLUSIVE lock on the audit tables), as a backup or a stuck
     migration would: the barge path must not notice. ``url``: a PostgreSQL database instead of
-    a SQLite file."""
+    a SQLite file. ``dead_webhooks``: that many receivers refusing connections, whose outcome
+    writes fill gevent's threadpool while the database is locked."""
     n = int(rate * seconds)
     created: dict[str, float] = {}
     parked: dict[str, float] = {}
@@ -74,7 +100,10 @@ def run(
         db = Path(tmp) / "bench.db"
         peer = Peer("paced", n, rate, barge_every)
         svc, link = make_service(url or db, peer.port, journal_path=Path(tmp) / "bench.journal")
+        deliverer = _dead_receivers(svc.engine, dead_webhooks) if dead_webhooks else None
         unlock = _lock(url or db) if locked else None
+        if deliverer is not None:
+            deliverer.start()
         watcher = subprocess.Popen(
             [sys.executable, "-m", "bench.watcher", url or str(db), str(Path(tmp) / "seen.json")],
             cwd=ROOT, stdout=subprocess.PIPE, text=True,
@@ -111,6 +140,8 @@ def run(
         finally:
             if unlock is not None:
                 unlock()
+            if deliverer is not None:
+                deliverer.stop()
             watcher.send_signal(signal.SIGTERM)
             watcher.wait(timeout=10)
             link.stop()

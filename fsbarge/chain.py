@@ -95,7 +95,17 @@ class Verifier:
             return
         for table, table_rows in rows.items():
             for r in table_rows:
-                self.state[(table, int(r["id"]))] = (r, seq, change_id)
+                key = (table, int(r["id"]))
+                earlier = self.state.get(key)
+                if earlier is not None and _identity(table, earlier[0]) != _identity(table, r):
+                    # rows deleted and the id handed out again (a table dropped and recreated
+                    # empty): the first record is lost, not "replaced" by the second
+                    self.problem = (
+                        f"{_record(table, key[1], earlier[0])}, change {earlier[2]} (chain entry {earlier[1]}): "
+                        f"deleted from the database, its id reused by change {change_id} (chain entry {seq})"
+                    )
+                    return
+                self.state[key] = (r, seq, change_id)
         self.head = stored_hash
         self.hashes.add(stored_hash)
         self.count += 1
@@ -134,6 +144,15 @@ class Verifier:
                 f"the chain now ends at {self.head}"
             )
         return self.problem
+
+
+# the column that names a record for good, whatever its id (None on old rows: not compared)
+_IDENTITY = {"interventions": "uid", "mode_changes": "change_id", "help_requests": "uid"}
+
+
+def _identity(table: str, row: Mapping[str, Any]) -> Any:
+    value = row.get(_IDENTITY.get(table, "id"))
+    return row.get("id") if value is None else value
 
 
 def _record(table: str, row_id: int, row: Mapping[str, Any]) -> str:

@@ -78,6 +78,10 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     dbsub.add_parser("upgrade", parents=[target], help="apply Alembic migrations to the database (creates a SQLite file)")
     dbsub.add_parser("current", parents=[target], help="print the database's migration revision")
+    dbsub.add_parser(
+        "repair", parents=[target],
+        help="recreate tables missing from a damaged database, empty (audit verify then reports what was lost)",
+    )
 
     calls = sub.add_parser("calls", parents=[reader], help="live channels as the daemon mirrors them")
     calls.add_argument("--format", choices=("table", "json"), default="table")
@@ -358,7 +362,9 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_db(args: argparse.Namespace) -> int:
-    from .db import current_revision, make_engine, upgrade
+    """`db upgrade` also checks that the tables of the revision it reports are there: a dropped
+    table is damage to an audit database, said precisely, and repaired only on `db repair`."""
+    from .db import check_intact, current_revision, make_engine, repair, upgrade
     from .preflight import database_problem
 
     url, path, key = _database_source(args)
@@ -372,8 +378,19 @@ def _cmd_db(args: argparse.Namespace) -> int:
 
             raise ConfigError(path, key, problem)
     engine = make_engine(url)
+    if args.db_command == "repair":
+        recreated = repair(engine)
+        if not recreated:
+            print(f"database at revision {current_revision(engine)}: no table is missing, nothing to repair")
+            return 0
+        print(
+            f"recreated {', '.join(recreated)} (empty) at revision {current_revision(engine)}; "
+            "run `fsbarge audit verify` to see which audit records were lost"
+        )
+        return 0
     if args.db_command == "upgrade":
         upgrade(engine)
+    check_intact(engine)
     print(f"database at revision {current_revision(engine) or 'none'}")
     return 0
 

@@ -101,9 +101,12 @@ class DatabaseConfig:
     """Any SQLAlchemy URL; SQLite by default."""
 
     url: str = DEFAULT_DATABASE_URL
+    #: PostgreSQL: this is the only instance on the database, so it serves its nodes without
+    #: waiting for node locks (also while the database is down at start); see README "Running several nodes"
+    single_instance: bool = False
 
     def __repr__(self) -> str:  # the URL may carry a password (postgresql://user:pw@host/db)
-        return f"DatabaseConfig(url={_mask_url(self.url)!r})"
+        return f"DatabaseConfig(url={_mask_url(self.url)!r}, single_instance={self.single_instance})"
 
     @property
     def password(self) -> str | None:
@@ -324,7 +327,7 @@ _NODE_KEYS = ("name", "host", "port", "password", "connect_timeout", "command_ti
 # host[:port]: a name or IPv4 address, or [IPv6]; what goes after the @ of a sofia dial string
 _SIP_ADDRESS = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?")
 _SIP_PROFILE = re.compile(r"[A-Za-z0-9_.-]+")
-_DATABASE_KEYS = ("url",)
+_DATABASE_KEYS = ("url", "single_instance")
 _TEAM_KEYS = ("name", "agents", "supervisors", "modes", "notify_agent", "notify_customer")
 _POLICY_KEYS = ("protect_supervisors", "protected", "allow_second_barge")
 _TONES_KEYS = ("error", "ended", "notify", "help_answered", "help_unanswered")
@@ -521,7 +524,8 @@ class _Parser:
             key, url = ENV_DATABASE_URL, self.env[ENV_DATABASE_URL].strip()
         if "://" not in url or _CONTROL.search(url):
             self.fail(key, f'must be an SQLAlchemy URL like "{DEFAULT_DATABASE_URL}"')
-        return DatabaseConfig(url=url)
+        single = self.boolean(t, "single_instance", "database.single_instance", False)
+        return DatabaseConfig(url=url, single_instance=single)
 
     def journal(self, doc: dict[str, Any], database: DatabaseConfig) -> JournalConfig:
         t = self.table(doc.get("journal", {}), "journal", _JOURNAL_KEYS, "[journal]")

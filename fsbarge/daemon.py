@@ -31,13 +31,14 @@ from .config import Config
 from .config import NodeConfig
 from .counts import NodeCounts
 from .crossnode import CrossNode, TicketError
-from .db import DatabaseError, is_up_to_date, make_engine, sqlite_file, upgrade
+from .db import DatabaseError, check_intact, is_up_to_date, make_engine, sqlite_file, upgrade
 from .health import Health, problems_json, status_file_path, write_status_file
 from .esl import NodeLink
-from .journal import Journal
+from .journal import Journal, JournalError
+from .nojournal import UnavailableJournal
 from .mirror import Mirror
-from .offload import blocking
-from .ownership import Ownership
+from .offload import PERMANENT_WAIT, OwnThread, Retrier, blocking
+from .ownership import Ownership, SoleClaim
 from .policy import Policy
 from .help import HelpTones
 from .service import NodeService
@@ -74,10 +75,6 @@ def watchdog_period(env: Mapping[str, str], pid: int) -> float:
     if usec <= 0:
         return WATCHDOG_ROUND
     return min(WATCHDOG_ROUND, usec / 2 / 1_000_000)
-
-
-def _threadpool_fsync(fd: int) -> None:
-    blocking(lambda: os.fsync(fd))
 
 
 class InstanceConflict(Exception):
@@ -139,20 +136,36 @@ class Daemon:
         #: what this daemon cannot fix by itself; carried by the heartbeat to `fsbarge status`
         self.health = Health()
         self.engine = make_engine(config.database.url, busy_timeout_ms=DAEMON_BUSY_TIMEOUT_MS)
-        self._locks = [_InstanceLock(config.journal.path)]
+        # Instance locks beside the journal and the SQLite file. A disk that refuses one (read-only,
+        # wrong owner) does not stop the start: it is reported and taken once the disk lets us.
+        # Another instance holding one does (InstanceConflict).
+        self._locks: dict[Path, _InstanceLock] = {}
+        self._lock_paths = [Path(config.journal.path)]
         db_file = sqlite_file(self.engine.url)
         if db_file is not None:
-            self._locks.append(_InstanceLock(db_file))
-        self.journal = Journal(config.journal.path, sync=_threadpool_fsync)
+            self._lock_paths.append(db_file)
+        for path in self._lock_paths:
+            self._take_lock(path)
+        # the journal's fsync on a thread of its own: database calls fill the shared pool when
+        # the database is locked, and the barge path must wait for nothing but the disk
+        self._journal_thread = OwnThread()
+        self.journal: Journal | UnavailableJournal = self._open_journal()
         self._status_file = status_file_path(config.journal.path)
-        self._prepare_schema()
+        # SQLite: migrated before anything else. A server: checked in the background at start
+        # (a server that is down must not hold the start up for its connect timeout)
+        self._schema_ready = self._prepare_schema() if self.engine.dialect.name == "sqlite" else None
         self.channel_store = ChannelStore(self.engine)
         self.audit_store = AuditStore(self.engine)
-        self.shipper = Shipper(self.journal, self.audit_store)
+        self.shipper = Shipper(
+            self.journal, self.audit_store,
+            retrier=Retrier("audit", structlog.get_logger("fsbarge.shipper"), health=self.health),
+        )
         # The webhook outbox is filled in the shipper's transaction (the last hook: after the chain).
         self.audit_store.hooks.append(Outbox(config.webhooks))
         self.webhooks = Deliverer(config.webhooks, WebhookStore(self.engine), may_deliver=self._delivers_node)
-        self.mirror = Mirror(self.channel_store)
+        self.mirror = Mirror(
+            self.channel_store, retrier=Retrier("mirror", structlog.get_logger("fsbarge.mirror"), health=self.health)
+        )
         self._policy = Policy(config)
         self._tones = Tones(error=config.tones.error, ended=config.tones.ended, notify=config.tones.notify)
         self._clock = clock
@@ -166,13 +179,17 @@ class Daemon:
         # which node (fsbarge.ownership). SQLite: one instance, every node, always.
         self.ownership: Ownership | None = None
         self.tickets: TicketStore | None = None
-        if self.engine.dialect.name == "postgresql":
+        self.sole: SoleClaim | None = None
+        if self.engine.dialect.name == "postgresql" and config.database.single_instance:
+            # alone on the database: serve every node now, whatever the database's state
+            self.sole = SoleClaim(config.database.url, list(self._nodes), instance=self.instance, health=self.health)
+        elif self.engine.dialect.name == "postgresql":
             # a supervisor's node and the agent's may be served by different instances
             self.tickets = self.crossnode.remote = TicketStore(self.engine)
             self.crossnode.served = self.serving
             self.ownership = Ownership(
                 config.database.url, list(self._nodes), instance=self.instance,
-                on_start=self._serve_node, on_stop=self._unserve_node,
+                on_start=self._serve_node, on_stop=self._unserve_node, health=self.health,
             )
         self._greenlets: list[gevent.Greenlet] = []
         self._stopped = gevent.event.Event()
@@ -181,17 +198,114 @@ class Daemon:
         self._status = ""
         self.watchdog_fed = 0
 
-    def _prepare_schema(self) -> None:
+    # -- the journal and the instance locks ------------------------------------------------
+
+    def _take_lock(self, path: Path) -> bool:
+        """Take the instance lock beside ``path`` if not held yet; False (reported) when the disk
+        refuses it. InstanceConflict when another instance holds it."""
+        if path in self._locks:
+            return True
+        try:
+            self._locks[path] = _InstanceLock(path)
+        except OSError as exc:
+            self.health.report(
+                f"lock {path}",
+                f"cannot take the instance lock {path}.lock: {exc.strerror or exc}; retrying every {PERMANENT_WAIT:g}s",
+            )
+            return False
+        self.health.clear(f"lock {path}")
+        return True
+
+    def _open_journal(self) -> Journal | UnavailableJournal:
+        """The audit journal, or a stand-in that refuses every intervention (audibly, reason
+        ``audit_unavailable``) while the disk will not let us open it or its lock (a journal
+        opened without its lock could be another instance's)."""
+        path = Path(self.config.journal.path)
+        if path not in self._locks:
+            reason = f"cannot write the audit journal's lock {path}.lock"
+        else:
+            try:
+                journal = Journal(path, sync=self._journal_thread.fsync)
+            except JournalError as exc:
+                reason = str(exc)
+            else:
+                self.health.clear("journal")
+                return journal
+        self.health.report(
+            "journal",
+            f"audit journal unavailable ({reason}): feature codes are refused (audit_unavailable) "
+            f"until it can be written; retrying every {PERMANENT_WAIT:g}s",
+        )
+        return UnavailableJournal(path, reason)
+
+    def _recover(self) -> None:
+        """Every PERMANENT_WAIT: take the locks the disk refused, open the journal it refused.
+
+        With the journal open, every node is served again from scratch (a fresh service and a
+        resync, as after a restart): what the journal says is still open is re-attached or closed
+        then, never on the stand-in's empty word."""
+        while not self._stopped.wait(PERMANENT_WAIT):
+            try:
+                for path in self._lock_paths:
+                    self._take_lock(path)
+            except InstanceConflict as exc:
+                self.health.report("instance", str(exc))
+                continue
+            self.health.clear("instance")
+            if isinstance(self.journal, UnavailableJournal):
+                journal = self._open_journal()
+                if isinstance(journal, Journal):
+                    self._journal_opened(journal)
+            if len(self._locks) == len(self._lock_paths) and isinstance(self.journal, Journal):
+                return
+
+    def _journal_opened(self, journal: Journal) -> None:
+        log.info("audit journal available; serving the nodes again from it", journal=str(journal.path),
+                 open_interventions=len(journal.records), backlog=journal.backlog)
+        self.journal = journal
+        self.shipper.journal = journal
+        for name, rt in list(self._nodes.items()):
+            serving = bool(rt.greenlets)
+            if serving:
+                self._unserve_node(name)
+            self._nodes[name] = self._runtime(rt.config)
+            if serving:
+                self._serve_node(name)
+        self.shipper.notify()
+
+    # -- the schema ---------------------------------------------------------------------------
+
+    def _prepare_schema(self, run: Callable[[Callable[[], None]], None] = lambda fn: fn()) -> bool:
         """SQLite: the daemon owns its file and migrates it. Elsewhere the operator migrates;
         a database that is down or behind is reported and retried by the shipper, not fatal:
-        the journal keeps everything meanwhile."""
-        try:
-            if self.engine.dialect.name == "sqlite":
+        the journal keeps everything meanwhile. False when a SQLite migration must be retried
+        (a file the daemon may not write yet: see _migrate_later). ``run`` runs the database part."""
+        sqlite = self.engine.dialect.name == "sqlite"
+
+        def migrate() -> None:
+            if sqlite:
                 upgrade(self.engine)
+                check_intact(self.engine)
             elif not is_up_to_date(self.engine):
                 log.error("database schema is not up to date: run `fsbarge db upgrade`; auditing to the journal meanwhile")
+
+        try:
+            run(migrate)
         except DatabaseError as exc:
+            if sqlite:
+                self.health.report("database schema", f"database: {exc}", retry_every_s=PERMANENT_WAIT)
+                return False
             log.error("database not available at start; auditing to the journal meanwhile", error=str(exc))
+        self.health.clear("database schema")
+        return True
+
+    def _migrate_later(self) -> None:
+        """The SQLite file could not be migrated at start (read-only for us, say): try again until
+        it can, so a fixed owner needs no restart. The shipper retries its writes meanwhile."""
+        while not self._stopped.wait(PERMANENT_WAIT):
+            if self._prepare_schema(run=blocking):
+                self.shipper.notify()
+                return
 
     def start(self) -> None:
         # The shipper starts first and ships in journal order: unapplied entries from before this
@@ -200,10 +314,18 @@ class Daemon:
         if self.journal.backlog:
             log.info("bringing the database up to date from the journal", backlog=self.journal.backlog)
         self._greenlets += [gevent.spawn(self.shipper.run), gevent.spawn(self.mirror.run)]
+        if self._schema_ready is None:
+            self._greenlets.append(gevent.spawn(lambda: self._prepare_schema(run=blocking)))
+        elif not self._schema_ready:
+            self._greenlets.append(gevent.spawn(self._migrate_later))
+        if len(self._locks) < len(self._lock_paths) or isinstance(self.journal, UnavailableJournal):
+            self._greenlets.append(gevent.spawn(self._recover))
         self.webhooks.start()
         if self.ownership is None:
             for name in self._nodes:
                 self._serve_node(name)
+            if self.sole is not None:
+                self.sole.start()
         else:
             self.ownership.start()
         self._greenlets.append(gevent.spawn(self._watchdog))
@@ -399,6 +521,8 @@ class Daemon:
         self._notifier.notify("STOPPING=1")
         if self.ownership is not None:
             self.ownership.stop()
+        if self.sole is not None:
+            self.sole.stop()
         for link in self.links:
             link.stop()
         # Let queued events through the loop, then the journal and the mirror into the database.
@@ -419,8 +543,9 @@ class Daemon:
         for rt in self._nodes.values():
             gevent.killall(rt.greenlets, timeout=timeout)
         self.journal.close()
+        self._journal_thread.close()
         self.engine.dispose()
-        for lock in self._locks:
+        for lock in self._locks.values():
             lock.release()
         log.info("fsbarge stopped", audit_backlog=self.journal.backlog)
 

@@ -14,6 +14,7 @@ busy_timeout instead of failing half-way through a transaction.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,13 +64,15 @@ def is_transient(exc: BaseException) -> bool:
     state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     if state:
         return state.startswith("08") or state in _TRANSIENT_SQLSTATES
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-        return True
     low = _first_line(orig).lower()
-    if any(text in low for text in _TRANSIENT_SQLITE):
-        return True
+    # before the invalidation test: a read-only SQLite connection is invalidated on purpose
+    # (see make_engine) and yet needs an operator
     if "readonly" in low or "read-only" in low or "is full" in low or "no such" in low or "not a database" in low:
         return False
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if any(text in low for text in _TRANSIENT_SQLITE):
+        return True
     # Lost or refused connections surface as OperationalError without a SQLSTATE.
     return isinstance(exc, sa_exc.OperationalError) and ("connect" in low or "closed" in low or "terminat" in low)
 
@@ -97,6 +100,14 @@ def make_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_M
             if "connect_timeout" not in parsed.query:
                 connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
         engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+
+        @event.listens_for(engine, "handle_error")
+        def _on_pg_error(context: Any) -> None:
+            # read_only_sql_transaction: a standby, or a primary demoted by a failover; a new
+            # connection may reach the new primary (still an operator's error until it does)
+            if getattr(context.original_exception, "sqlstate", None) == "25006":
+                context.is_disconnect = True
+
         if engine.dialect.driver == "psycopg":
             dumpers = _nul_safe_str_dumpers()
 
@@ -133,6 +144,14 @@ def make_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_M
             cur.execute("PRAGMA foreign_keys=ON")
         finally:
             cur.close()
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        # SQLite opens a file it may not write read-only, silently, and the connection stays so
+        # after the owner or the mount is fixed: count it as lost, so that SQLAlchemy drops it
+        # and every pooled connection, and the next attempt opens the file anew.
+        if "readonly database" in str(context.original_exception).lower():
+            context.is_disconnect = True
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -313,14 +332,52 @@ def describe_error(exc: BaseException, where: str = "the database") -> str:
     if "file is not a database" in low:
         return f"cannot open database {where}: not a SQLite database"
     if "no such table" in low or ("relation" in low and "does not exist" in low):
-        return NOT_INITIALISED
+        table = missing_table_named(text)
+        return NOT_INITIALISED if table in (None, "alembic_version") else f"table {table} is missing from {where}"
     if "no such column" in low or ("column" in low and "does not exist" in low):
         return "database schema is out of date: run `fsbarge db upgrade`"
+    if "read-only transaction" in low:  # PostgreSQL: a standby, a demoted primary, default_transaction_read_only
+        return f"cannot write database {where}: {text} (the server or session is read-only: point fsbarge at the primary)"
     if "readonly database" in low or "read-only" in low:
-        return f"cannot write database {where}: {text} (check the file's permissions and the filesystem)"
+        return (
+            f"cannot write database {where}: {text}: it is read-only for fsbarge "
+            "(fix the file's owner/permissions, or the filesystem's mount)"
+        )
     if "database or disk is full" in low or "no space left" in low or "disk full" in low:
         return f"cannot write database {where}: the disk is full (free space; fsbarge keeps the audit in its journal meanwhile)"
     return f"database error on {where}: {text}"
+
+
+def missing_table_named(message: str) -> str | None:
+    """The table a "no such table" (SQLite) or "relation does not exist" (PostgreSQL) error names."""
+    m = re.search(r'no such table: (?:\w+\.)?(\w+)|relation "(?:\w+\.)?(\w+)" does not exist', message)
+    return (m.group(1) or m.group(2)) if m else None
+
+
+def damage_message(missing: list[str], revision: str | None) -> str:
+    """What an operator reads when tables are gone from a migrated database: what happened and the
+    two ways out. Never repaired behind their back: the audit's loss must stay visible."""
+    names = ", ".join(missing)
+    tables = f"table {names} is" if len(missing) == 1 else f"tables {names} are"
+    return (
+        f"{tables} missing although the database is at revision {revision}: the database was damaged; "
+        "restore it from a backup, or run `fsbarge db repair` to recreate the missing tables empty "
+        "(`fsbarge audit verify` then reports what was lost)"
+    )
+
+
+def _explain_missing_table(message: str, target: Engine | URL | str | None) -> str:
+    """A "table X is missing" error on a database that records a schema revision is damage, not
+    a database never initialised: say so (one extra query, on the error path only)."""
+    if not isinstance(target, Engine):
+        return message
+    try:
+        with target.connect() as conn:
+            revision = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    except Exception:  # noqa: BLE001 - no revision table either: the database was never migrated
+        return NOT_INITIALISED
+    table = message.split()[1]
+    return damage_message([table], revision) if revision else NOT_INITIALISED
 
 
 @contextmanager
@@ -331,7 +388,10 @@ def translate_errors(target: Engine | URL | str | None = None) -> Iterator[None]
     except DatabaseError:
         raise
     except sa_exc.SQLAlchemyError as exc:
-        raise DatabaseError(describe_error(exc, _where(target)), transient=is_transient(exc)) from exc
+        message = describe_error(exc, _where(target))
+        if message.startswith("table ") and " is missing from " in message:
+            message = _explain_missing_table(message, target)
+        raise DatabaseError(message, transient=is_transient(exc)) from exc
 
 
 # --------------------------------------------------------------------------- migrations
@@ -427,6 +487,59 @@ def current_revision(target: Engine | URL | str) -> str | None:
 
 def is_up_to_date(target: Engine | URL | str) -> bool:
     return current_revision(target) == head_revision()
+
+
+def missing_tables(target: Engine | URL | str) -> list[str]:
+    """Tables this fsbarge's schema has that the database lacks (checked at head only: an older
+    revision simply has fewer tables, and `db upgrade` creates them)."""
+    from sqlalchemy import inspect
+
+    from .models import Base
+
+    engine, owned = _engine_of(target)
+    try:
+        with translate_errors(engine), engine.connect() as conn:
+            present = set(inspect(conn).get_table_names())
+    finally:
+        if owned:
+            engine.dispose()
+    return sorted(name for name in Base.metadata.tables if name not in present)
+
+
+def check_intact(target: Engine | URL | str) -> None:
+    """DatabaseError (damage_message) when a database at head lacks some of head's tables: after
+    `db upgrade` says "at revision 0007", nothing is missing that the daemon or a reader needs."""
+    revision = current_revision(target)
+    if revision != head_revision():
+        return
+    missing = missing_tables(target)
+    if missing:
+        raise DatabaseError(damage_message(missing, revision))
+
+
+def repair(target: Engine | URL | str) -> list[str]:
+    """Recreate the tables missing from a database at head, empty, with their indexes; returns
+    their names. The rows they held are not invented: the audit chain still names them, so
+    `fsbarge audit verify` reports the loss (and an id reused by a new row, see fsbarge.chain)."""
+    from .models import Base
+
+    revision = current_revision(target)
+    if revision != head_revision():
+        raise DatabaseError(
+            f"database at revision {revision or 'none'}, this fsbarge needs {head_revision()}: "
+            "run `fsbarge db upgrade` first (repair only recreates tables missing at the current revision)"
+        )
+    missing = missing_tables(target)
+    if not missing:
+        return []
+    engine, owned = _engine_of(target)
+    try:
+        with translate_errors(engine), writer(engine).begin() as conn:
+            Base.metadata.create_all(conn, tables=[Base.metadata.tables[n] for n in missing])
+    finally:
+        if owned:
+            engine.dispose()
+    return missing
 
 
 def open_existing(url: str | URL) -> Engine:

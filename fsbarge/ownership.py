@@ -37,9 +37,9 @@ import gevent
 import gevent.event
 import structlog
 from .db import AdvisoryLocks
-from .offload import blocking
+from .offload import OwnThread
 
-__all__ = ["LOCK_CLASS", "Leases", "Ownership", "lock_key"]
+__all__ = ["LOCK_CLASS", "Leases", "Ownership", "SoleClaim", "lock_key"]
 
 log = structlog.get_logger("fsbarge.ownership")
 
@@ -116,8 +116,10 @@ class Ownership:
         lease: float = LEASE,
         poll: float = POLL,
         clock: Callable[[], float] = time.monotonic,
+        health: Any = None,
     ) -> None:
         self.nodes = list(nodes)
+        self.health = health  # fsbarge.health.Health: "serving nothing" is shown in `fsbarge status`
         self.instance = instance
         self.on_start = on_start
         self.on_stop = on_stop
@@ -126,6 +128,9 @@ class Ownership:
         self.leases = Leases(lease=lease)
         self.last_error: str | None = None
         self._locks = AdvisoryLocks(url, application=f"fsbarge-lock {instance}")
+        # its own thread: a lease confirmed behind a dozen database calls waiting out a lock
+        # would run out, and the node stop being served for nothing
+        self._thread = OwnThread()
         self._stopped = gevent.event.Event()
         self._greenlets: list[gevent.Greenlet] = []
 
@@ -151,17 +156,26 @@ class Ownership:
         while not self._stopped.is_set():
             began = self.clock()
             try:
-                mine, lost = blocking(self._round)
+                mine, lost = self._thread.run(self._round)
             except Exception as exc:  # noqa: BLE001 - any failure: reconnect next round
                 message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 if message != self.last_error:
                     log.warning("node locks: database unreachable; serving stops when the lease runs out", error=message)
                 self.last_error = message
-                blocking(self._locks.drop)
+                if self.health is not None and not any(h.serving for h in self.leases.held.values()):
+                    self.health.report(
+                        "node locks",
+                        "serving no node: the database, which says which instance serves which node, is unreachable "
+                        "(several instances may share it; an instance alone on it may set [database] single_instance = true)",
+                        error=message,
+                    )
+                self._thread.run(self._locks.drop)
             else:
                 if self.last_error is not None:
                     log.info("node locks: database reachable again")
                     self.last_error = None
+                if self.health is not None:
+                    self.health.clear("node locks")
                 new = [n for n in mine if n not in self.leases.held]
                 if new:
                     log.info("node lock acquired; serving after the grace period", nodes=new, instance=self.instance,
@@ -205,6 +219,66 @@ class Ownership:
         self._stopped.set()
         gevent.killall(self._greenlets, timeout=2)
         try:
-            blocking(self._locks.drop)
+            self._thread.run(self._locks.drop)
         finally:
             self._locks.dispose()
+            self._thread.close()
+
+
+class SoleClaim:
+    """``[database] single_instance = true``: this instance serves every node at once, without
+    leases, so a PostgreSQL server down at start delays nothing a supervisor does (as with SQLite).
+
+    It still takes every node's lock whenever the database answers, and keeps it: an instance
+    configured for several (which serves only what it locks) then stands by instead of serving the
+    same nodes. If another session already holds a node's lock, both instances may act on that
+    node: that is reported (``fsbarge status`` degraded), since only the operator can tell which
+    one should go."""
+
+    def __init__(self, url: Any, nodes: Iterable[str], *, instance: str, health: Any, every: float = 10.0) -> None:
+        self.nodes = list(nodes)
+        self.instance = instance
+        self.health = health
+        self.every = every
+        self._locks = AdvisoryLocks(url, application=f"fsbarge-lock {instance}")
+        self._thread = OwnThread()
+        self._stopped = gevent.event.Event()
+        self._greenlet: gevent.Greenlet | None = None
+
+    def _round(self) -> list[str]:
+        """Take the locks not held yet; returns the nodes another session holds."""
+        held = self._locks.held(LOCK_CLASS)
+        return [n for n in self.nodes
+                if lock_key(n) % (1 << 32) not in held and not self._locks.try_lock(LOCK_CLASS, lock_key(n))]
+
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._run)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                elsewhere = self._thread.run(self._round)
+            except Exception:  # noqa: BLE001 - the database is away: the writers say so; try again later
+                self._thread.run(self._locks.drop)
+            else:
+                if elsewhere:
+                    self.health.report(
+                        "single instance",
+                        f"[database] single_instance = true, but another instance holds the lock of node(s) "
+                        f"{', '.join(elsewhere)}: both may act on them; stop the other instance, or remove "
+                        "single_instance from every instance's configuration",
+                    )
+                else:
+                    self.health.clear("single instance")
+            if self._stopped.wait(self.every):
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._greenlet is not None:
+            self._greenlet.kill(timeout=2)
+        try:
+            self._thread.run(self._locks.drop)
+        finally:
+            self._locks.dispose()
+            self._thread.close()

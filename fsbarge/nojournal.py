@@ -1,0 +1,58 @@
+"""The journal's stand-in while the real one cannot be opened (a read-only filesystem, wrong owner).
+
+The daemon still starts and connects to FreeSWITCH, so a supervisor who dials hears the error tone
+at once (``audit_unavailable``: nothing may happen that cannot be audited) instead of waiting in
+park for a daemon that never comes. Every audit change is refused with :class:`JournalError`, as a
+full disk refuses it, and the node services' refusal path does the rest. It knows no open
+interventions, so nothing is re-attached or closed on its word: the daemon opens the real journal
+as soon as it can and then resyncs every node from it, as after a restart.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .journal import JournalError
+
+__all__ = ["UnavailableJournal"]
+
+
+class UnavailableJournal:
+    """Refuses every change that must be durable; remembers nothing (see the module docstring)."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        self.records: dict[str, dict[str, Any]] = {}
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self.help: dict[str, dict[str, Any]] = {}
+        self.decided: deque[str] = deque()
+        self.damaged = 0
+
+    def append(self, changes: Iterable[Mapping[str, Any]], *, sync: bool = True) -> None:
+        """A change that needs the disk fails; a liveness note (``sync=False``, cheap to lose by
+        design) is dropped quietly, so the heartbeat does not log an error every round."""
+        if sync:
+            raise JournalError(self.reason)
+
+    @property
+    def backlog(self) -> int:
+        return 0
+
+    def unshipped(self, limit: int = 500) -> list[dict[str, Any]]:
+        return []
+
+    def shipped(self, count: int) -> None:
+        pass
+
+    def droppable(self) -> int:
+        return 0
+
+    def compact(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
