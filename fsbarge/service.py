@@ -214,7 +214,15 @@ class NodeService:
         now = self.clock()
         self.mirror.status(self.name, heartbeat_at=now, last_event_at=self.last_event_at)
         # The best end time of an intervention after a kill: not fsync'd, a heartbeat is cheap to lose.
-        self._guarded(lambda: self.journal.append([{"kind": "node", "node": self.name, "last_seen": now}], sync=False), "recording liveness")
+        # It is also how changes held while the journal could not be written get there (they go
+        # first, fsync'd) as soon as it can: within one watchdog interval of the space coming back.
+        self._guarded(lambda: self._record_liveness(now), "recording liveness")
+
+    def _record_liveness(self, now: float) -> None:
+        try:
+            self.journal.append([{"kind": "node", "node": self.name, "last_seen": now}], sync=False)
+        except JournalError:
+            return  # reported to health by the journal, once; the next heartbeat tries again
         self.on_journaled()
 
     # -- effects ----------------------------------------------------------------
@@ -247,13 +255,14 @@ class NodeService:
 
     def _carry_out(self, effects: list[Effect]) -> None:
         """Journal the audit changes (fsync'd), then queue the commands that depend on them."""
-        changes = [self._change(e) for e in effects if isinstance(e, AUDIT_EFFECTS)]
-        changes = [c for c in changes if c["uid"] is not None]
+        audited = [(e, self._change(e)) for e in effects if isinstance(e, AUDIT_EFFECTS)]
+        audited = [(e, c) for e, c in audited if c["uid"] is not None]
+        changes = [c for _, c in audited]
         if changes:
             try:
                 self.journal.append(changes)
             except JournalError as exc:
-                effects = self._unaudited(effects, str(exc))
+                effects = self._unaudited(effects, audited, str(exc))
             else:
                 self.on_journaled()
                 self._log_changes(changes)
@@ -271,13 +280,18 @@ class NodeService:
             # after the rest of this batch.
             gevent.sleep(0)
 
-    def _unaudited(self, effects: list[Effect], error: str) -> list[Effect]:
-        """The journal could not take these changes: never a barge without an audit trail.
+    def _unaudited(self, effects: list[Effect], audited: list[tuple[Effect, dict[str, Any]]], error: str) -> list[Effect]:
+        """The journal could not take these changes: never a barge without an audit trail, and
+        nothing that did happen forgotten.
 
         A starting intervention is refused (error tone, reason ``audit_unavailable``); a mode the
-        supervisor switched to is undone to listen. The refusal itself cannot be journaled: the
-        log line is its only trace.
+        supervisor switched to is undone to listen. What stands whatever we do (a close: the call
+        did end; a refused key; a refusal, this one included, recorded as ``failed``
+        ``audit_unavailable``) is held by the journal with its real time and written as soon as
+        it takes writes again (the journal reports the problem to health, once).
         """
+        change_of = {id(e): c for e, c in audited}
+        held: list[dict[str, Any]] = []
         out: list[Effect] = []
         refused: set[str] = set()
         undone: set[str] = set()
@@ -291,13 +305,20 @@ class NodeService:
                     uuid=eff.key, supervisor=eff.fields.get("supervisor"), agent=eff.fields.get("agent"),
                 )
                 out += self.machine.refusal_tone(eff.key)
+                change = change_of.get(id(eff))
+                if change is not None:
+                    record = dict(change["record"], outcome="failed", reason="audit_unavailable")
+                    record["ended_at"] = record.get("started_at")
+                    held.append({**change, "record": record})
             elif isinstance(eff, AddMode) and not eff.refused and eff.mode != "listen" and eff.key in self.machine.active:
                 self.log.error("audit journal unavailable: mode change undone", mode=eff.mode, uuid=eff.key, error=error)
                 self.machine.active[eff.key].mode = "listen"
                 undone.add(eff.key)
                 out.append(SendKey(eff.key, "0"))
             elif isinstance(eff, AUDIT_EFFECTS):
-                self.log.error("audit journal unavailable: change not recorded", change=repr(eff), error=error)
+                change = change_of.get(id(eff))
+                if change is not None and getattr(eff, "key", None) not in refused:
+                    held.append(change)
             elif isinstance(eff, SendKey) and eff.uuid in undone:
                 continue  # our own confirmation of the mode just undone
             elif isinstance(eff, MixTone | StopTone):
@@ -306,6 +327,12 @@ class NodeService:
                 continue  # a help request that cannot be recorded rings nobody
             elif getattr(eff, "uuid", None) not in refused:
                 out.append(eff)
+        if held:
+            lost = self.journal.hold(held)
+            self.log.warning(
+                "audit journal unavailable: changes held in memory until it can be written", held=len(held) - lost,
+                kinds=[c["kind"] for c in held], error=error,
+            )
         return out
 
     def _log_changes(self, changes: list[dict[str, Any]]) -> None:
@@ -379,11 +406,12 @@ class NodeService:
     def _remember_core(self, core_uuid: str) -> None:
         self.core_uuid = core_uuid
         self.mirror.status(self.name, core_uuid=core_uuid)
+        change = {"kind": "node", "node": self.name, "core_uuid": core_uuid}
         try:
-            self.journal.append([{"kind": "node", "node": self.name, "core_uuid": core_uuid}])
+            self.journal.append([change])
             self.on_journaled()
-        except JournalError as exc:  # costs only the restart detection after our own restart
-            self.log.error("cannot record the Core-UUID in the journal", error=str(exc))
+        except JournalError:  # held: written with the next heartbeat that can (it tells a FreeSWITCH restart)
+            self.journal.hold([change])
 
     def _core_changed(self, core_uuid: str, now: float) -> None:
         old = self._stored_core()
