@@ -26,7 +26,7 @@ import gevent.queue
 import structlog
 
 from . import resync, snapshot
-from .barge import AddMode, BargeMachine, CloseAudit, Effect, MixTone, OpenAudit, SendKey, StopTone, Tones
+from .barge import MODE_KEYS, AddMode, BargeMachine, CloseAudit, Effect, MixTone, OpenAudit, SendKey, StopTone, Tones
 from .channels import ChannelTable
 from .commands import STOP_TONE_GONE, to_command
 from .help import CloseHelp, DueAt, HelpDesk, HelpTones, OpenHelp, Originate
@@ -285,7 +285,8 @@ class NodeService:
         nothing that did happen forgotten.
 
         A starting intervention is refused (error tone, reason ``audit_unavailable``); a mode the
-        supervisor switched to is undone to listen. What stands whatever we do (a close: the call
+        supervisor switched to is undone: back to the mode on record (listen, recorded so, when
+        eavesdrop was only starting). What stands whatever we do (a close: the call
         did end; a refused key; a refusal, this one included, recorded as ``failed``
         ``audit_unavailable``) is held by the journal with its real time and written as soon as
         it takes writes again (the journal reports the problem to health, once).
@@ -295,6 +296,7 @@ class NodeService:
         out: list[Effect] = []
         refused: set[str] = set()
         undone: set[str] = set()
+        modes: dict[str, str] = {}  # the mode each held change of this batch leaves on record
         for eff in effects:
             if isinstance(eff, OpenAudit) and eff.fields.get("outcome") == "active":
                 refused.add(eff.key)
@@ -311,14 +313,23 @@ class NodeService:
                     record["ended_at"] = record.get("started_at")
                     held.append({**change, "record": record})
             elif isinstance(eff, AddMode) and not eff.refused and eff.mode != "listen" and eff.key in self.machine.active:
-                self.log.error("audit journal unavailable: mode change undone", mode=eff.mode, uuid=eff.key, error=error)
-                self.machine.active[eff.key].mode = "listen"
+                # back to the mode on record, so the record stays true (listen if none yet, recorded so)
+                back = modes.get(eff.key) or self._recorded_mode(eff.key)
+                self.log.error("audit journal unavailable: mode change undone", mode=eff.mode, back_to=back or "listen",
+                               uuid=eff.key, error=error)
+                self.machine.active[eff.key].mode = back or "listen"
                 undone.add(eff.key)
-                out.append(SendKey(eff.key, "0"))
+                out.append(SendKey(eff.key, MODE_KEYS[back or "listen"]))
+                change = change_of.get(id(eff))
+                if back is None and change is not None:
+                    held.append({**change, "mode": "listen", "notified": []})
+                    modes[eff.key] = "listen"
             elif isinstance(eff, AUDIT_EFFECTS):
                 change = change_of.get(id(eff))
                 if change is not None and getattr(eff, "key", None) not in refused:
                     held.append(change)
+                    if isinstance(eff, AddMode) and not eff.refused:
+                        modes[eff.key] = eff.mode
             elif isinstance(eff, SendKey) and eff.uuid in undone:
                 continue  # our own confirmation of the mode just undone
             elif isinstance(eff, MixTone | StopTone):
@@ -334,6 +345,11 @@ class NodeService:
                 kinds=[c["kind"] for c in held], error=error,
             )
         return out
+
+    def _recorded_mode(self, key: str) -> str | None:
+        """The mode the journal holds for a supervisor's open record (None: none yet)."""
+        record = self.journal.records.get(self.uids.get(key) or "")
+        return record.get("current_mode") if record else None
 
     def _log_changes(self, changes: list[dict[str, Any]]) -> None:
         for c in changes:

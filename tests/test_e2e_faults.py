@@ -100,7 +100,8 @@ def test_a_journal_that_cannot_be_written_refuses_audibly_and_never_barges_unaud
     sim.place_call("1003", "1004")
     running = sim.dial("1005", "*331004")
     wait_until(lambda: sim.eavesdrop_mode(running) == "listen", what="an intervention before the disk fills")
-    wait_until(lambda: daemon.audit()[0]["modes"], what="its first mode audited")
+    sim.press(running, "2")
+    wait_until(lambda: [m["mode"] for m in daemon.audit()[0]["modes"]] == ["listen", "whisper"], what="a whisper audited")
     with FullDisk(daemon, monkeypatch):
         start = len(sim.received_commands)
         sup = sim.dial("1002", "*351000")
@@ -110,17 +111,18 @@ def test_a_journal_that_cannot_be_written_refuses_audibly_and_never_barges_unaud
         assert not any("execute-app-name: eavesdrop" in t for t in sent)
         refused = [e for e in events(logs) if e["event"] == "audit journal unavailable: intervention refused"]
         assert refused and refused[0]["reason"] == "audit_unavailable" and "No space left" in refused[0]["error"]
-        # the running one: a key to barge cannot be journaled, so it is undone
+        # the running one: a key to barge cannot be journaled, so it is undone: back to the mode on record
         sim.press(running, "3")
-        wait_until(lambda: sim.eavesdrop_mode(running) == "listen", what="the unaudited barge undone")
-    sim.press(running, "2")  # space again: auditing resumes
+        wait_until(lambda: sim.eavesdrop_log()[running]["modes"][-2:] == [("barge", "dtmf"), ("whisper", "command")],
+                   what="the unaudited barge undone")
+    sim.press(running, "0")  # space again: auditing resumes
 
     def records() -> dict[str, dict]:
         return {r["supervisor_uuid"]: r for r in daemon.audit()}
 
-    wait_until(lambda: records()[running]["modes"][-1]["mode"] == "whisper", what="auditing resumed")
+    wait_until(lambda: records()[running]["modes"][-1]["mode"] == "listen", what="auditing resumed")
     recs = records()
-    assert [m["mode"] for m in recs[running]["modes"] if not m.get("refused")] == ["listen", "whisper"]
+    assert [m["mode"] for m in recs[running]["modes"] if not m.get("refused")] == ["listen", "whisper", "listen"]
     # the refusal was held in memory and journaled once there was space: on record, at its own time
     refusal = recs[sup]
     assert (refusal["outcome"], refusal["reason"], refusal["modes"]) == ("failed", "audit_unavailable", [])

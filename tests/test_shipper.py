@@ -12,6 +12,7 @@ from sqlalchemy import text
 from structlog.testing import capture_logs
 
 from fsbarge import db
+from fsbarge.cli import main
 from fsbarge.health import Health
 from fsbarge.journal import Journal
 from fsbarge.mirror import Mirror
@@ -269,7 +270,7 @@ def test_the_shipper_greenlet_survives_a_bug_says_so_once_and_goes_on(tmp_path: 
     assert set(records_by_uid(engine)) == {"a"}
 
 
-def test_a_damaged_open_loses_nothing_silently(tmp_path: Path, engine) -> None:
+def test_a_damaged_open_loses_nothing_silently(tmp_path: Path, engine, capsys: pytest.CaptureFixture[str]) -> None:
     """The open of intervention `a` is damaged on disk: the damage goes into the audit chain (so
     `audit verify` says so, forever), `a` is rebuilt from its later changes and marked so, the
     loss is one error line naming the line's position, and a health problem."""
@@ -307,3 +308,9 @@ def test_a_damaged_open_loses_nothing_silently(tmp_path: Path, engine) -> None:
         f"rebuilt from later changes: #{a['id']} (recorded in the audit chain: fsbarge audit verify)"
     ]
     assert shipper.quarantine.entries == []
+    assert main(["audit", "verify", "--database", engine.url.render_as_string(hide_password=False)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("audit chain ok: ")
+    assert out[1].startswith(f"journal damage: a line of {len(lines[1]) - 1} bytes at byte {offset} of {path} could not be trusted "
+                             "(checksum mismatch), found 20")
+    assert out[2] == f"rebuilt from their later changes (origin reconstructed, reason journal_damaged): #{a['id']}"
