@@ -17,13 +17,26 @@ What "right" means, per supervisor channel the simulator ran eavesdrop for:
   was down (the campaign does that too) must be ``freeswitch_shutdown``, told by the Core-UUID.
 
 Every other feature-code attempt has at most one record, and none claims audio that never flowed.
+
+Two more faults, now and then (and once early, so a CI-sized run has each):
+
+- the journal's filesystem fills up (a tmpfs of the campaign's own; root only, else skipped and
+  said) for a few steps, across a hang-up: new interventions are refused, what happened is held
+  in memory, and once space is back every close held must reach the journal with its own end
+  reason (a kill meanwhile loses what was held: then ``daemon_restart`` is allowed, as for any
+  ending the daemon did not journal);
+- a trigger in the database refuses one supervisor's records for a few steps: those changes are
+  quarantined while everything else flows, then ``fsbarge audit quarantine retry`` applies them;
+  at the end nothing may be left in the quarantine.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -33,15 +46,20 @@ from typing import Any
 
 from fsbarge.db import make_engine
 from fsbarge.journal import _decode
+from fsbarge.quarantine import quarantine_path, read_entries
 from fsbarge.sim import FreeSwitchSim
 from fsbarge.store import AuditStore
-from tests.e2e import DaemonProcess, write_config
+from tests.e2e import ROOT, DaemonProcess, write_config
+from tests.fullfs import CannotMount, TmpfsFull
 
 AGENTS = ("1000", "1004", "1010")
 SUPERVISORS = ("1002", "1005", "1012")  # 1012 leads support: listen and whisper only, agent 1010
 CUSTOMERS = ("1001", "1003", "1006")
 END_REASONS = {"star": "supervisor_left", "target_hangup": "call_ended", "supervisor_hangup": "supervisor_hangup", "shutdown": "freeswitch_shutdown"}
 CONFIRM_SECONDS = 2.0
+TEAM_PAIRS = (("1002", "1000"), ("1005", "1004"), ("1012", "1010"))  # a supervisor and an agent of its team
+HELD_SECONDS = 20.0  # held changes reach the journal with the next heartbeat (every 5 s) once there is space
+JOURNAL_FULL = b"cannot write the audit journal"
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float) -> Any:
@@ -64,6 +82,11 @@ class Result:
     unseen_ends: int = 0
     locks: int = 0
     fs_restarts: int = 0
+    disk_fulls: int = 0
+    held_closes: int = 0
+    poisons: int = 0
+    quarantined: int = 0
+    disk_note: str = ""
 
     @property
     def line(self) -> str:
@@ -71,15 +94,24 @@ class Result:
 
 
 class Campaign:
-    def __init__(self, tmp: Path, kills: int, seed: int, *, lock_every: int = 4) -> None:
+    def __init__(self, tmp: Path, kills: int, seed: int, *, lock_every: int = 4, fault_every: int = 40) -> None:
         self.tmp = tmp
         self.kills_wanted = kills
         self.rng = random.Random(seed)
         self.lock_every = lock_every
+        self.fault_every = fault_every
         self.sim = FreeSwitchSim(password="ClueCon", threaded=True).start()
-        self.config = write_config(tmp, self.sim.port)
+        self.disk: TmpfsFull | None = None
+        self.disk_note = ""
+        try:
+            self.disk = TmpfsFull(tmp / "journal-fs", size="4m")
+        except CannotMount as exc:
+            self.disk_note = f"disk-full steps skipped: {exc}"
+        journal_dir = self.disk.dir if self.disk is not None else tmp
+        self.journal_path = journal_dir / "fsbarge.journal"
+        self.config = write_config(tmp, self.sim.port, journal_path=self.journal_path)
         self.db_path = tmp / "fsbarge.db"
-        self.journal_path = tmp / "fsbarge.journal"
+        self.daemon_log = tmp / "daemon.log"
         self.daemon: DaemonProcess | None = None
         self.locker: sqlite3.Connection | None = None
         self.calls: dict[str, Any] = {}  # agent -> Call
@@ -94,10 +126,20 @@ class Campaign:
         self.unseen_keys: dict[str, list[int]] = {}  # sup -> indexes in the simulator's mode log
         self.unseen_end: set[str] = set()
         self.unseen_start: set[str] = set()
+        self.shutdown_ok: set[str] = set()
+        # the faults of this round: a full journal filesystem, a trigger refusing a supervisor
+        self.full_left = 0  # steps the disk stays full (0: not full)
+        self.full_unseen: set[str] = set()  # endings not journaled while the disk was full
+        self.disk_fulls = 0
+        self.held_closes = 0
+        self.poisoned: str | None = None  # the supervisor whose records the database refuses
+        self.poison_left = 0
+        self.poisons = 0
+        self.quarantined = 0
 
     # -- the daemon and its journal --------------------------------------------------------------
     def start_daemon(self) -> None:
-        self.daemon = DaemonProcess(self.config, self.tmp / "daemon.log")
+        self.daemon = DaemonProcess(self.config, self.daemon_log)
         # connected (subscribed) and resynced: the simulator sees a client with events on
         wait_for(lambda: any(c.events for c in self.sim.clients()), 30)
 
@@ -215,6 +257,8 @@ class Campaign:
                 self.unseen_start.add(uuid)
         self.daemon = None
         self.kills += 1
+        if self.full_left:  # what was held in memory died with the daemon: daemon_restart is allowed for it
+            self.free_disk(wait=False)
         # the simulator must have seen the old connection go, or the next start would look subscribed
         if not wait_for(lambda: not any(c.events for c in self.sim.clients()), 10):
             raise AssertionError("the simulator still lists the killed daemon's connection")
@@ -222,6 +266,8 @@ class Campaign:
         if self.rng.randrange(8) == 0:
             self.sim.shutdown_restart()
             self.fs_restarts += 1
+            # an ending the daemon never journaled, then FreeSWITCH restarted: all it can know is the restart
+            self.shutdown_ok |= self.unseen_end
             self.calls.clear()
             self.sups.clear()
         for _ in range(self.rng.randint(0, 2)):
@@ -233,6 +279,123 @@ class Campaign:
         elif self.locker is not None and self.rng.randrange(2) == 0:
             self.unlock()
         self.start_daemon()
+
+    def start_intervention(self, sup: str | None = None) -> None:
+        """A supervisor listening to an agent of its team (a call placed if the agent has none),
+        running and journaled before a fault starts, so the fault has something to act on."""
+        pairs = [(s, a) for s, a in TEAM_PAIRS if s not in self.sups and (sup is None or s == sup)]
+        if not pairs:
+            return
+        sup, agent = self.rng.choice(pairs)
+        if agent not in self.calls:
+            self.calls[agent] = self.sim.place_call(self.rng.choice(CUSTOMERS), agent)
+        uuid = self.sim.dial(sup, f"*33{agent}")
+        self.sups[sup] = uuid
+        self.attempts.append(uuid)
+        log = self.sim.eavesdrop_log
+        self.confirm(lambda: uuid in log() and bool(self.seen.get(uuid, {}).get("modes")))
+
+    # -- a full journal filesystem -------------------------------------------------------------
+    def journal_failures(self) -> int:
+        try:
+            return self.daemon_log.read_bytes().count(JOURNAL_FULL)
+        except FileNotFoundError:
+            return 0
+
+    def fill_disk(self) -> None:
+        """Fill the journal's filesystem, then make the daemon write until its journal is refused
+        (tmpfs lets a file grow into the rest of its last page: a few lines still fit), then hang
+        up a running intervention: its close is what must survive in memory."""
+        assert self.disk is not None and self.daemon is not None
+        self.start_intervention()
+        before = self.journal_failures()
+        self.disk.fill()
+        self.full_left = self.rng.randint(1, 3)
+        self.disk_fulls += 1
+        for _ in range(40):  # refused requests (an agent is no supervisor): one journal line each
+            if self.journal_failures() > before:
+                break
+            uuid = self.sim.dial(self.rng.choice(AGENTS), f"*33{self.rng.choice(AGENTS)}")
+            self.attempts.append(uuid)
+            wait_for(lambda: self.sim.channel(uuid) is None or self.journal_failures() > before, CONFIRM_SECONDS)
+        unseen = set(self.unseen_end)
+        log = self.sim.eavesdrop_log()
+        running = [s for s, u in self.sups.items() if u in log and log[u]["end"] is None]
+        if running:
+            self.hang_up(self.sups.pop(self.rng.choice(sorted(running))))
+        self.note_ends()
+        self.full_unseen |= self.unseen_end - unseen
+
+    def free_disk(self, *, wait: bool = True) -> None:
+        """Space again: every ending held meanwhile must reach the journal (then it is judged as if
+        it had been journaled at once: with its own end reason)."""
+        assert self.disk is not None
+        self.disk.free()
+        self.full_left = 0
+        held, self.full_unseen = self.full_unseen, set()
+        if not wait:
+            return
+
+        def journaled() -> bool:
+            self.read_journal()
+            return all(self.seen.get(u, {}).get("closed") for u in held)
+
+        wait_for(journaled, HELD_SECONDS)
+        for uuid in held:
+            if self.seen.get(uuid, {}).get("closed"):
+                self.unseen_end.discard(uuid)
+                self.held_closes += 1
+
+    # -- a change the database refuses ----------------------------------------------------------
+    def poison(self) -> None:
+        """A trigger refuses one supervisor's records (as a constraint an administrator added would)."""
+        free = [sup for sup, _ in TEAM_PAIRS if sup not in self.sups]
+        if not free:
+            return
+        self.poisoned = self.rng.choice(free)
+        self.poison_left = self.rng.randint(2, 5)
+        self.poisons += 1
+        with sqlite3.connect(self.db_path, isolation_level=None, timeout=10) as db:
+            db.execute(f"CREATE TRIGGER fault_refuse BEFORE INSERT ON interventions WHEN NEW.supervisor = '{self.poisoned}' "
+                       "BEGIN SELECT RAISE(ABORT, 'refused by the fault campaign'); END")
+        self.start_intervention(self.poisoned)
+        # a change of another record the database does take: the refused ones are then to blame
+        uuid = self.sim.dial(self.rng.choice(AGENTS), f"*33{self.rng.choice(AGENTS)}")
+        self.attempts.append(uuid)
+        wait_for(lambda: read_entries(quarantine_path(self.journal_path)), CONFIRM_SECONDS * 2)
+
+    def cure(self) -> bool:
+        """Drop the trigger and retry the quarantine (`fsbarge audit quarantine retry`); False when
+        the database is locked right now (the campaign's own lock): retried later."""
+        if self.locker is not None:
+            return False
+        if self.poisoned is not None:
+            with sqlite3.connect(self.db_path, isolation_level=None, timeout=10) as db:
+                db.execute("DROP TRIGGER IF EXISTS fault_refuse")
+            self.poisoned = None
+        env = dict(os.environ, FSBARGE_CONFIG=str(self.config))
+        done = subprocess.run([sys.executable, "-m", "fsbarge", "audit", "quarantine", "retry"], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+        applied = done.stdout.split(" quarantined audit change", 1)[0]
+        self.quarantined += int(applied) if applied.isdigit() else 0
+        return True
+
+    def faults(self) -> None:
+        """Start or end this round's faults (at most one of each at a time)."""
+        if self.daemon is None:
+            return
+        if self.full_left:
+            self.full_left -= 1
+            if not self.full_left:
+                self.free_disk()
+        elif self.disk is not None and (self.rng.randrange(self.fault_every) == 0 or (self.step == 4 and not self.disk_fulls)):
+            self.fill_disk()
+        if self.poisoned is not None:
+            self.poison_left -= 1
+            if self.poison_left <= 0:
+                self.cure()
+        elif self.locker is None and (self.rng.randrange(self.fault_every) == 0 or (self.step == 8 and not self.poisons)):
+            self.poison()
 
     def unlock(self) -> None:
         if self.locker is not None:
@@ -246,10 +409,13 @@ class Campaign:
             self.start_daemon()
             while self.kills < self.kills_wanted:
                 self.step += 1
+                self.faults()
                 self.act()
                 if self.rng.randrange(3) == 0:
                     self.kill()
             self.unlock()
+            if self.full_left:
+                self.free_disk()
             self.finish()
             return self.check()
         finally:
@@ -257,6 +423,8 @@ class Campaign:
             if self.daemon is not None:
                 self.daemon.terminate()
             self.sim.stop()
+            if self.disk is not None:
+                self.disk.close()
 
     def finish(self) -> None:
         """Everyone hangs up; wait until the database has every record closed."""
@@ -276,9 +444,17 @@ class Campaign:
             records = audit.list(limit=None)
             return all(r["outcome"] != "active" for r in records) and len(records) >= len(self.seen)
 
-        if not wait_for(settled, 30):
-            raise AssertionError("the database did not catch up with the journal within 30 s")
+        if self.poisons:
+            self.cure()
+        # a refused change may wait for the shipper's slow retry (30 s) before it is blamed or applied
+        if not wait_for(settled, 60):
+            if not self.poisons:
+                raise AssertionError("the database did not catch up with the journal within 60 s")
+            self.cure()  # set aside after the first retry (the daemon had not seen the retry yet)
+            if not wait_for(settled, 60):
+                raise AssertionError("the database did not catch up with the journal and the quarantine within 60 s")
         self.records = audit.list(limit=None)
+        self.left_quarantined = read_entries(quarantine_path(self.journal_path))
         engine.dispose()
 
     def check(self) -> Result:
@@ -286,7 +462,8 @@ class Campaign:
         by_sup: dict[str, list[dict[str, Any]]] = {}
         for r in self.records:
             by_sup.setdefault(r["supervisor_uuid"], []).append(r)
-        wrong: list[str] = []
+        wrong: list[str] = [f"still quarantined: {e['change'].get('kind')} {e['change'].get('uid')}: {e.get('error')}"
+                            for e in self.left_quarantined]
         for uuid in self.attempts:
             recs = by_sup.get(uuid, [])
             truth = log.get(uuid)
@@ -309,7 +486,8 @@ class Campaign:
         return Result(
             kills=self.kills, steps=self.step, attempts=len(self.attempts), checked=sum(1 for u in self.attempts if u in log),
             wrong=wrong, unseen_keys=sum(len(v) for v in self.unseen_keys.values()), unseen_ends=len(self.unseen_end),
-            locks=self.locks, fs_restarts=self.fs_restarts,
+            locks=self.locks, fs_restarts=self.fs_restarts, disk_fulls=self.disk_fulls, held_closes=self.held_closes,
+            poisons=self.poisons, quarantined=self.quarantined, disk_note=self.disk_note,
         )
 
     def judge(self, uuid: str, rec: dict[str, Any], truth: dict[str, Any]) -> str | None:
@@ -318,6 +496,7 @@ class Campaign:
         expected = END_REASONS.get(truth["end"] or "", "?")
         # A FreeSWITCH restart while the daemon was down is told by the Core-UUID: never a guess.
         allowed = {expected} | ({"daemon_restart"} if uuid in self.unseen_end and truth["end"] != "shutdown" else set())
+        allowed |= {"freeswitch_shutdown"} if uuid in self.shutdown_ok and uuid in self.unseen_end else set()
         if rec["end_reason"] not in allowed and not (rec["outcome"] == "failed" and uuid in self.unseen_end):
             return f"end_reason {rec['end_reason']!r}, expected {sorted(allowed)} ({truth['end']})"
         got = fold([m["mode"] for m in rec["modes"] if not m.get("refused")])
@@ -380,6 +559,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(seed {args.seed}; {result.steps} steps, {result.attempts} feature-code attempts, {result.checked} eavesdrops checked, "
           f"{result.locks} database locks held across kills, {result.fs_restarts} FreeSWITCH restarts with the daemon down, {result.unseen_keys} keys and {result.unseen_ends} endings "
           "the daemon was killed before it could see)")
+    print(f"({result.disk_fulls} full journal filesystems, {result.held_closes} closes held across them; {result.poisons} "
+          f"supervisors' records refused by a trigger, {result.quarantined} changes quarantined and applied by a retry"
+          f"{'; ' + result.disk_note if result.disk_note else ''})")
     for problem in result.wrong:
         print("  " + problem)
     print(result.line)

@@ -52,16 +52,20 @@ def _fill_journal_page(journal: Journal) -> None:
         journal.append([{"kind": "padding", "pad": "x" * pad}], sync=False)
 
 
-class TmpfsFull(DiskFull):
-    """A 256 KiB tmpfs mounted on ``directory``."""
+class CannotMount(Exception):
+    """No tmpfs of our own here (not root, or no mount in this container)."""
 
-    def __init__(self, directory: Path) -> None:
+
+class TmpfsFull(DiskFull):
+    """A small tmpfs (256 KiB unless told) mounted on ``directory``; CannotMount if it cannot be."""
+
+    def __init__(self, directory: Path, size: str = "256k") -> None:
         super().__init__(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(directory)],
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(directory)],
                               capture_output=True, text=True)
         if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+            raise CannotMount(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
         self.filler = directory / "filler"
 
     def fill(self, journal: Journal | None = None, *, leave: int = 0) -> None:
@@ -121,7 +125,10 @@ class InjectedFull(DiskFull):
 def disk_full(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DiskFull]:
     """The journal's directory (``disk_full.dir``) on a filesystem the test can fill and free."""
     directory = tmp_path / "journal-fs"
-    disk: DiskFull = TmpfsFull(directory) if request.param == "tmpfs" else InjectedFull(directory, monkeypatch)
+    try:
+        disk: DiskFull = TmpfsFull(directory) if request.param == "tmpfs" else InjectedFull(directory, monkeypatch)
+    except CannotMount as exc:
+        pytest.skip(str(exc))
     try:
         yield disk
     finally:
@@ -131,7 +138,10 @@ def disk_full(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytes
 @pytest.fixture
 def tmpfs_full(tmp_path: Path) -> Iterator[DiskFull]:
     """The real thing only (skipped where a tmpfs cannot be mounted)."""
-    disk = TmpfsFull(tmp_path / "journal-fs")
+    try:
+        disk = TmpfsFull(tmp_path / "journal-fs")
+    except CannotMount as exc:
+        pytest.skip(str(exc))
     try:
         yield disk
     finally:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from fsbarge.journal import Journal
 from fsbarge.logs import configure_logging
 from fsbarge.sim import FreeSwitchSim
 from tests.e2e import InProcessDaemon, cli, wait_until, write_config
@@ -237,3 +238,32 @@ def test_a_change_the_database_refuses_is_quarantined_shown_in_status_and_applie
         assert (recs["1005"]["outcome"], recs["1005"]["end_reason"]) == ("completed", "supervisor_hangup")
         assert cli(config, "audit", "verify").returncode == 0
     assert not [e for e in events(logs) if e["event"].startswith("internal error")]
+
+
+def test_an_intervention_whose_open_was_damaged_while_it_ran_is_rebuilt_and_closed_at_start(
+    sim: FreeSwitchSim, tmp_path: Path, logs
+) -> None:
+    """Killed while an intervention ran, and the line that opened it is damaged: the daemon cannot
+    re-attach what it does not know, so it closes it as after any restart it could not re-attach
+    (daemon_restart, at the last moment known), and the record is rebuilt around its changes."""
+    config = write_config(tmp_path, sim.port)
+    journal = Journal(tmp_path / "fsbarge.journal")
+    record = {"node": "pbx1", "supervisor": "1002", "supervisor_uuid": "sup-a", "agent": "1000", "target_uuid": "t",
+              "customer": "1001", "requested_mode": "listen", "outcome": "active", "reason": None, "started_at": 100.0}
+    journal.append([
+        {"kind": "open", "id": "a", "uid": "a", "node": "pbx1", "record": record},
+        {"kind": "mode", "id": "m1", "uid": "a", "node": "pbx1", "mode": "listen", "at": 100.5, "source": "feature_code",
+         "refused": False, "notified": []},
+        {"kind": "node", "node": "pbx1", "last_seen": 130.0},
+    ])
+    journal.close()
+    path = tmp_path / "fsbarge.journal"
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[0].replace(b'"1002"', b'"1003"') + b"".join(lines[1:]))
+    with InProcessDaemon(config) as d:
+        d.wait_connected()
+        [rec] = wait_until(lambda: [r for r in d.audit() if r["outcome"] != "active"], timeout=30, what="the record closed")
+        assert (rec["origin"], rec["reason"], rec["end_reason"]) == ("reconstructed", "journal_damaged", "daemon_restart")
+        assert _epoch(rec["ended_at"]) == 130.0 and [m["mode"] for m in rec["modes"]] == ["listen"]
+        assert any(p.startswith("the audit journal had 1 damaged line") for p in d.daemon.health.problems)
+    assert cli(config, "audit", "verify").stdout.splitlines()[1].startswith("journal damage: ")
