@@ -126,7 +126,8 @@ class Campaign:
         self.unseen_keys: dict[str, list[int]] = {}  # sup -> indexes in the simulator's mode log
         self.unseen_end: set[str] = set()
         self.unseen_start: set[str] = set()
-        self.shutdown_ok: set[str] = set()
+        self.shutdown_ok: set[str] = set()  # unseen endings a FreeSWITCH restart came after
+        self.ends_checked: set[str] = set()
         # the faults of this round: a full journal filesystem, a trigger refusing a supervisor
         self.full_left = 0  # steps the disk stays full (0: not full)
         self.full_unseen: set[str] = set()  # endings not journaled while the disk was full
@@ -166,6 +167,8 @@ class Campaign:
                 if kind == "mode":
                     self.seen[sup]["modes"][change["id"]] = (change["mode"], change["source"], change["refused"])
                 else:
+                    if not self.seen[sup]["closed"]:  # the first close stands
+                        self.seen[sup]["end_reason"] = change.get("end_reason")
                     self.seen[sup]["closed"] = True
 
     def confirm(self, predicate: Callable[[], bool]) -> bool:
@@ -236,9 +239,19 @@ class Campaign:
         """Eavesdrops that just ended must show up closed in the journal (unless we kill first)."""
         log = self.sim.eavesdrop_log()
         for uuid, entry in log.items():
-            if entry["end"] is not None and uuid not in self.unseen_end and not self.seen.get(uuid, {}).get("closed"):
-                if not self.confirm(lambda u=uuid: self.seen.get(u, {}).get("closed")):
-                    self.unseen_end.add(uuid)
+            if entry["end"] is None or uuid in self.unseen_end or uuid in self.ends_checked:
+                continue
+            if not self.confirm(lambda u=uuid: self.seen.get(u, {}).get("closed")):
+                self.unseen_end.add(uuid)
+                continue
+            self.ends_checked.add(uuid)
+            reason = self.seen[uuid].get("end_reason")
+            if reason in ("daemon_restart", "freeswitch_shutdown") and reason != END_REASONS.get(entry["end"]):
+                # closed by a restart's resync before we noticed the ending (the simulator applies a
+                # queued '*' when eavesdrop returns): it ended while the daemon was down, unseen
+                self.unseen_end.add(uuid)
+                if reason == "freeswitch_shutdown":
+                    self.shutdown_ok.add(uuid)
         # supervisors the daemon hung up (refusals, ends) are free again
         for sup, uuid in list(self.sups.items()):
             if self.sim.channel(uuid) is None:
