@@ -361,7 +361,7 @@ def _audit_quarantine(args: argparse.Namespace) -> int:
     store = AuditStore(make_engine(config.database.url), hooks=[Outbox(config.webhooks)])
     try:
         result = retry(Quarantine(path), store.apply, is_transient=lambda exc: bool(getattr(exc, "transient", False)))
-    except OSError as exc:
+    except OSError as exc:  # the daemon's own files: run it as the daemon's user
         raise CommandError(f"cannot rewrite {path}: {exc.strerror or exc}") from None
     noun = "change" if result.applied == 1 else "changes"
     print(f"{result.applied} quarantined audit {noun} applied, {len(result.remaining)} still quarantined")
