@@ -39,6 +39,7 @@ from .mirror import Mirror
 from .offload import blocking
 from .ownership import Ownership
 from .policy import Policy
+from .quarantine import Quarantine, quarantine_path
 from .help import HelpTones
 from .service import NodeService
 from .shipper import Shipper
@@ -132,7 +133,9 @@ class Daemon:
         self._prepare_schema()
         self.channel_store = ChannelStore(self.engine)
         self.audit_store = AuditStore(self.engine)
-        self.shipper = Shipper(self.journal, self.audit_store, health=self.health, check_every=watchdog_interval)
+        quarantine = Quarantine(quarantine_path(config.journal.path), sync=_threadpool_fsync, sleep=gevent.sleep)
+        self.shipper = Shipper(self.journal, self.audit_store, quarantine=quarantine, health=self.health,
+                               check_every=watchdog_interval)
         # The webhook outbox is filled in the shipper's transaction (the last hook: after the chain).
         self.audit_store.hooks.append(Outbox(config.webhooks))
         self.webhooks = Deliverer(config.webhooks, WebhookStore(self.engine), may_deliver=self._delivers_node)

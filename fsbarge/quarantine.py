@@ -56,9 +56,14 @@ def read_entries(path: str | Path) -> list[dict[str, Any]]:
 class Quarantine:
     """The set-aside changes of one journal, as the file holds them."""
 
-    def __init__(self, path: str | Path, *, sync: Callable[[int], None] = os.fsync) -> None:
+    def __init__(
+        self, path: str | Path, *, sync: Callable[[int], None] = os.fsync, sleep: Callable[[float], None] | None = None,
+    ) -> None:
         self.path = Path(path)
         self._sync = sync
+        # None: wait for the lock in the kernel (a command); the daemon passes gevent.sleep, so a
+        # retry holding the lock for a while never blocks its event loop
+        self._sleep = sleep
         self.entries: list[dict[str, Any]] = []
         self._ids: set[str] = set()
         self._uids: set[str] = set()
@@ -115,7 +120,15 @@ class Quarantine:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(str(self.path) + ".lock", os.O_RDWR | os.O_CREAT, 0o640)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            if self._sleep is None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            else:
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        self._sleep(0.05)
             yield
         finally:
             os.close(fd)

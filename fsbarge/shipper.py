@@ -58,7 +58,7 @@ class Shipper:
         self.audit_store = audit_store
         self.retrier = retrier or Retrier("audit", log)
         self.health = health or journal.health
-        self.quarantine = quarantine or Quarantine(quarantine_path(journal.path))
+        self.quarantine = quarantine or Quarantine(quarantine_path(journal.path), sleep=gevent.sleep)
         self.wake = gevent.event.Event()
         self.shipped_total = 0
         self.retry_in = 0.0  # after a failed round: how long to pause
