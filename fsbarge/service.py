@@ -289,7 +289,8 @@ class NodeService:
         eavesdrop was only starting). What stands whatever we do (a close: the call
         did end; a refused key; a refusal, this one included, recorded as ``failed``
         ``audit_unavailable``) is held by the journal with its real time and written as soon as
-        it takes writes again (the journal reports the problem to health, once).
+        it takes writes again (the journal reports the problem to health, once). A help request
+        rings nobody and is on record as over at once (``no_supervisor``).
         """
         change_of = {id(e): c for e, c in audited}
         held: list[dict[str, Any]] = []
@@ -324,6 +325,12 @@ class NodeService:
                 if back is None and change is not None:
                     held.append({**change, "mode": "listen", "notified": []})
                     modes[eff.key] = "listen"
+            elif isinstance(eff, OpenHelp) and id(eff) in change_of:
+                # it rings nobody (its calls are not placed below): on record as over at once
+                held.append(change_of[id(eff)])
+                if not any(isinstance(e, CloseHelp) and e.uid == eff.uid for e in effects):
+                    self.desk.open.pop(eff.record.get("agent_uuid") or "", None)
+                    held.append(self._change(CloseHelp(eff.uid, "no_supervisor", eff.record.get("requested_at") or self.clock())))
             elif isinstance(eff, AUDIT_EFFECTS):
                 change = change_of.get(id(eff))
                 if change is not None and getattr(eff, "key", None) not in refused:

@@ -267,3 +267,21 @@ def test_an_intervention_whose_open_was_damaged_while_it_ran_is_rebuilt_and_clos
         assert _epoch(rec["ended_at"]) == 130.0 and [m["mode"] for m in rec["modes"]] == ["listen"]
         assert any(p.startswith("the audit journal had 1 damaged line") for p in d.daemon.health.problems)
     assert cli(config, "audit", "verify").stdout.splitlines()[1].startswith("journal damage: ")
+
+
+def test_a_help_request_the_full_journal_cannot_take_rings_nobody_and_is_on_record_once_it_can(
+    sim: FreeSwitchSim, daemon: InProcessDaemon, tmp_path: Path, logs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    call = sim.place_call("1001", "1000")
+    wait_until(lambda: sim.meta_bindings(call.a_uuid, sent=True), what="*9 bound for the agent")
+    with FullDisk(daemon, monkeypatch):
+        sim.press(call.b_uuid, "*9")
+        wait_until(lambda: any(e["event"].startswith("audit journal unavailable: changes held") for e in events(logs)),
+                   what="the help request held")
+        assert sim.ringing() == []
+    config = tmp_path / "fsbarge.toml"
+    wait_until(lambda: json.loads(cli(config, "help", "list", "--format", "json").stdout), timeout=30, what="the request on record")
+    [req] = json.loads(cli(config, "help", "list", "--format", "json").stdout)
+    assert (req["agent"], req["outcome"]) == ("1000", "no_supervisor")
+    sim.press(call.b_uuid, "*9")  # not left open in memory: a later *9 rings the team
+    wait_until(lambda: sim.ringing(), timeout=30, what="a later *9 ringing")
