@@ -115,6 +115,11 @@ def _build_parser() -> argparse.ArgumentParser:
     verify = asub.add_parser("verify", parents=[reader], help="recompute the audit hash chain and check every record against it (exit 1 on a mismatch)")
     verify.add_argument("--head", metavar="HASH", type=_hash_arg, help="a head noted earlier (fsbarge audit head): must still be in the chain")
     asub.add_parser("head", parents=[reader], help="print the audit chain's head hash, to note outside the system")
+    quarantine = asub.add_parser("quarantine", help="audit changes the database refused, set aside beside the journal")
+    qsub = quarantine.add_subparsers(dest="quarantine_command", required=True, parser_class=_Parser)
+    qlist = qsub.add_parser("list", parents=[common], help="what is set aside and why (the journal's path comes from --config)")
+    qlist.add_argument("--format", choices=("table", "json"), default="table")
+    qsub.add_parser("retry", parents=[common], help="apply what is set aside, once the cause is fixed; what fails again stays (exit 1)")
     helpp = sub.add_parser(
         "help", help="agents' help requests (*9 on the phone, or `help request`): list them, raise one",
         description=HELP_DESCRIPTION,
@@ -419,22 +424,70 @@ def _cmd_calls(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    handlers = {"list": _audit_list, "show": _audit_show, "stats": _audit_stats, "verify": _audit_verify, "head": _audit_head}
+    handlers = {"list": _audit_list, "show": _audit_show, "stats": _audit_stats, "verify": _audit_verify, "head": _audit_head,
+                "quarantine": _audit_quarantine}
     return handlers[args.audit_command](args)
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    """`audit chain ok: N changes, head H` (exit 0), or the first mismatch on stderr (exit 1)."""
+    """`audit chain ok: N changes, head H` (exit 0), or the first mismatch on stderr (exit 1).
+
+    A damaged journal line the daemon recorded in the chain is said after the ok line, with the
+    records rebuilt from their later changes: the chain is intact, but the audit has a known gap."""
+    from .auditview import iso
     from .db import translate_errors
-    from .store import verify_chain
+    from .store import journal_damage, verify_chain
 
     engine = _reader_engine(args)
     with translate_errors(engine), engine.connect() as conn:
         problem, count, head = verify_chain(conn, args.head)
+        damage, rebuilt = journal_damage(conn) if problem is None else ([], [])
     if problem is not None:
         print(f"fsbarge: audit chain broken: {problem}", file=sys.stderr)
         return 1
     print(f"audit chain ok: {count} changes, head {head}")
+    for note in damage:
+        print(f"journal damage: a line of {note.get('size')} bytes at byte {note.get('offset')} of {note.get('journal')} "
+              f"could not be trusted ({note.get('why')}), found {iso(note.get('found_at'))}; what it held is lost")
+    if rebuilt:
+        names = ", ".join(f"#{r['id']}" if r["type"] == "intervention" else f"help request #{r['id']}" for r in rebuilt)
+        print(f"rebuilt from their later changes (origin reconstructed, reason journal_damaged): {names}")
+    return 0
+
+
+def _audit_quarantine(args: argparse.Namespace) -> int:
+    """`list`: what the shipper set aside beside the journal; `retry`: apply it (exit 1 if some
+    still fails). Needs the configuration: the journal's path, and for a retry the database and
+    the webhooks (a change applied now is announced like any other)."""
+    from .quarantine import quarantine_path, read_entries
+
+    config = _config(args)
+    path = quarantine_path(config.journal.path)
+    if args.quarantine_command == "list":
+        from .quarantineview import render_quarantine
+
+        print(render_quarantine(read_entries(path), args.format))
+        return 0
+    from .db import make_engine
+    from .outbox import Outbox
+    from .quarantine import Quarantine, retry
+    from .store import AuditStore
+
+    if not read_entries(path):
+        print("nothing is quarantined")
+        return 0
+    store = AuditStore(make_engine(config.database.url), hooks=[Outbox(config.webhooks)])
+    try:
+        result = retry(Quarantine(path), store.apply, is_transient=lambda exc: bool(getattr(exc, "transient", False)))
+    except OSError as exc:  # the daemon's own files: run it as the daemon's user
+        raise CommandError(f"cannot rewrite {path}: {exc.strerror or exc}") from None
+    noun = "change" if result.applied == 1 else "changes"
+    print(f"{result.applied} quarantined audit {noun} applied, {len(result.remaining)} still quarantined")
+    for record_type, uid, record_id in result.rebuilt:
+        print(f"rebuilt {record_type} #{record_id} ({uid}) from its later changes: its opening was lost with a damaged journal line")
+    if result.remaining:
+        print(f"fsbarge: still refused: {result.remaining[0]['error']} (fsbarge audit quarantine list)", file=sys.stderr)
+        return 1
     return 0
 
 

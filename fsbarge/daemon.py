@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from .mirror import Mirror
 from .offload import PERMANENT_WAIT, OwnThread, Retrier, blocking
 from .ownership import Ownership, SoleClaim
 from .policy import Policy
+from .quarantine import Quarantine, quarantine_path
 from .help import HelpTones
 from .service import NodeService
 from .shipper import Shipper
@@ -98,8 +100,11 @@ class _InstanceLock:
                 f"another fsbarge instance (pid {holder}) is already using {path}; only one instance may use a SQLite "
                 "database or an audit journal (run several instances on PostgreSQL, each with its own [journal] path)"
             ) from None
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+        try:  # the pid is for the message above only: a full disk must not stop the start
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+        except OSError:
+            pass
 
     def release(self) -> None:
         if self.fd >= 0:
@@ -156,8 +161,9 @@ class Daemon:
         self._schema_ready = self._prepare_schema() if self.engine.dialect.name == "sqlite" else None
         self.channel_store = ChannelStore(self.engine)
         self.audit_store = AuditStore(self.engine)
+        quarantine = Quarantine(quarantine_path(config.journal.path), sync=self._journal_thread.fsync, sleep=gevent.sleep)
         self.shipper = Shipper(
-            self.journal, self.audit_store,
+            self.journal, self.audit_store, quarantine=quarantine, health=self.health, check_every=watchdog_interval,
             retrier=Retrier("audit", structlog.get_logger("fsbarge.shipper"), health=self.health),
         )
         # The webhook outbox is filled in the shipper's transaction (the last hook: after the chain).
@@ -225,7 +231,7 @@ class Daemon:
             reason = f"cannot write the audit journal's lock {path}.lock"
         else:
             try:
-                journal = Journal(path, sync=self._journal_thread.fsync)
+                journal = Journal(path, sync=self._journal_thread.fsync, health=self.health)
             except JournalError as exc:
                 reason = str(exc)
             else:
@@ -311,6 +317,7 @@ class Daemon:
         # The shipper starts first and ships in journal order: unapplied entries from before this
         # start reach the database before anything decided now, without making FreeSWITCH wait
         # for a database that may be locked or down.
+        self._close_lost_opens()
         if self.journal.backlog:
             log.info("bringing the database up to date from the journal", backlog=self.journal.backlog)
         self._greenlets += [gevent.spawn(self.shipper.run), gevent.spawn(self.mirror.run)]
@@ -335,6 +342,23 @@ class Daemon:
             database=self.engine.url.render_as_string(hide_password=True), journal=str(self.journal.path),
         )
         self._notifier.notify("READY=1")
+
+    def _close_lost_opens(self) -> None:
+        """Interventions whose opening line was damaged while they ran cannot be re-attached (the
+        daemon does not know the supervisor): closed as after any restart that could not re-attach,
+        at the last moment they were known alive; the shipper rebuilds the record around them."""
+        changes = []
+        for lost in self.journal.lost_opens:
+            last_seen = self.journal.nodes.get(lost.get("node") or "", {}).get("last_seen")
+            ended = max(t for t in (lost["last_at"], last_seen) if t is not None)
+            changes.append({"kind": "close", "id": str(uuid.uuid4()), "uid": lost["uid"], "node": lost.get("node"),
+                            "outcome": "completed", "ended_at": ended, "end_reason": "daemon_restart", "reason": None})
+        if changes:
+            try:
+                self.journal.append(changes)
+            except JournalError:
+                self.journal.hold(changes)  # written with the next heartbeat that can
+            log.warning("closed interventions whose opening was lost with a damaged journal line", count=len(changes))
 
     # -- nodes ---------------------------------------------------------------------------
 
@@ -538,6 +562,12 @@ class Daemon:
         self._write_status_file(stopped_at=stopped_at)
         while (self.journal.unshipped(1) or not self.mirror.idle) and time.monotonic() < deadline:
             gevent.sleep(0.01)
+        if self.journal.held:  # the journal's last chance to take what it could not (disk full)
+            try:
+                self.journal.append([])
+            except JournalError as exc:
+                log.error("audit changes held in memory are lost: the audit journal still cannot be written",
+                          held=self.journal.held, error=str(exc))
         gevent.killall(self._greenlets, timeout=timeout)
         self.webhooks.stop(timeout=timeout)
         for rt in self._nodes.values():

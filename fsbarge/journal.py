@@ -6,17 +6,27 @@ nothing that was decided. The journal also holds what the daemon needs to resume
 database: the interventions still open (with their mode history), each node's last Core-UUID and
 last-seen time, and the supervisor channels whose requests were already decided.
 
-Format: one change per line, ``<crc32 hex> <json>\\n``, appended with ``O_APPEND``. A line whose
-checksum does not match is skipped with a warning; a torn last line (a crash mid-write) is
-dropped and the file truncated to the last whole line. Every change carries a unique ``id`` so
-the shipper can apply it twice without effect. Compaction rewrites the file (temp file, fsync,
-rename) keeping only what is still needed: changes not yet shipped and the state above.
+Format: one change per line, ``<crc32 hex> <json>\\n``, appended with ``O_APPEND``. A torn last
+line (a crash mid-write) is dropped and the file truncated to the last whole line. A line whose
+checksum does not match, or that lacks what its kind needs (a uid, a kind...), is never trusted:
+it becomes a ``damaged`` note in its place (its position and bytes), which the shipper writes into
+the audit's hash chain, so the loss is on record for good (``fsbarge audit verify``). Every
+change carries a unique ``id`` so the shipper can apply it twice without effect. Compaction
+rewrites the file (temp file, fsync, rename) keeping only what is still needed: changes not yet
+shipped and the state above.
+
+When the file cannot be written (disk full), a change that cannot be undone (a close: the call
+did end; a refused key; a refusal) is *held* in memory (bounded) with its real time and written
+before anything else as soon as the file takes writes again (the heartbeat tries every few
+seconds); the problem is reported once to the daemon's health, not logged per attempt.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -26,7 +36,9 @@ from typing import Any
 import gevent.lock
 import structlog
 
-__all__ = ["Journal", "JournalError"]
+from .health import Health
+
+__all__ = ["Journal", "JournalError", "decode_line", "encode_line"]
 
 log = structlog.get_logger("fsbarge.journal")
 
@@ -36,20 +48,28 @@ OPEN, MODE, CLOSE, NODE, DECIDED = "open", "mode", "close", "node", "decided"
 # help requests: help_open {uid, node, record: {agent, agent_uuid, customer, requested_at, source,
 # reason}}; help_close {uid, outcome, answered_by, answered_at, ended_at, intervention_uid}
 HELP_OPEN, HELP_CLOSE = "help_open", "help_close"
-SHIPPED_KINDS = (OPEN, MODE, CLOSE, HELP_OPEN, HELP_CLOSE)
+# a line that could not be trusted, in its place: {id, offset, size, why, raw, found_at, journal}
+DAMAGED = "damaged"
+SHIPPED_KINDS = (OPEN, MODE, CLOSE, HELP_OPEN, HELP_CLOSE, DAMAGED)
+MAX_HELD = 10000  # changes held in memory while the file cannot be written (about 3 MB)
+RAW_KEPT = 2048  # bytes of a damaged line kept as evidence
 
 
 class JournalError(Exception):
     """The journal cannot be read or written (disk full, permissions): one line for the operator."""
 
 
-def _encode(change: Mapping[str, Any]) -> bytes:
+def encode_line(change: Mapping[str, Any]) -> bytes:
+    """``<crc32 hex> <json>\\n`` (the journal's and the quarantine file's line)."""
     payload = json.dumps(change, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return b"%08x %s\n" % (zlib.crc32(payload), payload)
 
 
-def _decode(line: bytes) -> dict[str, Any] | None:
-    """A change from one line (without its newline), or None when the line is damaged."""
+_encode = encode_line
+
+
+def decode_line(line: bytes) -> dict[str, Any] | None:
+    """The JSON object of one line (without its newline), or None when its checksum fails."""
     if len(line) < 10 or line[8:9] != b" ":
         return None
     payload = line[9:]
@@ -59,7 +79,57 @@ def _decode(line: bytes) -> dict[str, Any] | None:
         change = json.loads(payload)
     except ValueError:
         return None
-    return change if isinstance(change, dict) and isinstance(change.get("seq"), int) else None
+    return change if isinstance(change, dict) else None
+
+
+def _decode(line: bytes) -> dict[str, Any] | None:
+    """A change from one line (without its newline), or None when the line is damaged."""
+    change = decode_line(line)
+    return change if change is not None and isinstance(change.get("seq"), int) else None
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def malformed(change: Mapping[str, Any]) -> str | None:
+    """What a checksummed change lacks that folding or shipping it needs (None: nothing).
+
+    Only the shape is checked here; a value the database refuses (an unknown outcome, say) is
+    the shipper's to set aside, with the store's own error."""
+    kind = change.get("kind")
+    if not _text(kind):
+        return "no kind"
+    if not isinstance(change.get("seq"), int):
+        return "no seq"
+    if kind in SHIPPED_KINDS and kind != DAMAGED:
+        if not _text(change.get("id")):
+            return "no id"
+        if not _text(change.get("uid")):
+            return "no uid"
+    if kind in (OPEN, HELP_OPEN) and not isinstance(change.get("record"), dict):
+        return "no record"
+    if kind == MODE:
+        for key, ok in (("mode", _text), ("at", lambda v: isinstance(v, int | float)), ("source", _text),
+                        ("refused", lambda v: isinstance(v, bool))):
+            if not ok(change.get(key)):
+                return f"no {key}"
+    if kind == NODE and not _text(change.get("node")):
+        return "no node"
+    if kind == DECIDED and not isinstance(change.get("uuids"), list):
+        return "no uuids"
+    return None
+
+
+def _damage_note(path: Path, offset: int, raw: bytes, why: str) -> dict[str, Any]:
+    """What stands for an untrusted line: where it was, why, and its bytes (the evidence; never
+    applied). The id depends only on the line, so finding it again after a restart (before a
+    compaction rewrote the file) ships nothing twice."""
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    return {
+        "kind": DAMAGED, "id": f"damaged-{offset}-{digest}", "seq": 0, "journal": str(path), "offset": offset,
+        "size": len(raw), "why": why, "raw": raw[:RAW_KEPT].decode("utf-8", "backslashreplace"), "found_at": time.time(),
+    }
 
 
 def _describe(exc: OSError, path: Path) -> str:
@@ -69,9 +139,18 @@ def _describe(exc: OSError, path: Path) -> str:
 class Journal:
     """An append-only, checksummed, fsync'd change log plus the state folded from it."""
 
-    def __init__(self, path: str | Path, *, sync: Callable[[int], None] = os.fsync) -> None:
+    def __init__(
+        self, path: str | Path, *, sync: Callable[[int], None] = os.fsync, health: Health | None = None,
+        max_held: int = MAX_HELD,
+    ) -> None:
         self.path = Path(path)
         self._sync = sync
+        #: where a file that cannot be written or compacted is reported (once, not per attempt)
+        self.health = health or Health()
+        self.max_held = max_held
+        self._held: list[dict[str, Any]] = []  # changes not written yet (the file refused them)
+        self.held_lost = 0  # changes dropped because max_held were already held
+        self.compact_failing = False
         self._entries: list[dict[str, Any]] = []  # every change in the file, in order
         self._shipped = 0  # how many of _entries the database has (a prefix)
         self._next_seq = 1
@@ -84,7 +163,10 @@ class Journal:
         self.help: dict[str, dict[str, Any]] = {}
         #: supervisor channels whose request was decided (audited), most recent last
         self.decided: deque[str] = deque(maxlen=REMEMBER_DECIDED)
-        self.damaged = 0  # lines skipped because their checksum did not match
+        #: notes standing for the lines found damaged or malformed when the file was opened
+        self.damage: list[dict[str, Any]] = []
+        #: interventions whose open was damaged while they ran (see _lost_opens)
+        self.lost_opens: list[dict[str, Any]] = []
         # sync may yield (the daemon fsyncs in gevent's threadpool): appends and compaction
         # of several node greenlets must not interleave.
         self._lock = gevent.lock.RLock()
@@ -108,21 +190,53 @@ class Journal:
             if nl < 0:  # a torn last line: the crash came mid-write
                 log.warning("dropping a torn last line of the audit journal", path=str(self.path), bytes=len(data) - pos)
                 break
-            change = _decode(data[pos:nl])
-            if change is None:
-                self.damaged += 1
-                log.error("skipping a damaged audit journal line", path=str(self.path), offset=pos)
+            change = decode_line(data[pos:nl])
+            why = "checksum mismatch" if change is None else malformed(change)
+            if why is not None:
+                note = _damage_note(self.path, pos, data[pos:nl], why if change is None else "malformed: " + why)
+                self.damage.append(note)
+                self._entries.append(note)  # shipped in its place: the chain records the loss
+                log.error(
+                    "skipping a damaged audit journal line; what it held is lost (the audit chain records it)",
+                    path=str(self.path), offset=pos, bytes=nl - pos, why=note["why"],
+                )
             else:
+                assert change is not None
                 self._remember(change)
             pos = good_end = nl + 1
+        if self.damage:
+            self.lost_opens = self._lost_opens()
         if good_end < len(data):
-            os.ftruncate(self._fd, good_end)
+            try:
+                os.ftruncate(self._fd, good_end)
+            except OSError as exc:
+                raise JournalError(_describe(exc, self.path)) from exc
         self._size = good_end
 
-    def _remember(self, change: dict[str, Any]) -> None:
+    def _lost_opens(self) -> list[dict[str, Any]]:
+        """Interventions with mode changes here but neither their open nor a close: their open
+        was a damaged line and they were still running at the kill (the file keeps every line of
+        an open record, and every unshipped one). The daemon cannot re-attach what it does not
+        know, so it closes them (``daemon_restart`` at the last moment known)."""
+        opened = {c["uid"] for c in self._entries if c.get("kind") == OPEN}
+        closed = {c["uid"] for c in self._entries if c.get("kind") == CLOSE}
+        lost: dict[str, dict[str, Any]] = {}
+        for c in self._entries:
+            if c.get("kind") == MODE and c["uid"] not in opened and c["uid"] not in closed:
+                seen = lost.setdefault(c["uid"], {"uid": c["uid"], "node": c.get("node"), "last_at": c["at"]})
+                seen["last_at"] = max(seen["last_at"], c["at"])
+        return list(lost.values())
+
+    @property
+    def damaged(self) -> int:
+        """Lines skipped because they could not be trusted."""
+        return len(self.damage)
+
+    def _remember(self, change: dict[str, Any], *, fold: bool = True) -> None:
         self._entries.append(change)
         self._next_seq = max(self._next_seq, change["seq"] + 1)
-        self._fold(change)
+        if fold:
+            self._fold(change)
 
     def _fold(self, change: Mapping[str, Any]) -> None:
         """Keep the resumable state up to date with one change."""
@@ -136,9 +250,9 @@ class Journal:
         elif kind == MODE:
             rec = self.records.get(change.get("uid", ""))
             if rec is not None:
-                entry = {k: change[k] for k in ("mode", "at", "source", "refused")}
+                entry = {k: change.get(k) for k in ("mode", "at", "source", "refused")}
                 rec["modes"].append(entry)
-                if not change["refused"]:
+                if not change.get("refused"):
                     rec["current_mode"] = change["mode"]
         elif kind == CLOSE:
             self.records.pop(change.get("uid", ""), None)
@@ -158,39 +272,78 @@ class Journal:
     def append(self, changes: Iterable[Mapping[str, Any]], *, sync: bool = True) -> None:
         """Append changes (seq numbers assigned here) and, by default, fsync before returning.
 
-        On failure nothing is kept: the file is cut back to where it was, the state is not
-        changed, and JournalError says why.
+        Changes held while the file could not be written go first (and make this append fsync'd),
+        so they keep their place before anything decided after them. On failure none of
+        ``changes`` is kept: the file is cut back to where it was, the state is not changed, the
+        problem is reported to health (once) and JournalError says why. ``append([])`` only
+        retries what is held.
         """
         with self._lock:
             self._append(changes, sync)
 
     def _append(self, changes: Iterable[Mapping[str, Any]], sync: bool) -> None:
-        batch = [{**c, "seq": self._next_seq + i} for i, c in enumerate(changes)]
+        held = len(self._held)
+        batch = [{**c, "seq": self._next_seq + i} for i, c in enumerate([*self._held, *changes])]
         if not batch:
             return
         data = b"".join(_encode(c) for c in batch)
         try:
             written = os.write(self._fd, data)
             if written != len(data):
-                raise OSError(28, "short write (disk full?)")
-            if sync:
+                raise OSError(28, "No space left on device")
+            if sync or held:
                 self._sync(self._fd)
         except OSError as exc:
             try:
                 os.ftruncate(self._fd, self._size)
             except OSError:
                 pass
-            raise JournalError(_describe(exc, self.path)) from exc
+            error = _describe(exc, self.path)
+            self.health.report(
+                "journal", error + "; new interventions are refused, changes that cannot be undone are held in "
+                "memory until it can be written", path=str(self.path),
+            )
+            raise JournalError(error) from exc
         self._size += len(data)
-        for change in batch:
-            self._remember(change)
+        for i, change in enumerate(batch):
+            self._remember(change, fold=i >= held)  # held changes were folded when they were held
+        if held:
+            self._held = []
+            log.info("the audit journal takes writes again; held changes written", held=held, path=str(self.path))
+        self.health.clear("journal")
+
+    def hold(self, changes: Iterable[Mapping[str, Any]]) -> int:
+        """Keep changes the file refused but that stand (a close: the call did end) until it takes
+        writes again; the daemon's state follows them at once (a closed record is not re-attached).
+        Returns how many could not be kept (``max_held`` already held): those are lost, and said."""
+        with self._lock:
+            lost = 0
+            for change in changes:
+                if len(self._held) >= self.max_held:
+                    lost += 1
+                    continue
+                self._held.append(dict(change))
+                self._fold(change)
+            if lost:
+                self.held_lost += lost
+                self.health.report(
+                    "journal lost", f"{self.held_lost} audit {'change' if self.held_lost == 1 else 'changes'} lost: "
+                    "the audit journal could not be written and "
+                    f"{self.max_held} were already held in memory", path=str(self.path),
+                )
+            return lost
+
+    @property
+    def held(self) -> int:
+        """Changes waiting in memory for the file to take writes again."""
+        return len(self._held)
 
     # -- shipping -------------------------------------------------------------
 
     @property
     def backlog(self) -> int:
-        """Audit changes not yet in the database."""
-        return sum(1 for c in self._entries[self._shipped :] if c.get("kind") in SHIPPED_KINDS)
+        """Audit changes not yet in the database (those held in memory included)."""
+        return sum(1 for c in self._entries[self._shipped :] if c.get("kind") in SHIPPED_KINDS) + len(self._held)
 
     def unshipped(self, limit: int = 500) -> list[dict[str, Any]]:
         """The next entries for the shipper, oldest first (it applies the audit kinds only)."""
@@ -233,29 +386,50 @@ class Journal:
     def _compact(self) -> int:
         if self.droppable() <= 0:
             return 0
+        if self._held:  # they go first (the state already counts them): no rewrite before they are on disk
+            try:
+                self._append([], True)
+            except JournalError:
+                return 0
         kept = self._kept()
         summaries = [{**c, "seq": self._next_seq + i} for i, c in enumerate(self._summaries())]
         shipped_ids = {id(c) for c in self._entries[: self._shipped]}
         lines = summaries + kept
         data = b"".join(_encode(c) for c in lines)
         tmp = self.path.with_name(self.path.name + ".tmp")
+        new_fd = -1
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-            try:
-                os.write(fd, data)
-                self._sync(fd)
-            finally:
-                os.close(fd)
+            # opened for appending before the rename: once renamed it *is* the journal, whatever follows
+            new_fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o640)
+            # a full disk writes what fits and says so only by the count: never rename half a journal
+            if os.write(new_fd, data) != len(data):
+                raise OSError(28, "No space left on device")
+            self._sync(new_fd)
             os.replace(tmp, self.path)
+        except OSError as exc:
+            if new_fd >= 0:
+                os.close(new_fd)
+            try:
+                tmp.unlink(missing_ok=True)  # a half-written copy must not keep the space
+            except OSError:
+                pass
+            self.compact_failing = True
+            self.health.report(
+                "journal compaction", "could not compact the audit journal; it keeps growing: " + _describe(exc, self.path),
+                path=str(self.path),
+            )
+            return 0
+        try:  # the rename made durable; if not, a crash brings the old, longer file back: nothing lost
             dir_fd = os.open(self.path.parent, os.O_RDONLY)
             try:
                 self._sync(dir_fd)
             finally:
                 os.close(dir_fd)
-            new_fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
-        except OSError as exc:
-            log.warning("could not compact the audit journal; it keeps growing", error=_describe(exc, self.path))
-            return 0
+        except OSError:
+            pass
+        if self.compact_failing:
+            self.compact_failing = False
+            self.health.clear("journal compaction")
         removed = len(self._entries) - len(lines)
         os.close(self._fd)
         self._fd = new_fd

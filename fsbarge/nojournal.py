@@ -31,6 +31,16 @@ class UnavailableJournal:
         self.help: dict[str, dict[str, Any]] = {}
         self.decided: deque[str] = deque()
         self.damaged = 0
+        # what the shipper and the daemon read of a real journal: nothing damaged, nothing held
+        self.damage: list[dict[str, Any]] = []
+        self.lost_opens: list[dict[str, Any]] = []
+        self.compact_failing = False
+        self.held = 0
+
+    def hold(self, changes: Iterable[Mapping[str, Any]]) -> int:
+        """Nothing can be held for a journal that never opened: it knows no open record whose close
+        could be refused (every new intervention is refused before it starts), so there is none."""
+        return len(list(changes))
 
     def append(self, changes: Iterable[Mapping[str, Any]], *, sync: bool = True) -> None:
         """A change that needs the disk fails; a liveness note (``sync=False``, cheap to lose by

@@ -26,7 +26,7 @@ import gevent.queue
 import structlog
 
 from . import resync, snapshot
-from .barge import AddMode, BargeMachine, CloseAudit, Effect, Execute, MixTone, OpenAudit, SendKey, StopTone, Tones
+from .barge import MODE_KEYS, AddMode, BargeMachine, CloseAudit, Effect, Execute, MixTone, OpenAudit, SendKey, StopTone, Tones
 from .channels import ChannelTable
 from .commands import STOP_TONE_GONE, to_command
 from .help import CloseHelp, DueAt, HelpDesk, HelpTones, OpenHelp, Originate
@@ -220,7 +220,15 @@ class NodeService:
         now = self.clock()
         self.mirror.status(self.name, heartbeat_at=now, last_event_at=self.last_event_at)
         # The best end time of an intervention after a kill: not fsync'd, a heartbeat is cheap to lose.
-        self._guarded(lambda: self.journal.append([{"kind": "node", "node": self.name, "last_seen": now}], sync=False), "recording liveness")
+        # It is also how changes held while the journal could not be written get there (they go
+        # first, fsync'd) as soon as it can: within one watchdog interval of the space coming back.
+        self._guarded(lambda: self._record_liveness(now), "recording liveness")
+
+    def _record_liveness(self, now: float) -> None:
+        try:
+            self.journal.append([{"kind": "node", "node": self.name, "last_seen": now}], sync=False)
+        except JournalError:
+            return  # reported to health by the journal, once; the next heartbeat tries again
         self.on_journaled()
 
     # -- effects ----------------------------------------------------------------
@@ -256,14 +264,15 @@ class NodeService:
 
         ``parked_at``: the effects answer a CHANNEL_PARK read then; the eavesdrop among them is
         timed until it is written (the barge latency metric)."""
-        changes = [self._change(e) for e in effects if isinstance(e, AUDIT_EFFECTS)]
-        changes = [c for c in changes if c["uid"] is not None]
+        audited = [(e, self._change(e)) for e in effects if isinstance(e, AUDIT_EFFECTS)]
+        audited = [(e, c) for e, c in audited if c["uid"] is not None]
+        changes = [c for _, c in audited]
         if changes:
             who = self._who(changes)  # before the append: a close drops its record from the journal
             try:
                 self.journal.append(changes)
             except JournalError as exc:
-                effects = self._unaudited(effects, str(exc))
+                effects = self._unaudited(effects, audited, str(exc))
             else:
                 self.on_journaled()
                 self._log_changes(changes, who)
@@ -282,16 +291,24 @@ class NodeService:
             # after the rest of this batch.
             gevent.sleep(0)
 
-    def _unaudited(self, effects: list[Effect], error: str) -> list[Effect]:
-        """The journal could not take these changes: never a barge without an audit trail.
+    def _unaudited(self, effects: list[Effect], audited: list[tuple[Effect, dict[str, Any]]], error: str) -> list[Effect]:
+        """The journal could not take these changes: never a barge without an audit trail, and
+        nothing that did happen forgotten.
 
         A starting intervention is refused (error tone, reason ``audit_unavailable``); a mode the
-        supervisor switched to is undone to listen. The refusal itself cannot be journaled: the
-        log line is its only trace.
+        supervisor switched to is undone: back to the mode on record (listen, recorded so, when
+        eavesdrop was only starting). What stands whatever we do (a close: the call
+        did end; a refused key; a refusal, this one included, recorded as ``failed``
+        ``audit_unavailable``) is held by the journal with its real time and written as soon as
+        it takes writes again (the journal reports the problem to health, once). A help request
+        rings nobody and is on record as over at once (``no_supervisor``).
         """
+        change_of = {id(e): c for e, c in audited}
+        held: list[dict[str, Any]] = []
         out: list[Effect] = []
         refused: set[str] = set()
         undone: set[str] = set()
+        modes: dict[str, str] = {}  # the mode each held change of this batch leaves on record
         for eff in effects:
             if isinstance(eff, OpenAudit) and eff.fields.get("outcome") == "active":
                 refused.add(eff.key)
@@ -302,13 +319,35 @@ class NodeService:
                     uuid=eff.key, supervisor=eff.fields.get("supervisor"), agent=eff.fields.get("agent"),
                 )
                 out += self.machine.refusal_tone(eff.key)
+                change = change_of.get(id(eff))
+                if change is not None:
+                    record = dict(change["record"], outcome="failed", reason="audit_unavailable")
+                    record["ended_at"] = record.get("started_at")
+                    held.append({**change, "record": record})
             elif isinstance(eff, AddMode) and not eff.refused and eff.mode != "listen" and eff.key in self.machine.active:
-                self.log.error("audit journal unavailable: mode change undone", mode=eff.mode, uuid=eff.key, error=error)
-                self.machine.active[eff.key].mode = "listen"
+                # back to the mode on record, so the record stays true (listen if none yet, recorded so)
+                back = modes.get(eff.key) or self._recorded_mode(eff.key)
+                self.log.error("audit journal unavailable: mode change undone", mode=eff.mode, back_to=back or "listen",
+                               uuid=eff.key, error=error)
+                self.machine.active[eff.key].mode = back or "listen"
                 undone.add(eff.key)
-                out.append(SendKey(eff.key, "0"))
+                out.append(SendKey(eff.key, MODE_KEYS[back or "listen"]))
+                change = change_of.get(id(eff))
+                if back is None and change is not None:
+                    held.append({**change, "mode": "listen", "notified": []})
+                    modes[eff.key] = "listen"
+            elif isinstance(eff, OpenHelp) and id(eff) in change_of:
+                # it rings nobody (its calls are not placed below): on record as over at once
+                held.append(change_of[id(eff)])
+                if not any(isinstance(e, CloseHelp) and e.uid == eff.uid for e in effects):
+                    self.desk.open.pop(eff.record.get("agent_uuid") or "", None)
+                    held.append(self._change(CloseHelp(eff.uid, "no_supervisor", eff.record.get("requested_at") or self.clock())))
             elif isinstance(eff, AUDIT_EFFECTS):
-                self.log.error("audit journal unavailable: change not recorded", change=repr(eff), error=error)
+                change = change_of.get(id(eff))
+                if change is not None and getattr(eff, "key", None) not in refused:
+                    held.append(change)
+                    if isinstance(eff, AddMode) and not eff.refused:
+                        modes[eff.key] = eff.mode
             elif isinstance(eff, SendKey) and eff.uuid in undone:
                 continue  # our own confirmation of the mode just undone
             elif isinstance(eff, MixTone | StopTone):
@@ -317,7 +356,18 @@ class NodeService:
                 continue  # a help request that cannot be recorded rings nobody
             elif getattr(eff, "uuid", None) not in refused:
                 out.append(eff)
+        if held:
+            lost = self.journal.hold(held)
+            self.log.warning(
+                "audit journal unavailable: changes held in memory until it can be written", held=len(held) - lost,
+                kinds=[c["kind"] for c in held], error=error,
+            )
         return out
+
+    def _recorded_mode(self, key: str) -> str | None:
+        """The mode the journal holds for a supervisor's open record (None: none yet)."""
+        record = self.journal.records.get(self.uids.get(key) or "")
+        return record.get("current_mode") if record else None
 
     def _who(self, changes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """uid -> what every log line of an intervention carries: the supervisor's channel
@@ -411,11 +461,12 @@ class NodeService:
     def _remember_core(self, core_uuid: str) -> None:
         self.core_uuid = core_uuid
         self.mirror.status(self.name, core_uuid=core_uuid)
+        change = {"kind": "node", "node": self.name, "core_uuid": core_uuid}
         try:
-            self.journal.append([{"kind": "node", "node": self.name, "core_uuid": core_uuid}])
+            self.journal.append([change])
             self.on_journaled()
-        except JournalError as exc:  # costs only the restart detection after our own restart
-            self.log.error("cannot record the Core-UUID in the journal", error=str(exc))
+        except JournalError:  # held: written with the next heartbeat that can (it tells a FreeSWITCH restart)
+            self.journal.hold([change])
 
     def _core_changed(self, core_uuid: str, now: float) -> None:
         old = self._stored_core()

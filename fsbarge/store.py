@@ -311,6 +311,22 @@ class Applied(NamedTuple):
     record_id: int
 
 
+class ApplyResult(NamedTuple):
+    """What :meth:`AuditStore.apply` did with a batch of journal changes."""
+
+    #: ids of changes naming a record the database does not have (not applied)
+    unknown: list[str]
+    #: how many changes took effect (0: the batch was already there, or nothing could be written)
+    written: int
+    #: records rebuilt from their later changes after their opening was lost: (kind, uid, id)
+    rebuilt: list[tuple[str, str, int]]
+
+
+# A record rebuilt from its later changes because the journal line that opened it was damaged.
+RECONSTRUCTED = "reconstructed"
+JOURNAL_DAMAGED = "journal_damaged"
+
+
 ApplyHook = Callable[[Connection, Mapping[str, Any], Applied], None]
 
 CHAIN_LOCK = (0x46534243, 0)  # "FSBC": PostgreSQL transaction lock serialising chain appends
@@ -543,43 +559,109 @@ class AuditStore:
             return False
 
     def apply_changes(self, changes: Sequence[Mapping[str, Any]], ids: dict[str, int] | None = None) -> list[str]:
+        """:meth:`apply`, returning only the ids of the changes whose record is unknown."""
+        return self.apply(changes, ids).unknown
+
+    def apply(self, changes: Sequence[Mapping[str, Any]], ids: dict[str, int] | None = None) -> ApplyResult:
         """Apply journal changes (fsbarge.journal) in order, in one transaction, idempotently.
 
         Each change has a unique id: a record is keyed by its ``uid``, a mode entry by its
         ``change_id``, and a close only closes an open record, so applying a batch twice (a
         commit whose acknowledgement was lost, a kill before the journal was compacted)
-        changes nothing the second time. Kinds other than open/mode/close are ignored. Returns
-        the ids of mode changes skipped because their record is unknown (a damaged journal).
+        changes nothing the second time. Kinds other than these are ignored.
+
+        A ``damaged`` note (a journal line that could not be trusted) becomes an entry of the
+        hash chain of its own, so the loss is on record (``audit verify`` says so). Once the
+        chain holds one, a mode change or close naming a record the database lacks rebuilds it
+        (``origin`` ``reconstructed``, ``reason`` ``journal_damaged``: the opening it lost, from
+        what its later changes carry) instead of dropping it. Without one, such changes are
+        returned in ``unknown`` (the shipper sets them aside).
 
         Every change that took effect is handed to each of ``self.hooks`` inside the same
         transaction (the hash chain, the webhook outbox): they commit with it or not at all.
         ``ids``, if given, receives the database id of the interventions the changes named (by
         uid); read it only once this returned (a transaction retried may give other ids)."""
-        skipped: list[str] = []
+        unknown: list[str] = []
+        rebuilt: list[tuple[str, str, int]] = []
+        written = 0
         with translate_errors(self._engine), self._writer.begin() as c:
             self._begin(c)
             if ids is None:
                 ids = {}
             ids.clear()
+            damage = False
             for change in changes:
                 kind = change.get("kind")
-                applied: Applied | None = None
+                applied: Applied | None | bool = None
                 if kind == "open":
                     applied = self._apply_open(c, change, ids)
                 elif kind == "mode":
                     applied = self._apply_mode(c, change, ids)
-                    if applied is False:
-                        skipped.append(change["id"])
                 elif kind == "close":
                     applied = self._apply_close(c, change)
                 elif kind == "help_open":
                     applied = self._apply_help_open(c, change)
                 elif kind == "help_close":
                     applied = self._apply_help_close(c, change, ids)
+                elif kind == "damaged":
+                    damage = True
+                    written += self._apply_damaged(c, change)
+                    continue
+                if applied is False and kind in ("mode", "close", "help_close"):
+                    damage = damage or self._damage_recorded(c)
+                    if not damage:
+                        unknown.append(change["id"])
+                        continue
+                    rebuilt.append(self._rebuild(c, change, ids))
+                    written += 1
+                    applied = (self._apply_mode(c, change, ids) if kind == "mode" else self._apply_close(c, change)
+                               if kind == "close" else self._apply_help_close(c, change, ids))
                 if applied:
-                    self._took_effect(c, change, applied)
+                    self._took_effect(c, change, applied)  # type: ignore[arg-type]
+                    written += 1
             self._flush(c)
-        return skipped
+        return ApplyResult(unknown, written, rebuilt)
+
+    def _chain(self) -> ChainHook | None:
+        return next((h for h in self.hooks if isinstance(h, ChainHook)), None)
+
+    def _apply_damaged(self, c: Connection, change: Mapping[str, Any]) -> int:
+        """A damaged journal line's note becomes a chain entry of its own (once): 1 if new."""
+        chain = self._chain()
+        if chain is None or c.execute(select(audit_chain.c.seq).where(audit_chain.c.change_id == change["id"])).first():
+            return 0
+        if any(p["change_id"] == change["id"] for p in c.info.get(chain.PENDING, ())):
+            return 0
+        note = {k: change.get(k) for k in ("journal", "offset", "size", "why", "raw", "found_at")}
+        chain._append(c, "damaged", change["id"], "journal", 0, {"journal_damage": [{"id": 0, **note}]})
+        return 1
+
+    def _damage_recorded(self, c: Connection) -> bool:
+        """The chain holds a damaged journal line (this transaction's pending entries included)."""
+        chain = self._chain()
+        if chain is None:
+            return False
+        if any(p["record_type"] == "journal" for p in c.info.get(chain.PENDING, ())):
+            return True
+        return c.execute(select(audit_chain.c.seq).where(audit_chain.c.record_type == "journal").limit(1)).first() is not None
+
+    def _rebuild(self, c: Connection, change: Mapping[str, Any], ids: dict[str, int]) -> tuple[str, str, int]:
+        """Open the record a change names from what the change carries (node, time), marked as
+        rebuilt; its own changes (this one and the later ones) then apply to it as usual."""
+        kind, uid, node = change["kind"], change["uid"], change.get("node") or "unknown"
+        if kind == "help_close":
+            at = change.get("answered_at") or change.get("ended_at")
+            help_record = {"node": node, "requested_at": at, "source": RECONSTRUCTED, "reason": JOURNAL_DAMAGED}
+            opening = {"kind": "help_open", "id": f"{uid}-reconstructed", "uid": uid, "node": node, "record": help_record}
+            applied = self._apply_help_open(c, opening)
+        else:
+            at = change.get("at") if kind == "mode" else change.get("ended_at")
+            record = {"node": node, "outcome": "active", "reason": JOURNAL_DAMAGED, "started_at": at, "origin": RECONSTRUCTED}
+            opening = {"kind": "open", "id": f"{uid}-reconstructed", "uid": uid, "node": node, "record": record}
+            applied = self._apply_open(c, opening, ids)
+        assert applied is not None
+        self._took_effect(c, opening, applied)
+        return applied.record_type, uid, applied.record_id
 
     def _id_of(self, c: Connection, uid: str, ids: dict[str, int]) -> int | None:
         if uid not in ids:
@@ -628,7 +710,7 @@ class AuditStore:
             c.execute(update(interventions).where(interventions.c.id == iid).values(current_mode=change["mode"]))
         return Applied("intervention", iid)
 
-    def _apply_close(self, c: Connection, change: Mapping[str, Any]) -> Applied | None:
+    def _apply_close(self, c: Connection, change: Mapping[str, Any]) -> Applied | None | bool:
         _check_outcome(change["outcome"])
         values: dict[str, Any] = dict(outcome=change["outcome"], ended_at=change["ended_at"], end_reason=change.get("end_reason"))
         if change.get("reason") is not None:
@@ -638,9 +720,11 @@ class AuditStore:
             .where(interventions.c.uid == change["uid"], interventions.c.ended_at.is_(None))
             .values(**values)
         )
-        if not result.rowcount:
-            return None
         iid = c.execute(select(interventions.c.id).where(interventions.c.uid == change["uid"])).scalar()
+        if iid is None:
+            return False  # its record is unknown: never a close dropped without a word
+        if not result.rowcount:
+            return None  # closed already: the first close stands
         return Applied("intervention", int(iid))
 
     def _apply_help_open(self, c: Connection, change: Mapping[str, Any]) -> Applied | None:
@@ -652,7 +736,7 @@ class AuditStore:
         result = c.execute(insert(help_requests).values(uid=change["uid"], **columns))
         return Applied("help", int(result.inserted_primary_key[0]))
 
-    def _apply_help_close(self, c: Connection, change: Mapping[str, Any], ids: dict[str, int]) -> Applied | None:
+    def _apply_help_close(self, c: Connection, change: Mapping[str, Any], ids: dict[str, int]) -> Applied | None | bool:
         values: dict[str, Any] = {k: change.get(k) for k in ("outcome", "answered_by", "answered_at", "ended_at")}
         if change.get("intervention_uid"):
             values["intervention_id"] = self._id_of(c, change["intervention_uid"], ids)
@@ -661,9 +745,11 @@ class AuditStore:
             .where(help_requests.c.uid == change["uid"], help_requests.c.outcome.is_(None))
             .values(**values)
         )
+        hid = c.execute(select(help_requests.c.id).where(help_requests.c.uid == change["uid"])).scalar()
+        if hid is None:
+            return False
         if not result.rowcount:
             return None
-        hid = c.execute(select(help_requests.c.id).where(help_requests.c.uid == change["uid"])).scalar()
         return Applied("help", int(hid))
 
     # ------------------------------------------------------------------ reads
@@ -785,6 +871,27 @@ def verify_chain(c: Connection, noted_head: str | None = None) -> tuple[str | No
             if check.problem:
                 break
     return check.result(noted_head), check.count, check.head
+
+
+def journal_damage(c: Connection) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What the chain records of damaged journal lines (journal, offset, size, why, raw,
+    found_at), oldest first, and the records rebuilt from their later changes since
+    (``{"type": "intervention"|"help", "id", "uid"}``). Trust it after :func:`verify_chain`."""
+    import json
+
+    notes: list[dict[str, Any]] = []
+    for (body,) in c.execute(select(audit_chain.c.body).where(audit_chain.c.record_type == "journal").order_by(audit_chain.c.seq)):
+        try:
+            notes += [{k: v for k, v in row.items() if k != "id"} for row in json.loads(body)["rows"]["journal_damage"]]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+    rebuilt = [{"type": "intervention", "id": r.id, "uid": r.uid}
+               for r in c.execute(select(interventions.c.id, interventions.c.uid).where(interventions.c.origin == RECONSTRUCTED)
+                                  .order_by(interventions.c.id))]
+    rebuilt += [{"type": "help", "id": r.id, "uid": r.uid}
+                for r in c.execute(select(help_requests.c.id, help_requests.c.uid).where(help_requests.c.source == RECONSTRUCTED)
+                                   .order_by(help_requests.c.id))]
+    return notes, rebuilt
 
 
 # --------------------------------------------------------------------------- webhook outbox

@@ -19,9 +19,10 @@ END_REASONS = ("supervisor_hangup", "call_ended", "supervisor_left", "freeswitch
 MODE_SOURCES = ("feature_code", "dtmf", "reattach", "help_request")
 
 # How an intervention began (audit `origin`), and help requests (SPEC.md "Help requests").
-ORIGINS = ("feature_code", "help_request")
+# reconstructed: rebuilt from its later changes after the journal line that opened it was damaged
+ORIGINS = ("feature_code", "help_request", "reconstructed")
 HELP_OUTCOMES = ("answered", "unanswered", "call_ended", "no_supervisor")
-HELP_SOURCES = ("phone", "external")
+HELP_SOURCES = ("phone", "external", "reconstructed")
 # Who a notification tone can reach (mode history `notified`).
 NOTIFY_PARTIES = ("agent", "customer")
 WEBHOOK_EVENTS = (

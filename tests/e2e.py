@@ -44,11 +44,12 @@ modes = ["listen", "whisper"]
 
 def write_config(
     tmp: Path, port: int, *, password: str = "ClueCon", extra: str = "", database_url: str | None = None,
-    node_extra: str = "",
+    node_extra: str = "", journal_path: Path | None = None,
 ) -> Path:
     """fsbarge.toml in `tmp` for one node on `port`; the database is `database_url`, else a SQLite
     file in `tmp` (which the daemon creates and migrates on start). The journal is in `tmp` too
-    (for a server URL it would default to the machine's /var/lib/fsbarge/journal)."""
+    (for a server URL it would default to the machine's /var/lib/fsbarge/journal), unless
+    `journal_path` puts it elsewhere (a filesystem a test fills, say)."""
     path = tmp / "fsbarge.toml"
     database_url = database_url or f"sqlite:///{tmp / 'fsbarge.db'}"
     path.write_text(
@@ -66,7 +67,7 @@ command_timeout = 2.0
 url = "{database_url}"
 
 [journal]
-path = "{tmp / 'fsbarge.journal'}"
+path = "{journal_path or tmp / 'fsbarge.journal'}"
 
 [tones]
 error = "tone_stream://%(100,0,480);loops=1"

@@ -20,13 +20,26 @@ What "right" means, per supervisor channel the simulator ran eavesdrop for:
   was down (the campaign does that too) must be ``freeswitch_shutdown``, told by the Core-UUID.
 
 Every other feature-code attempt has at most one record, and none claims audio that never flowed.
+
+Two more faults, now and then (and once early, so a CI-sized run has each):
+
+- the journal's filesystem fills up (a tmpfs of the campaign's own; root only, else skipped and
+  said) for a few steps, across a hang-up: new interventions are refused, what happened is held
+  in memory, and once space is back every close held must reach the journal with its own end
+  reason (a kill meanwhile loses what was held: then ``daemon_restart`` is allowed, as for any
+  ending the daemon did not journal);
+- a trigger in the database refuses one supervisor's records for a few steps: those changes are
+  quarantined while everything else flows, then ``fsbarge audit quarantine retry`` applies them;
+  at the end nothing may be left in the quarantine.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -36,9 +49,11 @@ from typing import Any
 
 from fsbarge.db import make_engine
 from fsbarge.journal import _decode
+from fsbarge.quarantine import quarantine_path, read_entries
 from fsbarge.sim import FreeSwitchSim
 from fsbarge.store import AuditStore
-from tests.e2e import WAIT, DaemonProcess, write_config
+from tests.e2e import ROOT, WAIT, DaemonProcess, write_config
+from tests.fullfs import CannotMount, TmpfsFull
 
 AGENTS = ("1000", "1004", "1010")
 SUPERVISORS = ("1002", "1005", "1012")  # 1012 leads support: listen and whisper only, agent 1010
@@ -48,6 +63,9 @@ END_REASONS = {"star": "supervisor_left", "target_hangup": "call_ended", "superv
 # kill it). A wait that runs out counts the step as one the daemon was killed before it could see,
 # which the check then forgives: on a loaded machine a short bound would quietly weaken the check.
 CONFIRM_SECONDS = WAIT
+TEAM_PAIRS = (("1002", "1000"), ("1005", "1004"), ("1012", "1010"))  # a supervisor and an agent of its team
+HELD_SECONDS = 20.0  # held changes reach the journal with the next heartbeat (every 5 s) once there is space
+JOURNAL_FULL = b"cannot write the audit journal"
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float) -> Any:
@@ -70,6 +88,11 @@ class Result:
     unseen_ends: int = 0
     locks: int = 0
     fs_restarts: int = 0
+    disk_fulls: int = 0
+    held_closes: int = 0
+    poisons: int = 0
+    quarantined: int = 0
+    disk_note: str = ""
 
     @property
     def line(self) -> str:
@@ -77,15 +100,24 @@ class Result:
 
 
 class Campaign:
-    def __init__(self, tmp: Path, kills: int, seed: int, *, lock_every: int = 4) -> None:
+    def __init__(self, tmp: Path, kills: int, seed: int, *, lock_every: int = 4, fault_every: int = 40) -> None:
         self.tmp = tmp
         self.kills_wanted = kills
         self.rng = random.Random(seed)
         self.lock_every = lock_every
+        self.fault_every = fault_every
         self.sim = FreeSwitchSim(password="ClueCon", threaded=True).start()
-        self.config = write_config(tmp, self.sim.port)
+        self.disk: TmpfsFull | None = None
+        self.disk_note = ""
+        try:
+            self.disk = TmpfsFull(tmp / "journal-fs", size="4m")
+        except CannotMount as exc:
+            self.disk_note = f"disk-full steps skipped: {exc}"
+        journal_dir = self.disk.dir if self.disk is not None else tmp
+        self.journal_path = journal_dir / "fsbarge.journal"
+        self.config = write_config(tmp, self.sim.port, journal_path=self.journal_path)
         self.db_path = tmp / "fsbarge.db"
-        self.journal_path = tmp / "fsbarge.journal"
+        self.daemon_log = tmp / "daemon.log"
         self.daemon: DaemonProcess | None = None
         self.locker: sqlite3.Connection | None = None
         self.calls: dict[str, Any] = {}  # agent -> Call
@@ -101,10 +133,21 @@ class Campaign:
         self.unseen_end: set[str] = set()
         self.unseen_start: set[str] = set()
         self.unasserted: dict[str, str] = {}  # sup -> the mode it had journaled last when killed, FreeSWITCH elsewhere
+        self.shutdown_ok: set[str] = set()  # unseen endings a FreeSWITCH restart came after
+        self.ends_checked: set[str] = set()
+        # the faults of this round: a full journal filesystem, a trigger refusing a supervisor
+        self.full_left = 0  # steps the disk stays full (0: not full)
+        self.full_unseen: set[str] = set()  # endings not journaled while the disk was full
+        self.disk_fulls = 0
+        self.held_closes = 0
+        self.poisoned: str | None = None  # the supervisor whose records the database refuses
+        self.poison_left = 0
+        self.poisons = 0
+        self.quarantined = 0
 
     # -- the daemon and its journal --------------------------------------------------------------
     def start_daemon(self) -> None:
-        self.daemon = DaemonProcess(self.config, self.tmp / "daemon.log")
+        self.daemon = DaemonProcess(self.config, self.daemon_log)
         # connected (subscribed) and resynced: the simulator sees a client with events on
         wait_for(lambda: any(c.events for c in self.sim.clients()), WAIT)
 
@@ -131,6 +174,8 @@ class Campaign:
                 if kind == "mode":
                     self.seen[sup]["modes"][change["id"]] = (change["mode"], change["source"], change["refused"])
                 else:
+                    if not self.seen[sup]["closed"]:  # the first close stands
+                        self.seen[sup]["end_reason"] = change.get("end_reason")
                     self.seen[sup]["closed"] = True
 
     def confirm(self, predicate: Callable[[], bool]) -> bool:
@@ -201,9 +246,19 @@ class Campaign:
         """Eavesdrops that just ended must show up closed in the journal (unless we kill first)."""
         log = self.sim.eavesdrop_log()
         for uuid, entry in log.items():
-            if entry["end"] is not None and uuid not in self.unseen_end and not self.seen.get(uuid, {}).get("closed"):
-                if not self.confirm(lambda u=uuid: self.seen.get(u, {}).get("closed")):
-                    self.unseen_end.add(uuid)
+            if entry["end"] is None or uuid in self.unseen_end or uuid in self.ends_checked:
+                continue
+            if not self.confirm(lambda u=uuid: self.seen.get(u, {}).get("closed")):
+                self.unseen_end.add(uuid)
+                continue
+            self.ends_checked.add(uuid)
+            reason = self.seen[uuid].get("end_reason")
+            if reason in ("daemon_restart", "freeswitch_shutdown") and reason != END_REASONS.get(entry["end"]):
+                # closed by a restart's resync before we noticed the ending (the simulator applies a
+                # queued '*' when eavesdrop returns): it ended while the daemon was down, unseen
+                self.unseen_end.add(uuid)
+                if reason == "freeswitch_shutdown":
+                    self.shutdown_ok.add(uuid)
         # supervisors the daemon hung up (refusals, ends) are free again
         for sup, uuid in list(self.sups.items()):
             if self.sim.channel(uuid) is None:
@@ -222,6 +277,8 @@ class Campaign:
                 self.unseen_start.add(uuid)
         self.daemon = None
         self.kills += 1
+        if self.full_left:  # what was held in memory died with the daemon: daemon_restart is allowed for it
+            self.free_disk(wait=False)
         # the simulator must have seen the old connection go, or the next start would look subscribed
         if not wait_for(lambda: not any(c.events for c in self.sim.clients()), WAIT):
             raise AssertionError("the simulator still lists the killed daemon's connection")
@@ -230,6 +287,8 @@ class Campaign:
         if self.rng.randrange(8) == 0:
             self.sim.shutdown_restart()
             self.fs_restarts += 1
+            # an ending the daemon never journaled, then FreeSWITCH restarted: all it can know is the restart
+            self.shutdown_ok |= self.unseen_end
             self.calls.clear()
             self.sups.clear()
         for _ in range(self.rng.randint(0, 2)):
@@ -253,6 +312,123 @@ class Campaign:
             if entry["end"] is None and journaled and entry["modes"] and journaled[-1] != entry["modes"][-1][0]:
                 self.unasserted[uuid] = journaled[-1]
 
+    def start_intervention(self, sup: str | None = None) -> None:
+        """A supervisor listening to an agent of its team (a call placed if the agent has none),
+        running and journaled before a fault starts, so the fault has something to act on."""
+        pairs = [(s, a) for s, a in TEAM_PAIRS if s not in self.sups and (sup is None or s == sup)]
+        if not pairs:
+            return
+        sup, agent = self.rng.choice(pairs)
+        if agent not in self.calls:
+            self.calls[agent] = self.sim.place_call(self.rng.choice(CUSTOMERS), agent)
+        uuid = self.sim.dial(sup, f"*33{agent}")
+        self.sups[sup] = uuid
+        self.attempts.append(uuid)
+        log = self.sim.eavesdrop_log
+        self.confirm(lambda: uuid in log() and bool(self.seen.get(uuid, {}).get("modes")))
+
+    # -- a full journal filesystem -------------------------------------------------------------
+    def journal_failures(self) -> int:
+        try:
+            return self.daemon_log.read_bytes().count(JOURNAL_FULL)
+        except FileNotFoundError:
+            return 0
+
+    def fill_disk(self) -> None:
+        """Fill the journal's filesystem, then make the daemon write until its journal is refused
+        (tmpfs lets a file grow into the rest of its last page: a few lines still fit), then hang
+        up a running intervention: its close is what must survive in memory."""
+        assert self.disk is not None and self.daemon is not None
+        self.start_intervention()
+        before = self.journal_failures()
+        self.disk.fill()
+        self.full_left = self.rng.randint(1, 3)
+        self.disk_fulls += 1
+        for _ in range(40):  # refused requests (an agent is no supervisor): one journal line each
+            if self.journal_failures() > before:
+                break
+            uuid = self.sim.dial(self.rng.choice(AGENTS), f"*33{self.rng.choice(AGENTS)}")
+            self.attempts.append(uuid)
+            wait_for(lambda: self.sim.channel(uuid) is None or self.journal_failures() > before, CONFIRM_SECONDS)
+        unseen = set(self.unseen_end)
+        log = self.sim.eavesdrop_log()
+        running = [s for s, u in self.sups.items() if u in log and log[u]["end"] is None]
+        if running:
+            self.hang_up(self.sups.pop(self.rng.choice(sorted(running))))
+        self.note_ends()
+        self.full_unseen |= self.unseen_end - unseen
+
+    def free_disk(self, *, wait: bool = True) -> None:
+        """Space again: every ending held meanwhile must reach the journal (then it is judged as if
+        it had been journaled at once: with its own end reason)."""
+        assert self.disk is not None
+        self.disk.free()
+        self.full_left = 0
+        held, self.full_unseen = self.full_unseen, set()
+        if not wait:
+            return
+
+        def journaled() -> bool:
+            self.read_journal()
+            return all(self.seen.get(u, {}).get("closed") for u in held)
+
+        wait_for(journaled, HELD_SECONDS)
+        for uuid in held:
+            if self.seen.get(uuid, {}).get("closed"):
+                self.unseen_end.discard(uuid)
+                self.held_closes += 1
+
+    # -- a change the database refuses ----------------------------------------------------------
+    def poison(self) -> None:
+        """A trigger refuses one supervisor's records (as a constraint an administrator added would)."""
+        free = [sup for sup, _ in TEAM_PAIRS if sup not in self.sups]
+        if not free:
+            return
+        self.poisoned = self.rng.choice(free)
+        self.poison_left = self.rng.randint(2, 5)
+        self.poisons += 1
+        with sqlite3.connect(self.db_path, isolation_level=None, timeout=10) as db:
+            db.execute(f"CREATE TRIGGER fault_refuse BEFORE INSERT ON interventions WHEN NEW.supervisor = '{self.poisoned}' "
+                       "BEGIN SELECT RAISE(ABORT, 'refused by the fault campaign'); END")
+        self.start_intervention(self.poisoned)
+        # a change of another record the database does take: the refused ones are then to blame
+        uuid = self.sim.dial(self.rng.choice(AGENTS), f"*33{self.rng.choice(AGENTS)}")
+        self.attempts.append(uuid)
+        wait_for(lambda: read_entries(quarantine_path(self.journal_path)), CONFIRM_SECONDS * 2)
+
+    def cure(self) -> bool:
+        """Drop the trigger and retry the quarantine (`fsbarge audit quarantine retry`); False when
+        the database is locked right now (the campaign's own lock): retried later."""
+        if self.locker is not None:
+            return False
+        if self.poisoned is not None:
+            with sqlite3.connect(self.db_path, isolation_level=None, timeout=10) as db:
+                db.execute("DROP TRIGGER IF EXISTS fault_refuse")
+            self.poisoned = None
+        env = dict(os.environ, FSBARGE_CONFIG=str(self.config))
+        done = subprocess.run([sys.executable, "-m", "fsbarge", "audit", "quarantine", "retry"], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+        applied = done.stdout.split(" quarantined audit change", 1)[0]
+        self.quarantined += int(applied) if applied.isdigit() else 0
+        return True
+
+    def faults(self) -> None:
+        """Start or end this round's faults (at most one of each at a time)."""
+        if self.daemon is None:
+            return
+        if self.full_left:
+            self.full_left -= 1
+            if not self.full_left:
+                self.free_disk()
+        elif self.disk is not None and (self.rng.randrange(self.fault_every) == 0 or (self.step == 4 and not self.disk_fulls)):
+            self.fill_disk()
+        if self.poisoned is not None:
+            self.poison_left -= 1
+            if self.poison_left <= 0:
+                self.cure()
+        elif self.locker is None and (self.rng.randrange(self.fault_every) == 0 or (self.step == 8 and not self.poisons)):
+            self.poison()
+
     def unlock(self) -> None:
         if self.locker is not None:
             self.locker.execute("COMMIT")
@@ -265,10 +441,13 @@ class Campaign:
             self.start_daemon()
             while self.kills < self.kills_wanted:
                 self.step += 1
+                self.faults()
                 self.act()
                 if self.rng.randrange(3) == 0:
                     self.kill()
             self.unlock()
+            if self.full_left:
+                self.free_disk()
             self.finish()
             return self.check()
         finally:
@@ -276,6 +455,8 @@ class Campaign:
             if self.daemon is not None:
                 self.daemon.terminate()
             self.sim.stop()
+            if self.disk is not None:
+                self.disk.close()
 
     def finish(self) -> None:
         """Everyone hangs up; wait until the database has every record closed."""
@@ -295,9 +476,17 @@ class Campaign:
             records = audit.list(limit=None)
             return all(r["outcome"] != "active" for r in records) and len(records) >= len(self.seen)
 
+        if self.poisons:
+            self.cure()
+        # a refused change may wait for the shipper's slow retry (30 s) before it is blamed or applied
         if not wait_for(settled, WAIT):
-            raise AssertionError(f"the database did not catch up with the journal within {WAIT:.0f} s")
+            if not self.poisons:
+                raise AssertionError(f"the database did not catch up with the journal within {WAIT:.0f} s")
+            self.cure()  # set aside after the first retry (the daemon had not seen the retry yet)
+            if not wait_for(settled, WAIT):
+                raise AssertionError(f"the database did not catch up with the journal and the quarantine within {WAIT:.0f} s")
         self.records = audit.list(limit=None)
+        self.left_quarantined = read_entries(quarantine_path(self.journal_path))
         engine.dispose()
 
     def check(self) -> Result:
@@ -305,7 +494,8 @@ class Campaign:
         by_sup: dict[str, list[dict[str, Any]]] = {}
         for r in self.records:
             by_sup.setdefault(r["supervisor_uuid"], []).append(r)
-        wrong: list[str] = []
+        wrong: list[str] = [f"still quarantined: {e['change'].get('kind')} {e['change'].get('uid')}: {e.get('error')}"
+                            for e in self.left_quarantined]
         for uuid in self.attempts:
             recs = by_sup.get(uuid, [])
             truth = log.get(uuid)
@@ -328,7 +518,8 @@ class Campaign:
         return Result(
             kills=self.kills, steps=self.step, attempts=len(self.attempts), checked=sum(1 for u in self.attempts if u in log),
             wrong=wrong, unseen_keys=sum(len(v) for v in self.unseen_keys.values()), unseen_ends=len(self.unseen_end),
-            locks=self.locks, fs_restarts=self.fs_restarts,
+            locks=self.locks, fs_restarts=self.fs_restarts, disk_fulls=self.disk_fulls, held_closes=self.held_closes,
+            poisons=self.poisons, quarantined=self.quarantined, disk_note=self.disk_note,
         )
 
     def judge(self, uuid: str, rec: dict[str, Any], truth: dict[str, Any]) -> str | None:
@@ -337,6 +528,7 @@ class Campaign:
         expected = END_REASONS.get(truth["end"] or "", "?")
         # A FreeSWITCH restart while the daemon was down is told by the Core-UUID: never a guess.
         allowed = {expected} | ({"daemon_restart"} if uuid in self.unseen_end and truth["end"] != "shutdown" else set())
+        allowed |= {"freeswitch_shutdown"} if uuid in self.shutdown_ok and uuid in self.unseen_end else set()
         if rec["end_reason"] not in allowed and not (rec["outcome"] == "failed" and uuid in self.unseen_end):
             return f"end_reason {rec['end_reason']!r}, expected {sorted(allowed)} ({truth['end']})"
         got = fold([m["mode"] for m in rec["modes"] if not m.get("refused")])
@@ -401,6 +593,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(seed {args.seed}; {result.steps} steps, {result.attempts} feature-code attempts, {result.checked} eavesdrops checked, "
           f"{result.locks} database locks held across kills, {result.fs_restarts} FreeSWITCH restarts with the daemon down, {result.unseen_keys} keys and {result.unseen_ends} endings "
           "the daemon was killed before it could see)")
+    print(f"({result.disk_fulls} full journal filesystems, {result.held_closes} closes held across them; {result.poisons} "
+          f"supervisors' records refused by a trigger, {result.quarantined} changes quarantined and applied by a retry"
+          f"{'; ' + result.disk_note if result.disk_note else ''})")
     for problem in result.wrong:
         print("  " + problem)
     print(result.line)

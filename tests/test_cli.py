@@ -25,6 +25,7 @@ import pytest
 from fsbarge import db
 from fsbarge.auditview import CSV_FIELDS, RECORD_FIELDS
 from fsbarge.cli import main
+from fsbarge.quarantine import Quarantine, quarantine_path, read_entries
 from fsbarge.config import DEFAULT_CONFIG_PATH
 from fsbarge.store import AuditStore
 from tests.e2e import ROOT, WAIT, write_config
@@ -681,3 +682,27 @@ def test_audit_list_from_another_process_sees_what_was_written(trail: dict[str, 
     )
     assert proc.returncode == 0, proc.stderr
     assert [r["id"] for r in json.loads(proc.stdout)] == [trail["failed"], trail["morning"]]
+
+
+def test_audit_quarantine_lists_what_is_set_aside_and_retry_applies_it(migrated: Path, tmp_path: Path, capsys) -> None:
+    """`list` shows each set-aside change with why; `retry` applies what the database now takes
+    (exit 0, and the file is emptied); a change that still fails stays (exit 1, one line)."""
+    quarantine = Quarantine(quarantine_path(tmp_path / "fsbarge.journal"))
+    record = {"node": "pbx1", "supervisor": "1002", "supervisor_uuid": "s", "agent": "1000", "target_uuid": "t",
+              "customer": None, "requested_mode": "listen", "outcome": "active", "reason": None, "started_at": 100.0}
+    bad = dict(record, outcome="exploded")
+    quarantine.add([({"kind": "open", "id": "a", "uid": "a", "node": "pbx1", "record": record}, "records of 1002 are refused"),
+                    ({"kind": "open", "id": "b", "uid": "b", "node": "pbx1", "record": bad}, "ValueError: unknown outcome")])
+    capsys.readouterr()
+    assert main(["audit", "quarantine", "list"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["#", "set", "aside"] and len(table) == 4
+    assert "records of 1002 are refused" in table[2] and "1970-01-01T00:01:40.000Z" in table[2]
+    assert main(["audit", "quarantine", "retry"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "1 quarantined audit change applied, 1 still quarantined\n"
+    assert err.startswith("fsbarge: still refused: ValueError: unknown outcome 'exploded'")
+    assert [e["change"]["id"] for e in read_entries(quarantine.path)] == ["b"]
+    assert main(["audit", "list", "--format", "json"]) == 0
+    assert [r["supervisor"] for r in json.loads(capsys.readouterr().out)] == ["1002"]
+    assert main(["audit", "verify"]) == 0

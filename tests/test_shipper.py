@@ -6,15 +6,21 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import gevent
 import pytest
+from sqlalchemy import text
+from structlog.testing import capture_logs
 
 from fsbarge import db
+from fsbarge.cli import main
+from fsbarge.health import Health
 from fsbarge.journal import Journal
 from fsbarge.mirror import Mirror
 from fsbarge.offload import Retrier
 from fsbarge.queries import get_help_request
 from fsbarge.shipper import Shipper
-from fsbarge.store import AuditStore
+from fsbarge.store import AuditStore, journal_damage, verify_chain
+from tests.e2e import wait_until
 
 from .test_journal import close, mode, opened
 
@@ -170,3 +176,141 @@ def test_the_mirror_merges_what_happened_while_the_database_was_away(replace_fir
     mirror.changes("pbx1", [], ["b"])
     assert mirror.write_once() and mirror.idle
     assert store.written == {"pbx1/a": {"uuid": "a", "state": "CS_EXECUTE"}}
+
+
+def records_by_uid(engine) -> dict[str, dict]:
+    with engine.connect() as c:
+        uids = dict(c.execute(text("SELECT id, uid FROM interventions")).all())
+    return {uids[r["id"]]: r for r in AuditStore(engine).list(limit=None, now=100.0)}
+
+
+def test_a_change_the_store_cannot_take_is_quarantined_with_its_intervention_and_the_rest_ships(tmp_path: Path, engine) -> None:
+    """A checksummed line with an outcome the store does not know raises ValueError, not a database
+    error: it is set aside (with the later changes of its intervention), the rest is applied."""
+    shipper, journal = shipper_for(tmp_path, engine, Log())
+    bad = full_record("bad")
+    bad["record"]["outcome"] = "exploded"
+    journal.append([full_record("a"), bad, mode("bad", "listen", "mb"), mode("a", "listen", "ma"), close("bad"), close("a")])
+    assert shipper.ship_once()
+    assert journal.backlog == 0
+    assert set(records_by_uid(engine)) == {"a"}
+    held = shipper.quarantine.entries
+    assert [(e["change"]["kind"], e["change"]["uid"]) for e in held] == [("open", "bad"), ("mode", "bad"), ("close", "bad")]
+    assert held[0]["error"] == "ValueError: unknown outcome 'exploded': expected one of active, completed, denied, no_active_call, failed"
+    assert held[1]["error"].startswith("held with an earlier quarantined change of the same intervention")
+    assert shipper.health.problems == [
+        "3 audit changes quarantined: ValueError: unknown outcome 'exploded': expected one of active, completed, denied, "
+        "no_active_call, failed (fsbarge audit quarantine list)"
+    ]
+    journal.append([mode("bad", "barge", "mb2")])  # later still: held too, never applied on top of a missing open
+    assert shipper.ship_once()
+    assert len(shipper.quarantine.entries) == 4
+
+
+def refuse_supervisor(engine, who: str) -> None:
+    """A trigger that aborts inserting one supervisor's records (a permanent database error)."""
+    with engine.begin() as c:
+        if engine.dialect.name == "sqlite":
+            c.execute(text(f"CREATE TRIGGER refuse BEFORE INSERT ON interventions WHEN NEW.supervisor = '{who}' "
+                           "BEGIN SELECT RAISE(ABORT, 'refused by policy'); END"))
+        else:
+            c.execute(text(f"CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.supervisor = '{who}' THEN "
+                           "RAISE EXCEPTION 'refused by policy'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"))
+            c.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON interventions FOR EACH ROW EXECUTE FUNCTION refuse()"))
+
+
+def test_a_permanent_database_error_on_one_change_sets_it_aside_not_everything_behind_it(tmp_path: Path, engine) -> None:
+    log = Log()
+    shipper, journal = shipper_for(tmp_path, engine, log)
+    refuse_supervisor(engine, "1005")
+    poisoned = full_record("p")
+    poisoned["record"]["supervisor"] = "1005"
+    journal.append([poisoned, mode("p", "listen", "mp"), full_record("a"), mode("a", "listen", "ma"), close("p"), close("a")])
+    assert shipper.ship_once()
+    assert journal.backlog == 0 and not shipper.retrier.permanent
+    assert set(records_by_uid(engine)) == {"a"}
+    assert [e["change"]["id"] for e in shipper.quarantine.entries] == ["p", "mp", "p-close"]
+    assert "refused by policy" in shipper.quarantine.entries[0]["error"]
+    assert [line for line in log.lines if line[0] == "error" and line[1].startswith("database write failed")] == []
+
+
+def test_a_database_that_refuses_every_write_quarantines_nothing(tmp_path: Path, db_path: Path) -> None:
+    """Read-only: every change fails alike and none takes effect, so none is to blame; they wait."""
+    engine = db.make_engine(f"sqlite:///file:{db_path}?mode=ro&uri=true")
+    shipper, journal = shipper_for(tmp_path, engine, Log())
+    journal.append([full_record("a"), full_record("b"), mode("a", "listen", "m1")])
+    assert not shipper.ship_once()
+    assert shipper.retrier.permanent and journal.backlog == 3
+    assert shipper.quarantine.entries == []
+    engine.dispose()
+
+
+def test_the_shipper_greenlet_survives_a_bug_says_so_once_and_goes_on(tmp_path: Path, engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    shipper, journal = shipper_for(tmp_path, engine, Log())
+    shipper.failure_backoff = 0.01
+    real = journal.unshipped
+    broken = {"left": 3}
+
+    def unshipped(limit: int = 500) -> list:
+        if broken["left"]:
+            broken["left"] -= 1
+            raise RuntimeError("a bug")
+        return real(limit)
+
+    monkeypatch.setattr(journal, "unshipped", unshipped)
+    runner = gevent.spawn(shipper.run)
+    try:
+        journal.append([full_record("a")])
+        shipper.notify()
+        wait_until(lambda: journal.backlog == 0, timeout=30, what="the change shipped after the bug")
+        assert not runner.dead
+        assert shipper.health.problems == []  # cleared once it worked again
+    finally:
+        runner.kill()
+    assert set(records_by_uid(engine)) == {"a"}
+
+
+def test_a_damaged_open_loses_nothing_silently(tmp_path: Path, engine, capsys: pytest.CaptureFixture[str]) -> None:
+    """The open of intervention `a` is damaged on disk: the damage goes into the audit chain (so
+    `audit verify` says so, forever), `a` is rebuilt from its later changes and marked so, the
+    loss is one error line naming the line's position, and a health problem."""
+    path = tmp_path / "journal"
+    j = Journal(path)
+    j.append([full_record("b"), full_record("a"), mode("a", "listen", "m1"), mode("a", "barge", "m2"), close("a"), close("b")])
+    j.close()
+    lines = path.read_bytes().splitlines(keepends=True)
+    offset = len(lines[0])
+    lines[1] = lines[1].replace(b'"supervisor":"1002"', b'"supervisor":"1003"')  # a flipped bit: checksum fails
+    path.write_bytes(b"".join(lines))
+    with capture_logs() as logged:
+        health = Health()
+        journal = Journal(path, health=health)
+        shipper = Shipper(journal, AuditStore(engine), retrier=Retrier("audit", Log(), run=lambda fn: fn()), health=health)
+        assert shipper.ship_once()
+    recs = records_by_uid(engine)
+    assert set(recs) == {"a", "b"}
+    a = recs["a"]
+    assert (a["origin"], a["reason"], a["supervisor"], a["outcome"], a["end_reason"]) == (
+        "reconstructed", "journal_damaged", None, "completed", "call_ended")
+    assert [m["mode"] for m in a["modes"]] == ["listen", "barge"]
+    with engine.connect() as c:
+        problem, _count, _head = verify_chain(c)
+        damage, rebuilt = journal_damage(c)
+    assert problem is None
+    assert [(d["offset"], d["why"]) for d in damage] == [(offset, "checksum mismatch")]
+    assert [(r["type"], r["id"]) for r in rebuilt] == [("intervention", a["id"])]
+    [line] = [e for e in logged if e["event"].startswith("skipping a damaged audit journal line")]
+    assert (line["log_level"], line["offset"]) == ("error", offset)
+    [rebuilt_line] = [e for e in logged if e["event"].startswith("an intervention whose opening was lost")]
+    assert rebuilt_line["record"] == a["id"]
+    assert health.problems == [
+        f"the audit journal had 1 damaged line (first at byte {offset} of {path}: checksum mismatch); what it held is lost; "
+        f"rebuilt from later changes: #{a['id']} (recorded in the audit chain: fsbarge audit verify)"
+    ]
+    assert shipper.quarantine.entries == []
+    assert main(["audit", "verify", "--database", engine.url.render_as_string(hide_password=False)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("audit chain ok: ")
+    assert out[1].startswith(f"journal damage: a line of {len(lines[1]) - 1} bytes at byte {offset} of {path} could not be trusted "
+                             "(checksum mismatch), found 20")
+    assert out[2] == f"rebuilt from their later changes (origin reconstructed, reason journal_damaged): #{a['id']}"
