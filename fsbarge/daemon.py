@@ -207,7 +207,7 @@ class Daemon:
         svc.machine.cross = self.crossnode
         link = NodeLink(
             node, on_event=svc.on_event, on_connected=svc.on_connected, on_disconnected=svc.on_disconnected,
-            on_subscribing=svc.on_subscribing, **self._link_options,  # type: ignore[arg-type]
+            on_subscribing=svc.on_subscribing, health=self.health, **self._link_options,  # type: ignore[arg-type]
         )
         return _NodeRuntime(node, svc, link)
 
