@@ -15,7 +15,7 @@ from . import __version__
 
 __all__ = ["main"]
 
-from .terms import HELP_OUTCOMES, MODES, OUTCOMES  # noqa: E402 - light: no third-party imports
+from .terms import HELP_OUTCOMES, HISTORY_MODES, OUTCOMES  # noqa: E402 - light: no third-party imports
 TABLE_PAGE = 50  # rows `audit list` shows as a table unless --limit says otherwise
 ENV_DATABASE_URL = "FSBARGE_DATABASE_URL"
 MAX_ID = 2**31 - 1  # the largest id an INTEGER column holds on every backend
@@ -155,7 +155,7 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--agent", metavar="EXT")
     parser.add_argument("--since", metavar="ISO8601", type=_time_arg, help="started at or after (UTC unless an offset is given)")
     parser.add_argument("--until", metavar="ISO8601", type=_time_arg, help="started before")
-    parser.add_argument("--mode", choices=MODES, help="requested, or used at any time")
+    parser.add_argument("--mode", choices=HISTORY_MODES, help="requested, or used at any time (unknown: a gap in the history)")
     parser.add_argument("--outcome", choices=OUTCOMES)
     parser.add_argument("--node", help="only this FreeSWITCH node")
 

@@ -284,6 +284,10 @@ class Daemon:
         stored = (core or {}).get("core_uuid")
         if stored and stored != self.journal.nodes.get(name, {}).get("core_uuid"):
             changes.append({"kind": "node", "node": name, "core_uuid": stored})
+        # the last event the other instance processed: where a re-attached mode becomes unknown
+        seen = (core or {}).get("last_event_at")
+        if seen is not None and seen > (self.journal.nodes.get(name, {}).get("last_seen") or 0):
+            changes.append({"kind": "node", "node": name, "last_seen": seen})
         if changes:
             self.journal.append(changes)
             self.shipper.notify()

@@ -15,7 +15,8 @@ from html import escape
 from typing import Any
 
 from fsbarge.auditstats import OUTCOMES, summarise
-from fsbarge.auditview import MODES, plain_number
+from fsbarge.auditview import plain_number
+from fsbarge.terms import MODES, UNKNOWN_MODE
 
 __all__ = ["build_report", "TOP"]
 
@@ -28,7 +29,10 @@ OUTCOME_COLOURS = {
     "denied": "#ef6c00",
     "no_active_call": "#9e9e9e",
 }
-MODE_COLOURS = {"listen": "#546e7a", "whisper": "#00897b", "barge": "#d81b60", "customer_whisper": "#8e24aa"}
+MODE_COLOURS = {
+    "listen": "#546e7a", "whisper": "#00897b", "barge": "#d81b60", "customer_whisper": "#8e24aa",
+    UNKNOWN_MODE: "#bdbdbd",  # a gap: the daemon was down or cut off from FreeSWITCH
+}
 OTHER_COLOUR = "#795548"
 
 CSS = """
@@ -164,15 +168,21 @@ def _cards(total: Mapping[str, Any]) -> str:
     return f'<div class="cards">{body}</div>'
 
 
+def _modes(summary: Mapping[str, Any]) -> list[str]:
+    """The modes to show: "unknown" only when some time was spent in a gap."""
+    return [*MODES, *([UNKNOWN_MODE] if summary["total"]["seconds_by_mode"].get(UNKNOWN_MODE) else [])]
+
+
 def _stats_table(summary: Mapping[str, Any], table_id: str) -> str:
     by = summary["by"]
-    head = ["interventions", "completed", "failed", "refused", *MODES, "median", "longest"]
+    modes = _modes(summary)
+    head = ["interventions", "completed", "failed", "refused", *modes, "median", "longest"]
     rows = []
     for g in [*summary["groups"], {by: "total", **summary["total"]}]:
         cells = [
             g["interventions"], g["outcomes"].get("completed", 0), g["outcomes"].get("failed", 0),
             sum(g["refused_by_reason"].values()),
-            *(_fmt_seconds(g["seconds_by_mode"].get(m, 0)) for m in MODES),
+            *(_fmt_seconds(g["seconds_by_mode"].get(m, 0)) for m in modes),
             _fmt_seconds(g["median_seconds"]), _fmt_seconds(g["longest_seconds"]),
         ]
         tds = "".join(f"<td>{escape(str(c))}</td>" for c in cells)
@@ -214,7 +224,7 @@ def build_report(
     if by_team is not None:
         team_rows = [(g["team"], dict(g["seconds_by_mode"])) for g in by_team["groups"]]
         team_rows = [(name, series) for name, series in team_rows if sum(series.values())]
-        team_chart = _legend(MODE_COLOURS, MODES) + _hbar_chart(
+        team_chart = _legend(MODE_COLOURS, _modes(by_team)) + _hbar_chart(
             "chart-team-modes", "Time by mode per team", team_rows, MODE_COLOURS, "team", "seconds", _fmt_seconds)
         team_table = _stats_table(by_team, "table-team")
     else:

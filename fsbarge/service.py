@@ -35,6 +35,7 @@ from .esl import ConnectError, ConnectionLost, EslSession
 from .events import Event
 from .journal import Journal, JournalError
 from .policy import Policy
+from .terms import MODES
 
 __all__ = ["NodeService"]
 
@@ -42,6 +43,8 @@ log = structlog.get_logger("fsbarge.service")
 
 MAX_BATCH = 2000
 AUDIT_EFFECTS = (OpenAudit, AddMode, CloseAudit, OpenHelp, CloseHelp)
+# modes in which someone hears the supervisor (not listen, and not the history's "unknown")
+AUDIBLE_MODES = frozenset(MODES) - {"listen"}
 
 
 @dataclass
@@ -58,6 +61,9 @@ class _Resync:
 @dataclass
 class _Disconnected:
     reason: str
+    #: the last moment the lost connection brought anything (event or reply): from then on keys
+    #: pressed may have gone unseen (resync.gap_entries)
+    known_until: float
 
 
 @dataclass
@@ -115,6 +121,7 @@ class NodeService:
         self.core_uuid: str | None = None
         self.held: list[tuple[Event, float]] | None = None
         self.last_event_at: float | None = None
+        self.known_until: float | None = None  # set while disconnected: see _Disconnected
         self.resyncs = 0
         self.processing = False
         self.last_progress = time.monotonic()
@@ -138,7 +145,9 @@ class NodeService:
             raise ConnectError("resync did not finish in time") from exc
 
     def on_disconnected(self, reason: str) -> None:
-        self.queue.put(_Disconnected(reason))
+        session, now = self.session, self.clock()
+        # (a connection that went silent was already dead long before it was dropped)
+        self.queue.put(_Disconnected(reason, now - session.silent_for() if session is not None else now))
 
     def tick(self) -> None:
         self.queue.put(_Tick())
@@ -178,6 +187,7 @@ class NodeService:
             elif isinstance(item, _Disconnected):
                 self.session = None
                 self.held = None
+                self.known_until = item.known_until if self.known_until is None else min(self.known_until, item.known_until)
                 self.mirror.status(self.name, connected=False)
             elif isinstance(item, _Tick):
                 self._heartbeat()
@@ -213,7 +223,10 @@ class NodeService:
     def _heartbeat(self) -> None:
         now = self.clock()
         self.mirror.status(self.name, heartbeat_at=now, last_event_at=self.last_event_at)
-        # The best end time of an intervention after a kill: not fsync'd, a heartbeat is cheap to lose.
+        if self.session is None:
+            return  # cut off from FreeSWITCH, we know nothing new: last_seen stays when we last did
+        # The best end time of an intervention after a kill, and where the mode becomes unknown
+        # (resync.gap_entries): not fsync'd, a heartbeat is cheap to lose.
         self._guarded(lambda: self.journal.append([{"kind": "node", "node": self.name, "last_seen": now}], sync=False), "recording liveness")
         self.on_journaled()
 
@@ -291,7 +304,7 @@ class NodeService:
                     uuid=eff.key, supervisor=eff.fields.get("supervisor"), agent=eff.fields.get("agent"),
                 )
                 out += self.machine.refusal_tone(eff.key)
-            elif isinstance(eff, AddMode) and not eff.refused and eff.mode != "listen" and eff.key in self.machine.active:
+            elif isinstance(eff, AddMode) and not eff.refused and eff.mode in AUDIBLE_MODES and eff.key in self.machine.active:
                 self.log.error("audit journal unavailable: mode change undone", mode=eff.mode, uuid=eff.key, error=error)
                 self.machine.active[eff.key].mode = "listen"
                 undone.add(eff.key)
@@ -401,6 +414,7 @@ class NodeService:
             item.done.set_exception(exc if isinstance(exc, ConnectError) else ConnectError(str(exc)))
             return
         held, self.held = self.held or [], None
+        self.known_until = None
         item.done.set(True)
         for ev, now in held:  # read before the snapshot was applied: applied after it, in order
             self._event(ev, now)
@@ -422,13 +436,16 @@ class NodeService:
         for rec in records:
             self.uids[rec["supervisor_uuid"]] = rec["uid"]
         node_state = self.journal.nodes.get(self.name, {})
+        first = self.resyncs == 0
         plan = resync.plan(
             self.machine,
             records,
             stored_core=self._stored_core(),
             core=core,
-            first=self.resyncs == 0,
-            last_seen=node_state.get("last_seen"),
+            first=first,
+            # the last moment we knew the node: before our own start, the journal says; after a
+            # reconnect, the last read on the lost connection
+            last_seen=node_state.get("last_seen") if first or self.known_until is None else self.known_until,
             decided=set(self.journal.decided),
             now=now,
             held=self.held or (),

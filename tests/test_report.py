@@ -205,3 +205,18 @@ def test_without_a_configuration_the_report_is_written_without_teams(made, tmp_p
     html = out.read_text()
     assert 'id="chart-team-modes"' not in html and "give the configuration (--config)" in html
     assert 'id="chart-per-day"' in html
+
+
+def test_time_in_a_gap_has_its_own_column_and_colour() -> None:
+    """`unknown` time (the daemon was down or cut off while an intervention ran) is a column of the
+    tables and a grey series of the team chart, with its legend entry; absent, neither shows."""
+    from fsbarge.report import MODE_COLOURS, build_report
+
+    rec = {"id": 1, "agent": "1000", "supervisor": "1002", "outcome": "completed", "started_at": "2026-11-03T10:00:00.000Z",
+           "ended_at": "2026-11-03T10:01:00.000Z", "seconds_by_mode": {"whisper": 50.0, "unknown": 10.0}}
+    html = build_report([rec], title="t", period="p", filters="none", generated="now", team_of=lambda r: "sales")
+    assert "<th>unknown</th>" in html and 'data-series="unknown"' in html
+    assert f'background:{MODE_COLOURS["unknown"]}"></i>unknown' in html
+    plain = build_report([{**rec, "seconds_by_mode": {"whisper": 60.0}}], title="t", period="p", filters="none",
+                         generated="now", team_of=lambda r: "sales")
+    assert "unknown" not in plain
