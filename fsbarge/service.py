@@ -172,7 +172,7 @@ class NodeService:
     def process(self, batch: list[Any]) -> None:
         """Apply a batch of queued items in order, then hand the mirror its changes once."""
         acting = self.may_act()  # another instance may be taking the node over: decide nothing
-        for item in batch:
+        for i, item in enumerate(batch):
             if type(item) is tuple:
                 if not acting:
                     continue
@@ -181,7 +181,7 @@ class NodeService:
                 else:
                     self._event(*item)
             elif isinstance(item, _Resync):
-                self._resync_item(item)
+                self._resync_item(item, batch[i + 1 :])
             elif isinstance(item, _Hold):
                 self.held = []  # events of an earlier, failed attempt are covered by the coming snapshot
             elif isinstance(item, _Disconnected):
@@ -406,9 +406,9 @@ class NodeService:
             self._carry_out(self.machine.close_all("freeswitch_shutdown", now))
         self._remember_core(core_uuid)
 
-    def _resync_item(self, item: _Resync) -> None:
+    def _resync_item(self, item: _Resync, later: list[Any]) -> None:
         try:
-            reassert, at = self._resync(item.session)
+            reassert, at = self._resync(item.session, later)
         except Exception as exc:  # the link retries; never kill the loop
             self.log.warning("resync failed", error=str(exc))
             item.done.set_exception(exc if isinstance(exc, ConnectError) else ConnectError(str(exc)))
@@ -422,7 +422,19 @@ class NodeService:
             # Dated at the snapshot: keys read after it sort after the re-assert, as they happened.
             self._guarded(lambda: self._carry_out(self.machine.reassert(reassert, at)), "re-asserting modes")
 
-    def _resync(self, session: EslSession) -> tuple[list[str], float]:
+    def _read_meanwhile(self, later: list[Any] | tuple[()]) -> list[tuple[Event, float]]:
+        """The events read since this resync was queued (behind it in the batch, then in the
+        queue; they are applied after it as usual). A supervisor who hung up while the snapshot
+        was taken is missing from it, and only these events say how and when it ended."""
+        out = []
+        for item in [*later, *list(self.queue.queue)]:
+            if isinstance(item, _Hold | _Resync | _Disconnected):
+                break  # another connection's
+            if type(item) is tuple:
+                out.append(item)
+        return out
+
+    def _resync(self, session: EslSession, later: list[Any] | tuple[()] = ()) -> tuple[list[str], float]:
         """Take ``show channels`` as the truth, then carry out what :func:`resync.plan` decides;
         returns the re-attached supervisors whose mode is re-asserted after the held events, and
         the time of the snapshot."""
@@ -448,7 +460,7 @@ class NodeService:
             last_seen=node_state.get("last_seen") if first or self.known_until is None else self.known_until,
             decided=set(self.journal.decided),
             now=now,
-            held=self.held or (),
+            held=[*(self.held or ()), *self._read_meanwhile(later)],
         )
         if plan.freeswitch_restarted:
             self.log.warning("FreeSWITCH restarted while we were away", old=self._stored_core(), new=core)
