@@ -276,16 +276,15 @@ class EslSession:
     def probe(self) -> bool:
         """Ask FreeSWITCH something cheap (``api status``) after a silence: True if it answered.
 
-        No reply within ``command_timeout`` drops the connection with a reason saying how long
-        FreeSWITCH has been silent (the socket may stay open for ever: TCP notices nothing when
-        the other end hangs or a firewall drops the flow without a reset).
+        No reply within ``command_timeout``: False, and the connection is dropped with a reason
+        saying how long FreeSWITCH has been silent (the socket may stay open for ever: TCP notices
+        nothing when the other end hangs, or a firewall drops the flow without a reset).
+        ConnectionLost if the connection went some other way meanwhile.
         """
         try:
             self._esl.send_many(["api status"], self.node.command_timeout)
         except CommandTimeout:
             self._esl.lose(f"no event or reply from FreeSWITCH for {self.silent_for():.0f} s; reconnecting")
-            return False
-        except ConnectionLost:
             return False
         return True
 
@@ -515,9 +514,11 @@ class NodeLink:
                 continue
             # Nothing at all for idle_timeout, not even a HEARTBEAT: does FreeSWITCH still answer?
             self.probes += 1
-            if not session.probe():
-                gevent.wait([session.lost, self._stop], count=1)
-                return not self._stop.is_set() and (session.lost_reason or "").startswith("no event or reply")
+            try:
+                if not session.probe():
+                    return not self._stop.is_set()
+            except ConnectionLost:
+                pass  # lost some other way (or stopped): the wait above says so
 
     def stop(self) -> None:
         self._stop.set()
