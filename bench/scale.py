@@ -44,9 +44,9 @@ def main(n: int, nodes: int = 1) -> dict[str, float]:
         for (svc, _link), ends in zip(wired, resyncs):
             original = svc._resync
 
-            def timed_resync(session, original=original, ends=ends):  # type: ignore[no-untyped-def]
+            def timed_resync(session, *rest, original=original, ends=ends):  # type: ignore[no-untyped-def]
                 began = time.perf_counter()
-                result = original(session)
+                result = original(session, *rest)
                 ends.append((began, time.perf_counter()))
                 return result
 

@@ -7,6 +7,10 @@ each mode, and the median and longest intervention. Time counts once an interven
 while someone reads it. Durations are eavesdrop time: from the first mode to the end, which is
 exactly the sum of `seconds_by_mode`.
 
+Time the daemon could not know the mode (a mode history's ``unknown`` entries: it was down, or cut
+off from FreeSWITCH, while the intervention ran) counts under ``unknown``, so the modes still add
+up to the duration; the table shows that column only when there is such time.
+
 Help requests (SPEC "Help requests") are not recorded yet. When they are, their answered and
 unanswered counts become two more counters of `_Group` (filled by a second loop in `summarise` over
 the requests, grouped by the same key) and two more entries of `_Group.as_dict()`; the CSV and
@@ -21,8 +25,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fsbarge.auditview import MODES, REFUSED_OUTCOMES, tabulate
+from fsbarge.auditview import REFUSED_OUTCOMES, tabulate
 from fsbarge.humantime import UTC, Zone, duration
+from fsbarge.terms import HISTORY_MODES, MODES, UNKNOWN_MODE
 
 __all__ = ["BY", "OUTCOMES", "NO_TEAM", "UNKNOWN", "render_stats", "summarise", "team_key", "team_resolver"]
 
@@ -66,7 +71,9 @@ class _Group:
             "interventions": self.interventions,
             "outcomes": {o: self.outcomes.get(o, 0) for o in (*OUTCOMES, *sorted(set(self.outcomes) - set(OUTCOMES)))},
             "refused_by_reason": dict(sorted(self.refused.items(), key=lambda kv: (-kv[1], kv[0]))),
-            "seconds_by_mode": {m: self.mode_ms.get(m, 0) / 1000 for m in (*MODES, *sorted(set(self.mode_ms) - set(MODES)))},
+            "seconds_by_mode": {
+                m: self.mode_ms.get(m, 0) / 1000 for m in (*HISTORY_MODES, *sorted(set(self.mode_ms) - set(HISTORY_MODES)))
+            },
             "ended_with_eavesdrop": len(self.durations_ms),
             "median_seconds": round(statistics.median(self.durations_ms) / 1000, 3) if self.durations_ms else None,
             "longest_seconds": self.longest[0] / 1000 if self.longest else None,
@@ -203,8 +210,10 @@ def render_stats(summary: Mapping[str, Any], fmt: str) -> str:
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}: expected table, json or csv")
     by = summary["by"]
+    # "unknown" (a gap while the daemon was down or cut off from FreeSWITCH) only when there is some
+    modes = [*MODES, *([UNKNOWN_MODE] if summary["total"]["seconds_by_mode"].get(UNKNOWN_MODE) else [])]
     headers = [f"day ({summary['time_zone']})" if by == "day" else by, "interventions", "completed", "failed", "active", "refused (by reason)",
-               *[m.replace("customer_whisper", "cust. whisper") for m in MODES], "median", "longest"]
+               *[m.replace("customer_whisper", "cust. whisper") for m in modes], "median", "longest"]
 
     def line(key: str, row: Mapping[str, Any]) -> list[Any]:
         o, spent = row["outcomes"], row["seconds_by_mode"]
@@ -212,7 +221,7 @@ def render_stats(summary: Mapping[str, Any], fmt: str) -> str:
         if row["longest_id"] is not None:
             longest += f" (#{row['longest_id']})"
         return [key, row["interventions"], o["completed"], o["failed"], o["active"], _refusals(row["refused_by_reason"]),
-                *[duration(spent.get(m) or None) for m in MODES], duration(row["median_seconds"]), longest]
+                *[duration(spent.get(m) or None) for m in modes], duration(row["median_seconds"]), longest]
 
     if not summary["groups"]:
         return "(no interventions)"

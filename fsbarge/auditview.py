@@ -230,9 +230,10 @@ def render_json(records: Sequence[Mapping[str, Any]]) -> str:
     return json.dumps(list(records), indent=2, ensure_ascii=False)
 
 
-from fsbarge.terms import MODES  # noqa: E402
-# CSV: the record's fields, then one number column per mode for spreadsheets to sum
-CSV_FIELDS = (*RECORD_FIELDS, *(f"seconds_{mode}" for mode in MODES))
+from fsbarge.terms import HISTORY_MODES, MODES  # noqa: E402,F401 - MODES: re-exported for auditstats, report
+# CSV: the record's fields, then one number column per mode for spreadsheets to sum (seconds_unknown:
+# time the daemon could not know the mode, see fsbarge.resync)
+CSV_FIELDS = (*RECORD_FIELDS, *(f"seconds_{mode}" for mode in HISTORY_MODES))
 
 
 def _compact_json(value: Any) -> str:
@@ -253,7 +254,7 @@ def csv_row(rec: Mapping[str, Any]) -> list[Any]:
     spent = rec.get("seconds_by_mode") or {}
     row.append(_compact_json(list(rec.get("modes") or [])))
     row.append(_compact_json(dict(spent)))
-    row.extend(plain_number(spent.get(mode, 0)) for mode in MODES)
+    row.extend(plain_number(spent.get(mode, 0)) for mode in HISTORY_MODES)
     return row
 
 

@@ -674,7 +674,13 @@ class BargeMachine:
                 effects.append(CloseAudit(sup_uuid, "completed", ended, "daemon_restart"))
                 tone = self.tones.ended
             else:
-                reason = "supervisor_hangup" if target and self.channels.get(target) is not None else "call_ended"
+                # A reconnect: what the channels show. The agent's call alive and the supervisor
+                # still on the line without eavesdrop (back in park): they left with eavesdrop's
+                # own key, `*`.
+                if target and self.channels.get(target) is not None:
+                    reason = "supervisor_left" if sup is not None else "supervisor_hangup"
+                else:
+                    reason = "call_ended"
                 effects.append(CloseAudit(sup_uuid, "completed", now, reason))
                 tone = self.tones.ended
             if sup is not None:

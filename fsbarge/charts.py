@@ -31,7 +31,10 @@ OUTCOME_COLOURS = {
     "denied": "#ef6c00",
     "no_active_call": "#9e9e9e",
 }
-MODE_COLOURS = {"listen": "#546e7a", "whisper": "#00897b", "barge": "#d81b60", "customer_whisper": "#8e24aa"}
+MODE_COLOURS = {
+    "listen": "#546e7a", "whisper": "#00897b", "barge": "#d81b60", "customer_whisper": "#8e24aa",
+    "unknown": "#bdbdbd",  # a gap: the daemon was down or cut off from FreeSWITCH
+}
 OTHER_COLOUR = "#795548"
 
 

@@ -15,7 +15,7 @@ from . import __version__
 
 __all__ = ["main"]
 
-from .terms import HELP_OUTCOMES, MODES, OUTCOMES  # noqa: E402 - light: no third-party imports
+from .terms import HELP_OUTCOMES, HISTORY_MODES, OUTCOMES  # noqa: E402 - light: no third-party imports
 from .clitext import (  # noqa: E402
     HELP_DESCRIPTION, HELP_EPILOG, HELP_LIST_EPILOG, LIST_EPILOG, MAIN_EPILOG, REPORT_EPILOG, STATS_EPILOG,
 )
@@ -199,7 +199,7 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", metavar="ISO8601", type=_time_arg,
                         help="started at or after, e.g. 2026-11-01 or 2026-11-01T08:00+01:00 (in --tz unless an offset is given)")
     parser.add_argument("--until", metavar="ISO8601", type=_time_arg, help="started before (exclusive), e.g. 2026-12-01")
-    parser.add_argument("--mode", choices=MODES, help="requested, or used at any time")
+    parser.add_argument("--mode", choices=HISTORY_MODES, help="requested, or used at any time (unknown: a gap in the history)")
     parser.add_argument("--outcome", choices=OUTCOMES)
     parser.add_argument("--node", help="only this FreeSWITCH node (the agent's), e.g. pbx1")
 

@@ -89,6 +89,9 @@ class NodeConfig:
     password: str = field(repr=False, kw_only=True)
     connect_timeout: float = 5.0
     command_timeout: float = 5.0
+    # Nothing read for this long (FreeSWITCH sends HEARTBEAT every 20 s): probe with `api status`,
+    # and reconnect if that gets no reply within command_timeout (fsbarge.esl).
+    idle_timeout: float = 30.0
     # Cross-node barge: where the other nodes send a supervisor's call for an agent on this node
     # ("host" or "host:port" of a SIP profile whose context holds the fsbarge_node drop-in; None:
     # no barging across nodes onto this node), and this node's profile for such calls it sends.
@@ -323,7 +326,9 @@ _TOP_KEYS = ("freeswitch", "database", "journal", "teams", "policy", "tones", "l
 _WEBHOOK_KEYS = ("url", "secret", "secret_env", "events", "timeout")
 _METRICS_KEYS = ("listen",)
 _JOURNAL_KEYS = ("path",)
-_NODE_KEYS = ("name", "host", "port", "password", "connect_timeout", "command_timeout", "sip_address", "sip_profile")
+_NODE_KEYS = (
+    "name", "host", "port", "password", "connect_timeout", "command_timeout", "idle_timeout", "sip_address", "sip_profile",
+)
 # host[:port]: a name or IPv4 address, or [IPv6]; what goes after the @ of a sofia dial string
 _SIP_ADDRESS = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?")
 _SIP_PROFILE = re.compile(r"[A-Za-z0-9_.-]+")
@@ -493,6 +498,7 @@ class _Parser:
                     password=password,
                     connect_timeout=self.seconds(t, "connect_timeout", f"{key}.connect_timeout", 5.0),
                     command_timeout=self.seconds(t, "command_timeout", f"{key}.command_timeout", 5.0),
+                    idle_timeout=self.seconds(t, "idle_timeout", f"{key}.idle_timeout", 30.0),
                     sip_address=sip_address,
                     sip_profile=sip_profile,
                 )

@@ -375,7 +375,8 @@ class Daemon:
         svc.machine.cross = self.crossnode
         link = NodeLink(
             node, on_event=svc.on_event, on_connected=svc.on_connected, on_disconnected=svc.on_disconnected,
-            on_subscribing=svc.on_subscribing, counts=self.counts[node.name], **self._link_options,  # type: ignore[arg-type]
+            on_subscribing=svc.on_subscribing, counts=self.counts[node.name], health=self.health,
+            **self._link_options,  # type: ignore[arg-type]
         )
         return _NodeRuntime(node, svc, link)
 
@@ -452,6 +453,10 @@ class Daemon:
         stored = (core or {}).get("core_uuid")
         if stored and stored != self.journal.nodes.get(name, {}).get("core_uuid"):
             changes.append({"kind": "node", "node": name, "core_uuid": stored})
+        # the last event the other instance processed: where a re-attached mode becomes unknown
+        seen = (core or {}).get("last_event_at")
+        if seen is not None and seen > (self.journal.nodes.get(name, {}).get("last_seen") or 0):
+            changes.append({"kind": "node", "node": name, "last_seen": seen})
         if changes:
             self.journal.append(changes)
             self.shipper.notify()

@@ -14,7 +14,12 @@ reader meant reaching into its private state. The protocol part we need is small
   connection, a timeout or a rejected password it reconnects with capped
   exponential backoff (a rejected password waits longer, so a wrong secret does
   not hammer FreeSWITCH), re-subscribes, and hands the fresh session to
-  ``on_connected`` (where the service resyncs) before events are trusted again.
+  ``on_connected`` (where the service resyncs) before events are trusted again;
+- a connection that goes quiet is questioned: FreeSWITCH fires HEARTBEAT every
+  20 s (``event-heartbeat-interval``), so after ``idle_timeout`` with nothing read
+  at all the link sends a cheap ``api status``; no reply within ``command_timeout``
+  means the socket is open but dead (a hung FreeSWITCH, a firewall that dropped
+  the flow), and the connection is dropped and renewed like any other loss.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from tenacity.wait import wait_base, wait_exponential_jitter
 from .config import NodeConfig
 from .counts import NodeCounts
 from .events import SUBSCRIBED_EVENTS, Event, from_plain
+from .health import Health
 from .wire import BadFrame, Frame, FrameReader, ProtocolError
 
 __all__ = [
@@ -100,6 +106,7 @@ class _Inbound:
         self.sock: Any = None
         self.connected = False
         self.lost_reason: str | None = None
+        self.last_read = time.monotonic()  # when anything (event, reply) last arrived
         self.on_written: Callable[[list[str]], None] | None = None  # benchmarks: commands hit the socket
 
     def connect(self) -> None:
@@ -130,6 +137,7 @@ class _Inbound:
                 data = recv(RECV_BYTES)
                 if not data:
                     break
+                self.last_read = time.monotonic()
                 frames = reader.feed(data)
                 for frame in frames:
                     if not self._dispatch(frame):
@@ -271,6 +279,25 @@ class EslSession:
     def lost_reason(self) -> str | None:
         return self._esl.lost_reason
 
+    def silent_for(self) -> float:
+        """Seconds since anything at all (an event, a reply) was read on this connection."""
+        return time.monotonic() - self._esl.last_read
+
+    def probe(self) -> bool:
+        """Ask FreeSWITCH something cheap (``api status``) after a silence: True if it answered.
+
+        No reply within ``command_timeout``: False, and the connection is dropped with a reason
+        saying how long FreeSWITCH has been silent (the socket may stay open for ever: TCP notices
+        nothing when the other end hangs, or a firewall drops the flow without a reset).
+        ConnectionLost if the connection went some other way meanwhile.
+        """
+        try:
+            self._esl.send_many(["api status"], self.node.command_timeout)
+        except CommandTimeout:
+            self._esl.lose(f"no event or reply from FreeSWITCH for {self.silent_for():.0f} s; reconnecting")
+            return False
+        return True
+
     def set_write_hook(self, hook: Callable[[list[str]], None] | None) -> None:
         """Call ``hook(commands)`` right after commands are written (benchmarks measure with it)."""
         self._esl.on_written = hook
@@ -356,6 +383,7 @@ class NodeLink:
         backoff_max: float = 30.0,
         auth_wait: float = 30.0,
         counts: NodeCounts | None = None,
+        health: Health | None = None,
     ) -> None:
         self.node = node
         self._on_event = on_event
@@ -372,6 +400,10 @@ class NodeLink:
         self.stats = counts if counts is not None else NodeCounts()  # for metrics (fsbarge.counts)
         self.counts = self.stats.totals  # event frames dropped unparsed, malformed; sessions (fsbarge.counts)
         self.log = log.bind(node=node.name)
+        # the daemon's (fsbarge status shows a silent FreeSWITCH until the link is back)
+        self.health = health if health is not None else Health()
+        self.health_key = f"freeswitch {node.name} silent"
+        self.probes = 0  # probes sent after a silence (tests, and the curious)
 
     def _open(self) -> EslSession:
         node = self.node
@@ -466,20 +498,44 @@ class NodeLink:
             self.connects += 1
             self.counts["connects"] += 1
             self.log.info("connected to FreeSWITCH", host=self.node.host, port=self.node.port)
+            self.health.clear(self.health_key)
             up_since = time.monotonic()
-            gevent.wait([session.lost, self._stop], count=1)
+            silent = self._serve(session)
             self.session = None
             if self._stop.is_set():
                 session.close()
                 break
             reason = session.lost_reason or "connection lost"
-            self.log.warning("lost FreeSWITCH connection", reason=reason)
+            if silent:
+                # one error line; `fsbarge status` shows it (degraded) until a session is back
+                self.health.report(self.health_key, reason, node=self.node.name, host=self.node.host, port=self.node.port)
+            else:
+                self.log.warning("lost FreeSWITCH connection", reason=reason)
             self._on_disconnected(reason)
             quick_losses = quick_losses + 1 if time.monotonic() - up_since < STABLE_SECONDS else 0
             self._stop.wait(min(self._backoff_max, self._backoff_initial * 2 ** max(0, quick_losses - 1)))
 
+    def _serve(self, session: EslSession) -> bool:
+        """Wait until the session is lost or the link stopped; probe it after every
+        ``idle_timeout`` with nothing read. True when it was dropped for its silence."""
+        idle_timeout = self.node.idle_timeout
+        while True:
+            remaining = idle_timeout - session.silent_for()
+            if remaining > 0:
+                if gevent.wait([session.lost, self._stop], count=1, timeout=remaining):
+                    return False
+                continue
+            # Nothing at all for idle_timeout, not even a HEARTBEAT: does FreeSWITCH still answer?
+            self.probes += 1
+            try:
+                if not session.probe():
+                    return not self._stop.is_set()
+            except ConnectionLost:
+                pass  # lost some other way (or stopped): the wait above says so
+
     def stop(self) -> None:
         self._stop.set()
+        self.health.clear(self.health_key)
         if self.session is not None:
             self.session.close()
 

@@ -14,9 +14,10 @@ from html import escape
 from typing import Any
 
 from fsbarge.auditstats import OUTCOMES, UNKNOWN, summarise
-from fsbarge.auditview import MODES, plain_number
+from fsbarge.auditview import plain_number
 from fsbarge.charts import MODE_COLOURS, OUTCOME_COLOURS, columns_chart, hbar_chart, legend, outcome_days, periods
 from fsbarge.humantime import UTC, Zone, duration
+from fsbarge.terms import MODES, UNKNOWN_MODE
 
 __all__ = ["build_report", "TOP"]
 
@@ -53,15 +54,21 @@ def _cards(total: Mapping[str, Any]) -> str:
     return f'<div class="cards">{body}</div>'
 
 
+def _modes(summary: Mapping[str, Any]) -> list[str]:
+    """The modes to show: "unknown" only when some time was spent in a gap."""
+    return [*MODES, *([UNKNOWN_MODE] if summary["total"]["seconds_by_mode"].get(UNKNOWN_MODE) else [])]
+
+
 def _stats_table(summary: Mapping[str, Any], table_id: str) -> str:
     by = summary["by"]
-    head = ["interventions", "completed", "failed", "refused", *MODES, "median", "longest"]
+    modes = _modes(summary)
+    head = ["interventions", "completed", "failed", "refused", *modes, "median", "longest"]
     rows = []
     for g in [*summary["groups"], {by: "total", **summary["total"]}]:
         cells = [
             g["interventions"], g["outcomes"].get("completed", 0), g["outcomes"].get("failed", 0),
             sum(g["refused_by_reason"].values()),
-            *(duration(g["seconds_by_mode"].get(m) or None) for m in MODES),
+            *(duration(g["seconds_by_mode"].get(m) or None) for m in modes),
             duration(g["median_seconds"]), duration(g["longest_seconds"]),
         ]
         tds = "".join(f"<td>{escape(str(c))}</td>" for c in cells)
@@ -105,7 +112,7 @@ def build_report(
 
     team_rows = [(g["team"], dict(g["seconds_by_mode"])) for g in by_team["groups"]]
     team_rows = [(name, series) for name, series in team_rows if sum(series.values())]
-    team_chart = legend(MODE_COLOURS, MODES) + hbar_chart(
+    team_chart = legend(MODE_COLOURS, _modes(by_team)) + hbar_chart(
         "chart-team-modes", "Time by mode per team", team_rows, MODE_COLOURS, "team", "seconds", duration)
     team_table = _stats_table(by_team, "table-team")
     unknown = next((g["interventions"] for g in by_team["groups"] if g["team"] == UNKNOWN), 0)

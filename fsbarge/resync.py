@@ -4,6 +4,13 @@ After ``show channels`` has replaced the node's channel table, :func:`plan` comp
 Core-UUID with the one stored before anything else stores the new one (FreeSWITCH restarted:
 every open intervention ended with it), re-attaches or closes each open intervention, and finds
 the supervisors still parked on a feature code whom nobody has served.
+
+It also marks the gap. FreeSWITCH reports no eavesdrop mode, and a key pressed while the daemon
+was down or cut off from FreeSWITCH leaves no trace (the re-attach then puts the recorded mode
+back), so an intervention that ran through the gap gets a mode entry ``unknown`` at the last
+moment the daemon knew its mode (``source`` ``daemon_down`` or ``connection_lost``), before its
+``reattach`` entry or its close: the record says the mode was unknown for that time instead of
+claiming the recorded mode throughout.
 """
 
 from __future__ import annotations
@@ -15,8 +22,9 @@ from typing import Any
 
 from .barge import AddMode, BargeMachine, CloseAudit, Effect, SendKey
 from .events import Event
+from .terms import UNKNOWN_MODE
 
-__all__ = ["FEATURE_CODE", "Plan", "plan"]
+__all__ = ["FEATURE_CODE", "Plan", "gap_entries", "last_known_mode", "plan"]
 
 # The feature codes of freeswitch-conf/ (a parked channel that dialled one is a request), and
 # the calls other nodes send here (fsbarge.crossnode).
@@ -57,6 +65,50 @@ def endings(records: Iterable[Mapping[str, Any]], held: Iterable[tuple[Event, fl
     return out
 
 
+def last_known_mode(rec: Mapping[str, Any]) -> str | None:
+    """The mode to re-assert: the newest entry of the history that was neither refused nor a gap
+    (the journal folds an ``unknown`` entry into ``current_mode`` like any other, and a kill between
+    the gap entry and the re-attach must not make the next re-attach assert "unknown")."""
+    for m in reversed(rec.get("modes") or ()):
+        if not m.get("refused") and m.get("mode") != UNKNOWN_MODE:
+            return str(m["mode"])
+    current = rec.get("current_mode")
+    return None if current == UNKNOWN_MODE else current
+
+
+def gap_entries(
+    effects: list[Effect],
+    records: Iterable[Mapping[str, Any]],
+    reattached: Collection[str],
+    *,
+    known_until: float | None,
+    source: str,
+    now: float,
+) -> list[Effect]:
+    """``effects`` with an ``unknown`` mode entry for every intervention that ran through the gap.
+
+    The gap starts at the last moment the daemon knew the mode: ``known_until`` (the last read on
+    the lost connection, or after our own restart the journaled last-seen time), never before the
+    record's own last entry. A re-attached intervention gets the entry first (its ``reattach``
+    entry follows once the held events are applied); a closed one gets it just before its close
+    when that close is later than the gap's start (``daemon_restart`` closes at the start itself:
+    nothing to mark). A record whose eavesdrop never started claims no mode and gets none.
+    """
+    starts: dict[str, float] = {}
+    for rec in records:
+        history = rec.get("modes") or ()
+        if not any(not m.get("refused") for m in history) and not rec.get("current_mode"):
+            continue
+        times = [t for t in (known_until, rec.get("started_at"), *(m.get("at") for m in history)) if t is not None]
+        starts[rec["supervisor_uuid"]] = min(max(times), now) if times else now
+    out: list[Effect] = [AddMode(sup, UNKNOWN_MODE, starts[sup], source) for sup in reattached if sup in starts]
+    for eff in effects:
+        if isinstance(eff, CloseAudit) and eff.key in starts and eff.ended_at > starts[eff.key]:
+            out.append(AddMode(eff.key, UNKNOWN_MODE, starts[eff.key], source))
+        out.append(eff)
+    return out
+
+
 def plan(
     machine: BargeMachine,
     records: Iterable[Mapping[str, Any]],
@@ -73,8 +125,9 @@ def plan(
 
     ``records``: the open interventions (the journal's), with their mode history;
     ``stored_core``: the Core-UUID seen before this connection (None: never);
-    ``first``: the daemon's first connection since it started; ``last_seen``: when the
-    daemon last processed events (the best end time after its own restart);
+    ``first``: the daemon's first connection since it started; ``last_seen``: the last moment
+    the daemon knew the node's state: after its own restart the journaled last-seen time (also
+    the best end time then), after a reconnect the last read on the lost connection;
     ``decided``: supervisor channels whose request is already audited; ``held``: the events
     read before the snapshot was applied (applied after it), for endings the snapshot hides.
     """
@@ -82,18 +135,24 @@ def plan(
     restarted = bool(core and stored_core and core != stored_core)
     out = Plan(freeswitch_restarted=restarted)
     if restarted:
-        out.effects = [CloseAudit(r["supervisor_uuid"], "completed", now, "freeswitch_shutdown") for r in records]
+        effects: list[Effect] = [CloseAudit(r["supervisor_uuid"], "completed", now, "freeswitch_shutdown") for r in records]
         machine.active.clear()
     else:
         effects = machine.reattach(
-            [{**r, "last_mode_at": max((m["at"] for m in r.get("modes", ())), default=None)} for r in records],
+            [
+                {**r, "current_mode": last_known_mode(r), "last_mode_at": max((m["at"] for m in r.get("modes", ())), default=None)}
+                for r in records
+            ],
             now,
             restarted=first,
             last_seen=last_seen,
             endings=endings(records, held),
         )
         out.reassert = [e.uuid for e in effects if isinstance(e, SendKey)]
-        out.effects = [e for e in effects if not isinstance(e, SendKey) and not (isinstance(e, AddMode) and e.source == "reattach")]
+        effects = [e for e in effects if not isinstance(e, SendKey) and not (isinstance(e, AddMode) and e.source == "reattach")]
+    out.effects = gap_entries(
+        effects, records, out.reassert, known_until=last_seen, source="daemon_down" if first else "connection_lost", now=now
+    )
     open_sups = {r["supervisor_uuid"] for r in records}
     for ch in machine.channels.channels.values():
         if ch.application != "park" or not ch.destination or not FEATURE_CODE.match(ch.destination):

@@ -36,6 +36,7 @@ from .esl import ConnectError, ConnectionLost, EslSession
 from .events import Event
 from .journal import Journal, JournalError
 from .policy import Policy
+from .terms import MODES
 
 __all__ = ["NodeService"]
 
@@ -43,6 +44,8 @@ log = structlog.get_logger("fsbarge.service")
 
 MAX_BATCH = 2000
 AUDIT_EFFECTS = (OpenAudit, AddMode, CloseAudit, OpenHelp, CloseHelp)
+# modes in which someone hears the supervisor (not listen, and not the history's "unknown")
+AUDIBLE_MODES = frozenset(MODES) - {"listen"}
 
 
 @dataclass
@@ -59,6 +62,9 @@ class _Resync:
 @dataclass
 class _Disconnected:
     reason: str
+    #: the last moment the lost connection brought anything (event or reply): from then on keys
+    #: pressed may have gone unseen (resync.gap_entries)
+    known_until: float
 
 
 @dataclass
@@ -121,6 +127,7 @@ class NodeService:
         self.core_uuid: str | None = None
         self.held: list[tuple[Event, float]] | None = None
         self.last_event_at: float | None = None
+        self.known_until: float | None = None  # set while disconnected: see _Disconnected
         self.resyncs = 0
         self.processing = False
         self.last_progress = time.monotonic()
@@ -144,7 +151,9 @@ class NodeService:
             raise ConnectError("resync did not finish in time") from exc
 
     def on_disconnected(self, reason: str) -> None:
-        self.queue.put(_Disconnected(reason))
+        session, now = self.session, self.clock()
+        # (a connection that went silent was already dead long before it was dropped)
+        self.queue.put(_Disconnected(reason, now - session.silent_for() if session is not None else now))
 
     def tick(self) -> None:
         self.queue.put(_Tick())
@@ -169,7 +178,7 @@ class NodeService:
     def process(self, batch: list[Any]) -> None:
         """Apply a batch of queued items in order, then hand the mirror its changes once."""
         acting = self.may_act()  # another instance may be taking the node over: decide nothing
-        for item in batch:
+        for i, item in enumerate(batch):
             if type(item) is tuple:
                 if not acting:
                     continue
@@ -178,12 +187,13 @@ class NodeService:
                 else:
                     self._event(*item)
             elif isinstance(item, _Resync):
-                self._resync_item(item)
+                self._resync_item(item, batch[i + 1 :])
             elif isinstance(item, _Hold):
                 self.held = []  # events of an earlier, failed attempt are covered by the coming snapshot
             elif isinstance(item, _Disconnected):
                 self.session = None
                 self.held = None
+                self.known_until = item.known_until if self.known_until is None else min(self.known_until, item.known_until)
                 self.mirror.status(self.name, connected=False)
             elif isinstance(item, _Tick):
                 self._heartbeat()
@@ -219,7 +229,10 @@ class NodeService:
     def _heartbeat(self) -> None:
         now = self.clock()
         self.mirror.status(self.name, heartbeat_at=now, last_event_at=self.last_event_at)
-        # The best end time of an intervention after a kill: not fsync'd, a heartbeat is cheap to lose.
+        if self.session is None:
+            return  # cut off from FreeSWITCH, we know nothing new: last_seen stays when we last did
+        # The best end time of an intervention after a kill, and where the mode becomes unknown
+        # (resync.gap_entries): not fsync'd, a heartbeat is cheap to lose.
         # It is also how changes held while the journal could not be written get there (they go
         # first, fsync'd) as soon as it can: within one watchdog interval of the space coming back.
         self._guarded(lambda: self._record_liveness(now), "recording liveness")
@@ -324,7 +337,7 @@ class NodeService:
                     record = dict(change["record"], outcome="failed", reason="audit_unavailable")
                     record["ended_at"] = record.get("started_at")
                     held.append({**change, "record": record})
-            elif isinstance(eff, AddMode) and not eff.refused and eff.mode != "listen" and eff.key in self.machine.active:
+            elif isinstance(eff, AddMode) and not eff.refused and eff.mode in AUDIBLE_MODES and eff.key in self.machine.active:
                 # back to the mode on record, so the record stays true (listen if none yet, recorded so)
                 back = modes.get(eff.key) or self._recorded_mode(eff.key)
                 self.log.error("audit journal unavailable: mode change undone", mode=eff.mode, back_to=back or "listen",
@@ -476,14 +489,15 @@ class NodeService:
             self._carry_out(self.machine.close_all("freeswitch_shutdown", now))
         self._remember_core(core_uuid)
 
-    def _resync_item(self, item: _Resync) -> None:
+    def _resync_item(self, item: _Resync, later: list[Any]) -> None:
         try:
-            reassert, at = self._resync(item.session)
+            reassert, at = self._resync(item.session, later)
         except Exception as exc:  # the link retries; never kill the loop
             self.log.warning("resync failed", error=str(exc))
             item.done.set_exception(exc if isinstance(exc, ConnectError) else ConnectError(str(exc)))
             return
         held, self.held = self.held or [], None
+        self.known_until = None
         item.done.set(True)
         for ev, now in held:  # read before the snapshot was applied: applied after it, in order
             self._event(ev, now)
@@ -491,7 +505,19 @@ class NodeService:
             # Dated at the snapshot: keys read after it sort after the re-assert, as they happened.
             self._guarded(lambda: self._carry_out(self.machine.reassert(reassert, at)), "re-asserting modes")
 
-    def _resync(self, session: EslSession) -> tuple[list[str], float]:
+    def _read_meanwhile(self, later: list[Any] | tuple[()]) -> list[tuple[Event, float]]:
+        """The events read since this resync was queued (behind it in the batch, then in the
+        queue; they are applied after it as usual). A supervisor who hung up while the snapshot
+        was taken is missing from it, and only these events say how and when it ended."""
+        out = []
+        for item in [*later, *list(self.queue.queue)]:
+            if isinstance(item, _Hold | _Resync | _Disconnected):
+                break  # another connection's
+            if type(item) is tuple:
+                out.append(item)
+        return out
+
+    def _resync(self, session: EslSession, later: list[Any] | tuple[()] = ()) -> tuple[list[str], float]:
         """Take ``show channels`` as the truth, then carry out what :func:`resync.plan` decides;
         returns the re-attached supervisors whose mode is re-asserted after the held events, and
         the time of the snapshot."""
@@ -505,16 +531,19 @@ class NodeService:
         for rec in records:
             self.uids[rec["supervisor_uuid"]] = rec["uid"]
         node_state = self.journal.nodes.get(self.name, {})
+        first = self.resyncs == 0
         plan = resync.plan(
             self.machine,
             records,
             stored_core=self._stored_core(),
             core=core,
-            first=self.resyncs == 0,
-            last_seen=node_state.get("last_seen"),
+            first=first,
+            # the last moment we knew the node: before our own start, the journal says; after a
+            # reconnect, the last read on the lost connection
+            last_seen=node_state.get("last_seen") if first or self.known_until is None else self.known_until,
             decided=set(self.journal.decided),
             now=now,
-            held=self.held or (),
+            held=[*(self.held or ()), *self._read_meanwhile(later)],
         )
         if plan.freeswitch_restarted:
             self.log.warning("FreeSWITCH restarted while we were away", old=self._stored_core(), new=core)

@@ -16,7 +16,14 @@ OUTCOMES = ("active", "completed", "denied", "no_active_call", "failed")
 REFUSED_OUTCOMES = frozenset({"denied", "no_active_call"})
 
 END_REASONS = ("supervisor_hangup", "call_ended", "supervisor_left", "freeswitch_shutdown", "daemon_restart")
-MODE_SOURCES = ("feature_code", "dtmf", "reattach", "help_request")
+# What a mode history may also say: the mode was unknown from `at` until the next entry. FreeSWITCH
+# reports no eavesdrop mode, and keys pressed while the daemon was down (`daemon_down`) or cut off
+# from FreeSWITCH (`connection_lost`) leave no trace; the re-attach that follows re-asserts the
+# recorded mode. Not a mode anyone can be put in: teams' `modes` and the keys never name it.
+UNKNOWN_MODE = "unknown"
+HISTORY_MODES: tuple[str, ...] = (*MODES, UNKNOWN_MODE)  # every value of modes[].mode / seconds_by_mode
+GAP_SOURCES = ("daemon_down", "connection_lost")
+MODE_SOURCES = ("feature_code", "dtmf", "reattach", "help_request", *GAP_SOURCES)
 
 # How an intervention began (audit `origin`), and help requests (SPEC.md "Help requests").
 # reconstructed: rebuilt from its later changes after the journal line that opened it was damaged

@@ -17,7 +17,12 @@ What "right" means, per supervisor channel the simulator ran eavesdrop for:
   eavesdrop ended before a re-attach could;
 - its end reason is the one the simulator's ending implies, or ``daemon_restart`` when the
   daemon was killed before it could journal the ending; a FreeSWITCH restart while the daemon
-  was down (the campaign does that too) must be ``freeswitch_shutdown``, told by the Core-UUID.
+  was down (the campaign does that too) must be ``freeswitch_shutdown``, told by the Core-UUID;
+- it never claims a mode for a moment the daemon could not know it: while the daemon was dead,
+  or while FreeSWITCH was silent (the campaign also silences the simulator now and then: the
+  socket stays open, nothing comes; the daemon must notice, reconnect and lose nothing), the
+  history says ``unknown`` (keys pressed then are the reason), and the modes around it are judged
+  as above.
 
 Every other feature-code attempt has at most one record, and none claims audio that never flowed.
 
@@ -47,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fsbarge.auditview import to_ms
 from fsbarge.db import make_engine
 from fsbarge.journal import _decode
 from fsbarge.quarantine import quarantine_path, read_entries
@@ -66,6 +72,13 @@ CONFIRM_SECONDS = WAIT
 TEAM_PAIRS = (("1002", "1000"), ("1005", "1004"), ("1012", "1010"))  # a supervisor and an agent of its team
 HELD_SECONDS = 20.0  # held changes reach the journal with the next heartbeat (every 5 s) once there is space
 JOURNAL_FULL = b"cannot write the audit journal"
+# FreeSWITCH's HEARTBEAT (every 20 s in production) and the daemon's idle_timeout, scaled down: a
+# silent simulator is noticed within IDLE_TIMEOUT + command_timeout
+HEARTBEAT_SECONDS = 0.3
+IDLE_TIMEOUT = 1.0
+# a gap starts at the last thing the daemon read; what the simulator had queued when it went
+# silent may still arrive a moment after silence() returned
+SILENCE_SLACK = 0.25
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float) -> Any:
@@ -93,6 +106,7 @@ class Result:
     poisons: int = 0
     quarantined: int = 0
     disk_note: str = ""
+    silences: int = 0
 
     @property
     def line(self) -> str:
@@ -100,13 +114,15 @@ class Result:
 
 
 class Campaign:
-    def __init__(self, tmp: Path, kills: int, seed: int, *, lock_every: int = 4, fault_every: int = 40) -> None:
+    def __init__(self, tmp: Path, kills: int, seed: int, *, lock_every: int = 4, fault_every: int = 40,
+                 silence_every: int = 12) -> None:
         self.tmp = tmp
         self.kills_wanted = kills
         self.rng = random.Random(seed)
         self.lock_every = lock_every
         self.fault_every = fault_every
-        self.sim = FreeSwitchSim(password="ClueCon", threaded=True).start()
+        self.silence_every = silence_every
+        self.sim = FreeSwitchSim(password="ClueCon", threaded=True, heartbeat_interval=HEARTBEAT_SECONDS).start()
         self.disk: TmpfsFull | None = None
         self.disk_note = ""
         try:
@@ -115,7 +131,7 @@ class Campaign:
             self.disk_note = f"disk-full steps skipped: {exc}"
         journal_dir = self.disk.dir if self.disk is not None else tmp
         self.journal_path = journal_dir / "fsbarge.journal"
-        self.config = write_config(tmp, self.sim.port, journal_path=self.journal_path)
+        self.config = write_config(tmp, self.sim.port, journal_path=self.journal_path, node_extra=f"idle_timeout = {IDLE_TIMEOUT}")
         self.db_path = tmp / "fsbarge.db"
         self.daemon_log = tmp / "daemon.log"
         self.daemon: DaemonProcess | None = None
@@ -144,6 +160,9 @@ class Campaign:
         self.poison_left = 0
         self.poisons = 0
         self.quarantined = 0
+        # (from, to) wall-clock seconds during which the daemon could not know what FreeSWITCH did
+        self.blind: list[tuple[float, float]] = []
+        self.silences = 0
 
     # -- the daemon and its journal --------------------------------------------------------------
     def start_daemon(self) -> None:
@@ -192,11 +211,11 @@ class Campaign:
         return sum(1 for m in self.seen.get(sup, {}).get("modes", {}).values() if m[1] == "dtmf")
 
     # -- steps -------------------------------------------------------------------------------
-    def act(self) -> None:
+    def act(self, hangups: bool = True) -> None:
         rng = self.rng
         log = self.sim.eavesdrop_log()
         running = [s for s, u in self.sups.items() if u in log and log[u]["end"] is None]
-        choices = ["call"] * 2 + ["dial"] * 3 + ["key"] * (5 if running else 0) + ["hangup"] * 2
+        choices = ["call"] * 2 + ["dial"] * 3 + ["key"] * (5 if running else 0) + ["hangup"] * (2 if hangups else 0)
         what = rng.choice(choices)
         if what == "call":
             free = [a for a in AGENTS if a not in self.calls]
@@ -216,6 +235,7 @@ class Campaign:
             uuid = self.sups[sup]
             before = len(self.sim.eavesdrop_log()[uuid]["modes"])
             digit = rng.choice("01230123*")
+            self.read_journal()  # else a key journaled a moment ago would pass for this one
             seen_before = self.dtmf_count(uuid)
             self.sim.press(uuid, digit)
             after = self.sim.eavesdrop_log()[uuid]["modes"]
@@ -271,6 +291,7 @@ class Campaign:
         assert self.daemon is not None
         self.read_journal()
         self.daemon.kill()
+        killed = time.time()
         # audio that started but whose first mode the daemon had not journaled when it died
         for uuid in self.sim.eavesdrop_log():
             if not self.seen.get(uuid, {}).get("modes"):
@@ -299,6 +320,7 @@ class Campaign:
             self.locks += 1
         elif self.locker is not None and self.rng.randrange(2) == 0:
             self.unlock()
+        self.blind.append((killed, time.time()))
         self.start_daemon()
 
     def note_unasserted(self) -> None:
@@ -435,6 +457,26 @@ class Campaign:
             self.locker.close()
             self.locker = None
 
+    def silence(self) -> None:
+        """FreeSWITCH goes silent for a while (the socket stays open, nothing comes, commands are
+        not run); keys are pressed and feature codes dialled meanwhile. The daemon must notice,
+        drop the connection, and once FreeSWITCH speaks again reconnect and resync. (No hang-ups
+        in the silence: how an ending nobody saw is told after a reconnect is not what this checks.)"""
+        self.read_journal()
+        self.sim.silence()
+        silent_from = time.time()
+        self.silences += 1
+        for _ in range(self.rng.randint(1, 3)):
+            self.act(hangups=False)
+        # the daemon closes the silenced connection (new attempts get no auth/request either)
+        if not wait_for(lambda: not any(c.authed for c in self.sim.clients()), 60):
+            raise AssertionError("the daemon did not notice that FreeSWITCH went silent")
+        silent_to = time.time()
+        self.sim.silence(False)
+        self.blind.append((silent_from + SILENCE_SLACK, silent_to))
+        if not wait_for(lambda: any(c.events and not c.silent for c in self.sim.clients()), 60):
+            raise AssertionError("the daemon did not reconnect once FreeSWITCH spoke again")
+
     # -- the run -------------------------------------------------------------------------------
     def run(self) -> Result:
         try:
@@ -445,6 +487,8 @@ class Campaign:
                 self.act()
                 if self.rng.randrange(3) == 0:
                     self.kill()
+                elif self.rng.randrange(self.silence_every) == 0:
+                    self.silence()
             self.unlock()
             if self.full_left:
                 self.free_disk()
@@ -519,7 +563,7 @@ class Campaign:
             kills=self.kills, steps=self.step, attempts=len(self.attempts), checked=sum(1 for u in self.attempts if u in log),
             wrong=wrong, unseen_keys=sum(len(v) for v in self.unseen_keys.values()), unseen_ends=len(self.unseen_end),
             locks=self.locks, fs_restarts=self.fs_restarts, disk_fulls=self.disk_fulls, held_closes=self.held_closes,
-            poisons=self.poisons, quarantined=self.quarantined, disk_note=self.disk_note,
+            poisons=self.poisons, quarantined=self.quarantined, disk_note=self.disk_note, silences=self.silences,
         )
 
     def judge(self, uuid: str, rec: dict[str, Any], truth: dict[str, Any]) -> str | None:
@@ -529,9 +573,15 @@ class Campaign:
         # A FreeSWITCH restart while the daemon was down is told by the Core-UUID: never a guess.
         allowed = {expected} | ({"daemon_restart"} if uuid in self.unseen_end and truth["end"] != "shutdown" else set())
         allowed |= {"freeswitch_shutdown"} if uuid in self.shutdown_ok and uuid in self.unseen_end else set()
-        if rec["end_reason"] not in allowed and not (rec["outcome"] == "failed" and uuid in self.unseen_end):
+        # killed before it saw audio start or end: "failed" says it cannot know (see below)
+        cannot_know = uuid in self.unseen_end or uuid in self.unseen_start
+        if rec["end_reason"] not in allowed and not (rec["outcome"] == "failed" and cannot_know):
             return f"end_reason {rec['end_reason']!r}, expected {sorted(allowed)} ({truth['end']})"
-        got = fold([m["mode"] for m in rec["modes"] if not m.get("refused")])
+        blind = claimed_while_blind(rec, self.blind)
+        if blind:
+            return blind
+        # the gaps are judged above; the modes around them as ever
+        got = fold([m["mode"] for m in rec["modes"] if not m.get("refused") and m["mode"] != "unknown"])
         applied = effective(truth["modes"])
         variants = [applied]
         if uuid in self.unseen_keys:
@@ -545,6 +595,24 @@ class Campaign:
         if got not in variants:
             return f"modes {got}, FreeSWITCH applied {applied}"
         return None
+
+
+def claimed_while_blind(rec: dict[str, Any], blind: list[tuple[float, float]]) -> str | None:
+    """What the record claims to know about a time the daemon could not know it (dead, or FreeSWITCH
+    silent): any mode but ``unknown`` in force during such a time is wrong. None when it claims none."""
+    entries = sorted(((to_ms(m["at"]), i, m["mode"]) for i, m in enumerate(rec["modes"]) if not m.get("refused")))
+    if not entries or rec["ended_at"] is None:
+        return None
+    end = to_ms(rec["ended_at"])
+    for start_s, stop_s in blind:
+        lo, hi = max(round(start_s * 1000), entries[0][0]), min(round(stop_s * 1000), end)
+        if lo >= hi:
+            continue  # not running then
+        in_force = [e for e in entries if e[0] <= lo][-1:] + [e for e in entries if lo < e[0] < hi]
+        for at, _, mode in in_force:
+            if mode != "unknown":
+                return f"claims {mode} at {max(at, lo)} ms while the daemon could not know ({round(start_s * 1000)}-{round(stop_s * 1000)})"
+    return None
 
 
 def fold(modes: list[str]) -> list[str]:
@@ -591,7 +659,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         result = Campaign(Path(tmp), args.kills, args.seed).run()
     print(f"(seed {args.seed}; {result.steps} steps, {result.attempts} feature-code attempts, {result.checked} eavesdrops checked, "
-          f"{result.locks} database locks held across kills, {result.fs_restarts} FreeSWITCH restarts with the daemon down, {result.unseen_keys} keys and {result.unseen_ends} endings "
+          f"{result.locks} database locks held across kills, {result.fs_restarts} FreeSWITCH restarts with the daemon down, "
+          f"{result.silences} silences of FreeSWITCH, {result.unseen_keys} keys and {result.unseen_ends} endings "
           "the daemon was killed before it could see)")
     print(f"({result.disk_fulls} full journal filesystems, {result.held_closes} closes held across them; {result.poisons} "
           f"supervisors' records refused by a trigger, {result.quarantined} changes quarantined and applied by a retry"

@@ -268,6 +268,16 @@ def sim_stalled(sim: FreeSwitchSim) -> Iterator[FreeSwitchSim]:
 
 
 @pytest.fixture
+def silence(sim: FreeSwitchSim) -> Iterator[Callable[..., int]]:
+    """Failure mode trigger: a silent stall (``silence()``; ``silence(False)`` lets new connections
+    work again): open connections get nothing more, not even replies, and stay open."""
+    try:
+        yield sim.silence
+    finally:
+        sim.silence(False)
+
+
+@pytest.fixture
 def sim_refusing(sim: FreeSwitchSim) -> Iterator[FreeSwitchSim]:
     """Failure mode: nothing listens on the port (connection refused) until switched back."""
     sim.refuse_connections = True

@@ -23,7 +23,7 @@ CORE = {
     "crossnode": set(),
     "help": {"barge", "channels", "events", "policy"},
     "commands": {"barge", "help"},
-    "resync": {"barge", "events"},
+    "resync": {"barge", "events", "terms"},
     "chain": set(),
     "humantime": set(),
 }

@@ -225,3 +225,27 @@ def test_summarise_of_nothing_and_an_unknown_grouping() -> None:
     with pytest.raises(ValueError, match="unknown grouping"):
         summarise([], "colour")
     assert summarise([], "team")["groups"] == []
+
+
+def _gap_record(rid: int, gap: bool) -> dict:
+    """An ended record as queries yields it: 60 s of whisper, or 50 s and a 10 s gap."""
+    spent = {"whisper": 50.0, "unknown": 10.0} if gap else {"whisper": 60.0}
+    return {"id": rid, "agent": "1000", "supervisor": "1002", "outcome": "completed", "started_at": "2026-11-03T10:00:00.000Z",
+            "ended_at": "2026-11-03T10:01:00.000Z", "seconds_by_mode": spent}
+
+
+def test_time_in_a_gap_is_counted_as_unknown_and_shown_only_when_there_is_some() -> None:
+    """A restart or a lost connection under a running intervention leaves a gap whose mode nobody
+    knows: it counts under `unknown` (JSON and CSV always have the key), so the modes add up to the
+    durations; the table grows an `unknown` column only when some time was spent there."""
+    from fsbarge.auditstats import render_stats
+
+    with_gap = summarise([_gap_record(1, True), _gap_record(2, False)], "agent")
+    assert with_gap["total"]["seconds_by_mode"] == {"listen": 0, "whisper": 110.0, "barge": 0, "customer_whisper": 0, "unknown": 10.0}
+    assert sum(with_gap["total"]["seconds_by_mode"].values()) == 2 * with_gap["total"]["median_seconds"]
+    header = render_stats(with_gap, "table").splitlines()[0].split()
+    assert header[-3:] == ["unknown", "median", "longest"]
+    assert "seconds_unknown" in render_stats(with_gap, "csv").splitlines()[0].split(",")
+    without = summarise([_gap_record(2, False)], "agent")
+    assert without["total"]["seconds_by_mode"]["unknown"] == 0
+    assert "unknown" not in render_stats(without, "table").splitlines()[0]

@@ -365,3 +365,21 @@ def test_render_channels_table() -> None:
     assert "sofia/internal/gw+1000@127.0.0.1:5070" in lines[2]
     assert "10:00:00.500Z" in lines[2]
     assert av.render_channels([], "table") == "(no live channels)"
+
+
+def test_a_gap_counts_as_unknown_and_the_modes_still_add_up() -> None:
+    """The daemon was down from 10:00:30 (the last moment it knew the mode) to the re-attach at
+    10:00:36: those 6 s are `unknown`, not whisper, and every second is still counted once."""
+    modes = [
+        *SPEC_MODES,
+        mode("unknown", datetime(2026, 11, 22, 10, 0, 30), "daemon_down"),
+        mode("whisper", datetime(2026, 11, 22, 10, 0, 36), "reattach"),
+    ]
+    rec = av.record(row(), modes)
+    assert [(m["mode"], m["source"]) for m in rec["modes"]][2:] == [("unknown", "daemon_down"), ("whisper", "reattach")]
+    assert rec["seconds_by_mode"] == {"listen": 11.8, "whisper": 72.456, "unknown": 6.0}
+    assert sum(rec["seconds_by_mode"].values()) == pytest.approx(90.256)  # modes[0].at to ended_at
+    [header, values] = list(csv.reader(io.StringIO(av.render_csv([rec]))))
+    assert header[-5:] == ["seconds_listen", "seconds_whisper", "seconds_barge", "seconds_customer_whisper", "seconds_unknown"]
+    assert values[-5:] == ["11.8", "72.456", "0", "0", "6"]
+    assert "unknown 6.0s" in av.render_table([rec])

@@ -42,6 +42,7 @@ port = 8022
 password = "{SECRET}"
 connect_timeout = 2
 command_timeout = 7.5
+idle_timeout = 65
 
 [database]
 url = "sqlite:////tmp/fsbarge.db"
@@ -107,7 +108,7 @@ def test_full_config_parses_into_exactly_these_dataclasses():
             NodeConfig(name="pbx1", host="127.0.0.1", port=8021, password=SECRET),
             NodeConfig(
                 name="pbx2", host="10.0.0.2", port=8022, password=SECRET,
-                connect_timeout=2.0, command_timeout=7.5,
+                connect_timeout=2.0, command_timeout=7.5, idle_timeout=65.0,
             ),
         ),
         database=DatabaseConfig(url="sqlite:////tmp/fsbarge.db"),
@@ -126,7 +127,7 @@ def test_full_config_parses_into_exactly_these_dataclasses():
 def test_minimal_config_gets_the_documented_defaults():
     config = parse_config(MINIMAL, PATH, {})
     node = config.nodes[0]
-    assert (node.port, node.connect_timeout, node.command_timeout) == (8021, 5.0, 5.0)
+    assert (node.port, node.connect_timeout, node.command_timeout, node.idle_timeout) == (8021, 5.0, 5.0, 30.0)
     assert config.database.url == DEFAULT_DATABASE_URL == "sqlite:////var/lib/fsbarge/fsbarge.db"
     assert config.teams[0].modes == ("listen", "whisper", "barge", "customer_whisper")  # default: every mode
     assert config.policy == PolicyConfig(protect_supervisors=True, protected=(), allow_second_barge=False)
@@ -283,6 +284,8 @@ INVALID = [
     ("password-typo", variant("password =", "pasword ="), "freeswitch[0].pasword",
      'unknown key (did you mean "password"?)'),
     ("bad-timeout", variant("connect_timeout = 2", "connect_timeout = 0"), "freeswitch[1].connect_timeout",
+     "must be a number of seconds greater than 0"),
+    ("bad-idle-timeout", variant("idle_timeout = 65", 'idle_timeout = "1m"'), "freeswitch[1].idle_timeout",
      "must be a number of seconds greater than 0"),
     ("sip-address-port", variant("port = 8022", 'port = 8022\nsip_address = "10.0.0.2:99999"'),
      "freeswitch[1].sip_address", 'must be "host" or "host:port" (e.g. "10.0.0.12:5080"), got "10.0.0.2:99999"'),

@@ -8,6 +8,7 @@ on twice (counted from the commands the simulated FreeSWITCH received from both 
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
+from fsbarge.auditview import to_ms
 from fsbarge.sim import FreeSwitchSim
 from tests.e2e import DaemonProcess, audit_json, cli, wait_until, write_config
 
@@ -116,6 +118,7 @@ def test_sigkill_of_the_owner_hands_the_node_over_within_10s(sim, tmp_path, shar
         sim.place_call("1011", "1010")
         killed = datetime.now().astimezone()
         a.kill()
+        killed_at = time.time()
         s3 = sim.dial("1012", "*331010")  # dialled during the hand-over
         wait_until(lambda: reattached(config, 2), what="b to re-attach both interventions")
         sim.wait_for(lambda: sim.eavesdrop_mode(s3) == "listen")
@@ -125,6 +128,10 @@ def test_sigkill_of_the_owner_hands_the_node_over_within_10s(sim, tmp_path, shar
         assert served_by(config) == "b"
         check_once(sim, config, [s1, s2, s3])
         assert (sim.eavesdrop_mode(s1), sim.eavesdrop_mode(s2)) == ("listen", "whisper")  # re-asserted as recorded
+        for rec in reattached(config, 2):  # the mode is unknown from a's last event to b's re-attach
+            first, gap, back = rec["modes"]
+            assert (gap["mode"], gap["source"], back["source"]) == ("unknown", "daemon_down", "reattach")
+            assert to_ms(first["at"]) <= to_ms(gap["at"]) <= killed_at * 1000 < to_ms(back["at"])
         sim.hangup(s1)
         wait_until(lambda: any(r["outcome"] == "completed" for r in audit_json(config)), what="b to close one")
     finally:

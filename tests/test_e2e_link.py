@@ -6,6 +6,7 @@ import io
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 
 from fsbarge import __version__
+from fsbarge.auditview import to_ms
 from fsbarge.logs import configure_logging
 from fsbarge.sim import FreeSwitchSim
 from tests.sim_fixtures import sim  # noqa: F401  (fixture)
@@ -94,6 +96,48 @@ def test_a_stalled_reply_times_out_and_the_daemon_reconnects(sim, daemon) -> Non
     wait_until(lambda: mirror(daemon) == sim_uuids(sim) == {call.a_uuid, call.b_uuid}, what="the mirror to settle")
     [rec] = daemon.audit()
     assert (rec["outcome"], rec["reason"], rec["modes"]) == ("failed", "connection_lost", [])
+
+
+def test_a_freeswitch_gone_silent_is_noticed_shown_in_status_and_resynced_once_it_speaks(sim, tmp_path, logs) -> None:
+    """The socket stays open but nothing comes (a hung FreeSWITCH, a firewall that dropped the
+    flow): after idle_timeout the daemon probes, drops the connection with one error line, `fsbarge
+    status` says degraded and why, and once FreeSWITCH answers again it resyncs: a feature code
+    dialled during the silence is served, the mirror matches."""
+    config = write_config(tmp_path, sim.port, node_extra="idle_timeout = 0.5")
+    with InProcessDaemon(config) as d:
+        d.wait_connected()
+        call = sim.place_call("1001", "1000")
+        sim.place_call("1003", "1004")
+        listening = sim.dial("1005", "*331004")
+        wait_until(lambda: sim.eavesdrop_mode(listening) == "listen", what="an intervention running")
+        wait_until(lambda: mirror(d) == sim_uuids(sim), what="the calls mirrored")
+        silenced_at = time.time()
+        sim.silence()
+        sup = sim.dial("1002", "*341000")  # the daemon cannot see it: it waits in park
+        sim.press(listening, "3")  # nor this key
+        wait_until(lambda: d.service.session is None, timeout=30, what="the silence noticed")
+        status = wait_until(
+            lambda: (p := cli(config, "status", "--format", "json", check=False)).returncode == 1
+            and any("no event or reply from FreeSWITCH" in x for x in json.loads(p.stdout)["problems"]) and p,
+            timeout=30, what="status to say why it is degraded")
+        doc = json.loads(status.stdout)
+        assert doc["state"] == "degraded" and "node pbx1: not connected to FreeSWITCH" in doc["problems"]
+        sim.silence(False)
+        d.wait_connected(count=2, timeout=30)
+        wait_until(lambda: sim.eavesdrop_mode(sup) == "whisper", timeout=30, what="the waiting request served")
+        assert sim.eavesdrop_target(sup) == call.b_uuid
+        wait_until(lambda: mirror(d) == sim_uuids(sim), timeout=30, what="the mirror to settle")
+        wait_until(lambda: json.loads(cli(config, "status", "--format", "json", check=False).stdout)["state"] == "healthy",
+                   timeout=30, what="status healthy again")
+        # the key pressed in the silence is undone, and the record does not claim listen through it:
+        # unknown from the last thing read before the silence (not from when it was noticed)
+        wait_until(lambda: sim.eavesdrop_mode(listening) == "listen", timeout=30, what="the recorded mode re-asserted")
+        [rec] = [r for r in d.audit() if r["supervisor_uuid"] == listening]
+        assert [(m["mode"], m["source"]) for m in rec["modes"]] == [
+            ("listen", "feature_code"), ("unknown", "connection_lost"), ("listen", "reattach")]
+        assert to_ms(rec["modes"][1]["at"]) / 1000 <= silenced_at
+    said = [l for l in lines(logs) if "no event or reply from FreeSWITCH" in l["event"]]
+    assert len(said) == 1 and said[0]["level"] == "error" and said[0]["node"] == "pbx1"
 
 
 def test_malformed_frames_are_skipped_and_the_connection_kept(sim, daemon, logs) -> None:

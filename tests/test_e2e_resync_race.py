@@ -71,3 +71,41 @@ def test_freeswitch_and_the_daemon_restarting_together_is_a_freeswitch_shutdown(
         second.wait_connected()
         rec = wait_until(lambda: (r := audit_json(config))[0]["outcome"] == "completed" and r[0], what="closed")
     assert rec["end_reason"] == "freeswitch_shutdown"
+
+
+def test_a_hang_up_read_while_the_snapshot_is_taken_says_how_the_intervention_ended(
+    sim: FreeSwitchSim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The supervisor hangs up after the resync began but before ``show channels`` is answered: the
+    snapshot no longer shows them, and their CHANNEL_HANGUP, read meanwhile, is queued behind the
+    resync. It says how the intervention ended (supervisor_hangup, at its time), not a guess
+    (daemon_restart). (Found by the fault campaign.)"""
+    from fsbarge import snapshot
+
+    config = write_config(tmp_path, sim.port)
+    sim.place_call("1001", "1000")
+    with InProcessDaemon(config) as first:
+        first.wait_connected()
+        sup = sim.dial("1002", "*331000")
+        wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", what="eavesdrop running")
+        wait_until(lambda: (r := audit_json(config)) and r[0]["modes"], timeout=10, what="the record")
+    second = InProcessDaemon(config)
+    read: list[str] = []
+    original_event, original_channels = second.link._on_event, snapshot.channels  # noqa: SLF001 - our own class
+
+    def on_event(ev: Any) -> None:
+        read.append(f"{ev.name} {ev.uuid}")
+        original_event(ev)
+
+    def channels_after_a_hang_up(session: Any) -> Any:
+        if sim.channel(sup) is not None:
+            sim.hangup(sup)
+            wait_until(lambda: f"CHANNEL_HANGUP {sup}" in read, what="the hang-up read during the resync")
+        return original_channels(session)
+
+    second.link._on_event = on_event  # noqa: SLF001
+    monkeypatch.setattr(snapshot, "channels", channels_after_a_hang_up)
+    with second:
+        second.wait_connected()
+        rec = wait_until(lambda: (r := audit_json(config))[0]["outcome"] == "completed" and r[0], timeout=10, what="closed")
+    assert rec["end_reason"] == "supervisor_hangup"

@@ -138,3 +138,36 @@ def test_a_refused_key_is_a_mode_change_the_receiver_hears_about(sim, tmp_path: 
         assert events[3][0] == "intervention.ended"
         refused = rx.accepted()[2]["json"]["intervention"]["modes"][-1]
         assert (refused["mode"], refused["source"], refused["refused"]) == ("barge", "dtmf", True)
+
+
+def test_a_gap_while_disconnected_is_a_mode_change_the_receiver_hears_about(sim, tmp_path: Path, daemon_db_url: str) -> None:
+    """The connection to FreeSWITCH is lost under a running whisper and a key is pressed meanwhile:
+    the receiver hears of the gap (mode `unknown`, source `connection_lost`) and of the re-attach,
+    and the chain still verifies."""
+    with Receiver(SECRET) as rx:
+        config = webhook_config(tmp_path, sim.port, rx.url, daemon_db_url)
+        with InProcessDaemon(config) as d:
+            d.wait_connected()
+            sim.place_call("1001", "1000")
+            sup = sim.dial("1002", "*341000")
+            wait_until(lambda: sim.eavesdrop_mode(sup) == "whisper", what="eavesdrop running")
+            d.wait_idle()
+            sim.refuse_connections = True
+            sim.drop_connections()
+            wait_until(lambda: d.service.session is None, what="the daemon noticing the loss")
+            sim.press(sup, "3")  # nobody hears of it
+            sim.refuse_connections = False
+            d.wait_connected(count=2)
+            wait_until(lambda: sim.eavesdrop_mode(sup) == "whisper", what="the recorded mode re-asserted")
+            wait_until(lambda: len(rx.accepted()) == 4, timeout=10, what="four webhooks")
+            d.wait_idle()
+            sim.hangup(sup)
+            wait_until(lambda: len(rx.accepted()) == 5, timeout=10, what="the end")
+        events = [r["event"] for r in rx.accepted()]
+        assert events == ["intervention.started", "intervention.mode_changed", "intervention.mode_changed",
+                          "intervention.mode_changed", "intervention.ended"]
+        gap, back = (r["json"]["intervention"]["modes"][-1] for r in rx.accepted()[2:4])
+        assert (gap["mode"], gap["source"], back["mode"], back["source"]) == ("unknown", "connection_lost", "whisper", "reattach")
+        ended = rx.accepted()[4]["json"]["intervention"]
+        assert set(ended["seconds_by_mode"]) == {"whisper", "unknown"} and ended["seconds_by_mode"]["unknown"] > 0
+        assert cli(config, "audit", "verify").stdout.startswith("audit chain ok")

@@ -33,9 +33,12 @@ SUBSCRIBE = "event plain " + " ".join(SUBSCRIBED_EVENTS)
 FAST = dict(backoff_initial=0.01, backoff_max=0.05, auth_wait=0.3)
 
 
-def node_for(port: int, password: str = "ClueCon", connect_timeout: float = 1.0, command_timeout: float = 0.5) -> NodeConfig:
+def node_for(
+    port: int, password: str = "ClueCon", connect_timeout: float = 1.0, command_timeout: float = 0.5, idle_timeout: float = 30.0
+) -> NodeConfig:
     return NodeConfig(
-        "pbx1", "127.0.0.1", port, password=password, connect_timeout=connect_timeout, command_timeout=command_timeout
+        "pbx1", "127.0.0.1", port, password=password, connect_timeout=connect_timeout, command_timeout=command_timeout,
+        idle_timeout=idle_timeout,
     )
 
 
@@ -484,6 +487,118 @@ def test_a_connection_that_keeps_dying_at_once_is_not_reconnected_in_a_tight_loo
     first = rec.connected_at[:5]
     gaps = [b - a for a, b in zip(first, first[1:])]
     assert sum(gaps) >= 3 * backoff, f"5 connections in {sum(gaps):.3f}s: {gaps}"
+
+
+# --------------------------------------------------------------------------- a silent FreeSWITCH
+
+
+@dataclass
+class GoesSilent:
+    """A small fake Event Socket server: authenticates, accepts the subscription, then never sends
+    another byte and never closes (a hung FreeSWITCH, or a firewall that dropped the flow). It notes
+    what it read and when the client hung up."""
+
+    received: list[tuple[int, str]] = field(default_factory=list)
+    subscribed: list[float] = field(default_factory=list)
+    hung_up: list[float] = field(default_factory=list)
+    connections: int = 0
+
+    def handle(self, sock: Any, _addr: Any) -> None:
+        self.connections += 1
+        conn = self.connections
+        sock.sendall(b"Content-Type: auth/request\n\n")
+        buf = b""
+        while True:
+            try:
+                data = sock.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            buf += data
+            while b"\n\n" in buf:
+                text, buf = buf.split(b"\n\n", 1)
+                command = text.decode()
+                self.received.append((conn, command))
+                if command.startswith("auth "):
+                    sock.sendall(b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n")
+                elif command.startswith("event plain "):
+                    sock.sendall(b"Content-Type: command/reply\nReply-Text: +OK event listener enabled plain\n\n")
+                    self.subscribed.append(time.monotonic())
+                # anything else: silence
+        self.hung_up.append(time.monotonic())
+
+
+@pytest.fixture
+def goes_silent() -> Iterator[tuple[GoesSilent, int]]:
+    fake = GoesSilent()
+    server = StreamServer(("127.0.0.1", 0), fake.handle)
+    server.start()
+    try:
+        yield fake, server.server_port
+    finally:
+        server.stop(timeout=1)
+
+
+def test_a_connection_that_goes_silent_is_probed_dropped_and_renewed(goes_silent, start_link, logs) -> None:
+    """Subscribed, then nothing at all: after idle_timeout the link sends `api status`; with no reply
+    within command_timeout it closes the socket, says so in one error line, and connects again."""
+    fake, port = goes_silent
+    rec = Recorder()
+    rec.on_connected = rec.sessions.append  # type: ignore[method-assign]  # (its `api status` would get no reply)
+    link, _ = start_link(node_for(port, idle_timeout=0.3, command_timeout=0.3), rec)
+    wait_until(lambda: fake.hung_up, timeout=30, what="the link to give up on the silent connection")
+    silent_for = fake.hung_up[0] - fake.subscribed[0]
+    assert silent_for >= 0.55, f"dropped after {silent_for:.2f}s, before idle_timeout + command_timeout"
+    assert [c for n, c in fake.received if n == 1] == ["auth ClueCon", SUBSCRIBE, "api status"]
+    wait_until(lambda: fake.connections >= 2 and len(fake.subscribed) >= 2, timeout=30, what="a fresh connection")
+    assert link.probes >= 1
+    line = entries(logs, "error", "no event or reply from FreeSWITCH for")[0]
+    assert line["event"].endswith("s; reconnecting") and line["node"] == "pbx1"
+    assert rec.disconnects[0] == line["event"]
+    assert not entries(logs, "warning", "lost FreeSWITCH connection")  # one line, not two
+
+
+def test_a_quiet_freeswitch_that_answers_the_probe_keeps_its_connection(sim, start_link) -> None:
+    """No events for a while is not a fault: the probe is answered and the same session goes on."""
+    rec = Recorder()
+    link, _ = start_link(node_for(sim.port, idle_timeout=0.2), rec)
+    rec.wait_sessions(1)
+    [client] = sim.wait_for_clients(1)
+    wait_until(lambda: link.probes >= 3, timeout=30, what="three probes")
+    assert commands_of(sim, client.id).count("api status") >= 3  # on_connected's own + the probes
+    assert link.connects == 1 and rec.disconnects == [] and link.health.problems == []
+
+
+def test_anything_read_counts_as_a_sign_of_life(sim, start_link) -> None:
+    """A HEARTBEAT (FreeSWITCH sends one every 20 s) resets the silence: no probe is needed."""
+    rec = Recorder()
+    link, _ = start_link(node_for(sim.port), rec)
+    session = rec.wait_sessions(1)
+    wait_until(lambda: session.silent_for() > 0.2, timeout=30, what="a silence")
+    sim.heartbeat()
+    rec.wait_event(lambda e: e.name == "HEARTBEAT", timeout=30)
+    assert session.silent_for() < 0.2 and link.probes == 0
+
+
+def test_a_silenced_simulator_is_noticed_reported_and_reconnected_once_it_speaks(sim, start_link, logs) -> None:
+    """The simulator's silent stall: the link drops the connection, `fsbarge status`'s problem list
+    names it while new connections get no answer either, and it clears once a session is back."""
+    rec = Recorder()
+    link, _ = start_link(node_for(sim.port, connect_timeout=0.3, idle_timeout=0.3, command_timeout=0.3), rec)
+    rec.wait_sessions(1)
+    [old] = sim.wait_for_clients(1)
+    sim.silence()
+    wait_until(lambda: rec.disconnects, timeout=30, what="the silence to be noticed")
+    assert rec.disconnects[0].startswith("no event or reply from FreeSWITCH for")
+    assert link.health.problems == [rec.disconnects[0]]
+    sim.wait_for(lambda: old.id not in [c.id for c in sim.clients()], timeout=30)  # the link closed it
+    wait_until(lambda: entries(logs, "warning", "cannot connect"), timeout=30, what="a new attempt, unanswered too")
+    assert link.health.problems and link.session is None
+    sim.silence(False)
+    rec.wait_sessions(2, timeout=30)
+    assert link.health.problems == []
+    assert len(entries(logs, "error", "no event or reply from FreeSWITCH")) == 1
 
 
 # --------------------------------------------------------------------------- stopping

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults import Campaign, effective
+from tests.faults import Campaign, claimed_while_blind, effective
 
 pytestmark = pytest.mark.e2e
 
@@ -50,3 +50,18 @@ def test_a_journaled_mode_freeswitch_left_is_forgiven_only_when_the_daemon_died_
     assert campaign.judge("sup", rec, truth) is None
     rec["modes"].append({"mode": "whisper", "source": "dtmf"})  # anything else is still wrong
     assert campaign.judge("sup", rec, truth) is not None
+
+
+def test_the_checker_fails_a_record_that_claims_a_mode_while_the_daemon_could_not_know_it() -> None:
+    """Dead (or cut off) from 100 s to 110 s: whisper claimed through it is wrong; an `unknown` gap from
+    before the blind time until after it is right; a record that ended before it is not concerned."""
+
+    def rec(*modes: tuple[str, float], end: float = 130.0) -> dict:
+        return {"modes": [{"mode": m, "at": at, "source": "dtmf"} for m, at in modes], "ended_at": end}
+
+    blind = [(100.0, 110.0)]
+    assert claimed_while_blind(rec(("listen", 90.0), ("whisper", 95.0)), blind) is not None
+    assert claimed_while_blind(rec(("whisper", 95.0), ("unknown", 99.0), ("whisper", 111.0)), blind) is None
+    assert claimed_while_blind(rec(("whisper", 95.0), ("unknown", 101.0), ("whisper", 111.0)), blind) is not None  # too late
+    assert claimed_while_blind(rec(("whisper", 95.0), ("unknown", 99.0), ("whisper", 105.0)), blind) is not None  # too early
+    assert claimed_while_blind(rec(("whisper", 90.0), end=99.0), blind) is None

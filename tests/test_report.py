@@ -309,3 +309,18 @@ def test_periods_are_days_then_weeks_then_months() -> None:
     assert len(rows) == 7  # every week in between, quiet ones too
     unit, rows = periods({"2026-01-15": {"completed": 1}, "2027-03-01": {"completed": 1}})
     assert unit == "month" and [k for k, _ in rows][:2] == ["2026-01", "2026-02"] and len(rows) == 15
+
+
+def test_time_in_a_gap_has_its_own_column_and_colour() -> None:
+    """`unknown` time (the daemon was down or cut off while an intervention ran) is a column of the
+    tables and a grey series of the team chart, with its legend entry; absent, neither shows."""
+    from fsbarge.report import MODE_COLOURS, build_report
+
+    rec = {"id": 1, "agent": "1000", "supervisor": "1002", "outcome": "completed", "started_at": "2026-11-03T10:00:00.000Z",
+           "ended_at": "2026-11-03T10:01:00.000Z", "seconds_by_mode": {"whisper": 50.0, "unknown": 10.0}}
+    html = build_report([rec], title="t", period="p", filters="none", generated="now", team_of=lambda r: "sales")
+    assert "<th>unknown</th>" in html and 'data-series="unknown"' in html
+    assert f'background:{MODE_COLOURS["unknown"]}"></i>unknown' in html
+    plain = build_report([{**rec, "seconds_by_mode": {"whisper": 60.0}}], title="t", period="p", filters="none",
+                         generated="now", team_of=lambda r: "sales")
+    assert "unknown" not in plain

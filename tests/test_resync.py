@@ -41,31 +41,43 @@ def record(modes: list[str] | None = None, current: str | None = None) -> dict[s
 
 
 NOW = 2000.0
+LAST_SEEN = 990.0
 HANG_UP = Execute(SUP, "hangup", "NORMAL_CLEARING")
+# the mode was unknown from the last moment the daemon knew it (here last_seen) to the re-attach
+DOWN = AddMode(SUP, "unknown", LAST_SEEN, "daemon_down")
+LOST = AddMode(SUP, "unknown", LAST_SEEN, "connection_lost")
 
 CASES = [
     # snapshot, record (None: no open record), stored core, core, first connection, expected effects
-    # re-attached: the mode is re-asserted once the events held during the resync are applied
+    # re-attached: the gap is marked, then the mode is re-asserted once the events held during the
+    # resync are applied
     ("eavesdropping", record(["listen", "barge"], "barge"), "c1", "c1", True,
-     [AddMode(SUP, "barge", NOW, "reattach"), SendKey(SUP, "3")]),
+     [DOWN, AddMode(SUP, "barge", NOW, "reattach"), SendKey(SUP, "3")]),
     ("eavesdropping", record(["listen", "whisper"], "whisper"), "c1", "c1", False,
-     [AddMode(SUP, "whisper", NOW, "reattach"), SendKey(SUP, "2")]),
+     [LOST, AddMode(SUP, "whisper", NOW, "reattach"), SendKey(SUP, "2")]),
     ("eavesdropping", record(["listen"], "listen"), None, "c1", True,  # first start after an upgrade
-     [AddMode(SUP, "listen", NOW, "reattach"), SendKey(SUP, "0")]),
-    # FreeSWITCH restarted (possibly together with the daemon): the Core-UUID decides, not the channels
+     [DOWN, AddMode(SUP, "listen", NOW, "reattach"), SendKey(SUP, "0")]),
+    # killed between the gap entry and the re-attach: the last known mode is re-asserted, not "unknown"
+    ("eavesdropping", record(["listen", "barge", "unknown"], "unknown"), "c1", "c1", True,
+     [AddMode(SUP, "unknown", 990.0, "daemon_down"), AddMode(SUP, "barge", NOW, "reattach"), SendKey(SUP, "3")]),
+    # FreeSWITCH restarted (possibly together with the daemon): the Core-UUID decides, not the channels;
+    # when in the gap the call ended nobody knows, so the gap is unknown up to the close
     ("everything gone", record(["listen"], "listen"), "c1", "c2", True,
-     [CloseAudit(SUP, "completed", NOW, "freeswitch_shutdown")]),
+     [DOWN, CloseAudit(SUP, "completed", NOW, "freeswitch_shutdown")]),
     ("everything gone", record(["listen"], "listen"), "c1", "c2", False,
-     [CloseAudit(SUP, "completed", NOW, "freeswitch_shutdown")]),
-    # our own restart, the supervisor is gone: ended some time after what we last saw
+     [LOST, CloseAudit(SUP, "completed", NOW, "freeswitch_shutdown")]),
+    # our own restart, the supervisor is gone: ended some time after what we last saw (no gap claimed)
     ("supervisor gone", record(["listen", "whisper"], "whisper"), "c1", "c1", True,
      [CloseAudit(SUP, "completed", 990.0, "daemon_restart")]),
     # a reconnect: what the channels show decides
     ("supervisor gone", record(["listen"], "listen"), "c1", "c1", False,
-     [CloseAudit(SUP, "completed", NOW, "supervisor_hangup")]),
+     [LOST, CloseAudit(SUP, "completed", NOW, "supervisor_hangup")]),
     ("call gone", record(["listen"], "listen"), "c1", "c1", False,
-     [CloseAudit(SUP, "completed", NOW, "call_ended"), Execute(SUP, "playback", ENDED_TONE, event_lock=True), HANG_UP]),
-    # eavesdrop never started: failed, the parked supervisor hears the error tone
+     [LOST, CloseAudit(SUP, "completed", NOW, "call_ended"), Execute(SUP, "playback", ENDED_TONE, event_lock=True), HANG_UP]),
+    # back in park with the agent's call alive: the supervisor left with *
+    ("parked", record(["listen"], "listen"), "c1", "c1", False,
+     [LOST, CloseAudit(SUP, "completed", NOW, "supervisor_left"), Execute(SUP, "playback", ENDED_TONE, event_lock=True), HANG_UP]),
+    # eavesdrop never started: failed, the parked supervisor hears the error tone; no mode, no gap
     ("parked", record(), "c1", "c1", True,
      [CloseAudit(SUP, "failed", NOW, None, reason="daemon_restart"), Execute(SUP, "playback", ERROR_TONE, event_lock=True), HANG_UP]),
     ("parked", record(), "c1", "c1", False,
@@ -77,7 +89,7 @@ CASES = [
 def test_resync_decides(snapshot: str, rec: dict, stored: str | None, core: str, first: bool, expected: list) -> None:
     rig = Rig()
     rig.table.replace_all([channel_from_row(r) for r in SNAPSHOTS[snapshot]])
-    out = plan(rig.machine, [rec], stored_core=stored, core=core, first=first, last_seen=990.0, decided={SUP}, now=NOW)
+    out = plan(rig.machine, [rec], stored_core=stored, core=core, first=first, last_seen=LAST_SEEN, decided={SUP}, now=NOW)
     assert out.effects + rig.machine.reassert(out.reassert, NOW) == expected
     assert out.freeswitch_restarted == (stored is not None and stored != core)
     assert out.serve == []
@@ -126,7 +138,7 @@ def test_an_ending_among_the_held_events_beats_a_guess(held, reason: str) -> Non
     rig.table.replace_all([channel_from_row(r) for r in SNAPSHOTS["everything gone"]])
     out = plan(rig.machine, [record(["listen"], "listen")], stored_core="c1", core="c1", first=True,
                last_seen=990.0, decided={SUP}, now=NOW, held=[(held(), 1995.0)])
-    assert out.effects == [CloseAudit(SUP, "completed", 1995.0, reason)]
+    assert out.effects == [DOWN, CloseAudit(SUP, "completed", 1995.0, reason)]
 
 
 def test_a_supervisor_sent_from_another_node_and_parked_while_we_were_away_is_served() -> None:
@@ -138,3 +150,32 @@ def test_a_supervisor_sent_from_another_node_and_parked_while_we_were_away_is_se
     rig.table.replace_all([channel_from_row(arrival), channel_from_row(other)])
     out = plan(rig.machine, [], stored_core="c1", core="c1", first=False, last_seen=None, decided=set(), now=NOW)
     assert out.serve == [OTHER_SUP]
+
+
+GAP_CASES = [
+    # known_until (last_seen), the record's mode times, expected start of the unknown gap
+    (990.0, [950.0], 990.0),  # the last moment known, after the last key
+    (990.0, [950.0, 995.0], 995.0),  # a key journaled after the last heartbeat: known up to it
+    (None, [950.0, 960.0], 960.0),  # no last-seen time (first start after an upgrade): the last key
+    (2500.0, [950.0], NOW),  # a clock that stepped back: never after the re-attach itself
+]
+
+
+@pytest.mark.parametrize(("known_until", "times", "start"), GAP_CASES)
+def test_the_gap_starts_at_the_last_moment_the_mode_was_known(known_until: float | None, times: list, start: float) -> None:
+    rig = Rig()
+    rig.table.replace_all([channel_from_row(r) for r in SNAPSHOTS["eavesdropping"]])
+    rec = record(["listen"] * len(times), "listen")
+    for entry, at in zip(rec["modes"], times):
+        entry["at"] = at
+    out = plan(rig.machine, [rec], stored_core="c1", core="c1", first=True, last_seen=known_until, decided={SUP}, now=NOW)
+    assert out.effects == [AddMode(SUP, "unknown", start, "daemon_down")]
+
+
+def test_a_refused_key_and_a_gap_do_not_count_as_the_mode_to_re_assert() -> None:
+    rig = Rig()
+    rig.table.replace_all([channel_from_row(r) for r in SNAPSHOTS["eavesdropping"]])
+    rec = record(["whisper", "unknown", "barge"], "unknown")
+    rec["modes"][2]["refused"] = True
+    out = plan(rig.machine, [rec], stored_core="c1", core="c1", first=False, last_seen=990.0, decided={SUP}, now=NOW)
+    assert rig.machine.reassert(out.reassert, NOW) == [AddMode(SUP, "whisper", NOW, "reattach"), SendKey(SUP, "2")]

@@ -13,7 +13,7 @@ from fsbarge.sim import FreeSwitchSim, malformed
 from tests.e2e import WAIT
 from tests.sim_fixtures import (  # noqa: F401
     EslClient, disconnect_notice, drop_connections, esl_client, named, parse_plain, restart_freeswitch,
-    send_garbage, sim, sim_disconnect_on_command, sim_refusing, sim_reject_auth, sim_stalled, threaded_sim,
+    send_garbage, silence, sim, sim_disconnect_on_command, sim_refusing, sim_reject_auth, sim_stalled, threaded_sim,
 )
 
 
@@ -54,6 +54,29 @@ def test_stalled_replies_arrive_only_when_released(sim_stalled: FreeSwitchSim, e
     sim.stall_replies(False)
     assert c.read_frame().body == b"false"
     c.close()
+
+
+def test_silence_sends_nothing_runs_nothing_and_keeps_the_socket_open(sim: FreeSwitchSim, esl_client, silence) -> None:
+    """A silenced connection gets no event, no reply, no HEARTBEAT, and is not closed; its commands
+    are recorded but not run; a connection made meanwhile gets not even auth/request; once the
+    silence is lifted new connections work (the silenced one stays dead)."""
+    c = esl_client(events="ALL")
+    assert silence() == 1 and [x.silent for x in sim.clients()] == [True]
+    call = sim.place_call("1001", "1000")
+    sim.heartbeat()
+    c.send("api uuid_kill " + call.a_uuid + "\n\n")
+    sim.wait_for_command(lambda t: t.startswith("api uuid_kill"))
+    with pytest.raises(TimeoutError):
+        c.read_frame(timeout=0.2)
+    assert c.events == [] and not c.closed and sim.channel(call.a_uuid) is not None
+    late = EslClient(sim.host, sim.port)
+    with pytest.raises(TimeoutError):
+        late.read_frame(timeout=0.2)
+    silence(False)
+    fresh = esl_client(events="ALL")
+    assert fresh.api("uuid_exists " + call.a_uuid) == "true"
+    assert sorted(x.silent for x in sim.clients()) == [False, True, True]
+    late.close()
 
 
 def test_reject_auth_refuses_even_the_right_password(sim_reject_auth: FreeSwitchSim) -> None:

@@ -326,3 +326,25 @@ def test_show_channels_rows_match_captured_columns_and_encoding(sim: FreeSwitchS
     assert rows[sup]["application"] == "eavesdrop" and rows[sup]["application_data"] == call.b_uuid
     assert rows[sup]["call_uuid"] == "" and rows[call.b_uuid]["call_uuid"] == call.a_uuid
     assert rows[sup]["sent_callee_name"] == "Customer 1001" and rows[sup]["sent_callee_num"] == "1001"
+
+
+def test_heartbeat_has_the_captured_headers_and_freeswitchs_20_second_interval() -> None:
+    """FreeSWITCH fires HEARTBEAT every 20 s (every capture spanning two shows exactly that, and the
+    RE_SCHEDULE of its 'heartbeat' task says the same); the simulator's carries the captured headers
+    in the captured order, and its standalone default (``python -m fsbarge.sim``) is 20 s."""
+    from fsbarge.sim.simulator import HEARTBEAT_SECONDS
+
+    captured: list[PlainEvent] = []
+    for scenario in sorted(p.name for p in CAPTURES.iterdir() if (p / "events-plain.raw").is_file()):
+        beats = [e for e in load_events(scenario) if e.name == "HEARTBEAT"]
+        stamps = [int(e["Event-Date-Timestamp"]) for e in beats]
+        assert all(round((b - a) / 1e6) == 20 for a, b in zip(stamps, stamps[1:])), scenario
+        captured += beats
+    assert len(captured) >= 2 and HEARTBEAT_SECONDS == 20.0
+    with FreeSwitchSim(heartbeat_interval=0.01) as sim:
+        client = connect(sim, "HEARTBEAT")
+        simulated = client.wait_event(named("HEARTBEAT"))
+        client.close()
+    assert [k for k, _ in simulated.headers] == [k for k, _ in captured[0].headers]
+    assert simulated["Event-Calling-Function"] == captured[0]["Event-Calling-Function"] == "send_heartbeat"
+    assert simulated["Event-Info"] == captured[0]["Event-Info"] == "System Ready"

@@ -21,7 +21,7 @@ import gevent
 import gevent.event
 from gevent.fileobject import FileObjectThread
 
-from .simulator import FreeSwitchSim
+from .simulator import HEARTBEAT_SECONDS, FreeSwitchSim
 
 
 def _resolve(sim: FreeSwitchSim, prefix: str) -> str:
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--password", default="ClueCon")
     parser.add_argument("--core-uuid", default=None)
     parser.add_argument("--playback-seconds", type=float, default=0.5)
-    parser.add_argument("--heartbeat", type=float, default=20.0, help="HEARTBEAT interval in seconds (0: none)")
+    parser.add_argument("--heartbeat", type=float, default=HEARTBEAT_SECONDS, help="HEARTBEAT interval in seconds (0: none)")
     parser.add_argument("--no-console", action="store_true", help="do not read commands from stdin")
     args = parser.parse_args(argv)
     sim = FreeSwitchSim(password=args.password, core_uuid=args.core_uuid, host=args.host, port=args.port,

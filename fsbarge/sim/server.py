@@ -46,11 +46,14 @@ class Connection:
         self.commands: gevent.queue.Queue = gevent.queue.Queue()
         self.closing = False
         self.closed = False
+        # a silent stall: nothing is sent, commands are read but neither run nor answered, the
+        # socket stays open (a hung FreeSWITCH, or a firewall that dropped the flow without a RST)
+        self.silent = False
         self.greenlets: list[gevent.Greenlet] = []
 
     # -- output --------------------------------------------------------------------------
     def send(self, data: bytes) -> None:
-        if not self.closing and not self.closed:
+        if not self.closing and not self.closed and not self.silent:
             self.out.put(data)
 
     def close_after_flush(self) -> None:
@@ -179,6 +182,7 @@ class EslServer:
     # -- connections -------------------------------------------------------------------------
     def _handle(self, sock: socket.socket, addr: tuple) -> None:
         conn = Connection(next(self._ids), sock, addr, self)
+        conn.silent = self.sim.silent
         self.connections[conn.id] = conn
         conn.greenlets = [gevent.spawn(conn.writer), gevent.spawn(self._worker, conn)]
         self.sim._changed()
@@ -224,7 +228,7 @@ class EslServer:
                 self.sim.disconnect_on_next_command = False
                 conn.abort()
                 return
-            if conn.closing:
+            if conn.closing or conn.silent:
                 continue
             try:
                 dispatch(self.sim, conn, cmd)

@@ -30,6 +30,10 @@ T = TypeVar("T")
 # the condition never comes, and must leave room for a loaded machine (tests run beside other work).
 WAIT = 60.0
 
+# FreeSWITCH's event-heartbeat-interval default (switch.conf.xml): the captures show one HEARTBEAT
+# every 20 s. The simulator fires none unless asked (heartbeat_interval), so tests stay quiet.
+HEARTBEAT_SECONDS = 20.0
+
 
 @dataclass(frozen=True)
 class ClientInfo:
@@ -42,6 +46,7 @@ class ClientInfo:
     all_events: bool
     format: str
     customs: frozenset[str] = frozenset()  # CUSTOM subclasses subscribed
+    silent: bool = False  # silenced (FreeSwitchSim.silence): it hears nothing from us any more
 
 
 def _in_sim(method: Callable[..., T]) -> Callable[..., T]:
@@ -75,6 +80,7 @@ class FreeSwitchSim:
         self.clock = clock
         self.reject_auth = False
         self.disconnect_on_next_command = False
+        self.silent = False  # see silence()
         self.received_commands: list[tuple[int, str]] = []
         self.events: list[Event] = []
         self.errors: list[BaseException] = []  # exceptions raised while serving a command (bugs)
@@ -244,7 +250,7 @@ class FreeSwitchSim:
     # -- observation -------------------------------------------------------------------------
     @_in_sim
     def clients(self) -> list[ClientInfo]:
-        return [ClientInfo(c.id, c.addr, c.authed, frozenset(c.events), c.all_events, c.fmt, frozenset(c.customs))
+        return [ClientInfo(c.id, c.addr, c.authed, frozenset(c.events), c.all_events, c.fmt, frozenset(c.customs), c.silent)
                 for c in self._server.connections.values() if not c.closing]
 
     @_in_sim
@@ -471,6 +477,27 @@ class FreeSwitchSim:
         else:
             self._unstalled.set()
 
+    @_in_sim
+    def silence(self, on: bool = True) -> int:
+        """A silent stall (``on``): every open connection stops sending anything at all (events,
+        replies, HEARTBEAT) and ignores its commands, but its socket stays open: what a hung
+        FreeSWITCH or a firewall that dropped the flow looks like from the client. Connections
+        accepted while it is on are silent too (not even auth/request). ``silence(False)`` lets
+        new connections work again; the silenced ones stay dead until their client closes them.
+        Returns how many connections were silenced."""
+        self.silent = on
+        if not on:
+            return 0
+        conns = [c for c in self._server.connections.values() if not c.closing and not c.silent]
+        for conn in conns:
+            conn.silent = True
+        return len(conns)
+
+    @_in_sim
+    def silenced(self) -> list[int]:
+        """Ids of the connections that are silent (and still open)."""
+        return [c.id for c in self._server.connections.values() if c.silent and not c.closed]
+
     @property
     def stalled(self) -> bool:
         return not self._unstalled.is_set()
@@ -532,11 +559,20 @@ class FreeSwitchSim:
 
     @_in_sim
     def heartbeat(self) -> Event:
-        """Fire a HEARTBEAT event like the core does every 20 s."""
-        up = int(self.clock() - self._core.started)
+        """Fire a HEARTBEAT event like the core does every 20 s (switch.conf.xml's
+        event-heartbeat-interval; the captures show one every 20 s), with the captured headers."""
+        up_ms = int((self.clock() - self._core.started) * 1000)
+        up, ms = divmod(up_ms, 1000)
+        minutes, secs = divmod(up, 60)
+        hours, minutes = divmod(minutes, 60)
+        sessions = str(len(self._pbx.channels))
+        since = str(self._pbx.sessions_since_startup)
         return self._pbx.fire("HEARTBEAT", None, post=[
-            ("Event-Info", "System Ready"), ("Up-Time", f"0 years, 0 days, 0 hours, 0 minutes, {up} seconds"),
-            ("FreeSWITCH-Version", "1.11.1-release~64bit"), ("Uptime-msec", str(up * 1000)),
-            ("Session-Count", str(len(self._pbx.channels))), ("Max-Sessions", "100"),
-            ("Session-Per-Sec", "30"), ("Session-Since-Startup", str(self._pbx.sessions_since_startup)),
+            ("Event-Info", "System Ready"),
+            ("Up-Time", f"0 years, 0 days, {hours} hours, {minutes} minutes, {secs} seconds, {ms} milliseconds, 0 microseconds"),
+            ("FreeSWITCH-Version", "1.11.1-release~64bit"), ("Uptime-msec", str(up_ms)),
+            ("Session-Count", sessions), ("Max-Sessions", "100"),
+            ("Session-Per-Sec", "30"), ("Session-Per-Sec-Last", "0"), ("Session-Per-Sec-Max", "2"),
+            ("Session-Per-Sec-FiveMin", "0"), ("Session-Since-Startup", since),
+            ("Session-Peak-Max", sessions), ("Session-Peak-FiveMin", sessions),
             ("Idle-CPU", "99.733333")])
