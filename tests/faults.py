@@ -600,6 +600,8 @@ class Campaign:
 def claimed_while_blind(rec: dict[str, Any], blind: list[tuple[float, float]]) -> str | None:
     """What the record claims to know about a time the daemon could not know it (dead, or FreeSWITCH
     silent): any mode but ``unknown`` in force during such a time is wrong. None when it claims none."""
+    if not blind:
+        return None
     entries = sorted(((to_ms(m["at"]), i, m["mode"]) for i, m in enumerate(rec["modes"]) if not m.get("refused")))
     if not entries or rec["ended_at"] is None:
         return None

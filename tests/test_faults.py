@@ -45,6 +45,7 @@ def test_a_journaled_mode_freeswitch_left_is_forgiven_only_when_the_daemon_died_
                                               ("customer_whisper", "dtmf")]]}
     campaign = Campaign.__new__(Campaign)  # the checker only: no simulator
     campaign.unseen_keys, campaign.unseen_end, campaign.unseen_start, campaign.unasserted = {}, set(), set(), {}
+    campaign.shutdown_ok, campaign.blind = set(), []
     assert campaign.judge("sup", rec, truth) == "modes ['barge', 'listen', 'customer_whisper'], FreeSWITCH applied ['barge', 'listen']"
     campaign.unasserted = {"sup": "customer_whisper"}  # journaled last, FreeSWITCH in listen, when it was killed
     assert campaign.judge("sup", rec, truth) is None
