@@ -24,6 +24,7 @@ CORE = {
     "commands": {"barge", "help"},
     "resync": {"barge", "events"},
     "chain": set(),
+    "counts": set(),
 }
 ONLY_IN = {"greenswitch": set(), "sqlalchemy": {"db", "models", "store", "queries", "tickets"}, "alembic": {"db"}}
 
