@@ -346,7 +346,6 @@ def _start_metrics(config: Any, daemon: Any) -> Any:
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from .config import ENV_DATABASE_URL, ConfigError
     from .db import DatabaseError, check_driver
-
     from .preflight import check_paths
 
     config = _config(args)

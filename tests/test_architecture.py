@@ -26,6 +26,7 @@ CORE = {
     "resync": {"barge", "events", "terms"},
     "chain": set(),
     "humantime": set(),
+    "counts": set(),
 }
 ONLY_IN = {"greenswitch": set(), "sqlalchemy": {"db", "models", "store", "queries", "tickets"}, "alembic": {"db"}}
 

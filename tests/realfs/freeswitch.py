@@ -209,7 +209,10 @@ def make_pbx_conf(binary: str, pbx: FreeSwitch, *, internal_port: int, external_
         + "    </condition>\n  </extension>\n"
         for did, target in CARRIER_DIDS.items() if did != "5551212")  # 5551212 -> 1000 is stock
     (conf / "dialplan/public/10_realfs_dids.xml").write_text(f"<include>\n{dids}</include>\n")
-    (conf / "dialplan/default/50_realfs_outbound.xml").write_text(f"""<include>
+    # Before the stock 01_example.com.xml, whose "domestic" route takes every 11-digit number from a
+    # user with toll_allow (the stock users have it) to the example.com gateway, as a site's own
+    # outbound route would be.
+    (conf / "dialplan/default/00_realfs_outbound.xml").write_text(f"""<include>
   <extension name="realfs_outbound">
     <condition field="destination_number" expression="^{OUTBOUND_PREFIX}(\\d{{10}})$">
       <action application="set" data="hangup_after_bridge=true"/>
