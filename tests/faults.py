@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import random
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -298,7 +299,11 @@ class Campaign:
         finally:
             self.unlock()
             if self.daemon is not None:
-                self.daemon.terminate()
+                try:
+                    self.daemon.terminate()
+                except subprocess.TimeoutExpired:  # a daemon that will not stop is killed, not left behind
+                    self.daemon.kill()
+                    raise
             self.sim.stop()
 
     def finish(self) -> None:
