@@ -519,7 +519,7 @@ class NodeLink:
         """Wait until the session is lost or the link stopped; probe it after every
         ``idle_timeout`` with nothing read. True when it was dropped for its silence."""
         idle_timeout = self.node.idle_timeout
-        while True:
+        while not (session.lost.is_set() or self._stop.is_set()):
             remaining = idle_timeout - session.silent_for()
             if remaining > 0:
                 if gevent.wait([session.lost, self._stop], count=1, timeout=remaining):
@@ -531,7 +531,8 @@ class NodeLink:
                 if not session.probe():
                     return not self._stop.is_set()
             except ConnectionLost:
-                pass  # lost some other way (or stopped): the wait above says so
+                pass  # lost some other way meanwhile (or stopped)
+        return False
 
     def stop(self) -> None:
         self._stop.set()

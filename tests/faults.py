@@ -497,7 +497,11 @@ class Campaign:
         finally:
             self.unlock()
             if self.daemon is not None:
-                self.daemon.terminate()
+                try:
+                    self.daemon.terminate()
+                except subprocess.TimeoutExpired:  # a daemon that will not stop is killed, not left behind
+                    self.daemon.kill()
+                    raise
             self.sim.stop()
             if self.disk is not None:
                 self.disk.close()

@@ -570,6 +570,24 @@ def test_a_quiet_freeswitch_that_answers_the_probe_keeps_its_connection(sim, sta
     assert link.connects == 1 and rec.disconnects == [] and link.health.problems == []
 
 
+def test_a_connection_lost_while_the_probe_waits_is_renewed_like_any_other(sim, start_link, logs) -> None:
+    """The probe is waiting for its reply when the socket drops: an ordinary loss (a warning, no
+    silence reported), and a new connection; the link does not spin probing a dead session."""
+    rec = Recorder()
+    link, _ = start_link(node_for(sim.port, idle_timeout=0.2, command_timeout=5.0), rec)
+    rec.wait_sessions(1)
+    sim.stall_replies(True)
+    try:
+        wait_until(lambda: link.probes >= 1, timeout=30, what="a probe (written, waiting for its reply)")
+        sim.drop_connections()
+        wait_until(lambda: rec.disconnects, timeout=30, what="the loss")
+    finally:
+        sim.stall_replies(False)
+    rec.wait_sessions(2, timeout=30)
+    assert not rec.disconnects[0].startswith("no event or reply") and link.health.problems == []
+    assert entries(logs, "warning", "lost FreeSWITCH connection")
+
+
 def test_anything_read_counts_as_a_sign_of_life(sim, start_link) -> None:
     """A HEARTBEAT (FreeSWITCH sends one every 20 s) resets the silence: no probe is needed."""
     rec = Recorder()
