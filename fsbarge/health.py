@@ -56,6 +56,11 @@ class Health:
         return key in self._problems
 
     @property
+    def keys(self) -> list[str]:
+        """The problems' keys, sorted (the metric's labels: stable, unlike messages)."""
+        return sorted(self._problems)
+
+    @property
     def problems(self) -> list[str]:
         """The messages, in a stable order (by key)."""
         return [self._problems[k] for k in sorted(self._problems)]

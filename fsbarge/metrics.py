@@ -121,6 +121,12 @@ class DaemonCollector(Collector):
         yield from (events, malformed, reconnects, resyncs, latency)
         yield GaugeMetricFamily("fsbarge_journal_backlog", "Audit changes in the local journal not yet in the database",
                                 value=self._daemon.journal.backlog)
+        # fsbarge.health: what the daemon cannot fix by itself, one series per kind of problem
+        problems = GaugeMetricFamily("fsbarge_problem", "1 for each problem the daemon cannot fix by itself "
+                                     "(the message is in fsbarge status)", labels=["problem"])
+        for key in self._daemon.health.keys:
+            problems.add_metric([key], 1)
+        yield problems
 
 
 def registry_for(database_url: str, daemon: Any = None) -> CollectorRegistry:

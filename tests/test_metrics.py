@@ -115,8 +115,11 @@ class _Daemon:
     """What DaemonCollector reads of a daemon: its per-node counts and its journal."""
 
     def __init__(self, counts: dict[str, NodeCounts], backlog: int) -> None:
+        from fsbarge.health import Health
+
         self.counts = counts
         self.journal = type("J", (), {"backlog": backlog})()
+        self.health = Health()
 
 
 def test_the_daemons_own_counts_are_counters_and_barge_latency_a_histogram() -> None:
@@ -139,6 +142,19 @@ def test_the_daemons_own_counts_are_counters_and_barge_latency_a_histogram() -> 
     assert get("fsbarge_barge_latency_seconds_count", {"node": "pbx1"}) == 4
     assert get("fsbarge_barge_latency_seconds_sum", {"node": "pbx1"}) == pytest.approx(3.028)
     assert get("fsbarge_journal_backlog") == 7
+
+
+def test_each_problem_the_daemon_cannot_fix_is_a_series_until_it_clears() -> None:
+    daemon = _Daemon({}, backlog=0)
+    registry = CollectorRegistry()
+    registry.register(DaemonCollector(daemon))
+    assert registry.get_sample_value("fsbarge_problem", {"problem": "quarantine"}) is None
+    daemon.health.report("quarantine", "2 audit changes quarantined: refused by a trigger")
+    daemon.health.report("freeswitch pbx1 silent", "no event from FreeSWITCH pbx1 for 75 s")
+    assert registry.get_sample_value("fsbarge_problem", {"problem": "quarantine"}) == 1
+    assert registry.get_sample_value("fsbarge_problem", {"problem": "freeswitch pbx1 silent"}) == 1
+    daemon.health.clear("quarantine")
+    assert registry.get_sample_value("fsbarge_problem", {"problem": "quarantine"}) is None
 
 
 def free_port() -> int:
