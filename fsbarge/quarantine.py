@@ -75,7 +75,7 @@ class Quarantine:
     def _identity(self) -> tuple[int, int, int] | None:
         try:
             st = os.stat(self.path)
-        except FileNotFoundError:
+        except OSError:  # no file, or a directory we cannot reach: nothing set aside that we can see
             return None
         return st.st_ino, st.st_size, st.st_mtime_ns
 
