@@ -32,7 +32,7 @@ from .config import Config
 from .config import NodeConfig
 from .counts import NodeCounts
 from .crossnode import CrossNode, TicketError
-from .db import DatabaseError, check_intact, is_up_to_date, make_engine, sqlite_file, upgrade
+from .db import DatabaseError, is_up_to_date, make_engine, sqlite_file, upgrade
 from .health import Health, problems_json, status_file_path, write_status_file
 from .esl import NodeLink
 from .journal import Journal, JournalError
@@ -290,8 +290,7 @@ class Daemon:
 
         def migrate() -> None:
             if sqlite:
-                upgrade(self.engine)
-                check_intact(self.engine)
+                upgrade(self.engine)  # (a damaged one is told by the writers' first failure, see db.translate_errors)
             elif not is_up_to_date(self.engine):
                 log.error("database schema is not up to date: run `fsbarge db upgrade`; auditing to the journal meanwhile")
 
