@@ -432,12 +432,14 @@ class Campaign:
             self.finish()
             return self.check()
         finally:
-            self.unlock()
-            if self.daemon is not None:
-                self.daemon.terminate()
-            self.sim.stop()
-            if self.disk is not None:
-                self.disk.close()
+            try:
+                self.unlock()
+                if self.daemon is not None:
+                    self.daemon.terminate()
+                self.sim.stop()
+            finally:
+                if self.disk is not None:  # never leave a mount behind, whatever failed above
+                    self.disk.close()
 
     def finish(self) -> None:
         """Everyone hangs up; wait until the database has every record closed."""
