@@ -495,16 +495,18 @@ class Campaign:
             self.finish()
             return self.check()
         finally:
-            self.unlock()
-            if self.daemon is not None:
-                try:
-                    self.daemon.terminate()
-                except subprocess.TimeoutExpired:  # a daemon that will not stop is killed, not left behind
-                    self.daemon.kill()
-                    raise
-            self.sim.stop()
-            if self.disk is not None:
-                self.disk.close()
+            try:
+                self.unlock()
+                if self.daemon is not None:
+                    try:
+                        self.daemon.terminate()
+                    except subprocess.TimeoutExpired:  # a daemon that will not stop is killed, not left behind
+                        self.daemon.kill()
+                        raise
+                self.sim.stop()
+            finally:
+                if self.disk is not None:  # never leave a mount behind, whatever failed above
+                    self.disk.close()
 
     def finish(self) -> None:
         """Everyone hangs up; wait until the database has every record closed."""
