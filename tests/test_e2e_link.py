@@ -111,7 +111,6 @@ def test_a_freeswitch_gone_silent_is_noticed_shown_in_status_and_resynced_once_i
         listening = sim.dial("1005", "*331004")
         wait_until(lambda: sim.eavesdrop_mode(listening) == "listen", what="an intervention running")
         wait_until(lambda: mirror(d) == sim_uuids(sim), what="the calls mirrored")
-        silenced_at = time.time()
         sim.silence()
         sup = sim.dial("1002", "*341000")  # the daemon cannot see it: it waits in park
         sim.press(listening, "3")  # nor this key
@@ -135,9 +134,13 @@ def test_a_freeswitch_gone_silent_is_noticed_shown_in_status_and_resynced_once_i
         [rec] = [r for r in d.audit() if r["supervisor_uuid"] == listening]
         assert [(m["mode"], m["source"]) for m in rec["modes"]] == [
             ("listen", "feature_code"), ("unknown", "connection_lost"), ("listen", "reattach")]
-        assert to_ms(rec["modes"][1]["at"]) / 1000 <= silenced_at
     said = [l for l in lines(logs) if "no event or reply from FreeSWITCH" in l["event"]]
     assert len(said) == 1 and said[0]["level"] == "error" and said[0]["node"] == "pbx1"
+    # The gap opens at the last thing read, which is at least idle_timeout (0.5 s) before the
+    # daemon said it noticed. (Not compared with the test's clock at silence(): bytes already in
+    # the socket may still be read a little after it on a busy machine.)
+    noticed_ms = to_ms(said[0]["timestamp"])
+    assert to_ms(rec["modes"][1]["at"]) <= noticed_ms - 500
 
 
 def test_malformed_frames_are_skipped_and_the_connection_kept(sim, daemon, logs) -> None:
