@@ -79,6 +79,7 @@ IDLE_TIMEOUT = 1.0
 # a gap starts at the last thing the daemon read; what the simulator had queued when it went
 # silent may still arrive a moment after silence() returned
 SILENCE_SLACK = 0.25
+RESYNCED = b"resynced from show channels"  # the daemon's log line once a (re)connect's snapshot is applied
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float) -> Any:
@@ -166,21 +167,30 @@ class Campaign:
 
     # -- the daemon and its journal --------------------------------------------------------------
     def start_daemon(self) -> None:
-        self.daemon = DaemonProcess(self.config, self.daemon_log)
-        # connected (subscribed) and resynced: the simulator sees a client with events on
-        wait_for(lambda: any(c.events for c in self.sim.clients()), WAIT)
+        log = self.daemon_log  # every run of the daemon appends to it
+        resyncs = log.read_bytes().count(RESYNCED) if log.exists() else 0
+        self.daemon = DaemonProcess(self.config, log)
+        # connected and resynced. Subscribed is not enough: an eavesdrop that ends between the
+        # snapshot and its events (a reply may overtake events, on FreeSWITCH too) is closed as
+        # daemon_restart, since it may as well have ended while the daemon was down.
+        if not wait_for(lambda: log.read_bytes().count(RESYNCED) > resyncs, WAIT):
+            raise AssertionError(f"the daemon did not resync within {WAIT:.0f} s (see {log})")
 
     def read_journal(self) -> None:
         """What the daemon has decided so far (it fsyncs before acting; compaction only drops what
-        the database has, and we read the journal often enough to have seen it before)."""
+        the database has, and we read the journal often enough to have seen it before). Compaction
+        keeps every line of an open intervention: one whose lines are all gone was closed (and
+        shipped), even if we missed its close between two reads."""
         try:
             data = self.journal_path.read_bytes()
         except FileNotFoundError:
             return
+        present: set[str] = set()
         for line in data.split(b"\n"):
             change = _decode(line) if line else None
             if change is None:
                 continue
+            present.add(change.get("uid"))
             kind = change.get("kind")
             if kind == "open":
                 sup = change["record"].get("supervisor_uuid")
@@ -196,6 +206,9 @@ class Campaign:
                     if not self.seen[sup]["closed"]:  # the first close stands
                         self.seen[sup]["end_reason"] = change.get("end_reason")
                     self.seen[sup]["closed"] = True
+        for entry in self.seen.values():
+            if entry["uid"] not in present:
+                entry["closed"] = True
 
     def confirm(self, predicate: Callable[[], bool]) -> bool:
         if self.daemon is None:
