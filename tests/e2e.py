@@ -146,6 +146,7 @@ class DaemonProcess:
     """``fsbarge run`` in its own process, so that SIGKILL is real."""
 
     def __init__(self, config: Path, log: Path, *, instance: str | None = None) -> None:
+        self.log_path = log
         self.log = log.open("ab")
         env = dict(os.environ, NOTIFY_SOCKET="")
         if instance is not None:
@@ -168,6 +169,11 @@ class DaemonProcess:
         code = self.proc.wait(timeout=WAIT)
         self.log.close()
         return code
+
+    def print_log(self, lines: int = 60) -> None:
+        """The end of its log on stdout: pytest shows it with a failing test (the file goes with tmp_path)."""
+        tail = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        print(f"--- the last {len(tail)} lines of {self.log_path.name}", *tail, sep="\n")
 
 
 def cli(config_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -138,6 +138,7 @@ def test_sigkill_of_the_owner_hands_the_node_over_within_10s(sim, tmp_path, shar
         for d in (a, b):
             if d.proc.poll() is None:
                 d.kill()
+            d.print_log()
 
 
 def test_an_owner_cut_off_from_the_database_stops_and_the_other_takes_over(sim, tmp_path, shared_url) -> None:
@@ -165,6 +166,7 @@ def test_an_owner_cut_off_from_the_database_stops_and_the_other_takes_over(sim, 
         for d in (a, b):
             if d.proc.poll() is None:
                 d.kill()
+            d.print_log()
 
 
 def test_a_second_instance_on_the_same_sqlite_database_refuses_to_start(tmp_path) -> None:
