@@ -24,7 +24,7 @@ from .barge import AddMode, BargeMachine, CloseAudit, Effect, SendKey
 from .events import Event
 from .terms import UNKNOWN_MODE
 
-__all__ = ["FEATURE_CODE", "Plan", "gap_entries", "last_known_mode", "plan"]
+__all__ = ["ENDING_EVENTS", "FEATURE_CODE", "Plan", "endings", "gap_entries", "last_known_mode", "plan"]
 
 # The feature codes of freeswitch-conf/ (a parked channel that dialled one is a request), and
 # the calls other nodes send here (fsbarge.crossnode).
@@ -40,6 +40,10 @@ class Plan:
     #: re-attached interventions whose mode is re-asserted once the held events are applied
     #: (BargeMachine.reassert): a key pressed during the resync must not be overridden
     reassert: list[str] = field(default_factory=list)
+
+
+#: the events :func:`endings` reads (what a failed resync attempt's held events are kept for)
+ENDING_EVENTS = frozenset({"CHANNEL_HANGUP", "DTMF"})
 
 
 def endings(records: Iterable[Mapping[str, Any]], held: Iterable[tuple[Event, float]]) -> dict[str, tuple[str, float]]:

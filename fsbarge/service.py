@@ -126,6 +126,9 @@ class NodeService:
         self.uids: dict[str, str] = {}  # supervisor uuid -> journal uid of its open record
         self.core_uuid: str | None = None
         self.held: list[tuple[Event, float]] | None = None
+        # endings read in resync attempts that failed (the snapshot of the next one shows the
+        # channels they changed, not how an intervention ended): for that next resync
+        self.missed_endings: list[tuple[Event, float]] = []
         self.last_event_at: float | None = None
         self.known_until: float | None = None  # set while disconnected: see _Disconnected
         self.resyncs = 0
@@ -189,9 +192,11 @@ class NodeService:
             elif isinstance(item, _Resync):
                 self._resync_item(item, batch[i + 1 :])
             elif isinstance(item, _Hold):
-                self.held = []  # events of an earlier, failed attempt are covered by the coming snapshot
+                self._attempt_over()  # the coming snapshot covers the rest of an earlier, failed attempt's events
+                self.held = []
             elif isinstance(item, _Disconnected):
                 self.session = None
+                self._attempt_over()
                 self.held = None
                 self.known_until = item.known_until if self.known_until is None else min(self.known_until, item.known_until)
                 self.mirror.status(self.name, connected=False)
@@ -489,6 +494,11 @@ class NodeService:
             self._carry_out(self.machine.close_all("freeswitch_shutdown", now))
         self._remember_core(core_uuid)
 
+    def _attempt_over(self) -> None:
+        """A resync attempt failed (or never came): keep how interventions ended among its held events."""
+        if self.held:
+            self.missed_endings += [(ev, at) for ev, at in self.held if ev.name in resync.ENDING_EVENTS]
+
     def _resync_item(self, item: _Resync, later: list[Any]) -> None:
         try:
             reassert, at = self._resync(item.session, later)
@@ -498,6 +508,7 @@ class NodeService:
             return
         held, self.held = self.held or [], None
         self.known_until = None
+        self.missed_endings = []
         item.done.set(True)
         for ev, now in held:  # read before the snapshot was applied: applied after it, in order
             self._event(ev, now)
@@ -543,7 +554,7 @@ class NodeService:
             last_seen=node_state.get("last_seen") if first or self.known_until is None else self.known_until,
             decided=set(self.journal.decided),
             now=now,
-            held=[*(self.held or ()), *self._read_meanwhile(later)],
+            held=[*self.missed_endings, *(self.held or ()), *self._read_meanwhile(later)],
         )
         if plan.freeswitch_restarted:
             self.log.warning("FreeSWITCH restarted while we were away", old=self._stored_core(), new=core)

@@ -21,8 +21,9 @@ from tests.sim_fixtures import sim  # noqa: F401  (fixture)
 pytestmark = pytest.mark.e2e
 
 
-def in_the_window(d: InProcessDaemon, act: Callable[[], Any], event: str) -> list[Any]:
-    """Before the first resync: run ``act`` and wait until the link has read its event, then let the resync go."""
+def in_the_window(d: InProcessDaemon, act: Callable[[], Any], event: str, then: Callable[[], Any] = lambda: None) -> list[Any]:
+    """Before the first resync: run ``act`` and wait until the link has read its event, run ``then``,
+    then let the resync go."""
     original_connected, original_event = d.link._on_connected, d.link._on_event  # noqa: SLF001 - our own class
     results: list[Any] = []
     read: list[str] = []
@@ -35,6 +36,7 @@ def in_the_window(d: InProcessDaemon, act: Callable[[], Any], event: str) -> lis
         if not results:
             results.append(act())
             wait_until(lambda: event in read, what=f"{event} read before the resync")
+            then()
         original_connected(session)
 
     d.link._on_connected, d.link._on_event = delayed, on_event  # noqa: SLF001
@@ -88,7 +90,7 @@ def test_a_hang_up_read_while_the_snapshot_is_taken_says_how_the_intervention_en
         first.wait_connected()
         sup = sim.dial("1002", "*331000")
         wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", what="eavesdrop running")
-        wait_until(lambda: (r := audit_json(config)) and r[0]["modes"], timeout=10, what="the record")
+        wait_until(lambda: (r := audit_json(config)) and r[0]["modes"], what="the record")
     second = InProcessDaemon(config)
     read: list[str] = []
     original_event, original_channels = second.link._on_event, snapshot.channels  # noqa: SLF001 - our own class
@@ -107,5 +109,26 @@ def test_a_hang_up_read_while_the_snapshot_is_taken_says_how_the_intervention_en
     monkeypatch.setattr(snapshot, "channels", channels_after_a_hang_up)
     with second:
         second.wait_connected()
-        rec = wait_until(lambda: (r := audit_json(config))[0]["outcome"] == "completed" and r[0], timeout=10, what="closed")
+        rec = wait_until(lambda: (r := audit_json(config))[0]["outcome"] == "completed" and r[0], what="closed")
+    assert rec["end_reason"] == "supervisor_hangup"
+
+
+def test_an_ending_read_in_a_failed_resync_attempt_is_not_lost(sim: FreeSwitchSim, tmp_path: Path, daemon_db_url: str) -> None:
+    """After a restart the supervisor hangs up in the resync window, and that attempt fails (the
+    connection drops): the next snapshot no longer shows the supervisor, but the hang-up the failed
+    attempt read says how the intervention ended (it was closed as daemon_restart, a guess)."""
+    config = write_config(tmp_path, sim.port, database_url=daemon_db_url)
+    sim.place_call("1001", "1000")
+    with InProcessDaemon(config) as first:
+        first.wait_connected()
+        sup = sim.dial("1002", "*331000")
+        wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", what="eavesdrop running")
+        wait_until(lambda: (r := audit_json(config)) and r[0]["modes"], what="the record")
+    second = InProcessDaemon(config)
+    dropped: list[int] = []
+    in_the_window(second, lambda: sim.hangup(sup), "CHANNEL_HANGUP", then=lambda: dropped.append(sim.drop_connections()))
+    with second:
+        second.wait_connected()
+        assert dropped == [1]  # the attempt that read the hang-up lost its connection before its snapshot
+        rec = wait_until(lambda: (r := audit_json(config))[0]["outcome"] == "completed" and r[0], what="closed")
     assert rec["end_reason"] == "supervisor_hangup"
