@@ -120,6 +120,8 @@ class Campaign:
         self.tmp = tmp
         self.kills_wanted = kills
         self.rng = random.Random(seed)
+        # silences draw from their own stream: a seed's kills and steps stay what they were
+        self.silence_rng = random.Random(seed + 1)
         self.lock_every = lock_every
         self.fault_every = fault_every
         self.silence_every = silence_every
@@ -480,8 +482,12 @@ class Campaign:
         self.sim.silence()
         silent_from = time.time()
         self.silences += 1
-        for _ in range(self.rng.randint(1, 3)):
-            self.act(hangups=False)
+        main, self.rng = self.rng, self.silence_rng
+        try:
+            for _ in range(self.rng.randint(1, 3)):
+                self.act(hangups=False)
+        finally:
+            self.rng = main
         # the daemon closes the silenced connection (new attempts get no auth/request either)
         if not wait_for(lambda: not any(c.authed for c in self.sim.clients()), 60):
             raise AssertionError("the daemon did not notice that FreeSWITCH went silent")
@@ -501,7 +507,7 @@ class Campaign:
                 self.act()
                 if self.rng.randrange(3) == 0:
                     self.kill()
-                elif self.rng.randrange(self.silence_every) == 0:
+                elif self.silence_rng.randrange(self.silence_every) == 0:
                     self.silence()
             self.unlock()
             if self.full_left:

@@ -20,8 +20,10 @@ def test_fault_campaign_loses_nothing_decided(tmp_path: Path, capsys: pytest.Cap
     seed = int(os.environ.get("FSBARGE_FAULT_SEED", "20261203"))
     result = Campaign(tmp_path, KILLS, seed).run()
     with capsys.disabled():
-        print(f"\n{result.line} (seed {seed}, {result.checked} eavesdrops checked, {result.locks} locks)")
+        print(f"\n{result.line} (seed {seed}, {result.checked} eavesdrops checked, {result.locks} locks, "
+              f"{result.silences} silences of FreeSWITCH)")
     assert result.checked >= 3, "the campaign must exercise real interventions"
+    assert result.silences >= 1, "the campaign must silence FreeSWITCH at least once"
     assert result.wrong == []
 
 
