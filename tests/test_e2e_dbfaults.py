@@ -10,10 +10,10 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import gevent
@@ -23,7 +23,8 @@ from fsbarge import db as fsdb
 from fsbarge.logs import configure_logging
 from fsbarge.offload import blocking, database_pool
 from fsbarge.sim import FreeSwitchSim
-from tests.e2e import ROOT, InProcessDaemon, audit_json, cli, wait_until, write_config
+from tests.anyone import python_for_anyone
+from tests.e2e import InProcessDaemon, audit_json, cli, wait_until, write_config
 from tests.sim_fixtures import sim  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.e2e
@@ -108,17 +109,26 @@ def test_a_barge_does_not_queue_behind_database_calls_that_fill_the_thread_pool(
 DAEMON_UID = 5555
 
 
-def _as_daemon_user() -> list[str]:
-    """setpriv as an unprivileged uid (root bypasses file modes, so only another user really meets a
-    read-only file); skipped, saying why, where that cannot run this checkout's Python."""
-    if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("a daemon as another, unprivileged user needs root and setpriv")
+@pytest.fixture(scope="module")
+def daemon_python() -> Iterator[tuple[Path, dict[str, str], Path]]:
+    with python_for_anyone() as found:
+        yield found
+
+
+@dataclass
+class DaemonUser:
+    """setpriv as an unprivileged uid (root bypasses file modes, so only another user really meets
+    a read-only file), and a Python with fsbarge that it can run wherever the checkout is."""
+
+    prefix: list[str]
+    python: Path
+    env: dict[str, str]
+
+
+def _as_daemon_user(daemon_python: tuple[Path, dict[str, str], Path]) -> DaemonUser:
+    python, env, _ = daemon_python
     prefix = ["setpriv", f"--reuid={DAEMON_UID}", f"--regid={DAEMON_UID}", "--clear-groups"]
-    probe = subprocess.run([*prefix, sys.executable, "-c", "import fsbarge"], cwd=ROOT, capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.skip(f"uid {DAEMON_UID} cannot run this checkout's Python (is {ROOT} private?): "
-                    f"{(probe.stderr.strip().splitlines() or ['?'])[-1]}")
-    return prefix
+    return DaemonUser(prefix, python, env)
 
 
 @pytest.fixture
@@ -163,22 +173,23 @@ def _poll(fn, every: float = 0.25):  # type: ignore[no-untyped-def]
     return check
 
 
-def _spawn(prefix: list[str], config: Path, log: Path) -> subprocess.Popen[bytes]:
+def _spawn(user: DaemonUser, config: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [*prefix, sys.executable, "-m", "fsbarge", "run", "--config", str(config)],
-            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=dict(os.environ, NOTIFY_SOCKET="", HOME=str(config.parent)),
+            [*user.prefix, str(user.python), "-m", "fsbarge", "run", "--config", str(config)],
+            stdout=out, stderr=subprocess.STDOUT, cwd=config.parent,
+            env=dict(os.environ, NOTIFY_SOCKET="", HOME=str(config.parent), **user.env),
         )
 
 
 def test_a_database_file_the_daemon_could_not_write_is_reported_and_written_once_it_can(
-    sim: FreeSwitchSim, state_dir: Path
+    sim: FreeSwitchSim, state_dir: Path, daemon_python: tuple[Path, dict[str, str], Path]
 ) -> None:
     """The daemon (uid 5555) starts on a migrated fsbarge.db owned by root, 0644: SQLite opens it
     read-only. Barges are served from the journal, the problem is in `fsbarge status`; after a
     chown the audit reaches the database without a restart (was: the pooled read-only connection
     stayed so for ever, and nothing said why)."""
-    prefix = _as_daemon_user()
+    user = _as_daemon_user(daemon_python)
     config = write_config(state_dir, sim.port)
     database = state_dir / "fsbarge.db"
     engine = fsdb.make_engine(f"sqlite:///{database}")
@@ -187,7 +198,7 @@ def test_a_database_file_the_daemon_could_not_write_is_reported_and_written_once
     database.chmod(0o644)
     log_path = state_dir.parent / "daemon.log"
     call = sim.place_call("1001", "1000")
-    proc = _spawn(prefix, config, log_path)
+    proc = _spawn(user, config, log_path)
     try:
         sup = sim.dial("1002", "*331000")
         wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", timeout=60, what="the barge served from the journal")
@@ -257,13 +268,13 @@ def test_a_journal_that_cannot_be_opened_at_start_refuses_audibly_and_serves_onc
 
 
 def test_an_intervention_running_while_the_restarted_daemon_cannot_read_its_journal_is_re_attached_later(
-    sim: FreeSwitchSim, state_dir: Path
+    sim: FreeSwitchSim, state_dir: Path, daemon_python: tuple[Path, dict[str, str], Path]
 ) -> None:
     """Killed mid-barge, the daemon (uid 5555) restarts while its journal's directory is root's and
     private: it cannot know what was open, so it closes nothing and re-attaches nothing; it refuses
     new feature codes audibly. Once the owner is fixed it reads the journal and re-attaches the
     running intervention, as after any restart."""
-    prefix = _as_daemon_user()
+    user = _as_daemon_user(daemon_python)
     config = write_config(state_dir, sim.port)
     journal_dir = state_dir.parent / "journal"
     journal_dir.mkdir()
@@ -271,7 +282,7 @@ def test_an_intervention_running_while_the_restarted_daemon_cannot_read_its_jour
     config.write_text(config.read_text().replace(str(state_dir / "fsbarge.journal"), str(journal_dir / "fsbarge.journal")))
     log = state_dir.parent / "daemon.log"
     call = sim.place_call("1001", "1000")
-    first = _spawn(prefix, config, log)
+    first = _spawn(user, config, log)
     try:
         sup = sim.dial("1002", "*331000")
         wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", timeout=60, what="the barge")
@@ -281,7 +292,7 @@ def test_an_intervention_running_while_the_restarted_daemon_cannot_read_its_jour
         first.wait(timeout=30)
     os.chown(journal_dir, 0, 0)
     journal_dir.chmod(0o700)
-    second = _spawn(prefix, config, log)
+    second = _spawn(user, config, log)
     try:
         start = len(sim.received_commands)
         refused = sim.dial("1005", "*341000")
