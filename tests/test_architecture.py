@@ -211,3 +211,22 @@ def test_the_pbx_and_the_simulator_provide_what_the_interfaces_name() -> None:
         provider = providers.get(name, sim.pbx)
         missing = sorted(m for m in members if not hasattr(provider, m))
         assert not missing, f"{type(provider).__name__} lacks {missing} of host.{name}"
+
+
+def test_the_benchmark_touches_no_private_attribute_of_greenswitch() -> None:
+    """A pinned 0.0.x library's privates are a trap for whoever upgrades it (ARCHITECTURE.md)."""
+    offenders = []
+    for path in (PKG.parent / "bench").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        # names bound to a greenswitch object: x = greenswitch.Something(...)
+        objects = {
+            t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
+            and isinstance(n.value.func, ast.Attribute) and isinstance(n.value.func.value, ast.Name)
+            and n.value.func.value.id == "greenswitch" for t in n.targets if isinstance(t, ast.Name)
+        } | {"greenswitch"}
+        offenders += [
+            f"{path.name}:{n.lineno} {n.value.id}.{n.attr}" for n in ast.walk(tree)
+            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in objects
+            and n.attr.startswith("_")
+        ]
+    assert not offenders, offenders
