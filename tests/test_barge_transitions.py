@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fsbarge.barge import TRANSITIONS, CloseAudit, Execute, IllegalTransition, Intervention, SendKey, State
-from tests.factories import AGENT, ENDED_TONE, SUP, Rig, bug, complete, dtmf, execute, hangup, park
+from tests.factories import AGENT, CUSTOMER, ENDED_TONE, SUP, SUP2, Rig, bug, complete, dtmf, ev, execute, hangup, park
 
 R, X, A, L, C, E = State.REQUESTED, State.EXECUTING, State.ACTIVE, State.LEAVING, State.CALL_ENDED, State.ENDED
 
@@ -177,3 +179,60 @@ def test_the_agent_hanging_up_while_the_supervisor_leaves_closes_the_record_as_c
     assert rig.feed(complete("eavesdrop")) == [
         Execute(SUP, "playback", ENDED_TONE, event_lock=True), Execute(SUP, "hangup", "NORMAL_CLEARING")
     ]
+
+
+
+def test_a_resync_that_finds_a_leaving_eavesdrop_still_running_reattaches_it() -> None:
+    """LEAVING -> ACTIVE: `*` pressed, the connection lost before eavesdrop returned; the snapshot
+    still shows it running, so it is re-attached (and closes as supervisor_left when it returns)."""
+    rig = Rig()
+    rig.call()
+    rig.feed(park("listen"), execute("eavesdrop"), bug(), dtmf("*"))
+    assert rig.machine.active[SUP].state is State.LEAVING
+    _reattach(rig)
+    assert rig.machine.active[SUP].state is State.ACTIVE
+    assert rig.feed(complete("eavesdrop")) == [
+        CloseAudit(SUP, "completed", rig.now, "supervisor_left"), Execute(SUP, "hangup", "NORMAL_CLEARING")
+    ]
+
+# -- the machine never asks for an illegal move -----------------------------------------------------
+
+
+def _reattach(rig: Rig) -> None:
+    """A resync: the open records are those the machine holds (FreeSWITCH shows what the table has)."""
+    records = [{"supervisor_uuid": iv.sup_uuid, "target_uuid": iv.target_uuid, "current_mode": iv.mode,
+                "requested_mode": iv.requested_mode, "modes": [], "started_at": iv.started_at,
+                "application_uuid": iv.app_uuid} for iv in rig.machine.active.values()]
+    rig.machine.reattach(records, rig.now, restarted=False, last_seen=None)
+
+
+STEPS: dict[str, Callable[[Rig], object]] = {
+    "park": lambda rig: rig.feed(park("listen")),
+    "park barge": lambda rig: rig.feed(park("barge")),
+    "second supervisor parks": lambda rig: rig.feed(park("barge", supervisor="1005", uuid=SUP2)),
+    "execute": lambda rig: rig.feed(execute("eavesdrop")),
+    "second execute": lambda rig: rig.feed(execute("eavesdrop", SUP2)),
+    "audio": lambda rig: rig.feed(bug()),
+    "audio stops": lambda rig: rig.feed(bug("MEDIA_BUG_STOP")),
+    **{f"key {d}": (lambda d: lambda rig: rig.feed(dtmf(d)))(d) for d in "0123*7"},
+    "complete": lambda rig: rig.feed(complete("eavesdrop")),
+    "second complete": lambda rig: rig.feed(complete("eavesdrop", SUP2)),
+    "agent hangs up": lambda rig: rig.feed(hangup(AGENT)),
+    "customer hangs up": lambda rig: rig.feed(hangup(CUSTOMER)),
+    "supervisor hangs up": lambda rig: rig.feed(hangup(SUP)),
+    "shutdown hang-up": lambda rig: rig.feed(hangup(SUP, "SYSTEM_SHUTDOWN")),
+    "SHUTDOWN": lambda rig: rig.feed(ev("SHUTDOWN", None)),
+    "resync": _reattach,
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(sorted(STEPS)), max_size=14))
+def test_no_sequence_of_events_makes_the_machine_ask_for_an_illegal_transition(steps: list[str]) -> None:
+    """The machine's guards and the table agree: whatever FreeSWITCH sends, in whatever order,
+    no event raises IllegalTransition, and the machine holds no ended intervention."""
+    rig = Rig()
+    rig.call()
+    for step in steps:
+        STEPS[step](rig)
+        assert all(iv.state is not State.ENDED for iv in rig.machine.active.values())
