@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from fsbarge.barge import Tones
 from fsbarge.config import Config, NodeConfig, TeamConfig
 from fsbarge.db import make_engine, upgrade
-from fsbarge.esl import NodeLink
+from fsbarge.esl.link import NodeLink
 from fsbarge.events import SUBSCRIBED_EVENTS
 from fsbarge.journal import Journal
 from fsbarge.mirror import Mirror

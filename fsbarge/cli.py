@@ -719,7 +719,8 @@ def _help_request(args: argparse.Namespace) -> int:
     import time
 
     from .db import open_reader, translate_errors
-    from .esl import ConnectError, send_once
+    from .esl.connection import ConnectError
+    from .esl.session import send_once
     from .queries import list_channels
     from .status import live_nodes
 
