@@ -24,7 +24,7 @@ import gevent
 import gevent.threadpool
 import structlog
 
-from .db import DatabaseError
+from .db.errors import DatabaseError
 from .retry import Backoff
 
 __all__ = ["OwnThread", "Retrier", "blocking", "database_pool"]

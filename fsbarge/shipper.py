@@ -27,7 +27,7 @@ import gevent
 import gevent.event
 import structlog
 
-from .db import DatabaseError
+from .db.errors import DatabaseError
 from .health import Health
 from .journal import SHIPPED_KINDS, Journal
 from .offload import Retrier

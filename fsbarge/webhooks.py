@@ -32,7 +32,7 @@ import gevent
 import gevent.event
 import structlog
 
-from .db import DatabaseError
+from .db.errors import DatabaseError
 from .offload import blocking
 from .outbox import node_of
 from .retry import Backoff
