@@ -18,8 +18,9 @@ from sqlalchemy import Engine
 
 from fsbarge.barge import Tones
 from fsbarge.config import Config, NodeConfig, TeamConfig
-from fsbarge.db import make_engine, upgrade
-from fsbarge.esl import NodeLink
+from fsbarge.db.engine import make_engine
+from fsbarge.db.migrations import upgrade
+from fsbarge.esl.link import NodeLink
 from fsbarge.events import SUBSCRIBED_EVENTS, Event
 from fsbarge.journal import Journal
 from fsbarge.mirror import Mirror

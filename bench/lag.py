@@ -16,7 +16,7 @@ import gevent
 from sqlalchemy import create_engine, text
 
 from bench.ingest import ROOT, Peer, make_service, spawn, wait_drained
-from fsbarge.db import parse_url
+from fsbarge.db.engine import parse_url
 
 
 def wait_queue_empty(link, svc, n: int, timeout: float) -> None:  # type: ignore[no-untyped-def]

@@ -298,7 +298,7 @@ def _status_file(args: argparse.Namespace) -> Any:
 
 def _reader_engine(args: argparse.Namespace) -> Any:
     """A read-only engine on what the daemon wrote; refuses a database that was never created."""
-    from .db import open_reader
+    from .db.readers import open_reader
 
     return open_reader(_database_url(args))
 
@@ -345,7 +345,8 @@ def _start_metrics(config: Any, daemon: Any) -> Any:
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from .config import ENV_DATABASE_URL, ConfigError
-    from .db import DatabaseError, check_driver
+    from .db.engine import check_driver
+    from .db.errors import DatabaseError
     from .preflight import check_paths
 
     config = _config(args)
@@ -368,7 +369,8 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 def _cmd_db(args: argparse.Namespace) -> int:
     """`db upgrade` also checks that the tables of the revision it reports are there: a dropped
     table is damage to an audit database, said precisely, and repaired only on `db repair`."""
-    from .db import check_intact, current_revision, make_engine, repair, upgrade
+    from .db.engine import make_engine
+    from .db.migrations import check_intact, current_revision, repair, upgrade
     from .preflight import database_problem
 
     url, path, key = _database_source(args)
@@ -401,7 +403,7 @@ def _cmd_db(args: argparse.Namespace) -> int:
 
 def _cmd_calls(args: argparse.Namespace) -> int:
     from .auditview import render_channels
-    from .db import translate_errors
+    from .db.engine import translate_errors
     from .queries import list_channels
 
     import time
@@ -434,7 +436,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
     A damaged journal line the daemon recorded in the chain is said after the ok line, with the
     records rebuilt from their later changes: the chain is intact, but the audit has a known gap."""
     from .auditview import iso
-    from .db import translate_errors
+    from .db.engine import translate_errors
     from .store import journal_damage, verify_chain
 
     engine = _reader_engine(args)
@@ -467,7 +469,7 @@ def _audit_quarantine(args: argparse.Namespace) -> int:
 
         print(render_quarantine(read_entries(path), args.format))
         return 0
-    from .db import make_engine
+    from .db.engine import make_engine
     from .outbox import Outbox
     from .quarantine import Quarantine, retry
     from .store import AuditStore
@@ -491,7 +493,7 @@ def _audit_quarantine(args: argparse.Namespace) -> int:
 
 
 def _audit_head(args: argparse.Namespace) -> int:
-    from .db import translate_errors
+    from .db.engine import translate_errors
     from .store import chain_head
 
     engine = _reader_engine(args)
@@ -505,7 +507,7 @@ def _audit_list(args: argparse.Namespace) -> int:
     """CSV and JSON: every matching row unless --limit; the table: one page, and a note on stderr
     when rows were left out (an export must never be cut silently)."""
     from . import auditview
-    from .db import translate_errors
+    from .db.engine import translate_errors
     from .queries import count_records, iter_records
 
     limit = args.limit
@@ -543,7 +545,7 @@ def _left_out(shown: int, total: int, offset: int) -> str:
 def _summary(args: argparse.Namespace, by: str) -> Any:
     """Every record matching the filters, summarised by `by` (fsbarge.auditstats)."""
     from .auditstats import summarise
-    from .db import translate_errors
+    from .db.engine import translate_errors
     from .queries import iter_records
 
     team_of = _TeamFallback(args) if by == "team" else None
@@ -607,10 +609,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
     """Exit 0 healthy, 1 degraded, 3 daemon not running; --watch redraws every second until ^C."""
     import time
 
-    from .db import translate_errors
+    from .db.engine import translate_errors
     from .status import EXIT, assess, gather, local_daemon, read_status_file, render_status
 
-    from .db import DatabaseError
+    from .db.errors import DatabaseError
 
     status_file = _status_file(args)
     state = None
@@ -648,7 +650,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
     from . import __version__
-    from .db import translate_errors
+    from .db.engine import translate_errors
     from .queries import list_records
     from .report import build_report
 
@@ -701,7 +703,7 @@ def _cmd_help(args: argparse.Namespace) -> int:
 
 def _help_list(args: argparse.Namespace) -> int:
     from . import helpview
-    from .db import translate_errors
+    from .db.engine import translate_errors
     from .queries import list_help_requests
 
     engine = _reader_engine(args)
@@ -718,8 +720,10 @@ def _help_request(args: argparse.Namespace) -> int:
     """Find the agent's call in the daemon's mirror and send its node the event a *9 sends."""
     import time
 
-    from .db import open_reader, translate_errors
-    from .esl import ConnectError, send_once
+    from .db.engine import translate_errors
+    from .db.readers import open_reader
+    from .esl.connection import ConnectError
+    from .esl.session import send_once
     from .queries import list_channels
     from .status import live_nodes
 
@@ -752,7 +756,7 @@ def _help_request(args: argparse.Namespace) -> int:
 
 def _audit_show(args: argparse.Namespace) -> int:
     from .auditview import render_show
-    from .db import translate_errors
+    from .db.engine import translate_errors
     from .queries import get_record
 
     record = None
@@ -773,7 +777,7 @@ def _audit_show(args: argparse.Namespace) -> int:
 def _cmd_webhooks(args: argparse.Namespace) -> int:
     import time
 
-    from .db import make_engine, translate_errors
+    from .db.engine import make_engine, translate_errors
     from .queries import list_webhook_deliveries
     from .store import WebhookStore
     from .webhookview import render_deliveries
