@@ -51,7 +51,8 @@ def teams(r: Reader, doc: dict[str, Any]) -> tuple[TeamConfig, ...]:
             for j, mode in enumerate(notify[n] if n in t else ()):  # the defaults fit any team
                 if mode not in modes:
                     r.warn(f"{key}.{n}[{j}]", f'"{mode}" is not one of this team\'s modes: its tone never plays')
-        found.append(TeamConfig(name=name, agents=agents, supervisors=supervisors, modes=modes, **notify))
+        found.append(TeamConfig(name=name, agents=agents, supervisors=supervisors, modes=modes,
+                                notify_agent=notify["notify_agent"], notify_customer=notify["notify_customer"]))
     return tuple(found)
 
 
