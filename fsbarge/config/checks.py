@@ -1,5 +1,6 @@
 """The checks every section is made of: a table with only known keys, a one-line string, a boolean,
-seconds, a list of extensions. Each stops at the first problem with a `ConfigError` naming its key.
+seconds, a list of extensions or of distinct choices. Each stops at the first problem with a
+`ConfigError` naming its key.
 
 Why not a schema library: see the README ("How it is built", config). These few typed checks give
 each mistake today's wording, which is what a library's messages would have to be mapped back to.

@@ -16,6 +16,8 @@ __all__ = ["help_", "policy", "teams", "tones", "warn_unprotected"]
 
 _TEAM_KEYS = ("name", "agents", "supervisors", "modes", "notify_agent", "notify_customer")
 _NOTIFY = ("notify_agent", "notify_customer")
+_TONES = ("error", "ended", "notify", "help_answered", "help_unanswered")
+_ENDING_TONES = ("error", "ended")  # played in full before the supervisor is hung up
 _ENDLESS = re.compile(r"loops=-|^local_stream://", re.I)  # a tone_stream looping for ever; music on hold
 
 
@@ -91,15 +93,15 @@ def warn_unprotected(r: Reader, policy: PolicyConfig, teams: tuple[TeamConfig, .
 def tones(r: Reader, doc: dict[str, Any]) -> TonesConfig:
     """``error`` and ``ended`` play in full before the supervisor is hung up, so they must end;
     the others are mixed in with uuid_displace, whose API splits its arguments on spaces."""
-    t = r.section(doc, "tones", ("error", "ended", "notify", "help_answered", "help_unanswered"))
+    t = r.section(doc, "tones", _TONES)
     default = TonesConfig()
     found: dict[str, str] = {}
-    for name in ("error", "ended", "notify", "help_answered", "help_unanswered"):
+    for name in _TONES:
         key = f"tones.{name}"
         value = found[name] = r.text(t, name, key, getattr(default, name))
-        if name in ("error", "ended") and _ENDLESS.search(value):
+        if name in _ENDING_TONES and _ENDLESS.search(value):
             r.fail(key, f"must end (it plays in full before the hang-up), got {show(value)}")
-        if name not in ("error", "ended") and any(ch.isspace() for ch in value):
+        if name not in _ENDING_TONES and any(ch.isspace() for ch in value):
             r.fail(key, f"must not contain spaces (FreeSWITCH's uuid_displace splits on them), got {show(value)}")
     return TonesConfig(**found)
 
