@@ -16,6 +16,7 @@ CORE = {
     "events": {"wire"},
     "channels": {"events", "wire"},
     "terms": set(),
+    "changes": set(),
     "paths": set(),
     "config": {"terms", "paths"},
     "policy": {"config", "terms"},
@@ -91,3 +92,44 @@ def test_simulator_is_independent_of_the_daemon() -> None:
             assert not ({"wire", "events", "channels", "esl", "service"} & local and any(
                 isinstance(n, ast.ImportFrom) and n.level >= 2 for n in ast.walk(tree)
             )), path.name
+
+
+# The journal change is a type (fsbarge.changes); only that module spells a change as a dict.
+# chain.body_of builds a hash-chain entry, which names the kind of the change it records.
+CHANGE_DICT_ALLOWED = {"changes", "chain"}
+
+
+def _str_key(node: ast.AST, key: str) -> bool:
+    return isinstance(node, ast.Constant) and node.value == key
+
+
+def change_dict_uses(path: Path) -> list[str]:
+    """Where a file builds a dict with a "kind" key, or reads "kind" from one (c["kind"], c.get("kind"))."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Dict) and any(k is not None and _str_key(k, "kind") for k in node.keys):
+            found.append(f"{path.name}:{node.lineno} builds a dict with a 'kind' key")
+        elif isinstance(node, ast.Subscript) and _str_key(node.slice, "kind"):
+            found.append(f"{path.name}:{node.lineno} reads ['kind']")
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+              and node.args and _str_key(node.args[0], "kind")):
+            found.append(f"{path.name}:{node.lineno} reads .get('kind')")
+    return found
+
+
+def test_only_the_change_module_spells_a_change_as_a_dict() -> None:
+    """Everything else builds and reads typed changes: a dict with a kind key read by several
+    if-chains is how their meanings drift apart (ISSUE 18)."""
+    offenders = []
+    for path in sorted(PKG.rglob("*.py")):
+        if (PKG / "migrations") in path.parents or (PKG / "sim") in path.parents or path.stem in CHANGE_DICT_ALLOWED:
+            continue
+        offenders += change_dict_uses(path)
+    assert not offenders, offenders
+
+
+def test_the_change_dict_check_can_fail(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text('x = {"kind": "open", "id": "a"}\nif x["kind"] == "open" or x.get("kind"):\n    pass\n')
+    assert len(change_dict_uses(bad)) == 3
+
