@@ -7,7 +7,7 @@ drift between them. Here each kind is a type; readers dispatch on the type, and 
 file). That shape is unchanged: each class writes its keys in the order the daemon always wrote
 them, ``seq`` last, so old journals read the same and new lines are byte-for-byte what they were.
 
-Pure: no IO, stdlib only (the journal adds the checksum and the file).
+Pure: no IO, stdlib and the vocabulary only (the journal adds the checksum and the file).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
+
+from .terms import EndReason, HelpOutcome, ModeSource, Outcome
 
 __all__ = [
     "Change", "Closed", "Damaged", "Decided", "Direct", "HelpClosed", "HelpOpened", "ModeAdded", "NodeSeen",
@@ -68,9 +70,9 @@ class ModeAdded(_Line):
     id: str
     uid: str
     node: str | None = None
-    mode: str
+    mode: str  # a terms.Mode, or terms.UNKNOWN_MODE in a gap
     at: float
-    source: str
+    source: ModeSource
     refused: bool = False
     notified: tuple[str, ...] | None = None
     seq: int | None = None
@@ -84,9 +86,9 @@ class Closed(_Line):
     id: str
     uid: str
     node: str | None = None
-    outcome: str
+    outcome: Outcome
     ended_at: float | None
-    end_reason: str | None = None
+    end_reason: EndReason | None = None
     reason: str | None = None
     seq: int | None = None
 
@@ -111,7 +113,7 @@ class HelpClosed(_Line):
     id: str
     uid: str
     node: str | None = None
-    outcome: str
+    outcome: HelpOutcome
     answered_by: str | None = None
     answered_at: float | None = None
     ended_at: float | None = None

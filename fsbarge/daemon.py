@@ -51,6 +51,7 @@ from .store import AuditStore, ChannelStore
 from .outbox import Outbox
 from .store import WebhookStore
 from .webhooks import Deliverer
+from .terms import COMPLETED, DAEMON_RESTART
 
 __all__ = ["Daemon", "watchdog_period"]
 
@@ -351,8 +352,8 @@ class Daemon:
         for lost in self.journal.lost_opens:
             last_seen = self.journal.nodes.get(lost.get("node") or "", {}).get("last_seen")
             ended = max(t for t in (lost["last_at"], last_seen) if t is not None)
-            changes.append(Closed(id=str(uuid.uuid4()), uid=lost["uid"], node=lost.get("node"), outcome="completed",
-                                  ended_at=ended, end_reason="daemon_restart"))
+            changes.append(Closed(id=str(uuid.uuid4()), uid=lost["uid"], node=lost.get("node"), outcome=COMPLETED,
+                                  ended_at=ended, end_reason=DAEMON_RESTART))
         if changes:
             try:
                 self.journal.append(changes)

@@ -41,6 +41,7 @@ from .changes import (
     malformed, to_line, with_seq,
 )
 from .health import Health
+from .terms import ACTIVE
 
 __all__ = ["Journal", "JournalError", "decode_line", "encode_line"]
 
@@ -209,7 +210,7 @@ class Journal:
             case Opened(uid=uid, record=record):
                 if record.get("supervisor_uuid"):
                     self.decided.append(record["supervisor_uuid"])
-                if record.get("outcome") == "active":
+                if record.get("outcome") == ACTIVE:
                     self.records[uid] = {**record, "uid": uid, "modes": [], "current_mode": None}
             case ModeAdded(uid=uid):
                 rec = self.records.get(uid or "")

@@ -22,6 +22,7 @@ from typing import Any
 
 from .auditview import iso
 from .changes import Change, Closed, Direct, HelpClosed, HelpOpened, ModeAdded, Opened, coerce
+from .terms import ACTIVE, ANSWERED
 
 __all__ = ["Outbox", "delivery_id", "event_of", "ordering_key", "render_body"]
 
@@ -30,7 +31,7 @@ _NAMESPACE = uuid.UUID("5b0d3c52-6f1e-4c8e-9a0b-1f5e2a7d9c31")
 
 
 def _opening(outcome: str | None) -> str:
-    return "intervention.started" if outcome == "active" else "intervention.refused"
+    return "intervention.started" if outcome == ACTIVE else "intervention.refused"
 
 
 def event_of(change: Change | Direct | Mapping[str, Any], record: Mapping[str, Any] | None = None) -> str | None:
@@ -53,7 +54,7 @@ def event_of(change: Change | Direct | Mapping[str, Any], record: Mapping[str, A
         case HelpOpened():
             return "help.requested"
         case HelpClosed():
-            return "help.answered" if change.outcome == "answered" else "help.unanswered"
+            return "help.answered" if change.outcome == ANSWERED else "help.unanswered"
     return None
 
 
@@ -105,7 +106,7 @@ class Outbox:
     def __call__(self, conn: Any, change: Change | Direct, applied: Any) -> None:
         if not self.receivers:
             return
-        if event_of(change, {"outcome": "active"}) is None:
+        if event_of(change, {"outcome": ACTIVE}) is None:
             return
         from . import queries
         from .store import insert_webhook_deliveries

@@ -37,7 +37,7 @@ from .esl import ConnectError, ConnectionLost, EslSession
 from .events import Event
 from .journal import Journal, JournalError
 from .policy import Policy
-from .terms import MODES
+from .terms import ACTIVE, FAILED, FREESWITCH_SHUTDOWN, MODES, NO_SUPERVISOR
 
 __all__ = ["NodeService"]
 
@@ -330,7 +330,7 @@ class NodeService:
         undone: set[str] = set()
         modes: dict[str, str] = {}  # the mode each held change of this batch leaves on record
         for eff in effects:
-            if isinstance(eff, OpenAudit) and eff.fields.get("outcome") == "active":
+            if isinstance(eff, OpenAudit) and eff.fields.get("outcome") == ACTIVE:
                 refused.add(eff.key)
                 self.machine.active.pop(eff.key, None)
                 self.uids.pop(eff.key, None)
@@ -341,7 +341,7 @@ class NodeService:
                 out += self.machine.refusal_tone(eff.key)
                 opened = change_of.get(id(eff))
                 if isinstance(opened, Opened):
-                    record = dict(opened.record, outcome="failed", reason="audit_unavailable")
+                    record = dict(opened.record, outcome=FAILED, reason="audit_unavailable")
                     record["ended_at"] = record.get("started_at")
                     held.append(replace(opened, record=record))
             elif isinstance(eff, AddMode) and not eff.refused and eff.mode in AUDIBLE_MODES and eff.key in self.machine.active:
@@ -361,7 +361,7 @@ class NodeService:
                 held.append(change_of[id(eff)])
                 if not any(isinstance(e, CloseHelp) and e.uid == eff.uid for e in effects):
                     self.desk.open.pop(eff.record.get("agent_uuid") or "", None)
-                    closing = self._change(CloseHelp(eff.uid, "no_supervisor", eff.record.get("requested_at") or self.clock()))
+                    closing = self._change(CloseHelp(eff.uid, NO_SUPERVISOR, eff.record.get("requested_at") or self.clock()))
                     assert closing is not None
                     held.append(closing)
             elif isinstance(eff, AUDIT_EFFECTS):
@@ -493,7 +493,7 @@ class NodeService:
         if old is not None and old != core_uuid:
             # FreeSWITCH restarted under us: whatever was running is gone.
             self.log.warning("FreeSWITCH restarted (new Core-UUID)", old=old, new=core_uuid)
-            self._carry_out(self.machine.close_all("freeswitch_shutdown", now))
+            self._carry_out(self.machine.close_all(FREESWITCH_SHUTDOWN, now))
         self._remember_core(core_uuid)
 
     def _attempt_over(self) -> None:

@@ -38,7 +38,7 @@ from fsbarge.models import (
     webhook_deliveries,
 )
 
-from fsbarge.terms import OUTCOMES  # noqa: E402
+from fsbarge.terms import ACTIVE, FEATURE_CODE, OUTCOMES, RECONSTRUCTED  # noqa: E402
 
 CHANNEL_COLUMNS = tuple(c.name for c in channels.c)
 _CHANNEL_DATA_COLUMNS = tuple(c for c in CHANNEL_COLUMNS if c not in ("node", "updated_at"))
@@ -324,7 +324,6 @@ class ApplyResult(NamedTuple):
 
 
 # A record rebuilt from its later changes because the journal line that opened it was damaged.
-RECONSTRUCTED = "reconstructed"
 JOURNAL_DAMAGED = "journal_damaged"
 
 
@@ -455,7 +454,7 @@ class AuditStore:
         other than `active` is closed at once: `ended_at` defaults to `started_at` (SPEC: a
         refused attempt has ended_at == started_at)."""
         _check_outcome(outcome)
-        if outcome == "active":
+        if outcome == ACTIVE:
             if ended_at is not None:
                 raise ValueError("an active intervention has no ended_at")
         elif ended_at is None:
@@ -536,7 +535,7 @@ class AuditStore:
         keeps the stored reason). Returns False, changing nothing, if it was already closed: the
         first close stands. LookupError for an unknown id."""
         _check_outcome(outcome)
-        if outcome == "active":
+        if outcome == ACTIVE:
             raise ValueError("close() needs a final outcome, not 'active'")
         values: dict[str, Any] = dict(outcome=outcome, ended_at=ended_at, end_reason=end_reason)
         if reason is not None:
@@ -664,7 +663,7 @@ class AuditStore:
             applied = self._apply_help_open(c, opening)
         else:
             at = change.at if isinstance(change, ModeAdded) else change.ended_at
-            record = {"node": node, "outcome": "active", "reason": JOURNAL_DAMAGED, "started_at": at, "origin": RECONSTRUCTED}
+            record = {"node": node, "outcome": ACTIVE, "reason": JOURNAL_DAMAGED, "started_at": at, "origin": RECONSTRUCTED}
             opening = Opened(id=f"{uid}-reconstructed", uid=uid, node=node, record=record)
             applied = self._apply_open(c, opening, ids)
         assert applied is not None
@@ -684,10 +683,10 @@ class AuditStore:
             return None
         rec = dict(change.record)
         _check_outcome(rec["outcome"])
-        if rec["outcome"] != "active" and rec.get("ended_at") is None:
+        if rec["outcome"] != ACTIVE and rec.get("ended_at") is None:
             rec["ended_at"] = rec["started_at"]
         columns = {k: rec.get(k) for k in _CREATE_COLUMNS}
-        columns["origin"] = rec.get("origin") or "feature_code"
+        columns["origin"] = rec.get("origin") or FEATURE_CODE
         if rec.get("help_uid"):
             columns["help_request_id"] = c.execute(select(help_requests.c.id).where(help_requests.c.uid == rec["help_uid"])).scalar()
         result = c.execute(insert(interventions).values(uid=change.uid, **columns))
@@ -799,7 +798,7 @@ class AuditStore:
         """Records still `active` (all nodes, or one), oldest first, as plain dicts with float
         epoch times, the internal current_mode / application_uuid, and `modes`: the history as
         [{mode, at, source, refused}]."""
-        stmt = select(interventions).where(interventions.c.outcome == "active")
+        stmt = select(interventions).where(interventions.c.outcome == ACTIVE)
         if node is not None:
             stmt = stmt.where(interventions.c.node == node)
         stmt = stmt.order_by(interventions.c.id)
