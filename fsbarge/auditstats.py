@@ -27,7 +27,9 @@ from typing import Any
 
 from fsbarge.auditview import REFUSED_OUTCOMES, tabulate
 from fsbarge.humantime import UTC, Zone, duration
-from fsbarge.terms import ACTIVE, COMPLETED, DENIED, FAILED, HISTORY_MODES, MODES, NO_ACTIVE_CALL, UNKNOWN_MODE, Outcome
+from fsbarge.terms import (
+    ACTIVE, COMPLETED, CUSTOMER_WHISPER, DENIED, FAILED, HISTORY_MODES, MODES, NO_ACTIVE_CALL, UNKNOWN_MODE, Outcome,
+)
 
 __all__ = ["BY", "OUTCOME_ORDER", "NO_TEAM", "UNKNOWN", "render_stats", "summarise", "team_key", "team_resolver"]
 
@@ -214,7 +216,7 @@ def render_stats(summary: Mapping[str, Any], fmt: str) -> str:
     # "unknown" (a gap while the daemon was down or cut off from FreeSWITCH) only when there is some
     modes = [*MODES, *([UNKNOWN_MODE] if summary["total"]["seconds_by_mode"].get(UNKNOWN_MODE) else [])]
     headers = [f"day ({summary['time_zone']})" if by == "day" else by, "interventions", COMPLETED, FAILED, ACTIVE, "refused (by reason)",
-               *[m.replace("customer_whisper", "cust. whisper") for m in modes], "median", "longest"]
+               *[m.replace(CUSTOMER_WHISPER, "cust. whisper") for m in modes], "median", "longest"]
 
     def line(key: str, row: Mapping[str, Any]) -> list[Any]:
         o, spent = row["outcomes"], row["seconds_by_mode"]

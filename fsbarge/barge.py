@@ -27,8 +27,9 @@ from .crossnode import Claim, CrossNode, Ticket, TicketError
 from .events import Event
 from .policy import Policy
 from .terms import (
-    ACTIVE, CALL_ENDED, COMPLETED, CONNECTION_LOST, DAEMON_RESTART, DENIED, DTMF, FAILED, FEATURE_CODE, FREESWITCH_SHUTDOWN,
-    HELP_REQUEST, MODES, NO_ACTIVE_CALL, REATTACH, SUPERVISOR_HANGUP, SUPERVISOR_LEFT, EndReason, Mode, ModeSource, Outcome,
+    ACTIVE, BARGE, CALL_ENDED, COMPLETED, CONNECTION_LOST, CUSTOMER_WHISPER, DAEMON_RESTART, DENIED, DTMF, FAILED,
+    FEATURE_CODE, FREESWITCH_SHUTDOWN, HELP_REQUEST, LISTEN, MODES, NO_ACTIVE_CALL, REATTACH, SUPERVISOR_HANGUP,
+    SUPERVISOR_LEFT, WHISPER, EndReason, Mode, ModeSource, Outcome,
 )
 
 __all__ = [
@@ -49,7 +50,7 @@ __all__ = [
     "MODE_KEYS",
 ]
 
-KEY_MODES: dict[str, Mode] = {"0": "listen", "1": "customer_whisper", "2": "whisper", "3": "barge"}
+KEY_MODES: dict[str, Mode] = {"0": LISTEN, "1": CUSTOMER_WHISPER, "2": WHISPER, "3": BARGE}
 assert set(KEY_MODES.values()) == set(MODES)
 MODE_KEYS = {mode: key for key, mode in KEY_MODES.items()}
 EAVESDROP_APPS = ("eavesdrop", "three_way")
@@ -58,9 +59,9 @@ EAVESDROP_APPS = ("eavesdrop", "three_way")
 # whisper_bleg: the eavesdropped leg (agent) hears the supervisor, like key 2;
 # whisper_aleg: the other party (customer) hears, like key 1; both: three-way.
 START_VARS: dict[str, tuple[str, str]] = {
-    "listen": ("false", "false"),
-    "whisper": ("false", "true"),
-    "barge": ("true", "true"),
+    LISTEN: ("false", "false"),
+    WHISPER: ("false", "true"),
+    BARGE: ("true", "true"),
 }
 
 
@@ -352,7 +353,7 @@ class BargeMachine:
             return self._refuse(sup_uuid, record, NO_ACTIVE_CALL, None, now)
         record["target_uuid"] = leg.uuid
         record["customer"] = self._customer_of(leg)
-        if mode == "barge" and not self.policy.allow_second_barge and self._barged_by_other(leg.uuid, sup_uuid):
+        if mode == BARGE and not self.policy.allow_second_barge and self._barged_by_other(leg.uuid, sup_uuid):
             return self._refuse(sup_uuid, record, DENIED, "already_barged", now)
         app_uuid = self.new_id()
         record["application_uuid"] = app_uuid
@@ -463,7 +464,7 @@ class BargeMachine:
 
     def _barged_by_other(self, target_uuid: str, sup_uuid: str) -> bool:
         return any(
-            iv.target_uuid == target_uuid and iv.mode == "barge" and iv.sup_uuid != sup_uuid and iv.state is not State.CALL_ENDED
+            iv.target_uuid == target_uuid and iv.mode == BARGE and iv.sup_uuid != sup_uuid and iv.state is not State.CALL_ENDED
             for iv in self.active.values()
         )
 
@@ -521,12 +522,12 @@ class BargeMachine:
         if mode is None or mode == iv.mode:
             return effects
         refused = not self.policy.mode_allowed(iv.supervisor, iv.agent, mode) or (
-            mode == "barge" and not self.policy.allow_second_barge and self._barged_by_other(iv.target_uuid, iv.sup_uuid)
+            mode == BARGE and not self.policy.allow_second_barge and self._barged_by_other(iv.target_uuid, iv.sup_uuid)
         )
         if refused:
             # FreeSWITCH has already applied the key; put the previous mode back.
             effects.append(AddMode(iv.sup_uuid, mode, now, DTMF, refused=True))
-            effects.append(SendKey(iv.sup_uuid, MODE_KEYS[iv.mode or "listen"]))
+            effects.append(SendKey(iv.sup_uuid, MODE_KEYS[iv.mode or LISTEN]))
             iv.commanded = True
             return effects
         iv.mode = mode
@@ -642,7 +643,7 @@ class BargeMachine:
             )
             iv = self.active.get(sup_uuid)
             if running and target:
-                mode = rec.get("current_mode") or rec.get("requested_mode") or "listen"
+                mode = rec.get("current_mode") or rec.get("requested_mode") or LISTEN
                 if iv is None:
                     iv = Intervention(
                         sup_uuid=sup_uuid,

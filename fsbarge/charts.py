@@ -17,7 +17,7 @@ from html import escape
 from typing import Any
 
 from fsbarge.auditview import plain_number
-from fsbarge.terms import ACTIVE, COMPLETED, DENIED, FAILED, NO_ACTIVE_CALL
+from fsbarge.terms import ACTIVE, BARGE, COMPLETED, CUSTOMER_WHISPER, DENIED, FAILED, LISTEN, NO_ACTIVE_CALL, WHISPER
 
 __all__ = ["DAILY_UP_TO", "OUTCOME_COLOURS", "MODE_COLOURS", "columns_chart", "hbar_chart", "legend", "periods"]
 
@@ -33,7 +33,7 @@ OUTCOME_COLOURS = {
     NO_ACTIVE_CALL: "#9e9e9e",
 }
 MODE_COLOURS = {
-    "listen": "#546e7a", "whisper": "#00897b", "barge": "#d81b60", "customer_whisper": "#8e24aa",
+    LISTEN: "#546e7a", WHISPER: "#00897b", BARGE: "#d81b60", CUSTOMER_WHISPER: "#8e24aa",
     "unknown": "#bdbdbd",  # a gap: the daemon was down or cut off from FreeSWITCH
 }
 OTHER_COLOUR = "#795548"

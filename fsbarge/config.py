@@ -62,7 +62,9 @@ __all__ = [
 # Every mode a supervisor can be in: the three a feature code starts, plus
 # customer_whisper, reachable only with DTMF key 1. A team without it in `modes`
 # has key 1 undone by the daemon. Default: all of them.
-from .terms import MODES, WEBHOOK_EVENTS, Mode  # noqa: E402 - the vocabulary, spelled once
+from .terms import (  # noqa: E402 - the vocabulary, spelled once
+    BARGE, CUSTOMER_WHISPER, MODES, WEBHOOK_EVENTS, WHISPER, Mode,
+)
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 
 DEFAULT_CONFIG_PATH = "/etc/fsbarge/fsbarge.toml"
@@ -135,8 +137,8 @@ class TeamConfig:
     supervisors: tuple[str, ...]
     modes: tuple[Mode, ...] = MODES
     # Soft entry: on entering these modes the agent / the customer hears [tones] notify first.
-    notify_agent: tuple[Mode, ...] = ("whisper", "barge")
-    notify_customer: tuple[Mode, ...] = ("barge", "customer_whisper")
+    notify_agent: tuple[Mode, ...] = (WHISPER, BARGE)
+    notify_customer: tuple[Mode, ...] = (BARGE, CUSTOMER_WHISPER)
 
 
 @dataclass(frozen=True)

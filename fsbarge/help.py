@@ -20,7 +20,7 @@ from .barge import BargeMachine, Effect, Execute, MixTone
 from .channels import Channel, ChannelTable
 from .events import Event
 from .policy import Policy
-from .terms import ANSWERED, CALL_ENDED, EXTERNAL, HELP_REQUEST, NO_SUPERVISOR, PHONE, UNANSWERED, HelpOutcome
+from .terms import ANSWERED, CALL_ENDED, EXTERNAL, HELP_REQUEST, NO_SUPERVISOR, PHONE, UNANSWERED, WHISPER, HelpOutcome
 
 __all__ = ["BIND_HELP_KEY", "BIND_HELP_KEY_CALLER", "CloseHelp", "DueAt", "HelpDesk", "HelpTones", "Kill", "OpenHelp", "Originate"]
 
@@ -214,7 +214,7 @@ class HelpDesk:
         others = [Kill(u) for u in req.ringing]
         req.ringing.clear()
         started = self.machine.request(
-            leg, "whisper", req.agent, sup, sup, now, origin=HELP_REQUEST, help_uid=req.uid
+            leg, WHISPER, req.agent, sup, sup, now, origin=HELP_REQUEST, help_uid=req.uid
         )
         return [
             *others,

@@ -37,7 +37,7 @@ from .esl import ConnectError, ConnectionLost, EslSession
 from .events import Event
 from .journal import Journal, JournalError
 from .policy import Policy
-from .terms import ACTIVE, FAILED, FREESWITCH_SHUTDOWN, MODES, NO_SUPERVISOR
+from .terms import ACTIVE, FAILED, FREESWITCH_SHUTDOWN, LISTEN, MODES, NO_SUPERVISOR
 
 __all__ = ["NodeService"]
 
@@ -46,7 +46,7 @@ log = structlog.get_logger("fsbarge.service")
 MAX_BATCH = 2000
 AUDIT_EFFECTS = (OpenAudit, AddMode, CloseAudit, OpenHelp, CloseHelp)
 # modes in which someone hears the supervisor (not listen, and not the history's "unknown")
-AUDIBLE_MODES = frozenset(MODES) - {"listen"}
+AUDIBLE_MODES = frozenset(MODES) - {LISTEN}
 
 
 @dataclass
@@ -347,15 +347,15 @@ class NodeService:
             elif isinstance(eff, AddMode) and not eff.refused and eff.mode in AUDIBLE_MODES and eff.key in self.machine.active:
                 # back to the mode on record, so the record stays true (listen if none yet, recorded so)
                 back = modes.get(eff.key) or self._recorded_mode(eff.key)
-                self.log.error("audit journal unavailable: mode change undone", mode=eff.mode, back_to=back or "listen",
+                self.log.error("audit journal unavailable: mode change undone", mode=eff.mode, back_to=back or LISTEN,
                                uuid=eff.key, error=error)
-                self.machine.active[eff.key].mode = back or "listen"
+                self.machine.active[eff.key].mode = back or LISTEN
                 undone.add(eff.key)
-                out.append(SendKey(eff.key, MODE_KEYS[back or "listen"]))
+                out.append(SendKey(eff.key, MODE_KEYS[back or LISTEN]))
                 added = change_of.get(id(eff))
                 if back is None and isinstance(added, ModeAdded):
-                    held.append(replace(added, mode="listen", notified=()))
-                    modes[eff.key] = "listen"
+                    held.append(replace(added, mode=LISTEN, notified=()))
+                    modes[eff.key] = LISTEN
             elif isinstance(eff, OpenHelp) and id(eff) in change_of:
                 # it rings nobody (its calls are not placed below): on record as over at once
                 held.append(change_of[id(eff)])

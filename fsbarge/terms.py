@@ -14,9 +14,13 @@ from typing import Final, Literal, get_args
 
 # Every mode a supervisor can be in: the three a feature code starts (*33 listen, *34 whisper,
 # *35 barge), plus customer_whisper, reachable only with DTMF key 1.
+LISTEN: Final = "listen"  # key 0: nobody hears the supervisor
+WHISPER: Final = "whisper"  # key 2: the agent only
+BARGE: Final = "barge"  # key 3: agent and customer
+CUSTOMER_WHISPER: Final = "customer_whisper"  # key 1: the customer only
 Mode = Literal["listen", "whisper", "barge", "customer_whisper"]
-MODES: tuple[Mode, ...] = get_args(Mode)
-DIAL_MODES: tuple[Mode, ...] = ("listen", "whisper", "barge")
+MODES: tuple[Mode, ...] = (LISTEN, WHISPER, BARGE, CUSTOMER_WHISPER)
+DIAL_MODES: tuple[Mode, ...] = (LISTEN, WHISPER, BARGE)
 
 # -- how an attempt turned out (audit `outcome`) ---------------------------------------------
 ACTIVE: Final = "active"
@@ -80,4 +84,4 @@ WEBHOOK_EVENTS = (
 )
 
 #: every set above whose values are spelled only here (tests/test_architecture.py checks)
-CHECKED: tuple[tuple[str, ...], ...] = (OUTCOMES, END_REASONS, MODE_SOURCES, ORIGINS, HELP_OUTCOMES, HELP_SOURCES)
+CHECKED: tuple[tuple[str, ...], ...] = (MODES, OUTCOMES, END_REASONS, MODE_SOURCES, ORIGINS, HELP_OUTCOMES, HELP_SOURCES)

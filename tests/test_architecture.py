@@ -139,7 +139,7 @@ OTHER_VOCABULARIES = {
     "channels": {"answered": "a channel's answer_state"},
     "tickets": {"answered": "a channel's answer_state"},
     "cli": {"answered": "a channel's answer_state", "failed": "a webhook delivery's state"},
-    "config": {"external": "a SIP profile's name"},
+    "config": {"external": "a SIP profile's name", "listen": "the [metrics] table's listen key"},
     "crossnode": {"external": "a SIP profile's name"},
     "metrics": {"failed": "a webhook delivery's state"},
     "status": {"failed": "a webhook delivery's state"},
@@ -168,7 +168,7 @@ def bare_terms(path: Path, terms: set[str]) -> list[str]:
 
 
 def test_terms_are_named_not_spelled() -> None:
-    """Outcomes, end reasons, sources and origins are spelled once, in fsbarge.terms; elsewhere a
+    """Modes, outcomes, end reasons, sources and origins are spelled once, in fsbarge.terms; elsewhere a
     misspelt bare string would be a record nobody finds. Migrations keep their own spelling: a
     migration states the schema as it was the day it was written."""
     from fsbarge import terms
