@@ -299,6 +299,9 @@ class Shipper:
             if failures:
                 failures = 0
                 self.health.clear("shipper")
+            # other greenlets run between batches, once the round's outcome is on record: a
+            # round that shipped after a bug has cleared the problem before anyone can look
+            gevent.sleep(0)
 
     def _round(self) -> None:
         self.wake.clear()
@@ -316,4 +319,3 @@ class Shipper:
                 gevent.sleep(self.retry_in)
         elif self.journal.droppable() >= COMPACT_AT:
             self._maybe_compact()
-        gevent.sleep(0)  # other greenlets run between batches
