@@ -22,7 +22,10 @@ from typing import Any
 
 from .auditview import iso
 from .changes import Change, Closed, Direct, HelpClosed, HelpOpened, ModeAdded, Opened, coerce
-from .terms import ACTIVE, ANSWERED
+from .terms import (
+    ACTIVE, ANSWERED, HELP_ANSWERED, HELP_REQUESTED, HELP_UNANSWERED, INTERVENTION_ENDED, INTERVENTION_MODE_CHANGED,
+    INTERVENTION_REFUSED, INTERVENTION_STARTED, WebhookEvent,
+)
 
 __all__ = ["Outbox", "delivery_id", "event_of", "ordering_key", "render_body"]
 
@@ -30,11 +33,11 @@ __all__ = ["Outbox", "delivery_id", "event_of", "ordering_key", "render_body"]
 _NAMESPACE = uuid.UUID("5b0d3c52-6f1e-4c8e-9a0b-1f5e2a7d9c31")
 
 
-def _opening(outcome: str | None) -> str:
-    return "intervention.started" if outcome == ACTIVE else "intervention.refused"
+def _opening(outcome: str | None) -> WebhookEvent:
+    return INTERVENTION_STARTED if outcome == ACTIVE else INTERVENTION_REFUSED
 
 
-def event_of(change: Change | Direct | Mapping[str, Any], record: Mapping[str, Any] | None = None) -> str | None:
+def event_of(change: Change | Direct | Mapping[str, Any], record: Mapping[str, Any] | None = None) -> WebhookEvent | None:
     """The webhook event a journal change is (None: not one).
 
     An open that did not start eavesdrop (denied, no_active_call, failed at once) is a refusal;
@@ -44,17 +47,17 @@ def event_of(change: Change | Direct | Mapping[str, Any], record: Mapping[str, A
         case Direct(kind=Opened.kind):  # a direct write (tools, tests) carries no record: the one written speaks
             return _opening((record or {}).get("outcome"))
         case Direct():
-            return {ModeAdded.kind: "intervention.mode_changed", Closed.kind: "intervention.ended"}.get(change.kind)
+            return {ModeAdded.kind: INTERVENTION_MODE_CHANGED, Closed.kind: INTERVENTION_ENDED}.get(change.kind)
         case Opened():
             return _opening((change.record or record or {}).get("outcome"))
         case ModeAdded():
-            return "intervention.mode_changed"
+            return INTERVENTION_MODE_CHANGED
         case Closed():
-            return "intervention.ended"
+            return INTERVENTION_ENDED
         case HelpOpened():
-            return "help.requested"
+            return HELP_REQUESTED
         case HelpClosed():
-            return "help.answered" if change.outcome == ANSWERED else "help.unanswered"
+            return HELP_ANSWERED if change.outcome == ANSWERED else HELP_UNANSWERED
     return None
 
 

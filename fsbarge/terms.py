@@ -78,10 +78,24 @@ HELP_SOURCES: tuple[HelpSource, ...] = (PHONE, EXTERNAL, RECONSTRUCTED)
 # Who a notification tone can reach (mode history `notified`).
 NotifyParty = Literal["agent", "customer"]
 NOTIFY_PARTIES: tuple[NotifyParty, ...] = get_args(NotifyParty)
-WEBHOOK_EVENTS = (
+# What a webhook says happened (fsbarge.outbox: one per audit change)
+INTERVENTION_STARTED: Final = "intervention.started"
+INTERVENTION_MODE_CHANGED: Final = "intervention.mode_changed"
+INTERVENTION_ENDED: Final = "intervention.ended"
+INTERVENTION_REFUSED: Final = "intervention.refused"
+HELP_REQUESTED: Final = "help.requested"
+HELP_ANSWERED: Final = "help.answered"
+HELP_UNANSWERED: Final = "help.unanswered"
+WebhookEvent = Literal[
     "intervention.started", "intervention.mode_changed", "intervention.ended", "intervention.refused",
     "help.requested", "help.answered", "help.unanswered",
+]
+WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = (
+    INTERVENTION_STARTED, INTERVENTION_MODE_CHANGED, INTERVENTION_ENDED, INTERVENTION_REFUSED,
+    HELP_REQUESTED, HELP_ANSWERED, HELP_UNANSWERED,
 )
 
 #: every set above whose values are spelled only here (tests/test_architecture.py checks)
-CHECKED: tuple[tuple[str, ...], ...] = (MODES, OUTCOMES, END_REASONS, MODE_SOURCES, ORIGINS, HELP_OUTCOMES, HELP_SOURCES)
+CHECKED: tuple[tuple[str, ...], ...] = (
+    MODES, OUTCOMES, END_REASONS, MODE_SOURCES, ORIGINS, HELP_OUTCOMES, HELP_SOURCES, WEBHOOK_EVENTS,
+)

@@ -18,6 +18,7 @@ from fsbarge import auditstats, terms
     (terms.HelpOutcome, terms.HELP_OUTCOMES),
     (terms.HelpSource, terms.HELP_SOURCES),
     (terms.Mode, terms.MODES),
+    (terms.WebhookEvent, terms.WEBHOOK_EVENTS),
 ])
 def test_a_literal_type_and_its_terms_agree(literal: object, values: tuple[str, ...]) -> None:
     assert get_args(literal) == values
