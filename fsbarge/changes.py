@@ -13,7 +13,7 @@ Pure: no IO, stdlib and the vocabulary only (the journal adds the checksum and t
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from .terms import EndReason, HelpOutcome, ModeSource, Outcome
@@ -277,11 +277,22 @@ def ident(change: Change | Direct) -> str | None:
     return getattr(change, "id", None)
 
 
+_COPIED = {cls: tuple(f.name for f in fields(cls) if f.name != "seq")
+           for cls in (Opened, ModeAdded, Closed, HelpOpened, HelpClosed, NodeSeen, Decided, Damaged)}
+
+
 def with_seq(change: Change, seq: int) -> Change:
-    """The change numbered for its place in the journal."""
+    """The change numbered for its place in the journal (a copy: changes are frozen). Every
+    appended change passes here, so this copies its slots directly, twice as fast as
+    dataclasses.replace."""
     if isinstance(change, Other):
         return Other(fields={**change.fields, "seq": seq})
-    return replace(change, seq=seq)
+    cls = type(change)
+    new = object.__new__(cls)
+    for name in _COPIED[cls]:
+        object.__setattr__(new, name, getattr(change, name))
+    object.__setattr__(new, "seq", seq)
+    return new
 
 
 def _text(value: Any) -> bool:

@@ -46,6 +46,13 @@ def test_a_line_reads_as_its_type_and_writes_back_byte_for_byte(cls: type, line:
     assert encode_line(to_line(change)) == encode_line(line)  # same checksum
 
 
+@pytest.mark.parametrize(("cls", "line"), LINES, ids=[f"{c.__name__}-{i}" for i, (c, _) in enumerate(LINES)])
+def test_numbering_a_change_keeps_everything_else(cls: type, line: dict[str, Any]) -> None:
+    numbered = with_seq(from_line(line), 99)
+    assert type(numbered) is cls
+    assert to_line(numbered) == {**line, "seq": 99}
+
+
 def test_the_journal_numbers_a_change_in_its_last_key() -> None:
     change = Closed(id="c", uid="u", node="pbx1", outcome="completed", ended_at=1.0, end_reason="supervisor_left")
     assert list(to_line(with_seq(change, 7)))[-1] == "seq"
