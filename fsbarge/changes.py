@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
-from .terms import EndReason, HelpOutcome, ModeSource, Outcome
+from .terms import EndReason, HelpOutcome, HelpSource, ModeSource, Origin, Outcome
 
 __all__ = [
-    "Change", "Closed", "Damaged", "Decided", "Direct", "HelpClosed", "HelpOpened", "ModeAdded", "NodeSeen",
-    "Opened", "Other", "SHIPPED", "Shipped", "coerce", "from_line", "ident", "malformed", "to_line", "with_seq",
+    "AuditRecord", "Change", "Closed", "Damaged", "Decided", "Direct", "HelpClosed", "HelpOpened", "HelpRecord",
+    "ModeAdded", "NodeSeen", "Opened", "Other", "SHIPPED", "Shipped", "coerce", "from_line", "ident", "malformed",
+    "to_line", "with_seq",
 ]
 
 # What each kind is called on its journal line ("kind": ...).
@@ -48,6 +49,40 @@ class _Line:
         return to_line(self).keys()  # type: ignore[arg-type]
 
 
+class AuditRecord(TypedDict, total=False):
+    """What an opening carries: the intervention's record as first written (fsbarge.barge builds
+    it; the store's columns). ``ended_at`` only on a refusal closed at once."""
+
+    node: str
+    supervisor: str | None
+    supervisor_uuid: str
+    agent: str | None
+    target_uuid: str | None
+    customer: str | None
+    requested_mode: str
+    outcome: Outcome
+    reason: str | None
+    started_at: float
+    ended_at: float | None
+    application_uuid: str | None
+    origin: Origin
+    supervisor_node: str | None  # a cross-node barge: where the supervisor's call came in
+    team: str | None
+    help_uid: str  # the help request this answers
+
+
+class HelpRecord(TypedDict, total=False):
+    """What a help request's opening carries (fsbarge.help builds it)."""
+
+    node: str
+    agent: str | None
+    agent_uuid: str
+    customer: str | None
+    requested_at: float | None
+    source: HelpSource
+    reason: str | None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Opened(_Line):
     """An intervention attempt was decided: its record as first written (``record["outcome"]``
@@ -57,7 +92,7 @@ class Opened(_Line):
     id: str
     uid: str
     node: str | None = None
-    record: Mapping[str, Any] = field(default_factory=dict)
+    record: AuditRecord = field(default_factory=lambda: AuditRecord())
     seq: int | None = None
 
 
@@ -101,7 +136,7 @@ class HelpOpened(_Line):
     id: str
     uid: str
     node: str | None = None
-    record: Mapping[str, Any] = field(default_factory=dict)
+    record: HelpRecord = field(default_factory=lambda: HelpRecord())
     seq: int | None = None
 
 
@@ -242,7 +277,7 @@ def from_line(line: Mapping[str, Any]) -> Change:
     g = line.get
     kind = g("kind")
     if kind == OPEN:
-        return Opened(id=g("id"), uid=g("uid"), node=g("node"), record=dict(g("record") or {}), seq=g("seq"))
+        return Opened(id=g("id"), uid=g("uid"), node=g("node"), record=AuditRecord(**(g("record") or {})), seq=g("seq"))
     if kind == MODE:
         notified = g("notified")
         return ModeAdded(id=g("id"), uid=g("uid"), node=g("node"), mode=g("mode"), at=g("at"), source=g("source"),
@@ -251,7 +286,7 @@ def from_line(line: Mapping[str, Any]) -> Change:
         return Closed(id=g("id"), uid=g("uid"), node=g("node"), outcome=g("outcome"), ended_at=g("ended_at"),
                       end_reason=g("end_reason"), reason=g("reason"), seq=g("seq"))
     if kind == HELP_OPEN:
-        return HelpOpened(id=g("id"), uid=g("uid"), node=g("node"), record=dict(g("record") or {}), seq=g("seq"))
+        return HelpOpened(id=g("id"), uid=g("uid"), node=g("node"), record=HelpRecord(**(g("record") or {})), seq=g("seq"))
     if kind == HELP_CLOSE:
         return HelpClosed(id=g("id"), uid=g("uid"), node=g("node"), outcome=g("outcome"), answered_by=g("answered_by"),
                           answered_at=g("answered_at"), ended_at=g("ended_at"), intervention_uid=g("intervention_uid"),
