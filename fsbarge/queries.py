@@ -21,6 +21,7 @@ from sqlalchemy import Boolean, Connection, DateTime, Integer, String, column, e
 from sqlalchemy.sql import Select
 
 from fsbarge import auditview, helpview
+from fsbarge.terms import ACTIVE
 
 __all__ = [
     "AuditFilter",
@@ -295,7 +296,7 @@ def running_interventions(conn: Connection) -> list[dict[str, Any]]:
     )
     stmt = (
         select(i.c.id, i.c.node, i.c.supervisor, i.c.agent, i.c.current_mode, i.c.started_at, since.label("mode_since"))
-        .where(i.c.outcome == "active")
+        .where(i.c.outcome == ACTIVE)
         .order_by(i.c.started_at, i.c.id)
     )
     return [dict(r._mapping) for r in conn.execute(stmt)]
