@@ -13,6 +13,7 @@ AuditStore.get()/list() return SPEC.md audit records (ISO 8601 strings, see fsba
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from functools import lru_cache
 from operator import itemgetter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -300,7 +301,7 @@ _CREATE_COLUMNS = (
 )
 
 
-def _check_outcome(outcome: str) -> None:
+def check_outcome(outcome: str) -> None:
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}: expected one of {', '.join(OUTCOMES)}")
 
@@ -426,137 +427,21 @@ class AuditStore:
         for hook in self.hooks:
             hook(c, change, applied)
 
-    @staticmethod
-    def _direct(kind: type[Opened | ModeAdded | Closed]) -> Direct:
-        """A change written without the journal (tests, the demo, tools) still gets a unique id."""
-        return Direct(kind=kind.kind, id=f"direct-{_uuid.uuid4()}")
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One writing transaction with the hooks around it (they hear it begin, and flush before it
+        commits): :meth:`apply`'s, and that of a writer without the journal (the tests' factories),
+        whose changes then reach the chain and the outbox like the journal's."""
+        with translate_errors(self._engine), self._writer.begin() as c:
+            self._begin(c)
+            yield c
+            self._flush(c)
+
+    def took_effect(self, c: Connection, change: Change | Direct, applied: Applied) -> None:
+        """Hand a change that took effect in :meth:`transaction` to every hook."""
+        self._took_effect(c, change, applied)
 
     # ------------------------------------------------------------------ writes
-
-    def create(
-        self,
-        *,
-        node: str,
-        supervisor: str | None,
-        supervisor_uuid: str | None,
-        agent: str | None,
-        target_uuid: str | None,
-        customer: str | None,
-        requested_mode: str | None,
-        outcome: str,
-        reason: str | None,
-        started_at: float,
-        ended_at: float | None = None,
-        application_uuid: str | None = None,
-        team: str | None = None,
-    ) -> int:
-        """Record an attempt; returns its id once committed. A record created with any outcome
-        other than `active` is closed at once: `ended_at` defaults to `started_at` (SPEC: a
-        refused attempt has ended_at == started_at)."""
-        _check_outcome(outcome)
-        if outcome == ACTIVE:
-            if ended_at is not None:
-                raise ValueError("an active intervention has no ended_at")
-        elif ended_at is None:
-            ended_at = started_at
-        values = dict(
-            node=node,
-            supervisor=supervisor,
-            supervisor_uuid=supervisor_uuid,
-            agent=agent,
-            target_uuid=target_uuid,
-            customer=customer,
-            requested_mode=requested_mode,
-            outcome=outcome,
-            reason=reason,
-            started_at=started_at,
-            ended_at=ended_at,
-            application_uuid=application_uuid,
-            team=team,
-        )
-        with translate_errors(self._engine), self._writer.begin() as c:
-            self._begin(c)
-            result = c.execute(insert(interventions).values(**values))
-            new_id = int(result.inserted_primary_key[0])
-            self._took_effect(c, self._direct(Opened), Applied("intervention", new_id))
-            self._flush(c)
-            return new_id
-
-    def _require_open(self, c: Connection, intervention_id: int) -> None:
-        row = c.execute(
-            select(interventions.c.outcome, interventions.c.ended_at).where(
-                interventions.c.id == intervention_id
-            )
-        ).first()
-        if row is None:
-            raise LookupError(f"no intervention {intervention_id}")
-        if row.ended_at is not None:
-            raise ValueError(f"intervention {intervention_id} is closed ({row.outcome})")
-
-    def add_mode(
-        self, intervention_id: int, mode: str, at: float, source: str, refused: bool = False
-    ) -> None:
-        """Append a mode change (refused ones too) to an open record; a change that is not
-        refused also becomes the record's current_mode. LookupError for an unknown id,
-        ValueError for a closed record."""
-        change = self._direct(ModeAdded)
-        with translate_errors(self._engine), self._writer.begin() as c:
-            self._begin(c)
-            self._require_open(c, intervention_id)
-            c.execute(
-                insert(mode_changes).values(
-                    intervention_id=intervention_id,
-                    mode=mode,
-                    at=at,
-                    source=source,
-                    refused=bool(refused),
-                    change_id=change.id,
-                )
-            )
-            if not refused:
-                c.execute(
-                    update(interventions)
-                    .where(interventions.c.id == intervention_id)
-                    .values(current_mode=mode)
-                )
-            self._took_effect(c, change, Applied("intervention", intervention_id))
-            self._flush(c)
-
-    def close(
-        self,
-        intervention_id: int,
-        *,
-        outcome: str,
-        ended_at: float,
-        end_reason: str | None,
-        reason: str | None = None,
-    ) -> bool:
-        """Close an open record (e.g. outcome completed, or failed with a reason; `reason=None`
-        keeps the stored reason). Returns False, changing nothing, if it was already closed: the
-        first close stands. LookupError for an unknown id."""
-        _check_outcome(outcome)
-        if outcome == ACTIVE:
-            raise ValueError("close() needs a final outcome, not 'active'")
-        values: dict[str, Any] = dict(outcome=outcome, ended_at=ended_at, end_reason=end_reason)
-        if reason is not None:
-            values["reason"] = reason
-        with translate_errors(self._engine), self._writer.begin() as c:
-            self._begin(c)
-            result = c.execute(
-                update(interventions)
-                .where(interventions.c.id == intervention_id, interventions.c.ended_at.is_(None))
-                .values(**values)
-            )
-            if result.rowcount:
-                self._took_effect(c, self._direct(Closed), Applied("intervention", intervention_id))
-                self._flush(c)
-                return True
-            found = c.execute(
-                select(interventions.c.id).where(interventions.c.id == intervention_id)
-            ).first()
-            if found is None:
-                raise LookupError(f"no intervention {intervention_id}")
-            return False
 
     def apply_changes(self, changes: Sequence[Change | Mapping[str, Any]], ids: dict[str, int] | None = None) -> list[str]:
         """:meth:`apply`, returning only the ids of the changes whose record is unknown."""
@@ -584,8 +469,7 @@ class AuditStore:
         unknown: list[str] = []
         rebuilt: list[tuple[str, str, int]] = []
         written = 0
-        with translate_errors(self._engine), self._writer.begin() as c:
-            self._begin(c)
+        with self.transaction() as c:
             if ids is None:
                 ids = {}
             ids.clear()
@@ -609,7 +493,6 @@ class AuditStore:
                 if applied:
                     self._took_effect(c, change, applied)  # type: ignore[arg-type]
                     written += 1
-            self._flush(c)
         return ApplyResult(unknown, written, rebuilt)
 
     def _apply_one(self, c: Connection, change: Change | Direct, ids: dict[str, int]) -> Applied | None | bool:
@@ -682,7 +565,7 @@ class AuditStore:
         if self._id_of(c, change.uid, ids) is not None:
             return None
         rec = dict(change.record)
-        _check_outcome(rec["outcome"])
+        check_outcome(rec["outcome"])
         if rec["outcome"] != ACTIVE and rec.get("ended_at") is None:
             rec["ended_at"] = rec["started_at"]
         columns = {k: rec.get(k) for k in _CREATE_COLUMNS}
@@ -718,7 +601,7 @@ class AuditStore:
         return Applied("intervention", iid)
 
     def _apply_close(self, c: Connection, change: Closed) -> Applied | None | bool:
-        _check_outcome(change.outcome)
+        check_outcome(change.outcome)
         values: dict[str, Any] = dict(outcome=change.outcome, ended_at=change.ended_at, end_reason=change.end_reason)
         if change.reason is not None:
             values["reason"] = change.reason

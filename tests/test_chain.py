@@ -13,6 +13,7 @@ from fsbarge.db.migrations import downgrade, upgrade
 from fsbarge.chain import GENESIS_PREV, Verifier, body_of, entry_hash
 from fsbarge.cli import main
 from fsbarge.store import AuditStore, chain_head, verify_chain
+from tests.store_factories import AuditWriter
 
 from .test_journal import close, mode
 from .test_shipper import full_record, help_open
@@ -74,7 +75,7 @@ def test_every_change_is_chained_once_and_verifies(engine: Engine) -> None:
 
 
 def test_direct_writes_are_chained_too(engine: Engine) -> None:
-    audit = AuditStore(engine)
+    audit = AuditWriter(engine)
     i = audit.create(node="pbx1", supervisor="1002", supervisor_uuid="s", agent="1000", target_uuid="t",
                      customer="1001", requested_mode="listen", outcome="active", reason=None, started_at=100.0)
     audit.add_mode(i, "listen", 100.5, "feature_code")

@@ -28,7 +28,7 @@ from fsbarge.auditview import CSV_FIELDS, RECORD_FIELDS
 from fsbarge.cli import main
 from fsbarge.quarantine import Quarantine, quarantine_path, read_entries
 from fsbarge.config import DEFAULT_CONFIG_PATH
-from fsbarge.store import AuditStore
+from tests.store_factories import AuditWriter
 from tests.e2e import ROOT, WAIT, write_config
 
 PASSWORD = "S3cret-Esl-Pw"
@@ -525,7 +525,7 @@ def _iso_ms(epoch: float) -> str:
 def trail(migrated: Path) -> Iterator[dict[str, int]]:
     """Five interventions written straight into the configured database; name -> id."""
     engine = make_engine(f"sqlite:///{migrated.parent / 'fsbarge.db'}")
-    store = AuditStore(engine)
+    store = AuditWriter(engine)
 
     def create(**kw: object) -> int:
         base: dict[str, object] = dict(

@@ -18,6 +18,7 @@ from fsbarge.db.engine import make_engine, writer
 from fsbarge.db.errors import DatabaseError
 from fsbarge.db.migrations import MIGRATIONS_DIR, SCHEMA_HEAD, current_revision, downgrade, ensure_up_to_date, head_revision, is_up_to_date, upgrade
 from fsbarge.store import AuditStore, ChannelStore
+from tests.store_factories import AuditWriter
 
 
 def _audit_kwargs(**over: object) -> dict[str, object]:
@@ -138,7 +139,7 @@ def test_ensure_up_to_date_explains_what_to_do(blank_url: str) -> None:
         lambda e: ChannelStore(e).list(),
         lambda e: ChannelStore(e).apply("pbx1", [{"uuid": "u"}], []),
         lambda e: AuditStore(e).list(),
-        lambda e: AuditStore(e).create(**_audit_kwargs()),
+        lambda e: AuditWriter(e).create(**_audit_kwargs()),
     ],
     ids=["channels-read", "channels-write", "audit-read", "audit-write"],
 )
@@ -153,7 +154,7 @@ def test_an_unmigrated_database_says_run_db_upgrade(blank_url: str, use) -> None
 def test_a_locked_database_is_a_one_line_database_error_and_readers_still_work(
     engine: Engine, db_path: Path
 ) -> None:
-    audit = AuditStore(engine)
+    audit = AuditWriter(engine)
     first = audit.create(**_audit_kwargs())
     impatient = make_engine(f"sqlite:///{db_path}", busy_timeout_ms=50)
     other = sqlite3.connect(db_path, isolation_level=None)
@@ -161,7 +162,7 @@ def test_a_locked_database_is_a_one_line_database_error_and_readers_still_work(
         other.execute("BEGIN EXCLUSIVE")
         other.execute("DELETE FROM channels")
         with pytest.raises(DatabaseError) as info:
-            AuditStore(impatient).create(**_audit_kwargs())
+            AuditWriter(impatient).create(**_audit_kwargs())
         message = str(info.value)
         assert message.startswith("database is locked: ")
         assert str(db_path) in message and "\n" not in message
@@ -171,7 +172,7 @@ def test_a_locked_database_is_a_one_line_database_error_and_readers_still_work(
         other.execute("ROLLBACK")
         other.close()
         impatient.dispose()
-    assert AuditStore(engine).create(**_audit_kwargs()) == first + 1
+    assert AuditWriter(engine).create(**_audit_kwargs()) == first + 1
 
 
 def test_db_upgrade_on_a_locked_database_is_a_database_error(db_path: Path) -> None:
@@ -344,13 +345,13 @@ def test_a_postgresql_lock_held_by_another_session_is_database_is_locked_not_a_h
     """As with SQLite's busy timeout, a write waits at most busy_timeout_ms for another session's lock
     (PostgreSQL's lock_timeout), then fails with one line; readers are not blocked by that lock."""
     engine = make_engine(pg_url)
-    first = AuditStore(engine).create(**_audit_kwargs())
+    first = AuditWriter(engine).create(**_audit_kwargs())
     impatient = make_engine(pg_url, busy_timeout_ms=100)
     locker = _Locker(pg_url, "LOCK TABLE interventions IN EXCLUSIVE MODE")  # blocks writes, not reads
     try:
         began = time.monotonic()
         with pytest.raises(DatabaseError) as info:
-            AuditStore(impatient).create(**_audit_kwargs())
+            AuditWriter(impatient).create(**_audit_kwargs())
         waited = time.monotonic() - began
         message = str(info.value)
         assert message.startswith("database is locked: ") and "\n" not in message
@@ -359,7 +360,7 @@ def test_a_postgresql_lock_held_by_another_session_is_database_is_locked_not_a_h
     finally:
         locker.release()
         impatient.dispose()
-    assert AuditStore(engine).create(**_audit_kwargs()) == first + 1  # the failed insert used no id
+    assert AuditWriter(engine).create(**_audit_kwargs()) == first + 1  # the failed insert used no id
     engine.dispose()
 
 
@@ -401,8 +402,8 @@ def test_postgresql_session_time_zone_does_not_move_audit_times(pg_url: str) -> 
     far_west = make_engine(f"{pg_url}?options=-c%20TimeZone%3DAmerica/Adak")
     with far_east.connect() as conn:
         assert conn.execute(text("SHOW TimeZone")).scalar() == "Pacific/Kiritimati"
-    i = AuditStore(far_east).create(**_audit_kwargs(started_at=1795000000.25))
-    AuditStore(far_east).add_mode(i, "listen", 1795000000.5, "feature_code")
+    i = AuditWriter(far_east).create(**_audit_kwargs(started_at=1795000000.25))
+    AuditWriter(far_east).add_mode(i, "listen", 1795000000.5, "feature_code")
     record = AuditStore(far_west).get(i, now=1795000001.0)
     assert record is not None
     assert (record["started_at"], record["modes"][0]["at"]) == ("2026-11-18T11:06:40.250Z", "2026-11-18T11:06:40.500Z")

@@ -13,6 +13,7 @@ from fsbarge.db.errors import DatabaseError
 from fsbarge.db.migrations import alembic_config, current_revision, downgrade, is_up_to_date, upgrade
 from fsbarge.models import Base
 from fsbarge.store import AuditStore, ChannelStore
+from tests.store_factories import AuditWriter
 
 CHANNEL_TABLES = {"channels": {"ix_channels_user", "ix_channels_node_peer_uuid"}, "nodes": set()}
 AUDIT_TABLES = {
@@ -105,7 +106,7 @@ def test_step_by_step_schemas(engine: sa.Engine) -> None:
 
 def test_downgrading_the_audit_tables_with_data_in_them_works(engine: sa.Engine) -> None:
     upgrade(engine)
-    audit = AuditStore(engine)
+    audit = AuditWriter(engine)
     i = audit.create(
         node="pbx1", supervisor="1002", supervisor_uuid="s", agent="1000", target_uuid="t",
         customer="1001", requested_mode="listen", outcome="active", reason=None,

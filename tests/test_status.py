@@ -25,7 +25,8 @@ from fsbarge.db.readers import open_reader
 from fsbarge.cli import main
 from fsbarge.sim import FreeSwitchSim
 from fsbarge.status import EXIT, HEARTBEAT_STALE_SECONDS, assess
-from fsbarge.store import AuditStore, ChannelStore
+from fsbarge.store import ChannelStore
+from tests.store_factories import AuditWriter
 from tests.e2e import ROOT, WAIT, InProcessDaemon, cli, wait_until, write_config
 from tests.sim_fixtures import sim  # noqa: F401  (fixture)
 
@@ -121,7 +122,7 @@ def left_behind(tmp_path: Path) -> tuple[str, float]:
     engine = make_engine(url)
     upgrade(engine)
     ChannelStore(engine).set_node_status("pbx1", connected=True, heartbeat_at=now - 3600, last_event_at=now - 3600)
-    audit = AuditStore(engine)
+    audit = AuditWriter(engine)
     rid = audit.create(node="pbx1", supervisor="1002", supervisor_uuid="s", agent="1000", target_uuid="a", customer="1001",
                        requested_mode="listen", outcome="active", reason=None, started_at=now - 3700)
     audit.add_mode(rid, "listen", now - 3699, "feature_code")

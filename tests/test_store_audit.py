@@ -15,17 +15,18 @@ from sqlalchemy import Engine
 from fsbarge import auditview
 from fsbarge.db.engine import make_engine, writer
 from fsbarge.store import AuditStore
+from tests.store_factories import AuditWriter
 
 # 2026-11-22T10:00:00Z
 T = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc).timestamp()
 
 
 @pytest.fixture
-def audit(engine: Engine) -> AuditStore:
-    return AuditStore(engine)
+def audit(engine: Engine) -> AuditWriter:
+    return AuditWriter(engine)
 
 
-def attempt(audit: AuditStore, **over: object) -> int:
+def attempt(audit: AuditWriter, **over: object) -> int:
     kw: dict[str, object] = dict(
         node="pbx1",
         supervisor="1002",
@@ -45,7 +46,7 @@ def attempt(audit: AuditStore, **over: object) -> int:
 # --------------------------------------------------------------------------- lifecycle
 
 
-def test_a_denied_attempt_is_a_closed_record_with_no_modes(audit: AuditStore) -> None:
+def test_a_denied_attempt_is_a_closed_record_with_no_modes(audit: AuditWriter) -> None:
     i = attempt(audit, requested_mode="barge", outcome="denied", reason="mode_not_allowed", team="sales")
     assert audit.get(i) == {
         "id": i,
@@ -71,7 +72,7 @@ def test_a_denied_attempt_is_a_closed_record_with_no_modes(audit: AuditStore) ->
     assert audit.open_interventions() == []
 
 
-def test_no_active_call_has_ended_at_equal_to_started_at(audit: AuditStore) -> None:
+def test_no_active_call_has_ended_at_equal_to_started_at(audit: AuditWriter) -> None:
     i = attempt(audit, outcome="no_active_call", target_uuid=None, customer=None)
     record = audit.get(i)
     assert record is not None
@@ -79,7 +80,7 @@ def test_no_active_call_has_ended_at_equal_to_started_at(audit: AuditStore) -> N
     assert (record["outcome"], record["end_reason"], record["modes"]) == ("no_active_call", None, [])
 
 
-def test_the_full_lifecycle_gives_the_spec_record(audit: AuditStore) -> None:
+def test_the_full_lifecycle_gives_the_spec_record(audit: AuditWriter) -> None:
     i = attempt(audit, application_uuid="app-1")
     audit.add_mode(i, "listen", T + 0.2, "feature_code")
     audit.add_mode(i, "barge", T + 5.5, "dtmf", refused=True)
@@ -118,7 +119,7 @@ def test_the_full_lifecycle_gives_the_spec_record(audit: AuditStore) -> None:
     assert total_ms == 90_456 - 200  # modes[0].at .. ended_at, exactly
 
 
-def test_an_active_record_counts_up_to_now(audit: AuditStore) -> None:
+def test_an_active_record_counts_up_to_now(audit: AuditWriter) -> None:
     i = attempt(audit)
     audit.add_mode(i, "listen", T + 0.2, "feature_code")
     audit.add_mode(i, "barge", T + 10.0, "dtmf")
@@ -130,7 +131,7 @@ def test_an_active_record_counts_up_to_now(audit: AuditStore) -> None:
     assert listed == [record]
 
 
-def test_open_interventions_carry_what_a_restarted_daemon_needs(audit: AuditStore) -> None:
+def test_open_interventions_carry_what_a_restarted_daemon_needs(audit: AuditWriter) -> None:
     i = attempt(audit, application_uuid="app-1")
     audit.add_mode(i, "listen", T + 0.2, "feature_code")
     audit.add_mode(i, "barge", T + 3.0, "dtmf", refused=True)
@@ -159,7 +160,7 @@ def test_open_interventions_carry_what_a_restarted_daemon_needs(audit: AuditStor
     assert [r["node"] for r in audit.open_interventions()] == ["pbx2"]
 
 
-def test_a_second_close_changes_nothing(audit: AuditStore) -> None:
+def test_a_second_close_changes_nothing(audit: AuditWriter) -> None:
     i = attempt(audit)
     audit.add_mode(i, "listen", T + 0.2, "feature_code")
     assert audit.close(i, outcome="completed", ended_at=T + 5, end_reason="call_ended")
@@ -168,7 +169,7 @@ def test_a_second_close_changes_nothing(audit: AuditStore) -> None:
     assert audit.get(i) == before
 
 
-def test_a_closed_record_takes_no_more_mode_changes_or_outcomes(audit: AuditStore) -> None:
+def test_a_closed_record_takes_no_more_mode_changes_or_outcomes(audit: AuditWriter) -> None:
     i = attempt(audit)
     audit.close(i, outcome="completed", ended_at=T + 5, end_reason="supervisor_left")
     with pytest.raises(ValueError, match=f"intervention {i} is closed"):
@@ -176,7 +177,7 @@ def test_a_closed_record_takes_no_more_mode_changes_or_outcomes(audit: AuditStor
     assert audit.get(i)["modes"] == []  # type: ignore[index]
 
 
-def test_unknown_ids(audit: AuditStore) -> None:
+def test_unknown_ids(audit: AuditWriter) -> None:
     assert audit.get(404) is None
     with pytest.raises(LookupError):
         audit.add_mode(404, "listen", T, "dtmf")
@@ -184,7 +185,7 @@ def test_unknown_ids(audit: AuditStore) -> None:
         audit.close(404, outcome="completed", ended_at=T, end_reason="call_ended")
 
 
-def test_failed_eavesdrop_keeps_its_reason(audit: AuditStore) -> None:
+def test_failed_eavesdrop_keeps_its_reason(audit: AuditWriter) -> None:
     i = attempt(audit, application_uuid="app-9")
     assert audit.open_interventions()[0]["application_uuid"] == "app-9"
     audit.close(i, outcome="failed", ended_at=T + 0.3, end_reason=None, reason="no_media_bug")
@@ -198,14 +199,14 @@ def test_failed_eavesdrop_keeps_its_reason(audit: AuditStore) -> None:
     assert audit.get(j)["reason"] == "kept"  # type: ignore[index]
 
 
-def test_a_nul_character_in_a_callers_number_is_audited(audit: AuditStore, backend: str) -> None:
+def test_a_nul_character_in_a_callers_number_is_audited(audit: AuditWriter, backend: str) -> None:
     """PostgreSQL cannot store NUL: it becomes U+FFFD there, and the record is written all the same."""
     i = attempt(audit, customer="10\x0001", outcome="denied", reason="not_in_team")
     nul = "\ufffd" if backend == "postgresql" else "\x00"
     assert audit.get(i)["customer"] == f"10{nul}01"  # type: ignore[index]
 
 
-def test_invalid_writes_are_refused_before_touching_the_database(audit: AuditStore) -> None:
+def test_invalid_writes_are_refused_before_touching_the_database(audit: AuditWriter) -> None:
     with pytest.raises(ValueError, match="unknown outcome 'won'"):
         attempt(audit, outcome="won")
     with pytest.raises(ValueError, match="active"):
@@ -216,7 +217,7 @@ def test_invalid_writes_are_refused_before_touching_the_database(audit: AuditSto
     assert [r["id"] for r in audit.list()] == [i]
 
 
-def test_every_write_is_committed_when_it_returns(audit: AuditStore, db_url: str) -> None:
+def test_every_write_is_committed_when_it_returns(audit: AuditWriter, db_url: str) -> None:
     i = attempt(audit)
     audit.add_mode(i, "listen", T + 0.2, "feature_code")
     fresh = make_engine(db_url)  # no shared connection, no cache
@@ -233,7 +234,7 @@ def test_the_api_has_no_way_to_delete_an_audit_record() -> None:
 
 
 @pytest.fixture
-def history(audit: AuditStore) -> dict[str, int]:
+def history(audit: AuditWriter) -> dict[str, int]:
     """A morning of attempts, oldest first."""
     ids: dict[str, int] = {}
     ids["listen_1000"] = attempt(audit, started_at=T + 1)
@@ -254,12 +255,12 @@ def history(audit: AuditStore) -> dict[str, int]:
     return ids
 
 
-def listed(audit: AuditStore, ids: dict[str, int], **filters: object) -> list[str]:
+def listed(audit: AuditWriter, ids: dict[str, int], **filters: object) -> list[str]:
     by_id = {v: k for k, v in ids.items()}
     return [by_id[r["id"]] for r in audit.list(**filters)]  # type: ignore[arg-type]
 
 
-def test_list_is_newest_first_ties_by_id(audit: AuditStore, history: dict[str, int]) -> None:
+def test_list_is_newest_first_ties_by_id(audit: AuditWriter, history: dict[str, int]) -> None:
     assert listed(audit, history) == ["running", "nocall", "other_sup", "denied_1004", "listen_1000"]
 
 
@@ -291,11 +292,11 @@ def test_list_is_newest_first_ties_by_id(audit: AuditStore, history: dict[str, i
         ({"node": "pbx2"}, []),
     ],
 )
-def test_list_filters(audit: AuditStore, history: dict[str, int], filters, expected) -> None:
+def test_list_filters(audit: AuditWriter, history: dict[str, int], filters, expected) -> None:
     assert listed(audit, history, **filters) == expected
 
 
-def test_list_default_limit_is_100(audit: AuditStore) -> None:
+def test_list_default_limit_is_100(audit: AuditWriter) -> None:
     for n in range(105):
         attempt(audit, outcome="denied", reason="not_in_team", started_at=T + n)
     records = audit.list()
@@ -303,12 +304,12 @@ def test_list_default_limit_is_100(audit: AuditStore) -> None:
     assert records[0]["started_at"] == "2026-11-22T10:01:44.000Z"
 
 
-def test_list_rejects_a_negative_limit(audit: AuditStore) -> None:
+def test_list_rejects_a_negative_limit(audit: AuditWriter) -> None:
     with pytest.raises(ValueError):
         audit.list(limit=-1)
 
 
-def test_listed_records_are_the_same_as_get(audit: AuditStore, history: dict[str, int]) -> None:
+def test_listed_records_are_the_same_as_get(audit: AuditWriter, history: dict[str, int]) -> None:
     for record in audit.list(now=T + 20000):
         assert audit.get(record["id"], now=T + 20000) == record
 
@@ -327,7 +328,7 @@ print(auditview.render_json(AuditStore(eng).list()))
 
 
 def test_a_cli_reader_in_another_process_reads_while_the_daemon_writes(
-    audit: AuditStore, engine: Engine, db_url: str
+    audit: AuditWriter, engine: Engine, db_url: str
 ) -> None:
     done = attempt(audit, outcome="denied", reason="not_supervisor")
     with writer(engine).begin() as conn:  # the daemon in the middle of a write
@@ -364,7 +365,7 @@ timelines = st.lists(
     tail_ms=st.integers(min_value=0, max_value=3_600_000),
 )
 def test_stored_seconds_by_mode_add_up_exactly_to_the_duration(
-    audit: AuditStore, start_ms: int, steps, tail_ms: int
+    audit: AuditWriter, start_ms: int, steps, tail_ms: int
 ) -> None:
     started = T + start_ms / 1000
     i = attempt(audit, started_at=started)

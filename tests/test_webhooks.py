@@ -18,6 +18,7 @@ from fsbarge.cli import main
 from fsbarge.config import WebhookConfig
 from fsbarge.outbox import Outbox, delivery_id, event_of
 from fsbarge.store import AuditStore, WebhookStore
+from tests.store_factories import AuditWriter
 from fsbarge.webhooks import BackoffPolicy, ReceiverLoop, heads, next_state, sign, sign_timestamped
 from tests.webhook_receiver import Receiver, free_port, readme_verified
 
@@ -415,7 +416,7 @@ def test_a_long_blocked_backlog_does_not_hide_the_next_intervention(engine) -> N
 
 
 def test_direct_writes_of_tools_and_tests_are_events_too(engine) -> None:
-    audit = AuditStore(engine, hooks=[Outbox([hook()])])
+    audit = AuditWriter(engine, hooks=[Outbox([hook()])])
     common = dict(node="pbx1", supervisor="1002", supervisor_uuid="s", agent="1000", target_uuid="t", customer="1001",
                   requested_mode="listen", started_at=10.0)
     active = audit.create(outcome="active", reason=None, **common)
