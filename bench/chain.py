@@ -12,7 +12,8 @@ from pathlib import Path
 from bench.scale import peak_rss_mb
 from fsbarge.db.engine import make_engine
 from fsbarge.db.migrations import upgrade
-from fsbarge.store import AuditStore, verify_chain
+from fsbarge.store.audit_apply import AuditStore
+from fsbarge.store.audit_chain import verify_chain
 
 BATCH = 500  # what the journal shipper applies per transaction at most
 

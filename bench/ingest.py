@@ -28,7 +28,8 @@ from fsbarge.offload import OwnThread
 from fsbarge.policy import Policy
 from fsbarge.service import NodeService
 from fsbarge.shipper import Shipper
-from fsbarge.store import AuditStore, ChannelStore
+from fsbarge.store.audit_apply import AuditStore
+from fsbarge.store.channel_mirror import ChannelStore
 
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -59,7 +59,7 @@ def _dead_receivers(engine, count: int):  # type: ignore[no-untyped-def]
     import socket
 
     from fsbarge.config import WebhookConfig
-    from fsbarge.store import WebhookStore, insert_webhook_deliveries
+    from fsbarge.store.webhook_deliveries import WebhookStore, insert_webhook_deliveries
     from fsbarge.webhooks import Deliverer
 
     with socket.socket() as s:

@@ -23,7 +23,8 @@ from fsbarge.db.engine import make_engine
 from fsbarge.db.migrations import upgrade
 from fsbarge.config import WebhookConfig
 from fsbarge.outbox import Outbox
-from fsbarge.store import AuditStore, WebhookStore
+from fsbarge.store.audit_apply import AuditStore
+from fsbarge.store.webhook_deliveries import WebhookStore
 from fsbarge.webhooks import HttpPoster, ReceiverLoop
 
 RECEIVER = r"""

@@ -437,7 +437,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
     records rebuilt from their later changes: the chain is intact, but the audit has a known gap."""
     from .auditview import iso
     from .db.engine import translate_errors
-    from .store import journal_damage, verify_chain
+    from .store.audit_chain import journal_damage, verify_chain
 
     engine = _reader_engine(args)
     with translate_errors(engine), engine.connect() as conn:
@@ -472,7 +472,7 @@ def _audit_quarantine(args: argparse.Namespace) -> int:
     from .db.engine import make_engine
     from .outbox import Outbox
     from .quarantine import Quarantine, retry
-    from .store import AuditStore
+    from .store.audit_apply import AuditStore
 
     if not read_entries(path):
         print("nothing is quarantined")
@@ -494,7 +494,7 @@ def _audit_quarantine(args: argparse.Namespace) -> int:
 
 def _audit_head(args: argparse.Namespace) -> int:
     from .db.engine import translate_errors
-    from .store import chain_head
+    from .store.audit_chain import chain_head
 
     engine = _reader_engine(args)
     with translate_errors(engine), engine.connect() as conn:
@@ -779,7 +779,7 @@ def _cmd_webhooks(args: argparse.Namespace) -> int:
 
     from .db.engine import make_engine, translate_errors
     from .queries import list_webhook_deliveries
-    from .store import WebhookStore
+    from .store.webhook_deliveries import WebhookStore
     from .webhookview import render_deliveries
 
     if args.webhooks_command == "list":

@@ -49,9 +49,10 @@ from .help import HelpTones
 from .service import NodeService
 from .shipper import Shipper
 from .tickets import TicketStore
-from .store import AuditStore, ChannelStore
+from .store.audit_apply import AuditStore
+from .store.channel_mirror import ChannelStore
 from .outbox import Outbox
-from .store import WebhookStore
+from .store.webhook_deliveries import WebhookStore
 from .webhooks import Deliverer
 from .terms import COMPLETED, DAEMON_RESTART
 

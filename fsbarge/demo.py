@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .auditview import render_show, render_table
     from .db.engine import make_engine
-    from .store import AuditStore
+    from .store.audit_apply import AuditStore
 
     store = AuditStore(make_engine(f"sqlite:///{db}"))
     records = store.list(limit=None)

@@ -9,7 +9,7 @@ URL: applying a change twice (the shipper's at-least-once) or delivering a row t
 same id, and a receiver de-duplicates on it.
 
 The decisions (which event a change is, the delivery id, the body) are plain functions; the SQL
-is fsbarge.queries' (the record) and fsbarge.store's (the insert).
+is fsbarge.queries' (the record) and fsbarge.store.webhook_deliveries' (the insert).
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ class Outbox:
         if event_of(change, {"outcome": ACTIVE}) is None:
             return
         from . import queries
-        from .store import insert_webhook_deliveries
+        from .store.webhook_deliveries import insert_webhook_deliveries
 
         now = self.clock()
         at = occurred_at(change, now)

@@ -161,7 +161,7 @@ class ReceiverLoop:
     def __init__(
         self,
         receiver: Any,  # fsbarge.config.WebhookConfig
-        store: Any,  # fsbarge.store.WebhookStore
+        store: Any,  # fsbarge.store.webhook_deliveries.WebhookStore
         *,
         may_deliver: Callable[[str], bool] = lambda node: True,
         clock: Callable[[], float] = time.time,

@@ -57,7 +57,7 @@ from fsbarge.db.engine import make_engine
 from fsbarge.journal import _decode
 from fsbarge.quarantine import quarantine_path, read_entries
 from fsbarge.sim import FreeSwitchSim
-from fsbarge.store import AuditStore
+from fsbarge.store.audit_apply import AuditStore
 from tests.e2e import ROOT, WAIT, DaemonProcess, write_config
 from tests.fullfs import CannotMount, TmpfsFull
 

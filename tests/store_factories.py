@@ -1,6 +1,6 @@
 """Audit records written straight into a database, without the journal: the tests' factories.
 
-The daemon writes the audit only by applying journal changes (fsbarge.store's AuditStore.apply);
+The daemon writes the audit only by applying journal changes (fsbarge.store.audit_apply's AuditStore.apply);
 tests that need a record in a given state build it here instead. The writes run in the store's own
 transaction with its hooks, so the hash chain and the webhook outbox see them as they would see a
 journal change (a ``Direct`` change, with a unique id of its own)."""
@@ -14,7 +14,8 @@ from sqlalchemy import insert, select, update
 
 from fsbarge.changes import Closed, Direct, ModeAdded, Opened
 from fsbarge.models import interventions, mode_changes
-from fsbarge.store import Applied, AuditStore, check_outcome
+from fsbarge.store.audit_apply import AuditStore, check_outcome
+from fsbarge.store.hooks import Applied
 from fsbarge.terms import ACTIVE
 
 

@@ -40,7 +40,7 @@ CORE = {
 ONLY_IN = {
     "greenswitch": set(),
     "sqlalchemy": {"db.engine", "db.migrations", "db.readers", "db.locks", "models", "queries", "tickets",
-                   # the store, one module per role (fsbarge/store/__init__.py only re-exports)
+                   # the store, one module per role
                    "store.rows", "store.hooks", "store.channel_mirror", "store.audit_apply", "store.audit_read",
                    "store.audit_chain", "store.webhook_deliveries"},
     "alembic": {"db.migrations"},

@@ -12,7 +12,8 @@ from fsbarge.db.migrations import downgrade, upgrade
 
 from fsbarge.chain import GENESIS_PREV, Verifier, body_of, entry_hash
 from fsbarge.cli import main
-from fsbarge.store import AuditStore, chain_head, verify_chain
+from fsbarge.store.audit_apply import AuditStore
+from fsbarge.store.audit_chain import chain_head, verify_chain
 from tests.store_factories import AuditWriter
 
 from .test_journal import close, mode

@@ -17,7 +17,8 @@ from sqlalchemy import Engine, create_engine, text
 from fsbarge.db.engine import make_engine, writer
 from fsbarge.db.errors import DatabaseError
 from fsbarge.db.migrations import MIGRATIONS_DIR, SCHEMA_HEAD, current_revision, downgrade, ensure_up_to_date, head_revision, is_up_to_date, upgrade
-from fsbarge.store import AuditStore, ChannelStore
+from fsbarge.store.audit_apply import AuditStore
+from fsbarge.store.channel_mirror import ChannelStore
 from tests.store_factories import AuditWriter
 
 
@@ -200,7 +201,7 @@ def test_a_second_process_gets_database_is_locked_while_this_one_writes(
         "import sys\n"
         "from fsbarge.db.engine import make_engine\n"
         "from fsbarge.db.errors import DatabaseError\n"
-        "from fsbarge.store import ChannelStore\n"
+        "from fsbarge.store.channel_mirror import ChannelStore\n"
         "eng = make_engine(sys.argv[1], busy_timeout_ms=100)\n"
         "print(len(ChannelStore(eng).list()))\n"
         "try:\n"
@@ -380,7 +381,7 @@ def test_postgresql_takes_a_second_writer_where_sqlite_takes_one(pg_url: str) ->
     code = (
         "import sys\n"
         "from fsbarge.db.engine import make_engine\n"
-        "from fsbarge.store import ChannelStore\n"
+        "from fsbarge.store.channel_mirror import ChannelStore\n"
         "eng = make_engine(sys.argv[1], busy_timeout_ms=2000)\n"
         "ChannelStore(eng).apply('pbx1', [{'uuid': 'from-child'}], [])\n"
         "print(sorted(r['uuid'] for r in ChannelStore(eng).list()))\n"

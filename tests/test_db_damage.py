@@ -10,7 +10,7 @@ from sqlalchemy import text
 from fsbarge.db.engine import make_engine, parse_url
 from fsbarge.db.errors import DatabaseError, NOT_INITIALISED
 from fsbarge.db.migrations import SCHEMA_HEAD
-from fsbarge.store import AuditStore
+from fsbarge.store.audit_apply import AuditStore
 from tests.e2e import cli, write_config
 
 from .test_journal import close, mode

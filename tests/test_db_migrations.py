@@ -12,7 +12,8 @@ from fsbarge.db.engine import make_engine
 from fsbarge.db.errors import DatabaseError
 from fsbarge.db.migrations import alembic_config, current_revision, downgrade, is_up_to_date, upgrade
 from fsbarge.models import Base
-from fsbarge.store import AuditStore, ChannelStore
+from fsbarge.store.audit_apply import AuditStore
+from fsbarge.store.channel_mirror import ChannelStore
 from tests.store_factories import AuditWriter
 
 CHANNEL_TABLES = {"channels": {"ix_channels_user", "ix_channels_node_peer_uuid"}, "nodes": set()}

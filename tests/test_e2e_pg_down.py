@@ -18,7 +18,7 @@ from sqlalchemy.pool import NullPool
 from fsbarge.db.engine import make_engine, parse_url
 from fsbarge.ownership import LOCK_CLASS
 from fsbarge.sim import FreeSwitchSim
-from fsbarge.store import AuditStore
+from fsbarge.store.audit_apply import AuditStore
 from tests.e2e import InProcessDaemon, wait_until, write_config
 from tests.sim_fixtures import sim  # noqa: F401  (fixture)
 

@@ -24,7 +24,7 @@ from fsbarge.config import ConfigError, parse_config
 from fsbarge.counts import NodeCounts
 from fsbarge.metrics import DaemonCollector, start_metrics
 from fsbarge.sim import FreeSwitchSim
-from fsbarge.store import ChannelStore
+from fsbarge.store.channel_mirror import ChannelStore
 from tests.audit_fill import fill, plan
 from tests.e2e import ROOT, WAIT, wait_until, write_config
 from tests.sim_fixtures import threaded_sim  # noqa: F401  (fixture)

@@ -21,7 +21,8 @@ from fsbarge.mirror import Mirror
 from fsbarge.offload import Retrier
 from fsbarge.queries import get_help_request
 from fsbarge.shipper import Shipper
-from fsbarge.store import AuditStore, journal_damage, verify_chain
+from fsbarge.store.audit_apply import AuditStore
+from fsbarge.store.audit_chain import journal_damage, verify_chain
 from tests.e2e import wait_until
 
 from .test_journal import close, mode, opened

@@ -25,7 +25,7 @@ from fsbarge.db.readers import open_reader
 from fsbarge.cli import main
 from fsbarge.sim import FreeSwitchSim
 from fsbarge.status import EXIT, HEARTBEAT_STALE_SECONDS, assess
-from fsbarge.store import ChannelStore
+from fsbarge.store.channel_mirror import ChannelStore
 from tests.store_factories import AuditWriter
 from tests.e2e import ROOT, WAIT, InProcessDaemon, cli, wait_until, write_config
 from tests.sim_fixtures import sim  # noqa: F401  (fixture)

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from fsbarge import auditview
 from fsbarge.db.engine import make_engine, writer
-from fsbarge.store import AuditStore
+from fsbarge.store.audit_apply import AuditStore
 from tests.store_factories import AuditWriter
 
 # 2026-11-22T10:00:00Z
@@ -321,7 +321,7 @@ _CLI_READER = """
 import sys
 from fsbarge import auditview
 from fsbarge.db.engine import make_engine
-from fsbarge.store import AuditStore
+from fsbarge.store.audit_apply import AuditStore
 eng = make_engine(sys.argv[1], busy_timeout_ms=100)
 print(auditview.render_json(AuditStore(eng).list()))
 """

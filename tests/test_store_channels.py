@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine
 
 from fsbarge.db.engine import writer
-from fsbarge.store import CHANNEL_COLUMNS, ChannelStore
+from fsbarge.store.channel_mirror import CHANNEL_COLUMNS, ChannelStore
 
 T0 = 1795000000.0  # 2026-11-18T11:06:40Z
 
@@ -175,7 +175,7 @@ def test_set_node_status_creates_and_updates_only_the_given_fields(store: Channe
 _READER = """
 import json, sys
 from fsbarge.db.engine import make_engine
-from fsbarge.store import ChannelStore
+from fsbarge.store.channel_mirror import ChannelStore
 eng = make_engine(sys.argv[1], busy_timeout_ms=100)
 rows = ChannelStore(eng).list()
 print(json.dumps({"uuids": [r["uuid"] for r in rows]}))

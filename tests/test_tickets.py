@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import Engine
 
 from fsbarge.crossnode import Claim, CrossNode, Ticket, TicketError
-from fsbarge.store import ChannelStore
+from fsbarge.store.channel_mirror import ChannelStore
 from fsbarge.tickets import TicketStore
 
 NOW = 1_800_000_000.0

@@ -17,7 +17,8 @@ from fsbarge.db.errors import DatabaseError
 from fsbarge.cli import main
 from fsbarge.config import WebhookConfig
 from fsbarge.outbox import Outbox, delivery_id, event_of
-from fsbarge.store import AuditStore, WebhookStore
+from fsbarge.store.audit_apply import AuditStore
+from fsbarge.store.webhook_deliveries import WebhookStore
 from tests.store_factories import AuditWriter
 from fsbarge.webhooks import BackoffPolicy, ReceiverLoop, heads, next_state, sign, sign_timestamped
 from tests.webhook_receiver import Receiver, free_port, readme_verified

@@ -1,4 +1,5 @@
-"""Repositories over an Engine, one module per role: the live channel mirror and node status
+"""Repositories over an Engine, one module per role (import them by module; nothing is re-exported
+here, so a reader of one table does not load the others): the live channel mirror and node status
 (channel_mirror), journal changes applied to the audit (audit_apply), the audit read back
 (audit_read), the hash chain (audit_chain), the webhook outbox (webhook_deliveries).
 
@@ -10,18 +11,3 @@ Times go in as float epoch seconds (UTC) and are stored as naive UTC datetimes w
 precision. ChannelStore.list() and AuditStore.open_interventions() give them back as floats;
 AuditStore.get()/list() return SPEC.md audit records (ISO 8601 strings, see fsbarge.auditview).
 """
-
-from __future__ import annotations
-
-from .audit_apply import JOURNAL_DAMAGED, ApplyResult, AuditStore, check_outcome
-from .audit_chain import CHAIN_LOCK, ChainHook, chain_head, journal_damage, verify_chain
-from .audit_read import AuditReader
-from .channel_mirror import CHANNEL_COLUMNS, ChannelStore
-from .hooks import Applied, ApplyHook
-from .webhook_deliveries import WebhookStore, insert_webhook_deliveries
-
-__all__ = [
-    "CHAIN_LOCK", "CHANNEL_COLUMNS", "JOURNAL_DAMAGED", "Applied", "ApplyHook", "ApplyResult", "AuditReader",
-    "AuditStore", "ChainHook", "ChannelStore", "WebhookStore", "chain_head", "check_outcome", "insert_webhook_deliveries",
-    "journal_damage", "verify_chain",
-]
