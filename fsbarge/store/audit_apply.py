@@ -28,9 +28,9 @@ _CREATE_COLUMNS = (
 
 
 def check_outcome(outcome: str) -> None:
+    """Refuse an outcome outside the vocabulary before it reaches the database (one line, which names them)."""
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}: expected one of {', '.join(OUTCOMES)}")
-
 
 
 class ApplyResult(NamedTuple):
@@ -46,7 +46,6 @@ class ApplyResult(NamedTuple):
 
 # A record rebuilt from its later changes because the journal line that opened it was damaged.
 JOURNAL_DAMAGED = "journal_damaged"
-
 
 
 class AuditStore(AuditReader):
@@ -75,10 +74,6 @@ class AuditStore(AuditReader):
             if flush is not None:
                 flush(c)
 
-    def _took_effect(self, c: Connection, change: Change | Direct, applied: Applied) -> None:
-        for hook in self.hooks:
-            hook(c, change, applied)
-
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One writing transaction with the hooks around it (they hear it begin, and flush before it
@@ -91,7 +86,8 @@ class AuditStore(AuditReader):
 
     def took_effect(self, c: Connection, change: Change | Direct, applied: Applied) -> None:
         """Hand a change that took effect in :meth:`transaction` to every hook."""
-        self._took_effect(c, change, applied)
+        for hook in self.hooks:
+            hook(c, change, applied)
 
     # ------------------------------------------------------------------ writes
 
@@ -143,7 +139,7 @@ class AuditStore(AuditReader):
                     written += 1
                     applied = self._apply_one(c, change, ids)
                 if applied:
-                    self._took_effect(c, change, applied)  # type: ignore[arg-type]
+                    self.took_effect(c, change, applied)  # type: ignore[arg-type]
                     written += 1
         return ApplyResult(unknown, written, rebuilt)
 
@@ -191,7 +187,7 @@ class AuditStore(AuditReader):
             opening = Opened(id=f"{uid}-reconstructed", uid=uid, node=node, record=record)
             applied = self._apply_open(c, opening, ids)
         assert applied is not None
-        self._took_effect(c, opening, applied)
+        self.took_effect(c, opening, applied)
         return applied.record_type, uid, applied.record_id
 
     def _id_of(self, c: Connection, uid: str, ids: dict[str, int]) -> int | None:

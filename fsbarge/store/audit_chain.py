@@ -103,7 +103,6 @@ class ChainHook:
             c.execute(insert(audit_chain), pending)
 
 
-
 def chain_head(c: Connection) -> tuple[str, int]:
     """(the last entry's hash, or the all-zero hash of an empty chain; the number of entries)."""
     head = c.execute(select(audit_chain.c.hash).order_by(audit_chain.c.seq.desc()).limit(1)).scalar()

@@ -24,7 +24,6 @@ _CHANNEL_TIMES = ("created_at", "answered_at", "updated_at")
 _NODE_TIMES = ("last_event_at", "resynced_at", "heartbeat_at", "daemon_started_at", "stopped_at")
 
 
-
 class ChannelStore:
     """The daemon's mirror of live FreeSWITCH channels, for `fsbarge calls` and for resync."""
 

@@ -17,6 +17,5 @@ class Applied(NamedTuple):
     record_id: int
 
 
-
 ApplyHook = Callable[[Connection, Change | Direct, Applied], None]
 
