@@ -297,10 +297,19 @@ def _status_file(args: argparse.Namespace) -> Any:
 
 
 def _reader_engine(args: argparse.Namespace) -> Any:
-    """A read-only engine on what the daemon wrote; refuses a database that was never created."""
+    """A read-only SQLAlchemy engine on what the daemon wrote (for the chain's checks, which read
+    through the store); refuses a database that was never created."""
     from .db import open_reader
 
     return open_reader(_database_url(args))
+
+
+def _reading(args: argparse.Namespace) -> Any:
+    """A read-only connection (fsbarge.sqlread: plain SQL, no SQLAlchemy) on what the daemon
+    wrote, for one command's queries; refuses a database that was never created."""
+    from .sqlread import open_read
+
+    return open_read(_database_url(args))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -400,16 +409,13 @@ def _cmd_db(args: argparse.Namespace) -> int:
 
 
 def _cmd_calls(args: argparse.Namespace) -> int:
-    from .auditview import render_channels
-    from .db import translate_errors
-    from .queries import list_channels
-
     import time
 
+    from .auditview import render_channels
+    from .queries import list_channels
     from .status import live_nodes
 
-    engine = _reader_engine(args)
-    with translate_errors(engine), engine.connect() as conn:
+    with _reading(args) as conn:
         rows = list_channels(conn, node=args.node)
         live, notes, running = live_nodes(conn, time.time())
     # Only rows a serving daemon keeps current are live; say what is left out and how old it is.
@@ -505,16 +511,15 @@ def _audit_list(args: argparse.Namespace) -> int:
     """CSV and JSON: every matching row unless --limit; the table: one page, and a note on stderr
     when rows were left out (an export must never be cut silently)."""
     from . import auditview
-    from .db import translate_errors
-    from .queries import count_records, iter_records
+    from .queries import count_records
+    from .records import iter_records
 
     limit = args.limit
     if limit is None and args.format == "table":
         limit = TABLE_PAGE
     where = _filter(args)
-    engine = _reader_engine(args)
     out = sys.stdout
-    with translate_errors(engine), engine.connect() as conn:
+    with _reading(args) as conn:
         records = iter_records(conn, where, limit=limit or None, offset=args.offset)
         if args.format == "csv":
             shown = auditview.write_csv(records, out)
@@ -543,12 +548,10 @@ def _left_out(shown: int, total: int, offset: int) -> str:
 def _summary(args: argparse.Namespace, by: str) -> Any:
     """Every record matching the filters, summarised by `by` (fsbarge.auditstats)."""
     from .auditstats import summarise
-    from .db import translate_errors
-    from .queries import iter_records
+    from .records import iter_records
 
     team_of = _TeamFallback(args) if by == "team" else None
-    engine = _reader_engine(args)
-    with translate_errors(engine), engine.connect() as conn:
+    with _reading(args) as conn:
         summary = summarise(iter_records(conn, _filter(args)), by, team_of=team_of, zone=args.zone)
     if team_of is not None and team_of.note:
         print(f"fsbarge: {team_of.note}", file=sys.stderr)
@@ -607,10 +610,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     """Exit 0 healthy, 1 degraded, 3 daemon not running; --watch redraws every second until ^C."""
     import time
 
-    from .db import translate_errors
+    from .dberrors import DatabaseError
     from .status import EXIT, assess, gather, local_daemon, read_status_file, render_status
-
-    from .db import DatabaseError
 
     status_file = _status_file(args)
     state = None
@@ -618,8 +619,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         while True:
             local = read_status_file(status_file) if status_file is not None else None
             try:
-                engine = _reader_engine(args)
-                with translate_errors(engine), engine.connect() as conn:
+                with _reading(args) as conn:
                     facts = gather(conn)
             except DatabaseError as exc:
                 # The database is the problem: on the daemon's host its status file still says
@@ -648,13 +648,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
     from . import __version__
-    from .db import translate_errors
-    from .queries import list_records
+    from .records import list_records
     from .report import build_report
 
     team_of = _TeamFallback(args)
-    engine = _reader_engine(args)
-    with translate_errors(engine), engine.connect() as conn:
+    with _reading(args) as conn:
         records = list_records(conn, _filter(args))
     starts = [r["started_at"] for r in records]
     zone = args.zone
@@ -701,11 +699,9 @@ def _cmd_help(args: argparse.Namespace) -> int:
 
 def _help_list(args: argparse.Namespace) -> int:
     from . import helpview
-    from .db import translate_errors
-    from .queries import list_help_requests
+    from .records import list_help_requests
 
-    engine = _reader_engine(args)
-    with translate_errors(engine), engine.connect() as conn:
+    with _reading(args) as conn:
         records = list_help_requests(
             conn, agent=args.agent, supervisor=args.supervisor, since=args.since, until=args.until,
             outcome=args.outcome, node=args.node, limit=args.limit or None, offset=args.offset,
@@ -718,9 +714,9 @@ def _help_request(args: argparse.Namespace) -> int:
     """Find the agent's call in the daemon's mirror and send its node the event a *9 sends."""
     import time
 
-    from .db import open_reader, translate_errors
     from .esl import ConnectError, send_once
     from .queries import list_channels
+    from .sqlread import open_read
     from .status import live_nodes
 
     config = _config(args)
@@ -730,8 +726,7 @@ def _help_request(args: argparse.Namespace) -> int:
     reason = (args.reason or "").strip()
     if any(ch in reason for ch in "\r\n"):
         raise UsageError("--reason must be one line")
-    engine = open_reader(config.database.url)
-    with translate_errors(engine), engine.connect() as conn:
+    with open_read(config.database.url) as conn:
         live, _notes, _running = live_nodes(conn, time.time())
         legs = [r for r in list_channels(conn) if r["node"] in live and r.get("user") == agent and r.get("answer_state") == "answered"]
     if not legs:
@@ -752,17 +747,13 @@ def _help_request(args: argparse.Namespace) -> int:
 
 def _audit_show(args: argparse.Namespace) -> int:
     from .auditview import render_show
-    from .db import translate_errors
-    from .queries import get_record
+    from .records import get_record
 
     record = None
-    # ids are the schema's INTEGER: 32 bits on PostgreSQL, which refuses to compare a larger number
-    if 0 < args.id <= MAX_ID:
-        engine = _reader_engine(args)
-        with translate_errors(engine), engine.connect() as conn:
+    with _reading(args) as conn:  # a missing or unmigrated database is the error to report, whatever the id
+        # ids are the schema's INTEGER: 32 bits on PostgreSQL, which refuses to compare a larger number
+        if 0 < args.id <= MAX_ID:
             record = get_record(conn, args.id)
-    else:
-        _reader_engine(args)  # a missing or unmigrated database is still the error to report
     if record is None:
         print(f"fsbarge: no intervention with id {args.id}", file=sys.stderr)
         return 1
@@ -773,17 +764,17 @@ def _audit_show(args: argparse.Namespace) -> int:
 def _cmd_webhooks(args: argparse.Namespace) -> int:
     import time
 
-    from .db import make_engine, translate_errors
     from .queries import list_webhook_deliveries
-    from .store import WebhookStore
     from .webhookview import render_deliveries
 
     if args.webhooks_command == "list":
-        engine = _reader_engine(args)
-        with translate_errors(engine), engine.connect() as conn:
+        with _reading(args) as conn:
             rows = list_webhook_deliveries(conn, state=args.state, limit=args.limit or None)
         print(render_deliveries(rows, args.format))
         return 0
+    from .db import make_engine
+    from .store import WebhookStore
+
     _reader_engine(args)  # a missing or unmigrated database is the error to report, not a write failure
     if not 0 < args.id <= MAX_ID:
         raise CommandError(f"no webhook delivery with id {args.id}")
@@ -798,7 +789,7 @@ def _cmd_webhooks(args: argparse.Namespace) -> int:
 def _loaded(module: str, name: str) -> type[BaseException] | None:
     """An exception class of an fsbarge module, if that module was imported at all: a command that
     never loaded the configuration (a read command given --database) cannot have raised its
-    error, and main() need not import it (and SQLAlchemy) just to name it."""
+    error, and main() need not import it just to name it."""
     loaded = sys.modules.get(f"{__package__}.{module}")
     return getattr(loaded, name, None) if loaded is not None else None
 
@@ -830,7 +821,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `fsbarge audit list | head`
         return 0
     except Exception as exc:  # never a traceback for an operator
-        config_error, database_error = _loaded("config", "ConfigError"), _loaded("db", "DatabaseError")
+        config_error, database_error = _loaded("config", "ConfigError"), _loaded("dberrors", "DatabaseError")
         if config_error is not None and isinstance(exc, config_error):
             print(f"fsbarge: {exc}", file=sys.stderr)
             return 2

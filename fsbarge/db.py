@@ -14,7 +14,6 @@ busy_timeout instead of failing half-way through a transaction.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +23,16 @@ import sqlalchemy.exc as sa_exc
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.pool import NullPool
 
+from .dberrors import (  # noqa: F401 - re-exported: the one-line errors live where readers can import them without SQLAlchemy
+    NOT_INITIALISED,
+    SCHEMA_HEAD,
+    DatabaseError,
+    damage_message,
+    describe_error,
+    missing_table_named,
+)
+from .dberrors import first_line as _first_line
+
 # inside the package, so that a wheel install can `fsbarge db upgrade` (pyproject's package-data)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -31,24 +40,9 @@ DEFAULT_BUSY_TIMEOUT_MS = 5000
 CONNECT_TIMEOUT_S = 10  # PostgreSQL: give up on an unreachable server after this long
 POSTGRESQL_DRIVER = "postgresql+psycopg"  # what `postgresql://` (or `postgres://`) means here
 DRIVER_HINTS = {"psycopg": "pip install 'fsbarge[postgresql]'"}
-# The newest migration, known without importing Alembic, so that read commands start fast. A stale
-# value only costs speed (readers then ask Alembic); tests/test_db.py says when to bump it.
-SCHEMA_HEAD = "0008"
-NOT_INITIALISED = "database not initialised: run `fsbarge db upgrade`"
 
 # execution option read by the SQLite "begin" listener
 _BEGIN_OPTION = "fsbarge_sqlite_begin"
-
-
-class DatabaseError(Exception):
-    """A database problem, described in one line fit for an operator's terminal.
-
-    ``transient`` says whether waiting can clear it (a lock, a busy server, a lost connection,
-    a serialization failure) or an operator must act (read-only, disk full, schema missing)."""
-
-    def __init__(self, message: str, *, transient: bool = False) -> None:
-        super().__init__(message)
-        self.transient = transient
 
 
 # PostgreSQL SQLSTATEs that clear by themselves: connection exceptions (class 08), serialization
@@ -296,11 +290,6 @@ def _sqlite_path(url: URL) -> Path | None:
 # --------------------------------------------------------------------------- errors
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _describe_url(url: URL) -> str:
     if url.get_backend_name() == "sqlite":
         path = _sqlite_path(url)
@@ -316,54 +305,6 @@ def _where(target: Engine | URL | str | None) -> str:
     except Exception:
         return "the database"
     return _describe_url(url)
-
-
-def describe_error(exc: BaseException, where: str = "the database") -> str:
-    """One readable line for a SQLAlchemy / DBAPI exception."""
-    orig = getattr(exc, "orig", None) or exc
-    text = _first_line(orig)
-    low = text.lower()
-    if "database is locked" in low or "database table is locked" in low or "lock timeout" in low:
-        return f"database is locked: {where} is held by another writer (gave up waiting)"
-    if low.startswith("connection failed") or "could not connect" in low or "server closed the connection" in low:
-        return f"cannot connect to database {where}: {text}"
-    if "unable to open database" in low:
-        return f"cannot open database {where}: {text}"
-    if "file is not a database" in low:
-        return f"cannot open database {where}: not a SQLite database"
-    if "no such table" in low or ("relation" in low and "does not exist" in low):
-        table = missing_table_named(text)
-        return NOT_INITIALISED if table in (None, "alembic_version") else f"table {table} is missing from {where}"
-    if "no such column" in low or ("column" in low and "does not exist" in low):
-        return "database schema is out of date: run `fsbarge db upgrade`"
-    if "read-only transaction" in low:  # PostgreSQL: a standby, a demoted primary, default_transaction_read_only
-        return f"cannot write database {where}: {text} (the server or session is read-only: point fsbarge at the primary)"
-    if "readonly database" in low or "read-only" in low:
-        return (
-            f"cannot write database {where}: {text}: it is read-only for fsbarge "
-            "(fix the file's owner/permissions, or the filesystem's mount)"
-        )
-    if "database or disk is full" in low or "no space left" in low or "disk full" in low:
-        return f"cannot write database {where}: the disk is full (free space; fsbarge keeps the audit in its journal meanwhile)"
-    return f"database error on {where}: {text}"
-
-
-def missing_table_named(message: str) -> str | None:
-    """The table a "no such table" (SQLite) or "relation does not exist" (PostgreSQL) error names."""
-    m = re.search(r'no such table: (?:\w+\.)?(\w+)|relation "(?:\w+\.)?(\w+)" does not exist', message)
-    return (m.group(1) or m.group(2)) if m else None
-
-
-def damage_message(missing: list[str], revision: str | None) -> str:
-    """What an operator reads when tables are gone from a migrated database: what happened and the
-    two ways out. Never repaired behind their back: the audit's loss must stay visible."""
-    names = ", ".join(missing)
-    tables = f"table {names} is" if len(missing) == 1 else f"tables {names} are"
-    return (
-        f"{tables} missing although the database is at revision {revision}: the database was damaged; "
-        "restore it from a backup, or run `fsbarge db repair` to recreate the missing tables empty "
-        "(`fsbarge audit verify` then reports what was lost)"
-    )
 
 
 def _explain_missing_table(message: str, target: Engine | URL | str | None) -> str:
@@ -582,52 +523,11 @@ def ensure_up_to_date(target: Engine | URL | str) -> None:
 
 
 def _sqlite_reader(path: Path, busy_timeout_ms: int) -> Engine:
-    """A SQLite engine that cannot write the audit.
+    """A SQLite engine that cannot write the audit: its connections are fsbarge.sqlread's (the
+    read commands' own, without SQLAlchemy), which says how each kind of reader opens the file."""
+    from .sqlread import sqlite_connector
 
-    A reader allowed to write the file and its directory (root, the daemon's own user) opens it
-    normally with `PRAGMA query_only`: SQLite then removes the `-wal`/`-shm` it may create when it
-    closes, so a read by root never leaves root-owned files that the daemon could not open. Any
-    other reader (a QA group member, a copy on read-only media) opens it `mode=ro`; one that may not
-    create `-shm` beside a copy still opens it as `immutable`, which ignores the write-ahead log and
-    is therefore used only when there is no WAL content to miss (otherwise the permission problem
-    is reported)."""
-    import os
-    import sqlite3
-    from urllib.parse import quote
-
-    if not path.exists():
-        raise DatabaseError(f"no database at {path}: {NOT_INITIALISED}")
-    base = f"file:{quote(str(path.resolve()))}"
-    wal = path.with_name(path.name + "-wal")
-    state = {"immutable": False}
-    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
-
-    def connect() -> sqlite3.Connection:
-        if writable:
-            conn = sqlite3.connect(base, uri=True, check_same_thread=False, timeout=busy_timeout_ms / 1000)
-            conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-            conn.execute("PRAGMA query_only=ON")
-            conn.isolation_level = None  # BEGIN comes from the "begin" listener below
-            return conn
-        if not state["immutable"]:
-            conn = sqlite3.connect(f"{base}?mode=ro", uri=True, check_same_thread=False, timeout=busy_timeout_ms / 1000)
-            try:
-                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            except sqlite3.OperationalError as exc:
-                conn.close()
-                # no -shm and no right to create it (a copy in a read-only place) shows as
-                # "unable to open" or "readonly database"; anything else is the real problem
-                text = str(exc)
-                if ("unable to open" not in text and "readonly" not in text) or (wal.exists() and wal.stat().st_size > 0):
-                    raise
-                state["immutable"] = True
-            else:
-                conn.isolation_level = None  # BEGIN comes from the "begin" listener below
-                return conn
-        conn = sqlite3.connect(f"{base}?mode=ro&immutable=1", uri=True, check_same_thread=False)
-        conn.isolation_level = None
-        return conn
-
+    connect = sqlite_connector(path, busy_timeout_ms)
     engine = create_engine("sqlite://", creator=connect)
 
     @event.listens_for(engine, "begin")

@@ -23,7 +23,7 @@ import uuid as _uuid
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
 
-from fsbarge import queries
+from fsbarge import records
 from fsbarge.chain import GENESIS, GENESIS_PREV, body_of, entry_hash
 from fsbarge.db import translate_errors, writer
 from fsbarge.models import (
@@ -803,9 +803,10 @@ class AuditStore:
 
     def get(self, intervention_id: int, *, now: float | None = None) -> dict[str, Any] | None:
         """The SPEC.md audit record, or None. An active record's seconds_by_mode runs to `now`
-        (default: the current time). The query lives in fsbarge.queries, shared with the CLI."""
+        (default: the current time). A convenience of the tests, the demo and the bench: the read
+        side (fsbarge.records: the query and the view) makes the record, as for the CLI."""
         with translate_errors(self._engine), self._engine.connect() as c:
-            return queries.get_record(c, intervention_id, now=now)
+            return records.get_record(c, intervention_id, now=now)
 
     def list(
         self,
@@ -820,12 +821,12 @@ class AuditStore:
         node: str | None = None,
         now: float | None = None,
     ) -> list[dict[str, Any]]:
-        """Audit records, newest first (started_at, then id); see fsbarge.queries.AuditFilter for
+        """Audit records (fsbarge.records), newest first (started_at, then id); see fsbarge.queries.AuditFilter for
         the filters (times: naive-UTC datetimes or float epoch seconds); `limit` None = all."""
         if limit is not None and limit < 0:
             raise ValueError("limit must be zero or more")
 
-        where = queries.AuditFilter(
+        where = records.AuditFilter(
             supervisor=supervisor,
             agent=agent,
             since=since,
@@ -835,7 +836,7 @@ class AuditStore:
             node=node,
         )
         with translate_errors(self._engine), self._engine.connect() as c:
-            return queries.list_records(c, where, limit=limit, now=now)
+            return records.list_records(c, where, limit=limit, now=now)
 
 
 # ---------------------------------------------------------------------- the chain, read back

@@ -17,7 +17,7 @@ from fsbarge.health import Health
 from fsbarge.journal import Journal
 from fsbarge.mirror import Mirror
 from fsbarge.offload import Retrier
-from fsbarge.queries import get_help_request
+from fsbarge.records import get_help_request
 from fsbarge.shipper import Shipper
 from fsbarge.store import AuditStore, journal_damage, verify_chain
 from tests.e2e import wait_until
