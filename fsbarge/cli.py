@@ -269,9 +269,15 @@ def _database_source(args: argparse.Namespace) -> tuple[str, str | None, str]:
     url = os.environ.get(ENV_DATABASE_URL, "").strip()
     if url:
         return url, None, ENV_DATABASE_URL
-    from .config import ConfigError, load_database_url, resolve_config_path
+    from .paths import resolve_config_path
+    from .quickconfig import database_url
 
     path = resolve_config_path(args.config, os.environ)
+    url = database_url(path, os.environ)  # a plainly valid file, read without the configuration module
+    if url is not None:
+        return url, path, "database.url"
+    from .config import ConfigError, load_database_url
+
     try:
         return load_database_url(path), path, "database.url"
     except ConfigError as exc:
@@ -287,6 +293,12 @@ def _status_file(args: argparse.Namespace) -> Any:
 
     url = getattr(args, "database", None) or os.environ.get(ENV_DATABASE_URL, "").strip()
     if not url:
+        from .paths import resolve_config_path
+        from .quickconfig import journal_path
+
+        journal = journal_path(resolve_config_path(args.config, os.environ), os.environ)
+        if journal is not None:  # a plainly valid [database] and [journal], read without the configuration module
+            return status_file_path(journal)
         from .config import ConfigError
 
         try:

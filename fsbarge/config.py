@@ -32,7 +32,14 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-from .paths import DEFAULT_JOURNAL_PATH, default_journal_path
+from .paths import (  # noqa: F401 - DEFAULT_CONFIG_PATH, ENV_CONFIG, resolve_config_path: re-exported
+    DEFAULT_CONFIG_PATH,
+    DEFAULT_DATABASE_URL,
+    DEFAULT_JOURNAL_PATH,
+    ENV_CONFIG,
+    default_journal_path,
+    resolve_config_path,
+)
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -65,9 +72,6 @@ __all__ = [
 from .terms import MODES, WEBHOOK_EVENTS, Mode  # noqa: E402 - the vocabulary, spelled once
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 
-DEFAULT_CONFIG_PATH = "/etc/fsbarge/fsbarge.toml"
-DEFAULT_DATABASE_URL = "sqlite:////var/lib/fsbarge/fsbarge.db"
-ENV_CONFIG = "FSBARGE_CONFIG"
 ENV_ESL_PASSWORD = "FSBARGE_ESL_PASSWORD"
 ENV_DATABASE_URL = "FSBARGE_DATABASE_URL"
 
@@ -232,13 +236,6 @@ class ConfigError(Exception):
 
 
 # ------------------------------------------------------------------------------------------ loading
-
-
-def resolve_config_path(cli_path: str | None, env: Mapping[str, str]) -> str:
-    """``--config``, else ``$FSBARGE_CONFIG``, else ``/etc/fsbarge/fsbarge.toml`` (empty counts as unset)."""
-    if cli_path:
-        return cli_path
-    return env.get(ENV_CONFIG) or DEFAULT_CONFIG_PATH
 
 
 def load_config(path: str, env: Mapping[str, str] = os.environ) -> Config:

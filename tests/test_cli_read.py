@@ -140,11 +140,14 @@ def test_without_a_url_the_missing_config_error_says_what_read_commands_need() -
     assert "--database URL or $FSBARGE_DATABASE_URL" in proc.stderr
 
 
-def test_read_commands_import_neither_sqlalchemy_nor_alembic(big) -> None:
+def test_read_commands_import_neither_sqlalchemy_nor_alembic(big, tmp_path: Path) -> None:
     """The start-up cost of a query tool: the read commands read through plain sqlite3 (or psycopg)
-    connections, so no SQLAlchemy at all, no Alembic, no models, and with --database not even the
-    configuration module (teams are read from the records)."""
+    connections, so no SQLAlchemy at all, no Alembic, no models, and not even the configuration
+    module, with --database or with a configuration file whose [database] url is plainly valid
+    (teams are read from the records)."""
     url, _ = big
+    config = tmp_path / "fsbarge.toml"
+    config.write_text(f'[[freeswitch]]\nname = "pbx1"\n\n[database]\nurl = "{url}"\n')
     code = (
         "import sys, io, contextlib\n"
         "from fsbarge.cli import main\n"
@@ -153,6 +156,8 @@ def test_read_commands_import_neither_sqlalchemy_nor_alembic(big) -> None:
         "             ['webhooks', 'list'], ['status']):\n"
         "    with contextlib.redirect_stdout(io.StringIO()):\n"
         f"        assert main([*argv, '--database', {url!r}]) in ((0, 3) if argv == ['status'] else (0,)), argv\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"        assert main(['audit', 'show', '1', '--config', {str(config)!r}]) == 0\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'alembic', 'psycopg')\n"
         "               or m in ('fsbarge.models', 'fsbarge.config', 'fsbarge.db', 'fsbarge.store'))\n"
         "print(heavy)\n"
