@@ -32,7 +32,37 @@ class CommandError(Exception):
     """A command that could not do its work (e.g. write its output): exit status 1."""
 
 
+def _columns() -> int:
+    """shutil.get_terminal_size().columns, without importing shutil (and with it bz2, lzma, ...):
+    argparse asks for the width on every add_argument, and that import was ~5 ms of each command."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help layout, at the terminal's width as argparse measures it (see _columns)."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position, _columns() - 2 if width is None else width)
+
+
+class _RawFormatter(_Formatter, argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs (examples) kept as written."""
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:  # argparse prints usage + error; we want one line
         if self.prog == "fsbarge help":  # a newcomer looking for help on fsbarge itself lands here
             raise UsageError(f"{message} (`fsbarge help` is about agents' help requests; help on fsbarge: `fsbarge --help`)")
@@ -41,11 +71,11 @@ class _Parser(argparse.ArgumentParser):
 
 def _build_parser() -> argparse.ArgumentParser:
     config_help = "configuration file (default: $FSBARGE_CONFIG, else /etc/fsbarge/fsbarge.toml)"
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     # SUPPRESS: a --config given before the subcommand is not overwritten by this default.
     common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=config_help)
     # read commands: a database URL is all they need (a QA account may not read the daemon's config)
-    reader = argparse.ArgumentParser(add_help=False, parents=[common])
+    reader = _Parser(add_help=False, parents=[common])
     reader.add_argument(
         "--database",
         metavar="URL",
@@ -57,7 +87,7 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="fsbarge",
         description="Supervisor listen / whisper / barge for FreeSWITCH, with an audit trail.",
         epilog=MAIN_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_RawFormatter,
     )
     p.add_argument("--version", action="version", version=f"fsbarge {__version__}")
     p.add_argument("--config", metavar="PATH", default=None, help=config_help)
@@ -69,7 +99,7 @@ def _build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database maintenance")
     dbsub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
     # like the read commands: a database URL is all it needs (no nodes, teams or ESL password)
-    target = argparse.ArgumentParser(add_help=False, parents=[common])
+    target = _Parser(add_help=False, parents=[common])
     target.add_argument(
         "--database",
         metavar="URL",
@@ -90,7 +120,7 @@ def _build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="query the audit trail")
     asub = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
     lst = asub.add_parser("list", parents=[reader], help="interventions, newest first", epilog=LIST_EPILOG,
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
+                          formatter_class=_RawFormatter)
     _add_filters(lst)
     lst.add_argument(
         "--limit",
@@ -102,7 +132,7 @@ def _build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--format", choices=("table", "json", "csv"), default="table")
     _add_tz(lst)
     stats = asub.add_parser("stats", parents=[reader], help="interventions, outcomes, refusals and time per group",
-                            epilog=STATS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            epilog=STATS_EPILOG, formatter_class=_RawFormatter)
     stats.add_argument("--by", choices=("agent", "supervisor", "team", "day"), required=True,
                        help="one row per agent, supervisor, team (recorded with each intervention) or day (in --tz)")
     _add_filters(stats)
@@ -123,12 +153,12 @@ def _build_parser() -> argparse.ArgumentParser:
     helpp = sub.add_parser(
         "help", help="agents' help requests (*9 on the phone, or `help request`): list them, raise one",
         description=HELP_DESCRIPTION,
-        epilog=HELP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=HELP_EPILOG, formatter_class=_RawFormatter,
     )
     hsub = helpp.add_subparsers(dest="help_command", metavar="{list,request}", parser_class=_Parser)
     helpp.set_defaults(show_help=helpp.format_help)
     hlist = hsub.add_parser("list", parents=[reader], help="help requests, newest first", epilog=HELP_LIST_EPILOG,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+                            formatter_class=_RawFormatter)
     hlist.add_argument("--agent", metavar="EXT", help="only requests of this agent's extension, e.g. 1000")
     hlist.add_argument("--supervisor", metavar="EXT", help="only requests this supervisor's extension answered, e.g. 1002")
     hlist.add_argument("--since", metavar="ISO8601", type=_time_arg,
@@ -155,7 +185,7 @@ def _build_parser() -> argparse.ArgumentParser:
     hretry = hsub.add_parser("retry", parents=[reader], help="a failed or pending delivery goes back to pending, due now")
     hretry.add_argument("id", type=int)
     report = sub.add_parser("report", parents=[reader], help="write a self-contained HTML report with charts",
-                            epilog=REPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            epilog=REPORT_EPILOG, formatter_class=_RawFormatter)
     _add_filters(report)
     report.add_argument("-o", "--output", metavar="FILE.html", required=True, help="where to write it (- for stdout)")
     _add_tz(report, days=True)

@@ -299,3 +299,18 @@ def test_a_read_by_an_owner_leaves_no_wal_files_behind(big, tmp_path: Path) -> N
                 conn.exec_driver_sql("DELETE FROM interventions")
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("columns", [None, "60", "200", "0", "wide"])
+def test_help_is_laid_out_at_the_width_shutil_would_give(columns: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI measures the terminal without importing shutil (a read command's start-up), to
+    the same width as argparse's own measure."""
+    import shutil
+
+    from fsbarge import cli
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert cli._columns() == shutil.get_terminal_size().columns
