@@ -314,3 +314,62 @@ def test_help_is_laid_out_at_the_width_shutil_would_give(columns: str | None, mo
     else:
         monkeypatch.setenv("COLUMNS", columns)
     assert cli._columns() == shutil.get_terminal_size().columns
+
+
+PARSE_CASES = [
+    ["audit", "list", "--format", "csv", "--agent", "1000", "--since", "2026-11-01", "--limit", "3"],
+    ["audit", "list", "--help"], ["audit", "list", "--bogus"], ["audit", "list", "--format", "xml"],
+    ["audit", "show", "7", "--format", "json", "--tz", "Europe/Paris"], ["audit", "show"], ["audit", "show", "--help"],
+    ["audit", "stats", "--by", "day"], ["audit", "stats"], ["audit", "verify", "--head", "0" * 64], ["audit", "head"],
+    ["audit", "quarantine", "list"], ["audit", "quarantine"], ["audit"], ["audit", "--help"], ["audit", "lis"],
+    ["calls", "--format", "json", "--node", "pbx1"], ["calls", "audit"], ["calls", "--help"],
+    ["status", "--watch"], ["status", "--format", "yaml"], ["help"], ["help", "list", "--outcome", "ringing"],
+    ["help", "request", "--agent", "1000"], ["help", "--help"], ["help", "list", "--help"],
+    ["webhooks", "list", "--state", "failed"], ["webhooks", "retry", "3"], ["report", "-o", "-"],
+    ["db", "upgrade", "--database", "sqlite:///x.db"], ["db"], ["run"], ["check-config", "--config", "x.toml"],
+    ["--config", "x.toml", "audit", "list"], ["--help"], ["--version"], [], ["frobnicate"], ["aud", "list"],
+]
+
+
+def _outcome(parser_for, argv: list[str]) -> tuple[str, object]:
+    """What a parser makes of argv: its namespace, or what it printed and raised."""
+    import contextlib
+
+    from fsbarge import cli
+
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            args = parser_for(argv).parse_args(argv)
+    except SystemExit as exc:
+        return "exit", (exc.code, out.getvalue())
+    except cli.UsageError as exc:
+        return "usage", str(exc)
+    found = vars(args)
+    if "show_help" in found:  # printed only by `fsbarge help` alone
+        found["show_help"] = found["show_help"]() if found["help_command"] is None else "not printed"
+    return "args", found
+
+
+@pytest.mark.parametrize("argv", PARSE_CASES, ids=[" ".join(a) or "(none)" for a in PARSE_CASES])
+def test_the_parser_built_for_the_arguments_parses_and_prints_as_the_whole_one(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the sub-parsers the arguments name are built (start-up), with the same result."""
+    from fsbarge import cli
+
+    monkeypatch.setenv("COLUMNS", "100")
+    assert _outcome(cli._build_parser, argv) == _outcome(lambda _argv: cli._build_parser(), argv)
+
+
+def test_the_commands_the_partial_parser_knows_are_the_whole_parsers() -> None:
+    """cli._COMMANDS, which picks the sub-parsers to build, names every command and sub-command."""
+    from fsbarge import cli
+
+    def choices(usage: str) -> list[str]:
+        return usage[usage.index("{") + 1 : usage.index("}")].split(",")
+
+    full = cli._build_parser()
+    assert choices(full.format_usage()) == list(cli._COMMANDS)
+    for command, subs in cli._COMMANDS.items():
+        if subs:
+            kind, (_code, text) = _outcome(lambda _argv: full, [command, "--help"])
+            assert kind == "exit" and choices(text) == list(subs), command
