@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 from bench.scale import peak_rss_mb
-from fsbarge.db import make_engine, upgrade
+from fsbarge.db.engine import make_engine
+from fsbarge.db.migrations import upgrade
 from fsbarge.store import AuditStore, verify_chain
 
 BATCH = 500  # what the journal shipper applies per transaction at most

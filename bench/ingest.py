@@ -6,7 +6,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import gevent
 import gevent.event
@@ -16,9 +18,10 @@ from sqlalchemy import Engine
 
 from fsbarge.barge import Tones
 from fsbarge.config import Config, NodeConfig, TeamConfig
-from fsbarge.db import make_engine, upgrade
-from fsbarge.esl import NodeLink
-from fsbarge.events import SUBSCRIBED_EVENTS
+from fsbarge.db.engine import make_engine
+from fsbarge.db.migrations import upgrade
+from fsbarge.esl.link import NodeLink
+from fsbarge.events import SUBSCRIBED_EVENTS, Event
 from fsbarge.journal import Journal
 from fsbarge.mirror import Mirror
 from fsbarge.offload import OwnThread
@@ -63,8 +66,7 @@ def greenswitch_bare(port: int, n: int, timeout: float = 300) -> float:
     if not done.wait(timeout):
         raise RuntimeError(f"greenswitch got {count}/{n} events")
     elapsed = time.perf_counter() - start
-    esl._run = False
-    esl.sock.close()
+    esl.stop()  # greenswitch's own way out: 'exit', then its greenlets end and the socket closes
     return elapsed
 
 
@@ -76,11 +78,14 @@ def make_service(
     name: str = "bench",
     journal_path: Path | None = None,
     engine: Engine | None = None,
+    watch_event: Callable[[Event], None] | None = None,
+    watch_connected: Callable[[Any], None] | None = None,
 ) -> tuple[NodeService, NodeLink]:
     """A node service wired as the daemon wires it; ``svc.background`` are the journal shipper's
     and the mirror's loops, to spawn next to ``svc.run``. ``db`` is a SQLite file or any
     database URL (then ``journal_path`` says where the journal goes); ``engine`` shares one
-    engine between several nodes, as one daemon does."""
+    engine between several nodes, as one daemon does. ``watch_event``/``watch_connected`` see
+    each event and each new session just before the service does (what a benchmark times)."""
     node = NodeConfig(name, "127.0.0.1", port, password="ClueCon", command_timeout=command_timeout)
     config = Config(path="bench", nodes=(node,), teams=(TeamConfig("t", ("1000",), ("1002",)),))
     if engine is None:
@@ -99,8 +104,18 @@ def make_service(
     svc.background = [shipper.run, mirror.run]  # type: ignore[attr-defined]
     svc.engine = engine  # type: ignore[attr-defined]
     svc.settled = lambda: mirror.idle and not journal.unshipped(1)  # type: ignore[attr-defined]
+    on_event: Callable[[Event], None] = svc.on_event
+    on_connected: Callable[[Any], None] = svc.on_connected
+    if watch_event is not None:
+        def on_event(ev: Event) -> None:
+            watch_event(ev)
+            svc.on_event(ev)
+    if watch_connected is not None:
+        def on_connected(session: Any) -> None:
+            watch_connected(session)
+            svc.on_connected(session)
     link = NodeLink(
-        node, on_event=svc.on_event, on_connected=svc.on_connected, on_disconnected=svc.on_disconnected,
+        node, on_event=on_event, on_connected=on_connected, on_disconnected=svc.on_disconnected,
         on_subscribing=svc.on_subscribing,
     )
     return svc, link
@@ -122,18 +137,17 @@ def wait_drained(link: NodeLink, svc: NodeService, n: int, timeout: float) -> No
 
 def fsbarge_pipeline(port: int, n: int, timeout: float = 300, *, url: str | None = None) -> float:
     """Seconds for fsbarge to parse, mirror and commit n events (into ``url``, else a SQLite file)."""
+    start = 0.0
+
+    def connected(_session: Any) -> None:
+        nonlocal start
+        start = time.perf_counter()
+
     with tempfile.TemporaryDirectory() as tmp:
-        svc, link = make_service(url or Path(tmp) / "bench.db", port, journal_path=Path(tmp) / "bench.journal")
-        start = 0.0
+        svc, link = make_service(
+            url or Path(tmp) / "bench.db", port, journal_path=Path(tmp) / "bench.journal", watch_connected=connected
+        )
         greenlets = spawn(svc)
-        original = svc.on_connected
-
-        def connected(session) -> None:
-            nonlocal start
-            start = time.perf_counter()
-            original(session)
-
-        link._on_connected = connected
         greenlets.append(gevent.spawn(link.run))
         wait_drained(link, svc, n, timeout)
         elapsed = time.perf_counter() - start

@@ -16,7 +16,7 @@ import gevent
 from sqlalchemy import create_engine, text
 
 from bench.ingest import ROOT, Peer, make_service, spawn, wait_drained
-from fsbarge.db import parse_url
+from fsbarge.db.engine import parse_url
 
 
 def wait_queue_empty(link, svc, n: int, timeout: float) -> None:  # type: ignore[no-untyped-def]
@@ -99,24 +99,12 @@ def run(
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
         peer = Peer("paced", n, rate, barge_every)
-        svc, link = make_service(url or db, peer.port, journal_path=Path(tmp) / "bench.journal")
-        deliverer = _dead_receivers(svc.engine, dead_webhooks) if dead_webhooks else None
-        unlock = _lock(url or db) if locked else None
-        if deliverer is not None:
-            deliverer.start()
-        watcher = subprocess.Popen(
-            [sys.executable, "-m", "bench.watcher", url or str(db), str(Path(tmp) / "seen.json")],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True,
-        )
-        watcher.stdout.readline()
-        original = svc.on_event
 
         def on_event(ev: Event) -> None:
             if ev.name == "CHANNEL_CREATE" and ev.uuid:
                 created.setdefault(ev.uuid, time.monotonic())
             elif ev.name == "CHANNEL_PARK" and ev.uuid:
                 parked[ev.uuid] = time.monotonic()
-            original(ev)
 
         def on_written(texts: list[str]) -> None:
             now = time.monotonic()
@@ -126,10 +114,19 @@ def run(
 
         def on_connected(session) -> None:
             session.set_write_hook(on_written)
-            svc.on_connected(session)
 
-        link._on_event = on_event
-        link._on_connected = on_connected
+        svc, link = make_service(
+            url or db, peer.port, journal_path=Path(tmp) / "bench.journal", watch_event=on_event, watch_connected=on_connected
+        )
+        deliverer = _dead_receivers(svc.engine, dead_webhooks) if dead_webhooks else None
+        unlock = _lock(url or db) if locked else None
+        if deliverer is not None:
+            deliverer.start()
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "bench.watcher", url or str(db), str(Path(tmp) / "seen.json")],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        )
+        watcher.stdout.readline()
         greenlets = spawn(svc, link)
         try:
             if locked:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import gevent
 
-from fsbarge import db
+from fsbarge.db.engine import make_engine
+from fsbarge.db.migrations import upgrade
 from fsbarge.config import WebhookConfig
 from fsbarge.outbox import Outbox
 from fsbarge.store import AuditStore, WebhookStore
@@ -51,8 +52,8 @@ def measure(count: int) -> dict[str, float]:
     try:
         port = int(proc.stdout.readline())  # type: ignore[union-attr]
         with tempfile.TemporaryDirectory() as tmp:
-            engine = db.make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
-            db.upgrade(engine)
+            engine = make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
+            upgrade(engine)
             hook = WebhookConfig(url=f"http://127.0.0.1:{port}/hook", secret="bench-secret-0123456789")
             started = time.perf_counter()
             AuditStore(engine, hooks=[Outbox([hook])]).apply_changes([opened(i) for i in range(count)])

@@ -34,6 +34,7 @@ __all__ = [
     "Effect",
     "Execute",
     "HandOff",
+    "IllegalTransition",
     "Intervention",
     "BargeMachine",
     "MixTone",
@@ -42,6 +43,7 @@ __all__ = [
     "play_then_hang_up",
     "SendKey",
     "State",
+    "TRANSITIONS",
     "KEY_MODES",
     "MODE_KEYS",
 ]
@@ -163,13 +165,15 @@ NOTIFY_LIMIT = 5  # seconds: a notification tone is removed after this long at t
 
 
 class State(enum.Enum):
-    """Where one intervention stands. Transitions (event -> next state)::
+    """Where one intervention stands; :data:`TRANSITIONS` says how it may move::
 
-        REQUESTED  --CHANNEL_EXECUTE (our Application-UUID)-->  EXECUTING
-        REQUESTED/EXECUTING --MEDIA_BUG_START on the target, or a DTMF-->  ACTIVE   (first mode audited)
-        ACTIVE     --DTMF '*'-->  LEAVING
-        EXECUTING/ACTIVE/LEAVING --target hangs up-->  CALL_ENDED  (record closed at the call's end)
-        any        --CHANNEL_EXECUTE_COMPLETE (ours), or the supervisor hangs up-->  gone
+        executed     REQUESTED  --CHANNEL_EXECUTE (our Application-UUID)-->  EXECUTING
+        start_audio  REQUESTED/EXECUTING --MEDIA_BUG_START on the target, or a DTMF-->  ACTIVE (first mode)
+        change_mode  ACTIVE     --a mode key, accepted-->  ACTIVE
+        leave        ACTIVE     --DTMF '*'-->  LEAVING
+        end_call     EXECUTING/ACTIVE/LEAVING --target hangs up-->  CALL_ENDED  (record closed at the call's end)
+        reattach     any but ENDED --a resync finds its eavesdrop running-->  ACTIVE
+        end          any but ENDED --EXECUTE_COMPLETE (ours), the supervisor hangs up, a resync-->  ENDED
 
     A target that hangs up while REQUESTED needs nothing: eavesdrop returns at once and the
     EXECUTE_COMPLETE in REQUESTED/EXECUTING closes the record as ``target_gone``.
@@ -180,14 +184,37 @@ class State(enum.Enum):
     ACTIVE = "active"
     LEAVING = "leaving"
     CALL_ENDED = "call_ended"
+    ENDED = "ended"  # forgotten by the machine: nothing moves it again
 
 
 STARTING = (State.REQUESTED, State.EXECUTING)
+LIVE = frozenset(State) - {State.ENDED}
+
+# transition -> (the states it may leave, the state it enters). The machine decides which
+# transition an event means; the intervention refuses one its state has no arrow for.
+TRANSITIONS: dict[str, tuple[frozenset[State], State]] = {
+    "executed": (frozenset({State.REQUESTED}), State.EXECUTING),
+    "start_audio": (frozenset(STARTING), State.ACTIVE),
+    "change_mode": (frozenset({State.ACTIVE}), State.ACTIVE),
+    "leave": (frozenset({State.ACTIVE}), State.LEAVING),
+    "end_call": (frozenset({State.EXECUTING, State.ACTIVE, State.LEAVING}), State.CALL_ENDED),
+    # a resync believes FreeSWITCH: the snapshot shows this eavesdrop running, whatever we thought
+    "reattach": (LIVE, State.ACTIVE),
+    "end": (LIVE, State.ENDED),
+}
+
+
+class IllegalTransition(Exception):
+    """An intervention was asked to move where its state has no arrow: a bug in the machine."""
 
 
 @dataclass
 class Intervention:
-    """One supervisor's running (or starting) intervention, keyed by the supervisor's uuid."""
+    """One supervisor's running (or starting) intervention, keyed by the supervisor's uuid.
+
+    ``state`` is read-only: it changes only through the transition methods below, each named in
+    :data:`TRANSITIONS`, so an impossible move raises instead of leaving a state nobody planned.
+    """
 
     sup_uuid: str
     supervisor: str
@@ -196,16 +223,76 @@ class Intervention:
     requested_mode: str
     started_at: float
     app_uuid: str | None = None  # Event-UUID of our eavesdrop sendmsg; FreeSWITCH echoes it as Application-UUID
-    state: State = State.REQUESTED
+    _state: State = field(default=State.REQUESTED, init=False)
     mode: str | None = None  # the mode FreeSWITCH applies now (None before audio)
     end_tone: str | None = None  # CALL_ENDED: the tone the supervisor hears once eavesdrop returns
     commanded: bool = False  # we have sent this eavesdrop a mode key (a refusal undone, a re-assert)
     start_notified: tuple[str, ...] = ()  # who heard the tone when it started (recorded with the first mode)
     start_source: str = "feature_code"  # the first mode's source: help_request when a help request led here
 
+    @property
+    def state(self) -> State:
+        """Read-only: it moves through the transition methods."""
+        return self._state
+
     def ours(self, ev: Event) -> bool:
-        """Is this EXECUTE/EXECUTE_COMPLETE our eavesdrop (not another application on the channel)?"""
-        return ev.application in EAVESDROP_APPS and (self.app_uuid is None or ev.application_uuid == self.app_uuid)
+        """Is this EXECUTE/EXECUTE_COMPLETE our eavesdrop (not another application on the channel)?
+
+        Once we have sent an Event-UUID, only the application FreeSWITCH runs under it is ours. A
+        record re-attached without one (written before we kept it) names the target instead."""
+        if ev.application not in EAVESDROP_APPS:
+            return False
+        if self.app_uuid is not None:
+            return ev.application_uuid == self.app_uuid
+        return ev.application_data == self.target_uuid
+
+    # -- transitions (see TRANSITIONS) -------------------------------------------------
+
+    def _move(self, transition: str) -> State:
+        """Enter the transition's state from the current one, or raise; returns the state left."""
+        sources, target = TRANSITIONS[transition]
+        if self._state not in sources:
+            raise IllegalTransition(
+                f"intervention {self.sup_uuid}: {transition!r} is not allowed from {self._state.value}"
+                f" (only from {', '.join(sorted(s.value for s in sources))})"
+            )
+        left, self._state = self._state, target
+        return left
+
+    def executed(self) -> None:
+        """FreeSWITCH runs our eavesdrop (CHANNEL_EXECUTE): no audio yet."""
+        self._move("executed")
+
+    def start_audio(self) -> str:
+        """Audio flows (MEDIA_BUG_START, or a DTMF only a running eavesdrop fires): the requested
+        mode is the first one. Returns it."""
+        self._move("start_audio")
+        self.mode = self.requested_mode
+        return self.mode
+
+    def change_mode(self, mode: str) -> None:
+        """The mode FreeSWITCH now applies (a key the supervisor pressed, accepted)."""
+        self._move("change_mode")
+        self.mode = mode
+
+    def leave(self) -> None:
+        """The supervisor pressed ``*``: eavesdrop returns soon."""
+        self._move("leave")
+
+    def end_call(self, tone: str | None) -> None:
+        """The agent's call ended under the eavesdrop: ``tone`` for the supervisor once it returns."""
+        self._move("end_call")
+        self.end_tone = tone
+
+    def reattach(self, mode: str) -> None:
+        """A resync found this eavesdrop running in FreeSWITCH: active again, in ``mode``."""
+        self._move("reattach")
+        self.mode = mode
+
+    def end(self) -> State:
+        """The machine forgets it (eavesdrop returned, the supervisor hung up, a resync closed it).
+        Returns the state it ended from: how it ended decides the record's close."""
+        return self._move("end")
 
 
 @dataclass
@@ -287,7 +374,7 @@ class BargeMachine:
                 return self._dtmf(iv, ev, now)
             if name == "CHANNEL_EXECUTE" and iv.ours(ev):
                 if iv.state is State.REQUESTED:
-                    iv.state = State.EXECUTING
+                    iv.executed()
                 return []
             if name == "CHANNEL_EXECUTE_COMPLETE" and iv.ours(ev):
                 return self._eavesdrop_done(iv, now)
@@ -467,9 +554,8 @@ class BargeMachine:
     # -- while it runs ----------------------------------------------------
 
     def _start(self, iv: Intervention, now: float) -> list[Effect]:
-        iv.state = State.ACTIVE
-        iv.mode = iv.requested_mode
-        return [AddMode(iv.sup_uuid, iv.mode, now, iv.start_source, notified=iv.start_notified)]
+        mode = iv.start_audio()
+        return [AddMode(iv.sup_uuid, mode, now, iv.start_source, notified=iv.start_notified)]
 
     def _notify(self, iv: Intervention, mode: str, now: float) -> tuple[list[Effect], tuple[str, ...]]:
         """Soft entry: the tone for those the team says hear it when a supervisor enters ``mode``
@@ -512,7 +598,7 @@ class BargeMachine:
             # its EXECUTE / MEDIA_BUG_START has not reached us yet.
             effects += self._start(iv, now)
         if digit == "*":
-            iv.state = State.LEAVING
+            iv.leave()
             return effects
         mode = KEY_MODES.get(digit)
         if mode is None or mode == iv.mode:
@@ -526,7 +612,7 @@ class BargeMachine:
             effects.append(SendKey(iv.sup_uuid, MODE_KEYS[iv.mode or "listen"]))
             iv.commanded = True
             return effects
-        iv.mode = mode
+        iv.change_mode(mode)
         tones, notified = self._notify(iv, mode, now)
         effects.append(AddMode(iv.sup_uuid, mode, now, "dtmf", notified=notified))
         effects += tones
@@ -541,11 +627,16 @@ class BargeMachine:
     def _finish(self, iv: Intervention, end_reason: str, now: float) -> list[Effect]:
         return [CloseAudit(iv.sup_uuid, "completed", now, end_reason)]
 
+    def _forget(self, iv: Intervention) -> State:
+        """Out of the machine, for good; returns the state it ended from."""
+        self.active.pop(iv.sup_uuid, None)
+        return iv.end()
+
     def _eavesdrop_done(self, iv: Intervention, now: float) -> list[Effect]:
-        del self.active[iv.sup_uuid]
-        if iv.state is State.CALL_ENDED:
+        was = self._forget(iv)
+        if was is State.CALL_ENDED:
             return self._hangup_supervisor(iv, iv.end_tone)
-        if iv.state in STARTING:
+        if was in STARTING:
             # EXECUTE_COMPLETE with no media bug: the target vanished between our
             # lookup and the execute (captures 04).
             return [
@@ -553,7 +644,7 @@ class BargeMachine:
                 *self._hangup_supervisor(iv, self.tones.error),
             ]
         target_alive = self.channels.get(iv.target_uuid) is not None
-        if iv.state is State.LEAVING or target_alive:
+        if was is State.LEAVING or target_alive:
             return [*self._finish(iv, "supervisor_left", now), *self._hangup_supervisor(iv, None)]
         return [*self._finish(iv, "call_ended", now), *self._hangup_supervisor(iv, self.tones.ended)]
 
@@ -562,8 +653,7 @@ class BargeMachine:
         return play_then_hang_up(iv.sup_uuid, tone, "NORMAL_CLEARING")
 
     def _supervisor_hangup(self, iv: Intervention, ev: Event, now: float) -> list[Effect]:
-        del self.active[iv.sup_uuid]
-        if iv.state is State.CALL_ENDED:
+        if self._forget(iv) is State.CALL_ENDED:
             return []  # already closed when the call ended
         reason = "freeswitch_shutdown" if ev.hangup_cause == "SYSTEM_SHUTDOWN" else "supervisor_hangup"
         return self._finish(iv, reason, now)
@@ -577,7 +667,7 @@ class BargeMachine:
             reason = "freeswitch_shutdown" if shutdown else "call_ended"
             # The call is over: close the record now (its true end), and hang the
             # supervisor up once eavesdrop has returned them to park.
-            iv.state, iv.end_tone = State.CALL_ENDED, self.tones.ended
+            iv.end_call(self.tones.ended)
             effects += self._finish(iv, reason, now)
         return effects
 
@@ -585,9 +675,8 @@ class BargeMachine:
         """Close every open intervention (FreeSWITCH shut down or restarted under them)."""
         effects: list[Effect] = []
         for iv in list(self.active.values()):
-            if iv.state is not State.CALL_ENDED:
+            if self._forget(iv) is not State.CALL_ENDED:
                 effects += self._finish(iv, end_reason, now)
-        self.active.clear()
         return effects
 
     # -- after a (re)connect ---------------------------------------------
@@ -652,11 +741,12 @@ class BargeMachine:
                     )
                     self.active[sup_uuid] = iv
                     self.decided[sup_uuid] = None
-                iv.state, iv.mode = State.ACTIVE, mode
+                iv.reattach(mode)
                 effects.append(SendKey(sup_uuid, MODE_KEYS.get(mode, "0")))
                 effects.append(AddMode(sup_uuid, mode, now, "reattach"))
                 continue
-            self.active.pop(sup_uuid, None)
+            if iv is not None:
+                self._forget(iv)
             if not rec.get("modes") and not rec.get("current_mode"):
                 # Eavesdrop never started (the connection went while we were starting it).
                 effects.append(
@@ -684,9 +774,9 @@ class BargeMachine:
                 effects.append(CloseAudit(sup_uuid, "completed", now, reason))
                 tone = self.tones.ended
             if sup is not None:
-                effects += self._hangup_supervisor(Intervention(sup_uuid, "", "", "", "", now), tone)
+                effects += play_then_hang_up(sup_uuid, tone, "NORMAL_CLEARING")
         # In memory but with no open record (should not happen): forget it.
-        for sup_uuid in [u for u in self.active if u not in seen]:
-            del self.active[sup_uuid]
+        for iv in [iv for u, iv in self.active.items() if u not in seen]:
+            self._forget(iv)
         return effects
 

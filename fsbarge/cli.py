@@ -392,7 +392,7 @@ def _status_file(args: argparse.Namespace) -> Any:
 def _reader_engine(args: argparse.Namespace) -> Any:
     """A read-only SQLAlchemy engine on what the daemon wrote (for the chain's checks, which read
     through the store); refuses a database that was never created."""
-    from .db import open_reader
+    from .db.readers import open_reader
 
     return open_reader(_database_url(args))
 
@@ -447,7 +447,8 @@ def _start_metrics(config: Any, daemon: Any) -> Any:
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from .config import ENV_DATABASE_URL, ConfigError
-    from .db import DatabaseError, check_driver
+    from .db.engine import check_driver
+    from .db.errors import DatabaseError
     from .preflight import check_paths
 
     config = _config(args)
@@ -470,7 +471,8 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 def _cmd_db(args: argparse.Namespace) -> int:
     """`db upgrade` also checks that the tables of the revision it reports are there: a dropped
     table is damage to an audit database, said precisely, and repaired only on `db repair`."""
-    from .db import check_intact, current_revision, make_engine, repair, upgrade
+    from .db.engine import make_engine
+    from .db.migrations import check_intact, current_revision, repair, upgrade
     from .preflight import database_problem
 
     url, path, key = _database_source(args)
@@ -533,7 +535,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
     A damaged journal line the daemon recorded in the chain is said after the ok line, with the
     records rebuilt from their later changes: the chain is intact, but the audit has a known gap."""
     from .auditview import iso
-    from .db import translate_errors
+    from .db.engine import translate_errors
     from .store import journal_damage, verify_chain
 
     engine = _reader_engine(args)
@@ -566,7 +568,7 @@ def _audit_quarantine(args: argparse.Namespace) -> int:
 
         print(render_quarantine(read_entries(path), args.format))
         return 0
-    from .db import make_engine
+    from .db.engine import make_engine
     from .outbox import Outbox
     from .quarantine import Quarantine, retry
     from .store import AuditStore
@@ -590,7 +592,7 @@ def _audit_quarantine(args: argparse.Namespace) -> int:
 
 
 def _audit_head(args: argparse.Namespace) -> int:
-    from .db import translate_errors
+    from .db.engine import translate_errors
     from .store import chain_head
 
     engine = _reader_engine(args)
@@ -703,7 +705,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     """Exit 0 healthy, 1 degraded, 3 daemon not running; --watch redraws every second until ^C."""
     import time
 
-    from .dberrors import DatabaseError
+    from .db.errors import DatabaseError
     from .status import EXIT, assess, gather, local_daemon, read_status_file, render_status
 
     status_file = _status_file(args)
@@ -807,7 +809,8 @@ def _help_request(args: argparse.Namespace) -> int:
     """Find the agent's call in the daemon's mirror and send its node the event a *9 sends."""
     import time
 
-    from .esl import ConnectError, send_once
+    from .esl.connection import ConnectError
+    from .esl.session import send_once
     from .queries import list_channels
     from .sqlread import open_read
     from .status import live_nodes
@@ -865,7 +868,7 @@ def _cmd_webhooks(args: argparse.Namespace) -> int:
             rows = list_webhook_deliveries(conn, state=args.state, limit=args.limit or None)
         print(render_deliveries(rows, args.format))
         return 0
-    from .db import make_engine
+    from .db.engine import make_engine
     from .store import WebhookStore
 
     _reader_engine(args)  # a missing or unmigrated database is the error to report, not a write failure
@@ -914,7 +917,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `fsbarge audit list | head`
         return 0
     except Exception as exc:  # never a traceback for an operator
-        config_error, database_error = _loaded("config", "ConfigError"), _loaded("dberrors", "DatabaseError")
+        config_error, database_error = _loaded("config", "ConfigError"), _loaded("db.errors", "DatabaseError")
         if config_error is not None and isinstance(exc, config_error):
             print(f"fsbarge: {exc}", file=sys.stderr)
             return 2

@@ -32,9 +32,11 @@ from .config import Config
 from .config import NodeConfig
 from .counts import NodeCounts
 from .crossnode import CrossNode, TicketError
-from .db import DatabaseError, is_up_to_date, make_engine, sqlite_file, upgrade
+from .db.engine import make_engine, sqlite_file
+from .db.errors import DatabaseError
+from .db.migrations import is_up_to_date, upgrade
 from .health import Health, problems_json, status_file_path, write_status_file
-from .esl import NodeLink
+from .esl.link import NodeLink
 from .journal import Journal, JournalError
 from .nojournal import UnavailableJournal
 from .mirror import Mirror

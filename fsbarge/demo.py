@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         log_stream.close()
 
     from .auditview import render_show, render_table
-    from .db import make_engine
+    from .db.engine import make_engine
     from .store import AuditStore
 
     store = AuditStore(make_engine(f"sqlite:///{db}"))

@@ -44,7 +44,9 @@ class DatabaseCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         from fsbarge import queries
-        from fsbarge.db import DatabaseError, open_reader, translate_errors
+        from fsbarge.db.engine import translate_errors
+        from fsbarge.db.errors import DatabaseError
+        from fsbarge.db.readers import open_reader
 
         readable = GaugeMetricFamily("fsbarge_database_readable", "1 when this scrape could read the audit database")
         try:

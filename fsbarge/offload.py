@@ -24,7 +24,8 @@ import gevent
 import gevent.threadpool
 import structlog
 
-from .db import DatabaseError
+from .db.errors import DatabaseError
+from .retry import Backoff
 
 __all__ = ["OwnThread", "Retrier", "blocking", "database_pool"]
 
@@ -94,8 +95,9 @@ class Retrier:
     """One writer's error bookkeeping: a warning per transient failure, one error per permanent cause.
 
     ``attempt`` never raises a DatabaseError; after a failure ``wait`` says how long to pause:
-    capped exponential for a transient cause, ``permanent_wait`` for one that needs an operator
-    (retried slowly, so a fixed permission or a freed disk is noticed without a restart).
+    the shared capped exponential backoff (fsbarge.retry) for a transient cause, ``permanent_wait``
+    for one that needs an operator (retried slowly, so a fixed permission or a freed disk is
+    noticed without a restart).
 
     With ``health`` (fsbarge.health.Health), a cause that needs an operator is reported there as
     problem ``database <what>`` (one line, and `fsbarge status` says "degraded" with it) and
@@ -117,7 +119,7 @@ class Retrier:
         self.problem = f"database {what}"
         self.log = log or structlog.get_logger("fsbarge")
         self.run = run
-        self.transient_max = transient_max
+        self.backoff = Backoff(TRANSIENT_FIRST, transient_max)
         self.permanent_wait = permanent_wait
         self.failures = 0
         self.wait = 0.0
@@ -132,7 +134,7 @@ class Retrier:
             message = str(exc)
             if exc.transient:
                 self.permanent = False
-                self.wait = min(self.transient_max, TRANSIENT_FIRST * 2 ** (self.failures - 1))
+                self.wait = self.backoff.delay(self.failures)
                 self.log.warning(
                     "database write failed; retrying", writer=self.what, error=message,
                     attempt=self.failures, retry_in=round(self.wait, 2),

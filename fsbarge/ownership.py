@@ -36,7 +36,7 @@ from typing import Any
 import gevent
 import gevent.event
 import structlog
-from .db import AdvisoryLocks
+from .db.locks import AdvisoryLocks
 from .offload import OwnThread
 
 __all__ = ["LOCK_CLASS", "Leases", "Ownership", "SoleClaim", "lock_key"]

@@ -39,8 +39,9 @@ def status_file_path(journal_path: str | Path) -> Path:
     return Path(str(journal_path) + ".status")
 
 
-def resolve_config_path(cli_path: str | None, env: Mapping[str, str]) -> str:
-    """``--config``, else ``$FSBARGE_CONFIG``, else ``/etc/fsbarge/fsbarge.toml`` (empty counts as unset)."""
+def resolve_config_path(cli_path: str | None, env: Mapping[str, str], default: str = DEFAULT_CONFIG_PATH) -> str:
+    """``--config``, else ``$FSBARGE_CONFIG``, else ``default`` (empty counts as unset); what
+    fsbarge.config.resolve_config_path says, for the read commands that do not import it."""
     if cli_path:
         return cli_path
-    return env.get(ENV_CONFIG) or DEFAULT_CONFIG_PATH
+    return env.get(ENV_CONFIG) or default

@@ -177,7 +177,7 @@ class Quarantine:
 
 
 def describe(exc: BaseException) -> str:
-    """An error as one line: a database error says it all (fsbarge.db.DatabaseError), anything
+    """An error as one line: a database error says it all (fsbarge.db.errors.DatabaseError), anything
     else is named by its type (``ValueError: unknown outcome 'x'``)."""
     return str(exc) if hasattr(exc, "transient") else f"{type(exc).__name__}: {exc}"
 

@@ -32,7 +32,8 @@ from .commands import STOP_TONE_GONE, to_command
 from .help import CloseHelp, DueAt, HelpDesk, HelpTones, OpenHelp, Originate
 from .config import NodeConfig
 from .counts import NodeCounts
-from .esl import ConnectError, ConnectionLost, EslSession
+from .esl.connection import ConnectError, ConnectionLost
+from .esl.session import EslSession
 from .events import Event
 from .journal import Journal, JournalError
 from .policy import Policy

@@ -14,7 +14,7 @@ Three kinds of failure, three answers:
   writes, and the changes it refused are to blame.
 
 The greenlet itself never dies: an unexpected error is reported to health once and the round is
-retried with backoff.
+retried with backoff (fsbarge.retry, like every retry).
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ import gevent
 import gevent.event
 import structlog
 
-from .db import DatabaseError
+from .db.errors import DatabaseError
 from .health import Health
 from .journal import SHIPPED_KINDS, Journal
 from .offload import Retrier
 from .quarantine import FOLLOWS, UNKNOWN_RECORD, Quarantine, describe, quarantine_path
+from .retry import Backoff
 
 __all__ = ["Shipper"]
 
@@ -295,11 +296,12 @@ class Shipper:
             except Exception as exc:  # noqa: BLE001 - reported, retried
                 failures += 1
                 self.health.report("shipper", f"the audit shipper failed and retries: {describe(exc)}")
-                gevent.sleep(min(FAILURE_MAX, self.failure_backoff * 2 ** (failures - 1)))
+                gevent.sleep(Backoff(self.failure_backoff, FAILURE_MAX).delay(failures))
                 continue
             if failures:
                 failures = 0
                 self.health.clear("shipper")
+            gevent.sleep(0)  # other greenlets run between rounds (after the line above: the problem is over)
 
     def _round(self) -> None:
         self.wake.clear()
@@ -317,4 +319,3 @@ class Shipper:
                 gevent.sleep(self.retry_in)
         elif self.journal.droppable() >= COMPACT_AT:
             self._maybe_compact()
-        gevent.sleep(0)  # other greenlets run between batches

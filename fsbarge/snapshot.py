@@ -8,7 +8,8 @@ import json
 from typing import Any
 
 from .channels import Channel, attribute_user, channel_from_row
-from .esl import ConnectError, EslSession
+from .esl.connection import ConnectError
+from .esl.session import EslSession
 
 __all__ = ["REQUEST_VARS", "channels", "core_uuid", "waiting_requests"]
 

@@ -5,10 +5,10 @@ SQLAlchemy took most of its run time. fsbarge.queries is written in plain SQL wi
 and runs on a `Reader`: one opened here on a DB-API connection, or one wrapped around a SQLAlchemy
 Connection (the daemon, the outbox, the tests), so both see the same rows.
 
-`open_read(url)` checks what `fsbarge.db.open_reader` checks (the database exists and is at the
+`open_read(url)` checks what `fsbarge.db.readers.open_reader` checks (the database exists and is at the
 schema this code knows) and says the same one-line DatabaseErrors. A URL it does not handle
 itself (another dialect or driver, an in-memory or `file:` SQLite, a SQLite URL with a query)
-goes through fsbarge.db as before.
+goes through fsbarge.db.readers as before.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from .dberrors import NOT_INITIALISED, SCHEMA_HEAD, DatabaseError, damage_message, describe_error
+from .db.errors import NOT_INITIALISED, DatabaseError, damage_message, describe_error
+from .db.schema import SCHEMA_HEAD
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT_MS", "Reader", "open_read", "reader_of", "sqlite_connector"]
 
@@ -247,7 +248,7 @@ def _check_schema(reader: Reader, where: str, url: str, busy_timeout_ms: int) ->
         return
     if not row:
         raise DatabaseError(NOT_INITIALISED)
-    from .db import open_reader
+    from .db.readers import open_reader
 
     open_reader(url, busy_timeout_ms=busy_timeout_ms).dispose()  # raises, unless SCHEMA_HEAD is stale (tests/test_db.py)
 
@@ -316,7 +317,8 @@ def open_read(url: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> It
 
 def _through_sqlalchemy(url: str, busy_timeout_ms: int) -> Iterator[Reader]:
     """What fsbarge.db's reader makes of a URL this module does not read itself."""
-    from .db import open_reader, translate_errors
+    from .db.engine import translate_errors
+    from .db.readers import open_reader
 
     engine = open_reader(url, busy_timeout_ms=busy_timeout_ms)
     try:

@@ -3,7 +3,7 @@
 Used by the daemon (the one writer) and by CLI readers in other processes. Every write runs in one
 short transaction (SQLite: BEGIN IMMEDIATE) that has committed when the method returns, so what the
 daemon has decided is durable. Reads run in one transaction too, so a record and its mode history
-come from the same snapshot. SQLAlchemy errors surface as fsbarge.db.DatabaseError (one line).
+come from the same snapshot. SQLAlchemy errors surface as fsbarge.db.errors.DatabaseError (one line).
 
 Times go in as float epoch seconds (UTC) and are stored as naive UTC datetimes with millisecond
 precision. ChannelStore.list() and AuditStore.open_interventions() give them back as floats;
@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, text, u
 
 from fsbarge import records
 from fsbarge.chain import GENESIS, GENESIS_PREV, body_of, entry_hash
-from fsbarge.db import translate_errors, writer
+from fsbarge.db.engine import translate_errors, writer
 from fsbarge.models import (
     audit_chain,
     channels,

@@ -17,7 +17,7 @@ import gevent
 from sqlalchemy import Engine, and_, delete, insert, select, update
 
 from .crossnode import Claim, Ticket, TicketError
-from .db import translate_errors, writer
+from .db.engine import translate_errors, writer
 from .models import channels, crossnode_tickets, datetime_to_epoch, epoch_to_datetime, nodes
 from .offload import blocking
 

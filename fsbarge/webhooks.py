@@ -32,9 +32,10 @@ import gevent
 import gevent.event
 import structlog
 
-from .db import DatabaseError
+from .db.errors import DatabaseError
 from .offload import blocking
 from .outbox import node_of
+from .retry import Backoff
 
 __all__ = ["BackoffPolicy", "Deliverer", "HttpPoster", "ReceiverLoop", "heads", "next_state", "sign", "sign_timestamped"]
 
@@ -74,16 +75,12 @@ def request_headers(event: str, delivery: str, body: bytes, secret: str, now: fl
 
 
 @dataclass(frozen=True)
-class BackoffPolicy:
-    """Retry after ``first`` seconds, doubling up to ``cap``; give up ``give_up`` seconds after queueing."""
+class BackoffPolicy(Backoff):
+    """Retry after ``first`` seconds, doubling up to ``cap`` (fsbarge.retry); give up ``give_up`` seconds after queueing."""
 
     first: float = 10.0
     cap: float = 900.0
     give_up: float = 24 * 3600.0
-
-    def delay(self, attempts: int) -> float:
-        """The wait after the ``attempts``-th failed attempt (1, 2, ...)."""
-        return min(self.cap, self.first * 2 ** min(max(attempts - 1, 0), 32))
 
 
 def next_state(delivery: Mapping[str, Any], ok: bool, now: float, policy: BackoffPolicy) -> tuple[str, int, float | None]:

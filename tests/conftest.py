@@ -22,7 +22,8 @@ import pytest
 from sqlalchemy import URL, Engine, create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
-from fsbarge import db
+from fsbarge.db.engine import make_engine
+from fsbarge.db.migrations import upgrade
 from tests import captures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,7 +72,7 @@ class PostgresCluster:
         if self._template is None:
             name = "fsbarge_migrated"
             self._execute(f"CREATE DATABASE {name}")
-            db.upgrade(self.url_of(name))  # its engine is disposed: no session left on the template
+            upgrade(self.url_of(name))  # its engine is disposed: no session left on the template
             self._template_schema = self._schema(self.url_of(name))
             self._template = name
         return self._template
@@ -233,8 +234,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One migrated SQLite file per module, copied for each test (migrating is slow)."""
     path = tmp_path_factory.mktemp("template") / "fsbarge.db"
-    eng = db.make_engine(f"sqlite:///{path}")
-    db.upgrade(eng)
+    eng = make_engine(f"sqlite:///{path}")
+    upgrade(eng)
     eng.dispose()  # last connection closed: WAL checkpointed into the file
     return path
 
@@ -293,6 +294,6 @@ def daemon_db_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) 
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
-    eng = db.make_engine(db_url)
+    eng = make_engine(db_url)
     yield eng
     eng.dispose()

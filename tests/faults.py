@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from fsbarge.auditview import to_ms
-from fsbarge.db import make_engine
+from fsbarge.db.engine import make_engine
 from fsbarge.journal import _decode
 from fsbarge.quarantine import quarantine_path, read_entries
 from fsbarge.sim import FreeSwitchSim

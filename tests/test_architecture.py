@@ -17,7 +17,14 @@ CORE = {
     "channels": {"events", "wire"},
     "terms": set(),
     "paths": set(),
-    "config": {"terms", "paths"},
+    # the configuration package: the names every importer uses, and one module per role
+    "config": {"config.errors", "config.loader", "config.model", "paths"},
+    "config.model": {"terms", "paths"},
+    "config.errors": {"config.model"},
+    "config.checks": {"config.errors"},
+    "config.endpoints": {"config.checks", "config.errors", "config.model", "terms", "paths"},
+    "config.teams": {"config.checks", "config.errors", "config.model", "terms"},
+    "config.loader": {"config.checks", "config.endpoints", "config.errors", "config.model", "config.teams"},
     "policy": {"config", "terms"},
     "barge": {"events", "policy", "channels", "terms", "crossnode"},
     "crossnode": set(),
@@ -28,16 +35,23 @@ CORE = {
     "humantime": set(),
     "counts": set(),
 }
-# the read side (queries, sqlread) is plain SQL: SQLAlchemy and Alembic belong to the daemon and `db upgrade`
+# modules by dotted name under fsbarge/ ("db.engine"); fsbarge.db.errors and fsbarge.db.schema stay
+# free of SQLAlchemy, and the read side (queries, sqlread) is plain SQL: SQLAlchemy and Alembic belong
+# to the daemon and `db upgrade`
 ONLY_IN = {
     "greenswitch": set(),
-    "sqlalchemy": {"db", "models", "store", "tickets"},
-    "alembic": {"db"},
-    "psycopg": {"db", "sqlread"},
+    "sqlalchemy": {"db.engine", "db.migrations", "db.readers", "db.locks", "models", "store", "tickets"},
+    "alembic": {"db.migrations"},
+    "psycopg": {"db.engine", "sqlread"},
 }
 # The read queries return stored rows; the views (auditview, helpview) make records of them at the
 # edge (fsbarge.records), so a query never depends on how a record looks.
-ROWS_ONLY = {"queries": {"sqlread"}, "sqlread": {"dberrors", "db"}, "dberrors": set()}
+ROWS_ONLY = {
+    "queries": {"sqlread"},
+    "sqlread": {"db.errors", "db.schema", "db.engine", "db.readers"},
+    "db.errors": set(),
+    "db.schema": set(),
+}
 
 
 def imports_of(path: Path) -> tuple[set[str], set[str]]:
@@ -66,10 +80,34 @@ def imports_of(path: Path) -> tuple[set[str], set[str]]:
     return local, external
 
 
+def module_path(module: str) -> Path:
+    """The file of a module named as in CORE ("config.model"); a package's is its __init__.py."""
+    path = PKG.joinpath(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def fsbarge_imports(path: Path) -> set[str]:
+    """The fsbarge modules a file imports, by dotted name under fsbarge/ ("config.model"), relative
+    imports resolved against the file's own package."""
+    package = path.relative_to(PKG).parent.parts
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - node.level + 1]
+            names = [node.module] if node.module else [a.name for a in node.names]
+            found.update(".".join((*base, name)) for name in names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fsbarge."):
+            found.add(node.module.removeprefix("fsbarge."))
+        elif isinstance(node, ast.Import):
+            found.update(a.name.removeprefix("fsbarge.") for a in node.names if a.name.startswith("fsbarge."))
+    return found
+
+
 @pytest.mark.parametrize("module", sorted(CORE))
 def test_core_modules_are_pure(module: str) -> None:
-    local, external = imports_of(PKG / f"{module}.py")
-    assert local <= CORE[module] | {"__future__"}, f"{module} imports {local - CORE[module]}"
+    _, external = imports_of(module_path(module))
+    local = fsbarge_imports(module_path(module))
+    assert local <= CORE[module], f"{module} imports {local - CORE[module]}"
     third_party = {e for e in external if e not in sys.stdlib_module_names}
     assert not third_party, f"{module} imports {third_party}"
 
@@ -81,7 +119,7 @@ def test_libraries_stay_in_their_adapter(package: str) -> None:
         if (PKG / "migrations") in path.parents:  # Alembic's own scripts
             continue
         _, external = imports_of(path)
-        name = path.stem
+        name = ".".join(path.relative_to(PKG).with_suffix("").parts)
         if package in external and name not in ONLY_IN[package]:
             offenders.append(str(path.relative_to(PKG)))
     assert not offenders, f"{package} imported outside {ONLY_IN[package]}: {offenders}"
@@ -89,8 +127,9 @@ def test_libraries_stay_in_their_adapter(package: str) -> None:
 
 @pytest.mark.parametrize("module", sorted(ROWS_ONLY))
 def test_read_queries_return_rows_and_know_no_view(module: str) -> None:
-    local, external = imports_of(PKG / f"{module}.py")
-    assert local <= ROWS_ONLY[module] | {"__future__"}, f"{module} imports {local - ROWS_ONLY[module]}"
+    _, external = imports_of(module_path(module))
+    local = fsbarge_imports(module_path(module))
+    assert local <= ROWS_ONLY[module], f"{module} imports {local - ROWS_ONLY[module]}"
     third_party = {e for e in external if e not in sys.stdlib_module_names} - {"psycopg"}
     assert not third_party, f"{module} imports {third_party}"
 
@@ -108,3 +147,142 @@ def test_simulator_is_independent_of_the_daemon() -> None:
             assert not ({"wire", "events", "channels", "esl", "service"} & local and any(
                 isinstance(n, ast.ImportFrom) and n.level >= 2 for n in ast.walk(tree)
             )), path.name
+
+
+# -- the simulator: no import circle, mixins that use their host only through a named interface ----
+
+SIM = PKG / "sim"
+
+
+def sim_import_graph() -> dict[str, set[str]]:
+    """sim module -> the sim modules it imports (type-checking imports too: a circle in the types
+    is still one a reader has to walk)."""
+    modules = {p.stem for p in SIM.glob("*.py")}
+    return {p.stem: imports_of(p)[0] & modules - {p.stem} for p in SIM.glob("*.py")}
+
+
+def find_circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle as a path (first module repeated at the end), or None."""
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        if module in path:
+            return path[path.index(module):] + [module]
+        if module in done:
+            return None
+        for imported in sorted(graph.get(module, ())):
+            circle = visit(imported, path + [module])
+            if circle:
+                return circle
+        done.add(module)
+        return None
+
+    for module in sorted(graph):
+        circle = visit(module, [])
+        if circle:
+            return circle
+    return None
+
+
+def test_find_circle_finds_one() -> None:
+    """The check below can fail: a circle of three is found, a chain is not."""
+    assert find_circle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_circle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_sim_has_no_import_circle() -> None:
+    circle = find_circle(sim_import_graph())
+    assert circle is None, "import circle in fsbarge/sim: " + " -> ".join(circle or [])
+
+
+def _protocols() -> dict[str, set[str]]:
+    """Each Protocol of sim/host.py -> every member it names, its base Protocols' included."""
+    tree = ast.parse((SIM / "host.py").read_text())
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+
+    def members(name: str) -> set[str]:
+        node = classes[name]
+        own = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+        own |= {n.target.id for n in node.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+        for base in node.bases:
+            if isinstance(base, ast.Name) and base.id in classes:
+                own |= members(base.id)
+        return own
+
+    return {name: members(name) for name in classes}
+
+
+def _mixins() -> list[tuple[str, str, set[str], set[str]]]:
+    """(module, mixin class, the host Protocol it declares, what it uses of ``self``/``pbx`` beyond
+    its own members) for every ``*Mixin`` class in sim/."""
+    found = []
+    for path in sorted(SIM.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        host = None
+        for node in tree.body:  # if TYPE_CHECKING: _Host = SomeHost
+            if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+                for stmt in node.body:
+                    if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Name):
+                        host = stmt.value.id
+        for cls in (n for n in tree.body if isinstance(n, ast.ClassDef) and n.name.endswith("Mixin")):
+            own = {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}
+            own |= {n.target.id for n in cls.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+            own |= {t.id for n in cls.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+            # the class's methods, and the module's functions handed the Pbx as ``pbx`` (the applications)
+            scopes = [cls, *(n for n in tree.body if isinstance(n, ast.FunctionDef))]
+            used = {
+                n.attr for scope in scopes for n in ast.walk(scope)
+                if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in ("self", "pbx")
+            }
+            found.append((path.stem, cls.name, host or "", used - own))
+    return found
+
+
+def test_the_host_interfaces_name_public_members_only() -> None:
+    protocols = _protocols()
+    assert {"PbxCore", "AppsHost", "HangupHost", "NetworkHost", "OriginateHost", "EslHost"} <= set(protocols)
+    private = {name: sorted(m for m in members if m.startswith("_")) for name, members in protocols.items()}
+    assert not any(private.values()), private
+
+
+@pytest.mark.parametrize(("module", "mixin", "host", "used"), _mixins(), ids=lambda v: v if isinstance(v, str) else "")
+def test_a_pbx_mixin_uses_only_its_host_interface(module: str, mixin: str, host: str, used: set[str]) -> None:
+    protocols = _protocols()
+    assert host in protocols, f"{module}.{mixin}: declare its host Protocol (if TYPE_CHECKING: _Host = ...Host)"
+    beyond = used - protocols[host]
+    assert not beyond, f"{module}.{mixin} uses {sorted(beyond)} of the Pbx, not named in host.{host}"
+
+
+def test_the_mixins_are_found() -> None:
+    assert {m[1] for m in _mixins()} == {"AppsMixin", "HangupMixin", "NetworkMixin", "OriginateMixin"}
+
+
+def test_the_pbx_and_the_simulator_provide_what_the_interfaces_name() -> None:
+    from fsbarge.sim import FreeSwitchSim
+
+    sim = FreeSwitchSim()  # not started: no socket
+    protocols = _protocols()
+    providers = {"EslHost": sim, "SessionCommands": sim.pbx, "ApiCommands": sim.api}
+    for name, members in protocols.items():
+        provider = providers.get(name, sim.pbx)
+        missing = sorted(m for m in members if not hasattr(provider, m))
+        assert not missing, f"{type(provider).__name__} lacks {missing} of host.{name}"
+
+
+def test_the_benchmark_touches_no_private_attribute_of_greenswitch() -> None:
+    """A pinned 0.0.x library's privates are a trap for whoever upgrades it (ARCHITECTURE.md)."""
+    offenders = []
+    for path in (PKG.parent / "bench").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        # names bound to a greenswitch object: x = greenswitch.Something(...)
+        objects = {
+            t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
+            and isinstance(n.value.func, ast.Attribute) and isinstance(n.value.func.value, ast.Name)
+            and n.value.func.value.id == "greenswitch" for t in n.targets if isinstance(t, ast.Name)
+        } | {"greenswitch"}
+        offenders += [
+            f"{path.name}:{n.lineno} {n.value.id}.{n.attr}" for n in ast.walk(tree)
+            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in objects
+            and n.attr.startswith("_")
+        ]
+    assert not offenders, offenders

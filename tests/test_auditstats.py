@@ -13,7 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from fsbarge import db
+from fsbarge.db.engine import make_engine
+from fsbarge.db.migrations import upgrade
 from fsbarge.auditstats import NO_TEAM, summarise, team_resolver
 from fsbarge.cli import main
 from tests.audit_fill import DAY, T0, Planned, fill, plan
@@ -27,8 +28,8 @@ def trail(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Planned]
     """(config path whose database holds the planned trail, the plan)."""
     tmp = tmp_path_factory.mktemp("stats")
     config = write_config(tmp, 8021)
-    engine = db.make_engine(f"sqlite:///{tmp / 'fsbarge.db'}")
-    db.upgrade(engine)
+    engine = make_engine(f"sqlite:///{tmp / 'fsbarge.db'}")
+    upgrade(engine)
     plans = plan(700)
     fill(engine, plans)
     engine.dispose()
@@ -159,8 +160,8 @@ def old_trail(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Plan
     """A trail written before fsbarge recorded teams (schema 0008 added the column: null)."""
     tmp = tmp_path_factory.mktemp("old-stats")
     config = write_config(tmp, 8021)
-    engine = db.make_engine(f"sqlite:///{tmp / 'fsbarge.db'}")
-    db.upgrade(engine)
+    engine = make_engine(f"sqlite:///{tmp / 'fsbarge.db'}")
+    upgrade(engine)
     plans = plan(60)
     fill(engine, plans, teams=False)
     engine.dispose()

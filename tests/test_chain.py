@@ -8,7 +8,7 @@ import json
 
 from sqlalchemy import Engine, text
 
-from fsbarge import db
+from fsbarge.db.migrations import downgrade, upgrade
 
 from fsbarge.chain import GENESIS_PREV, Verifier, body_of, entry_hash
 from fsbarge.cli import main
@@ -204,8 +204,8 @@ def _as_written_before_teams(engine: Engine) -> None:
             c.execute(text("UPDATE audit_chain SET body = :b, prev_hash = :p, hash = :h WHERE seq = :s"),
                       {"b": body, "p": prev, "h": digest, "s": seq})
             prev = digest
-    db.downgrade(engine, "0006")
-    db.upgrade(engine)
+    downgrade(engine, "0006")
+    upgrade(engine)
 
 
 def test_records_from_before_teams_were_recorded_still_verify(engine: Engine) -> None:

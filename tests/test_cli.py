@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from fsbarge import db
+from fsbarge.db.engine import make_engine
+from fsbarge.db.migrations import current_revision, head_revision, is_up_to_date, upgrade
 from fsbarge.auditview import CSV_FIELDS, RECORD_FIELDS
 from fsbarge.cli import main
 from fsbarge.quarantine import Quarantine, quarantine_path, read_entries
@@ -66,8 +67,8 @@ def assert_one_error_line(stderr: str) -> str:
 
 
 def migrate(config_dir: Path) -> None:
-    engine = db.make_engine(f"sqlite:///{config_dir / 'fsbarge.db'}")
-    db.upgrade(engine)
+    engine = make_engine(f"sqlite:///{config_dir / 'fsbarge.db'}")
+    upgrade(engine)
     engine.dispose()
 
 
@@ -388,12 +389,12 @@ def test_db_upgrade_creates_the_database_and_is_idempotent(tmp_path: Path, env, 
     assert main(["db", "upgrade", "--config", str(path)]) == 0
     first = capsys.readouterr().out
     assert database.exists()
-    assert db.current_revision(f"sqlite:///{database}") == db.head_revision()
-    assert db.head_revision() in first
+    assert current_revision(f"sqlite:///{database}") == head_revision()
+    assert head_revision() in first
     assert main(["db", "upgrade", "--config", str(path)]) == 0
     assert capsys.readouterr().out == first
     assert main(["db", "current", "--config", str(path)]) == 0
-    assert db.head_revision() in capsys.readouterr().out
+    assert head_revision() in capsys.readouterr().out
 
 
 def test_db_upgrade_needs_only_a_database_url(tmp_path: Path, env, capsys) -> None:
@@ -411,8 +412,8 @@ def test_db_upgrade_needs_only_a_database_url(tmp_path: Path, env, capsys) -> No
     out, err = capsys.readouterr()
     assert err == ""
     for name in ("a.db", "b.db", "c.db"):
-        assert db.current_revision(f"sqlite:///{tmp_path / name}") == db.head_revision()
-    assert out.count(f"database at revision {db.head_revision()}") == 4
+        assert current_revision(f"sqlite:///{tmp_path / name}") == head_revision()
+    assert out.count(f"database at revision {head_revision()}") == 4
 
 
 @pytest.mark.parametrize("key", ["database.url", "journal.path"])
@@ -473,8 +474,8 @@ def test_on_postgresql_the_daemon_says_to_run_db_upgrade_and_db_upgrade_does_it(
     assert main(["db", "upgrade", "--config", str(path)]) == 0
     assert main(["db", "upgrade", "--config", str(path)]) == 0
     assert main(["db", "current", "--config", str(path)]) == 0
-    assert db.head_revision() in capsys.readouterr().out.splitlines()[-1]
-    assert db.is_up_to_date(blank_url)
+    assert head_revision() in capsys.readouterr().out.splitlines()[-1]
+    assert is_up_to_date(blank_url)
     started = _daemon_log_until(path, "fsbarge started")
     password = blank_url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
     assert "fsbarge:***@" in started and password not in started  # the URL, password hidden
@@ -523,7 +524,7 @@ def _iso_ms(epoch: float) -> str:
 @pytest.fixture
 def trail(migrated: Path) -> Iterator[dict[str, int]]:
     """Five interventions written straight into the configured database; name -> id."""
-    engine = db.make_engine(f"sqlite:///{migrated.parent / 'fsbarge.db'}")
+    engine = make_engine(f"sqlite:///{migrated.parent / 'fsbarge.db'}")
     store = AuditStore(engine)
 
     def create(**kw: object) -> int:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert
 
-from fsbarge import db
+from fsbarge.db.engine import make_engine
+from fsbarge.db.migrations import upgrade
 from fsbarge.cli import main
 from fsbarge.models import help_requests
 from tests.audit_fill import T0, Planned, fill
@@ -26,8 +27,8 @@ LATE = T0 + 15.5 * 3600  # 2026-11-02T23:30:00Z: already 2026-11-03 in Paris (UT
 def url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Two records, at 08:00Z and 23:30Z on 2026-11-02, and one help request at 23:30Z."""
     tmp = tmp_path_factory.mktemp("qa")
-    engine = db.make_engine(f"sqlite:///{tmp / 'fsbarge.db'}")
-    db.upgrade(engine)
+    engine = make_engine(f"sqlite:///{tmp / 'fsbarge.db'}")
+    upgrade(engine)
     fill(engine, [
         Planned(1, "1002", "1000", "sales", "completed", None, T0, T0 + 60, "supervisor_hangup",
                 modes=[("listen", T0 + 0.5, "feature_code", False)], seconds_by_mode={"listen": 59.5}),

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from fsbarge import db
+from fsbarge.db.engine import make_engine
+from fsbarge.db.migrations import upgrade
+from fsbarge.db.readers import open_reader
 from fsbarge.auditview import CSV_FIELDS
 from tests.audit_fill import fill, plan
 from tests.anyone import python_for_anyone
@@ -50,8 +52,8 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list]]:
     """A migrated SQLite database holding N planned records; (URL, plan)."""
     path = tmp_path_factory.mktemp("big") / "fsbarge.db"
     url = f"sqlite:///{path}"
-    engine = db.make_engine(url)
-    db.upgrade(engine)
+    engine = make_engine(url)
+    upgrade(engine)
     plans = plan(N)
     fill(engine, plans)
     engine.dispose()
@@ -159,7 +161,8 @@ def test_read_commands_import_neither_sqlalchemy_nor_alembic(big, tmp_path: Path
         "    with contextlib.redirect_stdout(io.StringIO()):\n"
         f"        assert main(['audit', 'show', '1', '--config', {str(config)!r}]) == 0\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'alembic', 'psycopg')\n"
-        "               or m in ('fsbarge.models', 'fsbarge.config', 'fsbarge.db', 'fsbarge.store'))\n"
+        "               or m in ('fsbarge.models', 'fsbarge.config', 'fsbarge.db.engine', 'fsbarge.db.readers', 'fsbarge.db.migrations',\n"
+        "                        'fsbarge.store'))\n"
         "print(heavy)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
@@ -292,7 +295,7 @@ def test_a_read_by_an_owner_leaves_no_wal_files_behind(big, tmp_path: Path) -> N
     proc = fsbarge("audit", "list", "--format", "json", "--limit", "1", "--database", f"sqlite:///{copy}")
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fsbarge.db"]
-    engine = db.open_reader(f"sqlite:///{copy}")
+    engine = open_reader(f"sqlite:///{copy}")
     try:
         with pytest.raises(Exception, match="readonly|read-only|query_only|attempt to write"):
             with engine.begin() as conn:

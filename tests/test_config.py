@@ -432,3 +432,23 @@ def test_read_commands_load_only_the_database_url_and_the_teams(tmp_path):
     path.write_text('[database]\nurl = "nonsense"\n')
     with pytest.raises(ConfigError, match=r"database\.url: must be an SQLAlchemy URL"):
         load_database_url(str(path), {})
+
+
+def test_importing_the_configuration_stays_cheap():
+    """Read commands load the configuration and must start in under 150 ms: importing it brings
+    no third-party module (a schema library, SQLAlchemy), nor what only a mistake needs."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import fsbarge.config\n"
+        "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
+        "print(sorted(m for m in new if (m not in sys.stdlib_module_names and m != 'fsbarge') or m in ('difflib', 'ipaddress')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from fsbarge import db
+from fsbarge.db.engine import make_engine, writer
+from fsbarge.db.errors import DatabaseError
+from fsbarge.db.migrations import MIGRATIONS_DIR, SCHEMA_HEAD, current_revision, downgrade, ensure_up_to_date, head_revision, is_up_to_date, upgrade
 from fsbarge.store import AuditStore, ChannelStore
 
 
@@ -42,8 +44,8 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def engine(db_path: Path):
-    eng = db.make_engine(f"sqlite:///{db_path}")
-    db.upgrade(eng)
+    eng = make_engine(f"sqlite:///{db_path}")
+    upgrade(eng)
     yield eng
     eng.dispose()
 
@@ -55,7 +57,7 @@ def _pragma(engine: Engine, name: str) -> object:
 
 def test_make_engine_creates_the_database_directory(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "fsbarge.db"
-    eng = db.make_engine(f"sqlite:///{path}")
+    eng = make_engine(f"sqlite:///{path}")
     with eng.connect() as conn:
         conn.exec_driver_sql("SELECT 1")
     eng.dispose()
@@ -74,15 +76,15 @@ def test_every_sqlite_connection_gets_wal_busy_timeout_synchronous_and_foreign_k
 
 
 def test_busy_timeout_is_configurable(db_path: Path) -> None:
-    eng = db.make_engine(f"sqlite:///{db_path}", busy_timeout_ms=250)
+    eng = make_engine(f"sqlite:///{db_path}", busy_timeout_ms=250)
     assert _pragma(eng, "busy_timeout") == 250
     eng.dispose()
 
 
 def test_foreign_keys_are_back_on_after_a_migration(engine: Engine) -> None:
     # migrations switch them off around their transaction on the pooled connection
-    db.downgrade(engine, "0001")
-    db.upgrade(engine)
+    downgrade(engine, "0001")
+    upgrade(engine)
     assert _pragma(engine, "foreign_keys") == 1
 
 
@@ -91,7 +93,7 @@ def test_writer_transactions_take_the_write_lock_when_they_begin(
 ) -> None:
     other = sqlite3.connect(db_path, timeout=0, isolation_level=None)
     try:
-        with db.writer(engine).begin():
+        with writer(engine).begin():
             with pytest.raises(sqlite3.OperationalError, match="locked"):
                 other.execute("BEGIN IMMEDIATE")
         other.execute("BEGIN IMMEDIATE")  # free again after commit
@@ -102,31 +104,31 @@ def test_writer_transactions_take_the_write_lock_when_they_begin(
 
 def test_current_revision_and_is_up_to_date_follow_the_migrations(blank_url: str) -> None:
     url = blank_url
-    eng = db.make_engine(url)
-    assert db.current_revision(eng) is None
-    assert not db.is_up_to_date(eng)
-    db.upgrade(eng, "0001")
-    assert db.current_revision(eng) == "0001"
-    assert not db.is_up_to_date(eng)
-    db.upgrade(url)  # a URL works too
-    assert db.current_revision(eng) == db.head_revision() == "0008"
-    assert db.is_up_to_date(eng)
+    eng = make_engine(url)
+    assert current_revision(eng) is None
+    assert not is_up_to_date(eng)
+    upgrade(eng, "0001")
+    assert current_revision(eng) == "0001"
+    assert not is_up_to_date(eng)
+    upgrade(url)  # a URL works too
+    assert current_revision(eng) == head_revision() == "0008"
+    assert is_up_to_date(eng)
     eng.dispose()
 
 
 def test_ensure_up_to_date_explains_what_to_do(blank_url: str) -> None:
-    eng = db.make_engine(blank_url)
-    with pytest.raises(db.DatabaseError, match=r"^database not initialised: run `fsbarge db upgrade`$"):
-        db.ensure_up_to_date(eng)
-    db.upgrade(eng, "0001")
-    with pytest.raises(db.DatabaseError, match=r"at revision 0001, this fsbarge needs 0008: run `fsbarge db upgrade`"):
-        db.ensure_up_to_date(eng)
-    db.upgrade(eng)
-    db.ensure_up_to_date(eng)
+    eng = make_engine(blank_url)
+    with pytest.raises(DatabaseError, match=r"^database not initialised: run `fsbarge db upgrade`$"):
+        ensure_up_to_date(eng)
+    upgrade(eng, "0001")
+    with pytest.raises(DatabaseError, match=r"at revision 0001, this fsbarge needs 0008: run `fsbarge db upgrade`"):
+        ensure_up_to_date(eng)
+    upgrade(eng)
+    ensure_up_to_date(eng)
     with eng.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
-    with pytest.raises(db.DatabaseError, match="newer than this fsbarge"):
-        db.ensure_up_to_date(eng)
+    with pytest.raises(DatabaseError, match="newer than this fsbarge"):
+        ensure_up_to_date(eng)
     eng.dispose()
 
 
@@ -141,8 +143,8 @@ def test_ensure_up_to_date_explains_what_to_do(blank_url: str) -> None:
     ids=["channels-read", "channels-write", "audit-read", "audit-write"],
 )
 def test_an_unmigrated_database_says_run_db_upgrade(blank_url: str, use) -> None:
-    eng = db.make_engine(blank_url)
-    with pytest.raises(db.DatabaseError) as info:
+    eng = make_engine(blank_url)
+    with pytest.raises(DatabaseError) as info:
         use(eng)
     assert str(info.value) == "database not initialised: run `fsbarge db upgrade`"
     eng.dispose()
@@ -153,12 +155,12 @@ def test_a_locked_database_is_a_one_line_database_error_and_readers_still_work(
 ) -> None:
     audit = AuditStore(engine)
     first = audit.create(**_audit_kwargs())
-    impatient = db.make_engine(f"sqlite:///{db_path}", busy_timeout_ms=50)
+    impatient = make_engine(f"sqlite:///{db_path}", busy_timeout_ms=50)
     other = sqlite3.connect(db_path, isolation_level=None)
     try:
         other.execute("BEGIN EXCLUSIVE")
         other.execute("DELETE FROM channels")
-        with pytest.raises(db.DatabaseError) as info:
+        with pytest.raises(DatabaseError) as info:
             AuditStore(impatient).create(**_audit_kwargs())
         message = str(info.value)
         assert message.startswith("database is locked: ")
@@ -178,15 +180,15 @@ def test_db_upgrade_on_a_locked_database_is_a_database_error(db_path: Path) -> N
     other.execute("PRAGMA journal_mode=WAL")
     other.execute("BEGIN EXCLUSIVE")
     other.execute("CREATE TABLE other_lock (x)")
-    eng = db.make_engine(f"sqlite:///{db_path}", busy_timeout_ms=50)
+    eng = make_engine(f"sqlite:///{db_path}", busy_timeout_ms=50)
     try:
-        with pytest.raises(db.DatabaseError, match="^database is locked: "):
-            db.upgrade(eng)
+        with pytest.raises(DatabaseError, match="^database is locked: "):
+            upgrade(eng)
     finally:
         other.execute("ROLLBACK")
         other.close()
-    db.upgrade(eng)
-    assert db.is_up_to_date(eng)
+    upgrade(eng)
+    assert is_up_to_date(eng)
     eng.dispose()
 
 
@@ -195,17 +197,18 @@ def test_a_second_process_gets_database_is_locked_while_this_one_writes(
 ) -> None:
     code = (
         "import sys\n"
-        "from fsbarge import db\n"
+        "from fsbarge.db.engine import make_engine\n"
+        "from fsbarge.db.errors import DatabaseError\n"
         "from fsbarge.store import ChannelStore\n"
-        "eng = db.make_engine(sys.argv[1], busy_timeout_ms=100)\n"
+        "eng = make_engine(sys.argv[1], busy_timeout_ms=100)\n"
         "print(len(ChannelStore(eng).list()))\n"
         "try:\n"
         "    ChannelStore(eng).apply('pbx1', [{'uuid': 'from-child'}], [])\n"
-        "except db.DatabaseError as e:\n"
+        "except DatabaseError as e:\n"
         "    print(e)\n"
         "    sys.exit(1)\n"
     )
-    with db.writer(engine).begin() as conn:
+    with writer(engine).begin() as conn:
         ChannelStore(engine).apply("pbx1", [{"uuid": "held"}], [], conn=conn)
         proc = subprocess.run(
             [sys.executable, "-c", code, f"sqlite:///{db_path}"],
@@ -222,61 +225,61 @@ def test_a_second_process_gets_database_is_locked_while_this_one_writes(
 
 def test_a_directory_in_place_of_the_database_file_cannot_be_opened(tmp_path: Path) -> None:
     (tmp_path / "fsbarge.db").mkdir()
-    eng = db.make_engine(f"sqlite:///{tmp_path / 'fsbarge.db'}")
-    with pytest.raises(db.DatabaseError, match=r"^cannot open database .*fsbarge\.db: "):
+    eng = make_engine(f"sqlite:///{tmp_path / 'fsbarge.db'}")
+    with pytest.raises(DatabaseError, match=r"^cannot open database .*fsbarge\.db: "):
         ChannelStore(eng).list()
-    with pytest.raises(db.DatabaseError, match=r"^cannot open database "):
-        db.upgrade(eng)
+    with pytest.raises(DatabaseError, match=r"^cannot open database "):
+        upgrade(eng)
 
 
 def test_a_file_that_is_not_sqlite_is_reported_as_such(tmp_path: Path) -> None:
     path = tmp_path / "fsbarge.db"
     path.write_bytes(b"this is not a database, just some text " * 100)
-    eng = db.make_engine(f"sqlite:///{path}")
-    with pytest.raises(db.DatabaseError, match="not a SQLite database"):
-        db.current_revision(eng)
+    eng = make_engine(f"sqlite:///{path}")
+    with pytest.raises(DatabaseError, match="not a SQLite database"):
+        current_revision(eng)
 
 
 def test_an_uncreatable_directory_is_a_database_error(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("x")
-    with pytest.raises(db.DatabaseError, match=r"^cannot create directory .*afile"):
-        db.make_engine(f"sqlite:///{tmp_path / 'afile' / 'fsbarge.db'}")
+    with pytest.raises(DatabaseError, match=r"^cannot create directory .*afile"):
+        make_engine(f"sqlite:///{tmp_path / 'afile' / 'fsbarge.db'}")
 
 
 def test_an_invalid_url_is_a_database_error_that_does_not_echo_it() -> None:
-    with pytest.raises(db.DatabaseError) as info:
-        db.make_engine("not a url with s3cret")
+    with pytest.raises(DatabaseError) as info:
+        make_engine("not a url with s3cret")
     assert "s3cret" not in str(info.value)
     assert str(info.value).startswith("invalid database URL")
 
 
 def test_a_missing_driver_is_reported_without_the_password() -> None:
-    with pytest.raises(db.DatabaseError) as info:
-        db.make_engine("nosuchdb+nosuchdriver://fsbarge:s3cret@localhost/fsbarge")
+    with pytest.raises(DatabaseError) as info:
+        make_engine("nosuchdb+nosuchdriver://fsbarge:s3cret@localhost/fsbarge")
     assert "s3cret" not in str(info.value)
     assert "driver not installed" in str(info.value)
 
 
 def test_an_unknown_migration_target_is_a_database_error(blank_url: str) -> None:
-    db.upgrade(blank_url)
-    with pytest.raises(db.DatabaseError, match="^migration failed: "):
-        db.upgrade(blank_url, "nosuchrevision")
-    assert db.is_up_to_date(blank_url)
+    upgrade(blank_url)
+    with pytest.raises(DatabaseError, match="^migration failed: "):
+        upgrade(blank_url, "nosuchrevision")
+    assert is_up_to_date(blank_url)
 
 
 def test_migrations_dir_is_inside_the_package() -> None:
-    assert db.MIGRATIONS_DIR == Path(__file__).resolve().parent.parent / "fsbarge" / "migrations"
+    assert MIGRATIONS_DIR == Path(__file__).resolve().parent.parent / "fsbarge" / "migrations"
 
 
 def test_the_readers_schema_head_is_the_newest_migration() -> None:
-    """db.SCHEMA_HEAD lets read commands check the schema without Alembic: bump it with each migration."""
-    assert db.SCHEMA_HEAD == db.head_revision()
-    assert (db.MIGRATIONS_DIR / "env.py").is_file()
+    """SCHEMA_HEAD lets read commands check the schema without Alembic: bump it with each migration."""
+    assert SCHEMA_HEAD == head_revision()
+    assert (MIGRATIONS_DIR / "env.py").is_file()
 
 
 def test_in_memory_sqlite_works_for_quick_experiments() -> None:
-    eng = db.make_engine("sqlite://")
-    db.upgrade(eng)
+    eng = make_engine("sqlite://")
+    upgrade(eng)
     ChannelStore(eng).apply("pbx1", [{"uuid": "u"}], [])
     assert [r["uuid"] for r in ChannelStore(eng).list()] == ["u"]
     eng.dispose()
@@ -293,15 +296,15 @@ def test_postgresql_urls_use_psycopg_3() -> None:
         "postgres://fsbarge:pw@db.example/fsbarge",
         "postgres+psycopg://fsbarge:pw@db.example/fsbarge",
     ):
-        eng = db.make_engine(url)  # no connection is made yet
+        eng = make_engine(url)  # no connection is made yet
         assert (eng.dialect.name, eng.dialect.driver) == ("postgresql", "psycopg"), url
         eng.dispose()
 
 
 def test_an_unreachable_postgresql_is_one_line_without_the_password() -> None:
     pytest.importorskip("psycopg")
-    eng = db.make_engine("postgresql://fsbarge:s3cret@127.0.0.1:1/fsbarge")  # nothing listens on port 1
-    with pytest.raises(db.DatabaseError) as info:
+    eng = make_engine("postgresql://fsbarge:s3cret@127.0.0.1:1/fsbarge")  # nothing listens on port 1
+    with pytest.raises(DatabaseError) as info:
         ChannelStore(eng).list()
     message = str(info.value)
     assert message.startswith("cannot connect to database postgresql+psycopg://fsbarge:***@127.0.0.1:1/fsbarge: ")
@@ -340,13 +343,13 @@ class _Locker:
 def test_a_postgresql_lock_held_by_another_session_is_database_is_locked_not_a_hang(pg_url: str) -> None:
     """As with SQLite's busy timeout, a write waits at most busy_timeout_ms for another session's lock
     (PostgreSQL's lock_timeout), then fails with one line; readers are not blocked by that lock."""
-    engine = db.make_engine(pg_url)
+    engine = make_engine(pg_url)
     first = AuditStore(engine).create(**_audit_kwargs())
-    impatient = db.make_engine(pg_url, busy_timeout_ms=100)
+    impatient = make_engine(pg_url, busy_timeout_ms=100)
     locker = _Locker(pg_url, "LOCK TABLE interventions IN EXCLUSIVE MODE")  # blocks writes, not reads
     try:
         began = time.monotonic()
-        with pytest.raises(db.DatabaseError) as info:
+        with pytest.raises(DatabaseError) as info:
             AuditStore(impatient).create(**_audit_kwargs())
         waited = time.monotonic() - began
         message = str(info.value)
@@ -362,7 +365,7 @@ def test_a_postgresql_lock_held_by_another_session_is_database_is_locked_not_a_h
 
 @pytest.mark.postgresql
 def test_postgresql_options_in_the_url_are_kept_with_the_lock_timeout(pg_url: str) -> None:
-    eng = db.make_engine(f"{pg_url}?options=-c%20statement_timeout%3D4321", busy_timeout_ms=1234)
+    eng = make_engine(f"{pg_url}?options=-c%20statement_timeout%3D4321", busy_timeout_ms=1234)
     with eng.connect() as conn:
         assert conn.execute(text("SHOW lock_timeout")).scalar() == "1234ms"
         assert conn.execute(text("SHOW statement_timeout")).scalar() == "4321ms"
@@ -372,16 +375,16 @@ def test_postgresql_options_in_the_url_are_kept_with_the_lock_timeout(pg_url: st
 @pytest.mark.postgresql
 def test_postgresql_takes_a_second_writer_where_sqlite_takes_one(pg_url: str) -> None:
     """No database-wide write lock: another process writes while this one has a write open."""
-    engine = db.make_engine(pg_url)
+    engine = make_engine(pg_url)
     code = (
         "import sys\n"
-        "from fsbarge import db\n"
+        "from fsbarge.db.engine import make_engine\n"
         "from fsbarge.store import ChannelStore\n"
-        "eng = db.make_engine(sys.argv[1], busy_timeout_ms=2000)\n"
+        "eng = make_engine(sys.argv[1], busy_timeout_ms=2000)\n"
         "ChannelStore(eng).apply('pbx1', [{'uuid': 'from-child'}], [])\n"
         "print(sorted(r['uuid'] for r in ChannelStore(eng).list()))\n"
     )
-    with db.writer(engine).begin() as conn:
+    with writer(engine).begin() as conn:
         ChannelStore(engine).apply("pbx1", [{"uuid": "held"}], [], conn=conn)
         proc = subprocess.run([sys.executable, "-c", code, pg_url], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -394,8 +397,8 @@ def test_postgresql_takes_a_second_writer_where_sqlite_takes_one(pg_url: str) ->
 def test_postgresql_session_time_zone_does_not_move_audit_times(pg_url: str) -> None:
     """Times are naive UTC in `timestamp without time zone`: a server or role whose TimeZone is not
     UTC neither shifts what the daemon writes nor what QA reads."""
-    far_east = db.make_engine(f"{pg_url}?options=-c%20TimeZone%3DPacific/Kiritimati")
-    far_west = db.make_engine(f"{pg_url}?options=-c%20TimeZone%3DAmerica/Adak")
+    far_east = make_engine(f"{pg_url}?options=-c%20TimeZone%3DPacific/Kiritimati")
+    far_west = make_engine(f"{pg_url}?options=-c%20TimeZone%3DAmerica/Adak")
     with far_east.connect() as conn:
         assert conn.execute(text("SHOW TimeZone")).scalar() == "Pacific/Kiritimati"
     i = AuditStore(far_east).create(**_audit_kwargs(started_at=1795000000.25))

@@ -7,20 +7,22 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from fsbarge import db
+from fsbarge.db.engine import make_engine, parse_url
+from fsbarge.db.errors import DatabaseError, NOT_INITIALISED
+from fsbarge.db.migrations import SCHEMA_HEAD
 from fsbarge.store import AuditStore
 from tests.e2e import cli, write_config
 
 from .test_journal import close, mode
 from .test_shipper import full_record
 
-DAMAGE = "table mode_changes is missing although the database is at revision " + db.SCHEMA_HEAD
+DAMAGE = "table mode_changes is missing although the database is at revision " + SCHEMA_HEAD
 
 
 def test_a_dropped_table_is_named_by_readers_and_db_upgrade_and_repaired_only_by_db_repair(
     db_url: str, tmp_path: Path
 ) -> None:
-    engine = db.make_engine(db_url)
+    engine = make_engine(db_url)
     AuditStore(engine).apply_changes([full_record("a"), mode("a", "listen", "m1"), mode("a", "barge", "m2"), close("a")])
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE mode_changes"))
@@ -42,10 +44,10 @@ def test_a_dropped_table_is_named_by_readers_and_db_upgrade_and_repaired_only_by
     verify = cli(config, "audit", "verify", check=False)  # the loss is not repaired away
     assert verify.returncode == 1
     assert "mode change 1 of intervention 1" in verify.stderr and "deleted from the database" in verify.stderr
-    assert cli(config, "db", "upgrade").stdout.strip() == f"database at revision {db.SCHEMA_HEAD}"
+    assert cli(config, "db", "upgrade").stdout.strip() == f"database at revision {SCHEMA_HEAD}"
 
     # new rows take the lost rows' ids: still reported as the loss it is, not as a match
-    engine = db.make_engine(db_url)
+    engine = make_engine(db_url)
     AuditStore(engine).apply_changes([full_record("b"), mode("b", "whisper", "m3")])
     engine.dispose()
     verify = cli(config, "audit", "verify", check=False)
@@ -53,11 +55,11 @@ def test_a_dropped_table_is_named_by_readers_and_db_upgrade_and_repaired_only_by
 
 
 def test_a_database_never_migrated_is_still_not_initialised(blank_url: str) -> None:
-    engine = db.make_engine(blank_url)
+    engine = make_engine(blank_url)
     try:
         AuditStore(engine).list()
-    except db.DatabaseError as exc:
-        assert str(exc) == db.NOT_INITIALISED
+    except DatabaseError as exc:
+        assert str(exc) == NOT_INITIALISED
     else:
         raise AssertionError("an empty database was read")
     finally:
@@ -73,16 +75,16 @@ def test_a_read_only_postgresql_session_is_replaced_once_the_server_accepts_writ
 
     url = postgres.create_database(migrated=True)
     name = make_url(url).database
-    admin = create_engine(db.parse_url(url), poolclass=NullPool, isolation_level="AUTOCOMMIT",
+    admin = create_engine(parse_url(url), poolclass=NullPool, isolation_level="AUTOCOMMIT",
                           connect_args={"options": "-c default_transaction_read_only=off"})
     try:
         with admin.connect() as conn:
             conn.execute(text(f"ALTER DATABASE {name} SET default_transaction_read_only = on"))
-        engine = db.make_engine(url)
+        engine = make_engine(url)
         store = AuditStore(engine)
         try:
             store.apply_changes([full_record("a")])
-        except db.DatabaseError as exc:
+        except DatabaseError as exc:
             assert not exc.transient and "read-only transaction" in str(exc) and "point fsbarge at the primary" in str(exc)
         else:
             raise AssertionError("written to a read-only database")

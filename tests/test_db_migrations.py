@@ -8,7 +8,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from fsbarge import db
+from fsbarge.db.engine import make_engine
+from fsbarge.db.errors import DatabaseError
+from fsbarge.db.migrations import alembic_config, current_revision, downgrade, is_up_to_date, upgrade
 from fsbarge.models import Base
 from fsbarge.store import AuditStore, ChannelStore
 
@@ -36,7 +38,7 @@ HEAD_TABLES = {**CHANNEL_TABLES, **AUDIT_TABLES, **TRANSPARENCY_TABLES}
 @pytest.fixture
 def engine(blank_url: str):
     """An empty database (these tests migrate it themselves), on each backend."""
-    eng = db.make_engine(blank_url)
+    eng = make_engine(blank_url)
     yield eng
     eng.dispose()
 
@@ -57,7 +59,7 @@ def _columns(engine: sa.Engine) -> dict[str, set[str]]:
 
 def _revisions() -> list[tuple[str, str]]:
     """(revision, down_revision or 'base'), oldest first."""
-    script = ScriptDirectory.from_config(db.alembic_config())
+    script = ScriptDirectory.from_config(alembic_config())
     revs = list(reversed(list(script.walk_revisions())))
     return [(r.revision, r.down_revision or "base") for r in revs]  # type: ignore[misc]
 
@@ -67,42 +69,42 @@ def test_the_migration_chain_is_linear_and_named_as_expected() -> None:
 
 
 def test_upgrade_head_downgrade_base_upgrade_again(engine: sa.Engine) -> None:
-    db.upgrade(engine)
+    upgrade(engine)
     assert _schema(engine) == HEAD_TABLES
-    db.downgrade(engine, "base")
+    downgrade(engine, "base")
     assert _schema(engine) == {}
-    assert db.current_revision(engine) is None
-    db.upgrade(engine)
+    assert current_revision(engine) is None
+    upgrade(engine)
     assert _schema(engine) == HEAD_TABLES
-    assert db.is_up_to_date(engine)
+    assert is_up_to_date(engine)
 
 
 @pytest.mark.parametrize("revision, down", _revisions())
 def test_each_migration_goes_up_and_down(engine: sa.Engine, revision: str, down: str) -> None:
     if down != "base":
-        db.upgrade(engine, down)
+        upgrade(engine, down)
     before = (_schema(engine), _columns(engine))
-    db.upgrade(engine, revision)
+    upgrade(engine, revision)
     after = (_schema(engine), _columns(engine))
-    assert after != before and db.current_revision(engine) == revision
-    db.downgrade(engine, down)
+    assert after != before and current_revision(engine) == revision
+    downgrade(engine, down)
     assert (_schema(engine), _columns(engine)) == before
-    assert db.current_revision(engine) == (None if down == "base" else down)
-    db.upgrade(engine, revision)
+    assert current_revision(engine) == (None if down == "base" else down)
+    upgrade(engine, revision)
     assert (_schema(engine), _columns(engine)) == after
 
 
 def test_step_by_step_schemas(engine: sa.Engine) -> None:
-    db.upgrade(engine, "0001")
+    upgrade(engine, "0001")
     assert _schema(engine) == CHANNEL_TABLES
-    db.upgrade(engine, "0003")
+    upgrade(engine, "0003")
     assert _schema(engine) == {**CHANNEL_TABLES, **AUDIT_TABLES}
-    db.downgrade(engine, "0001")
+    downgrade(engine, "0001")
     assert _schema(engine) == CHANNEL_TABLES
 
 
 def test_downgrading_the_audit_tables_with_data_in_them_works(engine: sa.Engine) -> None:
-    db.upgrade(engine)
+    upgrade(engine)
     audit = AuditStore(engine)
     i = audit.create(
         node="pbx1", supervisor="1002", supervisor_uuid="s", agent="1000", target_uuid="t",
@@ -111,14 +113,14 @@ def test_downgrading_the_audit_tables_with_data_in_them_works(engine: sa.Engine)
     )
     audit.add_mode(i, "listen", 1795000000.1, "feature_code")
     ChannelStore(engine).apply("pbx1", [{"uuid": "u1"}], [])
-    db.downgrade(engine, "0001")
+    downgrade(engine, "0001")
     assert [r["uuid"] for r in ChannelStore(engine).list()] == ["u1"]  # 0001's data survives
-    db.upgrade(engine)
+    upgrade(engine)
     assert AuditStore(engine).list() == []
 
 
 def test_models_match_the_migrations(engine: sa.Engine) -> None:
-    db.upgrade(engine)
+    upgrade(engine)
     with engine.connect() as conn:
         context = MigrationContext.configure(
             conn, opts={"compare_type": True, "compare_server_default": True}
@@ -129,7 +131,7 @@ def test_models_match_the_migrations(engine: sa.Engine) -> None:
 
 def test_models_vs_migrations_check_does_notice_a_difference(engine: sa.Engine) -> None:
     """The check above can fail: a schema made by the migrations minus one index differs."""
-    db.upgrade(engine)
+    upgrade(engine)
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP INDEX ix_interventions_agent")
     with engine.connect() as conn:
@@ -139,9 +141,9 @@ def test_models_vs_migrations_check_does_notice_a_difference(engine: sa.Engine) 
 
 def test_models_create_all_gives_the_same_schema_as_the_migrations(blank_url: str, another_blank_url: str) -> None:
     """(create_all only here, to compare: the real schema is made by migrations alone)."""
-    migrated = db.make_engine(blank_url)
-    created = db.make_engine(another_blank_url)
-    db.upgrade(migrated)
+    migrated = make_engine(blank_url)
+    created = make_engine(another_blank_url)
+    upgrade(migrated)
     Base.metadata.create_all(created)
     assert _schema(migrated) == _schema(created)
     for table in _schema(migrated):
@@ -156,7 +158,7 @@ def test_a_failed_migration_changes_nothing(engine: sa.Engine) -> None:
     """Migrations run in one transaction: when the second step fails, the first is undone."""
     with engine.begin() as conn:  # something in the way of 0002
         conn.exec_driver_sql("CREATE TABLE interventions (x INTEGER)")
-    with pytest.raises(db.DatabaseError):
-        db.upgrade(engine)
-    assert db.current_revision(engine) is None
+    with pytest.raises(DatabaseError):
+        upgrade(engine)
+    assert current_revision(engine) is None
     assert set(sa.inspect(engine).get_table_names()) == {"interventions"}

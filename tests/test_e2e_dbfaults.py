@@ -19,7 +19,9 @@ from pathlib import Path
 import gevent
 import pytest
 
-from fsbarge import db as fsdb
+from fsbarge.db.engine import make_engine
+from fsbarge.db.migrations import upgrade
+from fsbarge.db.readers import open_reader
 from fsbarge.logs import configure_logging
 from fsbarge.offload import blocking, database_pool
 from fsbarge.sim import FreeSwitchSim
@@ -157,7 +159,7 @@ def _records(config: Path) -> list[dict]:
     from fsbarge.config import load_config
     from fsbarge.records import AuditFilter, list_records
 
-    engine = fsdb.open_reader(load_config(str(config)).database.url)
+    engine = open_reader(load_config(str(config)).database.url)
     try:
         with engine.connect() as conn:
             return list_records(conn, AuditFilter())
@@ -192,8 +194,8 @@ def test_a_database_file_the_daemon_could_not_write_is_reported_and_written_once
     user = _as_daemon_user(daemon_python)
     config = write_config(state_dir, sim.port)
     database = state_dir / "fsbarge.db"
-    engine = fsdb.make_engine(f"sqlite:///{database}")
-    fsdb.upgrade(engine)
+    engine = make_engine(f"sqlite:///{database}")
+    upgrade(engine)
     engine.dispose()
     database.chmod(0o644)
     log_path = state_dir.parent / "daemon.log"

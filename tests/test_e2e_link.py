@@ -6,7 +6,6 @@ import io
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 

@@ -15,7 +15,7 @@ from gevent.server import StreamServer
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
-from fsbarge import db
+from fsbarge.db.engine import make_engine, parse_url
 from fsbarge.ownership import LOCK_CLASS
 from fsbarge.sim import FreeSwitchSim
 from fsbarge.store import AuditStore
@@ -83,7 +83,7 @@ def config_for(tmp: Path, port: int, url: str, *, single: bool) -> Path:
 
 
 def node_locks(url: str) -> int:
-    engine = create_engine(db.parse_url(url), poolclass=NullPool)
+    engine = create_engine(parse_url(url), poolclass=NullPool)
     try:
         with engine.connect() as conn:
             return int(conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = :c AND granted"),
@@ -93,7 +93,7 @@ def node_locks(url: str) -> int:
 
 
 def audited(url: str) -> list[dict]:
-    engine = db.make_engine(url)
+    engine = make_engine(url)
     try:
         return AuditStore(engine).list(limit=None)
     finally:

@@ -23,7 +23,10 @@ from tenacity import RetryCallState, Retrying
 from fsbarge import commands
 from fsbarge.barge import Execute, SendKey
 from fsbarge.config import NodeConfig
-from fsbarge.esl import AuthRejected, CommandTimeout, ConnectError, ConnectionLost, EslSession, NodeLink, _Backoff
+from fsbarge.esl.connection import AuthRejected, CommandTimeout, ConnectError, ConnectionLost
+from fsbarge.esl import link as link_module
+from fsbarge.esl.link import NodeLink, _Backoff
+from fsbarge.esl.session import EslSession
 from fsbarge.events import SUBSCRIBED_EVENTS, Event
 from fsbarge.sim import FreeSwitchSim, malformed
 from tests.e2e import WAIT, wait_until
@@ -487,6 +490,27 @@ def test_a_connection_that_keeps_dying_at_once_is_not_reconnected_in_a_tight_loo
     first = rec.connected_at[:5]
     gaps = [b - a for a, b in zip(first, first[1:])]
     assert sum(gaps) >= 3 * backoff, f"5 connections in {sum(gaps):.3f}s: {gaps}"
+
+
+def test_quick_losses_grow_the_one_backoff_and_a_session_that_lasted_starts_it_again(
+    sim, start_link, logs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lost session is a failure of the same backoff as a failed connect: four quick losses wait
+    initial, 2x, 4x, 8x; the loss of a session that lasted STABLE_SECONDS waits like a first failure."""
+    stable, initial = 0.3, 0.05
+    monkeypatch.setattr(link_module, "STABLE_SECONDS", stable)
+    rec = Recorder(after=lambda session: sim.drop_connections() if len(rec.sessions) <= 4 else None)
+    start_link(node_for(sim.port), rec, backoff_initial=initial, backoff_max=10.0)
+    rec.wait_sessions(5)
+    # the link's own timer for "stable" fires before this wait ends (same hub, earlier deadline)
+    wait_until(lambda: time.monotonic() - rec.connected_at[4] > 2 * stable, what="the fifth session to last")
+    sim.drop_connections()
+    rec.wait_sessions(6)
+    waits = [e["retry_in"] for e in entries(logs, "debug", "reconnecting to FreeSWITCH")]
+    assert len(waits) == 5, waits
+    for n, wait in enumerate(waits[:4]):
+        assert initial * 2**n - 0.001 <= wait <= initial * 2**n + initial + 0.001, waits
+    assert initial - 0.001 <= waits[4] <= 2 * initial + 0.001, waits
 
 
 # --------------------------------------------------------------------------- a silent FreeSWITCH

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from fsbarge import db
+from fsbarge.db.engine import make_engine
+from fsbarge.db.migrations import upgrade
 from fsbarge.cli import main
 from fsbarge.humantime import duration
 from tests.audit_fill import T0, Planned, fill
@@ -36,8 +37,8 @@ def test_one_rounding_rule(seconds: float | None, text: str) -> None:
 
 
 def test_a_record_of_11m18_6s_reads_the_same_in_the_list_the_stats_and_the_report(tmp_path: Path, capsys) -> None:
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'fsbarge.db'}")
-    db.upgrade(engine)
+    engine = make_engine(f"sqlite:///{tmp_path / 'fsbarge.db'}")
+    upgrade(engine)
     rec = Planned(1, "1002", "1000", "sales", "completed", None, T0, T0 + 678.6, "supervisor_hangup",
                   modes=[("listen", T0, "feature_code", False)], seconds_by_mode={"listen": 678.6})
     fill(engine, [rec])

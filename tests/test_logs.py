@@ -261,10 +261,10 @@ def test_alembic_chatter_is_silenced_at_start():
     code = (
         "import io, sys\n"
         "from fsbarge.logs import configure_logging\n"
-        "from fsbarge import db\n"
+        "from fsbarge.db.migrations import upgrade\n"
         "out = io.StringIO()\n"
         "configure_logging('info', stream=out, json=True)\n"
-        "db.upgrade('sqlite://')\n"
+        "upgrade('sqlite://')\n"
         "sys.stdout.write(out.getvalue())\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -18,7 +18,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from fsbarge import db
+from fsbarge.db.engine import make_engine
+from fsbarge.db.migrations import upgrade
 from fsbarge.config import ConfigError, parse_config
 from fsbarge.counts import NodeCounts
 from fsbarge.metrics import DaemonCollector, start_metrics
@@ -74,8 +75,8 @@ def documented() -> set[str]:
 
 def test_a_scrape_reports_the_audit_database(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fsbarge.db'}"
-    engine = db.make_engine(url)
-    db.upgrade(engine)
+    engine = make_engine(url)
+    upgrade(engine)
     plans = plan(300)
     fill(engine, plans)
     ChannelStore(engine).set_node_status("pbx1", connected=True, heartbeat_at=time.time())

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Boolean, Column, DateTime, Engine, Integer, MetaData, String, Table, exists, false, func, insert, or_, select
 
-from fsbarge import db, models, queries, sqlread
+from fsbarge import models, queries, sqlread
+from fsbarge.db.engine import make_engine
+from fsbarge.db.errors import DatabaseError
 from fsbarge.models import UtcDateTime
 from tests.audit_fill import DAY, T0, fill, plan
 
@@ -64,7 +66,7 @@ def at(seconds: float) -> datetime:
 def filled(db_url: str) -> Iterator[tuple[str, Engine]]:
     """A migrated database on each backend with 300 planned records, channels, nodes, help requests
     and webhook deliveries (NULLs, flags and times of every kind among them)."""
-    engine = db.make_engine(db_url)
+    engine = make_engine(db_url)
     fill(engine, plan(300))
     with engine.begin() as conn:
         conn.execute(insert(models.channels), [
@@ -211,6 +213,6 @@ def test_a_dropped_table_read_through_a_plain_connection_is_said_to_be_damage(fi
     url, engine = filled
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE mode_changes")
-    with pytest.raises(db.DatabaseError, match="^table mode_changes is missing although the database is at revision"):
+    with pytest.raises(DatabaseError, match="^table mode_changes is missing although the database is at revision"):
         with sqlread.open_read(url) as conn:
             list(queries.interventions(conn, queries.AuditFilter(), limit=1))

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from fsbarge import db
+from fsbarge.db.engine import make_engine
+from fsbarge.db.migrations import upgrade
 from fsbarge.cli import main
 from tests.audit_fill import fill, plan
 from tests.e2e import write_config
@@ -81,8 +82,8 @@ def made(tmp_path_factory: pytest.TempPathFactory):
     """(config, report path, stats by day/team/agent/supervisor as JSON) for a 700-record trail."""
     tmp = tmp_path_factory.mktemp("report")
     config = write_config(tmp, 8021)
-    engine = db.make_engine(f"sqlite:///{tmp / 'fsbarge.db'}")
-    db.upgrade(engine)
+    engine = make_engine(f"sqlite:///{tmp / 'fsbarge.db'}")
+    upgrade(engine)
     fill(engine, plan(700))
     engine.dispose()
     saved = {k: os.environ.pop(k) for k in ENV_KEYS if k in os.environ}
@@ -208,8 +209,8 @@ def test_records_from_before_teams_were_recorded_are_unknown_without_a_configura
     for key in ENV_KEYS:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setattr("fsbarge.config.DEFAULT_CONFIG_PATH", str(tmp_path / "unreadable.toml"))
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    db.upgrade(engine)
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine)
     fill(engine, plan(30), teams=False)
     engine.dispose()
     out = tmp_path / "r.html"
@@ -258,8 +259,8 @@ def long_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     tmp = tmp_path_factory.mktemp("long")
     out = {}
     for days in (30, 90):
-        engine = db.make_engine(f"sqlite:///{tmp / f'{days}.db'}")
-        db.upgrade(engine)
+        engine = make_engine(f"sqlite:///{tmp / f'{days}.db'}")
+        upgrade(engine)
         fill(engine, plan(25 * days, days=days))
         engine.dispose()
         out[days] = tmp / f"{days}.html"

@@ -11,7 +11,9 @@ import pytest
 from sqlalchemy import text
 from structlog.testing import capture_logs
 
-from fsbarge import db
+from fsbarge.db.engine import make_engine
+from fsbarge.db.errors import DatabaseError
+from fsbarge.db.migrations import upgrade
 from fsbarge.cli import main
 from fsbarge.health import Health
 from fsbarge.journal import Journal
@@ -97,7 +99,7 @@ def shipper_for(tmp_path: Path, engine, log: Log) -> tuple[Shipper, Journal]:
 
 
 def test_a_locked_database_is_transient_retried_and_then_everything_lands(tmp_path: Path, db_path: Path) -> None:
-    engine = db.make_engine(f"sqlite:///{db_path}", busy_timeout_ms=20)
+    engine = make_engine(f"sqlite:///{db_path}", busy_timeout_ms=20)
     log = Log()
     shipper, journal = shipper_for(tmp_path, engine, log)
     journal.append([full_record("a"), mode("a", "listen", "m1")])
@@ -118,7 +120,7 @@ def test_a_locked_database_is_transient_retried_and_then_everything_lands(tmp_pa
 
 
 def test_a_missing_schema_is_permanent_said_once_and_retried_slowly(tmp_path: Path) -> None:
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
     log = Log()
     shipper, journal = shipper_for(tmp_path, engine, log)
     journal.append([full_record("a")])
@@ -126,13 +128,13 @@ def test_a_missing_schema_is_permanent_said_once_and_retried_slowly(tmp_path: Pa
         assert not shipper.ship_once()
     assert shipper.retrier.permanent and shipper.retrier.wait == shipper.retrier.permanent_wait
     assert [(lvl, kw["error"]) for lvl, _e, kw in log.lines] == [("error", "database not initialised: run `fsbarge db upgrade`")]
-    db.upgrade(engine)  # the operator acts; the next slow retry ships it
+    upgrade(engine)  # the operator acts; the next slow retry ships it
     assert shipper.ship_once() and journal.backlog == 0
     engine.dispose()
 
 
 def test_a_read_only_database_is_permanent(tmp_path: Path, db_path: Path) -> None:
-    engine = db.make_engine(f"sqlite:///file:{db_path}?mode=ro&uri=true")
+    engine = make_engine(f"sqlite:///file:{db_path}?mode=ro&uri=true")
     log = Log()
     shipper, journal = shipper_for(tmp_path, engine, log)
     journal.append([full_record("a")])
@@ -152,7 +154,7 @@ class FlakyStore:
     def write(self, batch: list) -> None:
         if self.failures:
             self.failures -= 1
-            raise db.DatabaseError("database is locked", transient=True)
+            raise DatabaseError("database is locked", transient=True)
         for node, replace, rows, deletes, _status in batch:
             if replace:
                 self.written = {k: v for k, v in self.written.items() if not k.startswith(node + "/")}
@@ -236,7 +238,7 @@ def test_a_permanent_database_error_on_one_change_sets_it_aside_not_everything_b
 
 def test_a_database_that_refuses_every_write_quarantines_nothing(tmp_path: Path, db_path: Path) -> None:
     """Read-only: every change fails alike and none takes effect, so none is to blame; they wait."""
-    engine = db.make_engine(f"sqlite:///file:{db_path}?mode=ro&uri=true")
+    engine = make_engine(f"sqlite:///file:{db_path}?mode=ro&uri=true")
     shipper, journal = shipper_for(tmp_path, engine, Log())
     journal.append([full_record("a"), full_record("b"), mode("a", "listen", "m1")])
     assert not shipper.ship_once()

@@ -18,7 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from fsbarge import db, queries
+from fsbarge import queries
+from fsbarge.db.engine import make_engine
+from fsbarge.db.migrations import upgrade
+from fsbarge.db.readers import open_reader
 from fsbarge.cli import main
 from fsbarge.sim import FreeSwitchSim
 from fsbarge.status import EXIT, HEARTBEAT_STALE_SECONDS, assess
@@ -115,8 +118,8 @@ def left_behind(tmp_path: Path) -> tuple[str, float]:
     heartbeat; (URL, the moment that is "now" for it)."""
     now = round(time.time())
     url = f"sqlite:///{tmp_path / 'fsbarge.db'}"
-    engine = db.make_engine(url)
-    db.upgrade(engine)
+    engine = make_engine(url)
+    upgrade(engine)
     ChannelStore(engine).set_node_status("pbx1", connected=True, heartbeat_at=now - 3600, last_event_at=now - 3600)
     audit = AuditStore(engine)
     rid = audit.create(node="pbx1", supervisor="1002", supervisor_uuid="s", agent="1000", target_uuid="a", customer="1001",
@@ -144,7 +147,7 @@ def live(tmp_path: Path, sim: FreeSwitchSim) -> Iterator[tuple[Path, InProcessDa
     config = write_config(tmp_path, sim.port)
     with InProcessDaemon(config) as daemon:
         daemon.wait_connected()
-        reader = db.open_reader(daemon.config.database.url)
+        reader = open_reader(daemon.config.database.url)
 
         def heartbeat_recorded() -> bool:
             with reader.connect() as conn:

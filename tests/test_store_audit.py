@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
-from fsbarge import auditview, db
+from fsbarge import auditview
+from fsbarge.db.engine import make_engine, writer
 from fsbarge.store import AuditStore
 
 # 2026-11-22T10:00:00Z
@@ -218,7 +219,7 @@ def test_invalid_writes_are_refused_before_touching_the_database(audit: AuditSto
 def test_every_write_is_committed_when_it_returns(audit: AuditStore, db_url: str) -> None:
     i = attempt(audit)
     audit.add_mode(i, "listen", T + 0.2, "feature_code")
-    fresh = db.make_engine(db_url)  # no shared connection, no cache
+    fresh = make_engine(db_url)  # no shared connection, no cache
     assert AuditStore(fresh).get(i, now=T + 1)["seconds_by_mode"] == {"listen": 0.8}  # type: ignore[index]
     fresh.dispose()
 
@@ -317,9 +318,10 @@ def test_listed_records_are_the_same_as_get(audit: AuditStore, history: dict[str
 
 _CLI_READER = """
 import sys
-from fsbarge import auditview, db
+from fsbarge import auditview
+from fsbarge.db.engine import make_engine
 from fsbarge.store import AuditStore
-eng = db.make_engine(sys.argv[1], busy_timeout_ms=100)
+eng = make_engine(sys.argv[1], busy_timeout_ms=100)
 print(auditview.render_json(AuditStore(eng).list()))
 """
 
@@ -328,7 +330,7 @@ def test_a_cli_reader_in_another_process_reads_while_the_daemon_writes(
     audit: AuditStore, engine: Engine, db_url: str
 ) -> None:
     done = attempt(audit, outcome="denied", reason="not_supervisor")
-    with db.writer(engine).begin() as conn:  # the daemon in the middle of a write
+    with writer(engine).begin() as conn:  # the daemon in the middle of a write
         conn.exec_driver_sql("UPDATE interventions SET reason = 'uncommitted'")
         proc = subprocess.run(
             [sys.executable, "-c", _CLI_READER, db_url],

@@ -10,7 +10,7 @@ import time
 import pytest
 from sqlalchemy import Engine
 
-from fsbarge import db
+from fsbarge.db.engine import writer
 from fsbarge.store import CHANNEL_COLUMNS, ChannelStore
 
 T0 = 1795000000.0  # 2026-11-18T11:06:40Z
@@ -91,11 +91,11 @@ def test_apply_in_the_callers_transaction_rolls_back_with_it(
     store: ChannelStore, engine: Engine
 ) -> None:
     with pytest.raises(RuntimeError):
-        with db.writer(engine).begin() as conn:
+        with writer(engine).begin() as conn:
             store.apply("pbx1", [leg("a")], [], conn=conn)
             raise RuntimeError("boom")
     assert store.list() == []
-    with db.writer(engine).begin() as conn:
+    with writer(engine).begin() as conn:
         store.apply("pbx1", [leg("a")], [], conn=conn)
     assert uuids(store) == ["a"]
 
@@ -174,9 +174,9 @@ def test_set_node_status_creates_and_updates_only_the_given_fields(store: Channe
 
 _READER = """
 import json, sys
-from fsbarge import db
+from fsbarge.db.engine import make_engine
 from fsbarge.store import ChannelStore
-eng = db.make_engine(sys.argv[1], busy_timeout_ms=100)
+eng = make_engine(sys.argv[1], busy_timeout_ms=100)
 rows = ChannelStore(eng).list()
 print(json.dumps({"uuids": [r["uuid"] for r in rows]}))
 """
@@ -197,7 +197,7 @@ def test_a_reader_in_another_process_is_not_blocked_by_an_open_write_transaction
     store: ChannelStore, engine: Engine, db_url: str
 ) -> None:
     store.apply("pbx1", [leg("committed")], [])
-    with db.writer(engine).begin() as conn:
+    with writer(engine).begin() as conn:
         store.apply("pbx1", [leg("pending")], ["committed"], conn=conn)
         seen = _read_in_another_process(db_url)
         # the reader sees the last committed state, never the uncommitted change; had it had to

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from fsbarge import db, queries, records
+from fsbarge import queries, records
+from fsbarge.db.engine import make_engine
+from fsbarge.db.errors import DatabaseError
 from fsbarge.cli import main
 from fsbarge.config import WebhookConfig
 from fsbarge.outbox import Outbox, delivery_id, event_of
@@ -120,9 +122,9 @@ def test_no_receiver_no_rows_and_a_failing_outbox_fails_the_audit_change_with_it
     assert outbox_rows(engine) == []
 
     def broken(conn, change, applied) -> None:
-        raise db.DatabaseError("disk full")
+        raise DatabaseError("disk full")
 
-    with pytest.raises(db.DatabaseError):
+    with pytest.raises(DatabaseError):
         AuditStore(engine, hooks=[Outbox([hook()]), broken]).apply_changes([opened_full("b")])
     assert [r["supervisor_uuid"] for r in AuditStore(engine).list(limit=None)] == ["sup-a"]  # b: neither record nor delivery
     assert outbox_rows(engine) == []
@@ -247,7 +249,7 @@ def test_in_order_per_intervention_with_retries_then_failed_after_24_hours_then_
 
 @pytest.fixture
 def sqlite_engine(db_path: Path):
-    eng = db.make_engine(f"sqlite:///{db_path}")
+    eng = make_engine(f"sqlite:///{db_path}")
     yield eng
     eng.dispose()
 
@@ -332,7 +334,7 @@ def test_the_readme_check_accepts_a_real_delivery_and_refuses_it_replayed_later(
 
 
 def test_webhooks_list_and_retry(db_path: Path, capsys) -> None:
-    engine = db.make_engine(f"sqlite:///{db_path}")
+    engine = make_engine(f"sqlite:///{db_path}")
     AuditStore(engine, hooks=[Outbox([hook()])]).apply_changes([opened_full("a"), close("a")])
     store = WebhookStore(engine)
     first, second = store.pending(URL)

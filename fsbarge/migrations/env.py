@@ -1,6 +1,6 @@
 """Alembic environment for fsbarge (no alembic.ini).
 
-fsbarge.db.upgrade()/downgrade() pass an open Connection in `config.attributes["connection"]`
+fsbarge.db.migrations.upgrade()/downgrade() pass an open Connection in `config.attributes["connection"]`
 (already inside a transaction, with SQLite foreign keys switched off for the duration).
 Plain `alembic` use (e.g. `alembic revision --autogenerate`) can set `sqlalchemy.url` instead.
 """
@@ -47,7 +47,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run_with(connection)
         return
-    from fsbarge.db import make_engine
+    from fsbarge.db.engine import make_engine
 
     url = config.get_main_option("sqlalchemy.url")
     if not url:

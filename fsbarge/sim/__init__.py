@@ -17,9 +17,11 @@ is tested against a second implementation of the wire format. Held to the real c
     sim.answer(leg)                                      # it answers and parks (or: originate_timeout, uuid_kill)
 
 Modules: wire (framing, URL-encoding), headers (event header layout), model (data), legs (leg
-variables), pbx/apps/hangup/originate (call behaviour), api (api commands), protocol (ESL commands),
-server (sockets), simulator (control API, failure modes), hub (threaded mode), malformed
-(hostile frames).
+variables), pbx/apps/hangup/network/originate (call behaviour), host (what those parts and the
+server need of each other, as Protocols), api (api commands), protocol (ESL commands), connection
+(one client's subscriptions and output), server (sockets), simulator (control API, failure modes),
+hub (threaded mode), malformed (hostile frames). The imports form no circle
+(tests/test_architecture.py).
 """
 
 from .model import Channel, User

@@ -1,21 +1,27 @@
 """Dialplan/sendmsg applications, eavesdrop, DTMF, sendmsg and sendevent handling.
 
 A mixin of :class:`fsbarge.sim.pbx.Pbx`; split out only to keep modules small. It does not
-import the Pbx (no import circle): its methods run on the Pbx that mixes it in.
+import the Pbx (no import circle): its methods run on the Pbx that mixes it in, which they use
+as a :class:`fsbarge.sim.host.AppsHost`.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import gevent
 
 from .headers import channel_headers
+from .host import AppsHost
 from .model import EVENT_NAMES, L16, PCMU, Channel, Eavesdrop, Frame, MetaBinding, MetaBindings, new_uuid, switch_true
 from .network import SOFIA_DIAL
 from .wire import Command, Event
 
+if TYPE_CHECKING:  # the type checker sees what the mixin may use of its host; at run time the Pbx supplies it
+    _Host = AppsHost
+else:
+    _Host = object
 
 # Returned by an application that keeps running (park, eavesdrop, bridge, delayed playback).
 RUNNING = None
@@ -35,7 +41,7 @@ def _first(headers: list[tuple[str, str]], name: str) -> str | None:
     return None
 
 
-class AppsMixin:
+class AppsMixin(_Host):
     """Applications run on a channel, one frame each; blocking ones stay on ``ch.frames``."""
 
     # -- the application pump (the session thread's loop) ---------------------------------
@@ -405,20 +411,20 @@ class AppsMixin:
 
 
 # -- applications: return the Application-Response, or RUNNING while they keep running ---------
-def _app_answer(pbx: Any, ch: Channel, frame: Frame) -> str | None:
+def _app_answer(pbx: AppsMixin, ch: Channel, frame: Frame) -> str | None:
     if ch.answer_state != "answered":
         pbx.mark_answered(ch)
     return "_none_"
 
 
-def _app_set(pbx: Any, ch: Channel, frame: Frame) -> str | None:
+def _app_set(pbx: AppsMixin, ch: Channel, frame: Frame) -> str | None:
     name, _, value = frame.data.partition("=")
     if name.strip():
         ch.set_var(name.strip(), value)
     return "_none_"
 
 
-def _app_export(pbx: Any, ch: Channel, frame: Frame) -> str | None:
+def _app_export(pbx: AppsMixin, ch: Channel, frame: Frame) -> str | None:
     name, _, value = frame.data.partition("=")
     if name.strip():
         ch.set_var(name.strip(), value)
@@ -429,22 +435,22 @@ def _app_export(pbx: Any, ch: Channel, frame: Frame) -> str | None:
     return "_none_"
 
 
-def _app_unset(pbx: Any, ch: Channel, frame: Frame) -> str | None:
+def _app_unset(pbx: AppsMixin, ch: Channel, frame: Frame) -> str | None:
     ch.set_var(frame.data.strip(), None)
     return "_none_"
 
 
-def _app_hangup(pbx: Any, ch: Channel, frame: Frame) -> str | None:
+def _app_hangup(pbx: AppsMixin, ch: Channel, frame: Frame) -> str | None:
     pbx.hangup_channel(ch, (frame.data.strip() or "NORMAL_CLEARING").upper())
     return RUNNING  # the hang-up unwinds (and completes) this frame itself
 
 
-def _app_park(pbx: Any, ch: Channel, frame: Frame) -> str | None:
+def _app_park(pbx: AppsMixin, ch: Channel, frame: Frame) -> str | None:
     pbx.fire("CHANNEL_PARK", ch)
     return RUNNING
 
 
-def _app_playback(pbx: Any, ch: Channel, frame: Frame) -> str | None:
+def _app_playback(pbx: AppsMixin, ch: Channel, frame: Frame) -> str | None:
     pbx.fire("PLAYBACK_START", ch, post=pbx.playback_headers(frame.data))
     if pbx.playback_seconds <= 0:
         pbx.fire("PLAYBACK_STOP", ch, post=pbx.playback_headers(frame.data) + [("Playback-Status", "done")])
@@ -455,15 +461,15 @@ def _app_playback(pbx: Any, ch: Channel, frame: Frame) -> str | None:
     return RUNNING
 
 
-def _app_eavesdrop(pbx: Any, ch: Channel, frame: Frame) -> str | None:
+def _app_eavesdrop(pbx: AppsMixin, ch: Channel, frame: Frame) -> str | None:
     return pbx.start_eavesdrop(ch, frame, three_way=False)
 
 
-def _app_three_way(pbx: Any, ch: Channel, frame: Frame) -> str | None:
+def _app_three_way(pbx: AppsMixin, ch: Channel, frame: Frame) -> str | None:
     return pbx.start_eavesdrop(ch, frame, three_way=True)
 
 
-def _app_bridge(pbx: Any, ch: Channel, frame: Frame) -> str | None:
+def _app_bridge(pbx: AppsMixin, ch: Channel, frame: Frame) -> str | None:
     data = frame.data.strip()
     params: dict[str, str] = {}
     m = _BRACKETS.match(data)
@@ -481,11 +487,11 @@ def _app_bridge(pbx: Any, ch: Channel, frame: Frame) -> str | None:
     return pbx.originate_user(ch, frame, m[1], params.get("origination_uuid"))
 
 
-def _app_noop(pbx: Any, ch: Channel, frame: Frame) -> str | None:
+def _app_noop(pbx: AppsMixin, ch: Channel, frame: Frame) -> str | None:
     return "_none_"
 
 
-def _app_hash(pbx: Any, ch: Channel, frame: Frame) -> str | None:
+def _app_hash(pbx: AppsMixin, ch: Channel, frame: Frame) -> str | None:
     parts = frame.data.split("/", 3)
     if len(parts) >= 3:
         op, realm, key = parts[0].lower(), parts[1], parts[2]
@@ -496,7 +502,7 @@ def _app_hash(pbx: Any, ch: Channel, frame: Frame) -> str | None:
     return "_none_"
 
 
-def _app_bind_meta_app(pbx: Any, ch: Channel, frame: Frame) -> str | None:
+def _app_bind_meta_app(pbx: AppsMixin, ch: Channel, frame: Frame) -> str | None:
     """``<key> <listen a|b> <respond s|o|a|b, i, 1> <app>[::<args>]`` (mod_dptools dtmf_bind_function):
     listen 'a' takes the digits this leg's phone sends, 'b' those its peer sends to it."""
     parts = frame.data.split(" ", 3)
@@ -516,12 +522,12 @@ def _app_bind_meta_app(pbx: Any, ch: Channel, frame: Frame) -> str | None:
     return "_none_"
 
 
-def _app_event(pbx: Any, ch: Channel, frame: Frame) -> str | None:
+def _app_event(pbx: AppsMixin, ch: Channel, frame: Frame) -> str | None:
     pbx.fire_app_event(ch, frame.data)
     return "_none_"
 
 
-APPLICATIONS: dict[str, Callable[[Any, Channel, Frame], str | None]] = {
+APPLICATIONS: dict[str, Callable[[AppsMixin, Channel, Frame], str | None]] = {
     "answer": _app_answer,
     "pre_answer": _app_noop,
     "set": _app_set,

@@ -1,19 +1,25 @@
 """Hang-up sequences: who fires what, in which order, when a leg of a call goes down.
 
 FreeSWITCH's order partly depends on thread timing; where two captures disagree, the comments
-name the capture copied. A mixin of :class:`fsbarge.sim.pbx.Pbx`.
+name the capture copied. A mixin of :class:`fsbarge.sim.pbx.Pbx`, using it as a
+:class:`fsbarge.sim.host.HangupHost`.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
+from .host import HangupHost
 from .model import CAUSES, Channel, switch_true
 
+if TYPE_CHECKING:  # the type checker sees what the mixin may use of its host; at run time the Pbx supplies it
+    _Host = HangupHost
+else:
+    _Host = object
 
 
-class HangupMixin:
+class HangupMixin(_Host):
     """Channel teardown: CHANNEL_HANGUP, unwinding the running apps, the CS_HANGUP..CS_DESTROY tail."""
 
     def hangup_channel(self, ch: Channel, cause: str = "NORMAL_CLEARING",
@@ -156,14 +162,14 @@ class HangupMixin:
         self._t_destroy(ch)
 
     def _t_hangup(self, ch: Channel) -> None:
-        self._set_state(ch, "CS_HANGUP", 10)
+        self.set_state(ch, "CS_HANGUP", 10)
         ch.profile.hangup = self.now_us()  # Caller-Channel-Hangup-Time shows from CALLSTATE HANGUP on
-        self._callstate(ch, "HANGUP")
+        self.set_callstate(ch, "HANGUP")
 
     def _t_report(self, ch: Channel) -> None:
         ch.state_number = 11
-        self._presence(ch, "CS_HANGUP", "idle")
-        self._set_state(ch, "CS_REPORTING", 11)
+        self.presence_in(ch, "CS_HANGUP", "idle")
+        self.set_state(ch, "CS_REPORTING", 11)
 
     def _t_complete(self, ch: Channel) -> None:
         """CHANNEL_HANGUP_COMPLETE with the CDR variables (Hangup-Cause is printed twice)."""
@@ -173,7 +179,7 @@ class HangupMixin:
     def _t_destroy(self, ch: Channel) -> None:
         ch.state_number = 12
         self.fire("CHANNEL_DESTROY", ch)
-        self._set_state(ch, "CS_DESTROY", 12)
+        self.set_state(ch, "CS_DESTROY", 12)
         ch.destroyed = True
         self.channels.pop(ch.uuid, None)
 

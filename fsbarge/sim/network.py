@@ -6,34 +6,41 @@ the caller (hung up with it: hangup_after_bridge), on the called node an inbound
 ``external`` profile (context ``public``, no directory user) that runs the called node's
 dialplan. RFC 2833 digits the caller's phone sends reach the called leg as DTMF; a BYE on either
 side ends the other. Nodes must share one gevent hub (not ``threaded``): each hop is a greenlet,
-as the network would be. A mixin of :class:`fsbarge.sim.pbx.Pbx`.
+as the network would be. A mixin of :class:`fsbarge.sim.pbx.Pbx`, using it as a
+:class:`fsbarge.sim.host.NetworkHost`.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
 import gevent
 
+from .host import NetworkHost
 from .model import DOMAIN, Channel, Frame, Profile, new_uuid
+
+if TYPE_CHECKING:  # the type checker sees what the mixin may use of its host; at run time the Pbx supplies it
+    _Host = NetworkHost
+else:
+    _Host = object
 
 __all__ = ["NETWORK", "NetworkMixin", "SOFIA_DIAL", "CROSS_NODE"]
 
-# address ("host:port") -> the Pbx reached there
-NETWORK: dict[str, Any] = {}
+# address ("host:port") -> the node (its Pbx) reached there
+NETWORK: dict[str, NetworkMixin] = {}
 SOFIA_DIAL = re.compile(r"sofia/([^/]+)/([^@/]+)@([^/;]+)")
 # freeswitch-conf/dialplan/public/01_fsbarge_node.xml
 CROSS_NODE = re.compile(r"fsbarge-([0-9a-f]{32})")
 
 
-class NetworkMixin:
+class NetworkMixin(_Host):
     """The calls of one simulated node to and from the other nodes of the process."""
 
     sip_address: str | None = None
     # addresses allowed to send cross-node calls here (the drop-in's ACL); None: every node
     node_acl: set[str] | None = None
-    links: dict[str, tuple[Any, str]]  # local leg uuid -> (the other node's Pbx, its leg's uuid); Pbx.__init__
+    links: dict[str, tuple[NetworkMixin, str]]  # local leg uuid -> (the other node, its leg's uuid); Pbx.__init__
 
     def join_network(self, address: str) -> None:
         self.sip_address = address
@@ -44,7 +51,7 @@ class NetworkMixin:
             del NETWORK[self.sip_address]
 
     # -- the calling node ------------------------------------------------------------------
-    def originate_sip(self: Any, a: Channel, frame: Frame, profile: str, user: str, address: str,
+    def originate_sip(self, a: Channel, frame: Frame, profile: str, user: str, address: str,
                       params: dict[str, str]) -> str | None:
         """bridge to another node: an outbound leg here, an INVITE there; returns None while it runs."""
         other = NETWORK.get(address)
@@ -65,27 +72,27 @@ class NetworkMixin:
         x.other_profile = a.profile.copy(created=0, answered=0, progress=0)
         x.initial = {"cid_name": cid_name, "cid_num": cid_num, "ip_addr": DOMAIN, "dest": user}
         x.variables.update({
-            "direction": "outbound", "is_outbound": "true", "uuid": x_uuid, "session_id": self._session_id(),
+            "direction": "outbound", "is_outbound": "true", "uuid": x_uuid, "session_id": self.new_session_id(),
             "channel_name": name, "originator": a.uuid, "signal_bond": a.uuid, "call_uuid": a.uuid,
             "origination_uuid": x_uuid, "originate_endpoint": "sofia", "sip_profile_name": profile,
             "sofia_profile_name": profile, "sip_req_uri": f"{user}@{address}", "sip_to_host": address,
         })
         self.channels[x_uuid] = x
-        self._count_session()
-        self._set_state(x, "CS_INIT", 1)
+        self.count_session()
+        self.set_state(x, "CS_INIT", 1)
         self.fire("CHANNEL_CREATE", x)
         self.fire("CHANNEL_ORIGINATE", x)
         x.bridged_call_uuid = a.uuid
-        self._set_state(x, "CS_ROUTING", 2)
-        self._set_state(x, "CS_CONSUME_MEDIA", 7)
-        self._codecs(x)
+        self.set_state(x, "CS_ROUTING", 2)
+        self.set_state(x, "CS_CONSUME_MEDIA", 7)
+        self.codec_events(x)
         a.ringing_peer = x_uuid
         self.links[x_uuid] = (other, y_uuid)
         other.links[y_uuid] = (self, x_uuid)
         gevent.spawn(other.receive_sip, y_uuid, cid_num, cid_name, user)
         return None
 
-    def answered_there(self: Any, x_uuid: str) -> None:
+    def answered_there(self, x_uuid: str) -> None:
         """The other node answered: answer our outbound leg and bridge the caller to it."""
         x = self.channels.get(x_uuid)
         a = self.channels.get(x.variables.get("originator", "")) if x is not None else None
@@ -103,10 +110,10 @@ class NetworkMixin:
         a.other_profile = x.profile.copy(logical_direction="inbound")
         a.profile.bridged = x.profile.bridged = self.now_us()
         self.fire("CHANNEL_BRIDGE", a, pre=[("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", x_uuid)])
-        self._set_state(x, "CS_EXCHANGE_MEDIA", 5)
+        self.set_state(x, "CS_EXCHANGE_MEDIA", 5)
 
     # -- the called node -------------------------------------------------------------------
-    def receive_sip(self: Any, y_uuid: str, cid_num: str, cid_name: str, user: str) -> None:
+    def receive_sip(self, y_uuid: str, cid_num: str, cid_name: str, user: str) -> None:
         """The INVITE from another node arrives on the external profile and runs our dialplan."""
         if y_uuid not in self.links:
             return  # the caller gave up while the INVITE was on its way
@@ -139,12 +146,12 @@ class NetworkMixin:
             other.links.pop(their, None)
             gevent.spawn(other.bye_from_network, their, cause)
 
-    def bye_from_network(self: Any, uuid: str, cause: str) -> None:
+    def bye_from_network(self, uuid: str, cause: str) -> None:
         ch = self.channels.get(uuid)
         if ch is not None and ch.alive:
             self.hangup_channel(ch, cause, remote=True)
 
-    def digits_to_network(self: Any, ch: Channel, digit: str, duration: int | None) -> None:
+    def digits_to_network(self, ch: Channel, digit: str, duration: int | None) -> None:
         """RFC 2833 from the phone of a leg bridged to a call to another node goes on to that node."""
         peer = self.channels.get(ch.peer) if ch.peer else None
         link = self.links.get(peer.uuid) if peer is not None else None
@@ -152,7 +159,7 @@ class NetworkMixin:
             other, their = link
             gevent.spawn(other.digits_from_network, their, digit, duration)
 
-    def digits_from_network(self: Any, uuid: str, digit: str, duration: int | None) -> None:
+    def digits_from_network(self, uuid: str, digit: str, duration: int | None) -> None:
         ch = self.channels.get(uuid)
         if ch is not None and ch.alive:
             self.press(ch, digit, "RTP", duration)

@@ -1,6 +1,6 @@
 """The ``originate`` api (mod_commands) to ``user/<ext>``, and the phone's answer to it.
 
-A mixin of :class:`fsbarge.sim.pbx.Pbx`. The event order is that of the real runs in
+A mixin of :class:`fsbarge.sim.pbx.Pbx`, using it as a :class:`fsbarge.sim.host.OriginateHost`. The event order is that of the real runs in
 tests/fixtures/realfs-captures/help-request-answered and help-request-unanswered:
 
 - the leg: CHANNEL_OUTGOING, CHANNEL_STATE CS_INIT, CHANNEL_CREATE, CHANNEL_ORIGINATE, CHANNEL_STATE
@@ -22,13 +22,19 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import gevent
 import gevent.event
 
+from .host import OriginateHost
 from .legs import originated_answer_variables, originated_leg
 from .model import Channel, new_uuid
+
+if TYPE_CHECKING:  # the type checker sees what the mixin may use of its host; at run time the Pbx supplies it
+    _Host = OriginateHost
+else:
+    _Host = object
 
 _ORIGINATE = re.compile(r"^\s*(?:\{(?P<vars>[^}]*)\})?(?P<url>\S+)(?:\s+(?P<exten>\S+))?")
 _APP = re.compile(r"^&([\w-]+)(?:\((.*)\))?$")
@@ -93,11 +99,9 @@ def parse_variables(text: str) -> dict[str, str]:
     return out
 
 
-class OriginateMixin:
+class OriginateMixin(_Host):
     """``originate`` to registered phones (only ``user/<ext>`` endpoints)."""
 
-    channels: dict[str, Channel]
-    directory: dict[str, Any]
     originating: dict[str, OriginateJob]
     originate_log: list[dict[str, Any]]
 
@@ -131,26 +135,26 @@ class OriginateMixin:
             job.finish("-ERR DESTINATION_OUT_OF_ORDER\n")
             return job
         job.uuid = log["uuid"] = uuid
-        b = originated_leg(user, uuid, params, self.clock(), self._session_id())
+        b = originated_leg(user, uuid, params, self.clock(), self.new_session_id())
         self.channels[uuid] = b
-        self._count_session()
+        self.count_session()
         self.originating[uuid] = job
         b.state, b.state_number = "CS_NONE", 1
         self.fire("CHANNEL_OUTGOING", b)
         b.show_presence = True
-        self._set_state(b, "CS_INIT", 1)
+        self.set_state(b, "CS_INIT", 1)
         b.state_number = 2
         self.fire("CHANNEL_CREATE", b)
         self.fire("CHANNEL_ORIGINATE", b)
-        self._set_state(b, "CS_ROUTING", 2)
+        self.set_state(b, "CS_ROUTING", 2)
         b.state_number = 7
-        self._presence(b, "CS_ROUTING", "progressing")
-        self._set_state(b, "CS_CONSUME_MEDIA", 7)
-        self._codecs(b)
+        self.presence_in(b, "CS_ROUTING", "progressing")
+        self.set_state(b, "CS_CONSUME_MEDIA", 7)
+        self.codec_events(b)
         # 180 Ringing from the phone
         b.profile.progress = self.now_us()
         self.fire("CHANNEL_PROGRESS", b)
-        self._callstate(b, "RINGING")
+        self.set_callstate(b, "RINGING")
         try:
             timeout = int(params.get("originate_timeout", DEFAULT_TIMEOUT))
         except ValueError:
@@ -196,6 +200,6 @@ class OriginateMixin:
             b.profile.destination_number = job.exten
             b.dialplan = deque(self.route(b) or [])
         b.set_var("current_application", None)
-        self._set_state(b, "CS_EXECUTE", 4)
+        self.set_state(b, "CS_EXECUTE", 4)
         self.pump(b)
 

@@ -37,7 +37,8 @@ class Call:
 
 
 class Pbx(HangupMixin, AppsMixin, NetworkMixin, OriginateMixin):
-    """Channels and their applications; emits every event through ``emit``."""
+    """Channels and their applications; emits every event through ``emit``. The mixins use it only
+    as the Protocols of host.py name it (``AppsHost``, ``HangupHost``, ...)."""
 
     def __init__(
         self,
@@ -81,20 +82,20 @@ class Pbx(HangupMixin, AppsMixin, NetworkMixin, OriginateMixin):
     def now_us(self) -> int:
         return int(self.clock() * 1_000_000)
 
-    def _set_state(self, ch: Channel, state: str, number: int | None = None, fire: bool = True) -> None:
+    def set_state(self, ch: Channel, state: str, number: int | None = None, fire: bool = True) -> None:
         ch.state = state
         ch.state_number = STATE_NUMBERS[state] if number is None else number
         if fire:
             self.fire("CHANNEL_STATE", ch)
 
-    def _callstate(self, ch: Channel, new: str) -> None:
+    def set_callstate(self, ch: Channel, new: str) -> None:
         old, ch.callstate = ch.callstate, new
         self.fire("CHANNEL_CALLSTATE", ch, pre=[
             ("Original-Channel-Call-State", old),
             ("Channel-Call-State-Number", str(CALLSTATE_NUMBERS[new])),
         ])
 
-    def _presence(self, ch: Channel, status: str, info_state: str) -> None:
+    def presence_in(self, ch: Channel, status: str, info_state: str) -> None:
         """PRESENCE_IN fired by check_presence()/mark_answered() for channels with a presence_id."""
         if not ch.presence_id:
             return
@@ -112,7 +113,7 @@ class Pbx(HangupMixin, AppsMixin, NetworkMixin, OriginateMixin):
         ])
         ch.presence_count += 1
 
-    def _codecs(self, ch: Channel) -> None:
+    def codec_events(self, ch: Channel) -> None:
         """The two CODEC events of media setup (note FreeSWITCH's 'Channel-Write-codec-bit-rate')."""
         ch.read_codec = ch.write_codec = PCMU
         self.fire("CODEC", ch, post=[("channel-read-codec-name", "PCMU"), ("channel-read-codec-rate", "8000"),
@@ -120,11 +121,11 @@ class Pbx(HangupMixin, AppsMixin, NetworkMixin, OriginateMixin):
         self.fire("CODEC", ch, post=[("Channel-Write-Codec-Name", "PCMU"), ("Channel-Write-Codec-Rate", "8000"),
                                      ("Channel-Write-codec-bit-rate", "64000")])
 
-    def _session_id(self) -> str:
+    def new_session_id(self) -> str:
         self._session_ids += 1
         return str(self._session_ids)
 
-    def _count_session(self) -> None:
+    def count_session(self) -> None:
         self.sessions_since_startup += 1
         self.peak_sessions = max(self.peak_sessions, len(self.channels))
 
@@ -136,25 +137,25 @@ class Pbx(HangupMixin, AppsMixin, NetworkMixin, OriginateMixin):
         ch = self._new_inbound(ext, dest, authenticated, uuid or new_uuid(), caller_id_name, trunk)
         if b_uuid:
             self._b_uuids[ch.uuid] = b_uuid
-        self._set_state(ch, "CS_NEW", 0)
+        self.set_state(ch, "CS_NEW", 0)
         ch.show_profile = ch.show_presence = True
-        self._codecs(ch)
-        self._set_state(ch, "CS_INIT", 1)
+        self.codec_events(ch)
+        self.set_state(ch, "CS_INIT", 1)
         ch.state_number = 2
         self.fire("CHANNEL_CREATE", ch)
         ch.state = "CS_ROUTING"
-        self._callstate(ch, "RINGING")
+        self.set_callstate(ch, "RINGING")
         self.fire("CHANNEL_STATE", ch)
         apps = self.route(ch)
         ch.state_number = 4 if apps is not None else 2
-        self._presence(ch, "CS_ROUTING", "progressing")
+        self.presence_in(ch, "CS_ROUTING", "progressing")
         if apps is None:
             # switch_core_standard_on_routing: "No Route, Aborting"
             self.hangup_channel(ch, "NO_ROUTE_DESTINATION")
             return ch
         ch.dialplan = deque(apps)
         ch.set_var("current_application", None)
-        self._set_state(ch, "CS_EXECUTE", 4)
+        self.set_state(ch, "CS_EXECUTE", 4)
         self.pump(ch)
         return ch
 
@@ -163,12 +164,12 @@ class Pbx(HangupMixin, AppsMixin, NetworkMixin, OriginateMixin):
         tests/fixtures/realfs-captures/agent-with-call-on-hold: CHANNEL_CALLSTATE HELD then
         CHANNEL_HOLD; CHANNEL_CALLSTATE UNHELD, CHANNEL_UNHOLD, CHANNEL_CALLSTATE ACTIVE."""
         if on:
-            self._callstate(ch, "HELD")
+            self.set_callstate(ch, "HELD")
             self.fire("CHANNEL_HOLD", ch)
         else:
-            self._callstate(ch, "UNHELD")
+            self.set_callstate(ch, "UNHELD")
             self.fire("CHANNEL_UNHOLD", ch)
-            self._callstate(ch, "ACTIVE")
+            self.set_callstate(ch, "ACTIVE")
 
     def place_call(self, caller: str, dest: str, authenticated: bool = True, a_uuid: str | None = None,
                    b_uuid: str | None = None, caller_id_name: str | None = None, trunk: bool = False) -> Call:
@@ -199,9 +200,9 @@ class Pbx(HangupMixin, AppsMixin, NetworkMixin, OriginateMixin):
     def _new_inbound(self, ext: str, dest: str, authenticated: bool, uuid: str,
                      caller_id_name: str | None = None, trunk: bool = False) -> Channel:
         ch = inbound_leg(ext, dest, uuid, None if trunk else self.directory.get(ext), authenticated, caller_id_name,
-                         self.clock(), self._session_id(), self.factory.core_headers("REQUEST_PARAMS"), trunk)
+                         self.clock(), self.new_session_id(), self.factory.core_headers("REQUEST_PARAMS"), trunk)
         self.channels[uuid] = ch
-        self._count_session()
+        self.count_session()
         return ch
 
     # -- bridge to user/<ext> ----------------------------------------------------------------
@@ -217,32 +218,32 @@ class Pbx(HangupMixin, AppsMixin, NetworkMixin, OriginateMixin):
         self.fire("CHANNEL_OUTGOING", b)
         b.show_presence = True
         b.call_uuid = a.uuid
-        self._set_state(b, "CS_INIT", 1)
+        self.set_state(b, "CS_INIT", 1)
         b.state_number = 2
         self.fire("CHANNEL_CREATE", b)
         self.fire("CHANNEL_ORIGINATE", b)
         b.bridged_call_uuid = a.uuid  # the core db sets channels.call_uuid on CHANNEL_ORIGINATE
-        self._set_state(b, "CS_ROUTING", 2)
+        self.set_state(b, "CS_ROUTING", 2)
         b.state_number = 7
-        self._presence(b, "CS_ROUTING", "progressing")
-        self._set_state(b, "CS_CONSUME_MEDIA", 7)
-        self._codecs(b)
+        self.presence_in(b, "CS_ROUTING", "progressing")
+        self.set_state(b, "CS_CONSUME_MEDIA", 7)
+        self.codec_events(b)
         a.ringing_peer = b.uuid
         if self.auto_answer:
             self.answer_outbound(b)
         else:
             # 180 Ringing from the phone (guessed: not in the captures).
             b.profile.progress = self.now_us()
-            self._callstate(b, "RINGING")
+            self.set_callstate(b, "RINGING")
             self.fire("CHANNEL_PROGRESS", b)
             a.profile.progress = self.now_us()
             self.fire("CHANNEL_PROGRESS", a)
         return None
 
     def _new_outbound(self, a: Channel, user: User, uuid: str) -> Channel:
-        b = outbound_leg(a, user, uuid, self.clock(), self._session_id())
+        b = outbound_leg(a, user, uuid, self.clock(), self.new_session_id())
         self.channels[uuid] = b
-        self._count_session()
+        self.count_session()
         return b
 
     def answer_outbound(self, b: Channel) -> None:
@@ -283,7 +284,7 @@ class Pbx(HangupMixin, AppsMixin, NetworkMixin, OriginateMixin):
         })
         a.profile.bridged = b.profile.bridged = now
         self.fire("CHANNEL_BRIDGE", a, pre=[("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)])
-        self._set_state(b, "CS_EXCHANGE_MEDIA", 5)
+        self.set_state(b, "CS_EXCHANGE_MEDIA", 5)
         a_name = b.profile.caller_id_name
         a_num = b.profile.caller_id_number
         b.variables.update({
@@ -329,6 +330,6 @@ class Pbx(HangupMixin, AppsMixin, NetworkMixin, OriginateMixin):
                              "rtp_use_ssrc": str(3_000_000_000 + port),
                              "rtp_2833_send_payload": "101", "rtp_2833_recv_payload": "101"})
         self.fire("CHANNEL_ANSWER", ch)
-        self._presence(ch, "answered", "active")
-        self._callstate(ch, "ACTIVE")
+        self.presence_in(ch, "answered", "active")
+        self.set_callstate(ch, "ACTIVE")
         self.leg_answered(ch)

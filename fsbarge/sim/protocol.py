@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from .connection import Connection
+from .host import EslHost
 from .model import EVENT_NAMES, new_uuid
 from .originate import OriginateJob
 from .wire import Command, api_response, command_reply, disconnect_notice
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .server import Connection
-    from .simulator import FreeSwitchSim
 
-
-def dispatch(sim: "FreeSwitchSim", conn: "Connection", cmd: Command) -> None:
+def dispatch(sim: EslHost, conn: Connection, cmd: Command) -> None:
     """parse_command(): the reply, then whatever the command sets in motion."""
     line = cmd.line.strip()
     low = line.lower()
@@ -32,7 +28,7 @@ def dispatch(sim: "FreeSwitchSim", conn: "Connection", cmd: Command) -> None:
                 conn.send(command_reply("-ERR invalid"))
                 conn.send(disconnect_notice())
                 conn.close_after_flush()
-            sim._changed()
+            sim.changed()
             return
         if low.startswith("userauth "):
             conn.send(command_reply("-ERR invalid"))
@@ -44,7 +40,7 @@ def dispatch(sim: "FreeSwitchSim", conn: "Connection", cmd: Command) -> None:
     verb = low.split(" ", 1)[0]
     if verb in ("event", "nixevent", "noevents"):
         conn.send(command_reply(handle_event_command(conn, cmd)))
-        sim._changed()
+        sim.changed()
     elif verb == "filter":
         conn.send(command_reply(handle_filter_command(conn, cmd)))
     elif verb == "myevents":
@@ -55,15 +51,15 @@ def dispatch(sim: "FreeSwitchSim", conn: "Connection", cmd: Command) -> None:
             conn.fmt = "json"
         conn.send(command_reply("+OK Events Enabled"))
     elif verb == "sendmsg":
-        reply, ch = sim._pbx.queue_sendmsg(cmd)
+        reply, ch = sim.pbx.queue_sendmsg(cmd)
         conn.send(command_reply(reply))
         if ch is not None:
-            sim._pbx.pump(ch)
+            sim.pbx.pump(ch)
     elif verb == "sendevent":
-        conn.send(command_reply(f"+OK {sim._pbx.sendevent(cmd)}"))
+        conn.send(command_reply(f"+OK {sim.pbx.sendevent(cmd)}"))
     elif verb == "api":
         api_cmd, _, arg = line[4:].strip().partition(" ")
-        output, _found = sim._api.execute(api_cmd, arg or None)
+        output, _found = sim.api.execute(api_cmd, arg or None)
         if isinstance(output, OriginateJob):
             output = output.result.get()  # api blocks this connection until the originate ends
         conn.send(api_response(output or "-ERR no reply\n"))
@@ -71,12 +67,12 @@ def dispatch(sim: "FreeSwitchSim", conn: "Connection", cmd: Command) -> None:
         api_cmd, _, arg = line[6:].strip().partition(" ")
         job = cmd.get("Job-UUID") or new_uuid()
         conn.send(command_reply(f"~Reply-Text: +OK Job-UUID: {job}\nJob-UUID: {job}\n\n"))
-        output, _found = sim._api.execute(api_cmd, arg or None)
+        output, _found = sim.api.execute(api_cmd, arg or None)
         post = [("Job-UUID", job), ("Job-Command", api_cmd)]
         if arg:
             post.append(("Job-Command-Arg", arg))
 
-        pbx = sim._pbx
+        pbx = sim.pbx  # the one this job ran on, even if FreeSWITCH restarts before it ends
 
         def done(text: str) -> None:
             pbx.fire("BACKGROUND_JOB", None, post=post, body=text or "Command returned no output!")

@@ -184,19 +184,34 @@ class FreeSwitchSim:
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return self._hub.call(fn, *args, **kwargs)
 
-    # -- events and commands (internal hooks used by the server and the PBX) -------------------
     def _emit(self, event: Event) -> None:
+        """Every event the PBX fires: recorded, sent to the subscribed clients, waiters woken."""
         self.events.append(event)
         self._server.broadcast(event)
-        self._changed()
+        self.changed()
 
-    def _changed(self) -> None:
+    # -- what the Event Socket server uses (fsbarge.sim.host.EslHost) ---------------------------
+    @property
+    def pbx(self) -> Pbx:
+        """The PBX the commands run on (a new one after :meth:`shutdown_restart`)."""
+        return self._pbx
+
+    @property
+    def api(self) -> Api:
+        return self._api
+
+    def changed(self) -> None:
+        """Something a waiter may wait for happened: wake them (they check their condition again)."""
         old, self._change = self._change, gevent.event.Event()
         old.set()
 
-    def _record_command(self, conn_id: int, cmd: Command) -> None:
+    def record_command(self, conn_id: int, cmd: Command) -> None:
         self.received_commands.append((conn_id, cmd.text))
-        self._changed()
+        self.changed()
+
+    def wait_unstalled(self) -> None:
+        """Block a connection's command worker while :meth:`stall_replies` is on."""
+        self._unstalled.wait()
 
     # -- waiters -----------------------------------------------------------------------------
     def wait_for(self, predicate: Callable[[], T], timeout: float = WAIT) -> T:
@@ -545,7 +560,7 @@ class FreeSwitchSim:
         if old.sip_address is not None:
             self._pbx.node_acl = old.node_acl
             self._pbx.join_network(old.sip_address)
-        self._changed()
+        self.changed()
         return self._core.core_uuid
 
     def join_network(self, sip_address: str, acl: set[str] | None = None) -> None:

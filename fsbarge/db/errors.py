@@ -1,27 +1,15 @@
-"""What a database problem is called: the one-line DatabaseError and the words for it.
+"""Database problems as one line an operator can act on, and whether waiting clears them.
 
-No SQLAlchemy here (only the standard library), so that read commands, which read through plain
-DB-API connections (fsbarge.sqlread), say the same lines as the daemon and `db upgrade` without
-importing the ORM's engine; fsbarge.db re-exports every name.
+No SQLAlchemy here: the read side raises and shows these without importing it (the translation
+of SQLAlchemy's exceptions into them is fsbarge.db.engine.translate_errors).
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = [
-    "NOT_INITIALISED",
-    "SCHEMA_HEAD",
-    "DatabaseError",
-    "damage_message",
-    "describe_error",
-    "first_line",
-    "missing_table_named",
-]
+__all__ = ["DatabaseError", "NOT_INITIALISED", "damage_message", "describe_error", "first_line", "missing_table_named"]
 
-# The newest migration, known without importing Alembic, so that read commands start fast. A stale
-# value only costs speed (readers then ask Alembic); tests/test_db.py says when to bump it.
-SCHEMA_HEAD = "0008"
 NOT_INITIALISED = "database not initialised: run `fsbarge db upgrade`"
 
 
@@ -37,6 +25,7 @@ class DatabaseError(Exception):
 
 
 def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name if it has none)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
