@@ -27,12 +27,15 @@ from typing import Any
 
 from fsbarge.auditview import REFUSED_OUTCOMES, tabulate
 from fsbarge.humantime import UTC, Zone, duration
-from fsbarge.terms import HISTORY_MODES, MODES, UNKNOWN_MODE
+from fsbarge.terms import (
+    ACTIVE, COMPLETED, CUSTOMER_WHISPER, DENIED, FAILED, HISTORY_MODES, MODES, NO_ACTIVE_CALL, UNKNOWN_MODE, Outcome,
+)
 
-__all__ = ["BY", "OUTCOMES", "NO_TEAM", "UNKNOWN", "render_stats", "summarise", "team_key", "team_resolver"]
+__all__ = ["BY", "OUTCOME_ORDER", "NO_TEAM", "UNKNOWN", "render_stats", "summarise", "team_key", "team_resolver"]
 
 BY = ("agent", "supervisor", "team", "day")
-OUTCOMES = ("completed", "failed", "active", "denied", "no_active_call")  # the display order of terms.OUTCOMES
+# terms.OUTCOMES in the order a summary shows them: finished ones first, refusals last
+OUTCOME_ORDER: tuple[Outcome, ...] = (COMPLETED, FAILED, ACTIVE, DENIED, NO_ACTIVE_CALL)
 NO_TEAM = "(no team)"
 UNKNOWN = "(unknown)"
 
@@ -69,7 +72,7 @@ class _Group:
     def as_dict(self) -> dict[str, Any]:
         return {
             "interventions": self.interventions,
-            "outcomes": {o: self.outcomes.get(o, 0) for o in (*OUTCOMES, *sorted(set(self.outcomes) - set(OUTCOMES)))},
+            "outcomes": {o: self.outcomes.get(o, 0) for o in (*OUTCOME_ORDER, *sorted(set(self.outcomes) - set(OUTCOME_ORDER)))},
             "refused_by_reason": dict(sorted(self.refused.items(), key=lambda kv: (-kv[1], kv[0]))),
             "seconds_by_mode": {
                 m: self.mode_ms.get(m, 0) / 1000 for m in (*HISTORY_MODES, *sorted(set(self.mode_ms) - set(HISTORY_MODES)))
@@ -212,15 +215,15 @@ def render_stats(summary: Mapping[str, Any], fmt: str) -> str:
     by = summary["by"]
     # "unknown" (a gap while the daemon was down or cut off from FreeSWITCH) only when there is some
     modes = [*MODES, *([UNKNOWN_MODE] if summary["total"]["seconds_by_mode"].get(UNKNOWN_MODE) else [])]
-    headers = [f"day ({summary['time_zone']})" if by == "day" else by, "interventions", "completed", "failed", "active", "refused (by reason)",
-               *[m.replace("customer_whisper", "cust. whisper") for m in modes], "median", "longest"]
+    headers = [f"day ({summary['time_zone']})" if by == "day" else by, "interventions", COMPLETED, FAILED, ACTIVE, "refused (by reason)",
+               *[m.replace(CUSTOMER_WHISPER, "cust. whisper") for m in modes], "median", "longest"]
 
     def line(key: str, row: Mapping[str, Any]) -> list[Any]:
         o, spent = row["outcomes"], row["seconds_by_mode"]
         longest = duration(row["longest_seconds"])
         if row["longest_id"] is not None:
             longest += f" (#{row['longest_id']})"
-        return [key, row["interventions"], o["completed"], o["failed"], o["active"], _refusals(row["refused_by_reason"]),
+        return [key, row["interventions"], o[COMPLETED], o[FAILED], o[ACTIVE], _refusals(row["refused_by_reason"]),
                 *[duration(spent.get(m) or None) for m in modes], duration(row["median_seconds"]), longest]
 
     if not summary["groups"]:

@@ -26,7 +26,11 @@ from .channels import ChannelTable
 from .crossnode import Claim, CrossNode, Ticket, TicketError
 from .events import Event
 from .policy import Policy
-from .terms import MODES, Mode
+from .terms import (
+    ACTIVE, BARGE, CALL_ENDED, COMPLETED, CONNECTION_LOST, CUSTOMER_WHISPER, DAEMON_RESTART, DENIED, DTMF, FAILED,
+    FEATURE_CODE, FREESWITCH_SHUTDOWN, HELP_REQUEST, LISTEN, MODES, NO_ACTIVE_CALL, REATTACH, SUPERVISOR_HANGUP,
+    SUPERVISOR_LEFT, WHISPER, EndReason, Mode, ModeSource, Outcome,
+)
 
 __all__ = [
     "AddMode",
@@ -48,7 +52,7 @@ __all__ = [
     "MODE_KEYS",
 ]
 
-KEY_MODES: dict[str, Mode] = {"0": "listen", "1": "customer_whisper", "2": "whisper", "3": "barge"}
+KEY_MODES: dict[str, Mode] = {"0": LISTEN, "1": CUSTOMER_WHISPER, "2": WHISPER, "3": BARGE}
 assert set(KEY_MODES.values()) == set(MODES)
 MODE_KEYS = {mode: key for key, mode in KEY_MODES.items()}
 EAVESDROP_APPS = ("eavesdrop", "three_way")
@@ -57,9 +61,9 @@ EAVESDROP_APPS = ("eavesdrop", "three_way")
 # whisper_bleg: the eavesdropped leg (agent) hears the supervisor, like key 2;
 # whisper_aleg: the other party (customer) hears, like key 1; both: three-way.
 START_VARS: dict[str, tuple[str, str]] = {
-    "listen": ("false", "false"),
-    "whisper": ("false", "true"),
-    "barge": ("true", "true"),
+    LISTEN: ("false", "false"),
+    WHISPER: ("false", "true"),
+    BARGE: ("true", "true"),
 }
 
 
@@ -79,7 +83,7 @@ class AddMode:
     key: str
     mode: str
     at: float
-    source: str
+    source: ModeSource
     refused: bool = False
     notified: tuple[str, ...] = ()  # who heard the notification tone on entering this mode
 
@@ -87,9 +91,9 @@ class AddMode:
 @dataclass(frozen=True)
 class CloseAudit:
     key: str
-    outcome: str
+    outcome: Outcome
     ended_at: float
-    end_reason: str | None
+    end_reason: EndReason | None
     reason: str | None = None
 
 
@@ -228,7 +232,7 @@ class Intervention:
     end_tone: str | None = None  # CALL_ENDED: the tone the supervisor hears once eavesdrop returns
     commanded: bool = False  # we have sent this eavesdrop a mode key (a refusal undone, a re-assert)
     start_notified: tuple[str, ...] = ()  # who heard the tone when it started (recorded with the first mode)
-    start_source: str = "feature_code"  # the first mode's source: help_request when a help request led here
+    start_source: str = FEATURE_CODE  # the first mode's source: help_request when a help request led here
 
     @property
     def state(self) -> State:
@@ -354,7 +358,7 @@ class BargeMachine:
                 )
             return []
         if name == "SHUTDOWN":
-            return self.close_all("freeswitch_shutdown", now)
+            return self.close_all(FREESWITCH_SHUTDOWN, now)
         if name == "CHANNEL_EXECUTE" and ev.uuid in self.abandoned and ev.application in EAVESDROP_APPS:
             return [SendKey(ev.uuid, "*")]
         if name == "CHANNEL_HANGUP" and ev.uuid in self.abandoned:
@@ -391,7 +395,7 @@ class BargeMachine:
 
     def request(
         self, sup_uuid: str, mode: str | None, agent: str | None, supervisor: str | None, caller_number: str | None, now: float,
-        *, origin: str = "feature_code", help_uid: str | None = None, ticket: Ticket | None = None,
+        *, origin: str = FEATURE_CODE, help_uid: str | None = None, ticket: Ticket | None = None,
     ) -> list[Effect]:
         """A feature-code request: from CHANNEL_PARK, or read back from a channel still parked
         after a resync. ``supervisor`` is the authenticated ``user_name`` (None if unknown). A
@@ -422,7 +426,7 @@ class BargeMachine:
             record.update(started_at=ticket.started_at, supervisor_node=ticket.from_node)
         reason = self.policy.refusal(supervisor, agent, mode)
         if reason is not None:
-            return self._refuse(sup_uuid, record, "denied", reason, now)
+            return self._refuse(sup_uuid, record, DENIED, reason, now)
         leg = self.channels.agent_leg(agent)
         if leg is None:
             # A request sent here from another node is never sent on (no ping-pong between nodes).
@@ -431,16 +435,16 @@ class BargeMachine:
                 # SPEC: the record's node is the agent's node and it names the supervisor's node
                 record.update(node=other, supervisor_node=self.node)
                 if self.cross is None or self.cross.address(other) is None:
-                    return self._refuse(sup_uuid, record, "denied", "target_on_other_node", now)
+                    return self._refuse(sup_uuid, record, DENIED, "target_on_other_node", now)
                 return self._hand_off(sup_uuid, record, other, now)
-            return self._refuse(sup_uuid, record, "no_active_call", None, now)
+            return self._refuse(sup_uuid, record, NO_ACTIVE_CALL, None, now)
         record["target_uuid"] = leg.uuid
         record["customer"] = self._customer_of(leg)
-        if mode == "barge" and not self.policy.allow_second_barge and self._barged_by_other(leg.uuid, sup_uuid):
-            return self._refuse(sup_uuid, record, "denied", "already_barged", now)
+        if mode == BARGE and not self.policy.allow_second_barge and self._barged_by_other(leg.uuid, sup_uuid):
+            return self._refuse(sup_uuid, record, DENIED, "already_barged", now)
         app_uuid = self.new_id()
         record["application_uuid"] = app_uuid
-        record["outcome"] = "active"
+        record["outcome"] = ACTIVE
         self.active[sup_uuid] = Intervention(
             sup_uuid=sup_uuid,
             supervisor=supervisor or "",
@@ -449,7 +453,7 @@ class BargeMachine:
             requested_mode=mode,
             started_at=now,
             app_uuid=app_uuid,
-            start_source="help_request" if origin == "help_request" else "feature_code",
+            start_source=HELP_REQUEST if origin == HELP_REQUEST else FEATURE_CODE,
         )
         aleg, bleg = START_VARS[mode]
         iv = self.active[sup_uuid]
@@ -478,7 +482,7 @@ class BargeMachine:
         try:
             self.cross.issue(ticket, now)
         except TicketError:  # the agent's node is served by another instance, through a database that is down
-            return self._refuse(sup_uuid, record, "failed", "node_unreachable", now)
+            return self._refuse(sup_uuid, record, FAILED, "node_unreachable", now)
         app_uuid = self.new_id()
         self.handoffs[sup_uuid] = HandOff(ticket.token, app_uuid, record)
         return [
@@ -495,8 +499,8 @@ class BargeMachine:
         assert self.cross is not None
         if not self.cross.revoke(h.token):
             return []  # the agent's node has it: recorded and ended there
-        reason = "supervisor_hangup" if hung_up else "node_unreachable"
-        h.record.update(outcome="failed", reason=reason, ended_at=now)
+        reason = SUPERVISOR_HANGUP if hung_up else "node_unreachable"
+        h.record.update(outcome=FAILED, reason=reason, ended_at=now)
         effects: list[Effect] = [OpenAudit(sup_uuid, h.record)]
         if not hung_up:
             effects += self.refusal_tone(sup_uuid)
@@ -515,10 +519,10 @@ class BargeMachine:
             return [Execute(uuid, "hangup", "CALL_REJECTED")]
         record: dict[str, Any] = {
             "node": self.node, "supervisor": None, "supervisor_uuid": uuid, "agent": "", "target_uuid": None,
-            "customer": None, "requested_mode": "", "reason": None, "started_at": now, "origin": "feature_code",
+            "customer": None, "requested_mode": "", "reason": None, "started_at": now, "origin": FEATURE_CODE,
             "team": None,
         }
-        return self._refuse(uuid, record, "denied", "unauthenticated", now)
+        return self._refuse(uuid, record, DENIED, "unauthenticated", now)
 
     def _refuse(self, sup_uuid: str, record: dict[str, Any], outcome: str, reason: str | None, now: float) -> list[Effect]:
         record.update(outcome=outcome, reason=reason, ended_at=now)
@@ -547,7 +551,7 @@ class BargeMachine:
 
     def _barged_by_other(self, target_uuid: str, sup_uuid: str) -> bool:
         return any(
-            iv.target_uuid == target_uuid and iv.mode == "barge" and iv.sup_uuid != sup_uuid and iv.state is not State.CALL_ENDED
+            iv.target_uuid == target_uuid and iv.mode == BARGE and iv.sup_uuid != sup_uuid and iv.state is not State.CALL_ENDED
             for iv in self.active.values()
         )
 
@@ -604,17 +608,17 @@ class BargeMachine:
         if mode is None or mode == iv.mode:
             return effects
         refused = not self.policy.mode_allowed(iv.supervisor, iv.agent, mode) or (
-            mode == "barge" and not self.policy.allow_second_barge and self._barged_by_other(iv.target_uuid, iv.sup_uuid)
+            mode == BARGE and not self.policy.allow_second_barge and self._barged_by_other(iv.target_uuid, iv.sup_uuid)
         )
         if refused:
             # FreeSWITCH has already applied the key; put the previous mode back.
-            effects.append(AddMode(iv.sup_uuid, mode, now, "dtmf", refused=True))
-            effects.append(SendKey(iv.sup_uuid, MODE_KEYS[iv.mode or "listen"]))
+            effects.append(AddMode(iv.sup_uuid, mode, now, DTMF, refused=True))
+            effects.append(SendKey(iv.sup_uuid, MODE_KEYS[iv.mode or LISTEN]))
             iv.commanded = True
             return effects
         iv.change_mode(mode)
         tones, notified = self._notify(iv, mode, now)
-        effects.append(AddMode(iv.sup_uuid, mode, now, "dtmf", notified=notified))
+        effects.append(AddMode(iv.sup_uuid, mode, now, DTMF, notified=notified))
         effects += tones
         if iv.commanded:
             # A key and one of our commands may have crossed on the wire, leaving FreeSWITCH in
@@ -625,7 +629,7 @@ class BargeMachine:
     # -- endings ------------------------------------------------------------
 
     def _finish(self, iv: Intervention, end_reason: str, now: float) -> list[Effect]:
-        return [CloseAudit(iv.sup_uuid, "completed", now, end_reason)]
+        return [CloseAudit(iv.sup_uuid, COMPLETED, now, end_reason)]
 
     def _forget(self, iv: Intervention) -> State:
         """Out of the machine, for good; returns the state it ended from."""
@@ -640,13 +644,13 @@ class BargeMachine:
             # EXECUTE_COMPLETE with no media bug: the target vanished between our
             # lookup and the execute (captures 04).
             return [
-                CloseAudit(iv.sup_uuid, "failed", now, None, reason="target_gone"),
+                CloseAudit(iv.sup_uuid, FAILED, now, None, reason="target_gone"),
                 *self._hangup_supervisor(iv, self.tones.error),
             ]
         target_alive = self.channels.get(iv.target_uuid) is not None
         if was is State.LEAVING or target_alive:
-            return [*self._finish(iv, "supervisor_left", now), *self._hangup_supervisor(iv, None)]
-        return [*self._finish(iv, "call_ended", now), *self._hangup_supervisor(iv, self.tones.ended)]
+            return [*self._finish(iv, SUPERVISOR_LEFT, now), *self._hangup_supervisor(iv, None)]
+        return [*self._finish(iv, CALL_ENDED, now), *self._hangup_supervisor(iv, self.tones.ended)]
 
     @staticmethod
     def _hangup_supervisor(iv: Intervention, tone: str | None) -> list[Effect]:
@@ -655,7 +659,7 @@ class BargeMachine:
     def _supervisor_hangup(self, iv: Intervention, ev: Event, now: float) -> list[Effect]:
         if self._forget(iv) is State.CALL_ENDED:
             return []  # already closed when the call ended
-        reason = "freeswitch_shutdown" if ev.hangup_cause == "SYSTEM_SHUTDOWN" else "supervisor_hangup"
+        reason = FREESWITCH_SHUTDOWN if ev.hangup_cause == "SYSTEM_SHUTDOWN" else SUPERVISOR_HANGUP
         return self._finish(iv, reason, now)
 
     def _target_hangup(self, ev: Event, now: float) -> list[Effect]:
@@ -664,7 +668,7 @@ class BargeMachine:
         for iv in list(self.active.values()):
             if iv.target_uuid != ev.uuid or iv.state in (State.CALL_ENDED, State.REQUESTED):
                 continue  # REQUESTED: eavesdrop will return at once, handled as target_gone
-            reason = "freeswitch_shutdown" if shutdown else "call_ended"
+            reason = FREESWITCH_SHUTDOWN if shutdown else CALL_ENDED
             # The call is over: close the record now (its true end), and hang the
             # supervisor up once eavesdrop has returned them to park.
             iv.end_call(self.tones.ended)
@@ -690,7 +694,7 @@ class BargeMachine:
             iv = self.active.get(sup_uuid)
             if iv is not None and iv.state is State.ACTIVE and iv.mode:
                 iv.commanded = True
-                effects += [AddMode(sup_uuid, iv.mode, now, "reattach"), SendKey(sup_uuid, MODE_KEYS.get(iv.mode, "0"))]
+                effects += [AddMode(sup_uuid, iv.mode, now, REATTACH), SendKey(sup_uuid, MODE_KEYS.get(iv.mode, "0"))]
         return effects
 
     def reattach(
@@ -728,7 +732,7 @@ class BargeMachine:
             )
             iv = self.active.get(sup_uuid)
             if running and target:
-                mode = rec.get("current_mode") or rec.get("requested_mode") or "listen"
+                mode = rec.get("current_mode") or rec.get("requested_mode") or LISTEN
                 if iv is None:
                     iv = Intervention(
                         sup_uuid=sup_uuid,
@@ -743,35 +747,35 @@ class BargeMachine:
                     self.decided[sup_uuid] = None
                 iv.reattach(mode)
                 effects.append(SendKey(sup_uuid, MODE_KEYS.get(mode, "0")))
-                effects.append(AddMode(sup_uuid, mode, now, "reattach"))
+                effects.append(AddMode(sup_uuid, mode, now, REATTACH))
                 continue
             if iv is not None:
                 self._forget(iv)
             if not rec.get("modes") and not rec.get("current_mode"):
                 # Eavesdrop never started (the connection went while we were starting it).
                 effects.append(
-                    CloseAudit(sup_uuid, "failed", now, None, reason="daemon_restart" if restarted else "connection_lost")
+                    CloseAudit(sup_uuid, FAILED, now, None, reason=DAEMON_RESTART if restarted else CONNECTION_LOST)
                 )
                 tone = self.tones.error
                 if sup is not None:
                     self.abandoned.add(sup_uuid)
             elif sup_uuid in endings:
                 reason, at = endings[sup_uuid]
-                effects.append(CloseAudit(sup_uuid, "completed", at, reason))
+                effects.append(CloseAudit(sup_uuid, COMPLETED, at, reason))
                 tone = self.tones.ended
             elif restarted:
                 ended = max(t for t in (rec.get("last_mode_at"), last_seen, rec.get("started_at")) if t is not None)
-                effects.append(CloseAudit(sup_uuid, "completed", ended, "daemon_restart"))
+                effects.append(CloseAudit(sup_uuid, COMPLETED, ended, DAEMON_RESTART))
                 tone = self.tones.ended
             else:
                 # A reconnect: what the channels show. The agent's call alive and the supervisor
                 # still on the line without eavesdrop (back in park): they left with eavesdrop's
                 # own key, `*`.
                 if target and self.channels.get(target) is not None:
-                    reason = "supervisor_left" if sup is not None else "supervisor_hangup"
+                    reason = SUPERVISOR_LEFT if sup is not None else SUPERVISOR_HANGUP
                 else:
-                    reason = "call_ended"
-                effects.append(CloseAudit(sup_uuid, "completed", now, reason))
+                    reason = CALL_ENDED
+                effects.append(CloseAudit(sup_uuid, COMPLETED, now, reason))
                 tone = self.tones.ended
             if sup is not None:
                 effects += play_then_hang_up(sup_uuid, tone, "NORMAL_CLEARING")

@@ -17,6 +17,7 @@ from html import escape
 from typing import Any
 
 from fsbarge.auditview import plain_number
+from fsbarge.terms import ACTIVE, BARGE, COMPLETED, CUSTOMER_WHISPER, DENIED, FAILED, LISTEN, NO_ACTIVE_CALL, WHISPER
 
 __all__ = ["DAILY_UP_TO", "OUTCOME_COLOURS", "MODE_COLOURS", "columns_chart", "hbar_chart", "legend", "periods"]
 
@@ -25,14 +26,14 @@ WEEKLY_UP_TO = 371  # days: 53 weeks
 MAX_LABELS = 8  # column labels under a chart: about 45 px apart on a phone
 
 OUTCOME_COLOURS = {
-    "completed": "#2e7d32",
-    "failed": "#c62828",
-    "active": "#1565c0",
-    "denied": "#ef6c00",
-    "no_active_call": "#9e9e9e",
+    COMPLETED: "#2e7d32",
+    FAILED: "#c62828",
+    ACTIVE: "#1565c0",
+    DENIED: "#ef6c00",
+    NO_ACTIVE_CALL: "#9e9e9e",
 }
 MODE_COLOURS = {
-    "listen": "#546e7a", "whisper": "#00897b", "barge": "#d81b60", "customer_whisper": "#8e24aa",
+    LISTEN: "#546e7a", WHISPER: "#00897b", BARGE: "#d81b60", CUSTOMER_WHISPER: "#8e24aa",
     "unknown": "#bdbdbd",  # a gap: the daemon was down or cut off from FreeSWITCH
 }
 OTHER_COLOUR = "#795548"

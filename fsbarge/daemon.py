@@ -37,6 +37,7 @@ from .db.errors import DatabaseError
 from .db.migrations import is_up_to_date, upgrade
 from .health import Health, problems_json, status_file_path, write_status_file
 from .esl.link import NodeLink
+from .changes import Change, Closed, ModeAdded, NodeSeen, Opened
 from .journal import Journal, JournalError
 from .nojournal import UnavailableJournal
 from .mirror import Mirror
@@ -52,6 +53,7 @@ from .store import AuditStore, ChannelStore
 from .outbox import Outbox
 from .store import WebhookStore
 from .webhooks import Deliverer
+from .terms import COMPLETED, DAEMON_RESTART
 
 __all__ = ["Daemon", "watchdog_period"]
 
@@ -352,8 +354,8 @@ class Daemon:
         for lost in self.journal.lost_opens:
             last_seen = self.journal.nodes.get(lost.get("node") or "", {}).get("last_seen")
             ended = max(t for t in (lost["last_at"], last_seen) if t is not None)
-            changes.append({"kind": "close", "id": str(uuid.uuid4()), "uid": lost["uid"], "node": lost.get("node"),
-                            "outcome": "completed", "ended_at": ended, "end_reason": "daemon_restart", "reason": None})
+            changes.append(Closed(id=str(uuid.uuid4()), uid=lost["uid"], node=lost.get("node"), outcome=COMPLETED,
+                                  ended_at=ended, end_reason=DAEMON_RESTART))
         if changes:
             try:
                 self.journal.append(changes)
@@ -439,7 +441,7 @@ class Daemon:
         and the node's last Core-UUID go into our journal, so the resync re-attaches them. The
         changes keep their ids, so shipping them back changes nothing."""
         records, core = blocking(lambda: (self.audit_store.open_interventions(name), self.channel_store.node(name)))
-        changes: list[dict[str, object]] = []
+        changes: list[Change] = []
         for rec in records:
             uid = rec.get("uid")
             if not uid or uid in self.journal.records:
@@ -447,17 +449,17 @@ class Daemon:
             record = {k: rec.get(k) for k in ("node", "supervisor", "supervisor_uuid", "agent", "target_uuid", "customer",
                                               "requested_mode", "outcome", "reason", "started_at", "application_uuid",
                                               "origin", "supervisor_node", "team")}
-            changes.append({"kind": "open", "id": uid, "uid": uid, "node": name, "record": record})
+            changes.append(Opened(id=uid, uid=uid, node=name, record=record))
             for m in rec["modes"]:
-                changes.append({"kind": "mode", "id": m["change_id"] or f"{uid}-adopted-{len(changes)}", "uid": uid, "node": name,
-                                "mode": m["mode"], "at": m["at"], "source": m["source"], "refused": m["refused"]})
+                changes.append(ModeAdded(id=m["change_id"] or f"{uid}-adopted-{len(changes)}", uid=uid, node=name,
+                                         mode=m["mode"], at=m["at"], source=m["source"], refused=m["refused"]))
         stored = (core or {}).get("core_uuid")
         if stored and stored != self.journal.nodes.get(name, {}).get("core_uuid"):
-            changes.append({"kind": "node", "node": name, "core_uuid": stored})
+            changes.append(NodeSeen(node=name, core_uuid=stored))
         # the last event the other instance processed: where a re-attached mode becomes unknown
         seen = (core or {}).get("last_event_at")
         if seen is not None and seen > (self.journal.nodes.get(name, {}).get("last_seen") or 0):
-            changes.append({"kind": "node", "node": name, "last_seen": seen})
+            changes.append(NodeSeen(node=name, last_seen=seen))
         if changes:
             self.journal.append(changes)
             self.shipper.notify()

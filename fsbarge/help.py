@@ -20,6 +20,7 @@ from .barge import BargeMachine, Effect, Execute, MixTone
 from .channels import Channel, ChannelTable
 from .events import Event
 from .policy import Policy
+from .terms import ANSWERED, CALL_ENDED, EXTERNAL, HELP_REQUEST, NO_SUPERVISOR, PHONE, UNANSWERED, WHISPER, HelpOutcome
 
 __all__ = ["BIND_HELP_KEY", "BIND_HELP_KEY_CALLER", "CloseHelp", "DueAt", "HelpDesk", "HelpTones", "Kill", "OpenHelp", "Originate"]
 
@@ -49,7 +50,7 @@ class CloseHelp:
     """Journal help_close; ``intervention_key`` is the supervisor leg whose record it led to."""
 
     uid: str
-    outcome: str
+    outcome: HelpOutcome
     ended_at: float
     answered_by: str | None = None
     answered_at: float | None = None
@@ -163,11 +164,11 @@ class HelpDesk:
             leg = self.channels.agent_leg(ev.help_agent)
             if leg is None:
                 return []
-            return self.request(ev.help_agent, leg.uuid, "external", ev.help_reason, now)
+            return self.request(ev.help_agent, leg.uuid, EXTERNAL, ev.help_reason, now)
         ch = self.channels.get(ev.uuid) if ev.uuid else None
         if ch is None or not ch.user or not self.policy.is_agent(ch.user):
             return []  # (a caller's binding now bridged to someone who is no agent)
-        return self.request(ch.user, ch.uuid, "phone", None, now)
+        return self.request(ch.user, ch.uuid, PHONE, None, now)
 
     def request(self, agent: str, agent_uuid: str, source: str, reason: str | None, now: float) -> list[Effect]:
         if agent_uuid in self.open:
@@ -186,7 +187,7 @@ class HelpDesk:
         candidates = [s for s in self.policy.help_supervisors(agent) if s not in busy]
         if not candidates:
             del self.open[agent_uuid]
-            return [*effects, CloseHelp(req.uid, "no_supervisor", now), MixTone(agent_uuid, self.tones.unanswered)]
+            return [*effects, CloseHelp(req.uid, NO_SUPERVISOR, now), MixTone(agent_uuid, self.tones.unanswered)]
         for sup in candidates:
             leg = self.new_id()
             req.ringing[leg] = sup
@@ -198,7 +199,7 @@ class HelpDesk:
         req = next((r for r in self.open.values() if r.uid == uid), None)
         if req is None or req.answered:
             return []
-        return self._unanswered(req, "unanswered", now)
+        return self._unanswered(req, UNANSWERED, now)
 
     # -- its end ------------------------------------------------------------------------
 
@@ -213,12 +214,12 @@ class HelpDesk:
         others = [Kill(u) for u in req.ringing]
         req.ringing.clear()
         started = self.machine.request(
-            leg, "whisper", req.agent, sup, sup, now, origin="help_request", help_uid=req.uid
+            leg, WHISPER, req.agent, sup, sup, now, origin=HELP_REQUEST, help_uid=req.uid
         )
         return [
             *others,
             *started,
-            CloseHelp(req.uid, "answered", now, answered_by=sup, answered_at=now, intervention_key=leg),
+            CloseHelp(req.uid, ANSWERED, now, answered_by=sup, answered_at=now, intervention_key=leg),
             MixTone(req.agent_uuid, self.tones.answered),
         ]
 
@@ -228,14 +229,14 @@ class HelpDesk:
             del self.open[uuid]
             if req.answered:
                 return []
-            return [*(Kill(u) for u in req.ringing), CloseHelp(req.uid, "call_ended", now)]
+            return [*(Kill(u) for u in req.ringing), CloseHelp(req.uid, CALL_ENDED, now)]
         req = self._ringing_owner(uuid)
         if req is None:
             return []
         del req.ringing[uuid]  # a supervisor declined, or their phone gave up
         if req.ringing or req.answered:
             return []
-        return self._unanswered(req, "unanswered", now, kill=False)
+        return self._unanswered(req, UNANSWERED, now, kill=False)
 
     def _unanswered(self, req: _Request, outcome: str, now: float, kill: bool = True) -> list[Effect]:
         effects: list[Effect] = [Kill(u) for u in req.ringing] if kill else []

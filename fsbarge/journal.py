@@ -36,21 +36,18 @@ from typing import Any
 import gevent.lock
 import structlog
 
+from .changes import (
+    SHIPPED, Change, Closed, Damaged, Decided, HelpClosed, HelpOpened, ModeAdded, NodeSeen, Opened, coerce, from_line,
+    malformed, to_line, with_seq,
+)
 from .health import Health
+from .terms import ACTIVE
 
 __all__ = ["Journal", "JournalError", "decode_line", "encode_line"]
 
 log = structlog.get_logger("fsbarge.journal")
 
 REMEMBER_DECIDED = 1000  # supervisor channels whose request is remembered across a restart
-# What a change kind means for the open-record state (see Journal._fold).
-OPEN, MODE, CLOSE, NODE, DECIDED = "open", "mode", "close", "node", "decided"
-# help requests: help_open {uid, node, record: {agent, agent_uuid, customer, requested_at, source,
-# reason}}; help_close {uid, outcome, answered_by, answered_at, ended_at, intervention_uid}
-HELP_OPEN, HELP_CLOSE = "help_open", "help_close"
-# a line that could not be trusted, in its place: {id, offset, size, why, raw, found_at, journal}
-DAMAGED = "damaged"
-SHIPPED_KINDS = (OPEN, MODE, CLOSE, HELP_OPEN, HELP_CLOSE, DAMAGED)
 MAX_HELD = 10000  # changes held in memory while the file cannot be written (about 3 MB)
 RAW_KEPT = 2048  # bytes of a damaged line kept as evidence
 
@@ -65,7 +62,9 @@ def encode_line(change: Mapping[str, Any]) -> bytes:
     return b"%08x %s\n" % (zlib.crc32(payload), payload)
 
 
-_encode = encode_line
+def _encode(change: Change | Mapping[str, Any]) -> bytes:
+    """A change's journal line (a mapping is a line's JSON object already: tests write those)."""
+    return encode_line(change if isinstance(change, Mapping) else to_line(change))
 
 
 def decode_line(line: bytes) -> dict[str, Any] | None:
@@ -88,48 +87,15 @@ def _decode(line: bytes) -> dict[str, Any] | None:
     return change if change is not None and isinstance(change.get("seq"), int) else None
 
 
-def _text(value: Any) -> bool:
-    return isinstance(value, str) and bool(value)
-
-
-def malformed(change: Mapping[str, Any]) -> str | None:
-    """What a checksummed change lacks that folding or shipping it needs (None: nothing).
-
-    Only the shape is checked here; a value the database refuses (an unknown outcome, say) is
-    the shipper's to set aside, with the store's own error."""
-    kind = change.get("kind")
-    if not _text(kind):
-        return "no kind"
-    if not isinstance(change.get("seq"), int):
-        return "no seq"
-    if kind in SHIPPED_KINDS and kind != DAMAGED:
-        if not _text(change.get("id")):
-            return "no id"
-        if not _text(change.get("uid")):
-            return "no uid"
-    if kind in (OPEN, HELP_OPEN) and not isinstance(change.get("record"), dict):
-        return "no record"
-    if kind == MODE:
-        for key, ok in (("mode", _text), ("at", lambda v: isinstance(v, int | float)), ("source", _text),
-                        ("refused", lambda v: isinstance(v, bool))):
-            if not ok(change.get(key)):
-                return f"no {key}"
-    if kind == NODE and not _text(change.get("node")):
-        return "no node"
-    if kind == DECIDED and not isinstance(change.get("uuids"), list):
-        return "no uuids"
-    return None
-
-
-def _damage_note(path: Path, offset: int, raw: bytes, why: str) -> dict[str, Any]:
+def _damage_note(path: Path, offset: int, raw: bytes, why: str) -> Damaged:
     """What stands for an untrusted line: where it was, why, and its bytes (the evidence; never
     applied). The id depends only on the line, so finding it again after a restart (before a
     compaction rewrote the file) ships nothing twice."""
     digest = hashlib.sha256(raw).hexdigest()[:16]
-    return {
-        "kind": DAMAGED, "id": f"damaged-{offset}-{digest}", "seq": 0, "journal": str(path), "offset": offset,
-        "size": len(raw), "why": why, "raw": raw[:RAW_KEPT].decode("utf-8", "backslashreplace"), "found_at": time.time(),
-    }
+    return Damaged(
+        id=f"damaged-{offset}-{digest}", journal=str(path), offset=offset, size=len(raw), why=why,
+        raw=raw[:RAW_KEPT].decode("utf-8", "backslashreplace"), found_at=time.time(),
+    )
 
 
 def _describe(exc: OSError, path: Path) -> str:
@@ -148,10 +114,10 @@ class Journal:
         #: where a file that cannot be written or compacted is reported (once, not per attempt)
         self.health = health or Health()
         self.max_held = max_held
-        self._held: list[dict[str, Any]] = []  # changes not written yet (the file refused them)
+        self._held: list[Change] = []  # changes not written yet (the file refused them)
         self.held_lost = 0  # changes dropped because max_held were already held
         self.compact_failing = False
-        self._entries: list[dict[str, Any]] = []  # every change in the file, in order
+        self._entries: list[Change] = []  # every change in the file, in order
         self._shipped = 0  # how many of _entries the database has (a prefix)
         self._next_seq = 1
         self._size = 0
@@ -164,7 +130,7 @@ class Journal:
         #: supervisor channels whose request was decided (audited), most recent last
         self.decided: deque[str] = deque(maxlen=REMEMBER_DECIDED)
         #: notes standing for the lines found damaged or malformed when the file was opened
-        self.damage: list[dict[str, Any]] = []
+        self.damage: list[Damaged] = []
         #: interventions whose open was damaged while they ran (see _lost_opens)
         self.lost_opens: list[dict[str, Any]] = []
         # sync may yield (the daemon fsyncs in gevent's threadpool): appends and compaction
@@ -190,19 +156,19 @@ class Journal:
             if nl < 0:  # a torn last line: the crash came mid-write
                 log.warning("dropping a torn last line of the audit journal", path=str(self.path), bytes=len(data) - pos)
                 break
-            change = decode_line(data[pos:nl])
-            why = "checksum mismatch" if change is None else malformed(change)
+            line = decode_line(data[pos:nl])
+            why = "checksum mismatch" if line is None else malformed(line)
             if why is not None:
-                note = _damage_note(self.path, pos, data[pos:nl], why if change is None else "malformed: " + why)
+                note = _damage_note(self.path, pos, data[pos:nl], why if line is None else "malformed: " + why)
                 self.damage.append(note)
                 self._entries.append(note)  # shipped in its place: the chain records the loss
                 log.error(
                     "skipping a damaged audit journal line; what it held is lost (the audit chain records it)",
-                    path=str(self.path), offset=pos, bytes=nl - pos, why=note["why"],
+                    path=str(self.path), offset=pos, bytes=nl - pos, why=note.why,
                 )
             else:
-                assert change is not None
-                self._remember(change)
+                assert line is not None
+                self._remember(from_line(line))
             pos = good_end = nl + 1
         if self.damage:
             self.lost_opens = self._lost_opens()
@@ -218,13 +184,13 @@ class Journal:
         was a damaged line and they were still running at the kill (the file keeps every line of
         an open record, and every unshipped one). The daemon cannot re-attach what it does not
         know, so it closes them (``daemon_restart`` at the last moment known)."""
-        opened = {c["uid"] for c in self._entries if c.get("kind") == OPEN}
-        closed = {c["uid"] for c in self._entries if c.get("kind") == CLOSE}
+        opened = {c.uid for c in self._entries if isinstance(c, Opened)}
+        closed = {c.uid for c in self._entries if isinstance(c, Closed)}
         lost: dict[str, dict[str, Any]] = {}
         for c in self._entries:
-            if c.get("kind") == MODE and c["uid"] not in opened and c["uid"] not in closed:
-                seen = lost.setdefault(c["uid"], {"uid": c["uid"], "node": c.get("node"), "last_at": c["at"]})
-                seen["last_at"] = max(seen["last_at"], c["at"])
+            if isinstance(c, ModeAdded) and c.uid not in opened and c.uid not in closed:
+                seen = lost.setdefault(c.uid, {"uid": c.uid, "node": c.node, "last_at": c.at})
+                seen["last_at"] = max(seen["last_at"], c.at)
         return list(lost.values())
 
     @property
@@ -232,44 +198,44 @@ class Journal:
         """Lines skipped because they could not be trusted."""
         return len(self.damage)
 
-    def _remember(self, change: dict[str, Any], *, fold: bool = True) -> None:
+    def _remember(self, change: Change, *, fold: bool = True) -> None:
         self._entries.append(change)
-        self._next_seq = max(self._next_seq, change["seq"] + 1)
+        self._next_seq = max(self._next_seq, change.seq + 1)
         if fold:
             self._fold(change)
 
-    def _fold(self, change: Mapping[str, Any]) -> None:
+    def _fold(self, change: Change) -> None:
         """Keep the resumable state up to date with one change."""
-        kind = change.get("kind")
-        if kind == OPEN:
-            record = dict(change.get("record") or {})
-            if record.get("supervisor_uuid"):
-                self.decided.append(record["supervisor_uuid"])
-            if record.get("outcome") == "active":
-                self.records[change["uid"]] = {**record, "uid": change["uid"], "modes": [], "current_mode": None}
-        elif kind == MODE:
-            rec = self.records.get(change.get("uid", ""))
-            if rec is not None:
-                entry = {k: change.get(k) for k in ("mode", "at", "source", "refused")}
-                rec["modes"].append(entry)
-                if not change.get("refused"):
-                    rec["current_mode"] = change["mode"]
-        elif kind == CLOSE:
-            self.records.pop(change.get("uid", ""), None)
-        elif kind == HELP_OPEN:
-            self.help[change["uid"]] = {**(change.get("record") or {}), "uid": change["uid"]}
-        elif kind == HELP_CLOSE:
-            self.help.pop(change.get("uid", ""), None)
-        elif kind == NODE:
-            self.nodes.setdefault(change["node"], {}).update(
-                {k: v for k, v in change.items() if k in ("core_uuid", "last_seen") and v is not None}
-            )
-        elif kind == DECIDED:
-            self.decided.extend(u for u in change.get("uuids", []) if u not in self.decided)
+        match change:
+            case Opened(uid=uid, record=record):
+                if record.get("supervisor_uuid"):
+                    self.decided.append(record["supervisor_uuid"])
+                if record.get("outcome") == ACTIVE:
+                    self.records[uid] = {**record, "uid": uid, "modes": [], "current_mode": None}
+            case ModeAdded(uid=uid):
+                rec = self.records.get(uid or "")
+                if rec is not None:
+                    rec["modes"].append({"mode": change.mode, "at": change.at, "source": change.source, "refused": change.refused})
+                    if not change.refused:
+                        rec["current_mode"] = change.mode
+            case Closed(uid=uid):
+                self.records.pop(uid or "", None)
+            case HelpOpened(uid=uid, record=record):
+                self.help[uid] = {**record, "uid": uid}
+            case HelpClosed(uid=uid):
+                self.help.pop(uid or "", None)
+            case NodeSeen(node=node):
+                state = self.nodes.setdefault(node, {})
+                if change.core_uuid is not None:
+                    state["core_uuid"] = change.core_uuid
+                if change.last_seen is not None:
+                    state["last_seen"] = change.last_seen
+            case Decided(uuids=uuids):
+                self.decided.extend(u for u in uuids if u not in self.decided)
 
     # -- appending ------------------------------------------------------------
 
-    def append(self, changes: Iterable[Mapping[str, Any]], *, sync: bool = True) -> None:
+    def append(self, changes: Iterable[Change | Mapping[str, Any]], *, sync: bool = True) -> None:
         """Append changes (seq numbers assigned here) and, by default, fsync before returning.
 
         Changes held while the file could not be written go first (and make this append fsync'd),
@@ -281,9 +247,9 @@ class Journal:
         with self._lock:
             self._append(changes, sync)
 
-    def _append(self, changes: Iterable[Mapping[str, Any]], sync: bool) -> None:
+    def _append(self, changes: Iterable[Change | Mapping[str, Any]], sync: bool) -> None:
         held = len(self._held)
-        batch = [{**c, "seq": self._next_seq + i} for i, c in enumerate([*self._held, *changes])]
+        batch = [with_seq(coerce(c), self._next_seq + i) for i, c in enumerate([*self._held, *changes])]  # type: ignore[arg-type]
         if not batch:
             return
         data = b"".join(_encode(c) for c in batch)
@@ -312,7 +278,7 @@ class Journal:
             log.info("the audit journal takes writes again; held changes written", held=held, path=str(self.path))
         self.health.clear("journal")
 
-    def hold(self, changes: Iterable[Mapping[str, Any]]) -> int:
+    def hold(self, changes: Iterable[Change | Mapping[str, Any]]) -> int:
         """Keep changes the file refused but that stand (a close: the call did end) until it takes
         writes again; the daemon's state follows them at once (a closed record is not re-attached).
         Returns how many could not be kept (``max_held`` already held): those are lost, and said."""
@@ -322,8 +288,9 @@ class Journal:
                 if len(self._held) >= self.max_held:
                     lost += 1
                     continue
-                self._held.append(dict(change))
-                self._fold(change)
+                typed = coerce(change)
+                self._held.append(typed)  # type: ignore[arg-type]
+                self._fold(typed)  # type: ignore[arg-type]
             if lost:
                 self.held_lost += lost
                 self.health.report(
@@ -343,9 +310,9 @@ class Journal:
     @property
     def backlog(self) -> int:
         """Audit changes not yet in the database (those held in memory included)."""
-        return sum(1 for c in self._entries[self._shipped :] if c.get("kind") in SHIPPED_KINDS) + len(self._held)
+        return sum(1 for c in self._entries[self._shipped :] if isinstance(c, SHIPPED)) + len(self._held)
 
-    def unshipped(self, limit: int = 500) -> list[dict[str, Any]]:
+    def unshipped(self, limit: int = 500) -> list[Change]:
         """The next entries for the shipper, oldest first (it applies the audit kinds only)."""
         return self._entries[self._shipped : self._shipped + limit]
 
@@ -356,26 +323,25 @@ class Journal:
 
     def droppable(self) -> int:
         """How many lines compaction would remove now (the summaries it rewrites do not count)."""
-        return sum(1 for c in self._entries if not c.get("summary")) - len(self._kept())
+        return sum(1 for c in self._entries if not (isinstance(c, NodeSeen | Decided) and c.summary)) - len(self._kept())
 
-    def _kept(self) -> list[dict[str, Any]]:
+    def _kept(self) -> list[Change]:
         """The changes the file must still hold: unshipped audit changes and the changes of the
         interventions still open (node and decided state is rewritten as summaries)."""
         kept = []
         for i, c in enumerate(self._entries):
-            kind = c.get("kind")
-            if kind not in SHIPPED_KINDS:
+            if not isinstance(c, SHIPPED):
                 continue
-            if i >= self._shipped or c.get("uid") in self.records or c.get("uid") in self.help:
+            if i >= self._shipped or c.uid in self.records or c.uid in self.help:
                 kept.append(c)
         return kept
 
-    def _summaries(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    def _summaries(self) -> list[Change]:
+        out: list[Change] = []
         if self.decided:
-            out.append({"kind": DECIDED, "uuids": list(self.decided), "summary": True})
+            out.append(Decided(uuids=tuple(self.decided), summary=True))
         for node, state in self.nodes.items():
-            out.append({"kind": NODE, "node": node, **state, "summary": True})
+            out.append(NodeSeen(node=node, core_uuid=state.get("core_uuid"), last_seen=state.get("last_seen"), summary=True))
         return out
 
     def compact(self) -> int:
@@ -392,7 +358,7 @@ class Journal:
             except JournalError:
                 return 0
         kept = self._kept()
-        summaries = [{**c, "seq": self._next_seq + i} for i, c in enumerate(self._summaries())]
+        summaries = [with_seq(c, self._next_seq + i) for i, c in enumerate(self._summaries())]
         shipped_ids = {id(c) for c in self._entries[: self._shipped]}
         lines = summaries + kept
         data = b"".join(_encode(c) for c in lines)

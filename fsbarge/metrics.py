@@ -30,6 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from fsbarge import status
+from fsbarge.terms import ACTIVE
 
 __all__ = ["DaemonCollector", "DatabaseCollector", "registry_for", "start_metrics"]
 
@@ -74,7 +75,7 @@ class DatabaseCollector(Collector):
         yield from (up, age, live)
         by_outcome = CounterMetricFamily("fsbarge_interventions", "Finished audit records by outcome (all time)", labels=["outcome"])
         for outcome, count in sorted(outcomes.items()):
-            if outcome != "active":  # running ones end under another outcome: not a counter
+            if outcome != ACTIVE:  # running ones end under another outcome: not a counter
                 by_outcome.add_metric([outcome], count)
         yield by_outcome
         yield GaugeMetricFamily("fsbarge_interventions_running", "Interventions in progress now", value=len(doc["interventions"]))

@@ -25,6 +25,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from .terms import FEATURE_CODE
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -161,7 +163,7 @@ class Intervention(Base):
     # internal: the journal's key for this record (applying its changes twice changes nothing)
     uid: Mapped[str | None] = mapped_column(String)
     # feature_code, or help_request when a supervisor answered an agent's help request
-    origin: Mapped[str] = mapped_column(String, nullable=False, server_default="feature_code")
+    origin: Mapped[str] = mapped_column(String, nullable=False, server_default=FEATURE_CODE)
     help_request_id: Mapped[int | None] = mapped_column(Integer)
     # the node the supervisor's call came in on when it is not `node` (cross-node barge)
     supervisor_node: Mapped[str | None] = mapped_column(String)

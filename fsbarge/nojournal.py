@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .changes import Change, Damaged
 from .journal import JournalError
 
 __all__ = ["UnavailableJournal"]
@@ -32,17 +33,17 @@ class UnavailableJournal:
         self.decided: deque[str] = deque()
         self.damaged = 0
         # what the shipper and the daemon read of a real journal: nothing damaged, nothing held
-        self.damage: list[dict[str, Any]] = []
+        self.damage: list[Damaged] = []
         self.lost_opens: list[dict[str, Any]] = []
         self.compact_failing = False
         self.held = 0
 
-    def hold(self, changes: Iterable[Mapping[str, Any]]) -> int:
+    def hold(self, changes: Iterable[Change | Mapping[str, Any]]) -> int:
         """Nothing can be held for a journal that never opened: it knows no open record whose close
         could be refused (every new intervention is refused before it starts), so there is none."""
         return len(list(changes))
 
-    def append(self, changes: Iterable[Mapping[str, Any]], *, sync: bool = True) -> None:
+    def append(self, changes: Iterable[Change | Mapping[str, Any]], *, sync: bool = True) -> None:
         """A change that needs the disk fails; a liveness note (``sync=False``, cheap to lose by
         design) is dropped quietly, so the heartbeat does not log an error every round."""
         if sync:
@@ -52,7 +53,7 @@ class UnavailableJournal:
     def backlog(self) -> int:
         return 0
 
-    def unshipped(self, limit: int = 500) -> list[dict[str, Any]]:
+    def unshipped(self, limit: int = 500) -> list[Change]:
         return []
 
     def shipped(self, count: int) -> None:

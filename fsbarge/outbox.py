@@ -21,6 +21,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .auditview import iso
+from .changes import Change, Closed, Direct, HelpClosed, HelpOpened, ModeAdded, Opened, coerce
+from .terms import (
+    ACTIVE, ANSWERED, HELP_ANSWERED, HELP_REQUESTED, HELP_UNANSWERED, INTERVENTION_ENDED, INTERVENTION_MODE_CHANGED,
+    INTERVENTION_REFUSED, INTERVENTION_STARTED, WebhookEvent,
+)
 
 __all__ = ["Outbox", "delivery_id", "event_of", "ordering_key", "render_body"]
 
@@ -28,37 +33,48 @@ __all__ = ["Outbox", "delivery_id", "event_of", "ordering_key", "render_body"]
 _NAMESPACE = uuid.UUID("5b0d3c52-6f1e-4c8e-9a0b-1f5e2a7d9c31")
 
 
-def event_of(change: Mapping[str, Any], record: Mapping[str, Any] | None = None) -> str | None:
+def _opening(outcome: str | None) -> WebhookEvent:
+    return INTERVENTION_STARTED if outcome == ACTIVE else INTERVENTION_REFUSED
+
+
+def event_of(change: Change | Direct | Mapping[str, Any], record: Mapping[str, Any] | None = None) -> WebhookEvent | None:
     """The webhook event a journal change is (None: not one).
 
     An open that did not start eavesdrop (denied, no_active_call, failed at once) is a refusal;
     every mode entry is a mode change, refused keys included (the body says ``refused``)."""
-    kind = change.get("kind")
-    if kind == "open":  # a journal change carries its record; a direct write (tools, tests) does not
-        outcome = (change.get("record") or record or {}).get("outcome")
-        return "intervention.started" if outcome == "active" else "intervention.refused"
-    if kind == "mode":
-        return "intervention.mode_changed"
-    if kind == "close":
-        return "intervention.ended"
-    if kind == "help_open":
-        return "help.requested"
-    if kind == "help_close":
-        return "help.answered" if change.get("outcome") == "answered" else "help.unanswered"
+    change = coerce(change)
+    match change:
+        case Direct(kind=Opened.kind):  # a direct write (tools, tests) carries no record: the one written speaks
+            return _opening((record or {}).get("outcome"))
+        case Direct():
+            return {ModeAdded.kind: INTERVENTION_MODE_CHANGED, Closed.kind: INTERVENTION_ENDED}.get(change.kind)
+        case Opened():
+            return _opening((change.record or record or {}).get("outcome"))
+        case ModeAdded():
+            return INTERVENTION_MODE_CHANGED
+        case Closed():
+            return INTERVENTION_ENDED
+        case HelpOpened():
+            return HELP_REQUESTED
+        case HelpClosed():
+            return HELP_ANSWERED if change.outcome == ANSWERED else HELP_UNANSWERED
     return None
 
 
-def occurred_at(change: Mapping[str, Any], fallback: float) -> float:
+def occurred_at(change: Change | Direct, fallback: float) -> float:
     """When the change happened (epoch seconds), from the change itself."""
-    rec = change.get("record") or {}
-    candidates = {
-        "open": rec.get("started_at"),
-        "mode": change.get("at"),
-        "close": change.get("ended_at"),
-        "help_open": rec.get("requested_at"),
-        "help_close": change.get("answered_at") or change.get("ended_at"),
-    }
-    value = candidates.get(str(change.get("kind")))
+    value: Any = None
+    match change:
+        case Opened():
+            value = change.record.get("started_at")
+        case ModeAdded():
+            value = change.at
+        case Closed():
+            value = change.ended_at
+        case HelpOpened():
+            value = change.record.get("requested_at")
+        case HelpClosed():
+            value = change.answered_at or change.ended_at
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else fallback
 
 
@@ -90,10 +106,10 @@ class Outbox:
         self.receivers = list(receivers)  # fsbarge.config.WebhookConfig: url, events
         self.clock = clock
 
-    def __call__(self, conn: Any, change: Mapping[str, Any], applied: Any) -> None:
+    def __call__(self, conn: Any, change: Change | Direct, applied: Any) -> None:
         if not self.receivers:
             return
-        if event_of(change, {"outcome": "active"}) is None:
+        if event_of(change, {"outcome": ACTIVE}) is None:
             return
         from . import records
         from .store import insert_webhook_deliveries
@@ -113,10 +129,10 @@ class Outbox:
         subscribed = [r for r in self.receivers if event in r.events]
         if not subscribed:
             return
-        node = str(record.get("node") or change.get("node") or "")
+        node = str(record.get("node") or change.node or "")
         rows = []
         for r in subscribed:
-            did = delivery_id(str(change["id"]), r.url)
+            did = delivery_id(str(change.id), r.url)
             rows.append({
                 "delivery_id": did, "url": r.url, "event": event,
                 "ordering_key": ordering_key(node, applied.record_type, applied.record_id),

@@ -75,7 +75,7 @@ class Policy:
         ``whisper``, in file order, once each."""
         out: list[str] = []
         for team in self.config.teams:
-            if agent in team.agents and "whisper" in team.modes:
+            if agent in team.agents and terms.WHISPER in team.modes:
                 out += [s for s in team.supervisors if s not in out and s != agent]
         return out
 

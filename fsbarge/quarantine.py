@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .changes import Change, coerce, from_line, ident, to_line
 from .journal import decode_line, encode_line
 
 __all__ = ["FOLLOWS", "UNKNOWN_RECORD", "Quarantine", "RetryResult", "describe", "quarantine_path", "read_entries", "retry"]
@@ -93,12 +94,13 @@ class Quarantine:
 
     def _set(self, entries: list[dict[str, Any]]) -> None:
         self.entries = entries
-        self._ids = {str(e["change"].get("id")) for e in entries}
-        self._uids = {str(e["change"].get("uid")) for e in entries if e["change"].get("uid")}
+        changes = [from_line(e["change"]) for e in entries]
+        self._ids = {str(ident(c)) for c in changes}
+        self._uids = {str(c.uid) for c in changes if c.uid}
 
-    def holds(self, change: Mapping[str, Any]) -> bool:
+    def holds(self, change: Change | Mapping[str, Any]) -> bool:
         """This very change is set aside already."""
-        return str(change.get("id")) in self._ids
+        return str(ident(coerce(change))) in self._ids
 
     def poisoned(self, uid: Any) -> bool:
         """A change of this record is set aside: its later changes must wait with it."""
@@ -133,19 +135,23 @@ class Quarantine:
         finally:
             os.close(fd)
 
-    def add(self, items: Iterable[tuple[Mapping[str, Any], str]], now: float | None = None) -> list[dict[str, Any]]:
+    def add(self, items: Iterable[tuple[Change | Mapping[str, Any], str]], now: float | None = None) -> list[tuple[Change, str]]:
         """Set changes aside (fsync'd before returning: the journal may drop them next); returns
-        the entries added (a change set aside already is not added twice). OSError if the file
-        cannot be written."""
+        the changes added, with their error (a change set aside already is not added twice).
+        OSError if the file cannot be written."""
         at = time.time() if now is None else now
         with self.locked():
             if self._identity() != self._stamp:
                 self._load()
-            new = []
-            for change, error in items:
-                if str(change.get("id")) in self._ids or any(e["change"].get("id") == change.get("id") for e in new):
+            new: list[dict[str, Any]] = []
+            added: list[tuple[Change, str]] = []
+            for given, error in items:
+                change = coerce(given)
+                change_id = str(ident(change))
+                if change_id in self._ids or any(str(ident(c)) == change_id for c, _ in added):
                     continue
-                new.append({"change": dict(change), "error": error, "at": at})
+                new.append({"change": to_line(change), "error": error, "at": at})  # type: ignore[arg-type]
+                added.append((change, error))  # type: ignore[arg-type]
             if not new:
                 return []
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
@@ -158,7 +164,7 @@ class Quarantine:
                 os.close(fd)
             self._set(self.entries + new)
             self._stamp = self._identity()
-            return new
+            return added
 
     def _rewrite(self, entries: list[dict[str, Any]]) -> None:
         """Replace the file's content (temp file, fsync, rename); the caller holds the lock."""
@@ -189,7 +195,7 @@ class RetryResult(NamedTuple):
     rebuilt: list[tuple[str, str, int]]
 
 
-def retry(quarantine: Quarantine, apply: Callable[[list[Mapping[str, Any]]], Any], *, is_transient: Callable[[Exception], bool]) -> RetryResult:
+def retry(quarantine: Quarantine, apply: Callable[[list[Change]], Any], *, is_transient: Callable[[Exception], bool]) -> RetryResult:
     """Apply what is set aside, one record at a time (one transaction each, in journal order);
     what fails again stays, with its new error. ``apply`` is ``AuditStore.apply``; a transient
     database error stops the retry (everything from there stays, to be retried later)."""
@@ -197,7 +203,8 @@ def retry(quarantine: Quarantine, apply: Callable[[list[Mapping[str, Any]]], Any
         quarantine._load()
         groups: dict[str, list[dict[str, Any]]] = {}
         for entry in quarantine.entries:
-            groups.setdefault(str(entry["change"].get("uid") or entry["change"].get("id")), []).append(entry)
+            change = from_line(entry["change"])
+            groups.setdefault(str(change.uid or ident(change)), []).append(entry)
         remaining: list[dict[str, Any]] = []
         rebuilt: list[tuple[str, str, int]] = []
         applied = 0
@@ -207,7 +214,7 @@ def retry(quarantine: Quarantine, apply: Callable[[list[Mapping[str, Any]]], Any
                 remaining += entries
                 continue
             try:
-                result = apply([e["change"] for e in entries])
+                result = apply([from_line(e["change"]) for e in entries])
             except Exception as exc:  # noqa: BLE001 - said per entry, and the entry stays
                 if is_transient(exc):
                     stopped = True

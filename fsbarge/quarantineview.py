@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .auditview import iso, tabulate
+from .changes import from_line
 
 __all__ = ["render_quarantine"]
 
@@ -26,7 +27,7 @@ def render_quarantine(entries: Sequence[Mapping[str, Any]], fmt: str = "table") 
     if not entries:
         return "(nothing is quarantined)"
     rows = [
-        [n, iso(e.get("at")) or "", e["change"].get("kind") or "", e["change"].get("uid") or "", e["change"].get("node") or "",
+        [n, iso(e.get("at")) or "", from_line(e["change"]).kind or "", e["change"].get("uid") or "", e["change"].get("node") or "",
          iso(_when(e["change"])) or "", (e.get("error") or "")[:100]]
         for n, e in enumerate(entries, 1)
     ]

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .sqlread import Reader, reader_of
+from .terms import ACTIVE
 
 __all__ = [
     "CHANNEL_COLUMNS",
@@ -31,8 +32,8 @@ __all__ = [
     "WEBHOOK_COLUMNS",
     "AuditFilter",
     "count_records",
-    "help_request",
-    "help_requests",
+    "help_request_row",
+    "help_request_rows",
     "intervention",
     "interventions",
     "list_channels",
@@ -229,13 +230,13 @@ def intervention(conn: Any, intervention_id: int) -> tuple[dict[str, Any], list[
     return rows[0], _modes_for(reader, [intervention_id])[intervention_id]
 
 
-def help_request(conn: Any, help_id: int) -> dict[str, Any] | None:
+def help_request_row(conn: Any, help_id: int) -> dict[str, Any] | None:
     """One help_requests row, or None."""
     rows = _rows(conn, f"SELECT {_names(HELP_COLUMNS)} FROM help_requests WHERE id = ?", [help_id], table="help_requests")
     return rows[0] if rows else None
 
 
-def help_requests(
+def help_request_rows(
     conn: Any,
     *,
     agent: str | None = None,
@@ -316,7 +317,7 @@ def running_interventions(conn: Any) -> list[dict[str, Any]]:
         "WHERE mode_changes.intervention_id = interventions.id AND mode_changes.refused = ?) AS mode_since "
         "FROM interventions WHERE interventions.outcome = ? ORDER BY interventions.started_at, interventions.id"
     )
-    return _rows(conn, sql, [False, "active"], table="interventions", times=("mode_since",))
+    return _rows(conn, sql, [False, ACTIVE], table="interventions", times=("mode_since",))
 
 
 def outcome_counts(conn: Any) -> dict[str, int]:

@@ -43,7 +43,7 @@ def get_record(conn: Any, intervention_id: int, *, now: float | None = None) -> 
 
 def get_help_request(conn: Any, help_id: int) -> dict[str, Any] | None:
     """One SPEC.md help record, or None."""
-    row = queries.help_request(conn, help_id)
+    row = queries.help_request_row(conn, help_id)
     return None if row is None else helpview.help_record(row)
 
 
@@ -59,8 +59,8 @@ def list_help_requests(
     limit: int | None = None,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """SPEC.md help records, newest first (see fsbarge.queries.help_requests for the filters)."""
-    rows = queries.help_requests(
+    """SPEC.md help records, newest first (see fsbarge.queries.help_request_rows for the filters)."""
+    rows = queries.help_request_rows(
         conn, agent=agent, supervisor=supervisor, since=since, until=until, outcome=outcome, node=node, limit=limit, offset=offset
     )
     return [helpview.help_record(r) for r in rows]

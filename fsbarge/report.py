@@ -13,11 +13,11 @@ from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any
 
-from fsbarge.auditstats import OUTCOMES, UNKNOWN, summarise
+from fsbarge.auditstats import OUTCOME_ORDER, UNKNOWN, summarise
 from fsbarge.auditview import plain_number
 from fsbarge.charts import MODE_COLOURS, OUTCOME_COLOURS, columns_chart, hbar_chart, legend, outcome_days, periods
 from fsbarge.humantime import UTC, Zone, duration
-from fsbarge.terms import MODES, UNKNOWN_MODE
+from fsbarge.terms import ACTIVE, COMPLETED, FAILED, MODES, UNKNOWN_MODE
 
 __all__ = ["build_report", "TOP"]
 
@@ -42,10 +42,10 @@ def _cards(total: Mapping[str, Any]) -> str:
     spent = sum(total["seconds_by_mode"].values())
     cards = [
         ("interventions", str(total["interventions"])),
-        ("completed", str(o.get("completed", 0))),
+        (COMPLETED, str(o.get(COMPLETED, 0))),
         ("refused", str(refused)),
-        ("failed", str(o.get("failed", 0))),
-        ("running", str(o.get("active", 0))),
+        (FAILED, str(o.get(FAILED, 0))),
+        ("running", str(o.get(ACTIVE, 0))),
         ("time eavesdropping", duration(spent)),
         ("median intervention", duration(total["median_seconds"])),
         ("longest intervention", duration(total["longest_seconds"])),
@@ -62,11 +62,11 @@ def _modes(summary: Mapping[str, Any]) -> list[str]:
 def _stats_table(summary: Mapping[str, Any], table_id: str) -> str:
     by = summary["by"]
     modes = _modes(summary)
-    head = ["interventions", "completed", "failed", "refused", *modes, "median", "longest"]
+    head = ["interventions", COMPLETED, FAILED, "refused", *modes, "median", "longest"]
     rows = []
     for g in [*summary["groups"], {by: "total", **summary["total"]}]:
         cells = [
-            g["interventions"], g["outcomes"].get("completed", 0), g["outcomes"].get("failed", 0),
+            g["interventions"], g["outcomes"].get(COMPLETED, 0), g["outcomes"].get(FAILED, 0),
             sum(g["refused_by_reason"].values()),
             *(duration(g["seconds_by_mode"].get(m) or None) for m in modes),
             duration(g["median_seconds"]), duration(g["longest_seconds"]),
@@ -123,8 +123,8 @@ def build_report(
 
     unit, rows = periods(outcome_days(by_day))
     if rows:
-        per_period = legend(OUTCOME_COLOURS, OUTCOMES) + columns_chart(
-            "chart-per-day", f"Interventions per {unit} by outcome", unit, rows, OUTCOMES)
+        per_period = legend(OUTCOME_COLOURS, OUTCOME_ORDER) + columns_chart(
+            "chart-per-day", f"Interventions per {unit} by outcome", unit, rows, OUTCOME_ORDER)
     else:
         per_period = '<p class="empty">No interventions in this period.</p>'
 
@@ -138,7 +138,7 @@ def build_report(
         _cards(total),
         f"<h2>Interventions per {unit}, by outcome</h2>", per_period,
         "<h2>Time by mode per team</h2>", team_chart, team_table,
-        f"<h2>Top {TOP} agents</h2>", legend(OUTCOME_COLOURS, OUTCOMES),
+        f"<h2>Top {TOP} agents</h2>", legend(OUTCOME_COLOURS, OUTCOME_ORDER),
         hbar_chart("chart-top-agents", "Interventions per agent", _top(by_agent), OUTCOME_COLOURS, "agent", "count", count),
         f"<h2>Top {TOP} supervisors</h2>",
         hbar_chart("chart-top-supervisors", "Interventions per supervisor", _top(by_supervisor), OUTCOME_COLOURS,

@@ -22,7 +22,10 @@ from typing import Any
 
 from .barge import AddMode, BargeMachine, CloseAudit, Effect, SendKey
 from .events import Event
-from .terms import UNKNOWN_MODE
+from .terms import (
+    CALL_ENDED, COMPLETED, CONNECTION_LOST, DAEMON_DOWN, FREESWITCH_SHUTDOWN, REATTACH, SUPERVISOR_HANGUP, SUPERVISOR_LEFT,
+    UNKNOWN_MODE,
+)
 
 __all__ = ["ENDING_EVENTS", "FEATURE_CODE", "Plan", "endings", "gap_entries", "last_known_mode", "plan"]
 
@@ -60,12 +63,12 @@ def endings(records: Iterable[Mapping[str, Any]], held: Iterable[tuple[Event, fl
     for ev, at in held:
         shutdown = ev.hangup_cause == "SYSTEM_SHUTDOWN"
         if ev.name == "CHANNEL_HANGUP" and ev.uuid in by_sup:
-            out.setdefault(ev.uuid, ("freeswitch_shutdown" if shutdown else "supervisor_hangup", at))
+            out.setdefault(ev.uuid, (FREESWITCH_SHUTDOWN if shutdown else SUPERVISOR_HANGUP, at))
         elif ev.name == "CHANNEL_HANGUP" and ev.uuid in by_target:
             for sup in by_target[ev.uuid]:
-                out.setdefault(sup, ("freeswitch_shutdown" if shutdown else "call_ended", at))
+                out.setdefault(sup, (FREESWITCH_SHUTDOWN if shutdown else CALL_ENDED, at))
         elif ev.name == "DTMF" and ev.uuid in by_sup and ev.dtmf_digit == "*":
-            out.setdefault(ev.uuid, ("supervisor_left", at))
+            out.setdefault(ev.uuid, (SUPERVISOR_LEFT, at))
     return out
 
 
@@ -139,7 +142,7 @@ def plan(
     restarted = bool(core and stored_core and core != stored_core)
     out = Plan(freeswitch_restarted=restarted)
     if restarted:
-        effects: list[Effect] = [CloseAudit(r["supervisor_uuid"], "completed", now, "freeswitch_shutdown") for r in records]
+        effects: list[Effect] = [CloseAudit(r["supervisor_uuid"], COMPLETED, now, FREESWITCH_SHUTDOWN) for r in records]
         machine.active.clear()
     else:
         effects = machine.reattach(
@@ -153,9 +156,9 @@ def plan(
             endings=endings(records, held),
         )
         out.reassert = [e.uuid for e in effects if isinstance(e, SendKey)]
-        effects = [e for e in effects if not isinstance(e, SendKey) and not (isinstance(e, AddMode) and e.source == "reattach")]
+        effects = [e for e in effects if not isinstance(e, SendKey) and not (isinstance(e, AddMode) and e.source == REATTACH)]
     out.effects = gap_entries(
-        effects, records, out.reassert, known_until=last_seen, source="daemon_down" if first else "connection_lost", now=now
+        effects, records, out.reassert, known_until=last_seen, source=DAEMON_DOWN if first else CONNECTION_LOST, now=now
     )
     open_sups = {r["supervisor_uuid"] for r in records}
     for ch in machine.channels.channels.values():

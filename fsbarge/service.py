@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 import uuid as _uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import gevent
@@ -27,6 +27,7 @@ import structlog
 
 from . import resync, snapshot
 from .barge import MODE_KEYS, AddMode, BargeMachine, CloseAudit, Effect, Execute, MixTone, OpenAudit, SendKey, StopTone, Tones
+from .changes import Change, Closed, HelpClosed, HelpOpened, ModeAdded, NodeSeen, Opened
 from .channels import ChannelTable
 from .commands import STOP_TONE_GONE, to_command
 from .help import CloseHelp, DueAt, HelpDesk, HelpTones, OpenHelp, Originate
@@ -37,7 +38,7 @@ from .esl.session import EslSession
 from .events import Event
 from .journal import Journal, JournalError
 from .policy import Policy
-from .terms import MODES
+from .terms import ACTIVE, FAILED, FREESWITCH_SHUTDOWN, LISTEN, MODES, NO_SUPERVISOR
 
 __all__ = ["NodeService"]
 
@@ -46,7 +47,7 @@ log = structlog.get_logger("fsbarge.service")
 MAX_BATCH = 2000
 AUDIT_EFFECTS = (OpenAudit, AddMode, CloseAudit, OpenHelp, CloseHelp)
 # modes in which someone hears the supervisor (not listen, and not the history's "unknown")
-AUDIBLE_MODES = frozenset(MODES) - {"listen"}
+AUDIBLE_MODES = frozenset(MODES) - {LISTEN}
 
 
 @dataclass
@@ -245,46 +246,47 @@ class NodeService:
 
     def _record_liveness(self, now: float) -> None:
         try:
-            self.journal.append([{"kind": "node", "node": self.name, "last_seen": now}], sync=False)
+            self.journal.append([NodeSeen(node=self.name, last_seen=now)], sync=False)
         except JournalError:
             return  # reported to health by the journal, once; the next heartbeat tries again
         self.on_journaled()
 
     # -- effects ----------------------------------------------------------------
 
-    def _change(self, eff: Effect) -> dict[str, Any]:
-        """The journal change for an audit effect (its id makes applying it twice a no-op)."""
+    def _change(self, eff: Effect) -> Change | None:
+        """The journal change for an audit effect (its id makes applying it twice a no-op); None
+        for a mode or close of a record that was never opened here."""
         if isinstance(eff, OpenAudit):
             uid = self.new_id()
             self.uids[eff.key] = uid
-            return {"kind": "open", "id": uid, "uid": uid, "node": self.name, "record": dict(eff.fields)}
+            return Opened(id=uid, uid=uid, node=self.name, record=dict(eff.fields))
         if isinstance(eff, AddMode):
-            return {
-                "kind": "mode", "id": self.new_id(), "uid": self.uids.get(eff.key), "node": self.name,
-                "mode": eff.mode, "at": eff.at, "source": eff.source, "refused": eff.refused,
-                "notified": list(eff.notified),
-            }
+            change_id, uid = self.new_id(), self.uids.get(eff.key)
+            if uid is None:
+                return None
+            return ModeAdded(id=change_id, uid=uid, node=self.name, mode=eff.mode, at=eff.at, source=eff.source,
+                             refused=eff.refused, notified=tuple(eff.notified))
         if isinstance(eff, OpenHelp):
-            return {"kind": "help_open", "id": self.new_id(), "uid": eff.uid, "node": self.name, "record": dict(eff.record)}
+            return HelpOpened(id=self.new_id(), uid=eff.uid, node=self.name, record=dict(eff.record))
         if isinstance(eff, CloseHelp):
-            return {
-                "kind": "help_close", "id": self.new_id(), "uid": eff.uid, "node": self.name, "outcome": eff.outcome,
-                "answered_by": eff.answered_by, "answered_at": eff.answered_at, "ended_at": eff.ended_at,
-                "intervention_uid": self.uids.get(eff.intervention_key) if eff.intervention_key else None,
-            }
+            return HelpClosed(
+                id=self.new_id(), uid=eff.uid, node=self.name, outcome=eff.outcome, answered_by=eff.answered_by,
+                answered_at=eff.answered_at, ended_at=eff.ended_at,
+                intervention_uid=self.uids.get(eff.intervention_key) if eff.intervention_key else None,
+            )
         assert isinstance(eff, CloseAudit)
-        return {
-            "kind": "close", "id": self.new_id(), "uid": self.uids.pop(eff.key, None), "node": self.name,
-            "outcome": eff.outcome, "ended_at": eff.ended_at, "end_reason": eff.end_reason, "reason": eff.reason,
-        }
+        change_id, uid = self.new_id(), self.uids.pop(eff.key, None)
+        if uid is None:
+            return None
+        return Closed(id=change_id, uid=uid, node=self.name, outcome=eff.outcome, ended_at=eff.ended_at,
+                      end_reason=eff.end_reason, reason=eff.reason)
 
     def _carry_out(self, effects: list[Effect], parked_at: float | None = None) -> None:
         """Journal the audit changes (fsync'd), then queue the commands that depend on them.
 
         ``parked_at``: the effects answer a CHANNEL_PARK read then; the eavesdrop among them is
         timed until it is written (the barge latency metric)."""
-        audited = [(e, self._change(e)) for e in effects if isinstance(e, AUDIT_EFFECTS)]
-        audited = [(e, c) for e, c in audited if c["uid"] is not None]
+        audited = [(e, c) for e in effects if isinstance(e, AUDIT_EFFECTS) and (c := self._change(e)) is not None]
         changes = [c for _, c in audited]
         if changes:
             who = self._who(changes)  # before the append: a close drops its record from the journal
@@ -310,7 +312,7 @@ class NodeService:
             # after the rest of this batch.
             gevent.sleep(0)
 
-    def _unaudited(self, effects: list[Effect], audited: list[tuple[Effect, dict[str, Any]]], error: str) -> list[Effect]:
+    def _unaudited(self, effects: list[Effect], audited: list[tuple[Effect, Change]], error: str) -> list[Effect]:
         """The journal could not take these changes: never a barge without an audit trail, and
         nothing that did happen forgotten.
 
@@ -323,13 +325,13 @@ class NodeService:
         rings nobody and is on record as over at once (``no_supervisor``).
         """
         change_of = {id(e): c for e, c in audited}
-        held: list[dict[str, Any]] = []
+        held: list[Change] = []
         out: list[Effect] = []
         refused: set[str] = set()
         undone: set[str] = set()
         modes: dict[str, str] = {}  # the mode each held change of this batch leaves on record
         for eff in effects:
-            if isinstance(eff, OpenAudit) and eff.fields.get("outcome") == "active":
+            if isinstance(eff, OpenAudit) and eff.fields.get("outcome") == ACTIVE:
                 refused.add(eff.key)
                 self.machine.active.pop(eff.key, None)
                 self.uids.pop(eff.key, None)
@@ -338,29 +340,31 @@ class NodeService:
                     uuid=eff.key, supervisor=eff.fields.get("supervisor"), agent=eff.fields.get("agent"),
                 )
                 out += self.machine.refusal_tone(eff.key)
-                change = change_of.get(id(eff))
-                if change is not None:
-                    record = dict(change["record"], outcome="failed", reason="audit_unavailable")
+                opened = change_of.get(id(eff))
+                if isinstance(opened, Opened):
+                    record = dict(opened.record, outcome=FAILED, reason="audit_unavailable")
                     record["ended_at"] = record.get("started_at")
-                    held.append({**change, "record": record})
+                    held.append(replace(opened, record=record))
             elif isinstance(eff, AddMode) and not eff.refused and eff.mode in AUDIBLE_MODES and eff.key in self.machine.active:
                 # back to the mode on record, so the record stays true (listen if none yet, recorded so)
                 back = modes.get(eff.key) or self._recorded_mode(eff.key)
-                self.log.error("audit journal unavailable: mode change undone", mode=eff.mode, back_to=back or "listen",
+                self.log.error("audit journal unavailable: mode change undone", mode=eff.mode, back_to=back or LISTEN,
                                uuid=eff.key, error=error)
-                self.machine.active[eff.key].mode = back or "listen"
+                self.machine.active[eff.key].mode = back or LISTEN
                 undone.add(eff.key)
-                out.append(SendKey(eff.key, MODE_KEYS[back or "listen"]))
-                change = change_of.get(id(eff))
-                if back is None and change is not None:
-                    held.append({**change, "mode": "listen", "notified": []})
-                    modes[eff.key] = "listen"
+                out.append(SendKey(eff.key, MODE_KEYS[back or LISTEN]))
+                added = change_of.get(id(eff))
+                if back is None and isinstance(added, ModeAdded):
+                    held.append(replace(added, mode=LISTEN, notified=()))
+                    modes[eff.key] = LISTEN
             elif isinstance(eff, OpenHelp) and id(eff) in change_of:
                 # it rings nobody (its calls are not placed below): on record as over at once
                 held.append(change_of[id(eff)])
                 if not any(isinstance(e, CloseHelp) and e.uid == eff.uid for e in effects):
                     self.desk.open.pop(eff.record.get("agent_uuid") or "", None)
-                    held.append(self._change(CloseHelp(eff.uid, "no_supervisor", eff.record.get("requested_at") or self.clock())))
+                    closing = self._change(CloseHelp(eff.uid, NO_SUPERVISOR, eff.record.get("requested_at") or self.clock()))
+                    assert closing is not None
+                    held.append(closing)
             elif isinstance(eff, AUDIT_EFFECTS):
                 change = change_of.get(id(eff))
                 if change is not None and getattr(eff, "key", None) not in refused:
@@ -379,7 +383,7 @@ class NodeService:
             lost = self.journal.hold(held)
             self.log.warning(
                 "audit journal unavailable: changes held in memory until it can be written", held=len(held) - lost,
-                kinds=[c["kind"] for c in held], error=error,
+                kinds=[c.kind for c in held], error=error,
             )
         return out
 
@@ -388,39 +392,37 @@ class NodeService:
         record = self.journal.records.get(self.uids.get(key) or "")
         return record.get("current_mode") if record else None
 
-    def _who(self, changes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    def _who(self, changes: list[Change]) -> dict[str, dict[str, Any]]:
         """uid -> what every log line of an intervention carries: the supervisor's channel
         (``uuid``), ``supervisor``, ``agent`` and, once the shipper stored it, ``audit_id`` (the
         id `fsbarge audit list` shows). Records opened in this batch come from the batch."""
         who: dict[str, dict[str, Any]] = {}
         for c in changes:
-            uid = c["uid"]
-            if c["kind"] not in ("open", "mode", "close") or uid in who:
+            if not isinstance(c, Opened | ModeAdded | Closed) or c.uid in who:
                 continue
-            rec = c["record"] if c["kind"] == "open" else self.journal.records.get(uid, {})
-            who[uid] = {"uuid": rec.get("supervisor_uuid"), "supervisor": rec.get("supervisor"), "agent": rec.get("agent"),
-                        "audit_id": self.audit_id(uid)}
+            rec = c.record if isinstance(c, Opened) else self.journal.records.get(c.uid, {})
+            who[c.uid] = {"uuid": rec.get("supervisor_uuid"), "supervisor": rec.get("supervisor"), "agent": rec.get("agent"),
+                          "audit_id": self.audit_id(c.uid)}
         return who
 
-    def _log_changes(self, changes: list[dict[str, Any]], who: dict[str, dict[str, Any]]) -> None:
+    def _log_changes(self, changes: list[Change], who: dict[str, dict[str, Any]]) -> None:
         for c in changes:
-            if c["kind"] == "open":
-                rec = c["record"]
-                self.log.info(
-                    "intervention " + rec["outcome"], **who[c["uid"]],
-                    mode=rec.get("requested_mode"), reason=rec.get("reason"), audit_uid=c["uid"],
-                )
-            elif c["kind"] == "help_open":
-                rec = c["record"]
-                self.log.info("help requested", agent=rec.get("agent"), source=rec.get("source"), help_uid=c["uid"])
-            elif c["kind"] == "help_close":
-                self.log.info("help request ended", outcome=c["outcome"], answered_by=c["answered_by"], help_uid=c["uid"])
-            elif c["kind"] == "mode":
-                self.log.info("mode " + ("refused" if c["refused"] else "changed"), **who[c["uid"]],
-                              mode=c["mode"], source=c["source"], audit_uid=c["uid"])
-            else:
-                self.log.info("intervention closed", **who[c["uid"]], outcome=c["outcome"], end_reason=c["end_reason"],
-                              reason=c["reason"], audit_uid=c["uid"])
+            match c:
+                case Opened(record=rec):
+                    self.log.info(
+                        "intervention " + rec["outcome"], **who[c.uid],
+                        mode=rec.get("requested_mode"), reason=rec.get("reason"), audit_uid=c.uid,
+                    )
+                case HelpOpened(record=rec):
+                    self.log.info("help requested", agent=rec.get("agent"), source=rec.get("source"), help_uid=c.uid)
+                case HelpClosed():
+                    self.log.info("help request ended", outcome=c.outcome, answered_by=c.answered_by, help_uid=c.uid)
+                case ModeAdded():
+                    self.log.info("mode " + ("refused" if c.refused else "changed"), **who[c.uid],
+                                  mode=c.mode, source=c.source, audit_uid=c.uid)
+                case Closed():
+                    self.log.info("intervention closed", **who[c.uid], outcome=c.outcome, end_reason=c.end_reason,
+                                  reason=c.reason, audit_uid=c.uid)
 
     def run_commands(self) -> None:
         """The command greenlet: write queued commands in order, as soon as they are queued.
@@ -480,7 +482,7 @@ class NodeService:
     def _remember_core(self, core_uuid: str) -> None:
         self.core_uuid = core_uuid
         self.mirror.status(self.name, core_uuid=core_uuid)
-        change = {"kind": "node", "node": self.name, "core_uuid": core_uuid}
+        change = NodeSeen(node=self.name, core_uuid=core_uuid)
         try:
             self.journal.append([change])
             self.on_journaled()
@@ -492,7 +494,7 @@ class NodeService:
         if old is not None and old != core_uuid:
             # FreeSWITCH restarted under us: whatever was running is gone.
             self.log.warning("FreeSWITCH restarted (new Core-UUID)", old=old, new=core_uuid)
-            self._carry_out(self.machine.close_all("freeswitch_shutdown", now))
+            self._carry_out(self.machine.close_all(FREESWITCH_SHUTDOWN, now))
         self._remember_core(core_uuid)
 
     def _attempt_over(self) -> None:

@@ -20,7 +20,6 @@ retried with backoff (fsbarge.retry, like every retry).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import gevent
@@ -29,7 +28,8 @@ import structlog
 
 from .db.errors import DatabaseError
 from .health import Health
-from .journal import SHIPPED_KINDS, Journal
+from .changes import SHIPPED, Change, Shipped
+from .journal import Journal
 from .offload import Retrier
 from .quarantine import FOLLOWS, UNKNOWN_RECORD, Quarantine, describe, quarantine_path
 from .retry import Backoff
@@ -98,9 +98,9 @@ class Shipper:
             return True
         self._watch_quarantine()
         q = self.quarantine
-        pending = [(i, c) for i, c in enumerate(batch) if c.get("kind") in SHIPPED_KINDS and not q.holds(c)]
-        aside = [(i, c, FOLLOWS) for i, c in pending if q.poisoned(c.get("uid"))]
-        todo = [c for _, c in pending if not q.poisoned(c.get("uid"))]
+        pending: list[tuple[int, Shipped]] = [(i, c) for i, c in enumerate(batch) if isinstance(c, SHIPPED) and not q.holds(c)]  # type: ignore[misc]
+        aside = [(i, c, FOLLOWS) for i, c in pending if q.poisoned(c.uid)]
+        todo = [c for _, c in pending if not q.poisoned(c.uid)]
         if todo:
             ids: dict[str, int] = {}
             try:
@@ -114,7 +114,7 @@ class Shipper:
             self._succeeded()
             self._learn_ids(ids)
             unknown = set(result.unknown)
-            aside += [(i, c, UNKNOWN_RECORD) for i, c in pending if c.get("id") in unknown]
+            aside += [(i, c, UNKNOWN_RECORD) for i, c in pending if c.id in unknown]
             self._note_rebuilt(result.rebuilt)
             self.shipped_total += len(todo) - len(unknown)
         if not self._set_aside(aside):
@@ -122,21 +122,21 @@ class Shipper:
         self.journal.shipped(len(batch))
         return True
 
-    def _isolate(self, batch: list[dict[str, Any]]) -> bool:
+    def _isolate(self, batch: list[Change]) -> bool:
         """The batch failed for good: apply it change by change (one transaction each) to tell a
         refused change (set aside) from a database that refuses everything (nothing is)."""
         q = self.quarantine
-        aside: list[tuple[int, Mapping[str, Any], str]] = []
-        suspects: list[tuple[int, Mapping[str, Any], DatabaseError | None]] = []
+        aside: list[tuple[int, Shipped, str]] = []
+        suspects: list[tuple[int, Shipped, DatabaseError | None]] = []
         poisoned: set[str] = set()  # set aside in this pass: their later changes wait with them
         tentative: set[str] = set()  # refused by the database in this pass: to blame if it takes others
         wrote = False
         refused_in_row = 0
         blocked: tuple[int, DatabaseError] | None = None
         for i, c in enumerate(batch):
-            if c.get("kind") not in SHIPPED_KINDS or q.holds(c):
+            if not isinstance(c, SHIPPED) or q.holds(c):  # type: ignore[arg-type]
                 continue
-            uid = str(c.get("uid") or c.get("id"))
+            uid = str(c.uid or c.id)  # type: ignore[union-attr]
             if q.poisoned(uid) or uid in poisoned:
                 aside.append((i, c, FOLLOWS))
                 continue
@@ -203,7 +203,7 @@ class Shipper:
             self.retrier.attempt(lambda: None)  # "database writes resumed", counters reset
         self.retry_in = 0.0
 
-    def _set_aside(self, aside: list[tuple[int, Mapping[str, Any], str]]) -> bool:
+    def _set_aside(self, aside: list[tuple[int, Shipped, str]]) -> bool:
         if not aside:
             return True
         aside.sort(key=lambda item: item[0])
@@ -217,11 +217,10 @@ class Shipper:
             self.retry_in = self.retrier.permanent_wait
             return False
         self.health.clear("quarantine file")
-        for entry in added:
-            change = entry["change"]
+        for change, error in added:
             log.error(
-                "audit change quarantined: the database will not take it", change=change.get("id"),
-                kind=change.get("kind"), uid=change.get("uid"), error=entry["error"],
+                "audit change quarantined: the database will not take it", change=change.id,
+                kind=change.kind, uid=change.uid, error=error,
             )
         self._report_quarantine()
         return True
@@ -259,7 +258,7 @@ class Shipper:
             return
         first = damage[0]
         lines = "1 damaged line" if len(damage) == 1 else f"{len(damage)} damaged lines"
-        text = f"the audit journal had {lines} (first at byte {first['offset']} of {first['journal']}: {first['why']}); what it held is lost"
+        text = f"the audit journal had {lines} (first at byte {first.offset} of {first.journal}: {first.why}); what it held is lost"
         if self._rebuilt:
             ids = ", ".join(f"#{rid}" if rtype == "intervention" else f"help #{rid}" for rtype, _, rid in self._rebuilt)
             text += f"; rebuilt from later changes: {ids}"
@@ -301,7 +300,9 @@ class Shipper:
             if failures:
                 failures = 0
                 self.health.clear("shipper")
-            gevent.sleep(0)  # other greenlets run between rounds (after the line above: the problem is over)
+            # other greenlets run between batches, once the round's outcome is on record: a
+            # round that shipped after a bug has cleared the problem before anyone can look
+            gevent.sleep(0)
 
     def _round(self) -> None:
         self.wake.clear()

@@ -24,6 +24,7 @@ import uuid as _uuid
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
 
 from fsbarge import records
+from fsbarge.changes import Change, Closed, Damaged, Direct, HelpClosed, HelpOpened, ModeAdded, Opened, coerce
 from fsbarge.chain import GENESIS, GENESIS_PREV, body_of, entry_hash
 from fsbarge.db.engine import translate_errors, writer
 from fsbarge.models import (
@@ -37,7 +38,7 @@ from fsbarge.models import (
     webhook_deliveries,
 )
 
-from fsbarge.terms import OUTCOMES  # noqa: E402
+from fsbarge.terms import ACTIVE, FEATURE_CODE, OUTCOMES, RECONSTRUCTED  # noqa: E402
 
 CHANNEL_COLUMNS = tuple(c.name for c in channels.c)
 _CHANNEL_DATA_COLUMNS = tuple(c for c in CHANNEL_COLUMNS if c not in ("node", "updated_at"))
@@ -323,11 +324,10 @@ class ApplyResult(NamedTuple):
 
 
 # A record rebuilt from its later changes because the journal line that opened it was damaged.
-RECONSTRUCTED = "reconstructed"
 JOURNAL_DAMAGED = "journal_damaged"
 
 
-ApplyHook = Callable[[Connection, Mapping[str, Any], Applied], None]
+ApplyHook = Callable[[Connection, Change | Direct, Applied], None]
 
 CHAIN_LOCK = (0x46534243, 0)  # "FSBC": PostgreSQL transaction lock serialising chain appends
 
@@ -364,15 +364,15 @@ class ChainHook:
         if any(rows.values()):
             self._append(c, GENESIS, f"genesis-{_uuid.uuid4()}", "genesis", 0, rows)
 
-    def __call__(self, c: Connection, change: Mapping[str, Any], applied: Applied) -> None:
+    def __call__(self, c: Connection, change: Change | Direct, applied: Applied) -> None:
         if applied.record_type == "help":
             rows = {"help_requests": [self._row(c, help_requests, applied.record_id)]}
         else:
             rows = {"interventions": [self._row(c, interventions, applied.record_id)]}
-            if change.get("kind") == "mode":
-                mode_row = c.execute(select(mode_changes).where(mode_changes.c.change_id == change["id"])).first()
+            if isinstance(change, ModeAdded) or (isinstance(change, Direct) and change.kind == ModeAdded.kind):
+                mode_row = c.execute(select(mode_changes).where(mode_changes.c.change_id == change.id)).first()
                 rows["mode_changes"] = [dict(mode_row._mapping)] if mode_row is not None else []
-        self._append(c, change["kind"], change["id"], applied.record_type, applied.record_id, rows)
+        self._append(c, change.kind, change.id, applied.record_type, applied.record_id, rows)  # type: ignore[union-attr]
 
     @staticmethod
     def _row(c: Connection, table: Any, row_id: int) -> dict[str, Any]:
@@ -422,14 +422,14 @@ class AuditStore:
             if flush is not None:
                 flush(c)
 
-    def _took_effect(self, c: Connection, change: Mapping[str, Any], applied: Applied) -> None:
+    def _took_effect(self, c: Connection, change: Change | Direct, applied: Applied) -> None:
         for hook in self.hooks:
             hook(c, change, applied)
 
     @staticmethod
-    def _direct(kind: str) -> dict[str, Any]:
+    def _direct(kind: type[Opened | ModeAdded | Closed]) -> Direct:
         """A change written without the journal (tests, the demo, tools) still gets a unique id."""
-        return {"kind": kind, "id": f"direct-{_uuid.uuid4()}"}
+        return Direct(kind=kind.kind, id=f"direct-{_uuid.uuid4()}")
 
     # ------------------------------------------------------------------ writes
 
@@ -454,7 +454,7 @@ class AuditStore:
         other than `active` is closed at once: `ended_at` defaults to `started_at` (SPEC: a
         refused attempt has ended_at == started_at)."""
         _check_outcome(outcome)
-        if outcome == "active":
+        if outcome == ACTIVE:
             if ended_at is not None:
                 raise ValueError("an active intervention has no ended_at")
         elif ended_at is None:
@@ -478,7 +478,7 @@ class AuditStore:
             self._begin(c)
             result = c.execute(insert(interventions).values(**values))
             new_id = int(result.inserted_primary_key[0])
-            self._took_effect(c, self._direct("open"), Applied("intervention", new_id))
+            self._took_effect(c, self._direct(Opened), Applied("intervention", new_id))
             self._flush(c)
             return new_id
 
@@ -499,7 +499,7 @@ class AuditStore:
         """Append a mode change (refused ones too) to an open record; a change that is not
         refused also becomes the record's current_mode. LookupError for an unknown id,
         ValueError for a closed record."""
-        change = self._direct("mode")
+        change = self._direct(ModeAdded)
         with translate_errors(self._engine), self._writer.begin() as c:
             self._begin(c)
             self._require_open(c, intervention_id)
@@ -510,7 +510,7 @@ class AuditStore:
                     at=at,
                     source=source,
                     refused=bool(refused),
-                    change_id=change["id"],
+                    change_id=change.id,
                 )
             )
             if not refused:
@@ -535,7 +535,7 @@ class AuditStore:
         keeps the stored reason). Returns False, changing nothing, if it was already closed: the
         first close stands. LookupError for an unknown id."""
         _check_outcome(outcome)
-        if outcome == "active":
+        if outcome == ACTIVE:
             raise ValueError("close() needs a final outcome, not 'active'")
         values: dict[str, Any] = dict(outcome=outcome, ended_at=ended_at, end_reason=end_reason)
         if reason is not None:
@@ -548,7 +548,7 @@ class AuditStore:
                 .values(**values)
             )
             if result.rowcount:
-                self._took_effect(c, self._direct("close"), Applied("intervention", intervention_id))
+                self._took_effect(c, self._direct(Closed), Applied("intervention", intervention_id))
                 self._flush(c)
                 return True
             found = c.execute(
@@ -558,11 +558,11 @@ class AuditStore:
                 raise LookupError(f"no intervention {intervention_id}")
             return False
 
-    def apply_changes(self, changes: Sequence[Mapping[str, Any]], ids: dict[str, int] | None = None) -> list[str]:
+    def apply_changes(self, changes: Sequence[Change | Mapping[str, Any]], ids: dict[str, int] | None = None) -> list[str]:
         """:meth:`apply`, returning only the ids of the changes whose record is unknown."""
         return self.apply(changes, ids).unknown
 
-    def apply(self, changes: Sequence[Mapping[str, Any]], ids: dict[str, int] | None = None) -> ApplyResult:
+    def apply(self, changes: Sequence[Change | Mapping[str, Any]], ids: dict[str, int] | None = None) -> ApplyResult:
         """Apply journal changes (fsbarge.journal) in order, in one transaction, idempotently.
 
         Each change has a unique id: a record is keyed by its ``uid``, a mode entry by its
@@ -590,50 +590,56 @@ class AuditStore:
                 ids = {}
             ids.clear()
             damage = False
-            for change in changes:
-                kind = change.get("kind")
-                applied: Applied | None | bool = None
-                if kind == "open":
-                    applied = self._apply_open(c, change, ids)
-                elif kind == "mode":
-                    applied = self._apply_mode(c, change, ids)
-                elif kind == "close":
-                    applied = self._apply_close(c, change)
-                elif kind == "help_open":
-                    applied = self._apply_help_open(c, change)
-                elif kind == "help_close":
-                    applied = self._apply_help_close(c, change, ids)
-                elif kind == "damaged":
+            for given in changes:
+                change = coerce(given)
+                if isinstance(change, Damaged):
                     damage = True
                     written += self._apply_damaged(c, change)
                     continue
-                if applied is False and kind in ("mode", "close", "help_close"):
+                applied = self._apply_one(c, change, ids)
+                if applied is False:  # a later change of a record the database does not have
+                    assert isinstance(change, ModeAdded | Closed | HelpClosed)
                     damage = damage or self._damage_recorded(c)
                     if not damage:
-                        unknown.append(change["id"])
+                        unknown.append(change.id)
                         continue
                     rebuilt.append(self._rebuild(c, change, ids))
                     written += 1
-                    applied = (self._apply_mode(c, change, ids) if kind == "mode" else self._apply_close(c, change)
-                               if kind == "close" else self._apply_help_close(c, change, ids))
+                    applied = self._apply_one(c, change, ids)
                 if applied:
                     self._took_effect(c, change, applied)  # type: ignore[arg-type]
                     written += 1
             self._flush(c)
         return ApplyResult(unknown, written, rebuilt)
 
+    def _apply_one(self, c: Connection, change: Change | Direct, ids: dict[str, int]) -> Applied | None | bool:
+        """Applied, None (already applied, or not an audit change), False (its record is unknown)."""
+        match change:
+            case Opened():
+                return self._apply_open(c, change, ids)
+            case ModeAdded():
+                return self._apply_mode(c, change, ids)
+            case Closed():
+                return self._apply_close(c, change)
+            case HelpOpened():
+                return self._apply_help_open(c, change)
+            case HelpClosed():
+                return self._apply_help_close(c, change, ids)
+        return None
+
     def _chain(self) -> ChainHook | None:
         return next((h for h in self.hooks if isinstance(h, ChainHook)), None)
 
-    def _apply_damaged(self, c: Connection, change: Mapping[str, Any]) -> int:
+    def _apply_damaged(self, c: Connection, change: Damaged) -> int:
         """A damaged journal line's note becomes a chain entry of its own (once): 1 if new."""
         chain = self._chain()
-        if chain is None or c.execute(select(audit_chain.c.seq).where(audit_chain.c.change_id == change["id"])).first():
+        if chain is None or c.execute(select(audit_chain.c.seq).where(audit_chain.c.change_id == change.id)).first():
             return 0
-        if any(p["change_id"] == change["id"] for p in c.info.get(chain.PENDING, ())):
+        if any(p["change_id"] == change.id for p in c.info.get(chain.PENDING, ())):
             return 0
-        note = {k: change.get(k) for k in ("journal", "offset", "size", "why", "raw", "found_at")}
-        chain._append(c, "damaged", change["id"], "journal", 0, {"journal_damage": [{"id": 0, **note}]})
+        note = {"journal": change.journal, "offset": change.offset, "size": change.size, "why": change.why,
+                "raw": change.raw, "found_at": change.found_at}
+        chain._append(c, change.kind, change.id, "journal", 0, {"journal_damage": [{"id": 0, **note}]})
         return 1
 
     def _damage_recorded(self, c: Connection) -> bool:
@@ -645,19 +651,20 @@ class AuditStore:
             return True
         return c.execute(select(audit_chain.c.seq).where(audit_chain.c.record_type == "journal").limit(1)).first() is not None
 
-    def _rebuild(self, c: Connection, change: Mapping[str, Any], ids: dict[str, int]) -> tuple[str, str, int]:
+    def _rebuild(self, c: Connection, change: ModeAdded | Closed | HelpClosed, ids: dict[str, int]) -> tuple[str, str, int]:
         """Open the record a change names from what the change carries (node, time), marked as
         rebuilt; its own changes (this one and the later ones) then apply to it as usual."""
-        kind, uid, node = change["kind"], change["uid"], change.get("node") or "unknown"
-        if kind == "help_close":
-            at = change.get("answered_at") or change.get("ended_at")
+        uid, node = change.uid, change.node or "unknown"
+        opening: Opened | HelpOpened
+        if isinstance(change, HelpClosed):
+            at = change.answered_at or change.ended_at
             help_record = {"node": node, "requested_at": at, "source": RECONSTRUCTED, "reason": JOURNAL_DAMAGED}
-            opening = {"kind": "help_open", "id": f"{uid}-reconstructed", "uid": uid, "node": node, "record": help_record}
+            opening = HelpOpened(id=f"{uid}-reconstructed", uid=uid, node=node, record=help_record)
             applied = self._apply_help_open(c, opening)
         else:
-            at = change.get("at") if kind == "mode" else change.get("ended_at")
-            record = {"node": node, "outcome": "active", "reason": JOURNAL_DAMAGED, "started_at": at, "origin": RECONSTRUCTED}
-            opening = {"kind": "open", "id": f"{uid}-reconstructed", "uid": uid, "node": node, "record": record}
+            at = change.at if isinstance(change, ModeAdded) else change.ended_at
+            record = {"node": node, "outcome": ACTIVE, "reason": JOURNAL_DAMAGED, "started_at": at, "origin": RECONSTRUCTED}
+            opening = Opened(id=f"{uid}-reconstructed", uid=uid, node=node, record=record)
             applied = self._apply_open(c, opening, ids)
         assert applied is not None
         self._took_effect(c, opening, applied)
@@ -671,81 +678,82 @@ class AuditStore:
             ids[uid] = int(found)
         return ids[uid]
 
-    def _apply_open(self, c: Connection, change: Mapping[str, Any], ids: dict[str, int]) -> Applied | None:
-        if self._id_of(c, change["uid"], ids) is not None:
+    def _apply_open(self, c: Connection, change: Opened, ids: dict[str, int]) -> Applied | None:
+        if self._id_of(c, change.uid, ids) is not None:
             return None
-        rec = dict(change["record"])
+        rec = dict(change.record)
         _check_outcome(rec["outcome"])
-        if rec["outcome"] != "active" and rec.get("ended_at") is None:
+        if rec["outcome"] != ACTIVE and rec.get("ended_at") is None:
             rec["ended_at"] = rec["started_at"]
         columns = {k: rec.get(k) for k in _CREATE_COLUMNS}
-        columns["origin"] = rec.get("origin") or "feature_code"
+        columns["origin"] = rec.get("origin") or FEATURE_CODE
         if rec.get("help_uid"):
             columns["help_request_id"] = c.execute(select(help_requests.c.id).where(help_requests.c.uid == rec["help_uid"])).scalar()
-        result = c.execute(insert(interventions).values(uid=change["uid"], **columns))
-        ids[change["uid"]] = int(result.inserted_primary_key[0])
-        return Applied("intervention", ids[change["uid"]])
+        result = c.execute(insert(interventions).values(uid=change.uid, **columns))
+        ids[change.uid] = int(result.inserted_primary_key[0])
+        return Applied("intervention", ids[change.uid])
 
-    def _apply_mode(self, c: Connection, change: Mapping[str, Any], ids: dict[str, int]) -> Applied | None | bool:
+    def _apply_mode(self, c: Connection, change: ModeAdded, ids: dict[str, int]) -> Applied | None | bool:
         """Applied, None for a change already applied, False when its record is unknown."""
-        iid = self._id_of(c, change["uid"], ids)
+        iid = self._id_of(c, change.uid, ids)
         if iid is None:
             return False
-        done = c.execute(select(mode_changes.c.id).where(mode_changes.c.change_id == change["id"])).first()
+        done = c.execute(select(mode_changes.c.id).where(mode_changes.c.change_id == change.id)).first()
         if done is not None:
             return None
-        notified = change.get("notified")
+        notified = change.notified
         c.execute(
             insert(mode_changes).values(
                 intervention_id=iid,
-                mode=change["mode"],
-                at=change["at"],
-                source=change["source"],
-                refused=bool(change["refused"]),
-                change_id=change["id"],
+                mode=change.mode,
+                at=change.at,
+                source=change.source,
+                refused=bool(change.refused),
+                change_id=change.id,
                 notified=",".join(notified) if notified else None,
             )
         )
-        if not change["refused"]:
-            c.execute(update(interventions).where(interventions.c.id == iid).values(current_mode=change["mode"]))
+        if not change.refused:
+            c.execute(update(interventions).where(interventions.c.id == iid).values(current_mode=change.mode))
         return Applied("intervention", iid)
 
-    def _apply_close(self, c: Connection, change: Mapping[str, Any]) -> Applied | None | bool:
-        _check_outcome(change["outcome"])
-        values: dict[str, Any] = dict(outcome=change["outcome"], ended_at=change["ended_at"], end_reason=change.get("end_reason"))
-        if change.get("reason") is not None:
-            values["reason"] = change["reason"]
+    def _apply_close(self, c: Connection, change: Closed) -> Applied | None | bool:
+        _check_outcome(change.outcome)
+        values: dict[str, Any] = dict(outcome=change.outcome, ended_at=change.ended_at, end_reason=change.end_reason)
+        if change.reason is not None:
+            values["reason"] = change.reason
         result = c.execute(
             update(interventions)
-            .where(interventions.c.uid == change["uid"], interventions.c.ended_at.is_(None))
+            .where(interventions.c.uid == change.uid, interventions.c.ended_at.is_(None))
             .values(**values)
         )
-        iid = c.execute(select(interventions.c.id).where(interventions.c.uid == change["uid"])).scalar()
+        iid = c.execute(select(interventions.c.id).where(interventions.c.uid == change.uid)).scalar()
         if iid is None:
             return False  # its record is unknown: never a close dropped without a word
         if not result.rowcount:
             return None  # closed already: the first close stands
         return Applied("intervention", int(iid))
 
-    def _apply_help_open(self, c: Connection, change: Mapping[str, Any]) -> Applied | None:
-        if c.execute(select(help_requests.c.id).where(help_requests.c.uid == change["uid"])).first() is not None:
+    def _apply_help_open(self, c: Connection, change: HelpOpened) -> Applied | None:
+        if c.execute(select(help_requests.c.id).where(help_requests.c.uid == change.uid)).first() is not None:
             return None
-        rec = change["record"]
+        rec = change.record
         columns = {k: rec.get(k) for k in ("node", "agent", "agent_uuid", "customer", "requested_at", "source", "reason")}
-        columns["node"] = columns["node"] or change.get("node")
-        result = c.execute(insert(help_requests).values(uid=change["uid"], **columns))
+        columns["node"] = columns["node"] or change.node
+        result = c.execute(insert(help_requests).values(uid=change.uid, **columns))
         return Applied("help", int(result.inserted_primary_key[0]))
 
-    def _apply_help_close(self, c: Connection, change: Mapping[str, Any], ids: dict[str, int]) -> Applied | None | bool:
-        values: dict[str, Any] = {k: change.get(k) for k in ("outcome", "answered_by", "answered_at", "ended_at")}
-        if change.get("intervention_uid"):
-            values["intervention_id"] = self._id_of(c, change["intervention_uid"], ids)
+    def _apply_help_close(self, c: Connection, change: HelpClosed, ids: dict[str, int]) -> Applied | None | bool:
+        values: dict[str, Any] = {"outcome": change.outcome, "answered_by": change.answered_by,
+                                  "answered_at": change.answered_at, "ended_at": change.ended_at}
+        if change.intervention_uid:
+            values["intervention_id"] = self._id_of(c, change.intervention_uid, ids)
         result = c.execute(
             update(help_requests)
-            .where(help_requests.c.uid == change["uid"], help_requests.c.outcome.is_(None))
+            .where(help_requests.c.uid == change.uid, help_requests.c.outcome.is_(None))
             .values(**values)
         )
-        hid = c.execute(select(help_requests.c.id).where(help_requests.c.uid == change["uid"])).scalar()
+        hid = c.execute(select(help_requests.c.id).where(help_requests.c.uid == change.uid)).scalar()
         if hid is None:
             return False
         if not result.rowcount:
@@ -790,7 +798,7 @@ class AuditStore:
         """Records still `active` (all nodes, or one), oldest first, as plain dicts with float
         epoch times, the internal current_mode / application_uuid, and `modes`: the history as
         [{mode, at, source, refused}]."""
-        stmt = select(interventions).where(interventions.c.outcome == "active")
+        stmt = select(interventions).where(interventions.c.outcome == ACTIVE)
         if node is not None:
             stmt = stmt.where(interventions.c.node == node)
         stmt = stmt.order_by(interventions.c.id)

@@ -16,6 +16,7 @@ CORE = {
     "events": {"wire"},
     "channels": {"events", "wire"},
     "terms": set(),
+    "changes": {"terms"},
     "paths": set(),
     # the configuration package: the names every importer uses, and one module per role
     "config": {"config.errors", "config.loader", "config.model", "paths"},
@@ -28,7 +29,7 @@ CORE = {
     "policy": {"config", "terms"},
     "barge": {"events", "policy", "channels", "terms", "crossnode"},
     "crossnode": set(),
-    "help": {"barge", "channels", "events", "policy"},
+    "help": {"barge", "channels", "events", "policy", "terms"},
     "commands": {"barge", "help"},
     "resync": {"barge", "events", "terms"},
     "chain": set(),
@@ -47,7 +48,7 @@ ONLY_IN = {
 # The read queries return stored rows; the views (auditview, helpview) make records of them at the
 # edge (fsbarge.records), so a query never depends on how a record looks.
 ROWS_ONLY = {
-    "queries": {"sqlread"},
+    "queries": {"sqlread", "terms"},
     "sqlread": {"db.errors", "db.schema", "db.engine", "db.readers"},
     "db.errors": set(),
     "db.schema": set(),
@@ -286,3 +287,99 @@ def test_the_benchmark_touches_no_private_attribute_of_greenswitch() -> None:
             and n.attr.startswith("_")
         ]
     assert not offenders, offenders
+
+
+# The journal change is a type (fsbarge.changes); only that module spells a change as a dict.
+# chain.body_of builds a hash-chain entry, which names the kind of the change it records.
+CHANGE_DICT_ALLOWED = {"changes", "chain"}
+
+
+def _str_key(node: ast.AST, key: str) -> bool:
+    return isinstance(node, ast.Constant) and node.value == key
+
+
+def change_dict_uses(path: Path) -> list[str]:
+    """Where a file builds a dict with a "kind" key, or reads "kind" from one (c["kind"], c.get("kind"))."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Dict) and any(k is not None and _str_key(k, "kind") for k in node.keys):
+            found.append(f"{path.name}:{node.lineno} builds a dict with a 'kind' key")
+        elif isinstance(node, ast.Subscript) and _str_key(node.slice, "kind"):
+            found.append(f"{path.name}:{node.lineno} reads ['kind']")
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+              and node.args and _str_key(node.args[0], "kind")):
+            found.append(f"{path.name}:{node.lineno} reads .get('kind')")
+    return found
+
+
+def test_only_the_change_module_spells_a_change_as_a_dict() -> None:
+    """Everything else builds and reads typed changes: a dict with a kind key read by several
+    if-chains is how their meanings drift apart (ISSUE 18)."""
+    offenders = []
+    for path in sorted(PKG.rglob("*.py")):
+        if (PKG / "migrations") in path.parents or (PKG / "sim") in path.parents or path.stem in CHANGE_DICT_ALLOWED:
+            continue
+        offenders += change_dict_uses(path)
+    assert not offenders, offenders
+
+
+def test_the_change_dict_check_can_fail(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text('x = {"kind": "open", "id": "a"}\nif x["kind"] == "open" or x.get("kind"):\n    pass\n')
+    assert len(change_dict_uses(bad)) == 3
+
+
+# The same spelling in another vocabulary (not an audit term): module -> {literal: what it is there}.
+OTHER_VOCABULARIES = {
+    "channels": {"answered": "a channel's answer_state"},
+    "tickets": {"answered": "a channel's answer_state"},
+    "cli": {"answered": "a channel's answer_state", "failed": "a webhook delivery's state"},
+    "barge": {"reattach": "the name of an intervention's transition (TRANSITIONS)"},
+    "endpoints": {"external": "a SIP profile's name", "listen": "the [metrics] table's listen key"},
+    "model": {"external": "a SIP profile's name"},
+    "crossnode": {"external": "a SIP profile's name"},
+    "metrics": {"failed": "a webhook delivery's state"},
+    "status": {"failed": "a webhook delivery's state"},
+    "webhooks": {"failed": "a webhook delivery's state"},
+}
+
+
+def bare_terms(path: Path, terms: set[str]) -> list[str]:
+    """String literals equal to an audit term, outside docstrings and Enum classes (another
+    vocabulary's members, e.g. barge.State.ACTIVE)."""
+    tree = ast.parse(path.read_text())
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and any(getattr(b, "id", getattr(b, "attr", "")).endswith("Enum") for b in node.bases):
+            skip.update(id(n) for n in ast.walk(node))
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                skip.add(id(first.value))
+    allowed = OTHER_VOCABULARIES.get(path.stem, {})
+    return [
+        f"{path.name}:{n.lineno} {n.value!r}" for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value in terms and id(n) not in skip
+        and n.value not in allowed
+    ]
+
+
+def test_terms_are_named_not_spelled() -> None:
+    """Modes, outcomes, end reasons, sources and origins are spelled once, in fsbarge.terms; elsewhere a
+    misspelt bare string would be a record nobody finds. Migrations keep their own spelling: a
+    migration states the schema as it was the day it was written."""
+    from fsbarge import terms
+
+    checked = {t for group in terms.CHECKED for t in group}
+    offenders = []
+    for path in sorted(PKG.rglob("*.py")):
+        if (PKG / "migrations") in path.parents or (PKG / "sim") in path.parents or path.stem == "terms":
+            continue
+        offenders += bare_terms(path, checked)
+    assert not offenders, offenders
+
+
+def test_the_bare_term_check_can_fail(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text('"""freeswitch_shutdown"""\nimport enum\nclass S(enum.StrEnum):\n    ACTIVE = "active"\nx = "freeswitch_shutdown"\n')
+    assert bare_terms(bad, {"freeswitch_shutdown", "active"}) == ["bad.py:5 'freeswitch_shutdown'"]

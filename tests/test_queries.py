@@ -181,11 +181,11 @@ def test_channels_nodes_help_requests_and_webhooks_are_the_rows_sqlalchemy_reads
         assert queries.list_channels(conn) == channels, how
         assert queries.list_channels(conn, node="pbx1") == [r for r in channels if r["node"] == "pbx1"], how
         assert queries.list_nodes(conn) == nodes, how
-        assert queries.help_requests(conn) == helps, how
-        assert queries.help_requests(conn, outcome="ringing") == ringing, how
-        assert queries.help_requests(conn, agent="1004", since=T0 + 100, limit=2, offset=1) == [
+        assert queries.help_request_rows(conn) == helps, how
+        assert queries.help_request_rows(conn, outcome="ringing") == ringing, how
+        assert queries.help_request_rows(conn, agent="1004", since=T0 + 100, limit=2, offset=1) == [
             r for r in helps if r["agent"] == "1004" and r["requested_at"] >= at(T0 + 100)][1:3], how
-        assert queries.help_request(conn, helps[0]["id"]) == helps[0], how
+        assert queries.help_request_row(conn, helps[0]["id"]) == helps[0], how
         assert queries.list_webhook_deliveries(conn) == hooks, how
         assert queries.list_webhook_deliveries(conn, state="failed", limit=1) == [r for r in hooks if r["state"] == "failed"][:1], how
         assert queries.webhook_counts(conn) == {"pending": 3, "failed": 2, "delivered": 2}, how

@@ -272,6 +272,37 @@ def test_the_shipper_greenlet_survives_a_bug_says_so_once_and_goes_on(tmp_path: 
     assert set(records_by_uid(engine)) == {"a"}
 
 
+def test_once_a_round_ships_after_a_bug_nobody_sees_the_problem_still_reported(tmp_path: Path, engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The problem is cleared before the shipper lets another greenlet run: whoever sees the
+    backlog empty sees the health clear too (it used to yield in between)."""
+    shipper, journal = shipper_for(tmp_path, engine, Log())
+    shipper.failure_backoff = 0.01
+    real, broken = journal.unshipped, {"left": 1}
+
+    def unshipped(limit: int = 500) -> list:
+        if broken["left"]:
+            broken["left"] -= 1
+            raise RuntimeError("a bug")
+        return real(limit)
+
+    monkeypatch.setattr(journal, "unshipped", unshipped)
+    journal.append([full_record("a")])
+    seen: list[list[str]] = []
+
+    def watch() -> None:
+        while journal.backlog:
+            gevent.sleep(0)
+        seen.append(list(shipper.health.problems))
+
+    watcher, runner = gevent.spawn(watch), gevent.spawn(shipper.run)
+    try:
+        watcher.join(timeout=30)
+    finally:
+        runner.kill()
+        watcher.kill()
+    assert seen == [[]]
+
+
 def test_a_damaged_open_loses_nothing_silently(tmp_path: Path, engine, capsys: pytest.CaptureFixture[str]) -> None:
     """The open of intervention `a` is damaged on disk: the damage goes into the audit chain (so
     `audit verify` says so, forever), `a` is rebuilt from its later changes and marked so, the

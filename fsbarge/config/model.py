@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..paths import DEFAULT_CONFIG_PATH, DEFAULT_DATABASE_URL, DEFAULT_JOURNAL_PATH, ENV_CONFIG  # the read commands need them without this package
-from ..terms import MODES, WEBHOOK_EVENTS, Mode
+from ..terms import BARGE, CUSTOMER_WHISPER, MODES, WEBHOOK_EVENTS, WHISPER, Mode
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -97,8 +97,8 @@ class TeamConfig:
     supervisors: tuple[str, ...]
     modes: tuple[Mode, ...] = MODES
     # Soft entry: on entering these modes the agent / the customer hears [tones] notify first.
-    notify_agent: tuple[Mode, ...] = ("whisper", "barge")
-    notify_customer: tuple[Mode, ...] = ("barge", "customer_whisper")
+    notify_agent: tuple[Mode, ...] = (WHISPER, BARGE)
+    notify_customer: tuple[Mode, ...] = (BARGE, CUSTOMER_WHISPER)
 
 
 @dataclass(frozen=True)
