@@ -66,8 +66,9 @@ from fsbarge.terms import REFUSED_OUTCOMES  # noqa: E402
 
 
 def tabulate(rows: Any, **kwargs: Any) -> str:
-    """tabulate.tabulate, imported on first use: the CSV and JSON paths never need it."""
-    from tabulate import tabulate as _tabulate
+    """tabulate.tabulate's table (fsbarge.texttable: the same text without importing tabulate for
+    the usual one-line ASCII cells), imported on first use: the CSV and JSON paths never need it."""
+    from fsbarge.texttable import tabulate as _tabulate
 
     return _tabulate(rows, **kwargs)
 

@@ -32,20 +32,77 @@ class CommandError(Exception):
     """A command that could not do its work (e.g. write its output): exit status 1."""
 
 
+def _columns() -> int:
+    """shutil.get_terminal_size().columns, without importing shutil (and with it bz2, lzma, ...):
+    argparse asks for the width on every add_argument, and that import was ~5 ms of each command."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help layout, at the terminal's width as argparse measures it (see _columns)."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position, _columns() - 2 if width is None else width)
+
+
+class _RawFormatter(_Formatter, argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs (examples) kept as written."""
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:  # argparse prints usage + error; we want one line
         if self.prog == "fsbarge help":  # a newcomer looking for help on fsbarge itself lands here
             raise UsageError(f"{message} (`fsbarge help` is about agents' help requests; help on fsbarge: `fsbarge --help`)")
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
-def _build_parser() -> argparse.ArgumentParser:
+# The commands and their sub-commands, as _build_parser makes them (tests/test_cli_qa.py checks).
+_COMMANDS: dict[str, tuple[str, ...]] = {
+    "run": (), "check-config": (), "db": ("upgrade", "current", "repair"), "calls": (),
+    "audit": ("list", "stats", "show", "verify", "head", "quarantine"), "help": ("list", "request"), "status": (),
+    "webhooks": ("list", "retry"), "report": (),
+}
+
+
+def _wanted(argv: Sequence[str] | None) -> Any:
+    """Which sub-parsers to build: those on the path the arguments plainly name (`audit list ...`),
+    or all of them when they name none plainly (an option first, a typo, nothing). argparse makes
+    some 30 parsers otherwise, 15-30 ms of every command's start, to use one of them; what the
+    chosen one parses and prints is the same either way (a test compares)."""
+    path: tuple[str, ...] = ()
+    if argv and argv[0] in _COMMANDS:
+        path = (argv[0],)
+        if len(argv) > 1 and argv[1] in _COMMANDS[argv[0]]:
+            path += (argv[1],)
+
+    def want(*names: str) -> bool:
+        return names[: len(path)] == path[: len(names)]
+
+    return want
+
+
+def _build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or (given the arguments) only the part they use (see _wanted)."""
+    want = _wanted(argv)
     config_help = "configuration file (default: $FSBARGE_CONFIG, else /etc/fsbarge/fsbarge.toml)"
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     # SUPPRESS: a --config given before the subcommand is not overwritten by this default.
     common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=config_help)
     # read commands: a database URL is all they need (a QA account may not read the daemon's config)
-    reader = argparse.ArgumentParser(add_help=False, parents=[common])
+    reader = _Parser(add_help=False, parents=[common])
     reader.add_argument(
         "--database",
         metavar="URL",
@@ -57,108 +114,132 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="fsbarge",
         description="Supervisor listen / whisper / barge for FreeSWITCH, with an audit trail.",
         epilog=MAIN_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_RawFormatter,
     )
     p.add_argument("--version", action="version", version=f"fsbarge {__version__}")
     p.add_argument("--config", metavar="PATH", default=None, help=config_help)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    sub.add_parser("run", parents=[common], help="run the daemon in the foreground (systemd runs this)")
-    sub.add_parser("check-config", parents=[common], help="validate the configuration and exit")
+    if want("run"):
+        sub.add_parser("run", parents=[common], help="run the daemon in the foreground (systemd runs this)")
+    if want("check-config"):
+        sub.add_parser("check-config", parents=[common], help="validate the configuration and exit")
 
-    db = sub.add_parser("db", help="database maintenance")
-    dbsub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
-    # like the read commands: a database URL is all it needs (no nodes, teams or ESL password)
-    target = argparse.ArgumentParser(add_help=False, parents=[common])
-    target.add_argument(
-        "--database",
-        metavar="URL",
-        default=argparse.SUPPRESS,
-        help=f"database to migrate (default: ${ENV_DATABASE_URL}, else [database] url of the configuration)",
-    )
-    dbsub.add_parser("upgrade", parents=[target], help="apply Alembic migrations to the database (creates a SQLite file)")
-    dbsub.add_parser("current", parents=[target], help="print the database's migration revision")
-    dbsub.add_parser(
-        "repair", parents=[target],
-        help="recreate tables missing from a damaged database, empty (audit verify then reports what was lost)",
-    )
+    if want("db"):
+        db = sub.add_parser("db", help="database maintenance")
+        dbsub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+        # like the read commands: a database URL is all it needs (no nodes, teams or ESL password)
+        target = _Parser(add_help=False, parents=[common])
+        target.add_argument(
+            "--database",
+            metavar="URL",
+            default=argparse.SUPPRESS,
+            help=f"database to migrate (default: ${ENV_DATABASE_URL}, else [database] url of the configuration)",
+        )
+        if want("db", "upgrade"):
+            dbsub.add_parser("upgrade", parents=[target], help="apply Alembic migrations to the database (creates a SQLite file)")
+        if want("db", "current"):
+            dbsub.add_parser("current", parents=[target], help="print the database's migration revision")
+        if want("db", "repair"):
+            dbsub.add_parser(
+                "repair", parents=[target],
+                help="recreate tables missing from a damaged database, empty (audit verify then reports what was lost)",
+            )
 
-    calls = sub.add_parser("calls", parents=[reader], help="live channels as the daemon mirrors them")
-    calls.add_argument("--format", choices=("table", "json"), default="table")
-    calls.add_argument("--node", help="only this FreeSWITCH node")
+    if want("calls"):
+        calls = sub.add_parser("calls", parents=[reader], help="live channels as the daemon mirrors them")
+        calls.add_argument("--format", choices=("table", "json"), default="table")
+        calls.add_argument("--node", help="only this FreeSWITCH node")
+    if want("audit"):
+        audit = sub.add_parser("audit", help="query the audit trail")
+        asub = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
+        if want("audit", "list"):
+            lst = asub.add_parser("list", parents=[reader], help="interventions, newest first", epilog=LIST_EPILOG,
+                                  formatter_class=_RawFormatter)
+            _add_filters(lst)
+            lst.add_argument(
+                "--limit",
+                type=_count,
+                default=None,
+                help=f"at most this many (default: all for csv and json, {TABLE_PAGE} for the table; 0 = all)",
+            )
+            lst.add_argument("--offset", type=_count, default=0, help="skip this many first (newest) rows")
+            lst.add_argument("--format", choices=("table", "json", "csv"), default="table")
+            _add_tz(lst)
+        if want("audit", "stats"):
+            stats = asub.add_parser("stats", parents=[reader], help="interventions, outcomes, refusals and time per group",
+                                    epilog=STATS_EPILOG, formatter_class=_RawFormatter)
+            stats.add_argument("--by", choices=("agent", "supervisor", "team", "day"), required=True,
+                               help="one row per agent, supervisor, team (recorded with each intervention) or day (in --tz)")
+            _add_filters(stats)
+            stats.add_argument("--format", choices=("table", "json", "csv"), default="table")
+            _add_tz(stats, days=True)
+        if want("audit", "show"):
+            show = asub.add_parser("show", parents=[reader], help="one intervention with its mode history")
+            show.add_argument("id", type=int)
+            show.add_argument("--format", choices=("table", "json"), default="table")
+            _add_tz(show)
+        if want("audit", "verify"):
+            verify = asub.add_parser("verify", parents=[reader], help="recompute the audit hash chain and check every record against it (exit 1 on a mismatch)")
+            verify.add_argument("--head", metavar="HASH", type=_hash_arg, help="a head noted earlier (fsbarge audit head): must still be in the chain")
+        if want("audit", "head"):
+            asub.add_parser("head", parents=[reader], help="print the audit chain's head hash, to note outside the system")
+        if want("audit", "quarantine"):
+            quarantine = asub.add_parser("quarantine", help="audit changes the database refused, set aside beside the journal")
+            qsub = quarantine.add_subparsers(dest="quarantine_command", required=True, parser_class=_Parser)
+            qlist = qsub.add_parser("list", parents=[common], help="what is set aside and why (the journal's path comes from --config)")
+            qlist.add_argument("--format", choices=("table", "json"), default="table")
+            qsub.add_parser("retry", parents=[common], help="apply what is set aside, once the cause is fixed; what fails again stays (exit 1)")
 
-    audit = sub.add_parser("audit", help="query the audit trail")
-    asub = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
-    lst = asub.add_parser("list", parents=[reader], help="interventions, newest first", epilog=LIST_EPILOG,
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_filters(lst)
-    lst.add_argument(
-        "--limit",
-        type=_count,
-        default=None,
-        help=f"at most this many (default: all for csv and json, {TABLE_PAGE} for the table; 0 = all)",
-    )
-    lst.add_argument("--offset", type=_count, default=0, help="skip this many first (newest) rows")
-    lst.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    _add_tz(lst)
-    stats = asub.add_parser("stats", parents=[reader], help="interventions, outcomes, refusals and time per group",
-                            epilog=STATS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    stats.add_argument("--by", choices=("agent", "supervisor", "team", "day"), required=True,
-                       help="one row per agent, supervisor, team (recorded with each intervention) or day (in --tz)")
-    _add_filters(stats)
-    stats.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    _add_tz(stats, days=True)
-    show = asub.add_parser("show", parents=[reader], help="one intervention with its mode history")
-    show.add_argument("id", type=int)
-    show.add_argument("--format", choices=("table", "json"), default="table")
-    _add_tz(show)
-    verify = asub.add_parser("verify", parents=[reader], help="recompute the audit hash chain and check every record against it (exit 1 on a mismatch)")
-    verify.add_argument("--head", metavar="HASH", type=_hash_arg, help="a head noted earlier (fsbarge audit head): must still be in the chain")
-    asub.add_parser("head", parents=[reader], help="print the audit chain's head hash, to note outside the system")
-    quarantine = asub.add_parser("quarantine", help="audit changes the database refused, set aside beside the journal")
-    qsub = quarantine.add_subparsers(dest="quarantine_command", required=True, parser_class=_Parser)
-    qlist = qsub.add_parser("list", parents=[common], help="what is set aside and why (the journal's path comes from --config)")
-    qlist.add_argument("--format", choices=("table", "json"), default="table")
-    qsub.add_parser("retry", parents=[common], help="apply what is set aside, once the cause is fixed; what fails again stays (exit 1)")
-    helpp = sub.add_parser(
-        "help", help="agents' help requests (*9 on the phone, or `help request`): list them, raise one",
-        description=HELP_DESCRIPTION,
-        epilog=HELP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    hsub = helpp.add_subparsers(dest="help_command", metavar="{list,request}", parser_class=_Parser)
-    helpp.set_defaults(show_help=helpp.format_help)
-    hlist = hsub.add_parser("list", parents=[reader], help="help requests, newest first", epilog=HELP_LIST_EPILOG,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    hlist.add_argument("--agent", metavar="EXT", help="only requests of this agent's extension, e.g. 1000")
-    hlist.add_argument("--supervisor", metavar="EXT", help="only requests this supervisor's extension answered, e.g. 1002")
-    hlist.add_argument("--since", metavar="ISO8601", type=_time_arg,
-                       help="requested at or after, e.g. 2026-11-01 or 2026-11-01T08:00+01:00 (in --tz unless an offset is given)")
-    hlist.add_argument("--until", metavar="ISO8601", type=_time_arg, help="requested before (exclusive), e.g. 2026-12-01")
-    hlist.add_argument("--outcome", choices=(*HELP_OUTCOMES, "ringing"))
-    hlist.add_argument("--node", help="only this FreeSWITCH node")
-    hlist.add_argument("--limit", type=_count, default=None, help="at most this many (default: all; 0 = all)")
-    hlist.add_argument("--offset", type=_count, default=0, help="skip this many first (newest) rows")
-    hlist.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    _add_tz(hlist)
-    hreq = hsub.add_parser("request", parents=[common], help="summon a supervisor into an agent's call, as the agent's *9 does")
-    hreq.add_argument("--agent", metavar="EXT", required=True)
-    hreq.add_argument("--reason", metavar="TEXT", help="why (recorded with the request)")
-    status = sub.add_parser("status", parents=[reader], help="daemon, nodes and who is monitoring whom now (exit 0 healthy, 1 degraded, 3 not running)")
-    status.add_argument("--format", choices=("table", "json"), default="table")
-    status.add_argument("--watch", action="store_true", help="redraw every second until interrupted")
-    hooks = sub.add_parser("webhooks", help="the webhook outbox: what was delivered, what waits, what failed")
-    hsub = hooks.add_subparsers(dest="webhooks_command", required=True, parser_class=_Parser)
-    hlist = hsub.add_parser("list", parents=[reader], help="deliveries, newest first")
-    hlist.add_argument("--state", choices=("pending", "failed", "delivered"))
-    hlist.add_argument("--limit", type=_count, default=None, help="at most this many (default: all)")
-    hlist.add_argument("--format", choices=("table", "json"), default="table")
-    hretry = hsub.add_parser("retry", parents=[reader], help="a failed or pending delivery goes back to pending, due now")
-    hretry.add_argument("id", type=int)
-    report = sub.add_parser("report", parents=[reader], help="write a self-contained HTML report with charts",
-                            epilog=REPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_filters(report)
-    report.add_argument("-o", "--output", metavar="FILE.html", required=True, help="where to write it (- for stdout)")
-    _add_tz(report, days=True)
+    if want("help"):
+        helpp = sub.add_parser(
+            "help", help="agents' help requests (*9 on the phone, or `help request`): list them, raise one",
+            description=HELP_DESCRIPTION,
+            epilog=HELP_EPILOG, formatter_class=_RawFormatter,
+        )
+        hsub = helpp.add_subparsers(dest="help_command", metavar="{list,request}", parser_class=_Parser)
+        helpp.set_defaults(show_help=helpp.format_help)
+        if want("help", "list"):
+            hlist = hsub.add_parser("list", parents=[reader], help="help requests, newest first", epilog=HELP_LIST_EPILOG,
+                                    formatter_class=_RawFormatter)
+            hlist.add_argument("--agent", metavar="EXT", help="only requests of this agent's extension, e.g. 1000")
+            hlist.add_argument("--supervisor", metavar="EXT", help="only requests this supervisor's extension answered, e.g. 1002")
+            hlist.add_argument("--since", metavar="ISO8601", type=_time_arg,
+                               help="requested at or after, e.g. 2026-11-01 or 2026-11-01T08:00+01:00 (in --tz unless an offset is given)")
+            hlist.add_argument("--until", metavar="ISO8601", type=_time_arg, help="requested before (exclusive), e.g. 2026-12-01")
+            hlist.add_argument("--outcome", choices=(*HELP_OUTCOMES, "ringing"))
+            hlist.add_argument("--node", help="only this FreeSWITCH node")
+            hlist.add_argument("--limit", type=_count, default=None, help="at most this many (default: all; 0 = all)")
+            hlist.add_argument("--offset", type=_count, default=0, help="skip this many first (newest) rows")
+            hlist.add_argument("--format", choices=("table", "json", "csv"), default="table")
+            _add_tz(hlist)
+        if want("help", "request"):
+            hreq = hsub.add_parser("request", parents=[common], help="summon a supervisor into an agent's call, as the agent's *9 does")
+            hreq.add_argument("--agent", metavar="EXT", required=True)
+            hreq.add_argument("--reason", metavar="TEXT", help="why (recorded with the request)")
+
+    if want("status"):
+        status = sub.add_parser("status", parents=[reader], help="daemon, nodes and who is monitoring whom now (exit 0 healthy, 1 degraded, 3 not running)")
+        status.add_argument("--format", choices=("table", "json"), default="table")
+        status.add_argument("--watch", action="store_true", help="redraw every second until interrupted")
+    if want("webhooks"):
+        hooks = sub.add_parser("webhooks", help="the webhook outbox: what was delivered, what waits, what failed")
+        hsub = hooks.add_subparsers(dest="webhooks_command", required=True, parser_class=_Parser)
+        if want("webhooks", "list"):
+            hlist = hsub.add_parser("list", parents=[reader], help="deliveries, newest first")
+            hlist.add_argument("--state", choices=("pending", "failed", "delivered"))
+            hlist.add_argument("--limit", type=_count, default=None, help="at most this many (default: all)")
+            hlist.add_argument("--format", choices=("table", "json"), default="table")
+        if want("webhooks", "retry"):
+            hretry = hsub.add_parser("retry", parents=[reader], help="a failed or pending delivery goes back to pending, due now")
+            hretry.add_argument("id", type=int)
+
+    if want("report"):
+        report = sub.add_parser("report", parents=[reader], help="write a self-contained HTML report with charts",
+                                epilog=REPORT_EPILOG, formatter_class=_RawFormatter)
+        _add_filters(report)
+        report.add_argument("-o", "--output", metavar="FILE.html", required=True, help="where to write it (- for stdout)")
+        _add_tz(report, days=True)
     return p
 
 
@@ -269,9 +350,15 @@ def _database_source(args: argparse.Namespace) -> tuple[str, str | None, str]:
     url = os.environ.get(ENV_DATABASE_URL, "").strip()
     if url:
         return url, None, ENV_DATABASE_URL
-    from .config import ConfigError, load_database_url, resolve_config_path
+    from .paths import resolve_config_path
+    from .quickconfig import database_url
 
     path = resolve_config_path(args.config, os.environ)
+    url = database_url(path, os.environ)  # a plainly valid file, read without the configuration module
+    if url is not None:
+        return url, path, "database.url"
+    from .config import ConfigError, load_database_url
+
     try:
         return load_database_url(path), path, "database.url"
     except ConfigError as exc:
@@ -287,6 +374,12 @@ def _status_file(args: argparse.Namespace) -> Any:
 
     url = getattr(args, "database", None) or os.environ.get(ENV_DATABASE_URL, "").strip()
     if not url:
+        from .paths import resolve_config_path
+        from .quickconfig import journal_path
+
+        journal = journal_path(resolve_config_path(args.config, os.environ), os.environ)
+        if journal is not None:  # a plainly valid [database] and [journal], read without the configuration module
+            return status_file_path(journal)
         from .config import ConfigError
 
         try:
@@ -297,10 +390,19 @@ def _status_file(args: argparse.Namespace) -> Any:
 
 
 def _reader_engine(args: argparse.Namespace) -> Any:
-    """A read-only engine on what the daemon wrote; refuses a database that was never created."""
+    """A read-only SQLAlchemy engine on what the daemon wrote (for the chain's checks, which read
+    through the store); refuses a database that was never created."""
     from .db.readers import open_reader
 
     return open_reader(_database_url(args))
+
+
+def _reading(args: argparse.Namespace) -> Any:
+    """A read-only connection (fsbarge.sqlread: plain SQL, no SQLAlchemy) on what the daemon
+    wrote, for one command's queries; refuses a database that was never created."""
+    from .sqlread import open_read
+
+    return open_read(_database_url(args))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -402,16 +504,13 @@ def _cmd_db(args: argparse.Namespace) -> int:
 
 
 def _cmd_calls(args: argparse.Namespace) -> int:
-    from .auditview import render_channels
-    from .db.engine import translate_errors
-    from .queries import list_channels
-
     import time
 
+    from .auditview import render_channels
+    from .queries import list_channels
     from .status import live_nodes
 
-    engine = _reader_engine(args)
-    with translate_errors(engine), engine.connect() as conn:
+    with _reading(args) as conn:
         rows = list_channels(conn, node=args.node)
         live, notes, running = live_nodes(conn, time.time())
     # Only rows a serving daemon keeps current are live; say what is left out and how old it is.
@@ -507,16 +606,15 @@ def _audit_list(args: argparse.Namespace) -> int:
     """CSV and JSON: every matching row unless --limit; the table: one page, and a note on stderr
     when rows were left out (an export must never be cut silently)."""
     from . import auditview
-    from .db.engine import translate_errors
-    from .queries import count_records, iter_records
+    from .queries import count_records
+    from .records import iter_records
 
     limit = args.limit
     if limit is None and args.format == "table":
         limit = TABLE_PAGE
     where = _filter(args)
-    engine = _reader_engine(args)
     out = sys.stdout
-    with translate_errors(engine), engine.connect() as conn:
+    with _reading(args) as conn:
         records = iter_records(conn, where, limit=limit or None, offset=args.offset)
         if args.format == "csv":
             shown = auditview.write_csv(records, out)
@@ -545,12 +643,10 @@ def _left_out(shown: int, total: int, offset: int) -> str:
 def _summary(args: argparse.Namespace, by: str) -> Any:
     """Every record matching the filters, summarised by `by` (fsbarge.auditstats)."""
     from .auditstats import summarise
-    from .db.engine import translate_errors
-    from .queries import iter_records
+    from .records import iter_records
 
     team_of = _TeamFallback(args) if by == "team" else None
-    engine = _reader_engine(args)
-    with translate_errors(engine), engine.connect() as conn:
+    with _reading(args) as conn:
         summary = summarise(iter_records(conn, _filter(args)), by, team_of=team_of, zone=args.zone)
     if team_of is not None and team_of.note:
         print(f"fsbarge: {team_of.note}", file=sys.stderr)
@@ -609,10 +705,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     """Exit 0 healthy, 1 degraded, 3 daemon not running; --watch redraws every second until ^C."""
     import time
 
-    from .db.engine import translate_errors
-    from .status import EXIT, assess, gather, local_daemon, read_status_file, render_status
-
     from .db.errors import DatabaseError
+    from .status import EXIT, assess, gather, local_daemon, read_status_file, render_status
 
     status_file = _status_file(args)
     state = None
@@ -620,8 +714,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         while True:
             local = read_status_file(status_file) if status_file is not None else None
             try:
-                engine = _reader_engine(args)
-                with translate_errors(engine), engine.connect() as conn:
+                with _reading(args) as conn:
                     facts = gather(conn)
             except DatabaseError as exc:
                 # The database is the problem: on the daemon's host its status file still says
@@ -650,13 +743,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
     from . import __version__
-    from .db.engine import translate_errors
-    from .queries import list_records
+    from .records import list_records
     from .report import build_report
 
     team_of = _TeamFallback(args)
-    engine = _reader_engine(args)
-    with translate_errors(engine), engine.connect() as conn:
+    with _reading(args) as conn:
         records = list_records(conn, _filter(args))
     starts = [r["started_at"] for r in records]
     zone = args.zone
@@ -703,11 +794,9 @@ def _cmd_help(args: argparse.Namespace) -> int:
 
 def _help_list(args: argparse.Namespace) -> int:
     from . import helpview
-    from .db.engine import translate_errors
-    from .queries import list_help_requests
+    from .records import list_help_requests
 
-    engine = _reader_engine(args)
-    with translate_errors(engine), engine.connect() as conn:
+    with _reading(args) as conn:
         records = list_help_requests(
             conn, agent=args.agent, supervisor=args.supervisor, since=args.since, until=args.until,
             outcome=args.outcome, node=args.node, limit=args.limit or None, offset=args.offset,
@@ -720,11 +809,10 @@ def _help_request(args: argparse.Namespace) -> int:
     """Find the agent's call in the daemon's mirror and send its node the event a *9 sends."""
     import time
 
-    from .db.engine import translate_errors
-    from .db.readers import open_reader
     from .esl.connection import ConnectError
     from .esl.session import send_once
     from .queries import list_channels
+    from .sqlread import open_read
     from .status import live_nodes
 
     config = _config(args)
@@ -734,8 +822,7 @@ def _help_request(args: argparse.Namespace) -> int:
     reason = (args.reason or "").strip()
     if any(ch in reason for ch in "\r\n"):
         raise UsageError("--reason must be one line")
-    engine = open_reader(config.database.url)
-    with translate_errors(engine), engine.connect() as conn:
+    with open_read(config.database.url) as conn:
         live, _notes, _running = live_nodes(conn, time.time())
         legs = [r for r in list_channels(conn) if r["node"] in live and r.get("user") == agent and r.get("answer_state") == "answered"]
     if not legs:
@@ -756,17 +843,13 @@ def _help_request(args: argparse.Namespace) -> int:
 
 def _audit_show(args: argparse.Namespace) -> int:
     from .auditview import render_show
-    from .db.engine import translate_errors
-    from .queries import get_record
+    from .records import get_record
 
     record = None
-    # ids are the schema's INTEGER: 32 bits on PostgreSQL, which refuses to compare a larger number
-    if 0 < args.id <= MAX_ID:
-        engine = _reader_engine(args)
-        with translate_errors(engine), engine.connect() as conn:
+    with _reading(args) as conn:  # a missing or unmigrated database is the error to report, whatever the id
+        # ids are the schema's INTEGER: 32 bits on PostgreSQL, which refuses to compare a larger number
+        if 0 < args.id <= MAX_ID:
             record = get_record(conn, args.id)
-    else:
-        _reader_engine(args)  # a missing or unmigrated database is still the error to report
     if record is None:
         print(f"fsbarge: no intervention with id {args.id}", file=sys.stderr)
         return 1
@@ -777,17 +860,17 @@ def _audit_show(args: argparse.Namespace) -> int:
 def _cmd_webhooks(args: argparse.Namespace) -> int:
     import time
 
-    from .db.engine import make_engine, translate_errors
     from .queries import list_webhook_deliveries
-    from .store.webhook_deliveries import WebhookStore
     from .webhookview import render_deliveries
 
     if args.webhooks_command == "list":
-        engine = _reader_engine(args)
-        with translate_errors(engine), engine.connect() as conn:
+        with _reading(args) as conn:
             rows = list_webhook_deliveries(conn, state=args.state, limit=args.limit or None)
         print(render_deliveries(rows, args.format))
         return 0
+    from .db.engine import make_engine
+    from .store.webhook_deliveries import WebhookStore
+
     _reader_engine(args)  # a missing or unmigrated database is the error to report, not a write failure
     if not 0 < args.id <= MAX_ID:
         raise CommandError(f"no webhook delivery with id {args.id}")
@@ -802,14 +885,14 @@ def _cmd_webhooks(args: argparse.Namespace) -> int:
 def _loaded(module: str, name: str) -> type[BaseException] | None:
     """An exception class of an fsbarge module, if that module was imported at all: a command that
     never loaded the configuration (a read command given --database) cannot have raised its
-    error, and main() need not import it (and SQLAlchemy) just to name it."""
+    error, and main() need not import it just to name it."""
     loaded = sys.modules.get(f"{__package__}.{module}")
     return getattr(loaded, name, None) if loaded is not None else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = _build_parser().parse_args(argv)
+        args = _build_parser(sys.argv[1:] if argv is None else argv).parse_args(argv)
         _resolve_times(args)
         handler = {
             "run": _cmd_run,
@@ -834,7 +917,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `fsbarge audit list | head`
         return 0
     except Exception as exc:  # never a traceback for an operator
-        config_error, database_error = _loaded("config", "ConfigError"), _loaded("db", "DatabaseError")
+        config_error, database_error = _loaded("config", "ConfigError"), _loaded("db.errors", "DatabaseError")
         if config_error is not None and isinstance(exc, config_error):
             print(f"fsbarge: {exc}", file=sys.stderr)
             return 2

@@ -46,7 +46,7 @@ def render(records: list[dict[str, Any]], fmt: str, out: TextIO, zone: Zone = UT
     elif not records:
         out.write("(no help requests)\n")
     else:
-        from tabulate import tabulate
+        from .texttable import tabulate
 
         def cell(r: dict[str, Any], f: str) -> Any:
             if r[f] is None:

@@ -9,7 +9,7 @@ URL: applying a change twice (the shipper's at-least-once) or delivering a row t
 same id, and a receiver de-duplicates on it.
 
 The decisions (which event a change is, the delivery id, the body) are plain functions; the SQL
-is fsbarge.queries' (the record) and fsbarge.store.webhook_deliveries' (the insert).
+is fsbarge.records' (the record) and fsbarge.store.webhook_deliveries' (the insert).
 """
 
 from __future__ import annotations
@@ -111,17 +111,17 @@ class Outbox:
             return
         if event_of(change, {"outcome": ACTIVE}) is None:
             return
-        from . import queries
+        from . import records
         from .store.webhook_deliveries import insert_webhook_deliveries
 
         now = self.clock()
         at = occurred_at(change, now)
         if applied.record_type == "intervention":
             # an active record's seconds_by_mode runs to the moment of the event
-            record = queries.get_record(conn, applied.record_id, now=at)
+            record = records.get_record(conn, applied.record_id, now=at)
             kind = "intervention"
         else:
-            record = queries.get_help_request(conn, applied.record_id)
+            record = records.get_help_request(conn, applied.record_id)
             kind = "help"
         if record is None:  # cannot happen inside the applying transaction; never fail the audit for it
             return

@@ -5,10 +5,22 @@ Pure and standard library only: the read commands use it without the configurati
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path, PurePath
 
-__all__ = ["DEFAULT_JOURNAL_PATH", "default_journal_path", "status_file_path"]
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "DEFAULT_DATABASE_URL",
+    "DEFAULT_JOURNAL_PATH",
+    "ENV_CONFIG",
+    "default_journal_path",
+    "resolve_config_path",
+    "status_file_path",
+]
 
+DEFAULT_CONFIG_PATH = "/etc/fsbarge/fsbarge.toml"
+ENV_CONFIG = "FSBARGE_CONFIG"
+DEFAULT_DATABASE_URL = "sqlite:////var/lib/fsbarge/fsbarge.db"
 DEFAULT_JOURNAL_PATH = "/var/lib/fsbarge/journal"
 
 
@@ -25,3 +37,11 @@ def default_journal_path(database_url: str) -> str:
 def status_file_path(journal_path: str | Path) -> Path:
     """Beside the journal (local disk, the daemon's state directory): ``journal`` -> ``journal.status``."""
     return Path(str(journal_path) + ".status")
+
+
+def resolve_config_path(cli_path: str | None, env: Mapping[str, str], default: str = DEFAULT_CONFIG_PATH) -> str:
+    """``--config``, else ``$FSBARGE_CONFIG``, else ``default`` (empty counts as unset); what
+    fsbarge.config.resolve_config_path says, for the read commands that do not import it."""
+    if cli_path:
+        return cli_path
+    return env.get(ENV_CONFIG) or default

@@ -1,162 +1,172 @@
-"""Read-side queries for the CLI and the report: audit records, their count, live channels, nodes.
+"""Read-side queries: stored rows out, as plain dicts; turning them into audit or help records is
+the view's work (fsbarge.records composes the two for the CLI, the outbox and the store).
 
-Why not the ORM models: `fsbarge audit list` is a query tool that must start fast, and importing the
-declarative models (sqlalchemy.orm) costs more than the query itself. These lightweight table
-clauses name only the columns readers use; tests/test_queries.py checks they match fsbarge.models,
-so they cannot drift from the schema that the migrations create.
+Plain SQL with `?` placeholders, run on a fsbarge.sqlread Reader: a read command's own sqlite3 or
+psycopg connection (no SQLAlchemy: a query tool must start fast), or a SQLAlchemy Connection
+wrapped, so the daemon, the outbox and the tests get the very same rows. Each table's columns are
+named here once; tests/test_queries.py checks them against fsbarge.models, so they cannot drift
+from the schema that the migrations create, and that both backends return the same rows as
+SQLAlchemy does.
 
-Every function takes a Connection, so a caller that runs several queries (records and their mode
-history, a page and its total) does so inside one transaction, i.e. one snapshot.
+Rows are what SQLAlchemy's models give: times as naive-UTC datetimes (SQLite stores them as
+text), flags as bool. Every function takes one connection, so a caller that runs several queries
+(records and their mode history, a page and its total) does so in one transaction.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, DateTime, Integer, String, column, exists, func, or_, select, table
-from sqlalchemy.sql import Select
-
-from fsbarge import auditview, helpview
-from fsbarge.terms import ACTIVE
+from .sqlread import Reader, reader_of
+from .terms import ACTIVE
 
 __all__ = [
+    "CHANNEL_COLUMNS",
+    "HELP_COLUMNS",
+    "INTERVENTION_COLUMNS",
+    "MODE_COLUMNS",
+    "NODE_COLUMNS",
+    "TIME_COLUMNS",
+    "WEBHOOK_COLUMNS",
     "AuditFilter",
-    "channels",
     "count_records",
-    "get_help_request",
-    "get_record",
+    "help_request_row",
+    "help_request_rows",
+    "intervention",
     "interventions",
-    "iter_records",
     "list_channels",
     "list_nodes",
-    "list_records",
+    "list_webhook_deliveries",
     "live_channel_counts",
     "mode_change_counts",
-    "mode_changes",
-    "nodes",
     "outcome_counts",
     "running_interventions",
     "webhook_counts",
-    "webhook_deliveries",
-    "list_webhook_deliveries",
 ]
 
 _CHUNK = 500  # ids per IN (...) list, well under every backend's parameter limit
+_NO_LIMIT = 2**63 - 1  # LIMIT for "all" when an OFFSET is given (SQLite needs a LIMIT before OFFSET)
 
-interventions = table(
-    "interventions",
-    column("id", Integer),
-    column("node", String),
-    column("supervisor", String),
-    column("supervisor_uuid", String),
-    column("agent", String),
-    column("target_uuid", String),
-    column("customer", String),
-    column("requested_mode", String),
-    column("outcome", String),
-    column("reason", String),
-    column("started_at", DateTime),
-    column("ended_at", DateTime),
-    column("end_reason", String),
-    column("current_mode", String),
-    column("origin", String),
-    column("help_request_id", Integer),
-    column("supervisor_node", String),
-    column("team", String),
+# the columns each read selects, in the order its rows have them
+INTERVENTION_COLUMNS = (
+    "id", "node", "supervisor", "supervisor_uuid", "agent", "target_uuid", "customer", "requested_mode", "outcome",
+    "reason", "started_at", "ended_at", "end_reason", "origin", "help_request_id", "supervisor_node", "team",
 )
-
-mode_changes = table(
-    "mode_changes",
-    column("id", Integer),
-    column("intervention_id", Integer),
-    column("mode", String),
-    column("at", DateTime),
-    column("source", String),
-    column("refused", Boolean),
-    column("notified", String),
+MODE_COLUMNS = ("intervention_id", "mode", "at", "source", "refused", "notified")
+HELP_COLUMNS = (
+    "id", "node", "agent", "agent_uuid", "customer", "requested_at", "outcome", "answered_by", "answered_at",
+    "intervention_id", "source", "reason",
 )
-
-help_requests = table(
-    "help_requests",
-    *(column(name, String) for name in helpview.HELP_FIELDS if name not in ("id", "intervention_id", "requested_at", "answered_at")),
-    column("id", Integer),
-    column("intervention_id", Integer),
-    column("requested_at", DateTime),
-    column("answered_at", DateTime),
+CHANNEL_COLUMNS = (
+    "node", "uuid", "name", "direction", "state", "answer_state", "user", "caller_number", "callee_number",
+    "peer_uuid", "call_uuid", "application", "created_at", "answered_at",
 )
-
-channels = table(
-    "channels",
-    *(column(name, String) for name in auditview.CHANNEL_FIELDS if name not in ("created_at", "answered_at")),
-    column("created_at", DateTime),
-    column("answered_at", DateTime),
+NODE_COLUMNS = (
+    "name", "core_uuid", "connected", "last_event_at", "resynced_at", "heartbeat_at", "journal_backlog",
+    "daemon_version", "daemon_started_at", "instance", "problems", "stopped_at",
 )
-
-nodes = table(
-    "nodes",
-    column("name", String),
-    column("core_uuid", String),
-    column("connected", Boolean),
-    column("last_event_at", DateTime),
-    column("resynced_at", DateTime),
-    column("heartbeat_at", DateTime),
-    column("journal_backlog", Integer),
-    column("daemon_version", String),
-    column("daemon_started_at", DateTime),
-    column("instance", String),
-    column("problems", String),
-    column("stopped_at", DateTime),
+WEBHOOK_COLUMNS = (
+    "id", "delivery_id", "url", "event", "ordering_key", "state", "attempts", "created_at", "next_attempt_at",
+    "last_attempt_at", "last_error", "delivered_at",
 )
+# (table, column) pairs that hold a time: SQLite returns them as text, made datetimes here
+TIME_COLUMNS = {
+    "interventions": ("started_at", "ended_at"),
+    "mode_changes": ("at",),
+    "help_requests": ("requested_at", "answered_at"),
+    "channels": ("created_at", "answered_at"),
+    "nodes": ("last_event_at", "resynced_at", "heartbeat_at", "daemon_started_at", "stopped_at"),
+    "webhook_deliveries": ("created_at", "next_attempt_at", "last_attempt_at", "delivered_at"),
+}
+_FLAG_COLUMNS = {"mode_changes": ("refused",), "nodes": ("connected",)}
 
-# the scalar columns of the SPEC.md audit record, in its order
-_RECORD_COLUMNS = [interventions.c[name] for name in auditview.RECORD_FIELDS if name in interventions.c]
+
+def _names(columns: Sequence[str], table: str | None = None) -> str:
+    prefix = f"{table}." if table else ""
+    return ", ".join(f'{prefix}"{c}"' if c == "user" else f"{prefix}{c}" for c in columns)  # "user": reserved in PostgreSQL
 
 
-@dataclass(frozen=True)
+def _time(value: Any) -> Any:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _rows(conn: Any, sql: str, params: Sequence[Any] = (), *, table: str | None = None, times: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Every row of a query as a dict, times made datetimes and flags bool (as SQLAlchemy's types do)."""
+    return next(_shape(reader_of(conn).execute(sql, params), table, times))
+
+
+def _shape(cursor: Any, table: str | None, times: Sequence[str] = (), batch: int | None = None) -> Iterator[list[dict[str, Any]]]:
+    """Batches of a cursor's rows as dicts (one batch of all rows when `batch` is None)."""
+    columns = cursor.columns
+    time_cols = {*TIME_COLUMNS.get(table or "", ()), *times}
+    flags = set(_FLAG_COLUMNS.get(table or "", ()))
+    fix = [(i, c in time_cols, c in flags) for i, c in enumerate(columns) if c in time_cols or c in flags]
+    while True:
+        raw = cursor.fetchall() if batch is None else cursor.fetchmany(batch)
+        out = []
+        for values in raw:
+            row = dict(zip(columns, values))
+            for i, is_time, is_flag in fix:
+                value = values[i]
+                if value is not None:
+                    row[columns[i]] = _time(value) if is_time else bool(value)
+            out.append(row)
+        yield out
+        if batch is None or not raw:
+            return
+
+
 class AuditFilter:
     """The filters shared by `audit list`, `audit stats` and `report` (they combine with AND).
 
     `since` <= started_at < `until` (naive datetimes are UTC); `mode` matches the requested mode or
-    any mode used (not refused) during the intervention."""
+    any mode used (not refused) during the intervention. A plain class, not a dataclass: importing
+    `dataclasses` is a noticeable part of a read command's start."""
 
-    supervisor: str | None = None
-    agent: str | None = None
-    since: datetime | float | None = None
-    until: datetime | float | None = None
-    mode: str | None = None
-    outcome: str | None = None
-    node: str | None = None
+    __slots__ = ("supervisor", "agent", "since", "until", "mode", "outcome", "node")
 
-    def __post_init__(self) -> None:
-        for name in ("since", "until"):
-            object.__setattr__(self, name, _naive_utc(getattr(self, name)))
+    def __init__(
+        self,
+        supervisor: str | None = None,
+        agent: str | None = None,
+        since: datetime | float | None = None,
+        until: datetime | float | None = None,
+        mode: str | None = None,
+        outcome: str | None = None,
+        node: str | None = None,
+    ) -> None:
+        self.supervisor, self.agent, self.mode, self.outcome, self.node = supervisor, agent, mode, outcome, node
+        self.since, self.until = _naive_utc(since), _naive_utc(until)
 
-    def apply(self, stmt: Select[Any]) -> Select[Any]:
-        i = interventions
-        if self.supervisor is not None:
-            stmt = stmt.where(i.c.supervisor == self.supervisor)
-        if self.agent is not None:
-            stmt = stmt.where(i.c.agent == self.agent)
-        if self.node is not None:
-            stmt = stmt.where(i.c.node == self.node)
-        if self.outcome is not None:
-            stmt = stmt.where(i.c.outcome == self.outcome)
+    def __repr__(self) -> str:
+        return "AuditFilter(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AuditFilter) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def where(self) -> tuple[str, list[Any]]:
+        """(" WHERE ..." or "", its parameters) over the interventions table."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (("supervisor", self.supervisor), ("agent", self.agent), ("node", self.node), ("outcome", self.outcome)):
+            if value is not None:
+                clauses.append(f"interventions.{column} = ?")
+                params.append(value)
         if self.since is not None:
-            stmt = stmt.where(i.c.started_at >= self.since)
+            clauses.append("interventions.started_at >= ?")
+            params.append(self.since)
         if self.until is not None:
-            stmt = stmt.where(i.c.started_at < self.until)
+            clauses.append("interventions.started_at < ?")
+            params.append(self.until)
         if self.mode is not None:
-            used = exists().where(
-                mode_changes.c.intervention_id == i.c.id,
-                mode_changes.c.mode == self.mode,
-                mode_changes.c.refused == False,  # noqa: E712 (SQL, not Python)
+            clauses.append(
+                "(interventions.requested_mode = ? OR EXISTS (SELECT 1 FROM mode_changes WHERE "
+                "mode_changes.intervention_id = interventions.id AND mode_changes.mode = ? AND mode_changes.refused = ?))"
             )
-            stmt = stmt.where(or_(i.c.requested_mode == self.mode, used))
-        return stmt
+            params += [self.mode, self.mode, False]
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 def _naive_utc(value: datetime | float | None) -> datetime | None:
@@ -170,153 +180,64 @@ def _naive_utc(value: datetime | float | None) -> datetime | None:
     return value
 
 
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _modes_for(conn: Connection, ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
-    """Mode history of each id, in time order (refused entries included)."""
+def _modes_for(conn: Reader, ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """Mode history of each id, in time order (refused entries included): {mode, at, source,
+    refused, notified}."""
     out: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
-    m = mode_changes
-    for chunk in _chunks(list(ids)):
-        stmt = (
-            select(m.c.intervention_id, m.c.mode, m.c.at, m.c.source, m.c.refused, m.c.notified)
-            .where(m.c.intervention_id.in_(chunk))
-            .order_by(m.c.at, m.c.id)
-        )
-        for r in conn.execute(stmt):
-            out[r.intervention_id].append(
-                {"mode": r.mode, "at": r.at, "source": r.source, "refused": bool(r.refused), "notified": r.notified}
-            )
+    for start in range(0, len(ids), _CHUNK):
+        chunk = list(ids[start : start + _CHUNK])
+        marks = ", ".join("?" * len(chunk))
+        sql = f"SELECT {_names(MODE_COLUMNS)} FROM mode_changes WHERE intervention_id IN ({marks}) ORDER BY at, id"
+        for r in _rows(conn, sql, chunk, table="mode_changes"):
+            r["refused"] = bool(r["refused"])
+            out[r.pop("intervention_id")].append(r)
     return out
 
 
-def count_records(conn: Connection, where: AuditFilter) -> int:
+def count_records(conn: Any, where: AuditFilter) -> int:
     """How many records match (for "showing 50 of 152")."""
-    stmt = where.apply(select(func.count()).select_from(interventions))
-    return int(conn.execute(stmt).scalar_one())
+    clause, params = where.where()
+    return int(reader_of(conn).execute(f"SELECT count(*) FROM interventions{clause}", params).fetchall()[0][0])
 
 
-def iter_records(
-    conn: Connection,
-    where: AuditFilter,
-    *,
-    limit: int | None = None,
-    offset: int = 0,
-    now: float | None = None,
-    batch: int = 2000,
-) -> Iterator[dict[str, Any]]:
-    """SPEC.md audit records, newest first (started_at, then id), fetched `batch` at a time so that
-    an export of every record never holds them all in memory. `limit` None = all."""
+def interventions(
+    conn: Any, where: AuditFilter, *, limit: int | None = None, offset: int = 0, batch: int = 2000
+) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """(intervention row, its mode history), newest first (started_at, then id), fetched `batch`
+    at a time so that an export of every record never holds them all in memory. `limit` None = all."""
     if (limit is not None and limit < 0) or offset < 0:
         raise ValueError("limit and offset must be zero or more")
-    stmt = where.apply(select(*_RECORD_COLUMNS))
-    stmt = stmt.order_by(interventions.c.started_at.desc(), interventions.c.id.desc())
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    if offset:
-        stmt = stmt.offset(offset)
-    moment = time.time() if now is None else now
-    result = conn.execute(stmt)
-    while rows := result.fetchmany(batch):
-        modes = _modes_for(conn, [r.id for r in rows])
+    reader = reader_of(conn)
+    clause, params = where.where()
+    sql = f"SELECT {_names(INTERVENTION_COLUMNS, 'interventions')} FROM interventions{clause} " \
+          "ORDER BY interventions.started_at DESC, interventions.id DESC"
+    if limit is not None or offset:
+        sql += " LIMIT ? OFFSET ?"
+        params += [_NO_LIMIT if limit is None else limit, offset]
+    for rows in _shape(reader.execute(sql, params), "interventions", batch=batch):
+        modes = _modes_for(reader, [r["id"] for r in rows])
         for r in rows:
-            yield auditview.record(r._mapping, modes[r.id], moment)
+            yield r, modes[r["id"]]
 
 
-def list_records(
-    conn: Connection, where: AuditFilter, *, limit: int | None = None, offset: int = 0, now: float | None = None
-) -> list[dict[str, Any]]:
-    """iter_records() as a list."""
-    return list(iter_records(conn, where, limit=limit, offset=offset, now=now))
-
-
-def get_record(conn: Connection, intervention_id: int, *, now: float | None = None) -> dict[str, Any] | None:
-    """One SPEC.md audit record, or None. A running record's seconds_by_mode runs to `now`."""
-    row = conn.execute(select(*_RECORD_COLUMNS).where(interventions.c.id == intervention_id)).first()
-    if row is None:
+def intervention(conn: Any, intervention_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """(one intervention row, its mode history), or None."""
+    reader = reader_of(conn)
+    sql = f"SELECT {_names(INTERVENTION_COLUMNS)} FROM interventions WHERE id = ?"
+    rows = _rows(reader, sql, [intervention_id], table="interventions")
+    if not rows:
         return None
-    modes = _modes_for(conn, [intervention_id])[intervention_id]
-    return auditview.record(row._mapping, modes, time.time() if now is None else now)
+    return rows[0], _modes_for(reader, [intervention_id])[intervention_id]
 
 
-def get_help_request(conn: Connection, help_id: int) -> dict[str, Any] | None:
-    """One SPEC.md help record, or None."""
-    row = conn.execute(select(help_requests).where(help_requests.c.id == help_id)).first()
-    return None if row is None else helpview.help_record(row._mapping)
+def help_request_row(conn: Any, help_id: int) -> dict[str, Any] | None:
+    """One help_requests row, or None."""
+    rows = _rows(conn, f"SELECT {_names(HELP_COLUMNS)} FROM help_requests WHERE id = ?", [help_id], table="help_requests")
+    return rows[0] if rows else None
 
 
-def _epoch(value: Any) -> float | None:
-    ms = auditview.to_ms(value)
-    return None if ms is None else ms / 1000
-
-
-def list_channels(conn: Connection, node: str | None = None) -> list[dict[str, Any]]:
-    """The mirrored channels (all nodes, or one) with float epoch times, by node, creation and uuid."""
-    c = channels
-    stmt = select(c).order_by(c.c.node, c.c.created_at, c.c.uuid)
-    if node is not None:
-        stmt = stmt.where(c.c.node == node)
-    out = []
-    for r in conn.execute(stmt):
-        row = dict(r._mapping)
-        row["created_at"] = _epoch(row["created_at"])
-        row["answered_at"] = _epoch(row["answered_at"])
-        out.append(row)
-    return out
-
-
-def list_nodes(conn: Connection) -> list[dict[str, Any]]:
-    """Every node's status row with float epoch times."""
-    out = []
-    for r in conn.execute(select(nodes).order_by(nodes.c.name)):
-        row = dict(r._mapping)
-        for key in ("last_event_at", "resynced_at", "heartbeat_at", "daemon_started_at", "stopped_at"):
-            row[key] = _epoch(row[key])
-        row["connected"] = bool(row["connected"])
-        out.append(row)
-    return out
-
-
-def live_channel_counts(conn: Connection) -> dict[str, int]:
-    """node -> how many channels the daemon mirrors as live."""
-    stmt = select(channels.c.node, func.count()).group_by(channels.c.node)
-    return {node: int(n) for node, n in conn.execute(stmt)}
-
-
-def running_interventions(conn: Connection) -> list[dict[str, Any]]:
-    """Records still `active`, oldest first: id, node, supervisor, agent, current_mode, started_at
-    and mode_since (when the current mode began: the newest change that was not refused)."""
-    i, m = interventions, mode_changes
-    since = (
-        select(func.max(m.c.at))
-        .where(m.c.intervention_id == i.c.id, m.c.refused == False)  # noqa: E712 (SQL, not Python)
-        .scalar_subquery()
-    )
-    stmt = (
-        select(i.c.id, i.c.node, i.c.supervisor, i.c.agent, i.c.current_mode, i.c.started_at, since.label("mode_since"))
-        .where(i.c.outcome == ACTIVE)
-        .order_by(i.c.started_at, i.c.id)
-    )
-    return [dict(r._mapping) for r in conn.execute(stmt)]
-
-
-def outcome_counts(conn: Connection) -> dict[str, int]:
-    """outcome -> how many records (all time)."""
-    stmt = select(interventions.c.outcome, func.count()).group_by(interventions.c.outcome)
-    return {outcome: int(n) for outcome, n in conn.execute(stmt)}
-
-
-def mode_change_counts(conn: Connection) -> dict[tuple[str, bool], int]:
-    """(source, refused) -> how many mode changes (all time)."""
-    m = mode_changes
-    stmt = select(m.c.source, m.c.refused, func.count()).group_by(m.c.source, m.c.refused)
-    return {(source, bool(refused)): int(n) for source, refused, n in conn.execute(stmt)}
-
-
-def list_help_requests(
-    conn: Connection,
+def help_request_rows(
+    conn: Any,
     *,
     agent: str | None = None,
     supervisor: str | None = None,
@@ -327,65 +248,99 @@ def list_help_requests(
     limit: int | None = None,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """SPEC.md help records, newest first; ``supervisor`` is who answered, ``outcome`` "ringing"
+    """help_requests rows, newest first; ``supervisor`` is who answered, ``outcome`` "ringing"
     for the requests still ringing."""
-    h = help_requests
-    stmt = select(h)
-    if agent is not None:
-        stmt = stmt.where(h.c.agent == agent)
-    if supervisor is not None:
-        stmt = stmt.where(h.c.answered_by == supervisor)
-    if node is not None:
-        stmt = stmt.where(h.c.node == node)
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (("agent", agent), ("answered_by", supervisor), ("node", node)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
     if outcome == "ringing":
-        stmt = stmt.where(h.c.outcome.is_(None))
+        clauses.append("outcome IS NULL")
     elif outcome is not None:
-        stmt = stmt.where(h.c.outcome == outcome)
+        clauses.append("outcome = ?")
+        params.append(outcome)
     if since is not None:
-        stmt = stmt.where(h.c.requested_at >= _naive_utc(since))
+        clauses.append("requested_at >= ?")
+        params.append(_naive_utc(since))
     if until is not None:
-        stmt = stmt.where(h.c.requested_at < _naive_utc(until))
-    stmt = stmt.order_by(h.c.requested_at.desc(), h.c.id.desc()).offset(offset)
-    if limit:
-        stmt = stmt.limit(limit)
-    return [helpview.help_record(r._mapping) for r in conn.execute(stmt)]
+        clauses.append("requested_at < ?")
+        params.append(_naive_utc(until))
+    where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    sql = f"SELECT {_names(HELP_COLUMNS)} FROM help_requests{where} ORDER BY requested_at DESC, id DESC LIMIT ? OFFSET ?"
+    params += [limit or _NO_LIMIT, offset]
+    return _rows(conn, sql, params, table="help_requests")
 
 
-webhook_deliveries = table(
-    "webhook_deliveries",
-    column("id", Integer),
-    column("delivery_id", String),
-    column("url", String),
-    column("event", String),
-    column("ordering_key", String),
-    column("state", String),
-    column("attempts", Integer),
-    column("created_at", DateTime),
-    column("next_attempt_at", DateTime),
-    column("last_attempt_at", DateTime),
-    column("last_error", String),
-    column("delivered_at", DateTime),
-)
+def _epochs(row: dict[str, Any], table: str) -> dict[str, Any]:
+    """The row's times as float epoch seconds, whole milliseconds (what the status and the channel
+    listing compute with)."""
+    for key in TIME_COLUMNS[table]:
+        value = row[key]
+        if value is not None:
+            if value.tzinfo is not None:
+                value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            row[key] = round((value - _EPOCH) / timedelta(microseconds=1) / 1000) / 1000
+    return row
 
 
-def list_webhook_deliveries(conn: Connection, *, state: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+_EPOCH = datetime(1970, 1, 1)
+
+
+def list_channels(conn: Any, node: str | None = None) -> list[dict[str, Any]]:
+    """The mirrored channels (all nodes, or one) with float epoch times, by node, creation and uuid."""
+    where, params = (" WHERE node = ?", [node]) if node is not None else ("", [])
+    sql = f"SELECT {_names(CHANNEL_COLUMNS)} FROM channels{where} ORDER BY node, created_at, uuid"
+    return [_epochs(r, "channels") for r in _rows(conn, sql, params, table="channels")]
+
+
+def list_nodes(conn: Any) -> list[dict[str, Any]]:
+    """Every node's status row with float epoch times."""
+    rows = _rows(conn, f"SELECT {_names(NODE_COLUMNS)} FROM nodes ORDER BY name", table="nodes")
+    for r in rows:
+        r["connected"] = bool(r["connected"])
+    return [_epochs(r, "nodes") for r in rows]
+
+
+def live_channel_counts(conn: Any) -> dict[str, int]:
+    """node -> how many channels the daemon mirrors as live."""
+    return {node: int(n) for node, n in reader_of(conn).execute("SELECT node, count(*) FROM channels GROUP BY node").fetchall()}
+
+
+def running_interventions(conn: Any) -> list[dict[str, Any]]:
+    """Records still `active`, oldest first: id, node, supervisor, agent, current_mode, started_at
+    and mode_since (when the current mode began: the newest change that was not refused)."""
+    sql = (
+        "SELECT interventions.id, interventions.node, interventions.supervisor, interventions.agent, "
+        "interventions.current_mode, interventions.started_at, (SELECT max(mode_changes.at) FROM mode_changes "
+        "WHERE mode_changes.intervention_id = interventions.id AND mode_changes.refused = ?) AS mode_since "
+        "FROM interventions WHERE interventions.outcome = ? ORDER BY interventions.started_at, interventions.id"
+    )
+    return _rows(conn, sql, [False, ACTIVE], table="interventions", times=("mode_since",))
+
+
+def outcome_counts(conn: Any) -> dict[str, int]:
+    """outcome -> how many records (all time)."""
+    sql = "SELECT outcome, count(*) FROM interventions GROUP BY outcome"
+    return {outcome: int(n) for outcome, n in reader_of(conn).execute(sql).fetchall()}
+
+
+def mode_change_counts(conn: Any) -> dict[tuple[str, bool], int]:
+    """(source, refused) -> how many mode changes (all time)."""
+    sql = "SELECT source, refused, count(*) FROM mode_changes GROUP BY source, refused"
+    return {(source, bool(refused)): int(n) for source, refused, n in reader_of(conn).execute(sql).fetchall()}
+
+
+def list_webhook_deliveries(conn: Any, *, state: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """Outbox rows (without their bodies), newest first; times as float epoch seconds."""
-    wd = webhook_deliveries
-    stmt = select(wd).order_by(wd.c.id.desc())
-    if state is not None:
-        stmt = stmt.where(wd.c.state == state)
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    out = []
-    for r in conn.execute(stmt):
-        row = dict(r._mapping)
-        for key in ("created_at", "next_attempt_at", "last_attempt_at", "delivered_at"):
-            row[key] = _epoch(row[key])
-        out.append(row)
-    return out
+    where, params = (" WHERE state = ?", [state]) if state is not None else ("", [])
+    sql = f"SELECT {_names(WEBHOOK_COLUMNS)} FROM webhook_deliveries{where} ORDER BY id DESC LIMIT ?"
+    params.append(_NO_LIMIT if limit is None else limit)
+    return [_epochs(r, "webhook_deliveries") for r in _rows(conn, sql, params, table="webhook_deliveries")]
 
 
-def webhook_counts(conn: Connection) -> dict[str, int]:
+def webhook_counts(conn: Any) -> dict[str, int]:
     """state (pending, delivered, failed) -> how many deliveries."""
-    wd = webhook_deliveries
-    return {state: int(n) for state, n in conn.execute(select(wd.c.state, func.count()).group_by(wd.c.state))}
+    sql = "SELECT state, count(*) FROM webhook_deliveries GROUP BY state"
+    return {state: int(n) for state, n in reader_of(conn).execute(sql).fetchall()}

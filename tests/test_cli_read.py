@@ -142,24 +142,47 @@ def test_without_a_url_the_missing_config_error_says_what_read_commands_need() -
     assert "--database URL or $FSBARGE_DATABASE_URL" in proc.stderr
 
 
-def test_read_commands_import_neither_alembic_nor_the_orm(big) -> None:
-    """The start-up cost of a query tool: no Alembic and no declarative models on a read path, and
-    with --database not even the configuration module (teams are read from the records)."""
+def test_read_commands_import_neither_sqlalchemy_nor_alembic(big, tmp_path: Path) -> None:
+    """The start-up cost of a query tool: the read commands read through plain sqlite3 (or psycopg)
+    connections, so no SQLAlchemy at all, no Alembic, no models, and not even the configuration
+    module, with --database or with a configuration file whose [database] url is plainly valid
+    (teams are read from the records)."""
     url, _ = big
+    config = tmp_path / "fsbarge.toml"
+    config.write_text(f'[[freeswitch]]\nname = "pbx1"\n\n[database]\nurl = "{url}"\n')
     code = (
         "import sys, io, contextlib\n"
         "from fsbarge.cli import main\n"
-        "for argv in (['audit', 'list', '--limit', '3'], ['audit', 'show', '1'], ['calls'],\n"
-        "             ['audit', 'list', '--format', 'csv', '--limit', '3'], ['audit', 'stats', '--by', 'team']):\n"
+        "for argv in (['audit', 'list', '--limit', '3'], ['audit', 'show', '1'], ['calls'], ['help', 'list'],\n"
+        "             ['audit', 'list', '--format', 'csv', '--limit', '3'], ['audit', 'stats', '--by', 'team'],\n"
+        "             ['webhooks', 'list'], ['status']):\n"
         "    with contextlib.redirect_stdout(io.StringIO()):\n"
-        f"        assert main([*argv, '--database', {url!r}]) == 0, argv\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] == 'alembic' or m.startswith('sqlalchemy.orm')\n"
-        "               or m in ('fsbarge.models', 'fsbarge.config'))\n"
+        f"        assert main([*argv, '--database', {url!r}]) in ((0, 3) if argv == ['status'] else (0,)), argv\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"        assert main(['audit', 'show', '1', '--config', {str(config)!r}]) == 0\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'alembic', 'psycopg')\n"
+        "               or m in ('fsbarge.models', 'fsbarge.config', 'fsbarge.db.engine', 'fsbarge.db.readers', 'fsbarge.db.migrations',\n"
+        "                        'fsbarge.store'))\n"
         "print(heavy)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_the_import_check_can_fail(big) -> None:
+    """The check above sees SQLAlchemy when a command does load it (`audit head` reads the chain
+    through the store)."""
+    url, _ = big
+    code = (
+        "import sys, io, contextlib\n"
+        "from fsbarge.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    main(['audit', 'head', '--database', {url!r}])\n"
+        "print('sqlalchemy' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.stdout.strip() == "True", proc.stderr
 
 
 # --------------------------------------------------------------------------- another user, read-only
@@ -279,3 +302,77 @@ def test_a_read_by_an_owner_leaves_no_wal_files_behind(big, tmp_path: Path) -> N
                 conn.exec_driver_sql("DELETE FROM interventions")
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("columns", [None, "60", "200", "0", "wide"])
+def test_help_is_laid_out_at_the_width_shutil_would_give(columns: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI measures the terminal without importing shutil (a read command's start-up), to
+    the same width as argparse's own measure."""
+    import shutil
+
+    from fsbarge import cli
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert cli._columns() == shutil.get_terminal_size().columns
+
+
+PARSE_CASES = [
+    ["audit", "list", "--format", "csv", "--agent", "1000", "--since", "2026-11-01", "--limit", "3"],
+    ["audit", "list", "--help"], ["audit", "list", "--bogus"], ["audit", "list", "--format", "xml"],
+    ["audit", "show", "7", "--format", "json", "--tz", "Europe/Paris"], ["audit", "show"], ["audit", "show", "--help"],
+    ["audit", "stats", "--by", "day"], ["audit", "stats"], ["audit", "verify", "--head", "0" * 64], ["audit", "head"],
+    ["audit", "quarantine", "list"], ["audit", "quarantine"], ["audit"], ["audit", "--help"], ["audit", "lis"],
+    ["calls", "--format", "json", "--node", "pbx1"], ["calls", "audit"], ["calls", "--help"],
+    ["status", "--watch"], ["status", "--format", "yaml"], ["help"], ["help", "list", "--outcome", "ringing"],
+    ["help", "request", "--agent", "1000"], ["help", "--help"], ["help", "list", "--help"],
+    ["webhooks", "list", "--state", "failed"], ["webhooks", "retry", "3"], ["report", "-o", "-"],
+    ["db", "upgrade", "--database", "sqlite:///x.db"], ["db"], ["run"], ["check-config", "--config", "x.toml"],
+    ["--config", "x.toml", "audit", "list"], ["--help"], ["--version"], [], ["frobnicate"], ["aud", "list"],
+]
+
+
+def _outcome(parser_for, argv: list[str]) -> tuple[str, object]:
+    """What a parser makes of argv: its namespace, or what it printed and raised."""
+    import contextlib
+
+    from fsbarge import cli
+
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            args = parser_for(argv).parse_args(argv)
+    except SystemExit as exc:
+        return "exit", (exc.code, out.getvalue())
+    except cli.UsageError as exc:
+        return "usage", str(exc)
+    found = vars(args)
+    if "show_help" in found:  # printed only by `fsbarge help` alone
+        found["show_help"] = found["show_help"]() if found["help_command"] is None else "not printed"
+    return "args", found
+
+
+@pytest.mark.parametrize("argv", PARSE_CASES, ids=[" ".join(a) or "(none)" for a in PARSE_CASES])
+def test_the_parser_built_for_the_arguments_parses_and_prints_as_the_whole_one(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the sub-parsers the arguments name are built (start-up), with the same result."""
+    from fsbarge import cli
+
+    monkeypatch.setenv("COLUMNS", "100")
+    assert _outcome(cli._build_parser, argv) == _outcome(lambda _argv: cli._build_parser(), argv)
+
+
+def test_the_commands_the_partial_parser_knows_are_the_whole_parsers() -> None:
+    """cli._COMMANDS, which picks the sub-parsers to build, names every command and sub-command."""
+    from fsbarge import cli
+
+    def choices(usage: str) -> list[str]:
+        return usage[usage.index("{") + 1 : usage.index("}")].split(",")
+
+    full = cli._build_parser()
+    assert choices(full.format_usage()) == list(cli._COMMANDS)
+    for command, subs in cli._COMMANDS.items():
+        if subs:
+            kind, (_code, text) = _outcome(lambda _argv: full, [command, "--help"])
+            assert kind == "exit" and choices(text) == list(subs), command

@@ -157,7 +157,7 @@ def _records(config: Path) -> list[dict]:
     """The audit as `audit list` shows it, read in this process: a CLI subprocess a few times a
     second would block this process's hub, where the simulator runs."""
     from fsbarge.config import load_config
-    from fsbarge.queries import AuditFilter, list_records
+    from fsbarge.records import AuditFilter, list_records
 
     engine = open_reader(load_config(str(config)).database.url)
     try:

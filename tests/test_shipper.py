@@ -19,7 +19,7 @@ from fsbarge.health import Health
 from fsbarge.journal import Journal
 from fsbarge.mirror import Mirror
 from fsbarge.offload import Retrier
-from fsbarge.queries import get_help_request
+from fsbarge.records import get_help_request
 from fsbarge.shipper import Shipper
 from fsbarge.store.audit_apply import AuditStore
 from fsbarge.store.audit_chain import journal_damage, verify_chain

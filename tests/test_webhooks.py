@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fsbarge import queries
+from fsbarge import queries, records
 from fsbarge.db.engine import make_engine
 from fsbarge.db.errors import DatabaseError
 from fsbarge.cli import main
@@ -106,7 +106,7 @@ def test_the_outbox_is_written_with_the_change_once_with_snapshots_in_order(engi
                                                          "refused": True}
     assert (ended["intervention"]["outcome"], ended["intervention"]["end_reason"]) == ("completed", "call_ended")
     with engine.connect() as c:
-        assert ended["intervention"] == queries.get_record(c, a_id)
+        assert ended["intervention"] == records.get_record(c, a_id)
     assert all(r["state"] == "pending" and r["attempts"] == 0 for r in rows)
 
 

@@ -81,6 +81,6 @@ def resolve_config_path(cli_path: str | None, env: Mapping[str, str]) -> str:
 
     Here rather than in `loader` so that the default is this package's ``DEFAULT_CONFIG_PATH``
     (tests point it elsewhere)."""
-    if cli_path:
-        return cli_path
-    return env.get(ENV_CONFIG) or DEFAULT_CONFIG_PATH
+    from ..paths import resolve_config_path as resolve
+
+    return resolve(cli_path, env, DEFAULT_CONFIG_PATH)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..paths import DEFAULT_JOURNAL_PATH
+from ..paths import DEFAULT_CONFIG_PATH, DEFAULT_DATABASE_URL, DEFAULT_JOURNAL_PATH, ENV_CONFIG  # the read commands need them without this package
 from ..terms import BARGE, CUSTOMER_WHISPER, MODES, WEBHOOK_EVENTS, WHISPER, Mode
 
 __all__ = [
@@ -37,9 +37,6 @@ __all__ = [
 
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 
-DEFAULT_CONFIG_PATH = "/etc/fsbarge/fsbarge.toml"
-DEFAULT_DATABASE_URL = "sqlite:////var/lib/fsbarge/fsbarge.db"
-ENV_CONFIG = "FSBARGE_CONFIG"
 ENV_ESL_PASSWORD = "FSBARGE_ESL_PASSWORD"
 ENV_DATABASE_URL = "FSBARGE_DATABASE_URL"
 

@@ -12,6 +12,7 @@ from sqlalchemy import URL, Engine
 
 from .engine import BEGIN_OPTION, make_engine, translate_errors, writer
 from .errors import NOT_INITIALISED, DatabaseError, damage_message, first_line
+from .schema import SCHEMA_HEAD  # the newest migration, for readers that import neither Alembic nor SQLAlchemy
 
 __all__ = [
     "MIGRATIONS_DIR", "SCHEMA_HEAD", "alembic_config", "check_intact", "current_revision", "downgrade", "ensure_up_to_date",
@@ -20,9 +21,6 @@ __all__ = [
 
 # inside the package, so that a wheel install can `fsbarge db upgrade` (pyproject's package-data)
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-# The newest migration, known without importing Alembic, so that read commands start fast. A stale
-# value only costs speed (readers then ask Alembic); tests/test_db.py says when to bump it.
-SCHEMA_HEAD = "0008"
 
 
 def _engine_of(target: Engine | URL | str) -> tuple[Engine, bool]:

@@ -33,52 +33,11 @@ def open_existing(url: str | URL) -> Engine:
 
 
 def _sqlite_reader(path: Path, busy_timeout_ms: int) -> Engine:
-    """A SQLite engine that cannot write the audit.
+    """A SQLite engine that cannot write the audit: its connections are fsbarge.sqlread's (the
+    read commands' own, without SQLAlchemy), which says how each kind of reader opens the file."""
+    from ..sqlread import sqlite_connector
 
-    A reader allowed to write the file and its directory (root, the daemon's own user) opens it
-    normally with `PRAGMA query_only`: SQLite then removes the `-wal`/`-shm` it may create when it
-    closes, so a read by root never leaves root-owned files that the daemon could not open. Any
-    other reader (a QA group member, a copy on read-only media) opens it `mode=ro`; one that may not
-    create `-shm` beside a copy still opens it as `immutable`, which ignores the write-ahead log and
-    is therefore used only when there is no WAL content to miss (otherwise the permission problem
-    is reported)."""
-    import os
-    import sqlite3
-    from urllib.parse import quote
-
-    if not path.exists():
-        raise DatabaseError(f"no database at {path}: {NOT_INITIALISED}")
-    base = f"file:{quote(str(path.resolve()))}"
-    wal = path.with_name(path.name + "-wal")
-    state = {"immutable": False}
-    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
-
-    def connect() -> sqlite3.Connection:
-        if writable:
-            conn = sqlite3.connect(base, uri=True, check_same_thread=False, timeout=busy_timeout_ms / 1000)
-            conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-            conn.execute("PRAGMA query_only=ON")
-            conn.isolation_level = None  # BEGIN comes from the "begin" listener below
-            return conn
-        if not state["immutable"]:
-            conn = sqlite3.connect(f"{base}?mode=ro", uri=True, check_same_thread=False, timeout=busy_timeout_ms / 1000)
-            try:
-                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            except sqlite3.OperationalError as exc:
-                conn.close()
-                # no -shm and no right to create it (a copy in a read-only place) shows as
-                # "unable to open" or "readonly database"; anything else is the real problem
-                text = str(exc)
-                if ("unable to open" not in text and "readonly" not in text) or (wal.exists() and wal.stat().st_size > 0):
-                    raise
-                state["immutable"] = True
-            else:
-                conn.isolation_level = None  # BEGIN comes from the "begin" listener below
-                return conn
-        conn = sqlite3.connect(f"{base}?mode=ro&immutable=1", uri=True, check_same_thread=False)
-        conn.isolation_level = None
-        return conn
-
+    connect = sqlite_connector(path, busy_timeout_ms)
     engine = create_engine("sqlite://", creator=connect)
 
     @event.listens_for(engine, "begin")

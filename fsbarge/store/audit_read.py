@@ -1,4 +1,4 @@
-"""The audit trail read back: records (SPEC.md, through fsbarge.queries) and what a restarted daemon
+"""The audit trail read back: records (SPEC.md, made by fsbarge.records) and what a restarted daemon
 needs (the open interventions, which supervisor legs are already audited).
 
 Reads run in one transaction, so a record and its mode history come from the same snapshot."""
@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
-from fsbarge import queries
+from fsbarge import records
 from fsbarge.db.engine import translate_errors
 from fsbarge.models import interventions, mode_changes
 from fsbarge.terms import ACTIVE
@@ -76,9 +76,10 @@ class AuditReader:
 
     def get(self, intervention_id: int, *, now: float | None = None) -> dict[str, Any] | None:
         """The SPEC.md audit record, or None. An active record's seconds_by_mode runs to `now`
-        (default: the current time). The query lives in fsbarge.queries, shared with the CLI."""
+        (default: the current time). A convenience of the tests, the demo and the bench: the read
+        side (fsbarge.records: the query and the view) makes the record, as for the CLI."""
         with translate_errors(self._engine), self._engine.connect() as c:
-            return queries.get_record(c, intervention_id, now=now)
+            return records.get_record(c, intervention_id, now=now)
 
     def list(
         self,
@@ -93,12 +94,12 @@ class AuditReader:
         node: str | None = None,
         now: float | None = None,
     ) -> list[dict[str, Any]]:
-        """Audit records, newest first (started_at, then id); see fsbarge.queries.AuditFilter for
+        """Audit records (fsbarge.records), newest first (started_at, then id); see fsbarge.queries.AuditFilter for
         the filters (times: naive-UTC datetimes or float epoch seconds); `limit` None = all."""
         if limit is not None and limit < 0:
             raise ValueError("limit must be zero or more")
 
-        where = queries.AuditFilter(
+        where = records.AuditFilter(
             supervisor=supervisor,
             agent=agent,
             since=since,
@@ -108,4 +109,4 @@ class AuditReader:
             node=node,
         )
         with translate_errors(self._engine), self._engine.connect() as c:
-            return queries.list_records(c, where, limit=limit, now=now)
+            return records.list_records(c, where, limit=limit, now=now)
