@@ -129,6 +129,14 @@ def test_libraries_stay_in_their_adapter(package: str) -> None:
     assert not offenders, f"{package} imported outside {ONLY_IN[package]}: {offenders}"
 
 
+def test_the_store_is_split_by_role_into_small_modules() -> None:
+    """One repository per role (issue 18): a module that grows past ~300 lines has taken a second role."""
+    store = PKG / "store"
+    sizes = {p.name: len(p.read_text().splitlines()) for p in store.glob("*.py")}
+    assert not (PKG / "store.py").exists()
+    assert {name for name, lines in sizes.items() if lines > 300} == set(), sizes
+
+
 @pytest.mark.parametrize("module", sorted(ROWS_ONLY))
 def test_read_queries_return_rows_and_know_no_view(module: str) -> None:
     _, external = imports_of(module_path(module))
