@@ -44,6 +44,8 @@ __all__ = [
     "MixTone",
     "StopTone",
     "OpenAudit",
+    "Parked",
+    "parked_request",
     "play_then_hang_up",
     "SendKey",
     "State",
@@ -161,6 +163,23 @@ def play_then_hang_up(uuid: str, tone: str | None, cause: str) -> list[Effect]:
         effects.append(Execute(uuid, "playback", tone, event_lock=True))
     effects.append(Execute(uuid, "hangup", cause))
     return effects
+
+class Parked(enum.Enum):
+    """What a parked channel asks for (:func:`parked_request`)."""
+
+    TICKET = "ticket"  # a call another node sent here (fsbarge.crossnode)
+    DIALLED = "dialled"  # a feature code dialled here, naming a target
+
+
+def parked_request(ticket: str | None, target: str | None) -> Parked | None:
+    """What a parked channel asks for: a call another node sent here with a ticket (it wins: the
+    ticket says who and what), a feature code naming a target, or nothing of ours."""
+    if ticket is not None:
+        return Parked.TICKET
+    if target is not None:
+        return Parked.DIALLED
+    return None
+
 
 NOTIFY_LIMIT = 5  # seconds: a notification tone is removed after this long at the latest
 
@@ -293,6 +312,11 @@ class Intervention:
         self._move("reattach")
         self.mode = mode
 
+    def revert_mode(self, mode: str) -> None:
+        """Back to ``mode`` (the journal could not record the one FreeSWITCH just applied, so we
+        put it back: fsbarge.unaudited). Not a transition: the state stays where it is."""
+        self.mode = mode
+
     def end(self) -> State:
         """The machine forgets it (eavesdrop returned, the supervisor hung up, a resync closed it).
         Returns the state it ended from: how it ended decides the record's close."""
@@ -347,16 +371,14 @@ class BargeMachine:
     def handle(self, ev: Event, now: float) -> list[Effect]:
         name = ev.name
         if name == "CHANNEL_PARK":
-            if ev.fsbarge_ticket is not None and ev.uuid:
-                return self.arrive(ev.uuid, ev.fsbarge_ticket, now)
-            if ev.fsbarge_target is not None and ev.uuid:
-                # Only the digest-authenticated directory user identifies a supervisor;
-                # caller-ID is whatever the phone says.
-                return self.request(
-                    ev.uuid, ev.fsbarge_mode, ev.fsbarge_target, ev.user_name if ev.has_variables else None,
-                    ev.caller_number, now,
-                )
-            return []
+            if not ev.uuid:
+                return []
+            # Only the digest-authenticated directory user identifies a supervisor;
+            # caller-ID is whatever the phone says.
+            return self.serve_parked(
+                ev.uuid, ticket=ev.fsbarge_ticket, target=ev.fsbarge_target, mode=ev.fsbarge_mode,
+                supervisor=ev.user_name if ev.has_variables else None, caller_number=ev.caller_number, now=now,
+            )
         if name == "SHUTDOWN":
             return self.close_all(FREESWITCH_SHUTDOWN, now)
         if name == "CHANNEL_EXECUTE" and ev.uuid in self.abandoned and ev.application in EAVESDROP_APPS:
@@ -392,6 +414,20 @@ class BargeMachine:
         return []
 
     # -- a request from the dialplan --------------------------------------
+
+    def serve_parked(
+        self, uuid: str, *, ticket: str | None, target: str | None, mode: str | None, supervisor: str | None,
+        caller_number: str | None, now: float,
+    ) -> list[Effect]:
+        """A channel parked with the fsbarge variables: from its CHANNEL_PARK, or read back after a
+        resync from a channel still parked (the same decision either way)."""
+        kind = parked_request(ticket, target)
+        if kind is Parked.TICKET:
+            assert ticket is not None
+            return self.arrive(uuid, ticket, now)
+        if kind is Parked.DIALLED:
+            return self.request(uuid, mode, target, supervisor, caller_number, now)
+        return []
 
     def request(
         self, sup_uuid: str, mode: str | None, agent: str | None, supervisor: str | None, caller_number: str | None, now: float,
@@ -527,6 +563,19 @@ class BargeMachine:
     def _refuse(self, sup_uuid: str, record: dict[str, Any], outcome: str, reason: str | None, now: float) -> list[Effect]:
         record.update(outcome=outcome, reason=reason, ended_at=now)
         return [OpenAudit(sup_uuid, record), *self.refusal_tone(sup_uuid)]
+
+    def refuse_unaudited(self, sup_uuid: str) -> list[Effect]:
+        """A starting intervention whose opening the journal could not take: never a barge
+        without an audit trail. Forgotten, and the supervisor hears the refusal."""
+        iv = self.active.get(sup_uuid)
+        if iv is not None:
+            self._forget(iv)
+        return self.refusal_tone(sup_uuid)
+
+    def revert_mode(self, sup_uuid: str, mode: str) -> list[Effect]:
+        """Put a running eavesdrop back in ``mode`` (a mode change the journal could not take)."""
+        self.active[sup_uuid].revert_mode(mode)
+        return [SendKey(sup_uuid, MODE_KEYS[mode])]
 
     def refusal_tone(self, sup_uuid: str) -> list[Effect]:
         """What a refused supervisor gets: the error tone, then a hang-up."""

@@ -27,7 +27,7 @@ from .terms import (
     UNKNOWN_MODE,
 )
 
-__all__ = ["ENDING_EVENTS", "FEATURE_CODE", "Plan", "endings", "gap_entries", "last_known_mode", "plan"]
+__all__ = ["ENDING_EVENTS", "FEATURE_CODE", "Plan", "endings", "freeswitch_restarted", "gap_entries", "last_known_mode", "plan"]
 
 # The feature codes of freeswitch-conf/ (a parked channel that dialled one is a request), and
 # the calls other nodes send here (fsbarge.crossnode).
@@ -47,6 +47,13 @@ class Plan:
 
 #: the events :func:`endings` reads (what a failed resync attempt's held events are kept for)
 ENDING_EVENTS = frozenset({"CHANNEL_HANGUP", "DTMF"})
+
+
+def freeswitch_restarted(stored_core: str | None, core: str | None) -> bool:
+    """Did FreeSWITCH restart since we last saw it? A Core-UUID other than the stored one says so
+    (whatever ran there is gone); no stored one, or none read, says nothing. Shared by the event
+    path (a Core-UUID on an event) and the resync."""
+    return bool(core and stored_core and core != stored_core)
 
 
 def endings(records: Iterable[Mapping[str, Any]], held: Iterable[tuple[Event, float]]) -> dict[str, tuple[str, float]]:
@@ -139,7 +146,7 @@ def plan(
     read before the snapshot was applied (applied after it), for endings the snapshot hides.
     """
     records = list(records)
-    restarted = bool(core and stored_core and core != stored_core)
+    restarted = freeswitch_restarted(stored_core, core)
     out = Plan(freeswitch_restarted=restarted)
     if restarted:
         effects: list[Effect] = [CloseAudit(r["supervisor_uuid"], COMPLETED, now, FREESWITCH_SHUTDOWN) for r in records]

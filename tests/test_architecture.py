@@ -32,6 +32,7 @@ CORE = {
     "help": {"barge", "channels", "events", "policy", "terms"},
     "commands": {"barge", "help"},
     "resync": {"barge", "events", "terms"},
+    "unaudited": {"barge", "help", "terms"},
     "chain": set(),
     "humantime": set(),
     "counts": set(),

@@ -8,7 +8,7 @@ import pytest
 
 from fsbarge.barge import AddMode, CloseAudit, Execute, SendKey
 from fsbarge.channels import channel_from_row
-from fsbarge.resync import plan
+from fsbarge.resync import freeswitch_restarted, plan
 
 from .factories import AGENT, ENDED_TONE, ERROR_TONE, SUP, Rig, dtmf, hangup
 
@@ -179,3 +179,11 @@ def test_a_refused_key_and_a_gap_do_not_count_as_the_mode_to_re_assert() -> None
     rec["modes"][2]["refused"] = True
     out = plan(rig.machine, [rec], stored_core="c1", core="c1", first=False, last_seen=990.0, decided={SUP}, now=NOW)
     assert rig.machine.reassert(out.reassert, NOW) == [AddMode(SUP, "whisper", NOW, "reattach"), SendKey(SUP, "2")]
+
+
+@pytest.mark.parametrize(
+    ("stored", "core", "restarted"),
+    [("c1", "c1", False), ("c1", "c2", True), (None, "c2", False), ("c1", None, False), ("c1", "", False)],
+)
+def test_freeswitch_restarted_only_when_a_new_core_uuid_replaces_a_known_one(stored: str | None, core: str | None, restarted: bool) -> None:
+    assert freeswitch_restarted(stored, core) is restarted
