@@ -17,8 +17,9 @@ gone gives EXECUTE and EXECUTE_COMPLETE at once with no media bug.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import copy
 import enum
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,8 @@ __all__ = [
     "HandOff",
     "IllegalTransition",
     "Intervention",
+    "Reattached",
+    "reattached",
     "BargeMachine",
     "MixTone",
     "StopTone",
@@ -47,6 +50,7 @@ __all__ = [
     "Parked",
     "parked_request",
     "play_then_hang_up",
+    "refusal_tone",
     "SendKey",
     "State",
     "TRANSITIONS",
@@ -179,6 +183,11 @@ def parked_request(ticket: str | None, target: str | None) -> Parked | None:
     if target is not None:
         return Parked.DIALLED
     return None
+
+
+def refusal_tone(sup_uuid: str, tones: Tones) -> list[Effect]:
+    """What a refused supervisor gets: the error tone, then a hang-up."""
+    return play_then_hang_up(sup_uuid, tones.error, "CALL_REJECTED")
 
 
 NOTIFY_LIMIT = 5  # seconds: a notification tone is removed after this long at the latest
@@ -579,7 +588,7 @@ class BargeMachine:
 
     def refusal_tone(self, sup_uuid: str) -> list[Effect]:
         """What a refused supervisor gets: the error tone, then a hang-up."""
-        return play_then_hang_up(sup_uuid, self.tones.error, "CALL_REJECTED")
+        return refusal_tone(sup_uuid, self.tones)
 
     def customer_of(self, leg_uuid: str) -> str | None:
         """The other party of the call on this leg (for a help request's record)."""
@@ -755,81 +764,122 @@ class BargeMachine:
         last_seen: float | None,
         endings: Mapping[str, tuple[str, float]] | None = None,
     ) -> list[Effect]:
-        """Match open audit records against the channels FreeSWITCH shows after a (re)connect.
+        """Decide with :func:`reattached`, then hold what it decided."""
+        out = reattached(
+            records, self.active, self.channels, self.tones, now, restarted=restarted, last_seen=last_seen, endings=endings
+        )
+        self.adopt(out)
+        return out.effects
 
-        A supervisor channel still running eavesdrop on the recorded target is
-        re-attached and its recorded mode re-asserted (keys pressed while we were
-        away left no trace). Otherwise the record is closed: by the ending read
-        in the events held during the resync when there is one (``endings``:
-        supervisor uuid -> (end_reason, time)); else ``daemon_restart`` after our
-        own restart (we cannot know how it ended), or, after a mere reconnect, by
-        what the channels show.
-        """
-        endings = endings or {}
-        effects: list[Effect] = []
-        seen = set()
-        for rec in records:
-            sup_uuid = rec["supervisor_uuid"]
-            seen.add(sup_uuid)
-            sup = self.channels.get(sup_uuid)
-            target = rec.get("target_uuid")
-            running = (
-                sup is not None
-                and sup.still_eavesdropping
-                and sup.application_data == target
-                and self.channels.get(target) is not None
-            )
-            iv = self.active.get(sup_uuid)
-            if running and target:
-                mode = rec.get("current_mode") or rec.get("requested_mode") or LISTEN
-                if iv is None:
-                    iv = Intervention(
-                        sup_uuid=sup_uuid,
-                        supervisor=rec.get("supervisor") or "",
-                        agent=rec.get("agent") or "",
-                        target_uuid=target,
-                        requested_mode=rec.get("requested_mode") or mode,
-                        started_at=rec.get("started_at") or now,
-                        app_uuid=rec.get("application_uuid"),
-                    )
-                    self.active[sup_uuid] = iv
-                    self.decided[sup_uuid] = None
-                iv.reattach(mode)
-                effects.append(SendKey(sup_uuid, MODE_KEYS.get(mode, "0")))
-                effects.append(AddMode(sup_uuid, mode, now, REATTACH))
-                continue
-            if iv is not None:
+    def adopt(self, decided: Reattached) -> None:
+        """Hold the interventions a resync decided on (:func:`reattached`, fsbarge.resync.plan):
+        those it dropped end here, the ones it re-attached replace ours."""
+        for sup_uuid, iv in list(self.active.items()):
+            if sup_uuid not in decided.active:
                 self._forget(iv)
-            if not rec.get("modes") and not rec.get("current_mode"):
-                # Eavesdrop never started (the connection went while we were starting it).
-                effects.append(
-                    CloseAudit(sup_uuid, FAILED, now, None, reason=DAEMON_RESTART if restarted else CONNECTION_LOST)
-                )
-                tone = self.tones.error
-                if sup is not None:
-                    self.abandoned.add(sup_uuid)
-            elif sup_uuid in endings:
-                reason, at = endings[sup_uuid]
-                effects.append(CloseAudit(sup_uuid, COMPLETED, at, reason))
-                tone = self.tones.ended
-            elif restarted:
-                ended = max(t for t in (rec.get("last_mode_at"), last_seen, rec.get("started_at")) if t is not None)
-                effects.append(CloseAudit(sup_uuid, COMPLETED, ended, DAEMON_RESTART))
-                tone = self.tones.ended
-            else:
-                # A reconnect: what the channels show. The agent's call alive and the supervisor
-                # still on the line without eavesdrop (back in park): they left with eavesdrop's
-                # own key, `*`.
-                if target and self.channels.get(target) is not None:
-                    reason = SUPERVISOR_LEFT if sup is not None else SUPERVISOR_HANGUP
-                else:
-                    reason = CALL_ENDED
-                effects.append(CloseAudit(sup_uuid, COMPLETED, now, reason))
-                tone = self.tones.ended
-            if sup is not None:
-                effects += play_then_hang_up(sup_uuid, tone, "NORMAL_CLEARING")
-        # In memory but with no open record (should not happen): forget it.
-        for iv in [iv for u, iv in self.active.items() if u not in seen]:
-            self._forget(iv)
-        return effects
+        self.active.clear()
+        self.active.update(decided.active)
+        for sup_uuid in decided.decided:
+            self.decided[sup_uuid] = None
+        self.abandoned |= decided.abandoned
 
+
+@dataclass
+class Reattached:
+    """What a resync makes of the open interventions (:func:`reattached`)."""
+
+    #: the interventions running after the resync (copies: those given are left as they were)
+    active: dict[str, Intervention]
+    effects: list[Effect] = field(default_factory=list)
+    #: supervisors re-attached from a record alone: their request counts as decided
+    decided: list[str] = field(default_factory=list)
+    #: supervisors whose eavesdrop never started: stopped at once if FreeSWITCH still starts it
+    abandoned: set[str] = field(default_factory=set)
+
+
+def reattached(
+    records: Iterable[Mapping[str, Any]],
+    active: Mapping[str, Intervention],
+    channels: ChannelTable,
+    tones: Tones,
+    now: float,
+    *,
+    restarted: bool,
+    last_seen: float | None,
+    endings: Mapping[str, tuple[str, float]] | None = None,
+) -> Reattached:
+    """Match open audit records against the channels FreeSWITCH shows after a (re)connect. Pure:
+    changes neither ``active`` nor its interventions.
+
+    A supervisor channel still running eavesdrop on the recorded target is
+    re-attached and its recorded mode re-asserted (keys pressed while we were
+    away left no trace). Otherwise the record is closed: by the ending read
+    in the events held during the resync when there is one (``endings``:
+    supervisor uuid -> (end_reason, time)); else ``daemon_restart`` after our
+    own restart (we cannot know how it ended), or, after a mere reconnect, by
+    what the channels show. An intervention in memory with no open record (should
+    not happen) is dropped.
+    """
+    endings = endings or {}
+    out = Reattached(active={})
+    effects = out.effects
+    for rec in records:
+        sup_uuid = rec["supervisor_uuid"]
+        sup = channels.get(sup_uuid)
+        target = rec.get("target_uuid")
+        running = (
+            sup is not None
+            and sup.still_eavesdropping
+            and sup.application_data == target
+            and channels.get(target) is not None
+        )
+        if running and target:
+            mode = rec.get("current_mode") or rec.get("requested_mode") or LISTEN
+            known = active.get(sup_uuid)
+            if known is not None:
+                iv = copy.copy(known)
+            else:
+                iv = Intervention(
+                    sup_uuid=sup_uuid,
+                    supervisor=rec.get("supervisor") or "",
+                    agent=rec.get("agent") or "",
+                    target_uuid=target,
+                    requested_mode=rec.get("requested_mode") or mode,
+                    started_at=rec.get("started_at") or now,
+                    app_uuid=rec.get("application_uuid"),
+                )
+                out.decided.append(sup_uuid)
+            iv.reattach(mode)
+            out.active[sup_uuid] = iv
+            effects.append(SendKey(sup_uuid, MODE_KEYS.get(mode, "0")))
+            effects.append(AddMode(sup_uuid, mode, now, REATTACH))
+            continue
+        if not rec.get("modes") and not rec.get("current_mode"):
+            # Eavesdrop never started (the connection went while we were starting it).
+            effects.append(
+                CloseAudit(sup_uuid, FAILED, now, None, reason=DAEMON_RESTART if restarted else CONNECTION_LOST)
+            )
+            tone = tones.error
+            if sup is not None:
+                out.abandoned.add(sup_uuid)
+        elif sup_uuid in endings:
+            reason, at = endings[sup_uuid]
+            effects.append(CloseAudit(sup_uuid, COMPLETED, at, reason))
+            tone = tones.ended
+        elif restarted:
+            ended = max(t for t in (rec.get("last_mode_at"), last_seen, rec.get("started_at")) if t is not None)
+            effects.append(CloseAudit(sup_uuid, COMPLETED, ended, DAEMON_RESTART))
+            tone = tones.ended
+        else:
+            # A reconnect: what the channels show. The agent's call alive and the supervisor
+            # still on the line without eavesdrop (back in park): they left with eavesdrop's
+            # own key, `*`.
+            if target and channels.get(target) is not None:
+                reason = SUPERVISOR_LEFT if sup is not None else SUPERVISOR_HANGUP
+            else:
+                reason = CALL_ENDED
+            effects.append(CloseAudit(sup_uuid, COMPLETED, now, reason))
+            tone = tones.ended
+        if sup is not None:
+            effects += play_then_hang_up(sup_uuid, tone, "NORMAL_CLEARING")
+    return out

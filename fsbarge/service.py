@@ -337,18 +337,21 @@ class NodeService:
         node_state = self.journal.nodes.get(self.name, {})
         first = self.resyncs == 0
         plan = resync.plan(
-            self.machine,
+            self.channels,
             records,
+            active=self.machine.active,
+            tones=self.machine.tones,
             stored_core=self._stored_core(),
             core=core,
             first=first,
             # the last moment we knew the node: before our own start, the journal says; after a
             # reconnect, the last read on the lost connection
             last_seen=node_state.get("last_seen") if first or self.known_until is None else self.known_until,
-            decided=set(self.journal.decided),
+            decided=self.machine.decided.keys() | self.journal.decided,
             now=now,
             held=[*self.missed_endings, *(self.held or ()), *self._read_meanwhile(later)],
         )
+        self.machine.adopt(plan.interventions)
         if plan.freeswitch_restarted:
             self.log.warning("FreeSWITCH restarted while we were away", old=self._stored_core(), new=core)
         if core and core != self.core_uuid:

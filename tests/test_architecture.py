@@ -31,7 +31,7 @@ CORE = {
     "crossnode": set(),
     "help": {"barge", "channels", "events", "policy", "terms"},
     "commands": {"barge", "help"},
-    "resync": {"barge", "events", "terms"},
+    "resync": {"barge", "channels", "events", "terms"},
     "unaudited": {"barge", "help", "terms"},
     "chain": set(),
     "humantime": set(),
