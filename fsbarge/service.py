@@ -27,9 +27,8 @@ import gevent.event
 import gevent.queue
 import structlog
 
-from . import loglines, resync, snapshot
-from .barge import BargeMachine, Effect, Tones, parked_request
-from .changes import NodeSeen
+from . import resync
+from .barge import BargeMachine, Effect, Tones
 from .channels import ChannelTable
 from .config import NodeConfig
 from .counts import NodeCounts
@@ -38,9 +37,9 @@ from .esl.session import EslSession
 from .events import Event
 from .help import HelpDesk, HelpTones
 from .interpreter import EffectInterpreter
-from .journal import Journal, JournalError
+from .journal import Journal
 from .policy import Policy
-from .terms import FREESWITCH_SHUTDOWN
+from .reconnect import Reconnect
 from .writer import CommandWriter
 
 __all__ = ["NodeService"]
@@ -110,26 +109,19 @@ class NodeService:
             node.name, policy, self.channels, self.machine, help_tones or HelpTones(tones.ended, tones.error), new_id,
             ring_seconds=ring_seconds,
         )
-        self.journal = journal
         self.mirror = mirror
-        self.on_journaled = on_journaled
         self.clock = clock
-        self.new_id = new_id
-        # several instances (fsbarge.ownership): commands only while our lease on the node holds,
-        # and waiting requests another instance already decided are not served again
+        # several instances (fsbarge.ownership): commands only while our lease on the node holds
         self.may_act = may_act
-        self.decided_elsewhere = decided_elsewhere
         self.stats = counts if counts is not None else NodeCounts()  # for metrics (fsbarge.counts)
         self.queue: gevent.queue.Queue[Any] = gevent.queue.Queue()
         self.session: EslSession | None = None
-        self.core_uuid: str | None = None
         self.held: list[tuple[Event, float]] | None = None
         # endings read in resync attempts that failed (the snapshot of the next one shows the
         # channels they changed, not how an intervention ended): for that next resync
         self.missed_endings: list[tuple[Event, float]] = []
         self.last_event_at: float | None = None
         self.known_until: float | None = None  # set while disconnected: see _Disconnected
-        self.resyncs = 0
         self.processing = False
         self.last_progress = time.monotonic()
         self.log = log.bind(node=node.name)
@@ -139,6 +131,20 @@ class NodeService:
             node.name, journal=journal, machine=self.machine, desk=self.desk, writer=self.writer, help_due=self._help_due,
             log=self.log, on_journaled=on_journaled, new_id=new_id, clock=clock, audit_id=audit_id,
         )
+        self.reconnect = Reconnect(
+            node.name, channels=self.channels, machine=self.machine, journal=journal, mirror=mirror,
+            interpreter=self.interpreter, stats=self.stats, log=self.log, on_journaled=on_journaled,
+            decided_elsewhere=decided_elsewhere, clock=clock,
+        )
+
+    @property
+    def resyncs(self) -> int:
+        """Resyncs completed since the start (tests and the demo wait on it)."""
+        return self.reconnect.resyncs
+
+    @property
+    def core_uuid(self) -> str | None:
+        return self.reconnect.core_uuid
 
     # -- called from the ESL side (reader greenlet / link greenlet) ----------
 
@@ -220,8 +226,8 @@ class NodeService:
     def _event(self, ev: Event, now: float) -> None:
         self.last_event_at = now
         try:
-            if ev.core_uuid and ev.core_uuid != self.core_uuid:
-                self._core_changed(ev.core_uuid, now)
+            if ev.core_uuid and ev.core_uuid != self.reconnect.core_uuid:
+                self.reconnect.core_seen(ev.core_uuid, now)
             self.channels.apply(ev)
             effects = self.machine.handle(ev, now)
             effects += self.desk.handle(ev, now)
@@ -244,14 +250,7 @@ class NodeService:
         # (resync.gap_entries): not fsync'd, a heartbeat is cheap to lose.
         # It is also how changes held while the journal could not be written get there (they go
         # first, fsync'd) as soon as it can: within one watchdog interval of the space coming back.
-        self._guarded(lambda: self._record_liveness(now), "recording liveness")
-
-    def _record_liveness(self, now: float) -> None:
-        try:
-            self.journal.append([NodeSeen(node=self.name, last_seen=now)], sync=False)
-        except JournalError:
-            return  # reported to health by the journal, once; the next heartbeat tries again
-        self.on_journaled()
+        self._guarded(lambda: self.reconnect.record_liveness(now), "recording liveness")
 
     # -- effects ----------------------------------------------------------------
 
@@ -266,27 +265,6 @@ class NodeService:
         self.writer.run()
 
     # -- (re)connect ------------------------------------------------------------
-
-    def _stored_core(self) -> str | None:
-        return self.core_uuid or self.journal.nodes.get(self.name, {}).get("core_uuid")
-
-    def _remember_core(self, core_uuid: str) -> None:
-        self.core_uuid = core_uuid
-        self.mirror.status(self.name, core_uuid=core_uuid)
-        change = NodeSeen(node=self.name, core_uuid=core_uuid)
-        try:
-            self.journal.append([change])
-            self.on_journaled()
-        except JournalError:  # held: written with the next heartbeat that can (it tells a FreeSWITCH restart)
-            self.journal.hold([change])
-
-    def _core_changed(self, core_uuid: str, now: float) -> None:
-        old = self._stored_core()
-        if resync.freeswitch_restarted(old, core_uuid):
-            # FreeSWITCH restarted under us: whatever was running is gone.
-            self.log.warning("FreeSWITCH restarted (new Core-UUID)", old=old, new=core_uuid)
-            self._carry_out(self.machine.close_all(FREESWITCH_SHUTDOWN, now))
-        self._remember_core(core_uuid)
 
     def _attempt_over(self) -> None:
         """A resync attempt failed (or never came): keep how interventions ended among its held events."""
@@ -323,69 +301,18 @@ class NodeService:
         return out
 
     def _resync(self, session: EslSession, later: list[Any] | tuple[()] = ()) -> tuple[list[str], float]:
-        """Take ``show channels`` as the truth, then carry out what :func:`resync.plan` decides;
-        returns the re-attached supervisors whose mode is re-asserted after the held events, and
-        the time of the snapshot."""
-        now = self.clock()
-        core = snapshot.core_uuid(session)
-        fresh = snapshot.channels(session)
-        vanished = self.channels.replace_all(fresh)
-        self.channels.take_changes()
-        self.mirror.replace(self.name, [c.to_row() for c in fresh])
-        records = [r for r in self.journal.records.values() if r.get("node") == self.name]
-        self.interpreter.know(records)
-        node_state = self.journal.nodes.get(self.name, {})
-        first = self.resyncs == 0
-        plan = resync.plan(
-            self.channels,
-            records,
-            active=self.machine.active,
-            tones=self.machine.tones,
-            stored_core=self._stored_core(),
-            core=core,
-            first=first,
-            # the last moment we knew the node: before our own start, the journal says; after a
-            # reconnect, the last read on the lost connection
-            last_seen=node_state.get("last_seen") if first or self.known_until is None else self.known_until,
-            decided=self.machine.decided.keys() | self.journal.decided,
-            now=now,
-            held=[*self.missed_endings, *(self.held or ()), *self._read_meanwhile(later)],
+        """The resync (fsbarge.reconnect); returns the re-attached supervisors whose mode is
+        re-asserted after the held events, and the time of the snapshot."""
+        done = self.reconnect.resync(
+            session,
+            known_until=self.known_until,
+            held=lambda: [*self.missed_endings, *(self.held or ()), *self._read_meanwhile(later)],
+            connected=self._connected,
         )
-        self.machine.adopt(plan.interventions)
-        if plan.freeswitch_restarted:
-            self.log.warning("FreeSWITCH restarted while we were away", old=self._stored_core(), new=core)
-        if core and core != self.core_uuid:
-            self._remember_core(core)
-        self.mirror.status(self.name, connected=True, resynced_at=now, heartbeat_at=now)
-        self.session = session
-        self._carry_out(plan.effects)
-        if plan.serve:
-            self._serve_waiting(session, plan.serve, now)
-        self.resyncs += 1
-        self.stats.totals["resyncs"] += 1
-        self.log.info(
-            "resynced from show channels",
-            channels=len(fresh), vanished=len(vanished), open_interventions=len(records), waiting=len(plan.serve),
-        )
-        return plan.reassert, now
+        return done.reassert, done.at
 
-    def _serve_waiting(self, session: EslSession, uuids: list[str], now: float) -> None:
-        """Supervisors who dialled a feature code while we were away are still parked: serve them."""
-        try:
-            elsewhere = self.decided_elsewhere(uuids)
-        except Exception as exc:  # noqa: BLE001 - cannot tell: serve nobody now, the next resync retries
-            self.log.warning("cannot check which waiting requests another instance decided", error=str(exc))
-            return
-        for uuid, values in snapshot.waiting_requests(session, [u for u in uuids if u not in elsewhere]).items():
-            channel = self.channels.get(uuid)
-            kind = parked_request(values["fsbarge_ticket"], values["fsbarge_target"])
-            if channel is None or kind is None:
-                continue
-            self.log.info(loglines.SERVING_WAITING[kind], uuid=uuid)
-            self._carry_out(self.machine.serve_parked(
-                uuid, ticket=values["fsbarge_ticket"], target=values["fsbarge_target"], mode=values["fsbarge_mode"],
-                supervisor=values["user_name"], caller_number=channel.caller_number, now=now,
-            ))
+    def _connected(self, session: EslSession) -> None:
+        self.session = session
 
     # -- health -----------------------------------------------------------------
 
