@@ -20,7 +20,9 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .barge import AddMode, CloseAudit, Effect, Intervention, Reattached, SendKey, Tones, reattached, refusal_tone
+from .effects import AddMode, CloseAudit, Effect, SendKey, Tones, refusal_tone
+from .intervention import Intervention
+from .reattach import Reattached, reattached
 from .channels import ChannelTable
 from .events import Event
 from .terms import (
@@ -38,7 +40,7 @@ FEATURE_CODE = re.compile(r"^(?:\*3[345][0-9]+|fsbarge-[0-9a-f]{32})$")
 @dataclass
 class Plan:
     freeswitch_restarted: bool
-    #: the interventions after the resync, for :meth:`BargeMachine.adopt`
+    #: the interventions after the resync, for :meth:`fsbarge.barge.BargeMachine.adopt`
     interventions: Reattached
     effects: list[Effect] = field(default_factory=list)
     #: parked feature-code calls nobody decided yet: serve them as the CHANNEL_PARK we missed
@@ -141,7 +143,7 @@ def plan(
     held: Iterable[tuple[Event, float]] = (),
 ) -> Plan:
     """Decide the resync of one node. Pure: changes nothing it is given; the caller hands
-    ``Plan.interventions`` to the machine (:meth:`BargeMachine.adopt`) and carries out the effects.
+    ``Plan.interventions`` to the machine (:meth:`fsbarge.barge.BargeMachine.adopt`) and carries out the effects.
 
     ``snapshot``: the node's channel table, already replaced by ``show channels``;
     ``records``: the open interventions (the journal's), with their mode history;
