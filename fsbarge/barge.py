@@ -33,6 +33,7 @@ from .effects import (
 )
 from .events import Event
 from .intervention import EAVESDROP_APPS, KEY_MODES, MODE_KEYS, STARTING, TRANSITIONS, IllegalTransition, Intervention, State
+from .notify import NOTIFY_LIMIT, Notifier
 from .policy import Policy
 from .reattach import Reattached, reattached
 from .terms import (
@@ -98,9 +99,6 @@ def parked_request(ticket: str | None, target: str | None) -> Parked | None:
     return None
 
 
-NOTIFY_LIMIT = 5  # seconds: a notification tone is removed after this long at the latest
-
-
 @dataclass
 class HandOff:
     """A supervisor of this node sent to the agent's node (fsbarge.crossnode), until B has the
@@ -134,8 +132,7 @@ class BargeMachine:
     elsewhere: Callable[[str], str | None] = lambda _agent: None
     cross: CrossNode | None = None  # shared by the machines of one daemon
     handoffs: dict[str, HandOff] = field(default_factory=dict)  # supervisor uuid -> sent to another node
-    # leg uuid -> when we last mixed a notification tone into it (a new one stops it first)
-    toned: dict[str, float] = field(default_factory=dict)
+    notifier: Notifier = field(default_factory=Notifier)  # soft entry (fsbarge.notify)
 
     # -- entry point -------------------------------------------------------
 
@@ -382,28 +379,7 @@ class BargeMachine:
         return [AddMode(iv.sup_uuid, mode, now, iv.start_source, notified=iv.start_notified)]
 
     def _notify(self, iv: Intervention, mode: str, now: float) -> tuple[list[Effect], tuple[str, ...]]:
-        """Soft entry: the tone for those the team says hear it when a supervisor enters ``mode``
-        (the agent's own leg; the customer's leg is the one bridged to it, if any)."""
-        if not self.tones.notify:
-            return [], ()
-        legs = {"agent": iv.target_uuid}
-        target = self.channels.get(iv.target_uuid)
-        if target is not None and target.peer_uuid and self.channels.get(target.peer_uuid) is not None:
-            legs["customer"] = target.peer_uuid
-        if len(self.toned) > 1000:  # forget legs whose tone is long over
-            self.toned = {leg: at for leg, at in self.toned.items() if now - at < NOTIFY_LIMIT}
-        effects: list[Effect] = []
-        notified: list[str] = []
-        for party in self.policy.notify_parties(iv.supervisor, iv.agent, mode):
-            leg = legs.get(party)
-            if leg is None:
-                continue
-            if now - self.toned.get(leg, float("-inf")) < NOTIFY_LIMIT:
-                effects.append(StopTone(leg, self.tones.notify))
-            self.toned[leg] = now
-            effects.append(MixTone(leg, self.tones.notify))
-            notified.append(party)
-        return effects, tuple(notified)
+        return self.notifier.entering(iv, mode, now, policy=self.policy, channels=self.channels, tone=self.tones.notify)
 
     def _audio_started(self, target_uuid: str | None, now: float) -> list[Effect]:
         effects: list[Effect] = []
