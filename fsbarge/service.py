@@ -1,7 +1,8 @@
 """The loop of one node. Decisions live in the core (:mod:`fsbarge.barge`, :mod:`fsbarge.help`,
 :mod:`fsbarge.resync`, :mod:`fsbarge.unaudited`); effects become journal changes and queued commands
-in :mod:`fsbarge.interpreter`, and :mod:`fsbarge.writer` writes those commands. This module only
-moves data between them.
+in :mod:`fsbarge.interpreter`, :mod:`fsbarge.writer` writes those commands, and
+:mod:`fsbarge.reconnect` does a (re)connect's IO. This module only moves data between them: the
+queue, the batches, and the events held while a resync runs.
 
 Threading model (gevent): the ESL reader greenlet only parses and queues (:meth:`NodeService.on_event`),
 so FreeSWITCH is never kept waiting on us; one service greenlet applies queued items in order, in
