@@ -143,10 +143,6 @@ class NodeService:
         """Resyncs completed since the start (tests and the demo wait on it)."""
         return self.reconnect.resyncs
 
-    @property
-    def core_uuid(self) -> str | None:
-        return self.reconnect.core_uuid
-
     # -- called from the ESL side (reader greenlet / link greenlet) ----------
 
     def on_event(self, ev: Event) -> None:
