@@ -1,5 +1,9 @@
 """The intervention state machine: event in, effects out. Pure: no IO, no clock, no ids of its own.
 
+The machine of one node lives here; the effects it returns are in :mod:`fsbarge.effects`, one
+intervention and its named transitions in :mod:`fsbarge.intervention`, and what a resync makes of
+the open interventions in :mod:`fsbarge.reattach`.
+
 One machine per FreeSWITCH node. It reads the node's channel table (already
 updated with the event) and returns effects that the service carries out in
 order: audit writes first (committed), then commands to FreeSWITCH.
@@ -17,22 +21,32 @@ gone gives EXECUTE and EXECUTE_COMPLETE at once with no media bug.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
 import enum
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .channels import ChannelTable
 from .crossnode import Claim, CrossNode, Ticket, TicketError
+from .effects import (
+    AddMode, CloseAudit, Effect, Execute, MixTone, OpenAudit, SendKey, StopTone, Tones, play_then_hang_up, refusal_tone,
+)
 from .events import Event
+from .intervention import EAVESDROP_APPS, KEY_MODES, MODE_KEYS, STARTING, TRANSITIONS, IllegalTransition, Intervention, State
+from .notify import NOTIFY_LIMIT, Notifier
 from .policy import Policy
+from .reattach import Reattached, reattached
 from .terms import (
-    ACTIVE, BARGE, CALL_ENDED, COMPLETED, CONNECTION_LOST, CUSTOMER_WHISPER, DAEMON_RESTART, DENIED, DTMF, FAILED,
-    FEATURE_CODE, FREESWITCH_SHUTDOWN, HELP_REQUEST, LISTEN, MODES, NO_ACTIVE_CALL, REATTACH, SUPERVISOR_HANGUP,
-    SUPERVISOR_LEFT, WHISPER, EndReason, Mode, ModeSource, Outcome,
+    ACTIVE, BARGE, CALL_ENDED, COMPLETED, DENIED, DTMF, FAILED,
+    FEATURE_CODE, FREESWITCH_SHUTDOWN, HELP_REQUEST, LISTEN, NO_ACTIVE_CALL, REATTACH, SUPERVISOR_HANGUP,
+    SUPERVISOR_LEFT, WHISPER,
 )
 
+# The effects, the intervention and the resync's re-attach live in modules of their own;
+# their names stay importable from here, where the machine that uses them is.
 __all__ = [
+    "NOTIFY_LIMIT",
+    "Tones",
     "AddMode",
     "CloseAudit",
     "Effect",
@@ -40,11 +54,16 @@ __all__ = [
     "HandOff",
     "IllegalTransition",
     "Intervention",
+    "Reattached",
+    "reattached",
     "BargeMachine",
     "MixTone",
     "StopTone",
     "OpenAudit",
+    "Parked",
+    "parked_request",
     "play_then_hang_up",
+    "refusal_tone",
     "SendKey",
     "State",
     "TRANSITIONS",
@@ -52,10 +71,6 @@ __all__ = [
     "MODE_KEYS",
 ]
 
-KEY_MODES: dict[str, Mode] = {"0": LISTEN, "1": CUSTOMER_WHISPER, "2": WHISPER, "3": BARGE}
-assert set(KEY_MODES.values()) == set(MODES)
-MODE_KEYS = {mode: key for key, mode in KEY_MODES.items()}
-EAVESDROP_APPS = ("eavesdrop", "three_way")
 
 # Channel variables that make eavesdrop *start* in a mode (captures 08, README).
 # whisper_bleg: the eavesdropped leg (agent) hears the supervisor, like key 2;
@@ -67,236 +82,21 @@ START_VARS: dict[str, tuple[str, str]] = {
 }
 
 
-# -- effects ---------------------------------------------------------------
+class Parked(enum.Enum):
+    """What a parked channel asks for (:func:`parked_request`)."""
+
+    TICKET = "ticket"  # a call another node sent here (fsbarge.crossnode)
+    DIALLED = "dialled"  # a feature code dialled here, naming a target
 
 
-@dataclass(frozen=True)
-class OpenAudit:
-    """Create the audit record (committed before anything else happens)."""
-
-    key: str
-    fields: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class AddMode:
-    key: str
-    mode: str
-    at: float
-    source: ModeSource
-    refused: bool = False
-    notified: tuple[str, ...] = ()  # who heard the notification tone on entering this mode
-
-
-@dataclass(frozen=True)
-class CloseAudit:
-    key: str
-    outcome: Outcome
-    ended_at: float
-    end_reason: EndReason | None
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class Execute:
-    """``sendmsg <uuid>`` executing an application on a channel.
-
-    ``event_lock``: the channel parses no other sendmsg until this application has returned. A
-    sendmsg queued behind a ``playback`` needs it: the playback loop parses the channel's queued
-    messages as it plays (see :func:`play_then_hang_up`).
-    """
-
-    uuid: str
-    app: str
-    arg: str | None = None
-    event_uuid: str | None = None
-    event_lock: bool = False
-
-
-@dataclass(frozen=True)
-class SendKey:
-    """``sendevent`` with ``eavesdrop-command``: switch a running eavesdrop's mode."""
-
-    uuid: str
-    key: str
-
-
-@dataclass(frozen=True)
-class MixTone:
-    """``uuid_displace ... m``: a tone mixed into what this channel's phone hears; the call's
-    audio and any eavesdrop go on under it."""
-
-    uuid: str
-    tone: str
-
-
-@dataclass(frozen=True)
-class StopTone:
-    """Remove a tone still playing on this channel: FreeSWITCH allows one displace per file."""
-
-    uuid: str
-    tone: str
-
-
-Effect = OpenAudit | AddMode | CloseAudit | Execute | SendKey | MixTone | StopTone
-
-
-def play_then_hang_up(uuid: str, tone: str | None, cause: str) -> list[Effect]:
-    """A tone the supervisor hears in full, then the hang-up (a refusal, the agent's call ended).
-
-    Both go at once, so FreeSWITCH hangs up even if we are gone meanwhile, and a tone that fails
-    to play (a bad file) only brings the hang-up sooner. The playback carries ``event-lock``:
-    without it FreeSWITCH plays nothing. Each sendmsg is a private event queued to the channel,
-    and switch_ivr_play_file() calls switch_ivr_parse_all_events() on every frame it plays
-    (src/switch_ivr_play_say.c), so the hang-up queued right behind the playback is parsed and
-    executed from inside it on its first frame: playback and hangup in the same microsecond, the
-    BYE 20 ms later, 0.0 s of the tone heard. ``event-lock: true`` sets CF_EVENT_LOCK while the
-    playback's message runs (switch_ivr_parse_event, src/switch_ivr.c), and
-    switch_core_session_dequeue_private_event() hands out nothing while it is set
-    (src/switch_core_session.c): the hang-up waits in the queue until the playback has returned,
-    then the parked channel's loop parses it.
-    """
-    effects: list[Effect] = []
-    if tone:
-        effects.append(Execute(uuid, "playback", tone, event_lock=True))
-    effects.append(Execute(uuid, "hangup", cause))
-    return effects
-
-NOTIFY_LIMIT = 5  # seconds: a notification tone is removed after this long at the latest
-
-
-# -- state -----------------------------------------------------------------
-
-
-class State(enum.Enum):
-    """Where one intervention stands; :data:`TRANSITIONS` says how it may move::
-
-        executed     REQUESTED  --CHANNEL_EXECUTE (our Application-UUID)-->  EXECUTING
-        start_audio  REQUESTED/EXECUTING --MEDIA_BUG_START on the target, or a DTMF-->  ACTIVE (first mode)
-        change_mode  ACTIVE     --a mode key, accepted-->  ACTIVE
-        leave        ACTIVE     --DTMF '*'-->  LEAVING
-        end_call     EXECUTING/ACTIVE/LEAVING --target hangs up-->  CALL_ENDED  (record closed at the call's end)
-        reattach     any but ENDED --a resync finds its eavesdrop running-->  ACTIVE
-        end          any but ENDED --EXECUTE_COMPLETE (ours), the supervisor hangs up, a resync-->  ENDED
-
-    A target that hangs up while REQUESTED needs nothing: eavesdrop returns at once and the
-    EXECUTE_COMPLETE in REQUESTED/EXECUTING closes the record as ``target_gone``.
-    """
-
-    REQUESTED = "requested"
-    EXECUTING = "executing"
-    ACTIVE = "active"
-    LEAVING = "leaving"
-    CALL_ENDED = "call_ended"
-    ENDED = "ended"  # forgotten by the machine: nothing moves it again
-
-
-STARTING = (State.REQUESTED, State.EXECUTING)
-LIVE = frozenset(State) - {State.ENDED}
-
-# transition -> (the states it may leave, the state it enters). The machine decides which
-# transition an event means; the intervention refuses one its state has no arrow for.
-TRANSITIONS: dict[str, tuple[frozenset[State], State]] = {
-    "executed": (frozenset({State.REQUESTED}), State.EXECUTING),
-    "start_audio": (frozenset(STARTING), State.ACTIVE),
-    "change_mode": (frozenset({State.ACTIVE}), State.ACTIVE),
-    "leave": (frozenset({State.ACTIVE}), State.LEAVING),
-    "end_call": (frozenset({State.EXECUTING, State.ACTIVE, State.LEAVING}), State.CALL_ENDED),
-    # a resync believes FreeSWITCH: the snapshot shows this eavesdrop running, whatever we thought
-    "reattach": (LIVE, State.ACTIVE),
-    "end": (LIVE, State.ENDED),
-}
-
-
-class IllegalTransition(Exception):
-    """An intervention was asked to move where its state has no arrow: a bug in the machine."""
-
-
-@dataclass
-class Intervention:
-    """One supervisor's running (or starting) intervention, keyed by the supervisor's uuid.
-
-    ``state`` is read-only: it changes only through the transition methods below, each named in
-    :data:`TRANSITIONS`, so an impossible move raises instead of leaving a state nobody planned.
-    """
-
-    sup_uuid: str
-    supervisor: str
-    agent: str
-    target_uuid: str
-    requested_mode: str
-    started_at: float
-    app_uuid: str | None = None  # Event-UUID of our eavesdrop sendmsg; FreeSWITCH echoes it as Application-UUID
-    _state: State = field(default=State.REQUESTED, init=False)
-    mode: str | None = None  # the mode FreeSWITCH applies now (None before audio)
-    end_tone: str | None = None  # CALL_ENDED: the tone the supervisor hears once eavesdrop returns
-    commanded: bool = False  # we have sent this eavesdrop a mode key (a refusal undone, a re-assert)
-    start_notified: tuple[str, ...] = ()  # who heard the tone when it started (recorded with the first mode)
-    start_source: str = FEATURE_CODE  # the first mode's source: help_request when a help request led here
-
-    @property
-    def state(self) -> State:
-        """Read-only: it moves through the transition methods."""
-        return self._state
-
-    def ours(self, ev: Event) -> bool:
-        """Is this EXECUTE/EXECUTE_COMPLETE our eavesdrop (not another application on the channel)?
-
-        Once we have sent an Event-UUID, only the application FreeSWITCH runs under it is ours. A
-        record re-attached without one (written before we kept it) names the target instead."""
-        if ev.application not in EAVESDROP_APPS:
-            return False
-        if self.app_uuid is not None:
-            return ev.application_uuid == self.app_uuid
-        return ev.application_data == self.target_uuid
-
-    # -- transitions (see TRANSITIONS) -------------------------------------------------
-
-    def _move(self, transition: str) -> State:
-        """Enter the transition's state from the current one, or raise; returns the state left."""
-        sources, target = TRANSITIONS[transition]
-        if self._state not in sources:
-            raise IllegalTransition(
-                f"intervention {self.sup_uuid}: {transition!r} is not allowed from {self._state.value}"
-                f" (only from {', '.join(sorted(s.value for s in sources))})"
-            )
-        left, self._state = self._state, target
-        return left
-
-    def executed(self) -> None:
-        """FreeSWITCH runs our eavesdrop (CHANNEL_EXECUTE): no audio yet."""
-        self._move("executed")
-
-    def start_audio(self) -> str:
-        """Audio flows (MEDIA_BUG_START, or a DTMF only a running eavesdrop fires): the requested
-        mode is the first one. Returns it."""
-        self._move("start_audio")
-        self.mode = self.requested_mode
-        return self.mode
-
-    def change_mode(self, mode: str) -> None:
-        """The mode FreeSWITCH now applies (a key the supervisor pressed, accepted)."""
-        self._move("change_mode")
-        self.mode = mode
-
-    def leave(self) -> None:
-        """The supervisor pressed ``*``: eavesdrop returns soon."""
-        self._move("leave")
-
-    def end_call(self, tone: str | None) -> None:
-        """The agent's call ended under the eavesdrop: ``tone`` for the supervisor once it returns."""
-        self._move("end_call")
-        self.end_tone = tone
-
-    def reattach(self, mode: str) -> None:
-        """A resync found this eavesdrop running in FreeSWITCH: active again, in ``mode``."""
-        self._move("reattach")
-        self.mode = mode
-
-    def end(self) -> State:
-        """The machine forgets it (eavesdrop returned, the supervisor hung up, a resync closed it).
-        Returns the state it ended from: how it ended decides the record's close."""
-        return self._move("end")
+def parked_request(ticket: str | None, target: str | None) -> Parked | None:
+    """What a parked channel asks for: a call another node sent here with a ticket (it wins: the
+    ticket says who and what), a feature code naming a target, or nothing of ours."""
+    if ticket is not None:
+        return Parked.TICKET
+    if target is not None:
+        return Parked.DIALLED
+    return None
 
 
 @dataclass
@@ -307,13 +107,6 @@ class HandOff:
     token: str
     app_uuid: str  # Event-UUID of our bridge sendmsg
     record: dict[str, Any]  # what this node records if B never claims the ticket
-
-
-@dataclass
-class Tones:
-    error: str
-    ended: str
-    notify: str | None = None  # soft entry (None: never)
 
 
 @dataclass
@@ -339,24 +132,21 @@ class BargeMachine:
     elsewhere: Callable[[str], str | None] = lambda _agent: None
     cross: CrossNode | None = None  # shared by the machines of one daemon
     handoffs: dict[str, HandOff] = field(default_factory=dict)  # supervisor uuid -> sent to another node
-    # leg uuid -> when we last mixed a notification tone into it (a new one stops it first)
-    toned: dict[str, float] = field(default_factory=dict)
+    notifier: Notifier = field(default_factory=Notifier)  # soft entry (fsbarge.notify)
 
     # -- entry point -------------------------------------------------------
 
     def handle(self, ev: Event, now: float) -> list[Effect]:
         name = ev.name
         if name == "CHANNEL_PARK":
-            if ev.fsbarge_ticket is not None and ev.uuid:
-                return self.arrive(ev.uuid, ev.fsbarge_ticket, now)
-            if ev.fsbarge_target is not None and ev.uuid:
-                # Only the digest-authenticated directory user identifies a supervisor;
-                # caller-ID is whatever the phone says.
-                return self.request(
-                    ev.uuid, ev.fsbarge_mode, ev.fsbarge_target, ev.user_name if ev.has_variables else None,
-                    ev.caller_number, now,
-                )
-            return []
+            if not ev.uuid:
+                return []
+            # Only the digest-authenticated directory user identifies a supervisor;
+            # caller-ID is whatever the phone says.
+            return self.serve_parked(
+                ev.uuid, ticket=ev.fsbarge_ticket, target=ev.fsbarge_target, mode=ev.fsbarge_mode,
+                supervisor=ev.user_name if ev.has_variables else None, caller_number=ev.caller_number, now=now,
+            )
         if name == "SHUTDOWN":
             return self.close_all(FREESWITCH_SHUTDOWN, now)
         if name == "CHANNEL_EXECUTE" and ev.uuid in self.abandoned and ev.application in EAVESDROP_APPS:
@@ -392,6 +182,20 @@ class BargeMachine:
         return []
 
     # -- a request from the dialplan --------------------------------------
+
+    def serve_parked(
+        self, uuid: str, *, ticket: str | None, target: str | None, mode: str | None, supervisor: str | None,
+        caller_number: str | None, now: float,
+    ) -> list[Effect]:
+        """A channel parked with the fsbarge variables: from its CHANNEL_PARK, or read back after a
+        resync from a channel still parked (the same decision either way)."""
+        kind = parked_request(ticket, target)
+        if kind is Parked.TICKET:
+            assert ticket is not None
+            return self.arrive(uuid, ticket, now)
+        if kind is Parked.DIALLED:
+            return self.request(uuid, mode, target, supervisor, caller_number, now)
+        return []
 
     def request(
         self, sup_uuid: str, mode: str | None, agent: str | None, supervisor: str | None, caller_number: str | None, now: float,
@@ -528,9 +332,22 @@ class BargeMachine:
         record.update(outcome=outcome, reason=reason, ended_at=now)
         return [OpenAudit(sup_uuid, record), *self.refusal_tone(sup_uuid)]
 
+    def refuse_unaudited(self, sup_uuid: str) -> list[Effect]:
+        """A starting intervention whose opening the journal could not take: never a barge
+        without an audit trail. Forgotten, and the supervisor hears the refusal."""
+        iv = self.active.get(sup_uuid)
+        if iv is not None:
+            self._forget(iv)
+        return self.refusal_tone(sup_uuid)
+
+    def revert_mode(self, sup_uuid: str, mode: str) -> list[Effect]:
+        """Put a running eavesdrop back in ``mode`` (a mode change the journal could not take)."""
+        self.active[sup_uuid].revert_mode(mode)
+        return [SendKey(sup_uuid, MODE_KEYS[mode])]
+
     def refusal_tone(self, sup_uuid: str) -> list[Effect]:
         """What a refused supervisor gets: the error tone, then a hang-up."""
-        return play_then_hang_up(sup_uuid, self.tones.error, "CALL_REJECTED")
+        return refusal_tone(sup_uuid, self.tones)
 
     def customer_of(self, leg_uuid: str) -> str | None:
         """The other party of the call on this leg (for a help request's record)."""
@@ -562,28 +379,7 @@ class BargeMachine:
         return [AddMode(iv.sup_uuid, mode, now, iv.start_source, notified=iv.start_notified)]
 
     def _notify(self, iv: Intervention, mode: str, now: float) -> tuple[list[Effect], tuple[str, ...]]:
-        """Soft entry: the tone for those the team says hear it when a supervisor enters ``mode``
-        (the agent's own leg; the customer's leg is the one bridged to it, if any)."""
-        if not self.tones.notify:
-            return [], ()
-        legs = {"agent": iv.target_uuid}
-        target = self.channels.get(iv.target_uuid)
-        if target is not None and target.peer_uuid and self.channels.get(target.peer_uuid) is not None:
-            legs["customer"] = target.peer_uuid
-        if len(self.toned) > 1000:  # forget legs whose tone is long over
-            self.toned = {leg: at for leg, at in self.toned.items() if now - at < NOTIFY_LIMIT}
-        effects: list[Effect] = []
-        notified: list[str] = []
-        for party in self.policy.notify_parties(iv.supervisor, iv.agent, mode):
-            leg = legs.get(party)
-            if leg is None:
-                continue
-            if now - self.toned.get(leg, float("-inf")) < NOTIFY_LIMIT:
-                effects.append(StopTone(leg, self.tones.notify))
-            self.toned[leg] = now
-            effects.append(MixTone(leg, self.tones.notify))
-            notified.append(party)
-        return effects, tuple(notified)
+        return self.notifier.entering(iv, mode, now, policy=self.policy, channels=self.channels, tone=self.tones.notify)
 
     def _audio_started(self, target_uuid: str | None, now: float) -> list[Effect]:
         effects: list[Effect] = []
@@ -706,81 +502,21 @@ class BargeMachine:
         last_seen: float | None,
         endings: Mapping[str, tuple[str, float]] | None = None,
     ) -> list[Effect]:
-        """Match open audit records against the channels FreeSWITCH shows after a (re)connect.
+        """Decide with :func:`reattached`, then hold what it decided."""
+        out = reattached(
+            records, self.active, self.channels, self.tones, now, restarted=restarted, last_seen=last_seen, endings=endings
+        )
+        self.adopt(out)
+        return out.effects
 
-        A supervisor channel still running eavesdrop on the recorded target is
-        re-attached and its recorded mode re-asserted (keys pressed while we were
-        away left no trace). Otherwise the record is closed: by the ending read
-        in the events held during the resync when there is one (``endings``:
-        supervisor uuid -> (end_reason, time)); else ``daemon_restart`` after our
-        own restart (we cannot know how it ended), or, after a mere reconnect, by
-        what the channels show.
-        """
-        endings = endings or {}
-        effects: list[Effect] = []
-        seen = set()
-        for rec in records:
-            sup_uuid = rec["supervisor_uuid"]
-            seen.add(sup_uuid)
-            sup = self.channels.get(sup_uuid)
-            target = rec.get("target_uuid")
-            running = (
-                sup is not None
-                and sup.still_eavesdropping
-                and sup.application_data == target
-                and self.channels.get(target) is not None
-            )
-            iv = self.active.get(sup_uuid)
-            if running and target:
-                mode = rec.get("current_mode") or rec.get("requested_mode") or LISTEN
-                if iv is None:
-                    iv = Intervention(
-                        sup_uuid=sup_uuid,
-                        supervisor=rec.get("supervisor") or "",
-                        agent=rec.get("agent") or "",
-                        target_uuid=target,
-                        requested_mode=rec.get("requested_mode") or mode,
-                        started_at=rec.get("started_at") or now,
-                        app_uuid=rec.get("application_uuid"),
-                    )
-                    self.active[sup_uuid] = iv
-                    self.decided[sup_uuid] = None
-                iv.reattach(mode)
-                effects.append(SendKey(sup_uuid, MODE_KEYS.get(mode, "0")))
-                effects.append(AddMode(sup_uuid, mode, now, REATTACH))
-                continue
-            if iv is not None:
+    def adopt(self, decided: Reattached) -> None:
+        """Hold the interventions a resync decided on (:func:`reattached`, fsbarge.resync.plan):
+        those it dropped end here, the ones it re-attached replace ours."""
+        for sup_uuid, iv in list(self.active.items()):
+            if sup_uuid not in decided.active:
                 self._forget(iv)
-            if not rec.get("modes") and not rec.get("current_mode"):
-                # Eavesdrop never started (the connection went while we were starting it).
-                effects.append(
-                    CloseAudit(sup_uuid, FAILED, now, None, reason=DAEMON_RESTART if restarted else CONNECTION_LOST)
-                )
-                tone = self.tones.error
-                if sup is not None:
-                    self.abandoned.add(sup_uuid)
-            elif sup_uuid in endings:
-                reason, at = endings[sup_uuid]
-                effects.append(CloseAudit(sup_uuid, COMPLETED, at, reason))
-                tone = self.tones.ended
-            elif restarted:
-                ended = max(t for t in (rec.get("last_mode_at"), last_seen, rec.get("started_at")) if t is not None)
-                effects.append(CloseAudit(sup_uuid, COMPLETED, ended, DAEMON_RESTART))
-                tone = self.tones.ended
-            else:
-                # A reconnect: what the channels show. The agent's call alive and the supervisor
-                # still on the line without eavesdrop (back in park): they left with eavesdrop's
-                # own key, `*`.
-                if target and self.channels.get(target) is not None:
-                    reason = SUPERVISOR_LEFT if sup is not None else SUPERVISOR_HANGUP
-                else:
-                    reason = CALL_ENDED
-                effects.append(CloseAudit(sup_uuid, COMPLETED, now, reason))
-                tone = self.tones.ended
-            if sup is not None:
-                effects += play_then_hang_up(sup_uuid, tone, "NORMAL_CLEARING")
-        # In memory but with no open record (should not happen): forget it.
-        for iv in [iv for u, iv in self.active.items() if u not in seen]:
-            self._forget(iv)
-        return effects
-
+        self.active.clear()
+        self.active.update(decided.active)
+        for sup_uuid in decided.decided:
+            self.decided[sup_uuid] = None
+        self.abandoned |= decided.abandoned

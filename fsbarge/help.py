@@ -195,6 +195,10 @@ class HelpDesk:
         effects.append(DueAt(req.uid, self.ring_seconds))
         return effects
 
+    def withdraw(self, agent_uuid: str) -> None:
+        """Forget the agent's request without ringing anyone (the journal could not record it)."""
+        self.open.pop(agent_uuid, None)
+
     def timeout(self, uid: str, now: float) -> list[Effect]:
         req = next((r for r in self.open.values() if r.uid == uid), None)
         if req is None or req.answered:

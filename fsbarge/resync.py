@@ -20,14 +20,17 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .barge import AddMode, BargeMachine, CloseAudit, Effect, SendKey
+from .effects import AddMode, CloseAudit, Effect, SendKey, Tones, refusal_tone
+from .intervention import Intervention
+from .reattach import Reattached, reattached
+from .channels import ChannelTable
 from .events import Event
 from .terms import (
     CALL_ENDED, COMPLETED, CONNECTION_LOST, DAEMON_DOWN, FREESWITCH_SHUTDOWN, REATTACH, SUPERVISOR_HANGUP, SUPERVISOR_LEFT,
     UNKNOWN_MODE,
 )
 
-__all__ = ["ENDING_EVENTS", "FEATURE_CODE", "Plan", "endings", "gap_entries", "last_known_mode", "plan"]
+__all__ = ["ENDING_EVENTS", "FEATURE_CODE", "Plan", "endings", "freeswitch_restarted", "gap_entries", "last_known_mode", "plan"]
 
 # The feature codes of freeswitch-conf/ (a parked channel that dialled one is a request), and
 # the calls other nodes send here (fsbarge.crossnode).
@@ -37,6 +40,8 @@ FEATURE_CODE = re.compile(r"^(?:\*3[345][0-9]+|fsbarge-[0-9a-f]{32})$")
 @dataclass
 class Plan:
     freeswitch_restarted: bool
+    #: the interventions after the resync, for :meth:`fsbarge.barge.BargeMachine.adopt`
+    interventions: Reattached
     effects: list[Effect] = field(default_factory=list)
     #: parked feature-code calls nobody decided yet: serve them as the CHANNEL_PARK we missed
     serve: list[str] = field(default_factory=list)
@@ -47,6 +52,13 @@ class Plan:
 
 #: the events :func:`endings` reads (what a failed resync attempt's held events are kept for)
 ENDING_EVENTS = frozenset({"CHANNEL_HANGUP", "DTMF"})
+
+
+def freeswitch_restarted(stored_core: str | None, core: str | None) -> bool:
+    """Did FreeSWITCH restart since we last saw it? A Core-UUID other than the stored one says so
+    (whatever ran there is gone); no stored one, or none read, says nothing. Shared by the event
+    path (a Core-UUID on an event) and the resync."""
+    return bool(core and stored_core and core != stored_core)
 
 
 def endings(records: Iterable[Mapping[str, Any]], held: Iterable[tuple[Event, float]]) -> dict[str, tuple[str, float]]:
@@ -117,9 +129,11 @@ def gap_entries(
 
 
 def plan(
-    machine: BargeMachine,
+    snapshot: ChannelTable,
     records: Iterable[Mapping[str, Any]],
     *,
+    active: Mapping[str, Intervention],
+    tones: Tones,
     stored_core: str | None,
     core: str | None,
     first: bool,
@@ -128,48 +142,55 @@ def plan(
     now: float,
     held: Iterable[tuple[Event, float]] = (),
 ) -> Plan:
-    """Decide the resync of one node; ``machine.channels`` already holds the snapshot.
+    """Decide the resync of one node. Pure: changes nothing it is given; the caller hands
+    ``Plan.interventions`` to the machine (:meth:`fsbarge.barge.BargeMachine.adopt`) and carries out the effects.
 
+    ``snapshot``: the node's channel table, already replaced by ``show channels``;
     ``records``: the open interventions (the journal's), with their mode history;
+    ``active``: the interventions the machine holds now; ``tones``: the machine's;
     ``stored_core``: the Core-UUID seen before this connection (None: never);
     ``first``: the daemon's first connection since it started; ``last_seen``: the last moment
     the daemon knew the node's state: after its own restart the journaled last-seen time (also
     the best end time then), after a reconnect the last read on the lost connection;
-    ``decided``: supervisor channels whose request is already audited; ``held``: the events
-    read before the snapshot was applied (applied after it), for endings the snapshot hides.
+    ``decided``: supervisor channels whose request is already decided (audited, or by the
+    machine); ``held``: the events read before the snapshot was applied (applied after it), for
+    endings the snapshot hides.
     """
     records = list(records)
-    restarted = bool(core and stored_core and core != stored_core)
-    out = Plan(freeswitch_restarted=restarted)
+    restarted = freeswitch_restarted(stored_core, core)
+    out = Plan(freeswitch_restarted=restarted, interventions=Reattached(active={}))
     if restarted:
         effects: list[Effect] = [CloseAudit(r["supervisor_uuid"], COMPLETED, now, FREESWITCH_SHUTDOWN) for r in records]
-        machine.active.clear()
     else:
-        effects = machine.reattach(
+        out.interventions = reattached(
             [
                 {**r, "current_mode": last_known_mode(r), "last_mode_at": max((m["at"] for m in r.get("modes", ())), default=None)}
                 for r in records
             ],
+            active,
+            snapshot,
+            tones,
             now,
             restarted=first,
             last_seen=last_seen,
             endings=endings(records, held),
         )
+        effects = out.interventions.effects
         out.reassert = [e.uuid for e in effects if isinstance(e, SendKey)]
         effects = [e for e in effects if not isinstance(e, SendKey) and not (isinstance(e, AddMode) and e.source == REATTACH)]
     out.effects = gap_entries(
         effects, records, out.reassert, known_until=last_seen, source=DAEMON_DOWN if first else CONNECTION_LOST, now=now
     )
     open_sups = {r["supervisor_uuid"] for r in records}
-    for ch in machine.channels.channels.values():
+    for ch in snapshot.channels.values():
         if ch.application != "park" or not ch.destination or not FEATURE_CODE.match(ch.destination):
             continue
-        if ch.uuid in machine.active or ch.uuid in open_sups:
+        if ch.uuid in out.interventions.active or ch.uuid in open_sups:
             continue
-        if ch.uuid in machine.decided or ch.uuid in decided:
+        if ch.uuid in decided:
             # Decided (and audited) before, but still parked: the tone and hang-up were lost
             # with the connection or the daemon. Finish the job; the audit already has it.
-            out.effects += machine.refusal_tone(ch.uuid)
+            out.effects += refusal_tone(ch.uuid, tones)
         else:
             out.serve.append(ch.uuid)
     return out

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fsbarge.barge import MODE_KEYS, AddMode, CloseAudit, Execute, OpenAudit, SendKey
+from fsbarge.barge import MODE_KEYS, AddMode, CloseAudit, Execute, OpenAudit, Parked, SendKey, parked_request
 from tests.factories import (
     AGENT,
     CUSTOMER,
@@ -404,3 +404,22 @@ def test_the_team_is_the_one_that_allows_the_mode() -> None:
              TeamConfig("floor", agents=("1000",), supervisors=("1002",)))
     policy = Policy(Config(path="t.toml", nodes=(NodeConfig("pbx1", "127.0.0.1", 8021, password="x"),), teams=teams))
     assert [policy.team_of("1002", "1000", mode) for mode in ("listen", "barge")] == ["coaching", "floor"]
+
+
+@pytest.mark.parametrize(
+    ("ticket", "target", "kind"),
+    [("t0k3n", None, Parked.TICKET), ("t0k3n", "1000", Parked.TICKET), (None, "1000", Parked.DIALLED), (None, None, None)],
+)
+def test_what_a_parked_channel_asks_for(ticket: str | None, target: str | None, kind: Parked | None) -> None:
+    """A ticket wins over a target: the ticket says who and what; neither: not ours."""
+    assert parked_request(ticket, target) is kind
+
+
+def test_a_parked_channel_read_back_after_a_resync_is_served_like_its_channel_park() -> None:
+    live, resync = Rig(), Rig()
+    for rig in (live, resync):
+        rig.call()
+    parked = live.feed(park("whisper"))
+    served = resync.machine.serve_parked(SUP, ticket=None, target="1000", mode="whisper", supervisor="1002",
+                                         caller_number="1002", now=live.now)
+    assert served == parked

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from fsbarge.barge import AddMode, Execute, MixTone, StopTone, Tones
+from fsbarge.barge import NOTIFY_LIMIT, AddMode, Execute, MixTone, StopTone, Tones
 from fsbarge.commands import mix_tone, stop_tone, to_command
 from fsbarge.config import ConfigError, TeamConfig, load_config
+from fsbarge.intervention import Intervention
+from fsbarge.notify import Notifier
 from fsbarge.policy import Policy
 
 from .factories import AGENT, CUSTOMER, ENDED_TONE, ERROR_TONE, SUP, Rig, bug, dtmf, execute, park
@@ -143,3 +145,21 @@ def test_configuration_errors_name_the_key(tmp_path: Path, team_extra: str, tone
     with pytest.raises(ConfigError) as err:
         load_config(str(write(tmp_path, team_extra, tones)))
     assert key in str(err.value) and problem in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("since", "tone", "expected"),
+    [
+        (None, NOTIFY, [MixTone(AGENT, NOTIFY)]),  # first time: mixed in
+        (2.0, NOTIFY, [StopTone(AGENT, NOTIFY), MixTone(AGENT, NOTIFY)]),  # still playing: stopped first
+        (NOTIFY_LIMIT, NOTIFY, [MixTone(AGENT, NOTIFY)]),  # over by now
+        (None, None, []),  # no tone configured
+    ],
+)
+def test_the_notifier_stops_a_tone_still_playing_before_mixing_it_again(since: float | None, tone: str | None, expected: list) -> None:
+    r = rig()
+    notifier = Notifier({AGENT: 100.0 - since} if since is not None else {})
+    iv = Intervention(SUP, "1002", "1000", AGENT, "whisper", 90.0)
+    effects, notified = notifier.entering(iv, "whisper", 100.0, policy=r.machine.policy, channels=r.table, tone=tone)
+    assert effects == expected
+    assert notified == (("agent",) if expected else ())

@@ -8,12 +8,20 @@ import pytest
 
 from fsbarge.barge import AddMode, CloseAudit, Execute, SendKey
 from fsbarge.channels import channel_from_row
-from fsbarge.resync import plan
+from fsbarge.resync import Plan, freeswitch_restarted, plan
 
-from .factories import AGENT, ENDED_TONE, ERROR_TONE, SUP, Rig, dtmf, hangup
+from .factories import AGENT, ENDED_TONE, ERROR_TONE, SUP, Rig, bug, dtmf, execute, hangup, park
 
 CUSTOMER = "10000000-0000-0000-0000-000000customer"
 OTHER_SUP = "60000000-0000-0000-0000-0000000other"
+
+
+def planned(rig: Rig, records: list[dict[str, Any]], *, decided: set[str], **kw: Any) -> Plan:
+    """resync.plan as the service calls it: the machine then holds the interventions it decided."""
+    out = plan(rig.table, records, active=rig.machine.active, tones=rig.machine.tones,
+               decided=rig.machine.decided.keys() | decided, **kw)
+    rig.machine.adopt(out.interventions)
+    return out
 
 
 def row(uuid: str, *, app: str | None = None, data: str | None = None, dest: str | None = None, presence: str | None = None) -> dict[str, str]:
@@ -89,7 +97,7 @@ CASES = [
 def test_resync_decides(snapshot: str, rec: dict, stored: str | None, core: str, first: bool, expected: list) -> None:
     rig = Rig()
     rig.table.replace_all([channel_from_row(r) for r in SNAPSHOTS[snapshot]])
-    out = plan(rig.machine, [rec], stored_core=stored, core=core, first=first, last_seen=LAST_SEEN, decided={SUP}, now=NOW)
+    out = planned(rig, [rec], stored_core=stored, core=core, first=first, last_seen=LAST_SEEN, decided={SUP}, now=NOW)
     assert out.effects + rig.machine.reassert(out.reassert, NOW) == expected
     assert out.freeswitch_restarted == (stored is not None and stored != core)
     assert out.serve == []
@@ -100,7 +108,7 @@ def test_a_key_pressed_during_the_resync_is_what_gets_re_asserted() -> None:
     """FreeSWITCH applied the key before our re-assert: the re-assert must carry that key's mode."""
     rig = Rig()
     rig.table.replace_all([channel_from_row(r) for r in SNAPSHOTS["eavesdropping"]])
-    out = plan(rig.machine, [record(["listen", "barge"], "barge")], stored_core="c1", core="c1", first=True,
+    out = planned(rig, [record(["listen", "barge"], "barge")], stored_core="c1", core="c1", first=True,
                last_seen=990.0, decided={SUP}, now=NOW)
     held = rig.feed(dtmf("0"))  # held while the snapshot was taken, applied after it
     assert held == [AddMode(SUP, "listen", rig.now, "dtmf")]
@@ -118,7 +126,7 @@ def test_a_key_pressed_during_the_resync_is_what_gets_re_asserted() -> None:
 def test_parked_feature_code_calls(decided: set, expected_serve: list, expected_effects: list) -> None:
     rig = Rig()
     rig.table.replace_all([channel_from_row(r) for r in SNAPSHOTS["parked"]] + [channel_from_row(row(OTHER_SUP, app="park", dest="5000"))])
-    out = plan(rig.machine, [], stored_core="c1", core="c1", first=False, last_seen=None, decided=decided, now=NOW)
+    out = planned(rig, [], stored_core="c1", core="c1", first=False, last_seen=None, decided=decided, now=NOW)
     assert out.serve == expected_serve  # a call parked on something else is none of ours
     assert out.effects == expected_effects
 
@@ -136,7 +144,7 @@ def test_an_ending_among_the_held_events_beats_a_guess(held, reason: str) -> Non
     """The snapshot no longer shows the supervisor; the held event says how and when it ended."""
     rig = Rig()
     rig.table.replace_all([channel_from_row(r) for r in SNAPSHOTS["everything gone"]])
-    out = plan(rig.machine, [record(["listen"], "listen")], stored_core="c1", core="c1", first=True,
+    out = planned(rig, [record(["listen"], "listen")], stored_core="c1", core="c1", first=True,
                last_seen=990.0, decided={SUP}, now=NOW, held=[(held(), 1995.0)])
     assert out.effects == [DOWN, CloseAudit(SUP, "completed", 1995.0, reason)]
 
@@ -148,7 +156,7 @@ def test_a_supervisor_sent_from_another_node_and_parked_while_we_were_away_is_se
     arrival = row(OTHER_SUP, app="park", dest="fsbarge-" + "0123456789abcdef" * 2)
     other = row(SUP, app="park", dest="fsbarge-not-a-ticket")
     rig.table.replace_all([channel_from_row(arrival), channel_from_row(other)])
-    out = plan(rig.machine, [], stored_core="c1", core="c1", first=False, last_seen=None, decided=set(), now=NOW)
+    out = planned(rig, [], stored_core="c1", core="c1", first=False, last_seen=None, decided=set(), now=NOW)
     assert out.serve == [OTHER_SUP]
 
 
@@ -168,7 +176,7 @@ def test_the_gap_starts_at_the_last_moment_the_mode_was_known(known_until: float
     rec = record(["listen"] * len(times), "listen")
     for entry, at in zip(rec["modes"], times):
         entry["at"] = at
-    out = plan(rig.machine, [rec], stored_core="c1", core="c1", first=True, last_seen=known_until, decided={SUP}, now=NOW)
+    out = planned(rig, [rec], stored_core="c1", core="c1", first=True, last_seen=known_until, decided={SUP}, now=NOW)
     assert out.effects == [AddMode(SUP, "unknown", start, "daemon_down")]
 
 
@@ -177,5 +185,35 @@ def test_a_refused_key_and_a_gap_do_not_count_as_the_mode_to_re_assert() -> None
     rig.table.replace_all([channel_from_row(r) for r in SNAPSHOTS["eavesdropping"]])
     rec = record(["whisper", "unknown", "barge"], "unknown")
     rec["modes"][2]["refused"] = True
-    out = plan(rig.machine, [rec], stored_core="c1", core="c1", first=False, last_seen=990.0, decided={SUP}, now=NOW)
+    out = planned(rig, [rec], stored_core="c1", core="c1", first=False, last_seen=990.0, decided={SUP}, now=NOW)
     assert rig.machine.reassert(out.reassert, NOW) == [AddMode(SUP, "whisper", NOW, "reattach"), SendKey(SUP, "2")]
+
+
+@pytest.mark.parametrize(
+    ("stored", "core", "restarted"),
+    [("c1", "c1", False), ("c1", "c2", True), (None, "c2", False), ("c1", None, False), ("c1", "", False)],
+)
+def test_freeswitch_restarted_only_when_a_new_core_uuid_replaces_a_known_one(stored: str | None, core: str | None, restarted: bool) -> None:
+    assert freeswitch_restarted(stored, core) is restarted
+
+
+@pytest.mark.parametrize("snapshot", ["eavesdropping", "supervisor gone"])
+@pytest.mark.parametrize("core", ["c1", "c2"])
+def test_the_plan_changes_nothing_it_is_given(snapshot: str, core: str) -> None:
+    """Re-attached, closed or gone with a FreeSWITCH restart: the machine's interventions stay as
+    they were until the machine adopts the plan."""
+    rig = Rig()
+    rig.call()
+    rig.feed(park("whisper"), execute("eavesdrop"), bug(), dtmf("0"))
+    iv = rig.machine.active[SUP]
+    before = (dict(rig.machine.active), iv.state, iv.mode, iv.commanded, dict(rig.machine.decided), set(rig.machine.abandoned))
+    rig.table.replace_all([channel_from_row(r) for r in SNAPSHOTS[snapshot]])
+    out = plan(rig.table, [record(["whisper", "barge"], "barge")], active=rig.machine.active, tones=rig.machine.tones,
+               stored_core="c1", core=core, first=False, last_seen=LAST_SEEN, decided=set(), now=NOW)
+    assert (dict(rig.machine.active), iv.state, iv.mode, iv.commanded, dict(rig.machine.decided), set(rig.machine.abandoned)) == before
+    reattached = snapshot == "eavesdropping" and core == "c1"
+    assert list(out.interventions.active) == ([SUP] if reattached else [])
+    if reattached:
+        assert out.interventions.active[SUP] is not iv and out.interventions.active[SUP].mode == "barge"
+    rig.machine.adopt(out.interventions)
+    assert (SUP in rig.machine.active) == reattached
