@@ -143,7 +143,13 @@ def main() -> None:
     snapshot = snapshot_rows(n) if mode == "scale" else {"row_count": 0}
     peer = StreamPeer(show_channels=lambda: snapshot)
     peer.core_uuid = core_uuid()  # the events say so; anything else would look like a restart
-    first = batches(build(20000 if mode == "scale" else n))
+    # Built before the port is printed: building 50,000 events takes seconds of CPU, and inside the
+    # command handler it held up the `show channels` reply past the client's command timeout on a
+    # busy machine (the client reconnected, asked again, and never got an event).
+    if mode == "paced":
+        paced = build(n, barge_every=int(sys.argv[4]) if len(sys.argv) > 4 else 50)
+    else:
+        first = batches(build(20000 if mode == "scale" else n))
 
     def send_all(sock, chunks: list[bytes]) -> None:
         try:
@@ -158,8 +164,7 @@ def main() -> None:
         elif mode == "scale" and text.startswith("api status"):
             gevent.spawn(send_all, sock, first)
         elif mode == "paced" and text.startswith("api show channels"):
-            frames = build(n, barge_every=int(sys.argv[4]) if len(sys.argv) > 4 else 50)
-            gevent.spawn_later(0.05, peer.paced, frames, float(sys.argv[3]), sock)
+            gevent.spawn_later(0.05, peer.paced, paced, float(sys.argv[3]), sock)
 
     peer.on_command = on_command
     peer.start()
