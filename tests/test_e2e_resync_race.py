@@ -43,6 +43,18 @@ def in_the_window(d: InProcessDaemon, act: Callable[[], Any], event: str, then: 
     return results
 
 
+def listening_when_the_daemon_stops(sim: FreeSwitchSim, config: Path) -> str:
+    """1002 listens to 1000's call under a daemon that then stops (its record stays open, as after
+    a kill); returns the supervisor's uuid."""
+    sim.place_call("1001", "1000")
+    with InProcessDaemon(config) as first:
+        first.wait_connected()
+        sup = sim.dial("1002", "*331000")
+        wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", what="eavesdrop running")
+        wait_until(lambda: (r := audit_json(config)) and r[0]["modes"], what="the record")
+    return sup
+
+
 def test_a_feature_code_dialled_in_the_resync_window_is_served(sim: FreeSwitchSim, tmp_path: Path, daemon_db_url: str) -> None:
     config = write_config(tmp_path, sim.port, database_url=daemon_db_url)
     call = sim.place_call("1001", "1000")
@@ -59,12 +71,7 @@ def test_a_feature_code_dialled_in_the_resync_window_is_served(sim: FreeSwitchSi
 
 def test_freeswitch_and_the_daemon_restarting_together_is_a_freeswitch_shutdown(sim: FreeSwitchSim, tmp_path: Path, daemon_db_url: str) -> None:
     config = write_config(tmp_path, sim.port, database_url=daemon_db_url)
-    sim.place_call("1001", "1000")
-    with InProcessDaemon(config) as first:
-        first.wait_connected()
-        sup = sim.dial("1002", "*331000")
-        wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", what="eavesdrop running")
-        wait_until(lambda: (r := audit_json(config)) and r[0]["modes"], what="the record")
+    listening_when_the_daemon_stops(sim, config)
     # the daemon stopped (its records stay open, as after a kill) and FreeSWITCH restarts meanwhile
     sim.shutdown_restart()
     second = InProcessDaemon(config)
@@ -85,12 +92,7 @@ def test_a_hang_up_read_while_the_snapshot_is_taken_says_how_the_intervention_en
     from fsbarge import snapshot
 
     config = write_config(tmp_path, sim.port)
-    sim.place_call("1001", "1000")
-    with InProcessDaemon(config) as first:
-        first.wait_connected()
-        sup = sim.dial("1002", "*331000")
-        wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", what="eavesdrop running")
-        wait_until(lambda: (r := audit_json(config)) and r[0]["modes"], what="the record")
+    sup = listening_when_the_daemon_stops(sim, config)
     second = InProcessDaemon(config)
     read: list[str] = []
     original_event, original_channels = second.link._on_event, snapshot.channels  # noqa: SLF001 - our own class
@@ -118,12 +120,7 @@ def test_an_ending_read_in_a_failed_resync_attempt_is_not_lost(sim: FreeSwitchSi
     connection drops): the next snapshot no longer shows the supervisor, but the hang-up the failed
     attempt read says how the intervention ended (it was closed as daemon_restart, a guess)."""
     config = write_config(tmp_path, sim.port, database_url=daemon_db_url)
-    sim.place_call("1001", "1000")
-    with InProcessDaemon(config) as first:
-        first.wait_connected()
-        sup = sim.dial("1002", "*331000")
-        wait_until(lambda: sim.eavesdrop_mode(sup) == "listen", what="eavesdrop running")
-        wait_until(lambda: (r := audit_json(config)) and r[0]["modes"], what="the record")
+    sup = listening_when_the_daemon_stops(sim, config)
     second = InProcessDaemon(config)
     dropped: list[int] = []
     in_the_window(second, lambda: sim.hangup(sup), "CHANNEL_HANGUP", then=lambda: dropped.append(sim.drop_connections()))
