@@ -349,7 +349,8 @@ def test_the_change_dict_check_can_fail(tmp_path: Path) -> None:
 OTHER_VOCABULARIES = {
     "channels": {"answered": "a channel's answer_state"},
     "tickets": {"answered": "a channel's answer_state"},
-    "cli": {"answered": "a channel's answer_state", "failed": "a webhook delivery's state"},
+    "admin": {"answered": "a channel's answer_state"},  # fsbarge.cli.admin: help request
+    "parser": {"failed": "a webhook delivery's state"},  # fsbarge.cli.parser: webhooks list --state
     "intervention": {"reattach": "the name of an intervention's transition (TRANSITIONS)"},
     "endpoints": {"external": "a SIP profile's name", "listen": "the [metrics] table's listen key"},
     "model": {"external": "a SIP profile's name"},
