@@ -46,7 +46,7 @@ CORE = {
 # to the daemon and `db upgrade`
 ONLY_IN = {
     "greenswitch": set(),
-    "sqlalchemy": {"db.engine", "db.migrations", "db.readers", "db.locks", "models", "tickets",
+    "sqlalchemy": {"db.engine", "db.migrations", "db.readers", "db.locks", "db.prepare", "models", "tickets",
                    # the store, one module per role
                    "store.rows", "store.hooks", "store.channel_mirror", "store.audit_apply", "store.audit_read",
                    "store.audit_chain", "store.webhook_deliveries"},
