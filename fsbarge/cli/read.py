@@ -19,7 +19,7 @@ from .sources import MAX_ID, audit_filter, reader_engine, reading, status_file_o
 def calls(args: argparse.Namespace) -> int:
     import time
 
-    from ..auditview import render_channels
+    from ..channelview import render_channels
     from ..queries import list_channels
     from ..status import live_nodes
 
