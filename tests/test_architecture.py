@@ -17,6 +17,7 @@ CORE = {
     "channels": {"events", "wire"},
     "terms": set(),
     "changes": {"terms"},
+    "journalstate": {"changes", "terms"},  # what the daemon resumes from, folded from the journal
     "paths": set(),
     # the configuration package: the names every importer uses, and one module per role
     "config": {"config.errors", "config.loader", "config.model", "paths"},
