@@ -14,7 +14,8 @@ PKG = Path(__file__).resolve().parent.parent / "fsbarge"
 CORE = {
     "wire": set(),
     "events": {"wire"},
-    "channels": {"events", "wire"},
+    "channel": {"wire"},
+    "channels": {"channel", "events"},
     "terms": set(),
     "changes": {"terms"},
     "journalstate": {"changes", "terms"},  # what the daemon resumes from, folded from the journal
@@ -351,6 +352,7 @@ def test_the_change_dict_check_can_fail(tmp_path: Path) -> None:
 
 # The same spelling in another vocabulary (not an audit term): module -> {literal: what it is there}.
 OTHER_VOCABULARIES = {
+    "channel": {"answered": "a channel's answer_state"},
     "channels": {"answered": "a channel's answer_state"},
     "tickets": {"answered": "a channel's answer_state"},
     "admin": {"answered": "a channel's answer_state"},  # fsbarge.cli.admin: help request
