@@ -16,7 +16,6 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import gevent
@@ -35,7 +34,8 @@ from .db.prepare import prepare_schema
 from .health import Health, problems_json, status_file_path, write_status_file
 from .esl.link import NodeLink
 from .journal import Journal, JournalError
-from .nojournal import UnavailableJournal
+from .nodes import NodeRuntime, Nodes
+from .nojournal import UnavailableJournal, open_journal
 from .mirror import Mirror
 from .offload import PERMANENT_WAIT, OwnThread, Retrier, blocking
 from .ownership import Ownership, SoleClaim
@@ -61,17 +61,6 @@ log = structlog.get_logger("fsbarge.daemon")
 # Database calls run in worker threads, so waiting for a lock blocks nobody: wait long enough
 # for a checkpoint or a backup to finish, short enough to warn the operator early.
 DAEMON_BUSY_TIMEOUT_MS = 5000
-
-
-@dataclass
-class _NodeRuntime:
-    """One node's service and link, and the greenlets running them while this instance serves it."""
-
-    config: NodeConfig
-    service: NodeService
-    link: NodeLink
-    greenlets: list[gevent.Greenlet] = field(default_factory=list)
-    used: bool = False
 
 
 class Daemon:
@@ -125,7 +114,7 @@ class Daemon:
         self.instance = os.environ.get("FSBARGE_INSTANCE") or f"{socket.gethostname()}:{os.getpid()}"
         # what each node's loop counted (fsbarge.metrics reads it); outlives a node's runtime
         self.counts: dict[str, NodeCounts] = {node.name: NodeCounts() for node in config.nodes}
-        self._nodes: dict[str, _NodeRuntime] = {node.name: self._runtime(node) for node in config.nodes}
+        self.nodes = Nodes(config.nodes, build=self._runtime, before_serving=self._before_serving)
         # PostgreSQL: several instances may share the configuration; advisory locks say who serves
         # which node (fsbarge.ownership). SQLite: one instance, every node, always.
         self.ownership: Ownership | None = None
@@ -133,21 +122,21 @@ class Daemon:
         self.sole: SoleClaim | None = None
         if self.engine.dialect.name == "postgresql" and config.database.single_instance:
             # alone on the database: serve every node now, whatever the database's state
-            self.sole = SoleClaim(config.database.url, list(self._nodes), instance=self.instance, health=self.health)
+            self.sole = SoleClaim(config.database.url, self.nodes.names(), instance=self.instance, health=self.health)
         elif self.engine.dialect.name == "postgresql":
             # a supervisor's node and the agent's may be served by different instances
             self.tickets = self.crossnode.remote = TicketStore(self.engine)
             self.crossnode.served = self.serving
             self.ownership = Ownership(
-                config.database.url, list(self._nodes), instance=self.instance,
-                on_start=self._serve_node, on_stop=self._unserve_node, health=self.health,
+                config.database.url, self.nodes.names(), instance=self.instance,
+                on_start=self.nodes.serve, on_stop=self.nodes.unserve, health=self.health,
             )
         self._greenlets: list[gevent.Greenlet] = []
         self._stopped = gevent.event.Event()
         self._watchdog_interval = watchdog_interval or watchdog_period(os.environ, os.getpid())
         self._notifier = sdnotify.SystemdNotifier()
         self.watchdog = Watchdog(
-            self._watchdog_interval, loops=lambda: [self._nodes[name].service for name in self.serving()],
+            self._watchdog_interval, loops=self.nodes.served_services,
             heartbeat=self._heartbeat, write_status_file=self._write_status_file, status_line=self.status_line,
             notify=lambda state: self._notifier.notify(state), stopped=self._stopped,
         )
@@ -160,26 +149,9 @@ class Daemon:
     # -- the journal -------------------------------------------------------------------------
 
     def _open_journal(self) -> Journal | UnavailableJournal:
-        """The audit journal, or a stand-in that refuses every intervention (audibly, reason
-        ``audit_unavailable``) while the disk will not let us open it or its lock (a journal
-        opened without its lock could be another instance's)."""
+        """The audit journal, or its stand-in while the disk refuses it or its lock (fsbarge.nojournal)."""
         path = Path(self.config.journal.path)
-        if path not in self._locks.held:
-            reason = f"cannot write the audit journal's lock {path}.lock"
-        else:
-            try:
-                journal = Journal(path, sync=self._journal_thread.fsync, health=self.health)
-            except JournalError as exc:
-                reason = str(exc)
-            else:
-                self.health.clear("journal")
-                return journal
-        self.health.report(
-            "journal",
-            f"audit journal unavailable ({reason}): feature codes are refused (audit_unavailable) "
-            f"until it can be written; retrying every {PERMANENT_WAIT:g}s",
-        )
-        return UnavailableJournal(path, reason)
+        return open_journal(path, locked=path in self._locks.held, sync=self._journal_thread.fsync, health=self.health)
 
     def _recover(self) -> None:
         """Every PERMANENT_WAIT: take the locks the disk refused, open the journal it refused.
@@ -206,13 +178,7 @@ class Daemon:
                  open_interventions=len(journal.records), backlog=journal.backlog)
         self.journal = journal
         self.shipper.journal = journal
-        for name, rt in list(self._nodes.items()):
-            serving = bool(rt.greenlets)
-            if serving:
-                self._unserve_node(name)
-            self._nodes[name] = self._runtime(rt.config)
-            if serving:
-                self._serve_node(name)
+        self.nodes.rebuild()
         self.shipper.notify()
 
     # -- the schema ---------------------------------------------------------------------------
@@ -246,8 +212,8 @@ class Daemon:
             self._greenlets.append(gevent.spawn(self._recover))
         self.webhooks.start()
         if self.ownership is None:
-            for name in self._nodes:
-                self._serve_node(name)
+            for name in self.nodes.names():
+                self.nodes.serve(name)
             if self.sole is not None:
                 self.sole.start()
         else:
@@ -272,7 +238,7 @@ class Daemon:
 
     # -- nodes ---------------------------------------------------------------------------
 
-    def _runtime(self, node: NodeConfig) -> _NodeRuntime:
+    def _runtime(self, node: NodeConfig) -> NodeRuntime:
         svc = NodeService(
             node, journal=self.journal, mirror=self.mirror, policy=self._policy, tones=self._tones,
             on_journaled=self.shipper.notify, clock=self._clock,
@@ -288,16 +254,16 @@ class Daemon:
             on_subscribing=svc.on_subscribing, counts=self.counts[node.name], health=self.health,
             **self._link_options,  # type: ignore[arg-type]
         )
-        return _NodeRuntime(node, svc, link)
+        return NodeRuntime(node, svc, link)
 
     def _agent_elsewhere(self, agent: str, here: str) -> str | None:
         """The other node where the agent has a call: one served here (its channel table), else,
         with several instances, one served by another instance (the database's mirror)."""
-        for name, rt in self._nodes.items():
-            if name != here and rt.greenlets and rt.service.session is not None and rt.service.channels.agent_leg(agent):
-                return name
+        here_too = self.nodes.agent_node(agent, here)
+        if here_too is not None:
+            return here_too
         served = self.serving()
-        if self.tickets is None or len(served) == len(self._nodes):
+        if self.tickets is None or len(served) == len(self.nodes):
             return None
         try:
             return self.tickets.agent_node(agent, exclude=served)
@@ -307,41 +273,30 @@ class Daemon:
 
     @property
     def services(self) -> list[NodeService]:
-        return [rt.service for rt in self._nodes.values()]
+        return self.nodes.services
 
     @property
     def links(self) -> list[NodeLink]:
-        return [rt.link for rt in self._nodes.values()]
+        return self.nodes.links
 
     def serving(self) -> list[str]:
         """The nodes this instance serves now."""
-        return [name for name, rt in self._nodes.items() if rt.greenlets]
+        return self.nodes.serving()
 
-    def _serve_node(self, name: str) -> None:
-        rt = self._nodes[name]
-        if rt.greenlets:
-            return
-        if rt.used:  # served before, then lost: start from a clean slate, like a restart
-            rt = self._nodes[name] = self._runtime(rt.config)
-        if self.ownership is not None:
-            try:
-                self._adopt(name)
-            except Exception as exc:  # noqa: BLE001 - retried at the next round
-                log.warning("cannot take over the node's open interventions yet", node=name, error=str(exc))
-                held = self.ownership.leases.held.get(name)
-                if held is not None:
-                    held.serving = False
-                return
-            self.mirror.status(name, instance=self.instance)
-        rt.used = True
-        svc, link = rt.service, rt.link
-        rt.greenlets = [gevent.spawn(svc.run), gevent.spawn(svc.run_commands), gevent.spawn(link.run)]
-
-    def _unserve_node(self, name: str) -> None:
-        rt = self._nodes[name]
-        rt.link.stop()
-        gevent.killall(rt.greenlets, timeout=2)
-        rt.greenlets = []
+    def _before_serving(self, name: str) -> bool:
+        """With several instances, a node is served only once its open interventions are ours."""
+        if self.ownership is None:
+            return True
+        try:
+            self._adopt(name)
+        except Exception as exc:  # noqa: BLE001 - retried at the next round
+            log.warning("cannot take over the node's open interventions yet", node=name, error=str(exc))
+            held = self.ownership.leases.held.get(name)
+            if held is not None:
+                held.serving = False
+            return False
+        self.mirror.status(name, instance=self.instance)
+        return True
 
     def _adopt(self, name: str) -> None:
         """Taking a node over from another instance: its open interventions (from the database)
@@ -366,10 +321,10 @@ class Daemon:
 
     def status_line(self) -> str:
         serving = self.serving()
-        connected = sum(1 for name in serving if self._nodes[name].service.session is not None)
+        connected = len(self.nodes.connected())
         text = f"{connected}/{len(serving)} nodes connected; audit backlog {self.shipper.backlog}"
         if self.ownership is not None:
-            text = f"serving {len(serving)}/{len(self._nodes)} nodes as {self.instance}; " + text
+            text = f"serving {len(serving)}/{len(self.nodes)} nodes as {self.instance}; " + text
         if self.shipper.retrier.last_error:
             text += f"; database: {self.shipper.retrier.last_error}"
         if self.health.problems:
@@ -390,7 +345,7 @@ class Daemon:
             "pid": os.getpid(), "instance": self.instance, "at": time.time(), "started_at": self.started,
             "version": __version__, "stopped_at": stopped_at, "problems": self.health.problems,
             "journal_backlog": self.journal.backlog, "serving": self.serving(),
-            "connected": [name for name in self.serving() if self._nodes[name].service.session is not None],
+            "connected": self.nodes.connected(),
         }
         try:
             write_status_file(self._status_file, doc)
@@ -431,8 +386,7 @@ class Daemon:
                           held=self.journal.held, error=str(exc))
         gevent.killall(self._greenlets, timeout=timeout)
         self.webhooks.stop(timeout=timeout)
-        for rt in self._nodes.values():
-            gevent.killall(rt.greenlets, timeout=timeout)
+        self.nodes.kill(timeout)
         self.journal.close()
         self._journal_thread.close()
         self.engine.dispose()
