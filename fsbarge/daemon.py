@@ -23,7 +23,6 @@ import gevent.event
 import sdnotify
 import structlog
 
-from . import __version__
 from .barge import Tones
 from .config import Config
 from .config import NodeConfig
@@ -31,7 +30,8 @@ from .counts import NodeCounts
 from .crossnode import CrossNode, TicketError
 from .db.engine import make_engine, sqlite_file
 from .db.prepare import prepare_schema
-from .health import Health, problems_json, status_file_path, write_status_file
+from .health import Health, status_file_path
+from .heartbeat import Heartbeat
 from .esl.link import NodeLink
 from .journal import Journal, JournalError
 from .nodes import NodeRuntime, Nodes
@@ -89,7 +89,6 @@ class Daemon:
         # the database is locked, and the barge path must wait for nothing but the disk
         self._journal_thread = OwnThread()
         self.journal: Journal | UnavailableJournal = self._open_journal()
-        self._status_file = status_file_path(config.journal.path)
         # SQLite: migrated before anything else. A server: checked in the background at start
         # (a server that is down must not hold the start up for its connect timeout)
         self._schema_ready = self._prepare_schema() if self.engine.dialect.name == "sqlite" else None
@@ -135,9 +134,15 @@ class Daemon:
         self._stopped = gevent.event.Event()
         self._watchdog_interval = watchdog_interval or watchdog_period(os.environ, os.getpid())
         self._notifier = sdnotify.SystemdNotifier()
+        self.heartbeat = Heartbeat(
+            instance=self.instance, started=self.started, health=self.health, nodes=self.nodes, mirror=self.mirror,
+            shipper=self.shipper, journal=lambda: self.journal, status_file=status_file_path(config.journal.path),
+            several=self.ownership is not None,
+        )
         self.watchdog = Watchdog(
             self._watchdog_interval, loops=self.nodes.served_services,
-            heartbeat=self._heartbeat, write_status_file=self._write_status_file, status_line=self.status_line,
+            heartbeat=self.heartbeat.node_row, write_status_file=self.heartbeat.write_status_file,
+            status_line=self.heartbeat.status_line,
             notify=lambda state: self._notifier.notify(state), stopped=self._stopped,
         )
 
@@ -219,7 +224,7 @@ class Daemon:
         else:
             self.ownership.start()
         self._greenlets.append(gevent.spawn(self.watchdog.run))
-        self._write_status_file()
+        self.heartbeat.write_status_file()
         log.info(
             "fsbarge started", nodes=[n.name for n in self.config.nodes], instance=self.instance,
             database=self.engine.url.render_as_string(hide_password=True), journal=str(self.journal.path),
@@ -319,41 +324,6 @@ class Daemon:
             return set()
         return blocking(lambda: self.audit_store.audited_supervisor_uuids(uuids))
 
-    def status_line(self) -> str:
-        serving = self.serving()
-        connected = len(self.nodes.connected())
-        text = f"{connected}/{len(serving)} nodes connected; audit backlog {self.shipper.backlog}"
-        if self.ownership is not None:
-            text = f"serving {len(serving)}/{len(self.nodes)} nodes as {self.instance}; " + text
-        if self.shipper.retrier.last_error:
-            text += f"; database: {self.shipper.retrier.last_error}"
-        if self.health.problems:
-            text += "; problems: " + "; ".join(self.health.problems)
-        return text
-
-    def _heartbeat(self, node: str) -> None:
-        """A node's row in the database says this daemon is alive (each watchdog round)."""
-        self.mirror.status(
-            node, journal_backlog=self.journal.backlog, daemon_version=__version__,
-            daemon_started_at=self.started, instance=self.instance, problems=problems_json(self.health.problems),
-        )
-
-    def _write_status_file(self, stopped_at: float | None = None) -> None:
-        """The heartbeat on local disk: `fsbarge status` on this host reads it when the database
-        cannot be written or read, so a serving daemon is never reported as not running."""
-        doc = {
-            "pid": os.getpid(), "instance": self.instance, "at": time.time(), "started_at": self.started,
-            "version": __version__, "stopped_at": stopped_at, "problems": self.health.problems,
-            "journal_backlog": self.journal.backlog, "serving": self.serving(),
-            "connected": self.nodes.connected(),
-        }
-        try:
-            write_status_file(self._status_file, doc)
-        except OSError as exc:
-            self.health.report("status file", f"cannot write the status file {self._status_file}: {exc.strerror or exc}")
-        else:
-            self.health.clear("status file")
-
     def stop(self, timeout: float = 5.0) -> None:
         if self._stopped.is_set():
             return
@@ -375,7 +345,7 @@ class Daemon:
         stopped_at = time.time()
         for name in self.serving():
             self.mirror.status(name, connected=False, stopped_at=stopped_at)
-        self._write_status_file(stopped_at=stopped_at)
+        self.heartbeat.write_status_file(stopped_at=stopped_at)
         while (self.journal.unshipped(1) or not self.mirror.idle) and time.monotonic() < deadline:
             gevent.sleep(0.01)
         if self.journal.held:  # the journal's last chance to take what it could not (disk full)
@@ -404,3 +374,7 @@ class Daemon:
         gevent.signal_handler(signal.SIGINT, on_signal)
         self.start()
         done.wait()
+
+    def status_line(self) -> str:
+        """What systemd shows of this daemon (fsbarge.heartbeat)."""
+        return self.heartbeat.status_line()
