@@ -1,5 +1,5 @@
-"""Pure presentation of stored rows: the SPEC.md audit record, its JSON / CSV / table renderings,
-live-channel listings, and parsing of the CLI's --since/--until times.
+"""Pure presentation of stored rows: the SPEC.md audit record and its JSON / CSV / table renderings.
+Live-channel listings are fsbarge.channelview's, times fsbarge.timestamps' (both re-exported here).
 
 No database, no clock (an active record's `seconds_by_mode` runs to the `now` it is given).
 Time values may be naive-UTC datetimes, aware datetimes or float epoch seconds; every output time
@@ -13,10 +13,11 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
-EPOCH = datetime(1970, 1, 1)
+# re-exported: the live channels' view and the time conversions were part of this module
+from .channelview import CHANNEL_FIELDS, channel_json, render_channels  # noqa: F401
+from .timestamps import EPOCH, iso, iso_ms, parse_time, to_ms  # noqa: F401
 
 RECORD_FIELDS = (
     "id",
@@ -41,28 +42,8 @@ RECORD_FIELDS = (
 )
 _TIME_FIELDS = ("started_at", "ended_at")
 
-CHANNEL_FIELDS = (
-    "node",
-    "uuid",
-    "name",
-    "direction",
-    "state",
-    "answer_state",
-    "user",
-    "caller_number",
-    "callee_number",
-    "peer_uuid",
-    "call_uuid",
-    "application",
-    "created_at",
-    "answered_at",
-)
-_CHANNEL_TIME_FIELDS = ("created_at", "answered_at")
-
 from fsbarge.humantime import UTC, Zone, duration  # noqa: E402
 from fsbarge.terms import REFUSED_OUTCOMES  # noqa: E402
-
-
 
 
 def tabulate(rows: Any, **kwargs: Any) -> str:
@@ -71,55 +52,6 @@ def tabulate(rows: Any, **kwargs: Any) -> str:
     from fsbarge.texttable import tabulate as _tabulate
 
     return _tabulate(rows, **kwargs)
-
-
-# --------------------------------------------------------------------------- time
-
-
-def to_ms(value: Any) -> int | None:
-    """datetime (naive = UTC), epoch seconds or an ISO 8601 string -> integer epoch ms."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = parse_time(value)
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
-        return round((value - EPOCH) / timedelta(microseconds=1) / 1000)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return round(value * 1000)
-    raise TypeError(f"expected a datetime or epoch seconds, got {type(value).__name__}")
-
-
-def iso_ms(ms: int) -> str:
-    """Epoch milliseconds -> '2026-11-22T10:00:00.123Z'."""
-    moment = EPOCH + timedelta(milliseconds=ms)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
-
-
-def iso(value: Any) -> str | None:
-    """datetime / epoch seconds / None -> UTC ISO 8601 with milliseconds and Z, or None."""
-    ms = to_ms(value)
-    return None if ms is None else iso_ms(ms)
-
-
-def parse_time(text: str, *, keep_offset: bool = False) -> datetime:
-    """ISO 8601 date or date-time ('2026-11-22', '2026-11-22T10:00', '...Z', '...+01:00')
-    -> naive UTC datetime. A time without an offset is taken as UTC. With `keep_offset`, the time
-    as typed: aware if it had an offset, naive if not (for the caller to read in its zone)."""
-    stripped = text.strip() if isinstance(text, str) else ""
-    try:
-        if not stripped:
-            raise ValueError
-        moment = datetime.fromisoformat(stripped)
-    except ValueError:
-        raise ValueError(
-            f"invalid time {text!r}: expected ISO 8601 such as 2026-11-22, "
-            "2026-11-22T10:00 or 2026-11-22T10:00:00Z"
-        ) from None
-    if moment.tzinfo is not None and not keep_offset:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
-    return moment
 
 
 # --------------------------------------------------------------------------- the audit record
@@ -361,53 +293,3 @@ def render_show(rec: Mapping[str, Any], fmt: str = "table", zone: Zone = UTC) ->
         disable_numparse=True,
     )
     return out + "\n\nmode history:\n" + table
-
-
-# --------------------------------------------------------------------------- live channels
-
-
-def channel_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        f: iso(row.get(f)) if f in _CHANNEL_TIME_FIELDS else row.get(f) for f in CHANNEL_FIELDS
-    }
-
-
-def render_channels(rows: Sequence[Mapping[str, Any]], fmt: str = "table") -> str:
-    """`fsbarge calls`: a JSON array of channel objects, or a table."""
-    _check_format(fmt, ("table", "json"))
-    if fmt == "json":
-        return json.dumps([channel_json(r) for r in rows], indent=2, ensure_ascii=False)
-    if not rows:
-        return "(no live channels)"
-    headers = [
-        "node",
-        "uuid",
-        "name",
-        "direction",
-        "state",
-        "answer",
-        "user",
-        "caller",
-        "callee",
-        "peer uuid",
-        "application",
-        "created (UTC)",
-    ]
-    table = [
-        [
-            r.get("node"),
-            r.get("uuid"),
-            r.get("name") or "",
-            r.get("direction") or "",
-            r.get("state") or "",
-            r.get("answer_state") or "",
-            r.get("user") or "",
-            r.get("caller_number") or "",
-            r.get("callee_number") or "",
-            r.get("peer_uuid") or "",
-            r.get("application") or "",
-            _time(r.get("created_at")),
-        ]
-        for r in rows
-    ]
-    return tabulate(table, headers=headers, disable_numparse=True)

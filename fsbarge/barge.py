@@ -1,8 +1,9 @@
 """The intervention state machine: event in, effects out. Pure: no IO, no clock, no ids of its own.
 
 The machine of one node lives here; the effects it returns are in :mod:`fsbarge.effects`, one
-intervention and its named transitions in :mod:`fsbarge.intervention`, and what a resync makes of
-the open interventions in :mod:`fsbarge.reattach`.
+intervention and its named transitions in :mod:`fsbarge.intervention`, what a resync makes of
+the open interventions in :mod:`fsbarge.reattach`, a request's record and start commands in
+:mod:`fsbarge.request`, and the cross-node hand-off's tickets and bridge in :mod:`fsbarge.handoff`.
 
 One machine per FreeSWITCH node. It reads the node's channel table (already
 updated with the event) and returns effects that the service carries out in
@@ -21,7 +22,6 @@ gone gives EXECUTE and EXECUTE_COMPLETE at once with no media bug.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,81 +32,24 @@ from .effects import (
     AddMode, CloseAudit, Effect, Execute, MixTone, OpenAudit, SendKey, StopTone, Tones, play_then_hang_up, refusal_tone,
 )
 from .events import Event
+from .handoff import HandOff, arrival_record, bridge_effects, failed_record, hand_off_ended, ticket_for
 from .intervention import EAVESDROP_APPS, KEY_MODES, MODE_KEYS, STARTING, TRANSITIONS, IllegalTransition, Intervention, State
 from .notify import NOTIFY_LIMIT, Notifier
 from .policy import Policy
 from .reattach import Reattached, reattached
+from .request import Parked, barged_by_other, customer_of, eavesdrop_effects, parked_request, request_record
 from .terms import (
-    ACTIVE, BARGE, CALL_ENDED, COMPLETED, DENIED, DTMF, FAILED,
-    FEATURE_CODE, FREESWITCH_SHUTDOWN, HELP_REQUEST, LISTEN, NO_ACTIVE_CALL, REATTACH, SUPERVISOR_HANGUP,
-    SUPERVISOR_LEFT, WHISPER,
+    ACTIVE, BARGE, CALL_ENDED, COMPLETED, DENIED, DTMF, FAILED, FEATURE_CODE, FREESWITCH_SHUTDOWN, HELP_REQUEST, LISTEN,
+    NO_ACTIVE_CALL, REATTACH, SUPERVISOR_HANGUP, SUPERVISOR_LEFT,
 )
 
-# The effects, the intervention and the resync's re-attach live in modules of their own;
-# their names stay importable from here, where the machine that uses them is.
+# The effects, the intervention, the resync's re-attach, the request and the hand-off live in
+# modules of their own; their names stay importable from here, where the machine that uses them is.
 __all__ = [
-    "NOTIFY_LIMIT",
-    "Tones",
-    "AddMode",
-    "CloseAudit",
-    "Effect",
-    "Execute",
-    "HandOff",
-    "IllegalTransition",
-    "Intervention",
-    "Reattached",
-    "reattached",
-    "BargeMachine",
-    "MixTone",
-    "StopTone",
-    "OpenAudit",
-    "Parked",
-    "parked_request",
-    "play_then_hang_up",
-    "refusal_tone",
-    "SendKey",
-    "State",
-    "TRANSITIONS",
-    "KEY_MODES",
-    "MODE_KEYS",
+    "NOTIFY_LIMIT", "Tones", "AddMode", "CloseAudit", "Effect", "Execute", "HandOff", "IllegalTransition", "Intervention",
+    "Reattached", "reattached", "BargeMachine", "MixTone", "StopTone", "OpenAudit", "Parked", "parked_request",
+    "play_then_hang_up", "refusal_tone", "SendKey", "State", "TRANSITIONS", "KEY_MODES", "MODE_KEYS",
 ]
-
-
-# Channel variables that make eavesdrop *start* in a mode (captures 08, README).
-# whisper_bleg: the eavesdropped leg (agent) hears the supervisor, like key 2;
-# whisper_aleg: the other party (customer) hears, like key 1; both: three-way.
-START_VARS: dict[str, tuple[str, str]] = {
-    LISTEN: ("false", "false"),
-    WHISPER: ("false", "true"),
-    BARGE: ("true", "true"),
-}
-
-
-class Parked(enum.Enum):
-    """What a parked channel asks for (:func:`parked_request`)."""
-
-    TICKET = "ticket"  # a call another node sent here (fsbarge.crossnode)
-    DIALLED = "dialled"  # a feature code dialled here, naming a target
-
-
-def parked_request(ticket: str | None, target: str | None) -> Parked | None:
-    """What a parked channel asks for: a call another node sent here with a ticket (it wins: the
-    ticket says who and what), a feature code naming a target, or nothing of ours."""
-    if ticket is not None:
-        return Parked.TICKET
-    if target is not None:
-        return Parked.DIALLED
-    return None
-
-
-@dataclass
-class HandOff:
-    """A supervisor of this node sent to the agent's node (fsbarge.crossnode), until B has the
-    ticket or the attempt failed."""
-
-    token: str
-    app_uuid: str  # Event-UUID of our bridge sendmsg
-    record: dict[str, Any]  # what this node records if B never claims the ticket
 
 
 @dataclass
@@ -154,10 +97,7 @@ class BargeMachine:
         if name == "CHANNEL_HANGUP" and ev.uuid in self.abandoned:
             self.abandoned.discard(ev.uuid)
         if self.handoffs and ev.uuid in self.handoffs:
-            h = self.handoffs[ev.uuid]
-            if name == "CHANNEL_HANGUP" or (
-                name == "CHANNEL_EXECUTE_COMPLETE" and ev.application == "bridge" and ev.application_uuid == h.app_uuid
-            ):
+            if hand_off_ended(self.handoffs[ev.uuid], ev):
                 return self._handoff_done(ev.uuid, hung_up=name == "CHANNEL_HANGUP", now=now)
         if not self.active:
             return []
@@ -211,23 +151,8 @@ class BargeMachine:
             del self.decided[next(iter(self.decided))]
         mode = (mode or "").strip()
         agent = (agent or "").strip()
-        record: dict[str, Any] = {
-            "node": self.node,
-            "supervisor": supervisor or (caller_number or None),
-            "supervisor_uuid": sup_uuid,
-            "agent": agent,
-            "target_uuid": None,
-            "customer": None,
-            "requested_mode": mode,
-            "reason": None,
-            "started_at": now,
-            "origin": origin,
-            "team": self.policy.team_of(supervisor, agent, mode),
-        }
-        if help_uid is not None:
-            record["help_uid"] = help_uid
-        if ticket is not None:  # sent here from the supervisor's node: dated and named as there
-            record.update(started_at=ticket.started_at, supervisor_node=ticket.from_node)
+        record = request_record(self.node, self.policy, sup_uuid, mode, agent, supervisor, caller_number, now,
+                                origin=origin, help_uid=help_uid, ticket=ticket)
         reason = self.policy.refusal(supervisor, agent, mode)
         if reason is not None:
             return self._refuse(sup_uuid, record, DENIED, reason, now)
@@ -243,8 +168,8 @@ class BargeMachine:
                 return self._hand_off(sup_uuid, record, other, now)
             return self._refuse(sup_uuid, record, NO_ACTIVE_CALL, None, now)
         record["target_uuid"] = leg.uuid
-        record["customer"] = self._customer_of(leg)
-        if mode == BARGE and not self.policy.allow_second_barge and self._barged_by_other(leg.uuid, sup_uuid):
+        record["customer"] = customer_of(self.channels, leg)
+        if mode == BARGE and not self.policy.allow_second_barge and barged_by_other(self.active, leg.uuid, sup_uuid):
             return self._refuse(sup_uuid, record, DENIED, "already_barged", now)
         app_uuid = self.new_id()
         record["application_uuid"] = app_uuid
@@ -259,16 +184,12 @@ class BargeMachine:
             app_uuid=app_uuid,
             start_source=HELP_REQUEST if origin == HELP_REQUEST else FEATURE_CODE,
         )
-        aleg, bleg = START_VARS[mode]
         iv = self.active[sup_uuid]
         tones, iv.start_notified = self._notify(iv, mode, now)
         return [
             OpenAudit(sup_uuid, record),
             *tones,  # before the eavesdrop: the tone comes first, then the supervisor's voice
-            Execute(sup_uuid, "set", "eavesdrop_enable_dtmf=true"),
-            Execute(sup_uuid, "set", f"eavesdrop_whisper_aleg={aleg}"),
-            Execute(sup_uuid, "set", f"eavesdrop_whisper_bleg={bleg}"),
-            Execute(sup_uuid, "eavesdrop", leg.uuid, event_uuid=app_uuid),
+            *eavesdrop_effects(sup_uuid, mode, leg.uuid, app_uuid),
         ]
 
     # -- across nodes (fsbarge.crossnode) --------------------------------------
@@ -277,10 +198,7 @@ class BargeMachine:
         """Send the supervisor's call to the agent's node with a fresh ticket. FreeSWITCH hangs the
         supervisor up when that call ends (hangup_after_bridge), even with the daemon gone."""
         assert self.cross is not None
-        ticket = Ticket(
-            token=self.new_id().replace("-", ""), to_node=other, from_node=self.node, supervisor=record["supervisor"],
-            supervisor_uuid=sup_uuid, agent=record["agent"], mode=record["requested_mode"], started_at=now,
-        )
+        ticket = ticket_for(self.new_id().replace("-", ""), sup_uuid, record, self.node, other, now)
         dial = self.cross.dial(ticket)
         assert dial is not None
         try:
@@ -289,12 +207,7 @@ class BargeMachine:
             return self._refuse(sup_uuid, record, FAILED, "node_unreachable", now)
         app_uuid = self.new_id()
         self.handoffs[sup_uuid] = HandOff(ticket.token, app_uuid, record)
-        return [
-            Execute(sup_uuid, "set", "hangup_after_bridge=true"),
-            Execute(sup_uuid, "set", "continue_on_fail=true"),  # a failed bridge must not hang up before our tone
-            Execute(sup_uuid, "set", f"fsbarge_sent_to={other}"),
-            Execute(sup_uuid, "bridge", dial, event_uuid=app_uuid),
-        ]
+        return bridge_effects(sup_uuid, other, dial, app_uuid)
 
     def _handoff_done(self, sup_uuid: str, *, hung_up: bool, now: float) -> list[Effect]:
         """The call to the other node ended (or the supervisor hung up): if that node never took
@@ -303,9 +216,7 @@ class BargeMachine:
         assert self.cross is not None
         if not self.cross.revoke(h.token):
             return []  # the agent's node has it: recorded and ended there
-        reason = SUPERVISOR_HANGUP if hung_up else "node_unreachable"
-        h.record.update(outcome=FAILED, reason=reason, ended_at=now)
-        effects: list[Effect] = [OpenAudit(sup_uuid, h.record)]
+        effects: list[Effect] = [OpenAudit(sup_uuid, failed_record(h, hung_up=hung_up, now=now))]
         if not hung_up:
             effects += self.refusal_tone(sup_uuid)
         return effects
@@ -321,12 +232,7 @@ class BargeMachine:
         if claim is Claim.SPENT:
             # A replay, or the supervisor's node gave up on it and recorded the attempt: no second record.
             return [Execute(uuid, "hangup", "CALL_REJECTED")]
-        record: dict[str, Any] = {
-            "node": self.node, "supervisor": None, "supervisor_uuid": uuid, "agent": "", "target_uuid": None,
-            "customer": None, "requested_mode": "", "reason": None, "started_at": now, "origin": FEATURE_CODE,
-            "team": None,
-        }
-        return self._refuse(uuid, record, DENIED, "unauthenticated", now)
+        return self._refuse(uuid, arrival_record(self.node, uuid, now), DENIED, "unauthenticated", now)
 
     def _refuse(self, sup_uuid: str, record: dict[str, Any], outcome: str, reason: str | None, now: float) -> list[Effect]:
         record.update(outcome=outcome, reason=reason, ended_at=now)
@@ -352,25 +258,7 @@ class BargeMachine:
     def customer_of(self, leg_uuid: str) -> str | None:
         """The other party of the call on this leg (for a help request's record)."""
         leg = self.channels.get(leg_uuid)
-        return self._customer_of(leg) if leg is not None else None
-
-    def _customer_of(self, leg: Any) -> str | None:
-        peer = self.channels.get(leg.peer_uuid)
-        if peer is None:
-            # Not bridged (yet): the far end's number is what the agent leg shows.
-            return leg.caller_number if leg.direction == "outbound" else (leg.destination or leg.callee_number)
-        if peer.user:
-            return peer.user
-        if peer.direction == "inbound":
-            # ANI, not the caller-ID number: a transfer or uuid_bridge swaps caller and callee ID.
-            return peer.ani or peer.caller_number
-        return peer.destination or peer.callee_number
-
-    def _barged_by_other(self, target_uuid: str, sup_uuid: str) -> bool:
-        return any(
-            iv.target_uuid == target_uuid and iv.mode == BARGE and iv.sup_uuid != sup_uuid and iv.state is not State.CALL_ENDED
-            for iv in self.active.values()
-        )
+        return customer_of(self.channels, leg) if leg is not None else None
 
     # -- while it runs ----------------------------------------------------
 
@@ -404,7 +292,7 @@ class BargeMachine:
         if mode is None or mode == iv.mode:
             return effects
         refused = not self.policy.mode_allowed(iv.supervisor, iv.agent, mode) or (
-            mode == BARGE and not self.policy.allow_second_barge and self._barged_by_other(iv.target_uuid, iv.sup_uuid)
+            mode == BARGE and not self.policy.allow_second_barge and barged_by_other(self.active, iv.target_uuid, iv.sup_uuid)
         )
         if refused:
             # FreeSWITCH has already applied the key; put the previous mode back.

@@ -11,14 +11,11 @@ Greenlets: per node a service loop, a command writer and the ESL link; one journ
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import socket
 import time
-import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import gevent
@@ -26,20 +23,19 @@ import gevent.event
 import sdnotify
 import structlog
 
-from . import __version__
 from .barge import Tones
 from .config import Config
 from .config import NodeConfig
 from .counts import NodeCounts
 from .crossnode import CrossNode, TicketError
 from .db.engine import make_engine, sqlite_file
-from .db.errors import DatabaseError
-from .db.migrations import is_up_to_date, upgrade
-from .health import Health, problems_json, status_file_path, write_status_file
+from .db.prepare import prepare_schema
+from .health import Health, status_file_path
+from .heartbeat import Heartbeat
 from .esl.link import NodeLink
-from .changes import Change, Closed, ModeAdded, NodeSeen, Opened
 from .journal import Journal, JournalError
-from .nojournal import UnavailableJournal
+from .nodes import NodeRuntime, Nodes
+from .nojournal import UnavailableJournal, open_journal
 from .mirror import Mirror
 from .offload import PERMANENT_WAIT, OwnThread, Retrier, blocking
 from .ownership import Ownership, SoleClaim
@@ -54,78 +50,17 @@ from .store.channel_mirror import ChannelStore
 from .outbox import Outbox
 from .store.webhook_deliveries import WebhookStore
 from .webhooks import Deliverer
-from .terms import COMPLETED, DAEMON_RESTART
+from .instancelock import InstanceConflict, InstanceLocks
+from .takeover import adoption_changes, lost_open_closes
+from .watchdog import WATCHDOG_ROUND, Watchdog, watchdog_period
 
-__all__ = ["Daemon", "watchdog_period"]
+__all__ = ["WATCHDOG_ROUND", "Daemon", "InstanceConflict", "watchdog_period"]
 
 log = structlog.get_logger("fsbarge.daemon")
 
 # Database calls run in worker threads, so waiting for a lock blocks nobody: wait long enough
 # for a checkpoint or a backup to finish, short enough to warn the operator early.
 DAEMON_BUSY_TIMEOUT_MS = 5000
-# The watchdog round (a tick queued on every loop, the heartbeat written, WATCHDOG=1 sent) when
-# systemd asks for nothing shorter: status and metrics call a daemon gone after 20 s of no heartbeat.
-WATCHDOG_ROUND = 5.0
-
-
-def watchdog_period(env: Mapping[str, str], pid: int) -> float:
-    """Seconds between watchdog rounds: half of systemd's ``WATCHDOG_USEC`` (the sd_notify
-    convention: a keep-alive at least that often), capped at `WATCHDOG_ROUND`; the round alone
-    when the variable is unset, invalid, or meant for another process (``WATCHDOG_PID``)."""
-    owner = env.get("WATCHDOG_PID", "").strip()
-    if owner and owner != str(pid):
-        return WATCHDOG_ROUND
-    try:
-        usec = int(env.get("WATCHDOG_USEC", "").strip())
-    except ValueError:
-        return WATCHDOG_ROUND
-    if usec <= 0:
-        return WATCHDOG_ROUND
-    return min(WATCHDOG_ROUND, usec / 2 / 1_000_000)
-
-
-class InstanceConflict(Exception):
-    """Another fsbarge instance already uses this journal or SQLite database: one line, at start."""
-
-
-class _InstanceLock:
-    """An exclusive flock on ``<path>.lock`` for the daemon's lifetime (released by the kernel when
-    the process dies, however it dies)."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(str(path) + ".lock")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(self.fd, 64, 0).decode("ascii", "replace").strip() or "?"
-            os.close(self.fd)
-            raise InstanceConflict(
-                f"another fsbarge instance (pid {holder}) is already using {path}; only one instance may use a SQLite "
-                "database or an audit journal (run several instances on PostgreSQL, each with its own [journal] path)"
-            ) from None
-        try:  # the pid is for the message above only: a full disk must not stop the start
-            os.ftruncate(self.fd, 0)
-            os.pwrite(self.fd, str(os.getpid()).encode(), 0)
-        except OSError:
-            pass
-
-    def release(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
-@dataclass
-class _NodeRuntime:
-    """One node's service and link, and the greenlets running them while this instance serves it."""
-
-    config: NodeConfig
-    service: NodeService
-    link: NodeLink
-    greenlets: list[gevent.Greenlet] = field(default_factory=list)
-    used: bool = False
 
 
 class Daemon:
@@ -146,21 +81,14 @@ class Daemon:
         #: what this daemon cannot fix by itself; carried by the heartbeat to `fsbarge status`
         self.health = Health()
         self.engine = make_engine(config.database.url, busy_timeout_ms=DAEMON_BUSY_TIMEOUT_MS)
-        # Instance locks beside the journal and the SQLite file. A disk that refuses one (read-only,
-        # wrong owner) does not stop the start: it is reported and taken once the disk lets us.
-        # Another instance holding one does (InstanceConflict).
-        self._locks: dict[Path, _InstanceLock] = {}
-        self._lock_paths = [Path(config.journal.path)]
+        # one instance per journal and SQLite file (a disk that refuses a lock does not stop the start)
         db_file = sqlite_file(self.engine.url)
-        if db_file is not None:
-            self._lock_paths.append(db_file)
-        for path in self._lock_paths:
-            self._take_lock(path)
+        self._locks = InstanceLocks([Path(config.journal.path), *([db_file] if db_file is not None else [])], self.health)
+        self._locks.take_all()
         # the journal's fsync on a thread of its own: database calls fill the shared pool when
         # the database is locked, and the barge path must wait for nothing but the disk
         self._journal_thread = OwnThread()
         self.journal: Journal | UnavailableJournal = self._open_journal()
-        self._status_file = status_file_path(config.journal.path)
         # SQLite: migrated before anything else. A server: checked in the background at start
         # (a server that is down must not hold the start up for its connect timeout)
         self._schema_ready = self._prepare_schema() if self.engine.dialect.name == "sqlite" else None
@@ -185,7 +113,7 @@ class Daemon:
         self.instance = os.environ.get("FSBARGE_INSTANCE") or f"{socket.gethostname()}:{os.getpid()}"
         # what each node's loop counted (fsbarge.metrics reads it); outlives a node's runtime
         self.counts: dict[str, NodeCounts] = {node.name: NodeCounts() for node in config.nodes}
-        self._nodes: dict[str, _NodeRuntime] = {node.name: self._runtime(node) for node in config.nodes}
+        self.nodes = Nodes(config.nodes, build=self._runtime, before_serving=self._before_serving)
         # PostgreSQL: several instances may share the configuration; advisory locks say who serves
         # which node (fsbarge.ownership). SQLite: one instance, every node, always.
         self.ownership: Ownership | None = None
@@ -193,61 +121,42 @@ class Daemon:
         self.sole: SoleClaim | None = None
         if self.engine.dialect.name == "postgresql" and config.database.single_instance:
             # alone on the database: serve every node now, whatever the database's state
-            self.sole = SoleClaim(config.database.url, list(self._nodes), instance=self.instance, health=self.health)
+            self.sole = SoleClaim(config.database.url, self.nodes.names(), instance=self.instance, health=self.health)
         elif self.engine.dialect.name == "postgresql":
             # a supervisor's node and the agent's may be served by different instances
             self.tickets = self.crossnode.remote = TicketStore(self.engine)
             self.crossnode.served = self.serving
             self.ownership = Ownership(
-                config.database.url, list(self._nodes), instance=self.instance,
-                on_start=self._serve_node, on_stop=self._unserve_node, health=self.health,
+                config.database.url, self.nodes.names(), instance=self.instance,
+                on_start=self.nodes.serve, on_stop=self.nodes.unserve, health=self.health,
             )
         self._greenlets: list[gevent.Greenlet] = []
         self._stopped = gevent.event.Event()
         self._watchdog_interval = watchdog_interval or watchdog_period(os.environ, os.getpid())
         self._notifier = sdnotify.SystemdNotifier()
-        self._status = ""
-        self.watchdog_fed = 0
+        self.heartbeat = Heartbeat(
+            instance=self.instance, started=self.started, health=self.health, nodes=self.nodes, mirror=self.mirror,
+            shipper=self.shipper, journal=lambda: self.journal, status_file=status_file_path(config.journal.path),
+            several=self.ownership is not None,
+        )
+        self.watchdog = Watchdog(
+            self._watchdog_interval, loops=self.nodes.served_services,
+            heartbeat=self.heartbeat.node_row, write_status_file=self.heartbeat.write_status_file,
+            status_line=self.heartbeat.status_line,
+            notify=lambda state: self._notifier.notify(state), stopped=self._stopped,
+        )
 
-    # -- the journal and the instance locks ------------------------------------------------
+    @property
+    def watchdog_fed(self) -> int:
+        """Rounds that fed systemd's watchdog (the tests count them)."""
+        return self.watchdog.fed
 
-    def _take_lock(self, path: Path) -> bool:
-        """Take the instance lock beside ``path`` if not held yet; False (reported) when the disk
-        refuses it. InstanceConflict when another instance holds it."""
-        if path in self._locks:
-            return True
-        try:
-            self._locks[path] = _InstanceLock(path)
-        except OSError as exc:
-            self.health.report(
-                f"lock {path}",
-                f"cannot take the instance lock {path}.lock: {exc.strerror or exc}; retrying every {PERMANENT_WAIT:g}s",
-            )
-            return False
-        self.health.clear(f"lock {path}")
-        return True
+    # -- the journal -------------------------------------------------------------------------
 
     def _open_journal(self) -> Journal | UnavailableJournal:
-        """The audit journal, or a stand-in that refuses every intervention (audibly, reason
-        ``audit_unavailable``) while the disk will not let us open it or its lock (a journal
-        opened without its lock could be another instance's)."""
+        """The audit journal, or its stand-in while the disk refuses it or its lock (fsbarge.nojournal)."""
         path = Path(self.config.journal.path)
-        if path not in self._locks:
-            reason = f"cannot write the audit journal's lock {path}.lock"
-        else:
-            try:
-                journal = Journal(path, sync=self._journal_thread.fsync, health=self.health)
-            except JournalError as exc:
-                reason = str(exc)
-            else:
-                self.health.clear("journal")
-                return journal
-        self.health.report(
-            "journal",
-            f"audit journal unavailable ({reason}): feature codes are refused (audit_unavailable) "
-            f"until it can be written; retrying every {PERMANENT_WAIT:g}s",
-        )
-        return UnavailableJournal(path, reason)
+        return open_journal(path, locked=path in self._locks.held, sync=self._journal_thread.fsync, health=self.health)
 
     def _recover(self) -> None:
         """Every PERMANENT_WAIT: take the locks the disk refused, open the journal it refused.
@@ -257,8 +166,7 @@ class Daemon:
         then, never on the stand-in's empty word."""
         while not self._stopped.wait(PERMANENT_WAIT):
             try:
-                for path in self._lock_paths:
-                    self._take_lock(path)
+                self._locks.take_all()
             except InstanceConflict as exc:
                 self.health.report("instance", str(exc))
                 continue
@@ -267,7 +175,7 @@ class Daemon:
                 journal = self._open_journal()
                 if isinstance(journal, Journal):
                     self._journal_opened(journal)
-            if len(self._locks) == len(self._lock_paths) and isinstance(self.journal, Journal):
+            if self._locks.complete and isinstance(self.journal, Journal):
                 return
 
     def _journal_opened(self, journal: Journal) -> None:
@@ -275,39 +183,15 @@ class Daemon:
                  open_interventions=len(journal.records), backlog=journal.backlog)
         self.journal = journal
         self.shipper.journal = journal
-        for name, rt in list(self._nodes.items()):
-            serving = bool(rt.greenlets)
-            if serving:
-                self._unserve_node(name)
-            self._nodes[name] = self._runtime(rt.config)
-            if serving:
-                self._serve_node(name)
+        self.nodes.rebuild()
         self.shipper.notify()
 
     # -- the schema ---------------------------------------------------------------------------
 
     def _prepare_schema(self, run: Callable[[Callable[[], None]], None] = lambda fn: fn()) -> bool:
-        """SQLite: the daemon owns its file and migrates it. Elsewhere the operator migrates;
-        a database that is down or behind is reported and retried by the shipper, not fatal:
-        the journal keeps everything meanwhile. False when a SQLite migration must be retried
-        (a file the daemon may not write yet: see _migrate_later). ``run`` runs the database part."""
-        sqlite = self.engine.dialect.name == "sqlite"
-
-        def migrate() -> None:
-            if sqlite:
-                upgrade(self.engine)  # (a damaged one is told by the writers' first failure, see db.translate_errors)
-            elif not is_up_to_date(self.engine):
-                log.error("database schema is not up to date: run `fsbarge db upgrade`; auditing to the journal meanwhile")
-
-        try:
-            run(migrate)
-        except DatabaseError as exc:
-            if sqlite:
-                self.health.report("database schema", f"database: {exc}", retry_every_s=PERMANENT_WAIT)
-                return False
-            log.error("database not available at start; auditing to the journal meanwhile", error=str(exc))
-        self.health.clear("database schema")
-        return True
+        """SQLite migrated, a server's schema checked (fsbarge.db.prepare); False when a SQLite
+        migration must be retried (see _migrate_later)."""
+        return prepare_schema(self.engine, self.health, run)
 
     def _migrate_later(self) -> None:
         """The SQLite file could not be migrated at start (read-only for us, say): try again until
@@ -329,18 +213,18 @@ class Daemon:
             self._greenlets.append(gevent.spawn(lambda: self._prepare_schema(run=blocking)))
         elif not self._schema_ready:
             self._greenlets.append(gevent.spawn(self._migrate_later))
-        if len(self._locks) < len(self._lock_paths) or isinstance(self.journal, UnavailableJournal):
+        if not self._locks.complete or isinstance(self.journal, UnavailableJournal):
             self._greenlets.append(gevent.spawn(self._recover))
         self.webhooks.start()
         if self.ownership is None:
-            for name in self._nodes:
-                self._serve_node(name)
+            for name in self.nodes.names():
+                self.nodes.serve(name)
             if self.sole is not None:
                 self.sole.start()
         else:
             self.ownership.start()
-        self._greenlets.append(gevent.spawn(self._watchdog))
-        self._write_status_file()
+        self._greenlets.append(gevent.spawn(self.watchdog.run))
+        self.heartbeat.write_status_file()
         log.info(
             "fsbarge started", nodes=[n.name for n in self.config.nodes], instance=self.instance,
             database=self.engine.url.render_as_string(hide_password=True), journal=str(self.journal.path),
@@ -348,15 +232,8 @@ class Daemon:
         self._notifier.notify("READY=1")
 
     def _close_lost_opens(self) -> None:
-        """Interventions whose opening line was damaged while they ran cannot be re-attached (the
-        daemon does not know the supervisor): closed as after any restart that could not re-attach,
-        at the last moment they were known alive; the shipper rebuilds the record around them."""
-        changes = []
-        for lost in self.journal.lost_opens:
-            last_seen = self.journal.nodes.get(lost.get("node") or "", {}).get("last_seen")
-            ended = max(t for t in (lost["last_at"], last_seen) if t is not None)
-            changes.append(Closed(id=str(uuid.uuid4()), uid=lost["uid"], node=lost.get("node"), outcome=COMPLETED,
-                                  ended_at=ended, end_reason=DAEMON_RESTART))
+        """Interventions whose opening line was lost with a damaged journal line: closed (fsbarge.takeover)."""
+        changes = lost_open_closes(self.journal)
         if changes:
             try:
                 self.journal.append(changes)
@@ -366,7 +243,7 @@ class Daemon:
 
     # -- nodes ---------------------------------------------------------------------------
 
-    def _runtime(self, node: NodeConfig) -> _NodeRuntime:
+    def _runtime(self, node: NodeConfig) -> NodeRuntime:
         svc = NodeService(
             node, journal=self.journal, mirror=self.mirror, policy=self._policy, tones=self._tones,
             on_journaled=self.shipper.notify, clock=self._clock,
@@ -382,16 +259,16 @@ class Daemon:
             on_subscribing=svc.on_subscribing, counts=self.counts[node.name], health=self.health,
             **self._link_options,  # type: ignore[arg-type]
         )
-        return _NodeRuntime(node, svc, link)
+        return NodeRuntime(node, svc, link)
 
     def _agent_elsewhere(self, agent: str, here: str) -> str | None:
         """The other node where the agent has a call: one served here (its channel table), else,
         with several instances, one served by another instance (the database's mirror)."""
-        for name, rt in self._nodes.items():
-            if name != here and rt.greenlets and rt.service.session is not None and rt.service.channels.agent_leg(agent):
-                return name
+        here_too = self.nodes.agent_node(agent, here)
+        if here_too is not None:
+            return here_too
         served = self.serving()
-        if self.tickets is None or len(served) == len(self._nodes):
+        if self.tickets is None or len(served) == len(self.nodes):
             return None
         try:
             return self.tickets.agent_node(agent, exclude=served)
@@ -401,66 +278,37 @@ class Daemon:
 
     @property
     def services(self) -> list[NodeService]:
-        return [rt.service for rt in self._nodes.values()]
+        return self.nodes.services
 
     @property
     def links(self) -> list[NodeLink]:
-        return [rt.link for rt in self._nodes.values()]
+        return self.nodes.links
 
     def serving(self) -> list[str]:
         """The nodes this instance serves now."""
-        return [name for name, rt in self._nodes.items() if rt.greenlets]
+        return self.nodes.serving()
 
-    def _serve_node(self, name: str) -> None:
-        rt = self._nodes[name]
-        if rt.greenlets:
-            return
-        if rt.used:  # served before, then lost: start from a clean slate, like a restart
-            rt = self._nodes[name] = self._runtime(rt.config)
-        if self.ownership is not None:
-            try:
-                self._adopt(name)
-            except Exception as exc:  # noqa: BLE001 - retried at the next round
-                log.warning("cannot take over the node's open interventions yet", node=name, error=str(exc))
-                held = self.ownership.leases.held.get(name)
-                if held is not None:
-                    held.serving = False
-                return
-            self.mirror.status(name, instance=self.instance)
-        rt.used = True
-        svc, link = rt.service, rt.link
-        rt.greenlets = [gevent.spawn(svc.run), gevent.spawn(svc.run_commands), gevent.spawn(link.run)]
-
-    def _unserve_node(self, name: str) -> None:
-        rt = self._nodes[name]
-        rt.link.stop()
-        gevent.killall(rt.greenlets, timeout=2)
-        rt.greenlets = []
+    def _before_serving(self, name: str) -> bool:
+        """With several instances, a node is served only once its open interventions are ours."""
+        if self.ownership is None:
+            return True
+        try:
+            self._adopt(name)
+        except Exception as exc:  # noqa: BLE001 - retried at the next round
+            log.warning("cannot take over the node's open interventions yet", node=name, error=str(exc))
+            held = self.ownership.leases.held.get(name)
+            if held is not None:
+                held.serving = False
+            return False
+        self.mirror.status(name, instance=self.instance)
+        return True
 
     def _adopt(self, name: str) -> None:
         """Taking a node over from another instance: its open interventions (from the database)
         and the node's last Core-UUID go into our journal, so the resync re-attaches them. The
         changes keep their ids, so shipping them back changes nothing."""
         records, core = blocking(lambda: (self.audit_store.open_interventions(name), self.channel_store.node(name)))
-        changes: list[Change] = []
-        for rec in records:
-            uid = rec.get("uid")
-            if not uid or uid in self.journal.records:
-                continue
-            record = {k: rec.get(k) for k in ("node", "supervisor", "supervisor_uuid", "agent", "target_uuid", "customer",
-                                              "requested_mode", "outcome", "reason", "started_at", "application_uuid",
-                                              "origin", "supervisor_node", "team")}
-            changes.append(Opened(id=uid, uid=uid, node=name, record=record))
-            for m in rec["modes"]:
-                changes.append(ModeAdded(id=m["change_id"] or f"{uid}-adopted-{len(changes)}", uid=uid, node=name,
-                                         mode=m["mode"], at=m["at"], source=m["source"], refused=m["refused"]))
-        stored = (core or {}).get("core_uuid")
-        if stored and stored != self.journal.nodes.get(name, {}).get("core_uuid"):
-            changes.append(NodeSeen(node=name, core_uuid=stored))
-        # the last event the other instance processed: where a re-attached mode becomes unknown
-        seen = (core or {}).get("last_event_at")
-        if seen is not None and seen > (self.journal.nodes.get(name, {}).get("last_seen") or 0):
-            changes.append(NodeSeen(node=name, last_seen=seen))
+        changes = adoption_changes(name, records, core, self.journal)
         if changes:
             self.journal.append(changes)
             self.shipper.notify()
@@ -475,77 +323,6 @@ class Daemon:
         if self.ownership is None or not uuids:
             return set()
         return blocking(lambda: self.audit_store.audited_supervisor_uuids(uuids))
-
-    def status_line(self) -> str:
-        serving = self.serving()
-        connected = sum(1 for name in serving if self._nodes[name].service.session is not None)
-        text = f"{connected}/{len(serving)} nodes connected; audit backlog {self.shipper.backlog}"
-        if self.ownership is not None:
-            text = f"serving {len(serving)}/{len(self._nodes)} nodes as {self.instance}; " + text
-        if self.shipper.retrier.last_error:
-            text += f"; database: {self.shipper.retrier.last_error}"
-        if self.health.problems:
-            text += "; problems: " + "; ".join(self.health.problems)
-        return text
-
-    def _watchdog(self) -> None:
-        """Feed systemd's watchdog only while every node's loop makes progress.
-
-        Each round queues a tick on every loop and checks that the previous one was processed;
-        nothing here touches the database. A hub blocked in C code stops this greenlet too (no
-        WATCHDOG=1, as it should); when it comes back it says how long it was blocked.
-        """
-        interval = self._watchdog_interval
-        stalled: set[str] = set()
-        expected = time.monotonic() + interval
-        while not self._stopped.wait(interval):
-            late = time.monotonic() - expected
-            if late > interval:
-                log.error("the event loop was blocked", seconds=round(late + interval, 1))
-            expected = time.monotonic() + interval
-            healthy = True
-            for svc in [self._nodes[name].service for name in self.serving()]:
-                stall = svc.stalled_for()
-                if stall > 2 * interval + 1:
-                    healthy = False
-                    if svc.name not in stalled:
-                        stalled.add(svc.name)
-                        log.error(
-                            "event loop stalled; not feeding the watchdog", node=svc.name,
-                            seconds=round(stall, 1), queued=svc.queue.qsize(),
-                        )
-                else:
-                    stalled.discard(svc.name)
-                svc.tick()
-                self.mirror.status(
-                    svc.name, journal_backlog=self.journal.backlog, daemon_version=__version__,
-                    daemon_started_at=self.started, instance=self.instance,
-                    problems=problems_json(self.health.problems),
-                )
-            self._write_status_file()
-            if healthy:
-                self._notifier.notify("WATCHDOG=1")
-                self.watchdog_fed += 1
-            status = self.status_line()
-            if status != self._status:
-                self._status = status
-                self._notifier.notify("STATUS=" + status)
-
-    def _write_status_file(self, stopped_at: float | None = None) -> None:
-        """The heartbeat on local disk: `fsbarge status` on this host reads it when the database
-        cannot be written or read, so a serving daemon is never reported as not running."""
-        doc = {
-            "pid": os.getpid(), "instance": self.instance, "at": time.time(), "started_at": self.started,
-            "version": __version__, "stopped_at": stopped_at, "problems": self.health.problems,
-            "journal_backlog": self.journal.backlog, "serving": self.serving(),
-            "connected": [name for name in self.serving() if self._nodes[name].service.session is not None],
-        }
-        try:
-            write_status_file(self._status_file, doc)
-        except OSError as exc:
-            self.health.report("status file", f"cannot write the status file {self._status_file}: {exc.strerror or exc}")
-        else:
-            self.health.clear("status file")
 
     def stop(self, timeout: float = 5.0) -> None:
         if self._stopped.is_set():
@@ -568,7 +345,7 @@ class Daemon:
         stopped_at = time.time()
         for name in self.serving():
             self.mirror.status(name, connected=False, stopped_at=stopped_at)
-        self._write_status_file(stopped_at=stopped_at)
+        self.heartbeat.write_status_file(stopped_at=stopped_at)
         while (self.journal.unshipped(1) or not self.mirror.idle) and time.monotonic() < deadline:
             gevent.sleep(0.01)
         if self.journal.held:  # the journal's last chance to take what it could not (disk full)
@@ -579,13 +356,11 @@ class Daemon:
                           held=self.journal.held, error=str(exc))
         gevent.killall(self._greenlets, timeout=timeout)
         self.webhooks.stop(timeout=timeout)
-        for rt in self._nodes.values():
-            gevent.killall(rt.greenlets, timeout=timeout)
+        self.nodes.kill(timeout)
         self.journal.close()
         self._journal_thread.close()
         self.engine.dispose()
-        for lock in self._locks.values():
-            lock.release()
+        self._locks.release()
         log.info("fsbarge stopped", audit_backlog=self.journal.backlog)
 
     def run_forever(self) -> None:
@@ -599,3 +374,7 @@ class Daemon:
         gevent.signal_handler(signal.SIGINT, on_signal)
         self.start()
         done.wait()
+
+    def status_line(self) -> str:
+        """What systemd shows of this daemon (fsbarge.heartbeat)."""
+        return self.heartbeat.status_line()

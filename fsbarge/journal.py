@@ -1,5 +1,7 @@
 """The audit journal: every audit change is fsync'd here before FreeSWITCH is told anything.
 
+The line format is fsbarge.journalline's, the state folded from the changes fsbarge.journalstate's.
+
 The database is brought up to date from this file by :class:`fsbarge.shipper.Shipper`, so a
 locked, slow or dead database never delays a supervisor, and a ``kill -9`` at any point loses
 nothing that was decided. The journal also holds what the daemon needs to resume without the
@@ -23,12 +25,7 @@ seconds); the problem is reported once to the daemon's health, not logged per at
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import time
-import zlib
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -36,66 +33,23 @@ from typing import Any
 import gevent.lock
 import structlog
 
-from .changes import (
-    SHIPPED, Change, Closed, Damaged, Decided, HelpClosed, HelpOpened, ModeAdded, NodeSeen, Opened, coerce, from_line,
-    malformed, to_line, with_seq,
-)
+from .changes import SHIPPED, Change, Damaged, Decided, NodeSeen, coerce, from_line, malformed, with_seq
 from .health import Health
-from .terms import ACTIVE
+from .journalline import decode_line, encode_line  # noqa: F401 - importable from here (quarantine, tests)
+from .journalline import damage_note as _damage_note
+from .journalline import decode as _decode  # noqa: F401 - tests' fault injection reads lines with it
+from .journalline import encode as _encode
+from .journalstate import Resumable, lost_opens
 
 __all__ = ["Journal", "JournalError", "decode_line", "encode_line"]
 
 log = structlog.get_logger("fsbarge.journal")
 
-REMEMBER_DECIDED = 1000  # supervisor channels whose request is remembered across a restart
 MAX_HELD = 10000  # changes held in memory while the file cannot be written (about 3 MB)
-RAW_KEPT = 2048  # bytes of a damaged line kept as evidence
 
 
 class JournalError(Exception):
     """The journal cannot be read or written (disk full, permissions): one line for the operator."""
-
-
-def encode_line(change: Mapping[str, Any]) -> bytes:
-    """``<crc32 hex> <json>\\n`` (the journal's and the quarantine file's line)."""
-    payload = json.dumps(change, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    return b"%08x %s\n" % (zlib.crc32(payload), payload)
-
-
-def _encode(change: Change | Mapping[str, Any]) -> bytes:
-    """A change's journal line (a mapping is a line's JSON object already: tests write those)."""
-    return encode_line(change if isinstance(change, Mapping) else to_line(change))
-
-
-def decode_line(line: bytes) -> dict[str, Any] | None:
-    """The JSON object of one line (without its newline), or None when its checksum fails."""
-    if len(line) < 10 or line[8:9] != b" ":
-        return None
-    payload = line[9:]
-    try:
-        if int(line[:8], 16) != zlib.crc32(payload):
-            return None
-        change = json.loads(payload)
-    except ValueError:
-        return None
-    return change if isinstance(change, dict) else None
-
-
-def _decode(line: bytes) -> dict[str, Any] | None:
-    """A change from one line (without its newline), or None when the line is damaged."""
-    change = decode_line(line)
-    return change if change is not None and isinstance(change.get("seq"), int) else None
-
-
-def _damage_note(path: Path, offset: int, raw: bytes, why: str) -> Damaged:
-    """What stands for an untrusted line: where it was, why, and its bytes (the evidence; never
-    applied). The id depends only on the line, so finding it again after a restart (before a
-    compaction rewrote the file) ships nothing twice."""
-    digest = hashlib.sha256(raw).hexdigest()[:16]
-    return Damaged(
-        id=f"damaged-{offset}-{digest}", journal=str(path), offset=offset, size=len(raw), why=why,
-        raw=raw[:RAW_KEPT].decode("utf-8", "backslashreplace"), found_at=time.time(),
-    )
 
 
 def _describe(exc: OSError, path: Path) -> str:
@@ -121,17 +75,12 @@ class Journal:
         self._shipped = 0  # how many of _entries the database has (a prefix)
         self._next_seq = 1
         self._size = 0
-        #: interventions still open, by uid (journal order); the daemon resumes from these
-        self.records: dict[str, dict[str, Any]] = {}
-        #: per node: the last Core-UUID seen and when events were last processed
-        self.nodes: dict[str, dict[str, Any]] = {}
-        #: help requests still ringing, by uid
-        self.help: dict[str, dict[str, Any]] = {}
-        #: supervisor channels whose request was decided (audited), most recent last
-        self.decided: deque[str] = deque(maxlen=REMEMBER_DECIDED)
+        #: what the daemon resumes from, folded from every change (fsbarge.journalstate)
+        self.state = Resumable()
+        self.records, self.nodes, self.help, self.decided = self.state.records, self.state.nodes, self.state.help, self.state.decided
         #: notes standing for the lines found damaged or malformed when the file was opened
         self.damage: list[Damaged] = []
-        #: interventions whose open was damaged while they ran (see _lost_opens)
+        #: interventions whose open was damaged while they ran (journalstate.lost_opens)
         self.lost_opens: list[dict[str, Any]] = []
         # sync may yield (the daemon fsyncs in gevent's threadpool): appends and compaction
         # of several node greenlets must not interleave.
@@ -171,27 +120,13 @@ class Journal:
                 self._remember(from_line(line))
             pos = good_end = nl + 1
         if self.damage:
-            self.lost_opens = self._lost_opens()
+            self.lost_opens = lost_opens(self._entries)
         if good_end < len(data):
             try:
                 os.ftruncate(self._fd, good_end)
             except OSError as exc:
                 raise JournalError(_describe(exc, self.path)) from exc
         self._size = good_end
-
-    def _lost_opens(self) -> list[dict[str, Any]]:
-        """Interventions with mode changes here but neither their open nor a close: their open
-        was a damaged line and they were still running at the kill (the file keeps every line of
-        an open record, and every unshipped one). The daemon cannot re-attach what it does not
-        know, so it closes them (``daemon_restart`` at the last moment known)."""
-        opened = {c.uid for c in self._entries if isinstance(c, Opened)}
-        closed = {c.uid for c in self._entries if isinstance(c, Closed)}
-        lost: dict[str, dict[str, Any]] = {}
-        for c in self._entries:
-            if isinstance(c, ModeAdded) and c.uid not in opened and c.uid not in closed:
-                seen = lost.setdefault(c.uid, {"uid": c.uid, "node": c.node, "last_at": c.at})
-                seen["last_at"] = max(seen["last_at"], c.at)
-        return list(lost.values())
 
     @property
     def damaged(self) -> int:
@@ -202,36 +137,7 @@ class Journal:
         self._entries.append(change)
         self._next_seq = max(self._next_seq, change.seq + 1)
         if fold:
-            self._fold(change)
-
-    def _fold(self, change: Change) -> None:
-        """Keep the resumable state up to date with one change."""
-        match change:
-            case Opened(uid=uid, record=record):
-                if record.get("supervisor_uuid"):
-                    self.decided.append(record["supervisor_uuid"])
-                if record.get("outcome") == ACTIVE:
-                    self.records[uid] = {**record, "uid": uid, "modes": [], "current_mode": None}
-            case ModeAdded(uid=uid):
-                rec = self.records.get(uid or "")
-                if rec is not None:
-                    rec["modes"].append({"mode": change.mode, "at": change.at, "source": change.source, "refused": change.refused})
-                    if not change.refused:
-                        rec["current_mode"] = change.mode
-            case Closed(uid=uid):
-                self.records.pop(uid or "", None)
-            case HelpOpened(uid=uid, record=record):
-                self.help[uid] = {**record, "uid": uid}
-            case HelpClosed(uid=uid):
-                self.help.pop(uid or "", None)
-            case NodeSeen(node=node):
-                state = self.nodes.setdefault(node, {})
-                if change.core_uuid is not None:
-                    state["core_uuid"] = change.core_uuid
-                if change.last_seen is not None:
-                    state["last_seen"] = change.last_seen
-            case Decided(uuids=uuids):
-                self.decided.extend(u for u in uuids if u not in self.decided)
+            self.state.fold(change)
 
     # -- appending ------------------------------------------------------------
 
@@ -290,7 +196,7 @@ class Journal:
                     continue
                 typed = coerce(change)
                 self._held.append(typed)  # type: ignore[arg-type]
-                self._fold(typed)  # type: ignore[arg-type]
+                self.state.fold(typed)  # type: ignore[arg-type]
             if lost:
                 self.held_lost += lost
                 self.health.report(

@@ -11,14 +11,16 @@ as soon as it can and then resyncs every node from it, as after a restart.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from .changes import Change, Damaged
-from .journal import JournalError
+from .health import Health
+from .journal import Journal, JournalError
+from .offload import PERMANENT_WAIT
 
-__all__ = ["UnavailableJournal"]
+__all__ = ["UnavailableJournal", "open_journal"]
 
 
 class UnavailableJournal:
@@ -67,3 +69,25 @@ class UnavailableJournal:
 
     def close(self) -> None:
         pass
+
+
+def open_journal(path: Path, *, locked: bool, sync: Callable[[int], None], health: Health) -> Journal | UnavailableJournal:
+    """The audit journal, or the stand-in that refuses every intervention (audibly, reason
+    ``audit_unavailable``) while the disk will not let us open it or its lock (a journal
+    opened without its lock could be another instance's)."""
+    if not locked:
+        reason = f"cannot write the audit journal's lock {path}.lock"
+    else:
+        try:
+            journal = Journal(path, sync=sync, health=health)
+        except JournalError as exc:
+            reason = str(exc)
+        else:
+            health.clear("journal")
+            return journal
+    health.report(
+        "journal",
+        f"audit journal unavailable ({reason}): feature codes are refused (audit_unavailable) "
+        f"until it can be written; retrying every {PERMANENT_WAIT:g}s",
+    )
+    return UnavailableJournal(path, reason)

@@ -14,9 +14,11 @@ PKG = Path(__file__).resolve().parent.parent / "fsbarge"
 CORE = {
     "wire": set(),
     "events": {"wire"},
-    "channels": {"events", "wire"},
+    "channel": {"wire"},
+    "channels": {"channel", "events"},
     "terms": set(),
     "changes": {"terms"},
+    "journalstate": {"changes", "terms"},  # what the daemon resumes from, folded from the journal
     "paths": set(),
     # the configuration package: the names every importer uses, and one module per role
     "config": {"config.errors", "config.loader", "config.model", "paths"},
@@ -31,7 +33,10 @@ CORE = {
     "intervention": {"events", "terms"},
     "reattach": {"channels", "effects", "intervention", "terms"},
     "notify": {"channels", "effects", "intervention", "policy"},
-    "barge": {"events", "policy", "channels", "terms", "crossnode", "effects", "intervention", "notify", "reattach"},
+    "barge": {"events", "policy", "channels", "terms", "crossnode", "effects", "intervention", "notify", "reattach",
+              "request", "handoff"},
+    "request": {"channels", "crossnode", "effects", "intervention", "policy", "terms"},
+    "handoff": {"crossnode", "effects", "events", "terms"},
     "crossnode": set(),
     "help": {"barge", "channels", "events", "policy", "terms"},
     "commands": {"barge", "help"},
@@ -46,7 +51,7 @@ CORE = {
 # to the daemon and `db upgrade`
 ONLY_IN = {
     "greenswitch": set(),
-    "sqlalchemy": {"db.engine", "db.migrations", "db.readers", "db.locks", "models", "tickets",
+    "sqlalchemy": {"db.engine", "db.migrations", "db.readers", "db.locks", "db.prepare", "models", "tickets",
                    # the store, one module per role
                    "store.rows", "store.hooks", "store.channel_mirror", "store.audit_apply", "store.audit_read",
                    "store.audit_chain", "store.webhook_deliveries"},
@@ -132,6 +137,39 @@ def test_libraries_stay_in_their_adapter(package: str) -> None:
         if package in external and name not in ONLY_IN[package]:
             offenders.append(str(path.relative_to(PKG)))
     assert not offenders, f"{package} imported outside {ONLY_IN[package]}: {offenders}"
+
+
+# No module of fsbarge/ (but the simulator and Alembic's scripts) over MAX_LINES: one past it has
+# usually taken a second role (issue 18). Those not split yet, with what is left in them:
+MAX_LINES = 320
+TOO_LONG_YET = {
+    "daemon.py": "the composition root: wiring, start/stop, the journal's recovery, the takeover's IO",
+    "barge.py": "the machine still runs and ends interventions itself (keys, eavesdrop done, hang-ups)",
+    "changes.py": "the typed changes and their one journal-line serialisation, kept together on purpose",
+    "queries.py": "the read queries (close to the limit; not split)",
+    "sqlread.py": "the read connections on both backends (close to the limit; not split)",
+    "shipper.py": "journal -> database shipping (close to the limit; not split)",
+}
+
+
+def module_sizes() -> dict[str, int]:
+    """Lines of every module under fsbarge/ but sim/ and migrations/, by path relative to fsbarge/."""
+    return {
+        str(path.relative_to(PKG)): len(path.read_text().splitlines()) for path in PKG.rglob("*.py")
+        if (PKG / "sim") not in path.parents and (PKG / "migrations") not in path.parents
+    }
+
+
+def test_no_module_is_over_the_limit() -> None:
+    sizes = module_sizes()
+    over = {name: lines for name, lines in sizes.items() if lines > MAX_LINES and name not in TOO_LONG_YET}
+    assert not over, f"over {MAX_LINES} lines (split by role, or name them in TOO_LONG_YET): {over}"
+
+
+def test_the_too_long_list_names_only_modules_still_too_long() -> None:
+    """A module split below the limit leaves the list, so it cannot grow back unnoticed."""
+    sizes = module_sizes()
+    assert {name for name in TOO_LONG_YET if sizes.get(name, 0) <= MAX_LINES} == set()
 
 
 def test_the_store_is_split_by_role_into_small_modules() -> None:
@@ -347,9 +385,11 @@ def test_the_change_dict_check_can_fail(tmp_path: Path) -> None:
 
 # The same spelling in another vocabulary (not an audit term): module -> {literal: what it is there}.
 OTHER_VOCABULARIES = {
+    "channel": {"answered": "a channel's answer_state"},
     "channels": {"answered": "a channel's answer_state"},
     "tickets": {"answered": "a channel's answer_state"},
-    "cli": {"answered": "a channel's answer_state", "failed": "a webhook delivery's state"},
+    "admin": {"answered": "a channel's answer_state"},  # fsbarge.cli.admin: help request
+    "parser": {"failed": "a webhook delivery's state"},  # fsbarge.cli.parser: webhooks list --state
     "intervention": {"reattach": "the name of an intervention's transition (TRANSITIONS)"},
     "endpoints": {"external": "a SIP profile's name", "listen": "the [metrics] table's listen key"},
     "model": {"external": "a SIP profile's name"},

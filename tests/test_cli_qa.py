@@ -200,7 +200,8 @@ def test_every_example_in_the_help_texts_parses() -> None:
     import re
     import shlex
 
-    from fsbarge import cli, clitext
+    from fsbarge import clitext
+    from fsbarge.cli import parser as cli
 
     examples = [line.strip() for name in clitext.__all__ for line in getattr(clitext, name).splitlines()
                 if line.startswith("  fsbarge ")]

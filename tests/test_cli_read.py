@@ -310,7 +310,7 @@ def test_help_is_laid_out_at_the_width_shutil_would_give(columns: str | None, mo
     the same width as argparse's own measure."""
     import shutil
 
-    from fsbarge import cli
+    from fsbarge.cli import parser as cli
 
     if columns is None:
         monkeypatch.delenv("COLUMNS", raising=False)
@@ -338,7 +338,7 @@ def _outcome(parser_for, argv: list[str]) -> tuple[str, object]:
     """What a parser makes of argv: its namespace, or what it printed and raised."""
     import contextlib
 
-    from fsbarge import cli
+    from fsbarge.cli import parser as cli
 
     out = io.StringIO()
     try:
@@ -357,7 +357,7 @@ def _outcome(parser_for, argv: list[str]) -> tuple[str, object]:
 @pytest.mark.parametrize("argv", PARSE_CASES, ids=[" ".join(a) or "(none)" for a in PARSE_CASES])
 def test_the_parser_built_for_the_arguments_parses_and_prints_as_the_whole_one(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the sub-parsers the arguments name are built (start-up), with the same result."""
-    from fsbarge import cli
+    from fsbarge.cli import parser as cli
 
     monkeypatch.setenv("COLUMNS", "100")
     assert _outcome(cli._build_parser, argv) == _outcome(lambda _argv: cli._build_parser(), argv)
@@ -365,7 +365,7 @@ def test_the_parser_built_for_the_arguments_parses_and_prints_as_the_whole_one(a
 
 def test_the_commands_the_partial_parser_knows_are_the_whole_parsers() -> None:
     """cli._COMMANDS, which picks the sub-parsers to build, names every command and sub-command."""
-    from fsbarge import cli
+    from fsbarge.cli import parser as cli
 
     def choices(usage: str) -> list[str]:
         return usage[usage.index("{") + 1 : usage.index("}")].split(",")
