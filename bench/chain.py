@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from bench.scale import peak_rss_mb
-from fsbarge.db.engine import make_engine
-from fsbarge.db.migrations import upgrade
+from fsbarge.store.engine import make_engine
+from fsbarge.store.migrate import upgrade
 from fsbarge.store.audit_apply import AuditStore
 from fsbarge.store.audit_chain import verify_chain
 

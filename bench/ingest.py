@@ -16,18 +16,18 @@ import greenswitch
 
 from sqlalchemy import Engine
 
-from fsbarge.barge import Tones
+from fsbarge.core.barge import Tones
 from fsbarge.config import Config, NodeConfig, TeamConfig
-from fsbarge.db.engine import make_engine
-from fsbarge.db.migrations import upgrade
-from fsbarge.esl.link import NodeLink
-from fsbarge.events import SUBSCRIBED_EVENTS, Event
-from fsbarge.journal import Journal
-from fsbarge.mirror import Mirror
-from fsbarge.offload import OwnThread
-from fsbarge.policy import Policy
-from fsbarge.service import NodeService
-from fsbarge.shipper import Shipper
+from fsbarge.store.engine import make_engine
+from fsbarge.store.migrate import upgrade
+from fsbarge.daemon.esl.link import NodeLink
+from fsbarge.core.events import SUBSCRIBED_EVENTS, Event
+from fsbarge.daemon.journal import Journal
+from fsbarge.daemon.mirror import Mirror
+from fsbarge.daemon.offload import OwnThread
+from fsbarge.core.policy import Policy
+from fsbarge.daemon.service import NodeService
+from fsbarge.daemon.shipper import Shipper
 from fsbarge.store.audit_apply import AuditStore
 from fsbarge.store.channel_mirror import ChannelStore
 
@@ -95,7 +95,7 @@ def make_service(
     if journal_path is None:
         assert isinstance(db, Path), "a database URL needs a journal_path"
         journal_path = db.with_suffix(".journal")
-    # fsync'd on a thread of its own, as the daemon does (fsbarge.offload.OwnThread)
+    # fsync'd on a thread of its own, as the daemon does (fsbarge.daemon.offload.OwnThread)
     journal = Journal(journal_path, sync=OwnThread().fsync)
     shipper = Shipper(journal, AuditStore(engine))
     mirror = Mirror(ChannelStore(engine))

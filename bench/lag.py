@@ -16,7 +16,7 @@ import gevent
 from sqlalchemy import create_engine, text
 
 from bench.ingest import ROOT, Peer, make_service, spawn, wait_drained
-from fsbarge.db.engine import parse_url
+from fsbarge.store.engine import parse_url
 
 
 def wait_queue_empty(link, svc, n: int, timeout: float) -> None:  # type: ignore[no-untyped-def]
@@ -26,7 +26,7 @@ def wait_queue_empty(link, svc, n: int, timeout: float) -> None:  # type: ignore
         if time.perf_counter() > deadline:
             raise RuntimeError(f"fsbarge received {link.stats.events_received()}/{n} events")
         gevent.sleep(0.001)
-from fsbarge.events import Event
+from fsbarge.core.events import Event
 
 
 def _lock(db: Path | str) -> Callable[[], None]:
@@ -60,7 +60,7 @@ def _dead_receivers(engine, count: int):  # type: ignore[no-untyped-def]
 
     from fsbarge.config import WebhookConfig
     from fsbarge.store.webhook_deliveries import WebhookStore, insert_webhook_deliveries
-    from fsbarge.webhooks import Deliverer
+    from fsbarge.daemon.webhooks import Deliverer
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from bench.ingest import ROOT
-from fsbarge.db.engine import parse_url
+from fsbarge.store.engine import parse_url
 
 SCRIPT = ROOT / "scripts" / "postgres.sh"
 

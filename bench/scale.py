@@ -17,8 +17,8 @@ from pathlib import Path
 import gevent
 
 from bench.ingest import Peer, make_service, spawn, wait_drained
-from fsbarge.db.engine import make_engine
-from fsbarge.db.migrations import upgrade
+from fsbarge.store.engine import make_engine
+from fsbarge.store.migrate import upgrade
 
 EVENTS = 20000
 ROUNDS = 3

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from fsbarge.events import SUBSCRIBED_EVENTS
+from fsbarge.core.events import SUBSCRIBED_EVENTS
 
 _FRAME = re.compile(rb"Content-Length: (\d+)\nContent-Type: text/event-plain\n\n")
 _UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

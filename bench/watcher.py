@@ -27,7 +27,7 @@ def main() -> None:
     if "://" in db:
         from sqlalchemy import create_engine, text
 
-        from fsbarge.db.engine import parse_url
+        from fsbarge.store.engine import parse_url
 
         pg = create_engine(parse_url(db), isolation_level="AUTOCOMMIT").connect()
         query = text("SELECT uuid FROM channels")

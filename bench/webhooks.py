@@ -19,13 +19,13 @@ from pathlib import Path
 
 import gevent
 
-from fsbarge.db.engine import make_engine
-from fsbarge.db.migrations import upgrade
+from fsbarge.store.engine import make_engine
+from fsbarge.store.migrate import upgrade
 from fsbarge.config import WebhookConfig
-from fsbarge.outbox import Outbox
+from fsbarge.daemon.outbox import Outbox
 from fsbarge.store.audit_apply import AuditStore
 from fsbarge.store.webhook_deliveries import WebhookStore
-from fsbarge.webhooks import HttpPoster, ReceiverLoop
+from fsbarge.daemon.webhooks import HttpPoster, ReceiverLoop
 
 RECEIVER = r"""
 import sys

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import gevent
 
-from .config import load_config
-from .daemon import Daemon
-from .logs import configure_logging
-from .sim import FreeSwitchSim
+from fsbarge.config import load_config
+from fsbarge.daemon.root import Daemon
+from fsbarge.logs import configure_logging
+from fsbarge.sim import FreeSwitchSim
 
 OUT = Path("demo-out")
 
@@ -142,9 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         sim.stop()
         log_stream.close()
 
-    from .auditview import render_show, render_table
-    from .db.engine import make_engine
-    from .store.audit_apply import AuditStore
+    from fsbarge.read.auditview import render_show, render_table
+    from fsbarge.store.engine import make_engine
+    from fsbarge.store.audit_apply import AuditStore
 
     store = AuditStore(make_engine(f"sqlite:///{db}"))
     records = store.list(limit=None)

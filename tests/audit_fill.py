@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import Engine, insert
 
-from fsbarge.models import interventions, mode_changes
+from fsbarge.store.models import interventions, mode_changes
 
 # 2026-11-02T08:00:00Z, a Monday
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc).timestamp()

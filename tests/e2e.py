@@ -16,7 +16,7 @@ import gevent
 import gevent.subprocess
 
 from fsbarge.config import load_config
-from fsbarge.daemon import Daemon
+from fsbarge.daemon.root import Daemon
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent

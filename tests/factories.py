@@ -5,11 +5,11 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from fsbarge.barge import BargeMachine, Tones
-from fsbarge.channels import ChannelTable
+from fsbarge.core.barge import BargeMachine, Tones
+from fsbarge.core.channels import ChannelTable
 from fsbarge.config import Config, NodeConfig, PolicyConfig, TeamConfig
-from fsbarge.events import Event
-from fsbarge.policy import Policy
+from fsbarge.core.events import Event
+from fsbarge.core.policy import Policy
 
 ERROR_TONE = "tone_stream://error"
 ENDED_TONE = "tone_stream://ended"

@@ -52,10 +52,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fsbarge.auditview import to_ms
-from fsbarge.db.engine import make_engine
-from fsbarge.journal import _decode
-from fsbarge.quarantine import quarantine_path, read_entries
+from fsbarge.read.auditview import to_ms
+from fsbarge.store.engine import make_engine
+from fsbarge.daemon.journal import _decode
+from fsbarge.daemon.quarantine import quarantine_path, read_entries
 from fsbarge.sim import FreeSwitchSim
 from fsbarge.store.audit_apply import AuditStore
 from tests.e2e import ROOT, WAIT, DaemonProcess, write_config

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from fsbarge.journal import Journal, encode_line
+from fsbarge.daemon.journal import Journal, encode_line
 
 PAGE = 4096  # tmpfs allocates whole pages: a file grows into its last one without asking for space
 

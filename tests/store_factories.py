@@ -12,11 +12,11 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from fsbarge.changes import Closed, Direct, ModeAdded, Opened
-from fsbarge.models import interventions, mode_changes
+from fsbarge.core.changes import Closed, Direct, ModeAdded, Opened
+from fsbarge.store.models import interventions, mode_changes
 from fsbarge.store.audit_apply import AuditStore, check_outcome
 from fsbarge.store.hooks import Applied
-from fsbarge.terms import ACTIVE
+from fsbarge.core.terms import ACTIVE
 
 
 def _direct(kind: type[Opened | ModeAdded | Closed]) -> Direct:

@@ -13,9 +13,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from fsbarge.db.engine import make_engine
-from fsbarge.db.migrations import upgrade
-from fsbarge.auditstats import NO_TEAM, summarise, team_resolver
+from fsbarge.store.engine import make_engine
+from fsbarge.store.migrate import upgrade
+from fsbarge.read.auditstats import NO_TEAM, summarise, team_resolver
 from fsbarge.cli import main
 from tests.audit_fill import DAY, T0, Planned, fill, plan
 from tests.e2e import write_config
@@ -239,7 +239,7 @@ def test_time_in_a_gap_is_counted_as_unknown_and_shown_only_when_there_is_some()
     """A restart or a lost connection under a running intervention leaves a gap whose mode nobody
     knows: it counts under `unknown` (JSON and CSV always have the key), so the modes add up to the
     durations; the table grows an `unknown` column only when some time was spent there."""
-    from fsbarge.auditstats import render_stats
+    from fsbarge.read.auditstats import render_stats
 
     with_gap = summarise([_gap_record(1, True), _gap_record(2, False)], "agent")
     assert with_gap["total"]["seconds_by_mode"] == {"listen": 0, "whisper": 110.0, "barge": 0, "customer_whisper": 0, "unknown": 10.0}

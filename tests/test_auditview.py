@@ -1,4 +1,4 @@
-"""fsbarge.auditview: pure record building, renderings and time parsing (no database)."""
+"""fsbarge.read.auditview: pure record building, renderings and time parsing (no database)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fsbarge import auditview as av
+from fsbarge.read import auditview as av
 
 T = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc).timestamp()
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fsbarge.barge import MODE_KEYS, AddMode, CloseAudit, Execute, OpenAudit, Parked, SendKey, parked_request
+from fsbarge.core.barge import MODE_KEYS, AddMode, CloseAudit, Execute, OpenAudit, Parked, SendKey, parked_request
 from tests.factories import (
     AGENT,
     CUSTOMER,
@@ -398,7 +398,7 @@ def test_the_attempt_is_recorded_with_its_team(why: str, req: dict, team: str | 
 def test_the_team_is_the_one_that_allows_the_mode() -> None:
     """A supervisor of two teams of the agent: the record names the team whose `modes` allowed it."""
     from fsbarge.config import Config, NodeConfig, TeamConfig
-    from fsbarge.policy import Policy
+    from fsbarge.core.policy import Policy
 
     teams = (TeamConfig("coaching", agents=("1000",), supervisors=("1002",), modes=("listen",)),
              TeamConfig("floor", agents=("1000",), supervisors=("1002",)))

@@ -1,6 +1,6 @@
 """An intervention's states move only by named transitions; every other move is refused.
 
-The table of legal moves is written out here, not read from fsbarge.barge.TRANSITIONS: deleting
+The table of legal moves is written out here, not read from fsbarge.core.barge.TRANSITIONS: deleting
 or widening a rule there must make a case here fail.
 """
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fsbarge.barge import TRANSITIONS, CloseAudit, Execute, IllegalTransition, Intervention, SendKey, State
+from fsbarge.core.barge import TRANSITIONS, CloseAudit, Execute, IllegalTransition, Intervention, SendKey, State
 from tests.factories import AGENT, CUSTOMER, ENDED_TONE, SUP, SUP2, Rig, bug, complete, dtmf, ev, execute, hangup, park
 
 R, X, A, L, C, E = State.REQUESTED, State.EXECUTING, State.ACTIVE, State.LEAVING, State.CALL_ENDED, State.ENDED

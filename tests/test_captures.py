@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from fsbarge.channels import ChannelTable, channel_from_row
-from fsbarge.events import SUBSCRIBED_EVENTS, from_headers
-from fsbarge.wire import BadFrame, Frame, FrameReader, decode, parse_plain
+from fsbarge.core.channels import ChannelTable, channel_from_row
+from fsbarge.core.events import SUBSCRIBED_EVENTS, from_headers
+from fsbarge.core.wire import BadFrame, Frame, FrameReader, decode, parse_plain
 from tests.captures import captures_dir, scenarios, snapshots
 
 SCENARIOS = scenarios()
@@ -161,7 +161,7 @@ def test_subscription_covers_every_event_the_daemon_reads() -> None:
 
 
 def _lasting(table: ChannelTable) -> dict:
-    from fsbarge.events import INSTANT_APPS
+    from fsbarge.core.events import INSTANT_APPS
 
     view = {}
     for uuid, row in _view(table.channels.values()).items():
@@ -174,7 +174,7 @@ def _lasting(table: ChannelTable) -> dict:
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=IDS)
 def test_dropping_instant_app_events_changes_nothing_tracked(scenario: Path) -> None:
     """The fast path skips set/export/hash... execute events; the mirror must not notice."""
-    from fsbarge.events import from_plain
+    from fsbarge.core.events import from_plain
 
     full, fast = ChannelTable("a"), ChannelTable("b")
     skipped = 0

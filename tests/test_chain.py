@@ -8,9 +8,9 @@ import json
 
 from sqlalchemy import Engine, text
 
-from fsbarge.db.migrations import downgrade, upgrade
+from fsbarge.store.migrate import downgrade, upgrade
 
-from fsbarge.chain import GENESIS_PREV, Verifier, body_of, entry_hash
+from fsbarge.core.chain import GENESIS_PREV, Verifier, body_of, entry_hash
 from fsbarge.cli import main
 from fsbarge.store.audit_apply import AuditStore
 from fsbarge.store.audit_chain import chain_head, verify_chain

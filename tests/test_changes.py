@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from fsbarge.changes import (
+from fsbarge.core.changes import (
     Closed, Damaged, Decided, HelpClosed, HelpOpened, ModeAdded, NodeSeen, Opened, Other, from_line, malformed, to_line,
     with_seq,
 )
-from fsbarge.journal import encode_line
+from fsbarge.daemon.journal import encode_line
 
 RECORD = {"node": "pbx1", "supervisor": "1002", "supervisor_uuid": "s-1", "outcome": "active", "started_at": 1.0}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fsbarge.channels import ChannelTable, channel_from_row
+from fsbarge.core.channels import ChannelTable, channel_from_row
 from tests.factories import AGENT, CUSTOMER, call_events, ev, hangup
 
 
@@ -106,7 +106,7 @@ def test_resync_closes_channels_that_vanished_while_disconnected() -> None:
 
 def test_a_show_channels_row_says_whether_eavesdrop_still_runs() -> None:
     """The application column keeps naming eavesdrop after it returned; the L16 read codec does not."""
-    from fsbarge.channels import channel_from_row
+    from fsbarge.core.channels import channel_from_row
 
     row = {"uuid": "s", "callstate": "ACTIVE", "application": "eavesdrop", "application_data": "t"}
     assert channel_from_row({**row, "read_codec": "L16"}).still_eavesdropping

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from fsbarge.db.engine import make_engine
-from fsbarge.db.migrations import current_revision, head_revision, is_up_to_date, upgrade
-from fsbarge.auditview import CSV_FIELDS, RECORD_FIELDS
+from fsbarge.store.engine import make_engine
+from fsbarge.store.migrate import current_revision, head_revision, is_up_to_date, upgrade
+from fsbarge.read.auditview import CSV_FIELDS, RECORD_FIELDS
 from fsbarge.cli import main
-from fsbarge.quarantine import Quarantine, quarantine_path, read_entries
+from fsbarge.daemon.quarantine import Quarantine, quarantine_path, read_entries
 from fsbarge.config import DEFAULT_CONFIG_PATH
 from tests.store_factories import AuditWriter
 from tests.e2e import ROOT, WAIT, write_config
@@ -271,7 +271,7 @@ def test_check_config_prints_each_warning_on_one_stderr_line_and_still_succeeds(
 def test_only_the_state_directory_systemd_creates_may_be_missing() -> None:
     """/var/lib/fsbarge is created by systemd (StateDirectory=) before the daemon starts: a note,
     not an error, when check-config runs before the first start; any other directory is an error."""
-    from fsbarge.preflight import directory_problem
+    from fsbarge.daemon.preflight import directory_problem
 
     assert directory_problem("/var/lib/fsbarge/fsbarge.db", "database", isdir=lambda d: True) is None
     note, fatal = directory_problem("/var/lib/fsbarge/fsbarge.db", "database", isdir=lambda d: False)

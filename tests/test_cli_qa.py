@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert
 
-from fsbarge.db.engine import make_engine
-from fsbarge.db.migrations import upgrade
+from fsbarge.store.engine import make_engine
+from fsbarge.store.migrate import upgrade
 from fsbarge.cli import main
-from fsbarge.models import help_requests
+from fsbarge.store.models import help_requests
 from tests.audit_fill import T0, Planned, fill
 from tests.e2e import ROOT
 
@@ -186,7 +186,7 @@ def test_the_readme_csv_example_has_the_real_columns(run) -> None:
     import csv
     import io
 
-    from fsbarge.auditview import CSV_FIELDS
+    from fsbarge.read.auditview import CSV_FIELDS
 
     header, row = _readme_block("$ fsbarge audit list --format csv --limit 1")
     assert header == run("audit", "list", "--format", "csv", "--limit", "1")[1].splitlines()[0] == ",".join(CSV_FIELDS)
@@ -200,7 +200,7 @@ def test_every_example_in_the_help_texts_parses() -> None:
     import re
     import shlex
 
-    from fsbarge import clitext
+    from fsbarge.cli import texts as clitext
     from fsbarge.cli import parser as cli
 
     examples = [line.strip() for name in clitext.__all__ for line in getattr(clitext, name).splitlines()

@@ -3,8 +3,8 @@ record, whatever happens to the call between the nodes."""
 
 from __future__ import annotations
 
-from fsbarge.barge import AddMode, Execute, OpenAudit
-from fsbarge.crossnode import Claim, CrossNode, Ticket, dial_string
+from fsbarge.core.barge import AddMode, Execute, OpenAudit
+from fsbarge.core.crossnode import Claim, CrossNode, Ticket, dial_string
 from tests.factories import AGENT, ERROR_TONE, SUP, Rig, bug, complete, dtmf, ev, execute, hangup, park
 
 B_LEG = "b0000000-0000-0000-0000-0000000bleg"  # the supervisor's call as it arrives on pbx2

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from fsbarge.db.engine import make_engine, writer
-from fsbarge.db.errors import DatabaseError
-from fsbarge.db.migrations import MIGRATIONS_DIR, SCHEMA_HEAD, current_revision, downgrade, ensure_up_to_date, head_revision, is_up_to_date, upgrade
+from fsbarge.store.engine import make_engine, writer
+from fsbarge.store.errors import DatabaseError
+from fsbarge.store.migrate import MIGRATIONS_DIR, SCHEMA_HEAD, current_revision, downgrade, ensure_up_to_date, head_revision, is_up_to_date, upgrade
 from fsbarge.store.audit_apply import AuditStore
 from fsbarge.store.channel_mirror import ChannelStore
 from tests.store_factories import AuditWriter
@@ -199,8 +199,8 @@ def test_a_second_process_gets_database_is_locked_while_this_one_writes(
 ) -> None:
     code = (
         "import sys\n"
-        "from fsbarge.db.engine import make_engine\n"
-        "from fsbarge.db.errors import DatabaseError\n"
+        "from fsbarge.store.engine import make_engine\n"
+        "from fsbarge.store.errors import DatabaseError\n"
         "from fsbarge.store.channel_mirror import ChannelStore\n"
         "eng = make_engine(sys.argv[1], busy_timeout_ms=100)\n"
         "print(len(ChannelStore(eng).list()))\n"
@@ -270,7 +270,7 @@ def test_an_unknown_migration_target_is_a_database_error(blank_url: str) -> None
 
 
 def test_migrations_dir_is_inside_the_package() -> None:
-    assert MIGRATIONS_DIR == Path(__file__).resolve().parent.parent / "fsbarge" / "migrations"
+    assert MIGRATIONS_DIR == Path(__file__).resolve().parent.parent / "fsbarge" / "store" / "migrations"
 
 
 def test_the_readers_schema_head_is_the_newest_migration() -> None:
@@ -380,7 +380,7 @@ def test_postgresql_takes_a_second_writer_where_sqlite_takes_one(pg_url: str) ->
     engine = make_engine(pg_url)
     code = (
         "import sys\n"
-        "from fsbarge.db.engine import make_engine\n"
+        "from fsbarge.store.engine import make_engine\n"
         "from fsbarge.store.channel_mirror import ChannelStore\n"
         "eng = make_engine(sys.argv[1], busy_timeout_ms=2000)\n"
         "ChannelStore(eng).apply('pbx1', [{'uuid': 'from-child'}], [])\n"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from fsbarge.db.engine import make_engine, parse_url
-from fsbarge.db.errors import DatabaseError, NOT_INITIALISED
-from fsbarge.db.migrations import SCHEMA_HEAD
+from fsbarge.store.engine import make_engine, parse_url
+from fsbarge.store.errors import DatabaseError, NOT_INITIALISED
+from fsbarge.store.migrate import SCHEMA_HEAD
 from fsbarge.store.audit_apply import AuditStore
 from tests.e2e import cli, write_config
 

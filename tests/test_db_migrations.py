@@ -8,10 +8,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from fsbarge.db.engine import make_engine
-from fsbarge.db.errors import DatabaseError
-from fsbarge.db.migrations import alembic_config, current_revision, downgrade, is_up_to_date, upgrade
-from fsbarge.models import Base
+from fsbarge.store.engine import make_engine
+from fsbarge.store.errors import DatabaseError
+from fsbarge.store.migrate import alembic_config, current_revision, downgrade, is_up_to_date, upgrade
+from fsbarge.store.models import Base
 from fsbarge.store.audit_apply import AuditStore
 from fsbarge.store.channel_mirror import ChannelStore
 from tests.store_factories import AuditWriter

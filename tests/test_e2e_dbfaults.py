@@ -19,11 +19,11 @@ from pathlib import Path
 import gevent
 import pytest
 
-from fsbarge.db.engine import make_engine
-from fsbarge.db.migrations import upgrade
-from fsbarge.db.readers import open_reader
+from fsbarge.store.engine import make_engine
+from fsbarge.store.migrate import upgrade
+from fsbarge.store.readers import open_reader
 from fsbarge.logs import configure_logging
-from fsbarge.offload import blocking, database_pool
+from fsbarge.daemon.offload import blocking, database_pool
 from fsbarge.sim import FreeSwitchSim
 from tests.anyone import python_for_anyone
 from tests.e2e import InProcessDaemon, audit_json, cli, wait_until, write_config
@@ -157,7 +157,7 @@ def _records(config: Path) -> list[dict]:
     """The audit as `audit list` shows it, read in this process: a CLI subprocess a few times a
     second would block this process's hub, where the simulator runs."""
     from fsbarge.config import load_config
-    from fsbarge.records import AuditFilter, list_records
+    from fsbarge.read.records import AuditFilter, list_records
 
     engine = open_reader(load_config(str(config)).database.url)
     try:

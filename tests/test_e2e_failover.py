@@ -1,4 +1,4 @@
-"""Two daemons, one PostgreSQL database, one owner per node (fsbarge.ownership).
+"""Two daemons, one PostgreSQL database, one owner per node (fsbarge.daemon.ownership).
 
 The owner is SIGKILLed (and, separately, cut off from the database) in the middle of
 interventions, with a feature code dialled during the hand-over: the other instance takes the
@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from fsbarge.auditview import to_ms
+from fsbarge.read.auditview import to_ms
 from fsbarge.sim import FreeSwitchSim
 from tests.e2e import DaemonProcess, audit_json, cli, wait_until, write_config
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fsbarge.journal import Journal
+from fsbarge.daemon.journal import Journal
 from fsbarge.logs import configure_logging
 from fsbarge.sim import FreeSwitchSim
 from tests.e2e import InProcessDaemon, cli, wait_until, write_config

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 
 from fsbarge import __version__
-from fsbarge.auditview import to_ms
+from fsbarge.read.auditview import to_ms
 from fsbarge.logs import configure_logging
 from fsbarge.sim import FreeSwitchSim
 from tests.sim_fixtures import sim  # noqa: F401  (fixture)

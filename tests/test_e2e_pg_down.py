@@ -15,8 +15,8 @@ from gevent.server import StreamServer
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
-from fsbarge.db.engine import make_engine, parse_url
-from fsbarge.ownership import LOCK_CLASS
+from fsbarge.store.engine import make_engine, parse_url
+from fsbarge.daemon.ownership import LOCK_CLASS
 from fsbarge.sim import FreeSwitchSim
 from fsbarge.store.audit_apply import AuditStore
 from tests.e2e import InProcessDaemon, wait_until, write_config

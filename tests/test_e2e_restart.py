@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fsbarge.auditview import to_ms
+from fsbarge.read.auditview import to_ms
 from fsbarge.sim import FreeSwitchSim
 from tests.e2e import DaemonProcess, audit_json, cli, wait_until, write_config
 

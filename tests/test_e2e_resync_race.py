@@ -89,7 +89,7 @@ def test_a_hang_up_read_while_the_snapshot_is_taken_says_how_the_intervention_en
     snapshot no longer shows them, and their CHANNEL_HANGUP, read meanwhile, is queued behind the
     resync. It says how the intervention ended (supervisor_hangup, at its time), not a guess
     (daemon_restart). (Found by the fault campaign.)"""
-    from fsbarge import snapshot
+    from fsbarge.daemon import snapshot
 
     config = write_config(tmp_path, sim.port)
     sup = listening_when_the_daemon_stops(sim, config)

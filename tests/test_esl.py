@@ -1,5 +1,5 @@
-"""fsbarge.esl (the supervised Event Socket connection) against the simulator over real TCP, and
-fsbarge.commands (effects -> exact ESL command text).
+"""fsbarge.daemon.esl (the supervised Event Socket connection) against the simulator over real TCP, and
+fsbarge.core.commands (effects -> exact ESL command text).
 
 The simulator runs in this process's gevent hub; every wait is on a condition with a timeout.
 Connect/command timeouts and backoff values are small so that the whole module stays fast.
@@ -20,14 +20,14 @@ from gevent.server import StreamServer
 from structlog.testing import capture_logs
 from tenacity import RetryCallState, Retrying
 
-from fsbarge import commands
-from fsbarge.barge import Execute, SendKey
+from fsbarge.core import commands
+from fsbarge.core.barge import Execute, SendKey
 from fsbarge.config import NodeConfig
-from fsbarge.esl.connection import AuthRejected, CommandTimeout, ConnectError, ConnectionLost
-from fsbarge.esl import link as link_module
-from fsbarge.esl.link import NodeLink, _Backoff
-from fsbarge.esl.session import EslSession
-from fsbarge.events import SUBSCRIBED_EVENTS, Event
+from fsbarge.daemon.esl.connection import AuthRejected, CommandTimeout, ConnectError, ConnectionLost
+from fsbarge.daemon.esl import link as link_module
+from fsbarge.daemon.esl.link import NodeLink, _Backoff
+from fsbarge.daemon.esl.session import EslSession
+from fsbarge.core.events import SUBSCRIBED_EVENTS, Event
 from fsbarge.sim import FreeSwitchSim, malformed
 from tests.e2e import WAIT, wait_until
 from tests.sim_fixtures import sim  # noqa: F401  (the simulator fixture)
@@ -160,7 +160,7 @@ def test_connects_authenticates_and_subscribes_to_exactly_the_events_fsbarge_rea
 
 
 def test_events_reach_on_event_as_typed_events_and_unsubscribed_ones_do_not(sim, start_link) -> None:
-    """A call's subscribed events arrive as fsbarge.events.Event; events fsbarge did not ask for never do."""
+    """A call's subscribed events arrive as fsbarge.core.events.Event; events fsbarge did not ask for never do."""
     rec = Recorder()
     start_link(node_for(sim.port), rec)
     rec.wait_sessions(1)
@@ -677,7 +677,7 @@ def test_stop_while_connected_ends_run_and_closes_the_connection(sim, start_link
         session.api("status")
 
 
-# --------------------------------------------------------------------------- fsbarge.commands
+# --------------------------------------------------------------------------- fsbarge.core.commands
 
 
 SUP = "50000000-0000-0000-0000-000000000sup"

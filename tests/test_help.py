@@ -1,12 +1,12 @@
-"""Help requests, pure (fsbarge.help): who is rung, first answer wins, the ends, the record."""
+"""Help requests, pure (fsbarge.core.help): who is rung, first answer wins, the ends, the record."""
 
 from __future__ import annotations
 
 import itertools
 
-from fsbarge.barge import AddMode, Execute, MixTone, OpenAudit
-from fsbarge.events import Event
-from fsbarge.help import BIND_HELP_KEY, BIND_HELP_KEY_CALLER, CloseHelp, DueAt, HelpDesk, HelpTones, Kill, OpenHelp, Originate
+from fsbarge.core.barge import AddMode, Execute, MixTone, OpenAudit
+from fsbarge.core.events import Event
+from fsbarge.core.help import BIND_HELP_KEY, BIND_HELP_KEY_CALLER, CloseHelp, DueAt, HelpDesk, HelpTones, Kill, OpenHelp, Originate
 
 from .factories import AGENT, CUSTOMER, Rig, bug, call_events, ev, execute, hangup
 

@@ -12,9 +12,9 @@ import urllib.parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fsbarge.barge import OpenAudit
-from fsbarge.events import from_plain
-from fsbarge.wire import MAX_FRAME_BYTES, BadFrame, Frame, FrameReader, ProtocolError
+from fsbarge.core.barge import OpenAudit
+from fsbarge.core.events import from_plain
+from fsbarge.core.wire import MAX_FRAME_BYTES, BadFrame, Frame, FrameReader, ProtocolError
 from tests.factories import SUP, Rig, call_events
 
 FAST = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])

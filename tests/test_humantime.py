@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from fsbarge.db.engine import make_engine
-from fsbarge.db.migrations import upgrade
+from fsbarge.store.engine import make_engine
+from fsbarge.store.migrate import upgrade
 from fsbarge.cli import main
-from fsbarge.humantime import duration
+from fsbarge.read.humantime import duration
 from tests.audit_fill import T0, Planned, fill
 
 
@@ -62,7 +62,7 @@ def test_a_record_of_11m18_6s_reads_the_same_in_the_list_the_stats_and_the_repor
 def test_a_zone_shows_moments_with_their_offset_and_reads_typed_times_in_itself() -> None:
     from datetime import datetime
 
-    from fsbarge.humantime import UTC, zone
+    from fsbarge.read.humantime import UTC, zone
 
     paris = zone("Europe/Paris")
     assert UTC.moment("2026-07-01T10:00:00.250Z") == "2026-07-01T10:00:00.250Z"

@@ -9,10 +9,10 @@ from typing import Any
 import structlog
 from structlog.testing import capture_logs
 
-from fsbarge.changes import Change, Closed, ModeAdded, Opened
-from fsbarge.help import HelpDesk, HelpTones
-from fsbarge.interpreter import EffectInterpreter
-from fsbarge.journal import JournalError
+from fsbarge.core.changes import Change, Closed, ModeAdded, Opened
+from fsbarge.core.help import HelpDesk, HelpTones
+from fsbarge.daemon.interpreter import EffectInterpreter
+from fsbarge.daemon.journal import JournalError
 
 from .factories import SUP, Rig, bug, dtmf, execute, hangup, park
 

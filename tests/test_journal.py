@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fsbarge.health import Health
-from fsbarge.journal import Journal, JournalError, _encode
+from fsbarge.daemon.health import Health
+from fsbarge.daemon.journal import Journal, JournalError, _encode
 from tests.fullfs import DiskFull, disk_full, tmpfs_full  # noqa: F401  (fixture)
 
 

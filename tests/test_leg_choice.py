@@ -6,8 +6,8 @@ README for the real FreeSWITCH behaviour behind them).
 
 from __future__ import annotations
 
-from fsbarge.barge import OpenAudit
-from fsbarge.channels import ChannelTable
+from fsbarge.core.barge import OpenAudit
+from fsbarge.core.channels import ChannelTable
 from tests.factories import Rig, ev, park
 
 

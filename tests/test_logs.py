@@ -81,9 +81,9 @@ def test_json_is_the_default_on_a_non_terminal_stream_and_console_on_a_terminal(
 
 def test_console_mode_renders_readable_key_values():
     stream = configured(json=False)
-    get_logger("fsbarge.esl").info("connected", node="pbx1", uuid="e8ba682b", password=SECRET)
+    get_logger("fsbarge.daemon.esl").info("connected", node="pbx1", uuid="e8ba682b", password=SECRET)
     line = stream.getvalue()
-    assert "connected" in line and "[info" in line and "[fsbarge.esl]" in line
+    assert "connected" in line and "[info" in line and "[fsbarge.daemon.esl]" in line
     assert "node=pbx1" in line and "uuid=e8ba682b" in line and "password=***" in line
     assert SECRET not in line
     assert "\x1b[" not in line  # no colour codes when the stream is not a terminal
@@ -261,7 +261,7 @@ def test_alembic_chatter_is_silenced_at_start():
     code = (
         "import io, sys\n"
         "from fsbarge.logs import configure_logging\n"
-        "from fsbarge.db.migrations import upgrade\n"
+        "from fsbarge.store.migrate import upgrade\n"
         "out = io.StringIO()\n"
         "configure_logging('info', stream=out, json=True)\n"
         "upgrade('sqlite://')\n"

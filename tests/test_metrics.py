@@ -18,11 +18,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from fsbarge.db.engine import make_engine
-from fsbarge.db.migrations import upgrade
+from fsbarge.store.engine import make_engine
+from fsbarge.store.migrate import upgrade
 from fsbarge.config import ConfigError, parse_config
-from fsbarge.counts import NodeCounts
-from fsbarge.metrics import DaemonCollector, start_metrics
+from fsbarge.daemon.counts import NodeCounts
+from fsbarge.daemon.metrics import DaemonCollector, start_metrics
 from fsbarge.sim import FreeSwitchSim
 from fsbarge.store.channel_mirror import ChannelStore
 from tests.audit_fill import fill, plan
@@ -116,7 +116,7 @@ class _Daemon:
     """What DaemonCollector reads of a daemon: its per-node counts and its journal."""
 
     def __init__(self, counts: dict[str, NodeCounts], backlog: int) -> None:
-        from fsbarge.health import Health
+        from fsbarge.daemon.health import Health
 
         self.counts = counts
         self.journal = type("J", (), {"backlog": backlog})()

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from fsbarge.barge import NOTIFY_LIMIT, AddMode, Execute, MixTone, StopTone, Tones
-from fsbarge.commands import mix_tone, stop_tone, to_command
+from fsbarge.core.barge import NOTIFY_LIMIT, AddMode, Execute, MixTone, StopTone, Tones
+from fsbarge.core.commands import mix_tone, stop_tone, to_command
 from fsbarge.config import ConfigError, TeamConfig, load_config
-from fsbarge.intervention import Intervention
-from fsbarge.notify import Notifier
-from fsbarge.policy import Policy
+from fsbarge.core.intervention import Intervention
+from fsbarge.core.notify import Notifier
+from fsbarge.core.policy import Policy
 
 from .factories import AGENT, CUSTOMER, ENDED_TONE, ERROR_TONE, SUP, Rig, bug, dtmf, execute, park
 from .test_barge import of, started

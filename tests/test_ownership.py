@@ -1,8 +1,8 @@
-"""The leases that decide when an instance may act on a node (fsbarge.ownership.Leases, pure)."""
+"""The leases that decide when an instance may act on a node (fsbarge.daemon.ownership.Leases, pure)."""
 
 from __future__ import annotations
 
-from fsbarge.ownership import Leases, lock_key
+from fsbarge.daemon.ownership import Leases, lock_key
 
 
 def test_a_new_lock_is_served_only_after_the_grace_and_stops_when_the_lease_runs_out() -> None:
@@ -42,7 +42,7 @@ def test_the_two_lease_loops_never_start_a_node_twice_while_starting_yields() ->
     """_keep and _fence both apply the leases; starting a node reads the database and yields."""
     import gevent
 
-    from fsbarge.ownership import Ownership
+    from fsbarge.daemon.ownership import Ownership
 
     started: list[str] = []
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fsbarge.db.migrations import MIGRATIONS_DIR, head_revision
+from fsbarge.store.migrate import MIGRATIONS_DIR, head_revision
 from tests.e2e import ROOT
 
 
@@ -47,7 +47,7 @@ def test_the_wheel_holds_the_migrations_and_an_spdx_license(wheel: Path) -> None
     versions = sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("*.py"))
     assert versions, "no migrations found in the checkout"
     for name in ("env.py", "script.py.mako", *(f"versions/{v}" for v in versions)):
-        assert f"fsbarge/migrations/{name}" in names, name
+        assert f"fsbarge/store/migrations/{name}" in names, name
     [metadata] = [n for n in names if n.endswith(".dist-info/METADATA")]
     text = zipfile.ZipFile(wheel).read(metadata).decode()
     assert "License-Expression: MIT" in text
@@ -70,7 +70,7 @@ def test_a_wheel_install_migrates_a_new_database_and_reads_it(wheel: Path, tmp_p
     # no configuration yet (FreeSWITCH nodes, teams): the database URL alone creates the database
     env = {"PATH": "/usr/bin:/bin", "FSBARGE_CONFIG": str(work / "not-written-yet.toml"),
            "FSBARGE_DATABASE_URL": f"sqlite:///{work / 'fsbarge.db'}"}
-    where = subprocess.run([python, "-c", "from fsbarge.db.migrations import MIGRATIONS_DIR; print(MIGRATIONS_DIR)"], cwd=work, env=env,
+    where = subprocess.run([python, "-c", "from fsbarge.store.migrate import MIGRATIONS_DIR; print(MIGRATIONS_DIR)"], cwd=work, env=env,
                            capture_output=True, text=True, timeout=60)
     assert where.stdout.strip().startswith(str(venv)), where.stdout + where.stderr
     proc = subprocess.run([venv / "bin" / "fsbarge", "db", "upgrade"], cwd=work, env=env, capture_output=True, text=True, timeout=120)

@@ -1,4 +1,4 @@
-"""The read side's plain SQL (fsbarge.queries): its columns exist in the models that the migrations
+"""The read side's plain SQL (fsbarge.read.queries): its columns exist in the models that the migrations
 are checked against, and on both backends a read command's own connection (sqlite3 or psycopg,
 no SQLAlchemy) and a SQLAlchemy Connection get exactly the rows that SQLAlchemy's typed tables
 give for the same question."""
@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Boolean, Column, DateTime, Engine, Integer, MetaData, String, Table, exists, false, func, insert, or_, select
 
-from fsbarge import models, queries, sqlread
-from fsbarge.db.engine import make_engine
-from fsbarge.db.errors import DatabaseError
-from fsbarge.models import UtcDateTime
+from fsbarge.store import models
+from fsbarge.read import queries, sqlread
+from fsbarge.store.engine import make_engine
+from fsbarge.store.errors import DatabaseError
+from fsbarge.store.models import UtcDateTime
 from tests.audit_fill import DAY, T0, fill, plan
 
 COLUMNS = [
@@ -95,7 +96,7 @@ def filled(db_url: str) -> Iterator[tuple[str, Engine]]:
 
 
 def reference_interventions(conn: Any, where: queries.AuditFilter, limit: int | None, offset: int) -> list[tuple[dict, list]]:
-    """The question asked through SQLAlchemy's typed tables (as fsbarge.queries did before)."""
+    """The question asked through SQLAlchemy's typed tables (as fsbarge.read.queries did before)."""
     i, m = models.interventions, models.mode_changes
     stmt = select(*[i.c[n] for n in queries.INTERVENTION_COLUMNS])
     for name in ("supervisor", "agent", "node", "outcome"):

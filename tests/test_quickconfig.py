@@ -1,4 +1,4 @@
-"""fsbarge.quickconfig reads `[database] url` for the read commands without the configuration
+"""fsbarge.read.quickconfig reads `[database] url` for the read commands without the configuration
 module: for every file it either says exactly what fsbarge.config says, or leaves the file to it."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fsbarge import quickconfig
+from fsbarge.read import quickconfig
 from fsbarge.config import ConfigError, load_database_url
 
 FILES = {

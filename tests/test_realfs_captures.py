@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from fsbarge.barge import AddMode, OpenAudit
-from fsbarge.channels import ChannelTable, channel_from_row
-from fsbarge.crossnode import CrossNode, Ticket
-from fsbarge.events import SUBSCRIBED_EVENTS, from_plain
-from fsbarge.wire import BadFrame, Frame, FrameReader, decode, parse_plain
+from fsbarge.core.barge import AddMode, OpenAudit
+from fsbarge.core.channels import ChannelTable, channel_from_row
+from fsbarge.core.crossnode import CrossNode, Ticket
+from fsbarge.core.events import SUBSCRIBED_EVENTS, from_plain
+from fsbarge.core.wire import BadFrame, Frame, FrameReader, decode, parse_plain
 from tests.factories import Rig
 
 HERE = Path(__file__).resolve().parent / "fixtures" / "realfs-captures"

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from fsbarge.db.engine import make_engine
-from fsbarge.db.migrations import upgrade
+from fsbarge.store.engine import make_engine
+from fsbarge.store.migrate import upgrade
 from fsbarge.cli import main
 from tests.audit_fill import fill, plan
 from tests.e2e import write_config
@@ -300,7 +300,7 @@ def test_long_periods_are_drawn_per_week_with_the_numbers_of_audit_stats(long_re
 
 
 def test_periods_are_days_then_weeks_then_months() -> None:
-    from fsbarge.charts import periods
+    from fsbarge.read.charts import periods
 
     assert periods({}) == ("day", [])
     unit, rows = periods({"2026-11-02": {"completed": 1}, "2026-11-04": {"denied": 2}})
@@ -315,7 +315,7 @@ def test_periods_are_days_then_weeks_then_months() -> None:
 def test_time_in_a_gap_has_its_own_column_and_colour() -> None:
     """`unknown` time (the daemon was down or cut off while an intervention ran) is a column of the
     tables and a grey series of the team chart, with its legend entry; absent, neither shows."""
-    from fsbarge.report import MODE_COLOURS, build_report
+    from fsbarge.read.report import MODE_COLOURS, build_report
 
     rec = {"id": 1, "agent": "1000", "supervisor": "1002", "outcome": "completed", "started_at": "2026-11-03T10:00:00.000Z",
            "ended_at": "2026-11-03T10:01:00.000Z", "seconds_by_mode": {"whisper": 50.0, "unknown": 10.0}}

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from fsbarge.barge import AddMode, CloseAudit, Execute, SendKey
-from fsbarge.channels import channel_from_row
-from fsbarge.resync import Plan, freeswitch_restarted, plan
+from fsbarge.core.barge import AddMode, CloseAudit, Execute, SendKey
+from fsbarge.core.channels import channel_from_row
+from fsbarge.core.resync import Plan, freeswitch_restarted, plan
 
 from .factories import AGENT, ENDED_TONE, ERROR_TONE, SUP, Rig, bug, dtmf, execute, hangup, park
 

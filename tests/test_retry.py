@@ -1,10 +1,10 @@
-"""fsbarge.retry: the one backoff every retry in fsbarge uses (the link, the database writers, webhooks)."""
+"""fsbarge.daemon.retry: the one backoff every retry in fsbarge uses (the link, the database writers, webhooks)."""
 
 from __future__ import annotations
 
 import pytest
 
-from fsbarge.retry import Backoff
+from fsbarge.daemon.retry import Backoff
 
 
 @pytest.mark.parametrize("first, cap", [(0.05, 5.0), (0.5, 30.0), (10.0, 900.0)])

@@ -11,16 +11,16 @@ import pytest
 from sqlalchemy import text
 from structlog.testing import capture_logs
 
-from fsbarge.db.engine import make_engine
-from fsbarge.db.errors import DatabaseError
-from fsbarge.db.migrations import upgrade
+from fsbarge.store.engine import make_engine
+from fsbarge.store.errors import DatabaseError
+from fsbarge.store.migrate import upgrade
 from fsbarge.cli import main
-from fsbarge.health import Health
-from fsbarge.journal import Journal
-from fsbarge.mirror import Mirror
-from fsbarge.offload import Retrier
-from fsbarge.records import get_help_request
-from fsbarge.shipper import Shipper
+from fsbarge.daemon.health import Health
+from fsbarge.daemon.journal import Journal
+from fsbarge.daemon.mirror import Mirror
+from fsbarge.daemon.offload import Retrier
+from fsbarge.read.records import get_help_request
+from fsbarge.daemon.shipper import Shipper
 from fsbarge.store.audit_apply import AuditStore
 from fsbarge.store.audit_chain import journal_damage, verify_chain
 from tests.e2e import wait_until

@@ -10,8 +10,8 @@ events of the legs involved, on each node, and the clues of the call as it arriv
 
 from __future__ import annotations
 
-from fsbarge.commands import sendmsg
-from fsbarge.crossnode import dial_string
+from fsbarge.core.commands import sendmsg
+from fsbarge.core.crossnode import dial_string
 from fsbarge.sim import FreeSwitchSim
 from tests.sim_fixtures import EslClient, PlainEvent, named
 from tests.test_sim_fidelity_realfs import captured, monitor

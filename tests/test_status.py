@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from fsbarge import queries
-from fsbarge.db.engine import make_engine
-from fsbarge.db.migrations import upgrade
-from fsbarge.db.readers import open_reader
+from fsbarge.read import queries
+from fsbarge.store.engine import make_engine
+from fsbarge.store.migrate import upgrade
+from fsbarge.store.readers import open_reader
 from fsbarge.cli import main
 from fsbarge.sim import FreeSwitchSim
-from fsbarge.status import EXIT, HEARTBEAT_STALE_SECONDS, assess
+from fsbarge.read.status import EXIT, HEARTBEAT_STALE_SECONDS, assess
 from fsbarge.store.channel_mirror import ChannelStore
 from tests.store_factories import AuditWriter
 from tests.e2e import ROOT, WAIT, InProcessDaemon, cli, wait_until, write_config

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
-from fsbarge import auditview
-from fsbarge.db.engine import make_engine, writer
+from fsbarge.read import auditview
+from fsbarge.store.engine import make_engine, writer
 from fsbarge.store.audit_apply import AuditStore
 from tests.store_factories import AuditWriter
 
@@ -319,8 +319,8 @@ def test_listed_records_are_the_same_as_get(audit: AuditWriter, history: dict[st
 
 _CLI_READER = """
 import sys
-from fsbarge import auditview
-from fsbarge.db.engine import make_engine
+from fsbarge.read import auditview
+from fsbarge.store.engine import make_engine
 from fsbarge.store.audit_apply import AuditStore
 eng = make_engine(sys.argv[1], busy_timeout_ms=100)
 print(auditview.render_json(AuditStore(eng).list()))

@@ -10,7 +10,7 @@ import time
 import pytest
 from sqlalchemy import Engine
 
-from fsbarge.db.engine import writer
+from fsbarge.store.engine import writer
 from fsbarge.store.channel_mirror import CHANNEL_COLUMNS, ChannelStore
 
 T0 = 1795000000.0  # 2026-11-18T11:06:40Z
@@ -174,7 +174,7 @@ def test_set_node_status_creates_and_updates_only_the_given_fields(store: Channe
 
 _READER = """
 import json, sys
-from fsbarge.db.engine import make_engine
+from fsbarge.store.engine import make_engine
 from fsbarge.store.channel_mirror import ChannelStore
 eng = make_engine(sys.argv[1], busy_timeout_ms=100)
 rows = ChannelStore(eng).list()

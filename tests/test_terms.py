@@ -6,7 +6,8 @@ from typing import get_args
 
 import pytest
 
-from fsbarge import auditstats, terms
+from fsbarge.read import auditstats
+from fsbarge.core import terms
 
 
 @pytest.mark.parametrize(("literal", "values"), [

@@ -1,4 +1,4 @@
-"""fsbarge.texttable draws a table exactly as tabulate does: generated tables of the kinds fsbarge
+"""fsbarge.read.texttable draws a table exactly as tabulate does: generated tables of the kinds fsbarge
 prints (and of kinds it hands back to tabulate) compared character for character."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tabulate import tabulate as reference
 
-from fsbarge import texttable
+from fsbarge.read import texttable
 
 # cells like fsbarge's (extensions, uuids, times, "-", empty, None, ints) and the awkward ones the
 # fast path must hand to tabulate (numbers that are not plain integers, padding, newlines, non-ASCII)

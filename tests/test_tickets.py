@@ -1,4 +1,4 @@
-"""Cross-node tickets in the database (fsbarge.tickets), on SQLite and PostgreSQL: one winner
+"""Cross-node tickets in the database (fsbarge.daemon.tickets), on SQLite and PostgreSQL: one winner
 between the claim of the agent's node and the revoke of the supervisor's node."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
-from fsbarge.crossnode import Claim, CrossNode, Ticket, TicketError
+from fsbarge.core.crossnode import Claim, CrossNode, Ticket, TicketError
 from fsbarge.store.channel_mirror import ChannelStore
-from fsbarge.tickets import TicketStore
+from fsbarge.daemon.tickets import TicketStore
 
 NOW = 1_800_000_000.0
 

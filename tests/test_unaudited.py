@@ -1,4 +1,4 @@
-"""What a batch of effects becomes when the audit journal cannot take its changes (fsbarge.unaudited)."""
+"""What a batch of effects becomes when the audit journal cannot take its changes (fsbarge.core.unaudited)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from fsbarge.barge import AddMode, CloseAudit, Execute, MixTone, OpenAudit, SendKey
-from fsbarge.help import CloseHelp, DueAt, HelpDesk, HelpTones, OpenHelp, Originate
-from fsbarge.unaudited import Refused, Undone, journal_unavailable
+from fsbarge.core.barge import AddMode, CloseAudit, Execute, MixTone, OpenAudit, SendKey
+from fsbarge.core.help import CloseHelp, DueAt, HelpDesk, HelpTones, OpenHelp, Originate
+from fsbarge.core.unaudited import Refused, Undone, journal_unavailable
 
 from .factories import AGENT, ERROR_TONE, SUP, Rig, bug, dtmf, execute, hangup, park
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fsbarge.config import load_config
-from fsbarge.daemon import WATCHDOG_ROUND, Daemon, watchdog_period
+from fsbarge.daemon.root import WATCHDOG_ROUND, Daemon, watchdog_period
 from tests.e2e import wait_until, write_config
 from tests.sim_fixtures import sim  # noqa: F401  (fixture)
 

@@ -11,16 +11,16 @@ from typing import Any
 
 import pytest
 
-from fsbarge import queries, records
-from fsbarge.db.engine import make_engine
-from fsbarge.db.errors import DatabaseError
+from fsbarge.read import queries, records
+from fsbarge.store.engine import make_engine
+from fsbarge.store.errors import DatabaseError
 from fsbarge.cli import main
 from fsbarge.config import WebhookConfig
-from fsbarge.outbox import Outbox, delivery_id, event_of
+from fsbarge.daemon.outbox import Outbox, delivery_id, event_of
 from fsbarge.store.audit_apply import AuditStore
 from fsbarge.store.webhook_deliveries import WebhookStore
 from tests.store_factories import AuditWriter
-from fsbarge.webhooks import BackoffPolicy, ReceiverLoop, heads, next_state, sign, sign_timestamped
+from fsbarge.daemon.webhooks import BackoffPolicy, ReceiverLoop, heads, next_state, sign, sign_timestamped
 from tests.webhook_receiver import Receiver, free_port, readme_verified
 
 from .test_journal import close, mode, opened
@@ -401,7 +401,7 @@ def test_a_secret_from_the_environment_is_used_hidden_and_redacted_from_logs() -
 
     config = parse_config(BASE + '[[webhooks]]\nurl = "https://crm.example/h"\nsecret_env = "HOOK"\n', "f.toml", {"HOOK": LEAKY})
     [w] = config.webhooks
-    from fsbarge.terms import WEBHOOK_EVENTS
+    from fsbarge.core.terms import WEBHOOK_EVENTS
 
     assert (w.secret, w.events, w.timeout) == (LEAKY, WEBHOOK_EVENTS, 10.0)  # all events by default
     assert LEAKY not in repr(config) and LEAKY in config.all_passwords()

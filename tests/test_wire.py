@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fsbarge.events import from_plain
-from fsbarge.wire import BadFrame, Frame, FrameReader, ProtocolError, decode, parse_plain
+from fsbarge.core.events import from_plain
+from fsbarge.core.wire import BadFrame, Frame, FrameReader, ProtocolError, decode, parse_plain
 from tests.captures import captures  # noqa: F401  (fixture)
 
 

@@ -13,8 +13,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from .errors import CommandError, UsageError
-from .parser import _build_parser, _resolve_times
+from fsbarge.cli.errors import CommandError, UsageError
+from fsbarge.cli.parser import _build_parser, _resolve_times
 
 __all__ = ["main"]
 
@@ -23,7 +23,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 def _handler(args: argparse.Namespace) -> Handler:
     """The function of the (sub-)command the arguments name."""
-    from . import admin, read
+    from fsbarge.cli import admin, read
 
     whole: dict[str, Handler] = {
         "run": admin.run, "check-config": admin.check_config, "db": admin.db,

@@ -10,14 +10,14 @@ import os
 import sys
 from typing import Any
 
-from .errors import CommandError, UsageError
-from .sources import MAX_ID, configuration, reader_engine, source_of, url_of
+from fsbarge.cli.errors import CommandError, UsageError
+from fsbarge.cli.sources import MAX_ID, configuration, reader_engine, source_of, url_of
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..daemon import Daemon, InstanceConflict
-    from ..logs import configure_logging, get_logger
-    from ..preflight import check_paths
+    from fsbarge.daemon.root import Daemon, InstanceConflict
+    from fsbarge.logs import configure_logging, get_logger
+    from fsbarge.daemon.preflight import check_paths
 
     config = configuration(args)
     notes = check_paths(config)
@@ -45,7 +45,7 @@ def _start_metrics(config: Any, daemon: Any) -> Any:
     """The [metrics] endpoint (None when off); a port that cannot be bound stops the start."""
     if config.metrics.listen is None:
         return None
-    from ..metrics import start_metrics
+    from fsbarge.daemon.metrics import start_metrics
 
     host, port = config.metrics.listen
     try:
@@ -55,10 +55,10 @@ def _start_metrics(config: Any, daemon: Any) -> Any:
 
 
 def check_config(args: argparse.Namespace) -> int:
-    from ..config import ENV_DATABASE_URL, ConfigError
-    from ..db.engine import check_driver
-    from ..db.errors import DatabaseError
-    from ..preflight import check_paths
+    from fsbarge.config import ENV_DATABASE_URL, ConfigError
+    from fsbarge.store.engine import check_driver
+    from fsbarge.store.errors import DatabaseError
+    from fsbarge.daemon.preflight import check_paths
 
     config = configuration(args)
     try:
@@ -80,9 +80,9 @@ def check_config(args: argparse.Namespace) -> int:
 def db(args: argparse.Namespace) -> int:
     """`db upgrade` also checks that the tables of the revision it reports are there: a dropped
     table is damage to an audit database, said precisely, and repaired only on `db repair`."""
-    from ..db.engine import make_engine
-    from ..db.migrations import check_intact, current_revision, repair, upgrade
-    from ..preflight import database_problem
+    from fsbarge.store.engine import make_engine
+    from fsbarge.store.migrate import check_intact, current_revision, repair, upgrade
+    from fsbarge.daemon.preflight import database_problem
 
     url, path, key = source_of(args)
     found = database_problem(url)
@@ -91,7 +91,7 @@ def db(args: argparse.Namespace) -> int:
         if fatal:
             if path is None:
                 raise UsageError(f"{key}: {problem}")
-            from ..config import ConfigError
+            from fsbarge.config import ConfigError
 
             raise ConfigError(path, key, problem)
     engine = make_engine(url)
@@ -116,19 +116,19 @@ def audit_quarantine(args: argparse.Namespace) -> int:
     """`list`: what the shipper set aside beside the journal; `retry`: apply it (exit 1 if some
     still fails). Needs the configuration: the journal's path, and for a retry the database and
     the webhooks (a change applied now is announced like any other)."""
-    from ..quarantine import quarantine_path, read_entries
+    from fsbarge.daemon.quarantine import quarantine_path, read_entries
 
     config = configuration(args)
     path = quarantine_path(config.journal.path)
     if args.quarantine_command == "list":
-        from ..quarantineview import render_quarantine
+        from fsbarge.read.quarantineview import render_quarantine
 
         print(render_quarantine(read_entries(path), args.format))
         return 0
-    from ..db.engine import make_engine
-    from ..outbox import Outbox
-    from ..quarantine import Quarantine, retry
-    from ..store.audit_apply import AuditStore
+    from fsbarge.store.engine import make_engine
+    from fsbarge.daemon.outbox import Outbox
+    from fsbarge.daemon.quarantine import Quarantine, retry
+    from fsbarge.store.audit_apply import AuditStore
 
     if not read_entries(path):
         print("nothing is quarantined")
@@ -152,11 +152,11 @@ def help_request(args: argparse.Namespace) -> int:
     """Find the agent's call in the daemon's mirror and send its node the event a *9 sends."""
     import time
 
-    from ..esl.connection import ConnectError
-    from ..esl.session import send_once
-    from ..queries import list_channels
-    from ..sqlread import open_read
-    from ..status import live_nodes
+    from fsbarge.daemon.esl.connection import ConnectError
+    from fsbarge.daemon.esl.session import send_once
+    from fsbarge.read.queries import list_channels
+    from fsbarge.read.sqlread import open_read
+    from fsbarge.read.status import live_nodes
 
     config = configuration(args)
     agent = args.agent.strip()
@@ -188,8 +188,8 @@ def webhooks_retry(args: argparse.Namespace) -> int:
     """A failed or pending delivery back to pending, due now (the daemon's outbox sends it)."""
     import time
 
-    from ..db.engine import make_engine
-    from ..store.webhook_deliveries import WebhookStore
+    from fsbarge.store.engine import make_engine
+    from fsbarge.store.webhook_deliveries import WebhookStore
 
     reader_engine(args)  # a missing or unmigrated database is the error to report, not a write failure
     if not 0 < args.id <= MAX_ID:

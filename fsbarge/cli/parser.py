@@ -9,13 +9,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from .. import __version__
-from ..clitext import (
+from fsbarge import __version__
+from fsbarge.cli.texts import (
     HELP_DESCRIPTION, HELP_EPILOG, HELP_LIST_EPILOG, LIST_EPILOG, MAIN_EPILOG, REPORT_EPILOG, STATS_EPILOG,
 )
-from ..terms import HELP_OUTCOMES, HISTORY_MODES, OUTCOMES  # light: no third-party imports
-from .errors import UsageError
-from .sources import ENV_DATABASE_URL
+from fsbarge.core.terms import HELP_OUTCOMES, HISTORY_MODES, OUTCOMES  # light: no third-party imports
+from fsbarge.cli.errors import UsageError
+from fsbarge.cli.sources import ENV_DATABASE_URL
 
 TABLE_PAGE = 50  # rows `audit list` shows as a table unless --limit says otherwise
 
@@ -253,7 +253,7 @@ def _hash_arg(text: str) -> str:
 def _time_arg(text: str) -> Any:
     """argparse type: an ISO 8601 date or time, as typed (naive, or with its offset): read in --tz
     once every argument is known (_resolve_times)."""
-    from ..auditview import parse_time
+    from fsbarge.read.auditview import parse_time
 
     try:
         return parse_time(text, keep_offset=True)
@@ -285,7 +285,7 @@ def _add_tz(parser: argparse.ArgumentParser, *, days: bool = False) -> None:
 def _resolve_times(args: argparse.Namespace) -> None:
     """--tz becomes a humantime.Zone (args.zone) and --since/--until naive UTC, read in that zone
     when they carry no offset; a period that ends before it starts is a usage error."""
-    from ..humantime import UTC, zone
+    from fsbarge.read.humantime import UTC, zone
 
     try:
         args.zone = zone(args.tz) if getattr(args, "tz", None) else UTC
@@ -297,7 +297,7 @@ def _resolve_times(args: argparse.Namespace) -> None:
     if until is not None:
         args.until = until = args.zone.to_utc(until)
     if since is not None and until is not None and since >= until:
-        from ..auditview import iso
+        from fsbarge.read.auditview import iso
 
         raise UsageError(f"--since {iso(since)} is not before --until {iso(until)}: nothing can match (--until is exclusive)")
 

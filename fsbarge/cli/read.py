@@ -1,7 +1,7 @@
 """The read commands: the audit (list, show, stats, verify, head), the report, live calls,
 status, help requests and webhook deliveries. They start fast (issue 18: under 150 ms as whole
 processes): everything heavy is imported inside the command that needs it, and the queries run
-on plain sqlite3/psycopg connections (fsbarge.sqlread), never SQLAlchemy; only `audit verify`
+on plain sqlite3/psycopg connections (fsbarge.read.sqlread), never SQLAlchemy; only `audit verify`
 and `audit head`, which read the chain through the store, load it."""
 
 from __future__ import annotations
@@ -11,17 +11,17 @@ import os
 import sys
 from typing import Any
 
-from .errors import CommandError
-from .parser import TABLE_PAGE
-from .sources import MAX_ID, audit_filter, reader_engine, reading, status_file_of
+from fsbarge.cli.errors import CommandError
+from fsbarge.cli.parser import TABLE_PAGE
+from fsbarge.cli.sources import MAX_ID, audit_filter, reader_engine, reading, status_file_of
 
 
 def calls(args: argparse.Namespace) -> int:
     import time
 
-    from ..channelview import render_channels
-    from ..queries import list_channels
-    from ..status import live_nodes
+    from fsbarge.read.channelview import render_channels
+    from fsbarge.read.queries import list_channels
+    from fsbarge.read.status import live_nodes
 
     with reading(args) as conn:
         rows = list_channels(conn, node=args.node)
@@ -41,9 +41,9 @@ def audit_verify(args: argparse.Namespace) -> int:
 
     A damaged journal line the daemon recorded in the chain is said after the ok line, with the
     records rebuilt from their later changes: the chain is intact, but the audit has a known gap."""
-    from ..auditview import iso
-    from ..db.engine import translate_errors
-    from ..store.audit_chain import journal_damage, verify_chain
+    from fsbarge.read.auditview import iso
+    from fsbarge.store.engine import translate_errors
+    from fsbarge.store.audit_chain import journal_damage, verify_chain
 
     engine = reader_engine(args)
     with translate_errors(engine), engine.connect() as conn:
@@ -63,8 +63,8 @@ def audit_verify(args: argparse.Namespace) -> int:
 
 
 def audit_head(args: argparse.Namespace) -> int:
-    from ..db.engine import translate_errors
-    from ..store.audit_chain import chain_head
+    from fsbarge.store.engine import translate_errors
+    from fsbarge.store.audit_chain import chain_head
 
     engine = reader_engine(args)
     with translate_errors(engine), engine.connect() as conn:
@@ -76,9 +76,9 @@ def audit_head(args: argparse.Namespace) -> int:
 def audit_list(args: argparse.Namespace) -> int:
     """CSV and JSON: every matching row unless --limit; the table: one page, and a note on stderr
     when rows were left out (an export must never be cut silently)."""
-    from .. import auditview
-    from ..queries import count_records
-    from ..records import iter_records
+    from fsbarge.read import auditview
+    from fsbarge.read.queries import count_records
+    from fsbarge.read.records import iter_records
 
     limit = args.limit
     if limit is None and args.format == "table":
@@ -112,9 +112,9 @@ def _left_out(shown: int, total: int, offset: int) -> str:
 
 
 def _summary(args: argparse.Namespace, by: str) -> Any:
-    """Every record matching the filters, summarised by `by` (fsbarge.auditstats)."""
-    from ..auditstats import summarise
-    from ..records import iter_records
+    """Every record matching the filters, summarised by `by` (fsbarge.read.auditstats)."""
+    from fsbarge.read.auditstats import summarise
+    from fsbarge.read.records import iter_records
 
     team_of = _TeamFallback(args) if by == "team" else None
     with reading(args) as conn:
@@ -142,8 +142,8 @@ class _TeamFallback:
         return str(self._resolve(rec))
 
     def _load(self) -> Any:
-        from ..auditstats import UNKNOWN, team_resolver
-        from ..config import ConfigError, load_teams, resolve_config_path
+        from fsbarge.read.auditstats import UNKNOWN, team_resolver
+        from fsbarge.config import ConfigError, load_teams, resolve_config_path
 
         try:
             return team_resolver(load_teams(resolve_config_path(self._args.config, os.environ)))
@@ -166,7 +166,7 @@ class _TeamFallback:
 
 
 def audit_stats(args: argparse.Namespace) -> int:
-    from ..auditstats import render_stats
+    from fsbarge.read.auditstats import render_stats
 
     print(render_stats(_summary(args, args.by), args.format))
     return 0
@@ -176,8 +176,8 @@ def status(args: argparse.Namespace) -> int:
     """Exit 0 healthy, 1 degraded, 3 daemon not running; --watch redraws every second until ^C."""
     import time
 
-    from ..db.errors import DatabaseError
-    from ..status import EXIT, assess, gather, local_daemon, read_status_file, render_status
+    from fsbarge.store.errors import DatabaseError
+    from fsbarge.read.status import EXIT, assess, gather, local_daemon, read_status_file, render_status
 
     status_file = status_file_of(args)
     state = None
@@ -213,9 +213,9 @@ def report(args: argparse.Namespace) -> int:
     """Every matching record, summarised into one HTML file (written whole, then renamed into place)."""
     from datetime import datetime, timezone
 
-    from .. import __version__
-    from ..records import list_records
-    from ..report import build_report
+    from fsbarge import __version__
+    from fsbarge.read.records import list_records
+    from fsbarge.read.report import build_report
 
     team_of = _TeamFallback(args)
     with reading(args) as conn:
@@ -262,8 +262,8 @@ def help_usage(args: argparse.Namespace) -> int:
 
 
 def help_list(args: argparse.Namespace) -> int:
-    from .. import helpview
-    from ..records import list_help_requests
+    from fsbarge.read import helpview
+    from fsbarge.read.records import list_help_requests
 
     with reading(args) as conn:
         records = list_help_requests(
@@ -275,8 +275,8 @@ def help_list(args: argparse.Namespace) -> int:
 
 
 def audit_show(args: argparse.Namespace) -> int:
-    from ..auditview import render_show
-    from ..records import get_record
+    from fsbarge.read.auditview import render_show
+    from fsbarge.read.records import get_record
 
     record = None
     with reading(args) as conn:  # a missing or unmigrated database is the error to report, whatever the id
@@ -291,8 +291,8 @@ def audit_show(args: argparse.Namespace) -> int:
 
 
 def webhooks_list(args: argparse.Namespace) -> int:
-    from ..queries import list_webhook_deliveries
-    from ..webhookview import render_deliveries
+    from fsbarge.read.queries import list_webhook_deliveries
+    from fsbarge.read.webhookview import render_deliveries
 
     with reading(args) as conn:
         rows = list_webhook_deliveries(conn, state=args.state, limit=args.limit or None)

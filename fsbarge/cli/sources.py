@@ -13,7 +13,7 @@ MAX_ID = 2**31 - 1  # the largest id an INTEGER column holds on every backend
 
 
 def audit_filter(args: argparse.Namespace) -> Any:
-    from ..queries import AuditFilter
+    from fsbarge.read.queries import AuditFilter
 
     return AuditFilter(
         supervisor=args.supervisor,
@@ -27,7 +27,7 @@ def audit_filter(args: argparse.Namespace) -> Any:
 
 
 def configuration(args: argparse.Namespace) -> Any:
-    from ..config import load_config, resolve_config_path
+    from fsbarge.config import load_config, resolve_config_path
 
     return load_config(resolve_config_path(args.config, os.environ))
 
@@ -48,14 +48,14 @@ def source_of(args: argparse.Namespace) -> tuple[str, str | None, str]:
     url = os.environ.get(ENV_DATABASE_URL, "").strip()
     if url:
         return url, None, ENV_DATABASE_URL
-    from ..paths import resolve_config_path
-    from ..quickconfig import database_url
+    from fsbarge.paths import resolve_config_path
+    from fsbarge.read.quickconfig import database_url
 
     path = resolve_config_path(args.config, os.environ)
     url = database_url(path, os.environ)  # a plainly valid file, read without the configuration module
     if url is not None:
         return url, path, "database.url"
-    from ..config import ConfigError, load_database_url
+    from fsbarge.config import ConfigError, load_database_url
 
     try:
         return load_database_url(path), path, "database.url"
@@ -68,17 +68,17 @@ def source_of(args: argparse.Namespace) -> tuple[str, str | None, str]:
 def status_file_of(args: argparse.Namespace) -> Any:
     """The daemon's status file on this host (beside its journal), or None when it cannot be told
     where that is (a database URL alone names a SQLite file's journal; a server's is the default)."""
-    from ..paths import default_journal_path, status_file_path
+    from fsbarge.paths import default_journal_path, status_file_path
 
     url = getattr(args, "database", None) or os.environ.get(ENV_DATABASE_URL, "").strip()
     if not url:
-        from ..paths import resolve_config_path
-        from ..quickconfig import journal_path
+        from fsbarge.paths import resolve_config_path
+        from fsbarge.read.quickconfig import journal_path
 
         journal = journal_path(resolve_config_path(args.config, os.environ), os.environ)
         if journal is not None:  # a plainly valid [database] and [journal], read without the configuration module
             return status_file_path(journal)
-        from ..config import ConfigError
+        from fsbarge.config import ConfigError
 
         try:
             return status_file_path(configuration(args).journal.path)
@@ -90,14 +90,14 @@ def status_file_of(args: argparse.Namespace) -> Any:
 def reader_engine(args: argparse.Namespace) -> Any:
     """A read-only SQLAlchemy engine on what the daemon wrote (for the chain's checks, which read
     through the store); refuses a database that was never created."""
-    from ..db.readers import open_reader
+    from fsbarge.store.readers import open_reader
 
     return open_reader(url_of(args))
 
 
 def reading(args: argparse.Namespace) -> Any:
-    """A read-only connection (fsbarge.sqlread: plain SQL, no SQLAlchemy) on what the daemon
+    """A read-only connection (fsbarge.read.sqlread: plain SQL, no SQLAlchemy) on what the daemon
     wrote, for one command's queries; refuses a database that was never created."""
-    from ..sqlread import open_read
+    from fsbarge.read.sqlread import open_read
 
     return open_read(url_of(args))

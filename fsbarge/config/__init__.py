@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .errors import ConfigError
-from .loader import load_config, load_database_url, load_teams, parse_config
-from .model import (
+from fsbarge.config.errors import ConfigError
+from fsbarge.config.loader import load_config, load_database_url, load_teams, parse_config
+from fsbarge.config.model import (
     DEFAULT_CONFIG_PATH,
     DEFAULT_DATABASE_URL,
     ENV_CONFIG,
@@ -81,6 +81,6 @@ def resolve_config_path(cli_path: str | None, env: Mapping[str, str]) -> str:
 
     Here rather than in `loader` so that the default is this package's ``DEFAULT_CONFIG_PATH``
     (tests point it elsewhere)."""
-    from ..paths import resolve_config_path as resolve
+    from fsbarge.paths import resolve_config_path as resolve
 
     return resolve(cli_path, env, DEFAULT_CONFIG_PATH)

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from .errors import ConfigError, show, unknown_key
+from fsbarge.config.errors import ConfigError, show, unknown_key
 
 __all__ = ["CONTROL", "Reader"]
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..paths import default_journal_path
-from ..terms import WEBHOOK_EVENTS
-from .checks import CONTROL, Reader
-from .errors import show
-from .model import (
+from fsbarge.paths import default_journal_path
+from fsbarge.core.terms import WEBHOOK_EVENTS
+from fsbarge.config.checks import CONTROL, Reader
+from fsbarge.config.errors import show
+from fsbarge.config.model import (
     DEFAULT_DATABASE_URL,
     ENV_DATABASE_URL,
     ENV_ESL_PASSWORD,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .model import ENV_DATABASE_URL, ENV_ESL_PASSWORD, url_password
+from fsbarge.config.model import ENV_DATABASE_URL, ENV_ESL_PASSWORD, url_password
 
 __all__ = ["ConfigError", "scrub", "secrets_in", "show", "unknown_key"]
 

@@ -10,10 +10,10 @@ import tomllib
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from . import endpoints, teams as people
-from .checks import Reader
-from .errors import ConfigError, scrub, secrets_in, show
-from .model import LOG_LEVELS, Config, TeamConfig
+from fsbarge.config import endpoints, teams as people
+from fsbarge.config.checks import Reader
+from fsbarge.config.errors import ConfigError, scrub, secrets_in, show
+from fsbarge.config.model import LOG_LEVELS, Config, TeamConfig
 
 __all__ = ["load_config", "load_database_url", "load_teams", "parse_config"]
 

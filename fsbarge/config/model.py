@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..paths import DEFAULT_CONFIG_PATH, DEFAULT_DATABASE_URL, DEFAULT_JOURNAL_PATH, ENV_CONFIG  # the read commands need them without this package
-from ..terms import BARGE, CUSTOMER_WHISPER, MODES, WEBHOOK_EVENTS, WHISPER, Mode
+from fsbarge.paths import DEFAULT_CONFIG_PATH, DEFAULT_DATABASE_URL, DEFAULT_JOURNAL_PATH, ENV_CONFIG  # the read commands need them without this package
+from fsbarge.core.terms import BARGE, CUSTOMER_WHISPER, MODES, WEBHOOK_EVENTS, WHISPER, Mode
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -52,7 +52,7 @@ class NodeConfig:
     connect_timeout: float = 5.0
     command_timeout: float = 5.0
     # Nothing read for this long (FreeSWITCH sends HEARTBEAT every 20 s): probe with `api status`,
-    # and reconnect if that gets no reply within command_timeout (fsbarge.esl).
+    # and reconnect if that gets no reply within command_timeout (fsbarge.daemon.esl).
     idle_timeout: float = 30.0
     # Cross-node barge: where the other nodes send a supervisor's call for an agent on this node
     # ("host" or "host:port" of a SIP profile whose context holds the fsbarge_node drop-in; None:
@@ -81,7 +81,7 @@ class DatabaseConfig:
 
 @dataclass(frozen=True)
 class JournalConfig:
-    """Where every audit change is fsync'd before FreeSWITCH is told anything (fsbarge.journal)."""
+    """Where every audit change is fsync'd before FreeSWITCH is told anything (fsbarge.daemon.journal)."""
 
     path: str = DEFAULT_JOURNAL_PATH
 
@@ -138,7 +138,7 @@ class MetricsConfig:
 
 @dataclass(frozen=True)
 class WebhookConfig:
-    """``[[webhooks]]``: a receiver (CRM, ticketing) POSTed every subscribed audit event (fsbarge.webhooks).
+    """``[[webhooks]]``: a receiver (CRM, ticketing) POSTed every subscribed audit event (fsbarge.daemon.webhooks).
 
     The secret signs each body (HMAC-SHA256); it is never shown, logged nor stored in the database."""
 

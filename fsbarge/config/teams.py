@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..terms import MODES, Mode
-from .checks import Reader
-from .errors import show
-from .model import HelpConfig, PolicyConfig, TeamConfig, TonesConfig
+from fsbarge.core.terms import MODES, Mode
+from fsbarge.config.checks import Reader
+from fsbarge.config.errors import show
+from fsbarge.config.model import HelpConfig, PolicyConfig, TeamConfig, TonesConfig
 
 __all__ = ["help_", "policy", "teams", "tones", "warn_unprotected"]
 

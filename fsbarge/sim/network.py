@@ -1,5 +1,5 @@
 """SIP calls between simulated nodes: ``bridge sofia/<profile>/<user>@<host:port>`` where that
-address is another simulator of this process (a cross-node barge, fsbarge.crossnode).
+address is another simulator of this process (a cross-node barge, fsbarge.core.crossnode).
 
 What each side shows follows FreeSWITCH: on the calling node an outbound sofia leg bridged to
 the caller (hung up with it: hangup_after_bridge), on the called node an inbound leg from the

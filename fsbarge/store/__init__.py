@@ -5,9 +5,9 @@ here, so a reader of one table does not load the others): the live channel mirro
 
 Used by the daemon (the one writer) and by CLI readers in other processes. Every write runs in one
 short transaction (SQLite: BEGIN IMMEDIATE) that has committed when the method returns. SQLAlchemy
-errors surface as fsbarge.db.errors.DatabaseError (one line).
+errors surface as fsbarge.store.errors.DatabaseError (one line).
 
 Times go in as float epoch seconds (UTC) and are stored as naive UTC datetimes with millisecond
 precision. ChannelStore.list() and AuditStore.open_interventions() give them back as floats;
-AuditStore.get()/list() return SPEC.md audit records (ISO 8601 strings, see fsbarge.auditview).
+AuditStore.get()/list() return SPEC.md audit records (ISO 8601 strings, see fsbarge.read.auditview).
 """

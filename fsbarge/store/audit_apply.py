@@ -12,14 +12,14 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from fsbarge.changes import Change, Closed, Damaged, Direct, HelpClosed, HelpOpened, ModeAdded, Opened, coerce
-from fsbarge.db.engine import translate_errors, writer
-from fsbarge.models import help_requests, interventions, mode_changes
-from fsbarge.terms import ACTIVE, FEATURE_CODE, OUTCOMES, RECONSTRUCTED
+from fsbarge.core.changes import Change, Closed, Damaged, Direct, HelpClosed, HelpOpened, ModeAdded, Opened, coerce
+from fsbarge.store.engine import translate_errors, writer
+from fsbarge.store.models import help_requests, interventions, mode_changes
+from fsbarge.core.terms import ACTIVE, FEATURE_CODE, OUTCOMES, RECONSTRUCTED
 
-from .audit_chain import ChainHook
-from .audit_read import AuditReader
-from .hooks import Applied, ApplyHook
+from fsbarge.store.audit_chain import ChainHook
+from fsbarge.store.audit_read import AuditReader
+from fsbarge.store.hooks import Applied, ApplyHook
 
 _CREATE_COLUMNS = (
     "node", "supervisor", "supervisor_uuid", "agent", "target_uuid", "customer", "requested_mode",
@@ -96,7 +96,7 @@ class AuditStore(AuditReader):
         return self.apply(changes, ids).unknown
 
     def apply(self, changes: Sequence[Change | Mapping[str, Any]], ids: dict[str, int] | None = None) -> ApplyResult:
-        """Apply journal changes (fsbarge.journal) in order, in one transaction, idempotently.
+        """Apply journal changes (fsbarge.daemon.journal) in order, in one transaction, idempotently.
 
         Each change has a unique id: a record is keyed by its ``uid``, a mode entry by its
         ``change_id``, and a close only closes an open record, so applying a batch twice (a

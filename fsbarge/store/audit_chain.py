@@ -1,6 +1,6 @@
 """The audit hash chain in the database: the hook that appends an entry for every change that took
 effect (in that change's transaction), and the chain read back (head, verify, damaged journal lines).
-The hashing and the verifier are pure, in fsbarge.chain."""
+The hashing and the verifier are pure, in fsbarge.core.chain."""
 
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, text
 
-from fsbarge.chain import GENESIS, GENESIS_PREV, Verifier, body_of, entry_hash
-from fsbarge.changes import Change, Damaged, Direct, ModeAdded
-from fsbarge.models import audit_chain, help_requests, interventions, mode_changes
-from fsbarge.terms import RECONSTRUCTED
+from fsbarge.core.chain import GENESIS, GENESIS_PREV, Verifier, body_of, entry_hash
+from fsbarge.core.changes import Change, Damaged, Direct, ModeAdded
+from fsbarge.store.models import audit_chain, help_requests, interventions, mode_changes
+from fsbarge.core.terms import RECONSTRUCTED
 
-from .hooks import Applied
+from fsbarge.store.hooks import Applied
 
 CHAIN_LOCK = (0x46534243, 0)  # "FSBC": PostgreSQL transaction lock serialising chain appends
 
 
 class ChainHook:
-    """Appends one ``audit_chain`` entry (fsbarge.chain) for every audit change that took effect,
+    """Appends one ``audit_chain`` entry (fsbarge.core.chain) for every audit change that took effect,
     in the change's own transaction: the rows the change left behind, read back as stored, hashed
     with the previous entry. Runs first among AuditStore's hooks.
 
@@ -111,7 +111,7 @@ def chain_head(c: Connection) -> tuple[str, int]:
 
 
 def verify_chain(c: Connection, noted_head: str | None = None) -> tuple[str | None, int, str]:
-    """Replay the chain and compare the audit tables with it (fsbarge.chain.Verifier):
+    """Replay the chain and compare the audit tables with it (fsbarge.core.chain.Verifier):
     (the first problem or None, entries, head). Rows are read through the same column types
     as the hook read them, so a value compares equal to itself."""
     check = Verifier()

@@ -1,4 +1,4 @@
-"""The audit trail read back: records (SPEC.md, made by fsbarge.records) and what a restarted daemon
+"""The audit trail read back: records (SPEC.md, made by fsbarge.read.records) and what a restarted daemon
 needs (the open interventions, which supervisor legs are already audited).
 
 Reads run in one transaction, so a record and its mode history come from the same snapshot."""
@@ -11,12 +11,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
-from fsbarge import records
-from fsbarge.db.engine import translate_errors
-from fsbarge.models import interventions, mode_changes
-from fsbarge.terms import ACTIVE
+from fsbarge.read import records
+from fsbarge.store.engine import translate_errors
+from fsbarge.store.models import interventions, mode_changes
+from fsbarge.core.terms import ACTIVE
 
-from .rows import chunks, epoch, plain
+from fsbarge.store.rows import chunks, epoch, plain
 
 _INTERVENTION_TIMES = ("started_at", "ended_at")
 
@@ -77,7 +77,7 @@ class AuditReader:
     def get(self, intervention_id: int, *, now: float | None = None) -> dict[str, Any] | None:
         """The SPEC.md audit record, or None. An active record's seconds_by_mode runs to `now`
         (default: the current time). A convenience of the tests, the demo and the bench: the read
-        side (fsbarge.records: the query and the view) makes the record, as for the CLI."""
+        side (fsbarge.read.records: the query and the view) makes the record, as for the CLI."""
         with translate_errors(self._engine), self._engine.connect() as c:
             return records.get_record(c, intervention_id, now=now)
 
@@ -94,7 +94,7 @@ class AuditReader:
         node: str | None = None,
         now: float | None = None,
     ) -> list[dict[str, Any]]:
-        """Audit records (fsbarge.records), newest first (started_at, then id); see fsbarge.queries.AuditFilter for
+        """Audit records (fsbarge.read.records), newest first (started_at, then id); see fsbarge.read.queries.AuditFilter for
         the filters (times: naive-UTC datetimes or float epoch seconds); `limit` None = all."""
         if limit is not None and limit < 0:
             raise ValueError("limit must be zero or more")

@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
-from fsbarge.db.engine import translate_errors, writer
-from fsbarge.models import channels, nodes
+from fsbarge.store.engine import translate_errors, writer
+from fsbarge.store.models import channels, nodes
 
-from .rows import CHUNK, chunks, plain, upsert_insert
+from fsbarge.store.rows import CHUNK, chunks, plain, upsert_insert
 
 CHANNEL_COLUMNS = tuple(c.name for c in channels.c)
 _CHANNEL_DATA_COLUMNS = tuple(c for c in CHANNEL_COLUMNS if c not in ("node", "updated_at"))

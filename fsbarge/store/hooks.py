@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection
 
-from fsbarge.changes import Change, Direct
+from fsbarge.core.changes import Change, Direct
 
 
 class Applied(NamedTuple):

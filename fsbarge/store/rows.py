@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from fsbarge.models import datetime_to_epoch
+from fsbarge.store.models import datetime_to_epoch
 
 CHUNK = 500  # keys per IN (...) list, well under every backend's parameter limit
 

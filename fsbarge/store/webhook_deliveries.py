@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
-from fsbarge.db.engine import translate_errors, writer
-from fsbarge.models import webhook_deliveries
+from fsbarge.store.engine import translate_errors, writer
+from fsbarge.store.models import webhook_deliveries
 
-from .rows import plain
+from fsbarge.store.rows import plain
 
 _DELIVERY_TIMES = ("created_at", "next_attempt_at", "last_attempt_at", "delivered_at")
 
@@ -29,7 +29,7 @@ def insert_webhook_deliveries(conn: Connection, rows: Sequence[Mapping[str, Any]
 
 
 class WebhookStore:
-    """The outbox as the deliverer (fsbarge.webhooks) and `fsbarge webhooks retry` use it."""
+    """The outbox as the deliverer (fsbarge.daemon.webhooks) and `fsbarge webhooks retry` use it."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
