@@ -36,10 +36,10 @@ CORE = {
     "core.request": {"core.channels", "core.crossnode", "core.effects", "core.intervention", "core.policy", "core.terms"},
     "core.handoff": {"core.crossnode", "core.effects", "core.events", "core.terms"},
     "core.crossnode": set(),
-    "core.help": {"core.barge", "core.channels", "core.events", "core.policy", "core.terms"},
-    "core.commands": {"core.barge", "core.help"},
+    "core.help": {"core.barge", "core.channels", "core.effects", "core.events", "core.policy", "core.terms"},
+    "core.commands": {"core.effects", "core.help", "core.notify"},
     "core.resync": {"core.channels", "core.effects", "core.events", "core.intervention", "core.reattach", "core.terms"},
-    "core.unaudited": {"core.barge", "core.help", "core.terms"},
+    "core.unaudited": {"core.barge", "core.effects", "core.help", "core.terms"},
     "core.chain": set(),
 }
 # pure modules outside core/, checked the same way: the configuration (parsed, validated: no IO but
@@ -561,3 +561,32 @@ def test_the_readme_names_every_module_in_its_folder() -> None:
         assert named == files, f"{folder}: not in the README {sorted(files - named)}, gone {sorted(named - files)}"
         for sub in subfolders:
             assert f"`{sub}`" in rows[folder], f"{folder}{sub} not in the README"
+
+
+def reexport_uses(path: Path) -> list[str]:
+    """Names a file imports from fsbarge.core.barge that fsbarge.core.effects or .notify define."""
+    defined = {}
+    for home in ("effects", "notify"):
+        tree = ast.parse((PKG / "core" / f"{home}.py").read_text())
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef | ast.FunctionDef):
+                defined[node.name] = home
+            elif isinstance(node, ast.Assign):
+                defined.update({t.id: home for t in node.targets if isinstance(t, ast.Name)})
+    return [
+        f"{path.name}:{n.lineno} {a.name} (fsbarge.core.{defined[a.name]})" for n in ast.walk(ast.parse(path.read_text()))
+        if isinstance(n, ast.ImportFrom) and n.module == "fsbarge.core.barge" for a in n.names if a.name in defined
+    ]
+
+
+def test_effects_are_imported_from_their_own_module() -> None:
+    """An effect type comes from fsbarge.core.effects, not through the machine that happens to use
+    it: the interpreter and the commands then depend on what they handle, not on the machine."""
+    offenders = [o for path in sorted(PKG.rglob("*.py")) if path.name != "barge.py" for o in reexport_uses(path)]
+    assert not offenders, offenders
+
+
+def test_the_reexport_check_can_fail(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("from fsbarge.core.barge import BargeMachine, Execute, NOTIFY_LIMIT\n")
+    assert reexport_uses(bad) == ["bad.py:1 Execute (fsbarge.core.effects)", "bad.py:1 NOTIFY_LIMIT (fsbarge.core.notify)"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fsbarge.core.barge import NOTIFY_LIMIT, Effect, Execute, MixTone, SendKey, StopTone
+from fsbarge.core.effects import Effect, Execute, MixTone, SendKey, StopTone
 from fsbarge.core.help import Kill, Originate
+from fsbarge.core.notify import NOTIFY_LIMIT
 
 __all__ = ["STOP_TONE_GONE", "mix_tone", "sendevent_key", "sendmsg", "stop_tone", "to_command"]
 

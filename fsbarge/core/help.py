@@ -16,11 +16,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fsbarge.core.barge import BargeMachine, Effect, Execute, MixTone
+from fsbarge.core.barge import BargeMachine
 from fsbarge.core.channels import Channel, ChannelTable
+from fsbarge.core.effects import Effect, Execute, MixTone
 from fsbarge.core.events import Event
 from fsbarge.core.policy import Policy
-from fsbarge.core.terms import ANSWERED, CALL_ENDED, EXTERNAL, HELP_REQUEST, NO_SUPERVISOR, PHONE, UNANSWERED, WHISPER, HelpOutcome
+from fsbarge.core.terms import (
+    ANSWERED,
+    CALL_ENDED,
+    EXTERNAL,
+    HELP_REQUEST,
+    NO_SUPERVISOR,
+    PHONE,
+    UNANSWERED,
+    WHISPER,
+    HelpOutcome,
+)
 
 __all__ = ["BIND_HELP_KEY", "BIND_HELP_KEY_CALLER", "CloseHelp", "DueAt", "HelpDesk", "HelpTones", "Kill", "OpenHelp", "Originate"]
 

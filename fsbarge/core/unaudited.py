@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
-from fsbarge.core.barge import AddMode, BargeMachine, CloseAudit, Effect, MixTone, OpenAudit, SendKey, StopTone
+from fsbarge.core.barge import BargeMachine
+from fsbarge.core.effects import AddMode, CloseAudit, Effect, MixTone, OpenAudit, SendKey, StopTone
 from fsbarge.core.help import CloseHelp, DueAt, HelpDesk, OpenHelp, Originate
 from fsbarge.core.terms import ACTIVE, FAILED, LISTEN, MODES, NO_SUPERVISOR
 

@@ -12,13 +12,14 @@ from typing import Any
 
 import gevent
 
-from fsbarge.daemon import loglines
-from fsbarge.core.barge import AddMode, BargeMachine, CloseAudit, Effect, Execute, OpenAudit
+from fsbarge.core.barge import BargeMachine
 from fsbarge.core.changes import Change, Closed, HelpClosed, HelpOpened, ModeAdded, Opened
 from fsbarge.core.commands import to_command
+from fsbarge.core.effects import AddMode, CloseAudit, Effect, Execute, OpenAudit
 from fsbarge.core.help import CloseHelp, DueAt, HelpDesk, OpenHelp
-from fsbarge.daemon.journal import Journal, JournalError
 from fsbarge.core.unaudited import AUDIT_EFFECTS, AUDIT_UNAVAILABLE, Refused, Undone, journal_unavailable
+from fsbarge.daemon import loglines
+from fsbarge.daemon.journal import Journal, JournalError
 from fsbarge.daemon.writer import CommandWriter
 
 __all__ = ["EffectInterpreter"]

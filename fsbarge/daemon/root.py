@@ -23,36 +23,35 @@ import gevent.event
 import sdnotify
 import structlog
 
-from fsbarge.core.barge import Tones
-from fsbarge.config import Config
-from fsbarge.config import NodeConfig
-from fsbarge.daemon.counts import NodeCounts
+from fsbarge.config import Config, NodeConfig
 from fsbarge.core.crossnode import CrossNode, TicketError
-from fsbarge.store.engine import make_engine, sqlite_file
-from fsbarge.daemon.prepare import prepare_schema
+from fsbarge.core.effects import Tones
+from fsbarge.core.help import HelpTones
+from fsbarge.core.policy import Policy
+from fsbarge.daemon.counts import NodeCounts
+from fsbarge.daemon.esl.link import NodeLink
 from fsbarge.daemon.health import Health, status_file_path
 from fsbarge.daemon.heartbeat import Heartbeat
-from fsbarge.daemon.esl.link import NodeLink
+from fsbarge.daemon.instancelock import InstanceConflict, InstanceLocks
 from fsbarge.daemon.journal import Journal, JournalError
+from fsbarge.daemon.mirror import Mirror
 from fsbarge.daemon.nodes import NodeRuntime, Nodes
 from fsbarge.daemon.nojournal import UnavailableJournal, open_journal
-from fsbarge.daemon.mirror import Mirror
 from fsbarge.daemon.offload import PERMANENT_WAIT, OwnThread, Retrier, blocking
+from fsbarge.daemon.outbox import Outbox
 from fsbarge.daemon.ownership import Ownership, SoleClaim
-from fsbarge.core.policy import Policy
+from fsbarge.daemon.prepare import prepare_schema
 from fsbarge.daemon.quarantine import Quarantine, quarantine_path
-from fsbarge.core.help import HelpTones
 from fsbarge.daemon.service import NodeService
 from fsbarge.daemon.shipper import Shipper
+from fsbarge.daemon.takeover import adoption_changes, lost_open_closes
 from fsbarge.daemon.tickets import TicketStore
+from fsbarge.daemon.watchdog import WATCHDOG_ROUND, Watchdog, watchdog_period
+from fsbarge.daemon.webhooks import Deliverer
 from fsbarge.store.audit_apply import AuditStore
 from fsbarge.store.channel_mirror import ChannelStore
-from fsbarge.daemon.outbox import Outbox
+from fsbarge.store.engine import make_engine, sqlite_file
 from fsbarge.store.webhook_deliveries import WebhookStore
-from fsbarge.daemon.webhooks import Deliverer
-from fsbarge.daemon.instancelock import InstanceConflict, InstanceLocks
-from fsbarge.daemon.takeover import adoption_changes, lost_open_closes
-from fsbarge.daemon.watchdog import WATCHDOG_ROUND, Watchdog, watchdog_period
 
 __all__ = ["WATCHDOG_ROUND", "Daemon", "InstanceConflict", "watchdog_period"]
 

@@ -28,18 +28,19 @@ import gevent.event
 import gevent.queue
 import structlog
 
-from fsbarge.core import resync
-from fsbarge.core.barge import BargeMachine, Effect, Tones
-from fsbarge.core.channels import ChannelTable
 from fsbarge.config import NodeConfig
+from fsbarge.core import resync
+from fsbarge.core.barge import BargeMachine
+from fsbarge.core.channels import ChannelTable
+from fsbarge.core.effects import Effect, Tones
+from fsbarge.core.events import Event
+from fsbarge.core.help import HelpDesk, HelpTones
+from fsbarge.core.policy import Policy
 from fsbarge.daemon.counts import NodeCounts
 from fsbarge.daemon.esl.connection import ConnectError
 from fsbarge.daemon.esl.session import EslSession
-from fsbarge.core.events import Event
-from fsbarge.core.help import HelpDesk, HelpTones
 from fsbarge.daemon.interpreter import EffectInterpreter
 from fsbarge.daemon.journal import Journal
-from fsbarge.core.policy import Policy
 from fsbarge.daemon.reconnect import Reconnect
 from fsbarge.daemon.writer import CommandWriter
 
