@@ -41,6 +41,7 @@ Two more faults, now and then (and once early, so a CI-sized run has each):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import sqlite3
@@ -52,10 +53,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fsbarge.read.auditview import to_ms
-from fsbarge.store.engine import make_engine
+from fsbarge.daemon.health import status_file_path
 from fsbarge.daemon.journal import _decode
 from fsbarge.daemon.quarantine import quarantine_path, read_entries
+from fsbarge.read.auditview import to_ms
+from fsbarge.store.engine import make_engine
 from fsbarge.sim import FreeSwitchSim
 from fsbarge.store.audit_apply import AuditStore
 from tests.e2e import ROOT, WAIT, DaemonProcess, write_config
@@ -166,6 +168,7 @@ class Campaign:
         # (from, to) wall-clock seconds during which the daemon could not know what FreeSWITCH did
         self.blind: list[tuple[float, float]] = []
         self.silences = 0
+        self.lagging: list[str] = []  # what the database lacked at the last look (finish)
 
     # -- the daemon and its journal --------------------------------------------------------------
     def start_daemon(self) -> None:
@@ -529,7 +532,8 @@ class Campaign:
                     self.disk.close()
 
     def finish(self) -> None:
-        """Everyone hangs up; wait until the database has every record closed."""
+        """Everyone hangs up; wait until the database has every intervention the journal showed, none
+        still open, and the daemon's audit backlog is empty (else it says what is missing)."""
         for uuid in list(self.sups.values()):
             self.hang_up(uuid)
         for call in self.calls.values():
@@ -540,24 +544,67 @@ class Campaign:
         wait_for(lambda: not self.sim.channels(), WAIT)
         engine = make_engine(f"sqlite:///{self.db_path}")
         audit = AuditStore(engine)
-        self.read_journal()
+        caught_up_at: list[float] = []  # when the database last had every journaled intervention
 
         def settled() -> bool:
-            records = audit.list(limit=None)
-            return all(r["outcome"] != "active" for r in records) and len(records) >= len(self.seen)
+            """Every intervention the journal showed is in the database (by its uid) and none is
+            still open there, and then a heartbeat of the daemon's reports an empty audit backlog:
+            a count of records would do as well with a row the journal read never showed (a
+            refusal opened, closed, shipped and compacted between two reads) standing in for a
+            change still waiting in the shipper's retry, and the daemon would be stopped with it."""
+            self.lagging = self.database_lag()
+            if self.lagging:
+                caught_up_at.clear()
+                return False
+            if not caught_up_at:
+                caught_up_at.append(time.time())
+            status = self.daemon_status()
+            if status is None or float(status.get("at") or 0) <= caught_up_at[0]:
+                self.lagging = ["no heartbeat of the daemon (status file) since the database caught up"]
+                return False
+            if status.get("journal_backlog") != 0:
+                self.lagging = [f"the daemon's audit backlog is {status.get('journal_backlog')} (its last heartbeat)"]
+                return False
+            return True
 
         if self.poisons:
             self.cure()
-        # a refused change may wait for the shipper's slow retry (30 s) before it is blamed or applied
+        # a refused change may wait for the shipper's slow retry (10 s) before it is blamed or applied
         if not wait_for(settled, WAIT):
             if not self.poisons:
-                raise AssertionError(f"the database did not catch up with the journal within {WAIT:.0f} s")
+                raise AssertionError(f"the database did not catch up with the journal within {WAIT:.0f} s: {self.lag_text()}")
             self.cure()  # set aside after the first retry (the daemon had not seen the retry yet)
             if not wait_for(settled, WAIT):
-                raise AssertionError(f"the database did not catch up with the journal and the quarantine within {WAIT:.0f} s")
+                raise AssertionError(
+                    f"the database did not catch up with the journal and the quarantine within {WAIT:.0f} s: {self.lag_text()}")
         self.records = audit.list(limit=None)
         self.left_quarantined = read_entries(quarantine_path(self.journal_path))
         engine.dispose()
+
+    def database_lag(self) -> list[str]:
+        """What the database still lacks of what the journal showed (read again first): [] once it has it all."""
+        self.read_journal()
+        db = sqlite3.connect(self.db_path, timeout=10)
+        try:
+            outcomes = dict(db.execute("SELECT uid, outcome FROM interventions").fetchall())
+        finally:
+            db.close()
+        lag = [f"{sup}: journaled as {entry['uid']} ({entry['outcome']}), not in the database"
+               for sup, entry in self.seen.items() if entry["uid"] not in outcomes]
+        lag += [f"{uid}: still active in the database" for uid, outcome in outcomes.items() if outcome == "active"]
+        return lag
+
+    def daemon_status(self) -> dict[str, Any] | None:
+        """The daemon's last heartbeat on local disk (fsbarge.heartbeat: written every watchdog round)."""
+        try:
+            return json.loads(status_file_path(self.journal_path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def lag_text(self) -> str:
+        lagging = self.lagging
+        more = f" (and {len(lagging) - 10} more)" if len(lagging) > 10 else ""
+        return "; ".join(lagging[:10]) + more + f" (see {self.daemon_log})"
 
     def check(self) -> Result:
         log = self.sim.eavesdrop_log()

@@ -68,3 +68,25 @@ def test_the_checker_fails_a_record_that_claims_a_mode_while_the_daemon_could_no
     assert claimed_while_blind(rec(("whisper", 95.0), ("unknown", 101.0), ("whisper", 111.0)), blind) is not None  # too late
     assert claimed_while_blind(rec(("whisper", 95.0), ("unknown", 99.0), ("whisper", 105.0)), blind) is not None  # too early
     assert claimed_while_blind(rec(("whisper", 90.0), end=99.0), blind) is None
+
+
+def test_the_database_is_caught_up_only_when_it_has_every_journaled_uid_not_as_many_rows(tmp_path: Path) -> None:
+    """Seed 20261203: a refusal the journal read never showed (shipped and compacted between two
+    reads) stood in, by count, for one still waiting in the shipper's retry; the daemon was stopped
+    with it in its backlog. What is missing is named, by the uid the journal gave it."""
+    import sqlite3
+
+    campaign = Campaign.__new__(Campaign)  # the finish check only: no simulator, no daemon
+    campaign.journal_path = tmp_path / "fsbarge.journal"  # none: nothing new to read
+    campaign.db_path = tmp_path / "fsbarge.db"
+    with sqlite3.connect(campaign.db_path) as db:
+        db.execute("CREATE TABLE interventions (uid TEXT, outcome TEXT)")
+        db.executemany("INSERT INTO interventions VALUES (?, ?)", [("u1", "completed"), ("u-unread", "denied")])
+    campaign.seen = {"sup1": {"uid": "u1", "outcome": "granted"}, "sup2": {"uid": "u2", "outcome": "denied"}}
+    assert campaign.database_lag() == ["sup2: journaled as u2 (denied), not in the database"]
+    with sqlite3.connect(campaign.db_path) as db:
+        db.execute("INSERT INTO interventions VALUES ('u2', 'active')")
+    assert campaign.database_lag() == ["u2: still active in the database"]
+    with sqlite3.connect(campaign.db_path) as db:
+        db.execute("UPDATE interventions SET outcome = 'denied' WHERE uid = 'u2'")
+    assert campaign.database_lag() == []
