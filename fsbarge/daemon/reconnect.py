@@ -95,10 +95,15 @@ class Reconnect:
             self.interpreter.carry_out(self.machine.close_all(FREESWITCH_SHUTDOWN, now))
         self.remember_core(core_uuid)
 
-    def record_liveness(self, now: float) -> None:
-        """The node was in sync at ``now`` (the heartbeat): not fsync'd, a heartbeat is cheap to lose."""
+    def record_liveness(self, now: float, *, connected: bool = True) -> None:
+        """The heartbeat. Connected, the node was in sync at ``now`` (not fsync'd: a heartbeat is
+        cheap to lose). Either way, changes held while the journal could not be written go to it
+        (first, fsync'd) as soon as it takes writes again: a close held while FreeSWITCH is also
+        out of reach must not wait for the reconnect to be on disk."""
+        if not connected and not self.journal.held:
+            return  # cut off from FreeSWITCH we know nothing new: last_seen stays when we last did
         try:
-            self.journal.append([NodeSeen(node=self.name, last_seen=now)], sync=False)
+            self.journal.append([NodeSeen(node=self.name, last_seen=now)] if connected else [], sync=False)
         except JournalError:
             return  # reported to health by the journal, once; the next heartbeat tries again
         self.on_journaled()

@@ -242,13 +242,12 @@ class NodeService:
     def _heartbeat(self) -> None:
         now = self.clock()
         self.mirror.status(self.name, heartbeat_at=now, last_event_at=self.last_event_at)
-        if self.session is None:
-            return  # cut off from FreeSWITCH, we know nothing new: last_seen stays when we last did
         # The best end time of an intervention after a kill, and where the mode becomes unknown
-        # (resync.gap_entries): not fsync'd, a heartbeat is cheap to lose.
-        # It is also how changes held while the journal could not be written get there (they go
-        # first, fsync'd) as soon as it can: within one watchdog interval of the space coming back.
-        self._guarded(lambda: self.reconnect.record_liveness(now), "recording liveness")
+        # (resync.gap_entries), while connected. It is also how changes held while the journal
+        # could not be written get there (they go first, fsync'd) as soon as it can, connected or
+        # not: within one watchdog interval of the space coming back.
+        connected = self.session is not None
+        self._guarded(lambda: self.reconnect.record_liveness(now, connected=connected), "recording liveness")
 
     # -- effects ----------------------------------------------------------------
 
