@@ -23,7 +23,7 @@ from fsbarge.paths import status_file_path  # noqa: F401 - re-exported for the d
 
 __all__ = ["Health", "problems_json", "write_status_file"]
 
-log = structlog.get_logger("fsbarge.daemon.health")
+log = structlog.get_logger("fsbarge.health")
 
 
 class Health:

@@ -21,7 +21,7 @@ from fsbarge.daemon.offload import Retrier
 
 __all__ = ["Mirror"]
 
-log = structlog.get_logger("fsbarge.daemon.mirror")
+log = structlog.get_logger("fsbarge.mirror")
 
 
 @dataclass

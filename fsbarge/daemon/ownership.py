@@ -41,7 +41,7 @@ from fsbarge.daemon.offload import OwnThread
 
 __all__ = ["LOCK_CLASS", "Leases", "Ownership", "SoleClaim", "lock_key"]
 
-log = structlog.get_logger("fsbarge.daemon.ownership")
+log = structlog.get_logger("fsbarge.ownership")
 
 LOCK_CLASS = 0x46534247  # "FSBG": the first key of every fsbarge advisory lock (pg_locks.classid)
 LEASE = 2.0  # seconds a confirmation stays good; also the new holder's wait before acting

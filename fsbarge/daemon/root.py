@@ -96,13 +96,13 @@ class Daemon:
         quarantine = Quarantine(quarantine_path(config.journal.path), sync=self._journal_thread.fsync, sleep=gevent.sleep)
         self.shipper = Shipper(
             self.journal, self.audit_store, quarantine=quarantine, health=self.health, check_every=watchdog_interval,
-            retrier=Retrier("audit", structlog.get_logger("fsbarge.daemon.shipper"), health=self.health),
+            retrier=Retrier("audit", structlog.get_logger("fsbarge.shipper"), health=self.health),
         )
         # The webhook outbox is filled in the shipper's transaction (the last hook: after the chain).
         self.audit_store.hooks.append(Outbox(config.webhooks))
         self.webhooks = Deliverer(config.webhooks, WebhookStore(self.engine), may_deliver=self._delivers_node)
         self.mirror = Mirror(
-            self.channel_store, retrier=Retrier("mirror", structlog.get_logger("fsbarge.daemon.mirror"), health=self.health)
+            self.channel_store, retrier=Retrier("mirror", structlog.get_logger("fsbarge.mirror"), health=self.health)
         )
         self._policy = Policy(config)
         self._tones = Tones(error=config.tones.error, ended=config.tones.ended, notify=config.tones.notify)

@@ -36,7 +36,7 @@ from fsbarge.daemon.retry import Backoff
 
 __all__ = ["Shipper"]
 
-log = structlog.get_logger("fsbarge.daemon.shipper")
+log = structlog.get_logger("fsbarge.shipper")
 
 BATCH = 500
 COMPACT_AT = 2000  # lines compaction would drop; reached only while the database lags

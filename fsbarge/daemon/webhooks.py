@@ -39,7 +39,7 @@ from fsbarge.daemon.retry import Backoff
 
 __all__ = ["BackoffPolicy", "Deliverer", "HttpPoster", "ReceiverLoop", "heads", "next_state", "sign", "sign_timestamped"]
 
-log = structlog.get_logger("fsbarge.daemon.webhooks")
+log = structlog.get_logger("fsbarge.webhooks")
 
 POLL = 0.5  # seconds between looks at the outbox while nothing is due
 DB_RETRY = 5.0  # seconds to wait after the database would not answer

@@ -3,6 +3,11 @@
 Writes do not wait for the replies to earlier writes (FreeSWITCH answers in order); a greenlet
 of its own matches the replies to the commands and reports the refusals. A lost session drops
 what it cannot send: the audit was journaled before anything was queued.
+
+A refusal is logged, not handed back to the core as an event: FreeSWITCH refuses these commands
+when their channel is already gone (a sendmsg answers ``-ERR invalid session id``), and the core
+learns that from the channel's own hang-up events, which say when and why; a stop of a tone that
+already ended is not a refusal at all (``STOP_TONE_GONE``).
 """
 
 from __future__ import annotations

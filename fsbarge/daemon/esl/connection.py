@@ -33,7 +33,7 @@ from fsbarge.core.wire import BadFrame, Frame, FrameReader, ProtocolError
 
 __all__ = ["AuthRejected", "CommandTimeout", "ConnectError", "Connection", "ConnectionLost"]
 
-log = structlog.get_logger("fsbarge.daemon.esl")
+log = structlog.get_logger("fsbarge.esl")
 
 RECV_BYTES = 256 * 1024
 YIELD_EVERY = 500

@@ -41,7 +41,7 @@ from fsbarge.daemon.esl.session import EslSession
 
 __all__ = ["NodeLink", "STABLE_SECONDS"]
 
-log = structlog.get_logger("fsbarge.daemon.esl")
+log = structlog.get_logger("fsbarge.esl")
 
 STABLE_SECONDS = 10.0  # a session that lasted this long resets the reconnect backoff
 
