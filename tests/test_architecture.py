@@ -32,7 +32,12 @@ CORE = {
     "core.reattach": {"core.channels", "core.effects", "core.intervention", "core.terms"},
     "core.notify": {"core.channels", "core.effects", "core.intervention", "core.policy"},
     "core.barge": {"core.events", "core.policy", "core.channels", "core.terms", "core.crossnode", "core.effects",
-                   "core.intervention", "core.notify", "core.reattach", "core.request", "core.handoff"},
+                   "core.intervention", "core.notify", "core.reattach", "core.request", "core.handoff",
+                   "core.keys", "core.endings", "core.adoption"},
+    # the machine's roles, module-level functions it delegates to
+    "core.keys": {"core.effects", "core.intervention", "core.policy", "core.request", "core.terms"},
+    "core.endings": {"core.channels", "core.effects", "core.events", "core.intervention", "core.terms"},
+    "core.adoption": {"core.effects", "core.endings", "core.intervention", "core.reattach", "core.terms"},
     "core.request": {"core.channels", "core.crossnode", "core.effects", "core.intervention", "core.policy", "core.terms"},
     "core.handoff": {"core.crossnode", "core.effects", "core.events", "core.terms"},
     "core.crossnode": set(),
@@ -231,7 +236,6 @@ def test_the_top_level_holds_only_the_layers_and_shared_modules() -> None:
 MAX_LINES = 320
 TOO_LONG_YET = {
     "daemon/root.py": "the composition root: wiring, start/stop, the journal's recovery, the takeover's IO",
-    "core/barge.py": "the machine still runs and ends interventions itself (keys, eavesdrop done, hang-ups)",
     "core/changes.py": "the typed changes and their one journal-line serialisation, kept together on purpose",
     "read/queries.py": "the read queries (close to the limit; not split)",
     "read/sqlread.py": "the read connections on both backends (close to the limit; not split)",
