@@ -23,8 +23,9 @@ CORE = {
     "core.channel": {"core.wire"},
     "core.channels": {"core.channel", "core.events"},
     "core.terms": set(),
-    "core.changes": {"core.terms"},
-    "core.journalline": {"core.changes"},
+    "core.changes": {"core.changeline", "core.terms"},  # the changes read by key go through their line
+    "core.changeline": {"core.changes"},  # the one serialisation of a change to and from its journal line
+    "core.journalline": {"core.changeline", "core.changes"},
     "core.journalstate": {"core.changes", "core.terms"},  # what the daemon resumes from, folded from the journal
     "core.policy": {"config", "core.terms"},
     "core.effects": {"core.terms"},
@@ -32,7 +33,12 @@ CORE = {
     "core.reattach": {"core.channels", "core.effects", "core.intervention", "core.terms"},
     "core.notify": {"core.channels", "core.effects", "core.intervention", "core.policy"},
     "core.barge": {"core.events", "core.policy", "core.channels", "core.terms", "core.crossnode", "core.effects",
-                   "core.intervention", "core.notify", "core.reattach", "core.request", "core.handoff"},
+                   "core.intervention", "core.notify", "core.reattach", "core.request", "core.handoff",
+                   "core.keys", "core.endings", "core.adoption"},
+    # the machine's roles, module-level functions it delegates to
+    "core.keys": {"core.effects", "core.intervention", "core.policy", "core.request", "core.terms"},
+    "core.endings": {"core.channels", "core.effects", "core.events", "core.intervention", "core.terms"},
+    "core.adoption": {"core.effects", "core.endings", "core.intervention", "core.reattach", "core.terms"},
     "core.request": {"core.channels", "core.crossnode", "core.effects", "core.intervention", "core.policy", "core.terms"},
     "core.handoff": {"core.crossnode", "core.effects", "core.events", "core.terms"},
     "core.crossnode": set(),
@@ -231,8 +237,6 @@ def test_the_top_level_holds_only_the_layers_and_shared_modules() -> None:
 MAX_LINES = 320
 TOO_LONG_YET = {
     "daemon/root.py": "the composition root: wiring, start/stop, the journal's recovery, the takeover's IO",
-    "core/barge.py": "the machine still runs and ends interventions itself (keys, eavesdrop done, hang-ups)",
-    "core/changes.py": "the typed changes and their one journal-line serialisation, kept together on purpose",
     "read/queries.py": "the read queries (close to the limit; not split)",
     "read/sqlread.py": "the read connections on both backends (close to the limit; not split)",
     "daemon/shipper.py": "journal -> database shipping (close to the limit; not split)",
@@ -431,9 +435,9 @@ def test_the_benchmark_touches_no_private_attribute_of_greenswitch() -> None:
     assert not offenders, offenders
 
 
-# The journal change is a type (fsbarge.core.changes); only that module spells a change as a dict.
+# The journal change is a type (fsbarge.core.changes); only its serialisation (core.changeline) spells it as a dict.
 # chain.body_of builds a hash-chain entry, which names the kind of the change it records.
-CHANGE_DICT_ALLOWED = {"changes", "chain"}
+CHANGE_DICT_ALLOWED = {"changes", "changeline", "chain"}
 
 
 def _str_key(node: ast.AST, key: str) -> bool:

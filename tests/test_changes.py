@@ -6,10 +6,8 @@ from typing import Any
 
 import pytest
 
-from fsbarge.core.changes import (
-    Closed, Damaged, Decided, HelpClosed, HelpOpened, ModeAdded, NodeSeen, Opened, Other, from_line, malformed, to_line,
-    with_seq,
-)
+from fsbarge.core.changeline import from_line, malformed, to_line
+from fsbarge.core.changes import Closed, Damaged, Decided, HelpClosed, HelpOpened, ModeAdded, NodeSeen, Opened, Other, with_seq
 from fsbarge.daemon.journal import encode_line
 
 RECORD = {"node": "pbx1", "supervisor": "1002", "supervisor_uuid": "s-1", "outcome": "active", "started_at": 1.0}

@@ -3,7 +3,10 @@
 The machine of one node lives here; the effects it returns are in :mod:`fsbarge.core.effects`, one
 intervention and its named transitions in :mod:`fsbarge.core.intervention`, what a resync makes of
 the open interventions in :mod:`fsbarge.core.reattach`, a request's record and start commands in
-:mod:`fsbarge.core.request`, and the cross-node hand-off's tickets and bridge in :mod:`fsbarge.core.handoff`.
+:mod:`fsbarge.core.request`, the cross-node hand-off's tickets and bridge in :mod:`fsbarge.core.handoff`.
+The machine delegates by role: the keys and mode changes to :mod:`fsbarge.core.keys`, the endings
+(eavesdrop done, hang-ups, close_all) to :mod:`fsbarge.core.endings`, and what it holds after a
+resync (adopt, reassert) to :mod:`fsbarge.core.adoption`.
 
 One machine per FreeSWITCH node. It reads the node's channel table (already
 updated with the event) and returns effects that the service carries out in
@@ -26,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fsbarge.core import adoption, endings, keys
 from fsbarge.core.channels import ChannelTable
 from fsbarge.core.crossnode import Claim, CrossNode, Ticket, TicketError
 from fsbarge.core.effects import (
@@ -33,15 +37,12 @@ from fsbarge.core.effects import (
 )
 from fsbarge.core.events import Event
 from fsbarge.core.handoff import HandOff, arrival_record, bridge_effects, failed_record, hand_off_ended, ticket_for
-from fsbarge.core.intervention import EAVESDROP_APPS, KEY_MODES, MODE_KEYS, STARTING, TRANSITIONS, IllegalTransition, Intervention, State
+from fsbarge.core.intervention import EAVESDROP_APPS, KEY_MODES, MODE_KEYS, TRANSITIONS, IllegalTransition, Intervention, State
 from fsbarge.core.notify import NOTIFY_LIMIT, Notifier
 from fsbarge.core.policy import Policy
 from fsbarge.core.reattach import Reattached, reattached
 from fsbarge.core.request import Parked, barged_by_other, customer_of, eavesdrop_effects, parked_request, request_record
-from fsbarge.core.terms import (
-    ACTIVE, BARGE, CALL_ENDED, COMPLETED, DENIED, DTMF, FAILED, FEATURE_CODE, FREESWITCH_SHUTDOWN, HELP_REQUEST, LISTEN,
-    NO_ACTIVE_CALL, REATTACH, SUPERVISOR_HANGUP, SUPERVISOR_LEFT,
-)
+from fsbarge.core.terms import ACTIVE, BARGE, DENIED, FAILED, FEATURE_CODE, FREESWITCH_SHUTDOWN, HELP_REQUEST, NO_ACTIVE_CALL
 
 # The effects, the intervention, the resync's re-attach, the request and the hand-off live in
 # modules of their own; their names stay importable from here, where the machine that uses them is.
@@ -105,20 +106,21 @@ class BargeMachine:
         iv = self.active.get(uuid) if uuid else None
         if iv is not None:
             if name == "DTMF":
-                return self._dtmf(iv, ev, now)
+                return keys.key_pressed(iv, ev.dtmf_digit or "", now, policy=self.policy, active=self.active,
+                                        notify=self._notify)
             if name == "CHANNEL_EXECUTE" and iv.ours(ev):
                 if iv.state is State.REQUESTED:
                     iv.executed()
                 return []
             if name == "CHANNEL_EXECUTE_COMPLETE" and iv.ours(ev):
-                return self._eavesdrop_done(iv, now)
+                return endings.eavesdrop_done(self.active, self.channels, self.tones, iv, now)
             if name == "CHANNEL_HANGUP":
-                return self._supervisor_hangup(iv, ev, now)
+                return endings.supervisor_hangup(self.active, iv, ev, now)
             return []
         if name == "MEDIA_BUG_START" and ev.media_bug_function == "eavesdrop":
-            return self._audio_started(ev.uuid, now)
+            return keys.audio_started(self.active, ev.uuid, now)
         if name == "CHANNEL_HANGUP":
-            return self._target_hangup(ev, now)
+            return endings.target_hangup(self.active, self.tones, ev, now)
         return []
 
     # -- a request from the dialplan --------------------------------------
@@ -243,7 +245,7 @@ class BargeMachine:
         without an audit trail. Forgotten, and the supervisor hears the refusal."""
         iv = self.active.get(sup_uuid)
         if iv is not None:
-            self._forget(iv)
+            endings.forget(self.active, iv)
         return self.refusal_tone(sup_uuid)
 
     def revert_mode(self, sup_uuid: str, mode: str) -> list[Effect]:
@@ -260,134 +262,25 @@ class BargeMachine:
         leg = self.channels.get(leg_uuid)
         return customer_of(self.channels, leg) if leg is not None else None
 
-    # -- while it runs ----------------------------------------------------
-
-    def _start(self, iv: Intervention, now: float) -> list[Effect]:
-        mode = iv.start_audio()
-        return [AddMode(iv.sup_uuid, mode, now, iv.start_source, notified=iv.start_notified)]
+    # -- while it runs (fsbarge.core.keys) -------------------------------
 
     def _notify(self, iv: Intervention, mode: str, now: float) -> tuple[list[Effect], tuple[str, ...]]:
         return self.notifier.entering(iv, mode, now, policy=self.policy, channels=self.channels, tone=self.tones.notify)
 
-    def _audio_started(self, target_uuid: str | None, now: float) -> list[Effect]:
-        effects: list[Effect] = []
-        for iv in self.active.values():
-            if iv.target_uuid == target_uuid and iv.state is State.EXECUTING:
-                effects += self._start(iv, now)
-        return effects
-
-    def _dtmf(self, iv: Intervention, ev: Event, now: float) -> list[Effect]:
-        digit = ev.dtmf_digit or ""
-        if iv.state in (State.CALL_ENDED, State.LEAVING):
-            return []
-        effects: list[Effect] = []
-        if iv.state in STARTING:
-            # A DTMF event is fired by a running eavesdrop: it has started even if
-            # its EXECUTE / MEDIA_BUG_START has not reached us yet.
-            effects += self._start(iv, now)
-        if digit == "*":
-            iv.leave()
-            return effects
-        mode = KEY_MODES.get(digit)
-        if mode is None or mode == iv.mode:
-            return effects
-        refused = not self.policy.mode_allowed(iv.supervisor, iv.agent, mode) or (
-            mode == BARGE and not self.policy.allow_second_barge and barged_by_other(self.active, iv.target_uuid, iv.sup_uuid)
-        )
-        if refused:
-            # FreeSWITCH has already applied the key; put the previous mode back.
-            effects.append(AddMode(iv.sup_uuid, mode, now, DTMF, refused=True))
-            effects.append(SendKey(iv.sup_uuid, MODE_KEYS[iv.mode or LISTEN]))
-            iv.commanded = True
-            return effects
-        iv.change_mode(mode)
-        tones, notified = self._notify(iv, mode, now)
-        effects.append(AddMode(iv.sup_uuid, mode, now, DTMF, notified=notified))
-        effects += tones
-        if iv.commanded:
-            # A key and one of our commands may have crossed on the wire, leaving FreeSWITCH in
-            # the command's mode; say the mode we now record (a no-op if FreeSWITCH is there).
-            effects.append(SendKey(iv.sup_uuid, MODE_KEYS[mode]))
-        return effects
-
-    # -- endings ------------------------------------------------------------
-
-    def _finish(self, iv: Intervention, end_reason: str, now: float) -> list[Effect]:
-        return [CloseAudit(iv.sup_uuid, COMPLETED, now, end_reason)]
-
-    def _forget(self, iv: Intervention) -> State:
-        """Out of the machine, for good; returns the state it ended from."""
-        self.active.pop(iv.sup_uuid, None)
-        return iv.end()
-
-    def _eavesdrop_done(self, iv: Intervention, now: float) -> list[Effect]:
-        was = self._forget(iv)
-        if was is State.CALL_ENDED:
-            return self._hangup_supervisor(iv, iv.end_tone)
-        if was in STARTING:
-            # EXECUTE_COMPLETE with no media bug: the target vanished between our
-            # lookup and the execute (captures 04).
-            return [
-                CloseAudit(iv.sup_uuid, FAILED, now, None, reason="target_gone"),
-                *self._hangup_supervisor(iv, self.tones.error),
-            ]
-        target_alive = self.channels.get(iv.target_uuid) is not None
-        if was is State.LEAVING or target_alive:
-            return [*self._finish(iv, SUPERVISOR_LEFT, now), *self._hangup_supervisor(iv, None)]
-        return [*self._finish(iv, CALL_ENDED, now), *self._hangup_supervisor(iv, self.tones.ended)]
-
-    @staticmethod
-    def _hangup_supervisor(iv: Intervention, tone: str | None) -> list[Effect]:
-        return play_then_hang_up(iv.sup_uuid, tone, "NORMAL_CLEARING")
-
-    def _supervisor_hangup(self, iv: Intervention, ev: Event, now: float) -> list[Effect]:
-        if self._forget(iv) is State.CALL_ENDED:
-            return []  # already closed when the call ended
-        reason = FREESWITCH_SHUTDOWN if ev.hangup_cause == "SYSTEM_SHUTDOWN" else SUPERVISOR_HANGUP
-        return self._finish(iv, reason, now)
-
-    def _target_hangup(self, ev: Event, now: float) -> list[Effect]:
-        effects: list[Effect] = []
-        shutdown = ev.hangup_cause == "SYSTEM_SHUTDOWN"
-        for iv in list(self.active.values()):
-            if iv.target_uuid != ev.uuid or iv.state in (State.CALL_ENDED, State.REQUESTED):
-                continue  # REQUESTED: eavesdrop will return at once, handled as target_gone
-            reason = FREESWITCH_SHUTDOWN if shutdown else CALL_ENDED
-            # The call is over: close the record now (its true end), and hang the
-            # supervisor up once eavesdrop has returned them to park.
-            iv.end_call(self.tones.ended)
-            effects += self._finish(iv, reason, now)
-        return effects
+    # -- endings (fsbarge.core.endings) ------------------------------------
 
     def close_all(self, end_reason: str, now: float) -> list[Effect]:
         """Close every open intervention (FreeSWITCH shut down or restarted under them)."""
-        effects: list[Effect] = []
-        for iv in list(self.active.values()):
-            if self._forget(iv) is not State.CALL_ENDED:
-                effects += self._finish(iv, end_reason, now)
-        return effects
+        return endings.close_all(self.active, end_reason, now)
 
-    # -- after a (re)connect ---------------------------------------------
+    # -- after a (re)connect (fsbarge.core.adoption) ---------------------
 
     def reassert(self, sup_uuids: Iterable[str], now: float) -> list[Effect]:
-        """Put each re-attached eavesdrop back in the mode we hold for it (``sendevent``), logged as
-        ``reattach``. Called after the events held during the resync were applied: a key pressed
-        in that window is already in ``mode`` (FreeSWITCH applied it before our command)."""
-        effects: list[Effect] = []
-        for sup_uuid in sup_uuids:
-            iv = self.active.get(sup_uuid)
-            if iv is not None and iv.state is State.ACTIVE and iv.mode:
-                iv.commanded = True
-                effects += [AddMode(sup_uuid, iv.mode, now, REATTACH), SendKey(sup_uuid, MODE_KEYS.get(iv.mode, "0"))]
-        return effects
+        """Put each re-attached eavesdrop back in the mode we hold for it (:func:`adoption.reassert`)."""
+        return adoption.reassert(self.active, sup_uuids, now)
 
     def reattach(
-        self,
-        records: Iterable[Mapping[str, Any]],
-        now: float,
-        *,
-        restarted: bool,
-        last_seen: float | None,
+        self, records: Iterable[Mapping[str, Any]], now: float, *, restarted: bool, last_seen: float | None,
         endings: Mapping[str, tuple[str, float]] | None = None,
     ) -> list[Effect]:
         """Decide with :func:`reattached`, then hold what it decided."""
@@ -400,11 +293,4 @@ class BargeMachine:
     def adopt(self, decided: Reattached) -> None:
         """Hold the interventions a resync decided on (:func:`reattached`, fsbarge.core.resync.plan):
         those it dropped end here, the ones it re-attached replace ours."""
-        for sup_uuid, iv in list(self.active.items()):
-            if sup_uuid not in decided.active:
-                self._forget(iv)
-        self.active.clear()
-        self.active.update(decided.active)
-        for sup_uuid in decided.decided:
-            self.decided[sup_uuid] = None
-        self.abandoned |= decided.abandoned
+        adoption.adopt(self.active, self.decided, self.abandoned, decided)

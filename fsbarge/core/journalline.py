@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fsbarge.core.changes import Change, Damaged, to_line
+from fsbarge.core.changeline import to_line
+from fsbarge.core.changes import Change, Damaged
 
 __all__ = ["RAW_KEPT", "damage_note", "decode", "decode_line", "encode", "encode_line"]
 

@@ -33,7 +33,8 @@ from typing import Any
 import gevent.lock
 import structlog
 
-from fsbarge.core.changes import SHIPPED, Change, Damaged, Decided, NodeSeen, coerce, from_line, malformed, with_seq
+from fsbarge.core.changeline import coerce, from_line, malformed
+from fsbarge.core.changes import SHIPPED, Change, Damaged, Decided, NodeSeen, with_seq
 from fsbarge.daemon.health import Health
 from fsbarge.core.journalline import decode_line, encode_line  # noqa: F401 - importable from here (quarantine, tests)
 from fsbarge.core.journalline import damage_note as _damage_note

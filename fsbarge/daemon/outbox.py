@@ -21,7 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fsbarge.read.auditview import iso
-from fsbarge.core.changes import Change, Closed, Direct, HelpClosed, HelpOpened, ModeAdded, Opened, coerce
+from fsbarge.core.changeline import coerce
+from fsbarge.core.changes import Change, Closed, Direct, HelpClosed, HelpOpened, ModeAdded, Opened
 from fsbarge.core.terms import (
     ACTIVE, ANSWERED, HELP_ANSWERED, HELP_REQUESTED, HELP_UNANSWERED, INTERVENTION_ENDED, INTERVENTION_MODE_CHANGED,
     INTERVENTION_REFUSED, INTERVENTION_STARTED, WebhookEvent,

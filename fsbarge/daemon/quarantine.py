@@ -25,7 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from fsbarge.core.changes import Change, coerce, from_line, ident, to_line
+from fsbarge.core.changeline import coerce, from_line, to_line
+from fsbarge.core.changes import Change, ident
 from fsbarge.daemon.journal import decode_line, encode_line
 
 __all__ = ["FOLLOWS", "UNKNOWN_RECORD", "Quarantine", "RetryResult", "describe", "quarantine_path", "read_entries", "retry"]

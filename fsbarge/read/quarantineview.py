@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fsbarge.read.auditview import iso, tabulate
-from fsbarge.core.changes import from_line
+from fsbarge.core.changeline import from_line
 
 __all__ = ["render_quarantine"]
 

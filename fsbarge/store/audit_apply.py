@@ -12,7 +12,8 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from fsbarge.core.changes import Change, Closed, Damaged, Direct, HelpClosed, HelpOpened, ModeAdded, Opened, coerce
+from fsbarge.core.changeline import coerce
+from fsbarge.core.changes import Change, Closed, Damaged, Direct, HelpClosed, HelpOpened, ModeAdded, Opened
 from fsbarge.store.engine import translate_errors, writer
 from fsbarge.store.models import help_requests, interventions, mode_changes
 from fsbarge.core.terms import ACTIVE, FEATURE_CODE, OUTCOMES, RECONSTRUCTED
