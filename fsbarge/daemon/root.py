@@ -6,7 +6,8 @@ threadpool (fsbarge.daemon.offload), so nothing needs the standard library patch
 spawn the real work (gunicorn's gevent worker does the same).
 
 Greenlets: per node a service loop, a command writer and the ESL link; one journal shipper (audit
--> database), one mirror writer (channels -> database) and the watchdog.
+-> database), one mirror writer (channels -> database) and the watchdog. What it puts right by itself
+is in fsbarge.daemon.recovery; its dealings with other instances in fsbarge.daemon.peers.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import sdnotify
 import structlog
 
 from fsbarge.config import Config, NodeConfig
-from fsbarge.core.crossnode import CrossNode, TicketError
+from fsbarge.core.crossnode import CrossNode
 from fsbarge.core.effects import Tones
 from fsbarge.core.help import HelpTones
 from fsbarge.core.policy import Policy
@@ -37,14 +38,15 @@ from fsbarge.daemon.journal import Journal, JournalError
 from fsbarge.daemon.mirror import Mirror
 from fsbarge.daemon.nodes import NodeRuntime, Nodes
 from fsbarge.daemon.nojournal import UnavailableJournal, open_journal
-from fsbarge.daemon.offload import PERMANENT_WAIT, OwnThread, Retrier, blocking
+from fsbarge.daemon.offload import OwnThread, Retrier, blocking
 from fsbarge.daemon.outbox import Outbox
 from fsbarge.daemon.ownership import Ownership, SoleClaim
+from fsbarge.daemon.peers import Peers
 from fsbarge.daemon.prepare import prepare_schema
+from fsbarge.daemon.recovery import close_lost_opens, migrate_later, recover_journal
 from fsbarge.daemon.quarantine import Quarantine, quarantine_path
 from fsbarge.daemon.service import NodeService
 from fsbarge.daemon.shipper import Shipper
-from fsbarge.daemon.takeover import adoption_changes, lost_open_closes
 from fsbarge.daemon.tickets import TicketStore
 from fsbarge.daemon.watchdog import WATCHDOG_ROUND, Watchdog, watchdog_period
 from fsbarge.daemon.webhooks import Deliverer
@@ -100,7 +102,7 @@ class Daemon:
         )
         # The webhook outbox is filled in the shipper's transaction (the last hook: after the chain).
         self.audit_store.hooks.append(Outbox(config.webhooks))
-        self.webhooks = Deliverer(config.webhooks, WebhookStore(self.engine), may_deliver=self._delivers_node)
+        self.webhooks = Deliverer(config.webhooks, WebhookStore(self.engine), may_deliver=lambda node: self.peers.delivers_node(node))
         self.mirror = Mirror(
             self.channel_store, retrier=Retrier("mirror", structlog.get_logger("fsbarge.mirror"), health=self.health)
         )
@@ -112,7 +114,7 @@ class Daemon:
         self.instance = os.environ.get("FSBARGE_INSTANCE") or f"{socket.gethostname()}:{os.getpid()}"
         # what each node's loop counted (fsbarge.daemon.metrics reads it); outlives a node's runtime
         self.counts: dict[str, NodeCounts] = {node.name: NodeCounts() for node in config.nodes}
-        self.nodes = Nodes(config.nodes, build=self._runtime, before_serving=self._before_serving)
+        self.nodes = Nodes(config.nodes, build=self._runtime, before_serving=lambda name: self.peers.before_serving(name))
         # PostgreSQL: several instances may share the configuration; advisory locks say who serves
         # which node (fsbarge.daemon.ownership). SQLite: one instance, every node, always.
         self.ownership: Ownership | None = None
@@ -129,6 +131,12 @@ class Daemon:
                 config.database.url, self.nodes.names(), instance=self.instance,
                 on_start=self.nodes.serve, on_stop=self.nodes.unserve, health=self.health,
             )
+        # what this instance asks of the others, and takes over from them (fsbarge.daemon.peers)
+        self.peers = Peers(
+            instance=self.instance, nodes=self.nodes, ownership=self.ownership, tickets=self.tickets,
+            journal=lambda: self.journal, shipper=self.shipper, mirror=self.mirror,
+            audit_store=self.audit_store, channel_store=self.channel_store,
+        )
         self._greenlets: list[gevent.Greenlet] = []
         self._stopped = gevent.event.Event()
         self._watchdog_interval = watchdog_interval or watchdog_period(os.environ, os.getpid())
@@ -157,26 +165,6 @@ class Daemon:
         path = Path(self.config.journal.path)
         return open_journal(path, locked=path in self._locks.held, sync=self._journal_thread.fsync, health=self.health)
 
-    def _recover(self) -> None:
-        """Every PERMANENT_WAIT: take the locks the disk refused, open the journal it refused.
-
-        With the journal open, every node is served again from scratch (a fresh service and a
-        resync, as after a restart): what the journal says is still open is re-attached or closed
-        then, never on the stand-in's empty word."""
-        while not self._stopped.wait(PERMANENT_WAIT):
-            try:
-                self._locks.take_all()
-            except InstanceConflict as exc:
-                self.health.report("instance", str(exc))
-                continue
-            self.health.clear("instance")
-            if isinstance(self.journal, UnavailableJournal):
-                journal = self._open_journal()
-                if isinstance(journal, Journal):
-                    self._journal_opened(journal)
-            if self._locks.complete and isinstance(self.journal, Journal):
-                return
-
     def _journal_opened(self, journal: Journal) -> None:
         log.info("audit journal available; serving the nodes again from it", journal=str(journal.path),
                  open_interventions=len(journal.records), backlog=journal.backlog)
@@ -185,35 +173,29 @@ class Daemon:
         self.nodes.rebuild()
         self.shipper.notify()
 
-    # -- the schema ---------------------------------------------------------------------------
-
     def _prepare_schema(self, run: Callable[[Callable[[], None]], None] = lambda fn: fn()) -> bool:
         """SQLite migrated, a server's schema checked (fsbarge.daemon.prepare); False when a SQLite
-        migration must be retried (see _migrate_later)."""
+        migration must be retried (fsbarge.daemon.recovery.migrate_later)."""
         return prepare_schema(self.engine, self.health, run)
-
-    def _migrate_later(self) -> None:
-        """The SQLite file could not be migrated at start (read-only for us, say): try again until
-        it can, so a fixed owner needs no restart. The shipper retries its writes meanwhile."""
-        while not self._stopped.wait(PERMANENT_WAIT):
-            if self._prepare_schema(run=blocking):
-                self.shipper.notify()
-                return
 
     def start(self) -> None:
         # The shipper starts first and ships in journal order: unapplied entries from before this
         # start reach the database before anything decided now, without making FreeSWITCH wait
         # for a database that may be locked or down.
-        self._close_lost_opens()
+        close_lost_opens(self.journal)
         if self.journal.backlog:
             log.info("bringing the database up to date from the journal", backlog=self.journal.backlog)
         self._greenlets += [gevent.spawn(self.shipper.run), gevent.spawn(self.mirror.run)]
         if self._schema_ready is None:
             self._greenlets.append(gevent.spawn(lambda: self._prepare_schema(run=blocking)))
         elif not self._schema_ready:
-            self._greenlets.append(gevent.spawn(self._migrate_later))
+            self._greenlets.append(gevent.spawn(migrate_later, self._stopped, lambda: self._prepare_schema(run=blocking),
+                                                self.shipper.notify))
         if not self._locks.complete or isinstance(self.journal, UnavailableJournal):
-            self._greenlets.append(gevent.spawn(self._recover))
+            self._greenlets.append(gevent.spawn(
+                recover_journal, self._stopped, self._locks, self.health,
+                journal=lambda: self.journal, open_journal=self._open_journal, opened=self._journal_opened,
+            ))
         self.webhooks.start()
         if self.ownership is None:
             for name in self.nodes.names():
@@ -230,16 +212,6 @@ class Daemon:
         )
         self._notifier.notify("READY=1")
 
-    def _close_lost_opens(self) -> None:
-        """Interventions whose opening line was lost with a damaged journal line: closed (fsbarge.daemon.takeover)."""
-        changes = lost_open_closes(self.journal)
-        if changes:
-            try:
-                self.journal.append(changes)
-            except JournalError:
-                self.journal.hold(changes)  # written with the next heartbeat that can
-            log.warning("closed interventions whose opening was lost with a damaged journal line", count=len(changes))
-
     # -- nodes ---------------------------------------------------------------------------
 
     def _runtime(self, node: NodeConfig) -> NodeRuntime:
@@ -247,11 +219,11 @@ class Daemon:
             node, journal=self.journal, mirror=self.mirror, policy=self._policy, tones=self._tones,
             on_journaled=self.shipper.notify, clock=self._clock,
             may_act=(lambda: self.ownership is None or self.ownership.may_act(node.name)),
-            decided_elsewhere=self._decided_elsewhere,
+            decided_elsewhere=lambda uuids: self.peers.decided_elsewhere(uuids),
             help_tones=HelpTones(self.config.tones.help_answered, self.config.tones.help_unanswered),
             ring_seconds=self.config.help.ring_seconds, audit_id=self.shipper.audit_id, counts=self.counts[node.name],
         )
-        svc.machine.elsewhere = lambda agent: self._agent_elsewhere(agent, node.name)
+        svc.machine.elsewhere = lambda agent: self.peers.agent_elsewhere(agent, node.name)
         svc.machine.cross = self.crossnode
         link = NodeLink(
             node, on_event=svc.on_event, on_connected=svc.on_connected, on_disconnected=svc.on_disconnected,
@@ -259,21 +231,6 @@ class Daemon:
             **self._link_options,  # type: ignore[arg-type]
         )
         return NodeRuntime(node, svc, link)
-
-    def _agent_elsewhere(self, agent: str, here: str) -> str | None:
-        """The other node where the agent has a call: one served here (its channel table), else,
-        with several instances, one served by another instance (the database's mirror)."""
-        here_too = self.nodes.agent_node(agent, here)
-        if here_too is not None:
-            return here_too
-        served = self.serving()
-        if self.tickets is None or len(served) == len(self.nodes):
-            return None
-        try:
-            return self.tickets.agent_node(agent, exclude=served)
-        except TicketError as exc:
-            log.warning("cannot look for the agent on the nodes other instances serve", agent=agent, error=str(exc))
-            return None
 
     @property
     def services(self) -> list[NodeService]:
@@ -286,42 +243,6 @@ class Daemon:
     def serving(self) -> list[str]:
         """The nodes this instance serves now."""
         return self.nodes.serving()
-
-    def _before_serving(self, name: str) -> bool:
-        """With several instances, a node is served only once its open interventions are ours."""
-        if self.ownership is None:
-            return True
-        try:
-            self._adopt(name)
-        except Exception as exc:  # noqa: BLE001 - retried at the next round
-            log.warning("cannot take over the node's open interventions yet", node=name, error=str(exc))
-            held = self.ownership.leases.held.get(name)
-            if held is not None:
-                held.serving = False
-            return False
-        self.mirror.status(name, instance=self.instance)
-        return True
-
-    def _adopt(self, name: str) -> None:
-        """Taking a node over from another instance: its open interventions (from the database)
-        and the node's last Core-UUID go into our journal, so the resync re-attaches them. The
-        changes keep their ids, so shipping them back changes nothing."""
-        records, core = blocking(lambda: (self.audit_store.open_interventions(name), self.channel_store.node(name)))
-        changes = adoption_changes(name, records, core, self.journal)
-        if changes:
-            self.journal.append(changes)
-            self.shipper.notify()
-            log.info("took over the node's open interventions", node=name, interventions=len(records))
-
-    def _delivers_node(self, node: str) -> bool:
-        """Webhooks of a node's records go out from the instance serving it (all of them without ownership)."""
-        return self.ownership is None or node in self.serving()
-
-    def _decided_elsewhere(self, uuids: list[str]) -> set[str]:
-        """Waiting supervisors whose request another instance already decided (PostgreSQL only)."""
-        if self.ownership is None or not uuids:
-            return set()
-        return blocking(lambda: self.audit_store.audited_supervisor_uuids(uuids))
 
     def stop(self, timeout: float = 5.0) -> None:
         if self._stopped.is_set():

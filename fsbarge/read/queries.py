@@ -4,9 +4,9 @@ the view's work (fsbarge.read.records composes the two for the CLI, the outbox a
 Plain SQL with `?` placeholders, run on a fsbarge.read.sqlread Reader: a read command's own sqlite3 or
 psycopg connection (no SQLAlchemy: a query tool must start fast), or a SQLAlchemy Connection
 wrapped, so the daemon, the outbox and the tests get the very same rows. Each table's columns are
-named here once; tests/test_queries.py checks them against fsbarge.store.models, so they cannot drift
-from the schema that the migrations create, and that both backends return the same rows as
-SQLAlchemy does.
+named once in fsbarge.read.columns (and importable from here); tests/test_queries.py checks them
+against fsbarge.store.models, so they cannot drift from the schema that the migrations create, and
+that both backends return the same rows as SQLAlchemy does.
 
 Rows are what SQLAlchemy's models give: times as naive-UTC datetimes (SQLite stores them as
 text), flags as bool. Every function takes one connection, so a caller that runs several queries
@@ -16,11 +16,27 @@ text), flags as bool. Every function takes one connection, so a caller that runs
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
-from fsbarge.read.sqlread import Reader, reader_of
 from fsbarge.core.terms import ACTIVE
+from fsbarge.read.columns import (
+    CHANNEL_COLUMNS,
+    CHUNK,
+    HELP_COLUMNS,
+    INTERVENTION_COLUMNS,
+    MODE_COLUMNS,
+    NO_LIMIT,
+    NODE_COLUMNS,
+    TIME_COLUMNS,
+    WEBHOOK_COLUMNS,
+    column_list,
+    fetch_rows,
+    naive_utc,
+    shaped,
+    with_epochs,
+)
+from fsbarge.read.sqlread import Reader, reader_of
 
 __all__ = [
     "CHANNEL_COLUMNS",
@@ -46,78 +62,6 @@ __all__ = [
     "webhook_counts",
 ]
 
-_CHUNK = 500  # ids per IN (...) list, well under every backend's parameter limit
-_NO_LIMIT = 2**63 - 1  # LIMIT for "all" when an OFFSET is given (SQLite needs a LIMIT before OFFSET)
-
-# the columns each read selects, in the order its rows have them
-INTERVENTION_COLUMNS = (
-    "id", "node", "supervisor", "supervisor_uuid", "agent", "target_uuid", "customer", "requested_mode", "outcome",
-    "reason", "started_at", "ended_at", "end_reason", "origin", "help_request_id", "supervisor_node", "team",
-)
-MODE_COLUMNS = ("intervention_id", "mode", "at", "source", "refused", "notified")
-HELP_COLUMNS = (
-    "id", "node", "agent", "agent_uuid", "customer", "requested_at", "outcome", "answered_by", "answered_at",
-    "intervention_id", "source", "reason",
-)
-CHANNEL_COLUMNS = (
-    "node", "uuid", "name", "direction", "state", "answer_state", "user", "caller_number", "callee_number",
-    "peer_uuid", "call_uuid", "application", "created_at", "answered_at",
-)
-NODE_COLUMNS = (
-    "name", "core_uuid", "connected", "last_event_at", "resynced_at", "heartbeat_at", "journal_backlog",
-    "daemon_version", "daemon_started_at", "instance", "problems", "stopped_at",
-)
-WEBHOOK_COLUMNS = (
-    "id", "delivery_id", "url", "event", "ordering_key", "state", "attempts", "created_at", "next_attempt_at",
-    "last_attempt_at", "last_error", "delivered_at",
-)
-# (table, column) pairs that hold a time: SQLite returns them as text, made datetimes here
-TIME_COLUMNS = {
-    "interventions": ("started_at", "ended_at"),
-    "mode_changes": ("at",),
-    "help_requests": ("requested_at", "answered_at"),
-    "channels": ("created_at", "answered_at"),
-    "nodes": ("last_event_at", "resynced_at", "heartbeat_at", "daemon_started_at", "stopped_at"),
-    "webhook_deliveries": ("created_at", "next_attempt_at", "last_attempt_at", "delivered_at"),
-}
-_FLAG_COLUMNS = {"mode_changes": ("refused",), "nodes": ("connected",)}
-
-
-def _names(columns: Sequence[str], table: str | None = None) -> str:
-    prefix = f"{table}." if table else ""
-    return ", ".join(f'{prefix}"{c}"' if c == "user" else f"{prefix}{c}" for c in columns)  # "user": reserved in PostgreSQL
-
-
-def _time(value: Any) -> Any:
-    return datetime.fromisoformat(value) if isinstance(value, str) else value
-
-
-def _rows(conn: Any, sql: str, params: Sequence[Any] = (), *, table: str | None = None, times: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """Every row of a query as a dict, times made datetimes and flags bool (as SQLAlchemy's types do)."""
-    return next(_shape(reader_of(conn).execute(sql, params), table, times))
-
-
-def _shape(cursor: Any, table: str | None, times: Sequence[str] = (), batch: int | None = None) -> Iterator[list[dict[str, Any]]]:
-    """Batches of a cursor's rows as dicts (one batch of all rows when `batch` is None)."""
-    columns = cursor.columns
-    time_cols = {*TIME_COLUMNS.get(table or "", ()), *times}
-    flags = set(_FLAG_COLUMNS.get(table or "", ()))
-    fix = [(i, c in time_cols, c in flags) for i, c in enumerate(columns) if c in time_cols or c in flags]
-    while True:
-        raw = cursor.fetchall() if batch is None else cursor.fetchmany(batch)
-        out = []
-        for values in raw:
-            row = dict(zip(columns, values))
-            for i, is_time, is_flag in fix:
-                value = values[i]
-                if value is not None:
-                    row[columns[i]] = _time(value) if is_time else bool(value)
-            out.append(row)
-        yield out
-        if batch is None or not raw:
-            return
-
-
 class AuditFilter:
     """The filters shared by `audit list`, `audit stats` and `report` (they combine with AND).
 
@@ -138,7 +82,7 @@ class AuditFilter:
         node: str | None = None,
     ) -> None:
         self.supervisor, self.agent, self.mode, self.outcome, self.node = supervisor, agent, mode, outcome, node
-        self.since, self.until = _naive_utc(since), _naive_utc(until)
+        self.since, self.until = naive_utc(since), naive_utc(until)
 
     def __repr__(self) -> str:
         return "AuditFilter(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
@@ -169,26 +113,15 @@ class AuditFilter:
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
-def _naive_utc(value: datetime | float | None) -> datetime | None:
-    """The stored form of a time: naive UTC. Accepts aware datetimes and float epoch seconds."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return datetime(1970, 1, 1) + timedelta(milliseconds=round(value * 1000))
-    if value.tzinfo is not None:
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
-    return value
-
-
 def _modes_for(conn: Reader, ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
     """Mode history of each id, in time order (refused entries included): {mode, at, source,
     refused, notified}."""
     out: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
-    for start in range(0, len(ids), _CHUNK):
-        chunk = list(ids[start : start + _CHUNK])
+    for start in range(0, len(ids), CHUNK):
+        chunk = list(ids[start : start + CHUNK])
         marks = ", ".join("?" * len(chunk))
-        sql = f"SELECT {_names(MODE_COLUMNS)} FROM mode_changes WHERE intervention_id IN ({marks}) ORDER BY at, id"
-        for r in _rows(conn, sql, chunk, table="mode_changes"):
+        sql = f"SELECT {column_list(MODE_COLUMNS)} FROM mode_changes WHERE intervention_id IN ({marks}) ORDER BY at, id"
+        for r in fetch_rows(conn, sql, chunk, table="mode_changes"):
             r["refused"] = bool(r["refused"])
             out[r.pop("intervention_id")].append(r)
     return out
@@ -209,12 +142,12 @@ def interventions(
         raise ValueError("limit and offset must be zero or more")
     reader = reader_of(conn)
     clause, params = where.where()
-    sql = f"SELECT {_names(INTERVENTION_COLUMNS, 'interventions')} FROM interventions{clause} " \
+    sql = f"SELECT {column_list(INTERVENTION_COLUMNS, 'interventions')} FROM interventions{clause} " \
           "ORDER BY interventions.started_at DESC, interventions.id DESC"
     if limit is not None or offset:
         sql += " LIMIT ? OFFSET ?"
-        params += [_NO_LIMIT if limit is None else limit, offset]
-    for rows in _shape(reader.execute(sql, params), "interventions", batch=batch):
+        params += [NO_LIMIT if limit is None else limit, offset]
+    for rows in shaped(reader.execute(sql, params), "interventions", batch=batch):
         modes = _modes_for(reader, [r["id"] for r in rows])
         for r in rows:
             yield r, modes[r["id"]]
@@ -223,8 +156,8 @@ def interventions(
 def intervention(conn: Any, intervention_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
     """(one intervention row, its mode history), or None."""
     reader = reader_of(conn)
-    sql = f"SELECT {_names(INTERVENTION_COLUMNS)} FROM interventions WHERE id = ?"
-    rows = _rows(reader, sql, [intervention_id], table="interventions")
+    sql = f"SELECT {column_list(INTERVENTION_COLUMNS)} FROM interventions WHERE id = ?"
+    rows = fetch_rows(reader, sql, [intervention_id], table="interventions")
     if not rows:
         return None
     return rows[0], _modes_for(reader, [intervention_id])[intervention_id]
@@ -232,7 +165,7 @@ def intervention(conn: Any, intervention_id: int) -> tuple[dict[str, Any], list[
 
 def help_request_row(conn: Any, help_id: int) -> dict[str, Any] | None:
     """One help_requests row, or None."""
-    rows = _rows(conn, f"SELECT {_names(HELP_COLUMNS)} FROM help_requests WHERE id = ?", [help_id], table="help_requests")
+    rows = fetch_rows(conn, f"SELECT {column_list(HELP_COLUMNS)} FROM help_requests WHERE id = ?", [help_id], table="help_requests")
     return rows[0] if rows else None
 
 
@@ -263,44 +196,29 @@ def help_request_rows(
         params.append(outcome)
     if since is not None:
         clauses.append("requested_at >= ?")
-        params.append(_naive_utc(since))
+        params.append(naive_utc(since))
     if until is not None:
         clauses.append("requested_at < ?")
-        params.append(_naive_utc(until))
+        params.append(naive_utc(until))
     where = " WHERE " + " AND ".join(clauses) if clauses else ""
-    sql = f"SELECT {_names(HELP_COLUMNS)} FROM help_requests{where} ORDER BY requested_at DESC, id DESC LIMIT ? OFFSET ?"
-    params += [limit or _NO_LIMIT, offset]
-    return _rows(conn, sql, params, table="help_requests")
-
-
-def _epochs(row: dict[str, Any], table: str) -> dict[str, Any]:
-    """The row's times as float epoch seconds, whole milliseconds (what the status and the channel
-    listing compute with)."""
-    for key in TIME_COLUMNS[table]:
-        value = row[key]
-        if value is not None:
-            if value.tzinfo is not None:
-                value = value.astimezone(timezone.utc).replace(tzinfo=None)
-            row[key] = round((value - _EPOCH) / timedelta(microseconds=1) / 1000) / 1000
-    return row
-
-
-_EPOCH = datetime(1970, 1, 1)
+    sql = f"SELECT {column_list(HELP_COLUMNS)} FROM help_requests{where} ORDER BY requested_at DESC, id DESC LIMIT ? OFFSET ?"
+    params += [limit or NO_LIMIT, offset]
+    return fetch_rows(conn, sql, params, table="help_requests")
 
 
 def list_channels(conn: Any, node: str | None = None) -> list[dict[str, Any]]:
     """The mirrored channels (all nodes, or one) with float epoch times, by node, creation and uuid."""
     where, params = (" WHERE node = ?", [node]) if node is not None else ("", [])
-    sql = f"SELECT {_names(CHANNEL_COLUMNS)} FROM channels{where} ORDER BY node, created_at, uuid"
-    return [_epochs(r, "channels") for r in _rows(conn, sql, params, table="channels")]
+    sql = f"SELECT {column_list(CHANNEL_COLUMNS)} FROM channels{where} ORDER BY node, created_at, uuid"
+    return [with_epochs(r, "channels") for r in fetch_rows(conn, sql, params, table="channels")]
 
 
 def list_nodes(conn: Any) -> list[dict[str, Any]]:
     """Every node's status row with float epoch times."""
-    rows = _rows(conn, f"SELECT {_names(NODE_COLUMNS)} FROM nodes ORDER BY name", table="nodes")
+    rows = fetch_rows(conn, f"SELECT {column_list(NODE_COLUMNS)} FROM nodes ORDER BY name", table="nodes")
     for r in rows:
         r["connected"] = bool(r["connected"])
-    return [_epochs(r, "nodes") for r in rows]
+    return [with_epochs(r, "nodes") for r in rows]
 
 
 def live_channel_counts(conn: Any) -> dict[str, int]:
@@ -317,7 +235,7 @@ def running_interventions(conn: Any) -> list[dict[str, Any]]:
         "WHERE mode_changes.intervention_id = interventions.id AND mode_changes.refused = ?) AS mode_since "
         "FROM interventions WHERE interventions.outcome = ? ORDER BY interventions.started_at, interventions.id"
     )
-    return _rows(conn, sql, [False, ACTIVE], table="interventions", times=("mode_since",))
+    return fetch_rows(conn, sql, [False, ACTIVE], table="interventions", times=("mode_since",))
 
 
 def outcome_counts(conn: Any) -> dict[str, int]:
@@ -335,9 +253,9 @@ def mode_change_counts(conn: Any) -> dict[tuple[str, bool], int]:
 def list_webhook_deliveries(conn: Any, *, state: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """Outbox rows (without their bodies), newest first; times as float epoch seconds."""
     where, params = (" WHERE state = ?", [state]) if state is not None else ("", [])
-    sql = f"SELECT {_names(WEBHOOK_COLUMNS)} FROM webhook_deliveries{where} ORDER BY id DESC LIMIT ?"
-    params.append(_NO_LIMIT if limit is None else limit)
-    return [_epochs(r, "webhook_deliveries") for r in _rows(conn, sql, params, table="webhook_deliveries")]
+    sql = f"SELECT {column_list(WEBHOOK_COLUMNS)} FROM webhook_deliveries{where} ORDER BY id DESC LIMIT ?"
+    params.append(NO_LIMIT if limit is None else limit)
+    return [with_epochs(r, "webhook_deliveries") for r in fetch_rows(conn, sql, params, table="webhook_deliveries")]
 
 
 def webhook_counts(conn: Any) -> dict[str, int]:
