@@ -13,22 +13,21 @@ goes through fsbarge.store.readers as before.
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from fsbarge.store.errors import NOT_INITIALISED, DatabaseError, damage_message, describe_error
 from fsbarge.store.schema import SCHEMA_HEAD
+from fsbarge.store.sqlitefile import DEFAULT_BUSY_TIMEOUT_MS, sqlite_connector
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT_MS", "Reader", "open_read", "reader_of", "sqlite_connector"]
 
-DEFAULT_BUSY_TIMEOUT_MS = 5000  # as fsbarge.store's: a reader waits this long for a lock
 CONNECT_TIMEOUT_S = 10  # PostgreSQL: give up on an unreachable server after this long
 _SQLITE_URL = re.compile(r"sqlite:///([^?#]+)")
 _POSTGRESQL_URL = re.compile(r"(postgresql|postgres)(\+psycopg)?://", re.IGNORECASE)
@@ -124,57 +123,6 @@ def reader_of(conn: Any) -> Reader:
     if isinstance(conn, (DbapiReader, SqlAlchemyReader)):
         return conn
     return SqlAlchemyReader(conn)
-
-
-# --------------------------------------------------------------------------- SQLite
-
-
-def sqlite_connector(path: Path, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> Callable[[], sqlite3.Connection]:
-    """A function opening SQLite connections that cannot write the audit (autocommit mode: the
-    caller says BEGIN, for one snapshot across its queries).
-
-    A reader allowed to write the file and its directory (root, the daemon's own user) opens it
-    normally with `PRAGMA query_only`: SQLite then removes the `-wal`/`-shm` it may create when it
-    closes, so a read by root never leaves root-owned files that the daemon could not open. Any
-    other reader (a QA group member, a copy on read-only media) opens it `mode=ro`; one that may not
-    create `-shm` beside a copy still opens it as `immutable`, which ignores the write-ahead log and
-    is therefore used only when there is no WAL content to miss (otherwise the permission problem
-    is reported). DatabaseError when there is no file."""
-    if not path.exists():
-        raise DatabaseError(f"no database at {path}: {NOT_INITIALISED}")
-    base = f"file:{quote(str(path.resolve()))}"
-    wal = path.with_name(path.name + "-wal")
-    state = {"immutable": False}
-    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
-    timeout = busy_timeout_ms / 1000
-
-    def connect() -> sqlite3.Connection:
-        if writable:
-            conn = sqlite3.connect(base, uri=True, check_same_thread=False, timeout=timeout)
-            conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-            conn.execute("PRAGMA query_only=ON")
-            conn.isolation_level = None
-            return conn
-        if not state["immutable"]:
-            conn = sqlite3.connect(f"{base}?mode=ro", uri=True, check_same_thread=False, timeout=timeout)
-            try:
-                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            except sqlite3.OperationalError as exc:
-                conn.close()
-                # no -shm and no right to create it (a copy in a read-only place) shows as
-                # "unable to open" or "readonly database"; anything else is the real problem
-                text = str(exc)
-                if ("unable to open" not in text and "readonly" not in text) or (wal.exists() and wal.stat().st_size > 0):
-                    raise
-                state["immutable"] = True
-            else:
-                conn.isolation_level = None
-                return conn
-        conn = sqlite3.connect(f"{base}?mode=ro&immutable=1", uri=True, check_same_thread=False)
-        conn.isolation_level = None
-        return conn
-
-    return connect
 
 
 # --------------------------------------------------------------------------- open

@@ -13,6 +13,7 @@ import sqlalchemy.exc as sa_exc
 from sqlalchemy import URL, Engine, create_engine, event, make_url
 
 from fsbarge.store.engine import DEFAULT_BUSY_TIMEOUT_MS, describe_url, make_engine, parse_url, sqlite_path
+from fsbarge.store.sqlitefile import sqlite_connector
 from fsbarge.store.errors import NOT_INITIALISED, DatabaseError, describe_error
 from fsbarge.store.migrate import SCHEMA_HEAD, ensure_up_to_date
 
@@ -33,10 +34,8 @@ def open_existing(url: str | URL) -> Engine:
 
 
 def _sqlite_reader(path: Path, busy_timeout_ms: int) -> Engine:
-    """A SQLite engine that cannot write the audit: its connections are fsbarge.read.sqlread's (the
+    """A SQLite engine that cannot write the audit: its connections are fsbarge.store.sqlitefile's (the
     read commands' own, without SQLAlchemy), which says how each kind of reader opens the file."""
-    from fsbarge.read.sqlread import sqlite_connector
-
     connect = sqlite_connector(path, busy_timeout_ms)
     engine = create_engine("sqlite://", creator=connect)
 
