@@ -238,7 +238,6 @@ def test_the_top_level_holds_only_the_layers_and_shared_modules() -> None:
 # usually taken a second role (issue 18). Those not split yet, with what is left in them:
 MAX_LINES = 320
 TOO_LONG_YET = {
-    "daemon/shipper.py": "journal -> database shipping (close to the limit; not split)",
 }
 
 

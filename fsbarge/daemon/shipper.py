@@ -33,6 +33,7 @@ from fsbarge.daemon.journal import Journal
 from fsbarge.daemon.offload import Retrier
 from fsbarge.daemon.quarantine import FOLLOWS, UNKNOWN_RECORD, Quarantine, describe, quarantine_path
 from fsbarge.daemon.retry import Backoff
+from fsbarge.daemon.shipreports import ShipReports
 
 __all__ = ["Shipper"]
 
@@ -68,9 +69,9 @@ class Shipper:
         self._compacted_at = 0.0
         #: journal uid -> database id of the interventions still open (for log lines: `audit_id`)
         self.audit_ids: dict[str, int] = {}
-        self._rebuilt: list[tuple[str, str, int]] = []
-        self._report_damage()
-        self._report_quarantine()
+        self.reports = ShipReports(lambda: self.journal, self.quarantine, self.health, log)
+        self.reports.damage()
+        self.reports.quarantine()
 
     def audit_id(self, uid: str) -> int | None:
         """The database id of an open intervention's record, once shipped."""
@@ -96,7 +97,7 @@ class Shipper:
         batch = self.journal.unshipped(BATCH)
         if not batch:
             return True
-        self._watch_quarantine()
+        self.reports.watch_quarantine()
         q = self.quarantine
         pending: list[tuple[int, Shipped]] = [(i, c) for i, c in enumerate(batch) if isinstance(c, SHIPPED) and not q.holds(c)]  # type: ignore[misc]
         aside = [(i, c, FOLLOWS) for i, c in pending if q.poisoned(c.uid)]
@@ -115,7 +116,7 @@ class Shipper:
             self._learn_ids(ids)
             unknown = set(result.unknown)
             aside += [(i, c, UNKNOWN_RECORD) for i, c in pending if c.id in unknown]
-            self._note_rebuilt(result.rebuilt)
+            self.reports.rebuilt(result.rebuilt)
             self.shipped_total += len(todo) - len(unknown)
         if not self._set_aside(aside):
             return False
@@ -169,7 +170,7 @@ class Shipper:
                 poisoned.add(uid)
             else:
                 self.shipped_total += 1
-            self._note_rebuilt(result.rebuilt)
+            self.reports.rebuilt(result.rebuilt)
         if suspects and wrote:  # the database takes writes: what it refused is refused for what it holds
             aside += [(i, c, describe(exc) if exc is not None else FOLLOWS) for i, c, exc in suspects]
             suspects = []
@@ -222,47 +223,8 @@ class Shipper:
                 "audit change quarantined: the database will not take it", change=change.id,
                 kind=change.kind, uid=change.uid, error=error,
             )
-        self._report_quarantine()
+        self.reports.quarantine()
         return True
-
-    # -- health -------------------------------------------------------------------------------
-
-    def _watch_quarantine(self) -> None:
-        """A retry (another process) rewrote the file: what it applied is no longer a problem."""
-        if self.quarantine.refresh():
-            self._report_quarantine()
-
-    def _report_quarantine(self) -> None:
-        summary = self.quarantine.summary()
-        if summary is None:
-            self.health.clear("quarantine")
-        else:
-            self.health.report("quarantine", summary, path=str(self.quarantine.path))
-
-    def _note_rebuilt(self, rebuilt: list[tuple[str, str, int]]) -> None:
-        for record_type, uid, record_id in rebuilt:
-            what = "an intervention" if record_type == "intervention" else "a help request"
-            log.error(
-                f"{what} whose opening was lost with a damaged journal line was rebuilt from its later changes",
-                uid=uid, record=record_id,
-            )
-        if rebuilt:
-            self._rebuilt += rebuilt
-            self._report_damage()
-
-    def _report_damage(self) -> None:
-        """Lines of the journal that could not be trusted: shown for as long as this daemon runs
-        (the audit chain keeps the record for good: ``fsbarge audit verify``)."""
-        damage = self.journal.damage
-        if not damage:
-            return
-        first = damage[0]
-        lines = "1 damaged line" if len(damage) == 1 else f"{len(damage)} damaged lines"
-        text = f"the audit journal had {lines} (first at byte {first.offset} of {first.journal}: {first.why}); what it held is lost"
-        if self._rebuilt:
-            ids = ", ".join(f"#{rid}" if rtype == "intervention" else f"help #{rid}" for rtype, _, rid in self._rebuilt)
-            text += f"; rebuilt from later changes: {ids}"
-        self.health.report("journal damage", text + " (recorded in the audit chain: fsbarge audit verify)")
 
     # -- the greenlet --------------------------------------------------------------------------
 
@@ -306,7 +268,7 @@ class Shipper:
 
     def _round(self) -> None:
         self.wake.clear()
-        self._watch_quarantine()
+        self.reports.watch_quarantine()
         if not self.journal.unshipped(1):
             self._maybe_compact()
             self.wake.wait(self.check_every)
